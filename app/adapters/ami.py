@@ -1,0 +1,43 @@
+"""AMI through panoramisk. For now: a supervised connection used for health checks.
+
+AMI carries what ARI does not (queue and agent events, originate with AMD for the
+dialer); later features hang their event handlers on this connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from panoramisk import Manager
+
+log = logging.getLogger(__name__)
+
+
+class AmiConnection:
+    def __init__(self, host: str, port: int, user: str, secret: str) -> None:
+        self._manager = Manager(
+            host=host,
+            port=port,
+            username=user,
+            secret=secret,
+            ping_delay=10,
+            reconnect_timeout=2,
+            loop=asyncio.get_running_loop(),
+            log=logging.getLogger("panoramisk"),
+        )
+
+    async def start(self) -> None:
+        # panoramisk reconnects by itself after a loss; the first connect we await.
+        await self._manager.connect()
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        try:
+            resp: Any = await asyncio.wait_for(self._manager.send_action({"Action": "Ping"}), timeout)
+        except (TimeoutError, OSError, ConnectionError):
+            return False
+        return str(getattr(resp, "Response", "")) == "Success"
+
+    def close(self) -> None:
+        self._manager.close()

@@ -1,0 +1,349 @@
+"""A small typed ARI client on aiohttp: REST calls and the event websocket.
+
+Why not ari-py: it is a 2014 synchronous client built on swagger-py. We need asyncio,
+typed events and a websocket that reconnects with backoff and tells the application each
+time it has (re)connected, so the application can reconcile calls left in Stasis.
+
+Events are parsed at this edge into frozen dataclasses; the rest of the app never sees
+raw JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from app.errors import PbxError
+
+log = logging.getLogger(__name__)
+
+
+class AriNotFound(PbxError):
+    """The channel, bridge or playback is gone (usually: someone hung up)."""
+
+
+# ---------------------------------------------------------------------------
+# Parsed resources and events
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: str
+    name: str
+    state: str
+    caller_number: str
+    caller_name: str
+    exten: str
+    context: str
+    app_name: str
+    app_data: str
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> Channel:
+        caller = raw.get("caller") or {}
+        dialplan = raw.get("dialplan") or {}
+        return cls(
+            id=str(raw["id"]),
+            name=str(raw.get("name", "")),
+            state=str(raw.get("state", "")),
+            caller_number=str(caller.get("number", "")),
+            caller_name=str(caller.get("name", "")),
+            exten=str(dialplan.get("exten", "")),
+            context=str(dialplan.get("context", "")),
+            app_name=str(dialplan.get("app_name", "")),
+            app_data=str(dialplan.get("app_data", "")),
+        )
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    technology: str
+    resource: str
+    state: str
+    channel_ids: tuple[str, ...]
+
+    @property
+    def online(self) -> bool:
+        return self.state == "online"
+
+
+@dataclass(frozen=True)
+class Bridge:
+    id: str
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Connected:
+    """Not an ARI event: the websocket is (again) connected. Time to reconcile."""
+
+    reconnect: bool
+
+
+@dataclass(frozen=True)
+class StasisStart:
+    channel: Channel
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StasisEnd:
+    channel: Channel
+
+
+@dataclass(frozen=True)
+class ChannelDtmfReceived:
+    channel: Channel
+    digit: str
+
+
+@dataclass(frozen=True)
+class ChannelHangupRequest:
+    channel: Channel
+    cause: int
+
+
+@dataclass(frozen=True)
+class ChannelDestroyed:
+    channel: Channel
+    cause: int
+    cause_txt: str
+
+
+@dataclass(frozen=True)
+class ChannelStateChange:
+    channel: Channel
+
+
+@dataclass(frozen=True)
+class PlaybackStarted:
+    playback_id: str
+
+
+@dataclass(frozen=True)
+class PlaybackFinished:
+    playback_id: str
+    state: str
+
+
+@dataclass(frozen=True)
+class OtherEvent:
+    type: str
+    raw: Mapping[str, Any]
+
+
+AriEvent = (
+    Connected
+    | StasisStart
+    | StasisEnd
+    | ChannelDtmfReceived
+    | ChannelHangupRequest
+    | ChannelDestroyed
+    | ChannelStateChange
+    | PlaybackStarted
+    | PlaybackFinished
+    | OtherEvent
+)
+
+
+def parse_event(raw: Mapping[str, Any]) -> AriEvent:
+    kind = str(raw.get("type", ""))
+    try:
+        if kind == "StasisStart":
+            return StasisStart(Channel.parse(raw["channel"]), tuple(str(a) for a in raw.get("args", [])))
+        if kind == "StasisEnd":
+            return StasisEnd(Channel.parse(raw["channel"]))
+        if kind == "ChannelDtmfReceived":
+            return ChannelDtmfReceived(Channel.parse(raw["channel"]), str(raw["digit"]))
+        if kind == "ChannelHangupRequest":
+            return ChannelHangupRequest(Channel.parse(raw["channel"]), int(raw.get("cause", 0)))
+        if kind == "ChannelDestroyed":
+            return ChannelDestroyed(
+                Channel.parse(raw["channel"]), int(raw.get("cause", 0)), str(raw.get("cause_txt", ""))
+            )
+        if kind == "ChannelStateChange":
+            return ChannelStateChange(Channel.parse(raw["channel"]))
+        if kind == "PlaybackStarted":
+            return PlaybackStarted(str(raw["playback"]["id"]))
+        if kind == "PlaybackFinished":
+            pb = raw["playback"]
+            return PlaybackFinished(str(pb["id"]), str(pb.get("state", "done")))
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("malformed ARI %s event (%s): %s", kind, exc, raw)
+    return OtherEvent(kind, raw)
+
+
+# ---------------------------------------------------------------------------
+# The client
+# ---------------------------------------------------------------------------
+
+
+class AriClient:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, user: str, password: str, app: str) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/") + "/ari"
+        self._auth = aiohttp.BasicAuth(user, password)
+        self.app = app
+        self.connected = False
+
+    # -- REST ---------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str | int | float] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> Any:
+        url = self._base + path
+        try:
+            async with self._session.request(
+                method, url, params=params, json=body, auth=self._auth, timeout=aiohttp.ClientTimeout(total=10)
+            ) as resp:
+                text = await resp.text()
+                if resp.status == 404:
+                    raise AriNotFound(f"{method} {path}: not found", {"status": 404, "body": text}, 404)
+                if resp.status >= 400:
+                    raise PbxError(f"{method} {path} failed ({resp.status}): {text}", {"status": resp.status})
+                if not text:
+                    return None
+                return json.loads(text)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise PbxError(f"{method} {path}: ARI unreachable: {exc}") from exc
+
+    async def asterisk_info(self) -> Mapping[str, Any]:
+        data = await self.request("GET", "/asterisk/info")
+        return data if isinstance(data, dict) else {}
+
+    async def channels(self) -> list[Channel]:
+        return [Channel.parse(c) for c in await self.request("GET", "/channels")]
+
+    async def answer(self, channel_id: str) -> None:
+        await self.request("POST", f"/channels/{channel_id}/answer")
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        try:
+            await self.request("DELETE", f"/channels/{channel_id}", params={"reason": reason})
+        except AriNotFound:
+            pass  # already gone: that is what we wanted
+
+    async def play(self, channel_id: str, media: str | list[str], playback_id: str, lang: str = "en") -> None:
+        uris = media if isinstance(media, list) else [media]
+        await self.request(
+            "POST",
+            f"/channels/{channel_id}/play/{playback_id}",
+            params={"media": ",".join(uris), "lang": lang},
+        )
+
+    async def stop_playback(self, playback_id: str) -> None:
+        try:
+            await self.request("DELETE", f"/playbacks/{playback_id}")
+        except AriNotFound:
+            pass
+
+    async def start_moh(self, channel_id: str, moh_class: str = "default") -> None:
+        await self.request("POST", f"/channels/{channel_id}/moh", params={"mohClass": moh_class})
+
+    async def stop_moh(self, channel_id: str) -> None:
+        try:
+            await self.request("DELETE", f"/channels/{channel_id}/moh")
+        except AriNotFound:
+            pass
+
+    async def set_variable(self, channel_id: str, name: str, value: str) -> None:
+        await self.request("POST", f"/channels/{channel_id}/variable", params={"variable": name, "value": value})
+
+    async def originate(
+        self,
+        *,
+        endpoint: str,
+        channel_id: str,
+        app_args: str,
+        caller_id: str,
+        timeout_s: int,
+        variables: Mapping[str, str],
+    ) -> Channel:
+        data = await self.request(
+            "POST",
+            f"/channels/{channel_id}",
+            params={
+                "endpoint": endpoint,
+                "app": self.app,
+                "appArgs": app_args,
+                "callerId": caller_id,
+                "timeout": timeout_s,
+            },
+            body={"variables": dict(variables)},
+        )
+        return Channel.parse(data)
+
+    async def endpoint(self, technology: str, resource: str) -> Endpoint | None:
+        try:
+            data = await self.request("GET", f"/endpoints/{technology}/{resource}")
+        except AriNotFound:
+            return None
+        return Endpoint(
+            technology, resource, str(data.get("state", "unknown")), tuple(data.get("channel_ids", []))
+        )
+
+    async def create_bridge(self, bridge_id: str, name: str) -> Bridge:
+        data = await self.request("POST", f"/bridges/{bridge_id}", params={"type": "mixing", "name": name})
+        return Bridge(str(data["id"]), tuple(data.get("channels", [])))
+
+    async def bridges(self) -> list[Bridge]:
+        return [Bridge(str(b["id"]), tuple(b.get("channels", []))) for b in await self.request("GET", "/bridges")]
+
+    async def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
+        await self.request("POST", f"/bridges/{bridge_id}/addChannel", params={"channel": ",".join(channel_ids)})
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        try:
+            await self.request("DELETE", f"/bridges/{bridge_id}")
+        except AriNotFound:
+            pass
+
+    # -- events -------------------------------------------------------------
+
+    async def events(self, max_backoff: float = 10.0) -> AsyncIterator[AriEvent]:
+        """Yield events forever, reconnecting with jittered exponential backoff.
+
+        Each successful connection first yields ``Connected``; events that happened while
+        disconnected are lost, so the consumer must reconcile from live state then.
+        """
+        url = self._base.replace("http", "ws", 1) + "/events"
+        backoff = 0.2
+        first = True
+        while True:
+            try:
+                async with self._session.ws_connect(
+                    url, params={"app": self.app, "subscribeAll": "false"}, auth=self._auth, heartbeat=15
+                ) as ws:
+                    self.connected = True
+                    backoff = 0.2
+                    log.info("ARI websocket connected (app %s)%s", self.app, "" if first else " again")
+                    yield Connected(reconnect=not first)
+                    first = False
+                    async for msg in ws:
+                        if msg.type == aiohttp.WSMsgType.TEXT:
+                            try:
+                                raw = json.loads(msg.data)
+                            except json.JSONDecodeError:
+                                log.warning("ARI sent non-JSON text: %.200s", msg.data)
+                                continue
+                            yield parse_event(raw)
+                        elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                            break
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.info("ARI websocket unavailable (%s); retrying in %.1f s", exc, backoff)
+            finally:
+                self.connected = False
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, max_backoff)

@@ -1,0 +1,219 @@
+"""PostgreSQL: finding the server, numbered migrations, and the interaction store."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from app.config import AgentSettings
+from app.domain.interaction import Interaction, InteractionEvent, Phase
+from app.errors import AppError
+
+log = logging.getLogger(__name__)
+
+LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/lianluo"
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+# Any constant will do; it only has to be the same for every Lianluo process.
+_MIGRATION_LOCK = 0x4C69616E
+
+
+class DatabaseError(AppError):
+    def __init__(self, message: str) -> None:
+        super().__init__("database-error", message, {}, 503)
+
+
+def resolve_url(configured: str | None) -> str:
+    """Configured URL, else DATABASE_URL, else the local server on 127.0.0.1:5432."""
+    return configured or os.environ.get("DATABASE_URL") or LOCAL_SERVER
+
+
+async def ensure_database(url: str) -> None:
+    """Create the database named in the URL if the server lacks it."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    dbname = info.get("dbname")
+    try:
+        conn = await psycopg.AsyncConnection.connect(url, connect_timeout=5)
+        await conn.close()
+        return
+    except psycopg.OperationalError as exc:
+        if not dbname or "does not exist" not in str(exc):
+            raise DatabaseError(f"cannot connect to PostgreSQL at {_safe(url)}: {exc}") from exc
+    admin = psycopg.conninfo.make_conninfo(url, dbname="postgres")
+    try:
+        async with await psycopg.AsyncConnection.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(dbname))))
+    except psycopg.errors.DuplicateDatabase:
+        pass
+    except psycopg.Error as exc:
+        raise DatabaseError(f"cannot create database {dbname}: {exc}") from exc
+    log.info("created database %s", dbname)
+
+
+def _safe(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    out = []
+    for entry in resources.files("app.migrations").iterdir():
+        m = _MIGRATION_NAME.match(entry.name)
+        if m:
+            out.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    out.sort()
+    versions = [v for v, _, _ in out]
+    if len(set(versions)) != len(versions):
+        raise DatabaseError(f"two migrations share a number: {[n for _, n, _ in out]}")
+    return out
+
+
+async def migrate(pool: AsyncConnectionPool) -> list[str]:
+    """Apply pending migrations in order, each in its own transaction, under a lock."""
+    applied: list[str] = []
+    async with pool.connection() as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            await conn.commit()
+            cur = await conn.execute("SELECT version FROM schema_migrations")
+            done = {row[0] for row in await cur.fetchall()}
+            for version, name, text in migration_files():
+                if version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(text)  # type: ignore[arg-type]
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
+                    )
+                log.info("applied migration %s", name)
+                applied.append(name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+            await conn.commit()
+    return applied
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: int
+    name: str
+    vip: bool
+
+
+class Store:
+    """Everything the call flows read and write in PostgreSQL."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def ping(self) -> bool:
+        try:
+            async with self.pool.connection(timeout=2) as conn:
+                await conn.execute("SELECT 1")
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not healthy"
+            return False
+
+    async def sync_agents(self, agents: Sequence[AgentSettings]) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            for a in agents:
+                await conn.execute(
+                    "INSERT INTO agents (id, name) VALUES (%s, %s)"
+                    " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, active = true, updated_at = now()",
+                    (a.id, a.name),
+                )
+            await conn.execute(
+                "UPDATE agents SET active = false, updated_at = now() WHERE NOT (id = ANY(%s))",
+                ([a.id for a in agents],),
+            )
+
+    async def customer_by_phone(self, phone: str) -> Customer | None:
+        if not phone:
+            return None
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT id, name, vip FROM customers WHERE phone = %s", (phone,))
+            row = await cur.fetchone()
+        return Customer(row[0], row[1], row[2]) if row else None
+
+    async def create_interaction(self, it: Interaction) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO interactions (id, caller_channel_id, ani, dnis, customer_id, phase, arrived_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (it.id, it.caller_channel_id, it.ani, it.dnis, it.customer_id, it.phase.value, it.arrived_at),
+            )
+            await self._insert_events(conn, it.id, it.drain())
+
+    async def save(self, it: Interaction) -> None:
+        """Write the interaction's current state and its new events in one transaction."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE interactions SET phase = %s, ivr_digits = %s, queued_at = %s, answered_at = %s,"
+                " ended_at = %s, queue_wait_ms = %s, agent_id = %s, outcome = %s, customer_id = %s"
+                " WHERE id = %s",
+                (
+                    it.phase.value, it.digits, it.queued_at, it.answered_at, it.ended_at, it.queue_wait_ms,
+                    it.agent_id, it.outcome.value if it.outcome else None, it.customer_id, it.id,
+                ),
+            )
+            await self._insert_events(conn, it.id, it.drain())
+
+    async def _insert_events(
+        self, conn: psycopg.AsyncConnection[Any], interaction_id: str, events: list[InteractionEvent]
+    ) -> None:
+        if not events:
+            return
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO interaction_events (interaction_id, at, kind, data) VALUES (%s, %s, %s, %s)",
+                [(interaction_id, e.at, e.kind, Jsonb(e.data)) for e in events],
+            )
+
+    async def open_interactions(self) -> list[Interaction]:
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute("SELECT * FROM interactions WHERE ended_at IS NULL ORDER BY arrived_at")
+            rows = await cur.fetchall()
+        return [
+            Interaction(
+                id=str(r["id"]),
+                caller_channel_id=r["caller_channel_id"] or "",
+                ani=r["ani"],
+                dnis=r["dnis"],
+                arrived_at=r["arrived_at"],
+                customer_id=r["customer_id"],
+                phase=Phase(r["phase"]),
+                digits=r["ivr_digits"],
+                queued_at=r["queued_at"],
+                answered_at=r["answered_at"],
+                agent_id=r["agent_id"],
+            )
+            for r in rows
+        ]
+
+    async def close_lost(self, interaction_id: str, at: datetime, outcome: str, reason: str) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE interactions SET phase = 'ended', ended_at = %s, outcome = %s"
+                " WHERE id = %s AND ended_at IS NULL",
+                (at, outcome, interaction_id),
+            )
+            await conn.execute(
+                "INSERT INTO interaction_events (interaction_id, at, kind, data) VALUES (%s, %s, 'ended', %s)",
+                (interaction_id, at, Jsonb({"outcome": outcome, "reason": reason})),
+            )

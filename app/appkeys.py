@@ -1,0 +1,21 @@
+"""Typed keys for what the running service holds, shared by bootstrap and the web layer."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from app.adapters.ami import AmiConnection
+from app.adapters.ari import AriClient
+from app.adapters.asterisk_instance import AsteriskProcess, Secrets
+from app.adapters.db import Store
+from app.config import Settings
+from app.flows.inbound import InboundService
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+SECRETS = web.AppKey("secrets", Secrets)
+ASTERISK = web.AppKey("asterisk", AsteriskProcess)
+PROMPTS = web.AppKey("prompts", dict[str, str])
+ARI = web.AppKey("ari", AriClient)
+AMI = web.AppKey("ami", AmiConnection)
+INBOUND = web.AppKey("inbound", InboundService)

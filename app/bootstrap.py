@@ -1,0 +1,187 @@
+"""The composition root: the only module that builds concrete adapters.
+
+Every long-lived resource is an aiohttp cleanup context, opened in order before the web
+server accepts requests and closed in reverse order on shutdown, or when a later one
+fails at start-up, so nothing half-started is left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from psycopg_pool import AsyncConnectionPool
+
+from app.adapters.ami import AmiConnection
+from app.adapters.ari import AriClient
+from app.adapters.asterisk_instance import (
+    REPO_ROOT,
+    AsteriskProcess,
+    load_or_create_secrets,
+    render_instance,
+)
+from app.adapters.db import Store, ensure_database, migrate, resolve_url
+from app.adapters.prompts import Prompt, PromptCache
+from app.appkeys import AMI, ARI, ASTERISK, INBOUND, PROMPTS, SECRETS, SETTINGS, STORE
+from app.config import Settings
+from app.errors import AppError, PbxError
+from app.flows.inbound import InboundService
+from app.web import health
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Paths:
+    var_dir: Path
+    sounds_cache: Path
+
+    @classmethod
+    def of(cls, settings: Settings) -> Paths:
+        var = Path(settings.var_dir)
+        if not var.is_absolute():
+            var = REPO_ROOT / var
+        return cls(var, REPO_ROOT / "sounds" / "cache")
+
+
+async def asterisk_prefix() -> Path:
+    """The cached Asterisk install; built by scripts/install-asterisk if missing."""
+    env = os.environ.get("LIANLUO_ASTERISK_PREFIX")
+    if env:
+        return Path(env)
+    proc = await asyncio.create_subprocess_exec(
+        str(REPO_ROOT / "scripts" / "install-asterisk"), stdout=asyncio.subprocess.PIPE, stderr=sys.stderr
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise PbxError("scripts/install-asterisk failed; see the messages above")
+    return Path(out.decode().strip().splitlines()[-1])
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    url = resolve_url(settings.database.url)
+    await ensure_database(url)
+    pool = AsyncConnectionPool(url, min_size=1, max_size=8, open=False, timeout=10)
+    await pool.open(wait=True, timeout=15)
+    try:
+        applied = await migrate(pool)
+        if applied:
+            log.info("database migrated: %s", ", ".join(applied))
+        store = Store(pool)
+        await store.sync_agents(settings.agents)
+        app[STORE] = store
+        yield
+    finally:
+        await pool.close()
+
+
+async def asterisk_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    paths = Paths.of(settings)
+    secrets = load_or_create_secrets(paths.var_dir, [a.id for a in settings.agents])
+    app[SECRETS] = secrets
+    prefix = await asterisk_prefix()
+    instance = render_instance(settings, secrets, prefix, paths.var_dir)
+    process = AsteriskProcess(prefix, instance)
+    if settings.asterisk.manage:
+        await process.start()
+    else:
+        await process.wait_booted(30)
+    app[ASTERISK] = process
+    try:
+        yield
+    finally:
+        if settings.asterisk.manage:
+            await process.stop()
+
+
+async def prompts_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Render every IVR prompt before the first call, so no caller waits for synthesis."""
+    ivr = app[SETTINGS].ivr
+    cache = PromptCache(Paths.of(app[SETTINGS]).sounds_cache)
+    wanted = {
+        "greeting": ivr.greeting,
+        "connecting": ivr.connecting,
+        "no_agent": ivr.no_agent,
+        "invalid": ivr.invalid,
+        "goodbye": ivr.goodbye,
+    }
+    uris: dict[str, str] = {}
+    for name, text in wanted.items():
+        path = await cache.render(Prompt(text.text, text.lang))
+        uris[name] = PromptCache.asterisk_uri(path)
+    app[PROMPTS] = uris
+    yield
+
+
+async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    secrets = app[SECRETS]
+    async with aiohttp.ClientSession() as session:
+        ari = AriClient(
+            session,
+            f"http://127.0.0.1:{settings.asterisk.http_port}",
+            secrets.ari_user,
+            secrets.ari_password,
+            settings.ari_app,
+        )
+        app[ARI] = ari
+        inbound = InboundService(ari, app[STORE], settings, app[PROMPTS])
+        app[INBOUND] = inbound
+        task = asyncio.create_task(inbound.run(), name="ari-events")
+        try:
+            # Ready means: connected and every stranded call taken up again.
+            done, _ = await asyncio.wait(
+                [task, asyncio.create_task(inbound.reconciled.wait())],
+                timeout=30,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if task in done:
+                task.result()
+            if not inbound.reconciled.is_set():
+                raise PbxError("could not connect to ARI within 30 s")
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await inbound.shutdown()
+
+
+async def ami_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    secrets = app[SECRETS]
+    ami = AmiConnection("127.0.0.1", settings.asterisk.ami_port, secrets.ami_user, secrets.ami_password)
+    await ami.start()
+    app[AMI] = ami
+    try:
+        yield
+    finally:
+        ami.close()
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except AppError as exc:
+        return web.json_response(
+            {"error_id": exc.error_id, "message": exc.message, "details": exc.details}, status=exc.http_status
+        )
+
+
+def build_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware])
+    app[SETTINGS] = settings
+    app.cleanup_ctx.extend([database_ctx, asterisk_ctx, prompts_ctx, ari_ctx, ami_ctx])
+    app.router.add_get("/health", health.handler)
+    return app

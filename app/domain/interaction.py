@@ -1,0 +1,128 @@
+"""An interaction: one customer contact from arrival to end, and its journey as events.
+
+Pure: no I/O, no asyncio. The flows drive it; the store persists what it records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Phase(StrEnum):
+    IVR = "ivr"
+    QUEUED = "queued"
+    OFFERED = "offered"
+    CONNECTED = "connected"
+    ENDED = "ended"
+
+
+class Outcome(StrEnum):
+    COMPLETED = "completed"  # talked to an agent
+    NO_AGENT = "no_agent"  # asked for an agent, none could take the call
+    ABANDONED = "abandoned"  # caller hung up while waiting for an agent
+    HUNG_UP_IN_IVR = "hung_up_in_ivr"
+    NO_INPUT = "no_input"  # menu timed out on every attempt
+    FAILED = "failed"  # the system could not carry the call on
+    LOST = "lost"  # call ended while the app was down; found afterwards
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class InteractionEvent:
+    at: datetime
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Interaction:
+    id: str
+    caller_channel_id: str
+    ani: str
+    dnis: str
+    arrived_at: datetime
+    customer_id: int | None = None
+    phase: Phase = Phase.IVR
+    digits: str = ""
+    queued_at: datetime | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    agent_id: str | None = None
+    outcome: Outcome | None = None
+    # Recorded but not yet persisted; the flow drains this after each step.
+    pending: list[InteractionEvent] = field(default_factory=list)
+
+    def record(self, at: datetime, kind: str, **data: Any) -> InteractionEvent:
+        event = InteractionEvent(at, kind, data)
+        self.pending.append(event)
+        return event
+
+    def drain(self) -> list[InteractionEvent]:
+        out, self.pending = self.pending, []
+        return out
+
+    def _require(self, *phases: Phase) -> None:
+        if self.phase not in phases:
+            allowed = ", ".join(p.value for p in phases)
+            raise IllegalTransition(f"interaction {self.id} is {self.phase.value}, expected {allowed}")
+
+    def digit(self, at: datetime, digit: str) -> None:
+        self._require(Phase.IVR)
+        self.digits += digit
+        self.record(at, "dtmf", digit=digit)
+
+    def queue(self, at: datetime, reason: str) -> None:
+        self._require(Phase.IVR, Phase.OFFERED)
+        if self.queued_at is None:
+            self.queued_at = at
+        self.phase = Phase.QUEUED
+        self.record(at, "queued", reason=reason)
+
+    def offer(self, at: datetime, agent_id: str) -> None:
+        self._require(Phase.QUEUED)
+        self.phase = Phase.OFFERED
+        self.record(at, "offered", agent_id=agent_id)
+
+    def offer_failed(self, at: datetime, agent_id: str, reason: str) -> None:
+        self._require(Phase.OFFERED)
+        self.phase = Phase.QUEUED
+        self.record(at, "offer_failed", agent_id=agent_id, reason=reason)
+
+    def connect(self, at: datetime, agent_id: str) -> None:
+        self._require(Phase.OFFERED)
+        self.phase = Phase.CONNECTED
+        self.agent_id = agent_id
+        self.answered_at = at
+        self.record(at, "connected", agent_id=agent_id, queue_wait_ms=self.queue_wait_ms)
+
+    @property
+    def queue_wait_ms(self) -> int | None:
+        if self.queued_at is None:
+            return None
+        until = self.answered_at or self.ended_at
+        if until is None:
+            return None
+        return max(0, round((until - self.queued_at).total_seconds() * 1000))
+
+    def end(self, at: datetime, outcome: Outcome, **data: Any) -> None:
+        if self.phase is Phase.ENDED:
+            return  # both legs hanging up race to end it; the first one wins
+        self.phase = Phase.ENDED
+        self.ended_at = at
+        self.outcome = outcome
+        self.record(at, "ended", outcome=outcome.value, **data)
+
+
+def outcome_when_caller_leaves(phase: Phase) -> Outcome:
+    """What it means when the caller hangs up in a given phase."""
+    if phase is Phase.IVR:
+        return Outcome.HUNG_UP_IN_IVR
+    if phase in (Phase.QUEUED, Phase.OFFERED):
+        return Outcome.ABANDONED
+    return Outcome.COMPLETED
