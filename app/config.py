@@ -258,7 +258,9 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
     seen: dict[int, str] = {}
     for path, port in ports.items():
         if port in seen:
-            raise bad(path, f"port {port} is already used by {seen[port]}")
+            # Point at the one the file actually sets; the other may be a default.
+            here, other = (path, seen[port]) if path in lines or seen[port] not in lines else (seen[port], path)
+            raise bad(here, f"port {port} is already used by {other}")
         seen[port] = path
     if not (1024 <= s.asterisk.rtp_start < s.asterisk.rtp_end <= 65535):
         raise bad("asterisk.rtp_start", "RTP range must satisfy 1024 <= rtp_start < rtp_end <= 65535")

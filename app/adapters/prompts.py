@@ -229,7 +229,8 @@ class PromptCache:
     """Renders prompts to ``<cache_dir>/<key>.wav`` once; later renders are cache hits.
 
     ``worker_runs`` counts synthesis subprocesses started (retries included) and ``cache_hits``
-    renders answered from the cache, for tests and metrics.
+    renders answered from the cache, for tests and metrics. At most ``max_parallel`` (default: the
+    number of CPUs) syntheses run at once; renders of one prompt share one synthesis.
     """
 
     def __init__(
@@ -239,15 +240,21 @@ class PromptCache:
         engine: Engine = "pyttsx3",
         attempts: int = ATTEMPTS,
         timeout: float = 60.0,
+        max_parallel: int | None = None,
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
+        parallel = max_parallel if max_parallel is not None else (os.cpu_count() or 1)
+        if parallel < 1:
+            raise ValueError("max_parallel must be at least 1")
         self.cache_dir = Path(cache_dir).absolute()
         self.engine: Engine = engine
         self.attempts = attempts
         self.timeout = timeout
         self.worker_runs = 0
         self.cache_hits = 0
+        # Bounds the synthesis subprocesses (e.g. when the app pre-renders every prompt at start-up).
+        self._slots = asyncio.Semaphore(parallel)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def path_for(self, prompt: Prompt) -> Path:
@@ -287,15 +294,17 @@ class PromptCache:
         return path
 
     async def _synthesize(self, prompt: Prompt, key: str, path: Path) -> None:
-        text = spoken_text(prompt)
+        # In a thread: the first Mandarin prompt imports pypinyin's dictionaries (~0.15 s).
+        text = await asyncio.to_thread(spoken_text, prompt)
         if not text:
             raise PromptError(f"prompt {prompt.text!r} has nothing to say")
-        workdir = await asyncio.to_thread(_make_workdir, self.cache_dir, key)
+        workdir = _make_workdir(self.cache_dir, key)  # two mkdirs; not in a thread, so no leak on cancel
         try:
             raw, converted = workdir / "raw.wav", workdir / "out.wav"
             problems: list[str] = []
             for attempt in range(1, self.attempts + 1):
-                problem = await self._attempt(text, prompt, raw, converted)
+                async with self._slots:
+                    problem = await self._attempt(text, prompt, raw, converted)
                 if problem is None:
                     os.replace(converted, path)
                     return
@@ -322,7 +331,8 @@ class PromptCache:
         problem = await asyncio.to_thread(_check_audio, raw)
         if problem is not None:
             return f"synthesiser output: {problem}"
-        sox = ["sox", "-V1", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "signed-integer"]
+        # -D: no dither, so a prompt always converts to the same bytes.
+        sox = ["sox", "-V1", "-D", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "signed"]
         status, stderr = await self._run([*sox, str(converted)], None)
         if status != 0:
             return f"sox exited with {status}: {stderr}"

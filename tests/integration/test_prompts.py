@@ -158,6 +158,22 @@ async def test_failure_after_three_attempts_raises_a_clear_error(tmp_path: Path)
     assert names(tmp_path) == []
 
 
+@pytest.mark.parametrize("delay", [0.0, 0.03, 0.06])
+async def test_cancelled_render_leaves_nothing_behind(tmp_path: Path, delay: float) -> None:
+    cache = PromptCache(tmp_path)
+    prompt = Prompt("This render is cancelled before it can finish, most of the time.")
+    task = asyncio.create_task(cache.render(prompt))
+    await asyncio.sleep(delay)
+    if task.done():
+        pytest.skip("render finished before it could be cancelled")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert names(tmp_path) in ([], [cache.path_for(prompt).name])
+    # The key is not left locked: the next render works.
+    assert_telephone_speech(await cache.render(prompt))
+
+
 async def test_espeak_ng_cli_engine(tmp_path: Path) -> None:
     cache = PromptCache(tmp_path, engine="espeak-ng")
     english = await cache.render(ENGLISH)

@@ -88,9 +88,7 @@ def write_tone(
     silence_after: float = 0.0,
 ) -> Path:
     """Write a sine tone as a 16-bit mono WAV file and return its path."""
-    return write_wav(
-        path, tone(freq_hz, seconds, rate, amplitude, silence_before, silence_after), rate
-    )
+    return write_wav(path, tone(freq_hz, seconds, rate, amplitude, silence_before, silence_after), rate)
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,7 +176,8 @@ def _mix_down(samples: np.ndarray, channels: int) -> np.ndarray:
     if channels <= 1:
         return samples
     usable = len(samples) - len(samples) % channels
-    return samples[:usable].reshape(-1, channels).mean(axis=1)
+    mixed: np.ndarray = samples[:usable].reshape(-1, channels).mean(axis=1)
+    return mixed
 
 
 def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
@@ -242,7 +241,8 @@ def _frames(samples: np.ndarray, frame_len: int) -> np.ndarray:
 def _rms(frames: np.ndarray) -> np.ndarray:
     if frames.shape[0] == 0:
         return np.zeros(0)
-    return np.sqrt(np.mean(frames * frames, axis=1))
+    rms: np.ndarray = np.sqrt(np.mean(frames * frames, axis=1))
+    return rms
 
 
 def tone_frames(
@@ -334,9 +334,7 @@ def dominant_frequency(source: AudioSource) -> float:
     return float(np.fft.rfftfreq(len(x), 1.0 / ANALYSIS_RATE)[int(np.argmax(spectrum))])
 
 
-def speech_seconds(
-    source: AudioSource, threshold: float = 0.01, frame_seconds: float = 0.02
-) -> float:
+def speech_seconds(source: AudioSource, threshold: float = 0.01, frame_seconds: float = 0.02) -> float:
     """Seconds of audio whose frame RMS is above ``threshold`` (0.01 is about -40 dBFS).
 
     Telephone silence (G.711 idle, comfort noise, jitter-buffer fill) stays far below that, while
@@ -344,56 +342,69 @@ def speech_seconds(
     """
     x = load_8k(source)
     frame_len = max(1, round(frame_seconds * ANALYSIS_RATE))
-    frames = _frames(x - (x.mean() if len(x) else 0.0), frame_len)
+    frames = _frames(x, frame_len)
+    frames = frames - frames.mean(axis=1, keepdims=True)  # a DC offset is not sound
     return float((_rms(frames) >= threshold).sum()) * frame_len / ANALYSIS_RATE
 
 
 @dataclass(frozen=True)
 class Match:
     score: float
-    """Normalised cross-correlation in [-1, 1]; 1.0 is a sample-exact (scaled) copy."""
+    """Normalised cross-correlation in [-1, 1] over the overlap; 1.0 is an exact (scaled) copy."""
     offset: float
-    """Seconds into the recording where the reference starts (negative: recording is the shorter)."""
+    """Seconds into the recording where the reference starts (negative: it started before)."""
+    overlap: float
+    """Seconds of the reference that overlap the recording at that offset."""
 
 
 def _fft_size(n: int) -> int:
     return 1 << (n - 1).bit_length()
 
 
-def find_reference(recording: AudioSource, reference: AudioSource, min_rms: float = 1e-3) -> Match:
-    """Where the reference sits inside the recording, and how well it matches there.
+def find_reference(
+    recording: AudioSource,
+    reference: AudioSource,
+    min_overlap: float = 0.5,
+    min_rms: float = 1e-3,
+) -> Match:
+    """Where the reference sits in the recording, and how well it matches there.
 
-    Both are resampled to 8 kHz. The score at each lag is the dot product of the reference and the
-    equally long stretch of the recording, divided by both norms, so it does not depend on gain.
-    Stretches of the recording quieter than ``min_rms`` are ignored (silence would otherwise divide
-    by almost nothing). If the recording is shorter than the reference (say the caller hung up during
-    a prompt), the roles swap: the recording is searched for inside the reference.
+    Both are resampled to 8 kHz. For every alignment the score is the dot product of the overlapping
+    parts divided by both of their norms, so gain does not matter. Partial overlaps count (a prompt
+    cut short by a hang-up, or a recording that started late) when they cover at least
+    ``min_overlap`` of the shorter signal; stretches quieter than ``min_rms`` are ignored, since
+    silence would otherwise be divided by almost nothing.
     """
     rec = load_8k(recording)
     ref = load_8k(reference)
-    swapped = len(rec) < len(ref)
-    if swapped:
-        rec, ref = ref, rec
-    m = len(ref)
-    if m == 0 or len(rec) == 0:
-        return Match(0.0, 0.0)
+    n, m = len(rec), len(ref)
+    if n == 0 or m == 0:
+        return Match(0.0, 0.0, 0.0)
     rec = rec - rec.mean()
     ref = ref - ref.mean()
-    ref_norm = float(np.sqrt(np.dot(ref, ref)))
-    if ref_norm < min_rms * np.sqrt(m):
-        return Match(0.0, 0.0)
-    n = _fft_size(len(rec) + m - 1)
-    corr = np.fft.irfft(np.fft.rfft(rec, n) * np.conj(np.fft.rfft(ref, n)), n)[: len(rec) - m + 1]
-    csum = np.concatenate([[0.0], np.cumsum(rec * rec)])
-    window_energy = np.maximum(csum[m:] - csum[:-m], 0.0)
-    valid = window_energy >= (min_rms**2) * m
+    nfft = _fft_size(n + m - 1)
+    circular = np.fft.irfft(np.fft.rfft(rec, nfft) * np.conj(np.fft.rfft(ref, nfft)), nfft)
+    lags = np.arange(-(m - 1), n)  # reference sample 0 aligned with recording sample `lag`
+    dot = circular[lags % nfft]
+    rec_start = np.maximum(lags, 0)
+    rec_end = np.minimum(lags + m, n)
+    overlap = rec_end - rec_start
+    rec_cum = np.concatenate([[0.0], np.cumsum(rec * rec)])
+    ref_cum = np.concatenate([[0.0], np.cumsum(ref * ref)])
+    rec_energy = rec_cum[rec_end] - rec_cum[rec_start]
+    ref_energy = ref_cum[rec_end - lags] - ref_cum[rec_start - lags]
+    floor = (min_rms**2) * overlap
+    valid = (
+        (overlap >= max(1, round(min_overlap * min(n, m)))) & (rec_energy >= floor) & (ref_energy >= floor)
+    )
     if not valid.any():
-        return Match(0.0, 0.0)
-    scores = np.zeros_like(corr)
-    scores[valid] = corr[valid] / (np.sqrt(window_energy[valid]) * ref_norm)
-    lag = int(np.argmax(scores))
-    offset = lag / ANALYSIS_RATE
-    return Match(float(min(scores[lag], 1.0)), -offset if swapped else offset)
+        return Match(0.0, 0.0, 0.0)
+    scores = np.full(len(lags), -np.inf)
+    scores[valid] = dot[valid] / np.sqrt(rec_energy[valid] * ref_energy[valid])
+    best = int(np.argmax(scores))
+    return Match(
+        float(min(scores[best], 1.0)), float(lags[best]) / ANALYSIS_RATE, float(overlap[best]) / ANALYSIS_RATE
+    )
 
 
 def best_match(recording: AudioSource, reference: AudioSource) -> float:

@@ -65,10 +65,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_TIMEOUT = 10.0
 
-# Objects that could not be shut down cleanly (a call that never disconnected). Destroying them
-# after libDestroy could touch freed pjsua state, so they are kept until the process exits.
-_GRAVEYARD: list[Any] = []
-
 _COMPACT_HEADERS = {
     "f": "from",
     "t": "to",
@@ -82,7 +78,10 @@ _COMPACT_HEADERS = {
     "e": "content-encoding",
 }
 
-_PJMEDIA_STREAM_DTMF_IS_END = 1
+# pjsua2's Endpoint constructor throws a C++ exception that SWIG does not translate when an
+# Endpoint already exists, which terminates the process, so the one-lab rule is checked here first.
+_active_lab: PhoneLab | None = None
+_active_lab_lock = threading.Lock()
 
 
 class PhoneTimeout(AssertionError, TimeoutError):
@@ -288,7 +287,7 @@ class Call:
         self._record_path: Path | None = None
         self._recorder: Any = None
         self._finished_recordings: list[Path] = []
-        self._pj = _PjCall(phone._acc, call_id, self)
+        self._pj: Any = _PjCall(phone._acc, call_id, self)
 
     def __repr__(self) -> str:
         return (
@@ -300,11 +299,11 @@ class Call:
 
     @property
     def is_confirmed(self) -> bool:
-        return self.state == pj.PJSIP_INV_STATE_CONFIRMED
+        return bool(self.state == pj.PJSIP_INV_STATE_CONFIRMED)
 
     @property
     def is_disconnected(self) -> bool:
-        return self.state == pj.PJSIP_INV_STATE_DISCONNECTED
+        return bool(self.state == pj.PJSIP_INV_STATE_DISCONNECTED)
 
     def header(self, name: str) -> str | None:
         """First value of an INVITE header (incoming calls), or None."""
@@ -327,12 +326,14 @@ class Call:
         ``play`` starts once media is active (played once unless ``loop``); ``record`` captures what
         the far end sends, from media start until ``recording()``, ``wait_disconnected()`` or close.
         """
-        lab = self._lab()
-        lab._ensure_thread()
+        self._require_live("answer")
         self._request_media(play, record, loop)
         prm = pj.CallOpParam()
         prm.statusCode = code
-        self._pj.answer(prm)
+        try:
+            self._pj.answer(prm)
+        except pj.Error as e:
+            raise PhoneError(f"answer({code}) failed on {self!r}: {e.info()}") from None
         # For an offer in the INVITE, media is already up by now; wire it in case the callback ran
         # before the requests above were visible (harmless if it is already wired).
         self._wire_media()
@@ -361,13 +362,15 @@ class Call:
 
     def send_dtmf(self, digits: str, duration_ms: int = 160) -> None:
         """Send DTMF as RFC 2833 telephone events (queued by pjsua, sent one after another)."""
-        lab = self._lab()
-        lab._ensure_thread()
+        self._require_live("send DTMF")
         prm = pj.CallSendDtmfParam()
         prm.digits = digits
         prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
         prm.duration = duration_ms
-        self._pj.sendDtmf(prm)
+        try:
+            self._pj.sendDtmf(prm)
+        except pj.Error as e:
+            raise PhoneError(f"sending DTMF {digits!r} failed on {self!r}: {e.info()}") from None
 
     def play(self, path: Path | str, *, loop: bool = False) -> None:
         """Play a WAV file to the far end now (or as soon as media is active), replacing any other."""
@@ -388,9 +391,14 @@ class Call:
         self._wire_media()
 
     def recording(self) -> Path:
-        """Stop recording (if still running), write the WAV header, and return the file path."""
-        self._lab()._ensure_thread()
-        self._finish_recording()
+        """Stop recording (if still running), write the WAV header, and return the file path.
+
+        Also works after the lab is closed (closing finalises every recording).
+        """
+        lab = self._lab_ref()
+        if lab is not None and not lab._closed:
+            lab._ensure_thread()
+            self._finish_recording()
         if not self._finished_recordings:
             raise PhoneError(f"{self!r}: no recording was requested (pass record=...)")
         path = self._finished_recordings[-1]
@@ -435,7 +443,9 @@ class Call:
             lambda: f"ringing (180/183) on {self!r}",
         )
         if self.is_disconnected:
-            raise PhoneError(f"call ended before ringing: {self.last_status_code} {self.last_reason} ({self!r})")
+            raise PhoneError(
+                f"call ended before ringing: {self.last_status_code} {self.last_reason} ({self!r})"
+            )
 
     def wait_confirmed(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Wait until the call is answered and ACKed; fails at once if it ends first."""
@@ -456,7 +466,9 @@ class Call:
     def wait_media(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Wait until audio media is active (player/recorder are wired at that moment)."""
         self._lab()._wait(
-            lambda: self.media_active or self.is_disconnected, timeout, lambda: f"active audio media on {self!r}"
+            lambda: self.media_active or self.is_disconnected,
+            timeout,
+            lambda: f"active audio media on {self!r}",
         )
         if not self.media_active:
             raise PhoneError(f"call ended before media became active: {self!r}")
@@ -471,7 +483,9 @@ class Call:
             if got >= seconds:
                 return got
             if self.is_disconnected:
-                raise PhoneError(f"call ended after {got:.2f}s of received audio (wanted {seconds}s): {self!r}")
+                raise PhoneError(
+                    f"call ended after {got:.2f}s of received audio (wanted {seconds}s): {self!r}"
+                )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise PhoneTimeout(
@@ -502,6 +516,13 @@ class Call:
             raise PhoneError("the PhoneLab owning this call is closed")
         return lab
 
+    def _require_live(self, action: str) -> None:
+        self._lab()._ensure_thread()
+        # pjsua reuses call slots: a pjsua2 Call of an ended call would act on whichever new call
+        # now holds its old id.
+        if self.is_disconnected:
+            raise PhoneError(f"cannot {action}: the call has ended ({self!r})")
+
     def _request_media(self, play: Path | str | None, record: Path | str | None, loop: bool) -> None:
         with self._media_lock:
             if play is not None:
@@ -516,12 +537,12 @@ class Call:
 
     def _wire_media(self) -> None:
         """Connect the requested player/recorder to the call's audio port, creating them if needed."""
-        idx = self._audio_index
-        if idx < 0 or self.is_disconnected:
+        idx, pjc = self._audio_index, self._pj
+        if idx < 0 or pjc is None or self.is_disconnected:
             return
         try:
             # Taken before the media lock: it needs the call's dialog lock (see module docstring).
-            aud = self._pj.getAudioMedia(idx)
+            aud = pjc.getAudioMedia(idx)
         except pj.Error:
             return
         with self._media_lock:
@@ -561,7 +582,10 @@ class Call:
     # Callbacks (pjsua threads).
 
     def _on_state(self) -> None:
-        ci = self._pj.getInfo()
+        pjc = self._pj
+        if pjc is None:  # lab closing
+            return
+        ci = pjc.getInfo()
         lab = self._lab_ref()
         if lab is None:
             return
@@ -584,7 +608,10 @@ class Call:
             lab._cond.notify_all()
 
     def _on_media_state(self) -> None:
-        ci = self._pj.getInfo()  # keep ci alive while reading ci.media (SWIG vector of structs)
+        pjc = self._pj
+        if pjc is None:
+            return
+        ci = pjc.getInfo()  # keep ci alive while reading ci.media (SWIG vector of structs)
         media = ci.media
         idx = -1
         for mi in media:
@@ -677,7 +704,7 @@ class Phone:
         acfg.natConfig.contactRewriteUse = 0
         acfg.mediaConfig.transportConfig.boundAddress = bind_ip
         acfg.mediaConfig.transportConfig.publicAddress = bind_ip
-        self._acc = _Account(self)
+        self._acc: Any = _Account(self)
         self._acc.create(acfg, False)
 
     def __repr__(self) -> str:
@@ -785,7 +812,10 @@ class Phone:
         if self.auto_ring:
             prm = pj.CallOpParam()
             prm.statusCode = 180
-            call._pj.answer(prm)
+            try:
+                call._pj.answer(prm)
+            except pj.Error as e:  # e.g. the caller cancelled already
+                log.warning("180 Ringing failed for %r: %s", call, e.info())
         with lab._cond:
             self.calls.append(call)
             self._unclaimed.append(call)
@@ -831,15 +861,30 @@ class PhoneLab:
     def start(self) -> None:
         if self._started:
             return
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._ep = _Endpoint(self)
+        global _active_lab
+        with _active_lab_lock:
+            if _active_lab is not None:
+                raise PhoneError(
+                    f"only one PhoneLab may be open per process (pjsua2 has a single Endpoint); "
+                    f"{_active_lab.log_dir} is still open"
+                )
+            _active_lab = self
         try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._ep = _Endpoint(self)
             self._ep.libCreate()
-        except pj.Error as e:
-            self._ep = None
-            raise PhoneError(
-                f"pjsua2 libCreate failed ({e.info()}); only one PhoneLab may be open per process"
-            ) from None
+            self._init_endpoint()
+        except BaseException:
+            if self._ep is not None:
+                self._ep.libDestroy()
+                self._ep = None
+            with _active_lab_lock:
+                _active_lab = None
+            raise
+        self._started = True
+        log.info("PhoneLab started, pjsua log: %s", self.log_file)
+
+    def _init_endpoint(self) -> None:
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 1
         cfg.uaConfig.mainThreadOnly = False
@@ -852,15 +897,13 @@ class PhoneLab:
         cfg.logConfig.msgLogging = True
         cfg.medConfig.clockRate = self._clock_rate
         cfg.medConfig.sndClockRate = self._clock_rate
-        cfg.medConfig.noVad = True  # VAD would stop RTP during silence; Asterisk and checks want a steady stream
+        # VAD would stop RTP during silence; Asterisk and the audio checks want a steady stream.
+        cfg.medConfig.noVad = True
         cfg.medConfig.ecTailLen = 0
         self._ep.libInit(cfg)
         self._ep.audDevManager().setNullDev()
         self._set_codecs()
         self._ep.libStart()
-        self._owner_thread = threading.get_ident()
-        self._started = True
-        log.info("PhoneLab started, pjsua log: %s", self.log_file)
 
     def close(self, raise_errors: bool = True) -> None:
         """Hang up everything, finalise recordings, destroy the Endpoint. Safe to call twice."""
@@ -890,14 +933,22 @@ class PhoneLab:
                 phone._acc.shutdown()
             except pj.Error as e:
                 log.warning("account shutdown failed for %r: %s", phone, e)
+        # pjsua2's C++ destructors of Call and Account call into pjsua without checking that it
+        # still exists (Call::~Call asserts after libDestroy), so they must run now, on this
+        # registered thread, while pjsua is up. The Python wrappers stay usable for reading results.
+        for call in calls:
+            call._pj = None
+        for phone in self._phones:
+            phone._acc = None
         self._closed = True
         try:
             self._ep.libDestroy()
         except pj.Error as e:
             log.warning("libDestroy failed: %s", e.info())
-        # Calls that never ended still have a live pjsua id; their destructors must not run now.
-        _GRAVEYARD.extend(c._pj for c in calls if not c.is_disconnected)
-        self._ep = None  # drops the Endpoint singleton so a later PhoneLab can create a new one
+        self._ep = None  # destroys the Endpoint singleton so a later PhoneLab can create a new one
+        global _active_lab
+        with _active_lab_lock:
+            _active_lab = None
         self._phones = []
         errors = list(self._callback_errors)
         if errors and raise_errors:

@@ -1,0 +1,74 @@
+"""Configuration errors name the file, the line and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.config import Settings, load_settings
+from app.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "center.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_demo_config_is_valid() -> None:
+    s = load_settings(REPO / "config" / "demo.yaml")
+    assert [a.id for a in s.agents] == [str(i) for i in range(1001, 1011)]
+    assert s.carrier.dids[0] == "7000"
+    assert s.carrier.match == ("127.0.0.2",)
+    assert s.web.host == "127.0.0.1"
+
+
+def test_empty_file_gives_defaults(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, ""))
+    assert s.asterisk == Settings().asterisk
+    assert s.source.endswith("center.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field", "words"),
+    [
+        ("asterisk:\n  sip_port: abc\n", 2, "asterisk.sip_port", "expected an integer"),
+        ("asterisk:\n  sip_prot: 5060\n", 2, "asterisk.sip_prot", "unknown field"),
+        ("web:\n  port: 8080\n  host: [a, b]\n", 3, "web.host", "expected a single value"),
+        ("agents:\n  - id: '1001'\n", 2, "agents[0].name", "required field is missing"),
+        ("ivr:\n  greeting:\n    text: hi\n    lang: fr\n", 4, "ivr.greeting.lang", "expected one of"),
+        ("asterisk:\n  manage: yes please\n", 2, "asterisk.manage", "true or false"),
+        ("carrier:\n  match: [127.0.0.2, not-an-ip]\n", 2, "carrier.match[1]", "not an IP"),
+        ("asterisk:\n  sip_port: 8080\n", 2, "asterisk.sip_port", "already used by web.port"),
+        ("agents:\n  - {id: '1001', name: A}\n  - {id: '1001', name: B}\n", 3, "agents[1].id", "twice"),
+    ],
+)
+def test_bad_config_names_file_line_and_field(
+    tmp_path: Path, text: str, line: int | None, field: str, words: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text))
+    msg = str(err.value)
+    assert msg.startswith(f"{tmp_path / 'center.yaml'}:{line}: {field}: "), msg
+    assert words in msg
+    assert err.value.details["field"] == field
+
+
+def test_malformed_yaml_names_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, "asterisk:\n  sip_port: 5060\n   http_port: [\n"))
+    assert ":3:" in str(err.value) or ":4:" in str(err.value)
+    assert "malformed YAML" in str(err.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "nope.yaml")
+
+
+def test_numbers_are_accepted_for_text_fields(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, "carrier:\n  dids: [7000, '7001']\n"))
+    assert s.carrier.dids == ("7000", "7001")
