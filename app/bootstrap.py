@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,10 +115,10 @@ async def prompts_ctx(app: web.Application) -> AsyncIterator[None]:
         "invalid": ivr.invalid,
         "goodbye": ivr.goodbye,
     }
-    uris: dict[str, str] = {}
-    for name, text in wanted.items():
-        path = await cache.render(Prompt(text.text, text.lang))
-        uris[name] = PromptCache.asterisk_uri(path)
+    uris: dict[str, list[str]] = {}
+    for name, texts in wanted.items():
+        paths = [await cache.render(Prompt(t.text, t.lang)) for t in texts]
+        uris[name] = [PromptCache.asterisk_uri(p) for p in paths]
     app[PROMPTS] = uris
     yield
 
@@ -170,7 +170,9 @@ async def ami_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     try:
         return await handler(request)
     except AppError as exc:

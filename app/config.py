@@ -63,17 +63,21 @@ class PromptText:
     lang: Literal["en", "zh"] = "en"
 
 
+Prompts = tuple[PromptText, ...]
+
+
 @dataclass(frozen=True)
 class IvrSettings:
-    greeting: PromptText = PromptText(
-        "Welcome to Lianluo. To speak with an agent, press 1.",
+    """What the caller hears. Each prompt is one text or a list played in order, e.g.
+    English then Mandarin."""
+
+    greeting: Prompts = (PromptText("Welcome to Lianluo. To speak with an agent, press 1."),)
+    connecting: Prompts = (PromptText("Please hold while we connect you to an agent."),)
+    no_agent: Prompts = (
+        PromptText("Sorry, no agent is available right now. Please call again later. Goodbye."),
     )
-    connecting: PromptText = PromptText("Please hold while we connect you to an agent.")
-    no_agent: PromptText = PromptText(
-        "Sorry, no agent is available right now. Please call again later. Goodbye.",
-    )
-    invalid: PromptText = PromptText("Sorry, that is not a valid choice.")
-    goodbye: PromptText = PromptText("Thank you for calling. Goodbye.")
+    invalid: Prompts = (PromptText("Sorry, that is not a valid choice."),)
+    goodbye: Prompts = (PromptText("Thank you for calling. Goodbye."),)
     digit_timeout_s: float = 6.0
     attempts: int = 3
 
@@ -128,7 +132,9 @@ def load_settings(path: str | Path) -> Settings:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise ConfigError(f"malformed YAML: {exc.problem or exc}", file=file, line=line, field_path="") from exc
+        raise ConfigError(
+            f"malformed YAML: {exc.problem or exc}", file=file, line=line, field_path=""
+        ) from exc
     reader = _Reader(file)
     settings = Settings() if node is None else reader.read(Settings, node, "")
     settings = dataclasses.replace(settings, source=file)
@@ -159,6 +165,8 @@ class _Reader:
         if dataclasses.is_dataclass(tp):
             return self.read_dataclass(tp, node, path)
         if origin is tuple:
+            if isinstance(node, yaml.MappingNode) and dataclasses.is_dataclass(args[0]):
+                return (self.read(args[0], node, path),)  # one item may be written without a list
             if not isinstance(node, yaml.SequenceNode):
                 raise self.fail(node, path, f"expected a list, got {_describe(node)}")
             return tuple(self.read(args[0], item, f"{path}[{i}]") for i, item in enumerate(node.value))
@@ -208,7 +216,11 @@ class _Reader:
                 raise self.fail(key_node, sub, "given twice")
             values[key] = self.read(hints[key], value_node, sub)
         for name, f in fields.items():
-            if name not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            if (
+                name not in values
+                and f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING
+            ):
                 raise self.fail(node, f"{path}.{name}" if path else name, "required field is missing")
         return tp(**values)
 
@@ -259,7 +271,9 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
     for path, port in ports.items():
         if port in seen:
             # Point at the one the file actually sets; the other may be a default.
-            here, other = (path, seen[port]) if path in lines or seen[port] not in lines else (seen[port], path)
+            here, other = (
+                (path, seen[port]) if path in lines or seen[port] not in lines else (seen[port], path)
+            )
             raise bad(here, f"port {port} is already used by {other}")
         seen[port] = path
     if not (1024 <= s.asterisk.rtp_start < s.asterisk.rtp_end <= 65535):

@@ -187,7 +187,9 @@ def parse_event(raw: Mapping[str, Any]) -> AriEvent:
 
 
 class AriClient:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, user: str, password: str, app: str) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, user: str, password: str, app: str
+    ) -> None:
         self._session = session
         self._base = base_url.rstrip("/") + "/ari"
         self._auth = aiohttp.BasicAuth(user, password)
@@ -206,7 +208,12 @@ class AriClient:
         url = self._base + path
         try:
             async with self._session.request(
-                method, url, params=params, json=body, auth=self._auth, timeout=aiohttp.ClientTimeout(total=10)
+                method,
+                url,
+                params=params,
+                json=body,
+                auth=self._auth,
+                timeout=aiohttp.ClientTimeout(total=10),
             ) as resp:
                 text = await resp.text()
                 if resp.status == 404:
@@ -259,7 +266,9 @@ class AriClient:
             pass
 
     async def set_variable(self, channel_id: str, name: str, value: str) -> None:
-        await self.request("POST", f"/channels/{channel_id}/variable", params={"variable": name, "value": value})
+        await self.request(
+            "POST", f"/channels/{channel_id}/variable", params={"variable": name, "value": value}
+        )
 
     async def originate(
         self,
@@ -299,10 +308,14 @@ class AriClient:
         return Bridge(str(data["id"]), tuple(data.get("channels", [])))
 
     async def bridges(self) -> list[Bridge]:
-        return [Bridge(str(b["id"]), tuple(b.get("channels", []))) for b in await self.request("GET", "/bridges")]
+        return [
+            Bridge(str(b["id"]), tuple(b.get("channels", []))) for b in await self.request("GET", "/bridges")
+        ]
 
     async def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
-        await self.request("POST", f"/bridges/{bridge_id}/addChannel", params={"channel": ",".join(channel_ids)})
+        await self.request(
+            "POST", f"/bridges/{bridge_id}/addChannel", params={"channel": ",".join(channel_ids)}
+        )
 
     async def destroy_bridge(self, bridge_id: str) -> None:
         try:

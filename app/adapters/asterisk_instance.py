@@ -36,7 +36,9 @@ SYSTEM_SOUNDS = Path("/usr/share/asterisk/sounds")
 SYSTEM_MOH = Path("/usr/share/asterisk/moh")
 
 # res_mwi_external would take the voicemail provider slot that app_voicemail needs.
-EXCLUDED_MODULES = frozenset({"res_mwi_external.so", "res_ari_mailboxes.so", "res_stasis_mailbox.so", "res_adsi.so"})
+EXCLUDED_MODULES = frozenset(
+    {"res_mwi_external.so", "res_ari_mailboxes.so", "res_stasis_mailbox.so", "res_adsi.so"}
+)
 
 # Start-up fails if any of these cannot load: without them nothing works.
 REQUIRED_MODULES = (
@@ -126,7 +128,9 @@ class InstancePaths:
     @classmethod
     def under(cls, var_dir: Path, instance: str) -> InstancePaths:
         root = (var_dir / "asterisk" / instance).resolve()
-        return cls(root, root / "etc", root / "run", root / "log", root / "lib", root / "spool", root / "data")
+        return cls(
+            root, root / "etc", root / "run", root / "log", root / "lib", root / "spool", root / "data"
+        )
 
 
 _PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
@@ -323,11 +327,18 @@ class AsteriskProcess:
 
     async def _spawn(self) -> None:
         log.info("starting Asterisk (%s)", self.paths.root)
-        out = open(self.paths.log / "console.log", "ab")  # noqa: SIM115 - handed to the child
+        # A local log file opened once per start; not worth a thread.
+        out = open(self.paths.log / "console.log", "ab")  # noqa: ASYNC230
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                str(self.binary), "-C", str(self.paths.config_file), "-f", "-n",
-                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+                str(self.binary),
+                "-C",
+                str(self.paths.config_file),
+                "-f",
+                "-n",
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
                 # Own session: Ctrl-C on the app must not kill calls mid-flight, and a
                 # killed app must leave Asterisk running for the next start to adopt.
                 start_new_session=True,
@@ -338,8 +349,14 @@ class AsteriskProcess:
 
     async def cli(self, command: str, timeout: float = 15.0) -> str:
         proc = await asyncio.create_subprocess_exec(
-            str(self.binary), "-C", str(self.paths.config_file), "-rx", command,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            str(self.binary),
+            "-C",
+            str(self.paths.config_file),
+            "-rx",
+            command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), timeout)
@@ -376,8 +393,8 @@ class AsteriskProcess:
             if self._proc is not None:
                 code = await self._proc.wait()
             else:
-                # Adopted: not our child, so poll.
-                while self._pid is not None and self._live_pid() == self._pid:
+                # Adopted: not our child, so there is nothing to await; poll its pid.
+                while self._pid is not None and self._live_pid() == self._pid:  # noqa: ASYNC110
                     await asyncio.sleep(1.0)
                 code = -1
             if self._stopping:

@@ -96,7 +96,7 @@ async def migrate(pool: AsyncConnectionPool) -> list[str]:
                 if version in done:
                     continue
                 async with conn.transaction():
-                    await conn.execute(text)  # type: ignore[arg-type]
+                    await conn.execute(text.encode())
                     await conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
                     )
@@ -126,7 +126,7 @@ class Store:
             async with self.pool.connection(timeout=2) as conn:
                 await conn.execute("SELECT 1")
             return True
-        except Exception:  # noqa: BLE001 - any failure means "not healthy"
+        except Exception:
             return False
 
     async def sync_agents(self, agents: Sequence[AgentSettings]) -> None:
@@ -167,8 +167,16 @@ class Store:
                 " ended_at = %s, queue_wait_ms = %s, agent_id = %s, outcome = %s, customer_id = %s"
                 " WHERE id = %s",
                 (
-                    it.phase.value, it.digits, it.queued_at, it.answered_at, it.ended_at, it.queue_wait_ms,
-                    it.agent_id, it.outcome.value if it.outcome else None, it.customer_id, it.id,
+                    it.phase.value,
+                    it.digits,
+                    it.queued_at,
+                    it.answered_at,
+                    it.ended_at,
+                    it.queue_wait_ms,
+                    it.agent_id,
+                    it.outcome.value if it.outcome else None,
+                    it.customer_id,
+                    it.id,
                 ),
             )
             await self._insert_events(conn, it.id, it.drain())
@@ -214,6 +222,7 @@ class Store:
                 (at, outcome, interaction_id),
             )
             await conn.execute(
-                "INSERT INTO interaction_events (interaction_id, at, kind, data) VALUES (%s, %s, 'ended', %s)",
+                "INSERT INTO interaction_events (interaction_id, at, kind, data)"
+                " VALUES (%s, %s, 'ended', %s)",
                 (interaction_id, at, Jsonb({"outcome": outcome, "reason": reason})),
             )

@@ -22,9 +22,7 @@ class AgentView:
 
 
 def choose_agent(agents: Sequence[AgentView], exclude: frozenset[str] = frozenset()) -> str | None:
-    candidates = [
-        (i, a) for i, a in enumerate(agents) if a.registered and not a.busy and a.id not in exclude
-    ]
+    candidates = [(i, a) for i, a in enumerate(agents) if a.registered and not a.busy and a.id not in exclude]
     if not candidates:
         return None
     # Never-used agents first (idle the whole shift), then oldest idle_since.

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -91,16 +91,19 @@ class CallSession:
             ev = await asyncio.wait_for(self.events.get(), timeout)
         except TimeoutError:
             return None
-        if isinstance(ev, ChannelDestroyed | ChannelHangupRequest | StasisEnd) and ev.channel.id == self.caller:
+        if (
+            isinstance(ev, ChannelDestroyed | ChannelHangupRequest | StasisEnd)
+            and ev.channel.id == self.caller
+        ):
             raise CallerGone()
         return ev
 
-    async def play(self, uri: str, interruptible: bool) -> str | None:
+    async def play(self, uris: list[str], interruptible: bool) -> str | None:
         """Play a prompt to the caller. Returns the digit that interrupted it, if any."""
         playback_id = f"pb-{uuid.uuid4()}"
         self.service.watch(playback_id, self)
         try:
-            await self.ari.play(self.caller, uri, playback_id)
+            await self.ari.play(self.caller, uris, playback_id)
             while True:
                 ev = await self.next_event()
                 if isinstance(ev, PlaybackFinished) and ev.playback_id == playback_id:
@@ -301,7 +304,7 @@ class InboundService:
         ari: AriClient,
         store: Store,
         settings: Settings,
-        prompts: Mapping[str, str],
+        prompts: dict[str, list[str]],
         clock: Clock = utcnow,
     ) -> None:
         self.ari = ari
@@ -372,10 +375,17 @@ class InboundService:
         it = Interaction(str(uuid.uuid4()), channel.id, ani=ani, dnis=dnis, arrived_at=now)
         customer = await self.store.customer_by_phone(ani)
         it.customer_id = customer.id if customer else None
-        it.record(now, "arrived", channel=channel.name, customer_id=it.customer_id,
-                  customer_name=customer.name if customer else None)
+        it.record(
+            now,
+            "arrived",
+            channel=channel.name,
+            customer_id=it.customer_id,
+            customer_name=customer.name if customer else None,
+        )
         await self.store.create_interaction(it)
-        log.info("call %s: ANI %s DNIS %s customer %s", it.id, ani, dnis, customer.name if customer else "unknown")
+        log.info(
+            "call %s: ANI %s DNIS %s customer %s", it.id, ani, dnis, customer.name if customer else "unknown"
+        )
         self.start_session(it)
 
     async def pick_agent(self, exclude: frozenset[str]) -> str | None:
@@ -398,7 +408,9 @@ class InboundService:
         channels = await self.ari.channels()
         bridges = await self.ari.bridges()
         app_prefix = self.settings.ari_app + ","
-        ours = {c.id: c for c in channels if c.app_name == "Stasis" and (c.app_data + ",").startswith(app_prefix)}
+        ours = {
+            c.id: c for c in channels if c.app_name == "Stasis" and (c.app_data + ",").startswith(app_prefix)
+        }
         open_its = await self.store.open_interactions()
         now = self.clock()
         claimed: set[str] = set()
@@ -408,7 +420,9 @@ class InboundService:
                 continue
             caller = ours.get(it.caller_channel_id)
             if caller is None:
-                await self.store.close_lost(it.id, now, Outcome.LOST.value, "caller gone while the app was down")
+                await self.store.close_lost(
+                    it.id, now, Outcome.LOST.value, "caller gone while the app was down"
+                )
                 log.warning("interaction %s: caller left while the app was down; closed as lost", it.id)
                 continue
             claimed.add(caller.id)

@@ -14,14 +14,13 @@ from pathlib import Path
 import pytest
 
 from app.adapters.prompts import Prompt, PromptCache
-from app.config import IvrSettings
+from app.config import PromptText, load_settings
 from tests.support.audio import best_match, tone_seconds, write_tone
 from tests.support.sip_phone import Call, PhoneLab
 from tests.support.stack import REPO, Stack, eventually, write_config
 
 pytestmark = pytest.mark.e2e
 
-IVR = IvrSettings()
 CALLER_TONE_HZ = 1000
 AGENT_TONE_HZ = 440
 # Normalised cross-correlation of a prompt inside a pjsua2 recording: ~0.8 when it was
@@ -29,8 +28,8 @@ AGENT_TONE_HZ = 440
 HEARD = 0.5
 
 
-def prompt_wav(text: str) -> Path:
-    return PromptCache(REPO / "sounds" / "cache").path_for(Prompt(text, "en"))
+def prompt_wav(prompt: PromptText) -> Path:
+    return PromptCache(REPO / "sounds" / "cache").path_for(Prompt(prompt.text, prompt.lang))
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +64,16 @@ def tones(tmp_path: Path) -> tuple[Path, Path]:
 def no_agent_registered(stack: Stack) -> None:
     def check() -> bool:
         out = subprocess.run(
-            [str(stack.asterisk_prefix / "sbin/asterisk"), "-C",
-             str(stack.var_dir / "asterisk/main/etc/asterisk.conf"), "-rx", "pjsip show contacts"],
-            capture_output=True, text=True, timeout=10,
+            [
+                str(stack.asterisk_prefix / "sbin/asterisk"),
+                "-C",
+                str(stack.var_dir / "asterisk/main/etc/asterisk.conf"),
+                "-rx",
+                "pjsip show contacts",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout
         return "Contact:  10" not in out
 
@@ -105,7 +111,10 @@ def test_caller_presses_1_and_talks_to_agent(
     ani = "13800138001"
     stack.query("INSERT INTO customers (name, phone) VALUES ('Wang Fang', %s)", ani)
     agent = lab.phone(
-        "127.0.0.1", user="1001", password=stack.agent_password("1001"), registrar=f"127.0.0.1:{stack.sip_port}"
+        "127.0.0.1",
+        user="1001",
+        password=stack.agent_password("1001"),
+        registrar=f"127.0.0.1:{stack.sip_port}",
     )
     agent.wait_registered(timeout=10)
 
@@ -129,7 +138,9 @@ def test_caller_presses_1_and_talks_to_agent(
 
     row = ended(stack, it["id"])
     caller_wav, agent_wav = call.recording(), ringing.recording()
-    assert best_match(caller_wav, prompt_wav(IVR.greeting.text)) > HEARD, "caller did not hear the greeting"
+    english, mandarin = load_settings(stack.config_path).ivr.greeting
+    assert best_match(caller_wav, prompt_wav(english)) > HEARD, "caller did not hear the English greeting"
+    assert best_match(caller_wav, prompt_wav(mandarin)) > HEARD, "caller did not hear the Mandarin greeting"
     assert tone_seconds(caller_wav, AGENT_TONE_HZ) >= 1.5, "caller did not hear the agent"
     assert tone_seconds(agent_wav, CALLER_TONE_HZ) >= 1.5, "agent did not hear the caller"
     assert tone_seconds(agent_wav, AGENT_TONE_HZ) < 0.5, "agent heard their own tone"
@@ -142,7 +153,16 @@ def test_caller_presses_1_and_talks_to_agent(
     assert row["answered_at"] is not None and row["queued_at"] is not None
     assert 0 < row["queue_wait_ms"] < 15_000
     kinds = [k for k, _ in stack.events(it["id"])]
-    for step in ("arrived", "answered_by_ivr", "prompt_played", "dtmf", "queued", "offered", "connected", "ended"):
+    for step in (
+        "arrived",
+        "answered_by_ivr",
+        "prompt_played",
+        "dtmf",
+        "queued",
+        "offered",
+        "connected",
+        "ended",
+    ):
         assert step in kinds, (step, kinds)
     assert kinds.index("queued") < kinds.index("offered") < kinds.index("connected") < kinds.index("ended")
 
@@ -160,7 +180,10 @@ def test_no_agent_logged_in_caller_hears_so(
     row = ended(stack, it["id"])
     assert row["outcome"] == "no_agent"
     assert row["agent_id"] is None
-    assert best_match(call.recording(), prompt_wav(IVR.no_agent.text)) > HEARD, "caller did not hear no-agent"
+    no_agent = load_settings(stack.config_path).ivr.no_agent[0]
+    assert best_match(call.recording(), prompt_wav(no_agent)) > HEARD, (
+        "caller did not hear the no-agent message"
+    )
     kinds = [k for k, _ in stack.events(it["id"])]
     assert "no_agent_available" in kinds
 

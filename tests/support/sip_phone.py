@@ -34,11 +34,15 @@ Design choices (why it looks like this):
   messages, and raised when the lab closes.
 * Python threads other than the one that created the lab are registered with pjlib on first use
   (pjlib asserts, i.e. aborts, when called from an unknown thread).
-* pjsua2 objects whose C++ destructors call into pjlib (calls, accounts, players, recorders) are
-  kept referenced by the lab and released in a fixed order at close: hang up, destroy players and
-  recorders (this writes the WAV headers), delete accounts, ``libDestroy``. Wrappers point back at
-  their owners through weak references only, so no reference cycle can make the garbage collector
-  destroy one of them later on some random thread.
+* Object lifetimes follow pjsua2's C++ destructors, which call into pjsua unconditionally:
+  ``Call::~Call`` clears the user data of its call slot (which pjsua reuses for later calls) and
+  asserts once ``libDestroy`` has run; a second ``Endpoint`` throws an untranslated C++ exception.
+  So the lab keeps every pjsua2 call and account alive while it runs, and at close tears down in
+  a fixed order on a registered thread: hang up, destroy players and recorders (this writes the
+  WAV headers), unregister and delete accounts, destroy the pjsua2 calls and accounts, then
+  ``libDestroy``. The pjsua2 subclasses reach the Python wrappers through weak references, so the
+  garbage collector never finds a pjsua object in a cycle and destroys it on some random thread.
+  The wrappers stay readable after close (state, DTMF, headers, ``recording()``).
 * Codecs: only the listed ones (default PCMU, then PCMA) are enabled; the conference bridge runs at
   8 kHz so nothing is resampled and recordings are 8 kHz 16-bit mono WAV.
 * pjsua logs (level 4 includes every SIP message) go to ``<log_dir>/pjsua.log``, not the console.

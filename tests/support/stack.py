@@ -39,7 +39,9 @@ def eventually(check: Callable[[], T | None], timeout: float, what: str, interva
         except AssertionError as exc:
             last_error = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}" + (f": {last_error}" if last_error else ""))
+    raise AssertionError(
+        f"timed out after {timeout:.0f} s waiting for {what}" + (f": {last_error}" if last_error else "")
+    )
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -94,7 +96,7 @@ class Stack:
 
     def start(self, timeout: float = 90.0) -> None:
         self.starts += 1
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        log = open(self.log_path, "ab")
         log.write(f"\n===== start {self.starts} =====\n".encode())
         log.flush()
         self.proc = subprocess.Popen(
@@ -102,8 +104,12 @@ class Stack:
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env, "DATABASE_URL": self.db_url,
-                 "LIANLUO_ASTERISK_PREFIX": str(self.asterisk_prefix)},
+            env={
+                **os.environ,
+                **self.env,
+                "DATABASE_URL": self.db_url,
+                "LIANLUO_ASTERISK_PREFIX": str(self.asterisk_prefix),
+            },
         )
         log.close()
         eventually(self._healthy, timeout, f"Lianluo to report healthy (log: {self.log_path})")
@@ -111,7 +117,9 @@ class Stack:
     def _healthy(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise RuntimeError(f"Lianluo exited with {self.proc.returncode}; log: {self.log_path}\n{self.tail()}")
+            raise RuntimeError(
+                f"Lianluo exited with {self.proc.returncode}; log: {self.log_path}\n{self.tail()}"
+            )
         status, _ = self.health()
         return status == 200
 
@@ -210,7 +218,14 @@ def write_config(path: Path, var_dir: Path, instance: str = "main", **overrides:
         },
         "carrier": {"name": "carrier", "match": ["127.0.0.2"], "dids": ["7000"]},
         "agents": [{"id": "1001", "name": "Alice Wang"}, {"id": "1002", "name": "Bob Li"}],
-        "ivr": {"digit_timeout_s": 5, "attempts": 2},
+        "ivr": {
+            "greeting": [
+                {"text": "Welcome to Lianluo. To speak with an agent, press 1.", "lang": "en"},
+                {"text": "欢迎致电联络。人工服务请按1。", "lang": "zh"},
+            ],
+            "digit_timeout_s": 5,
+            "attempts": 2,
+        },
         "offer": {"ring_timeout_s": 8},
         "web": {"host": "127.0.0.1", "port": free_port()},
     }
@@ -219,5 +234,5 @@ def write_config(path: Path, var_dir: Path, instance: str = "main", **overrides:
             settings[key] = {**settings[key], **value}
         else:
             settings[key] = value
-    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    path.write_text(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
     return settings

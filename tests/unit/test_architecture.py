@@ -6,7 +6,16 @@ import ast
 from pathlib import Path
 
 DOMAIN = Path(__file__).resolve().parents[2] / "app" / "domain"
-FORBIDDEN = {"asyncio", "aiohttp", "panoramisk", "psycopg", "psycopg_pool", "socket", "subprocess", "requests"}
+FORBIDDEN = {
+    "asyncio",
+    "aiohttp",
+    "panoramisk",
+    "psycopg",
+    "psycopg_pool",
+    "socket",
+    "subprocess",
+    "requests",
+}
 
 
 def test_domain_imports_no_io() -> None:
@@ -20,6 +29,10 @@ def test_domain_imports_no_io() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             for name in names:
-                if name.split(".")[0] in FORBIDDEN or name.startswith("app.adapters") or name.startswith("app.flows"):
+                if (
+                    name.split(".")[0] in FORBIDDEN
+                    or name.startswith("app.adapters")
+                    or name.startswith("app.flows")
+                ):
                     offenders.append(f"{path.name}: {name}")
     assert not offenders, offenders
