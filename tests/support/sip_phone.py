@@ -56,6 +56,7 @@ import re
 import threading
 import time
 import traceback
+import wave
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -86,6 +87,27 @@ _COMPACT_HEADERS = {
 # Endpoint already exists, which terminates the process, so the one-lab rule is checked here first.
 _active_lab: PhoneLab | None = None
 _active_lab_lock = threading.Lock()
+
+
+def _wav_header_complete(path: Path) -> bool:
+    try:
+        size = path.stat().st_size
+        with wave.open(str(path), "rb") as w:
+            frames, width, channels = w.getnframes(), w.getsampwidth(), w.getnchannels()
+    except (OSError, EOFError, wave.Error):
+        return False
+    data = frames * width * channels
+    return size <= 44 or 0 < data <= size - 44
+
+
+def _wait_wav_header(path: Path, timeout: float = 5.0) -> None:
+    """pjsua 2.15 removes conference ports asynchronously (on the next media clock tick), so the
+    recorder's file is closed and its WAV header written a few ms after the recorder is released."""
+    deadline = time.monotonic() + timeout
+    while not _wav_header_complete(path):
+        if time.monotonic() > deadline:
+            raise PhoneTimeout(f"WAV header of {path} not written within {timeout:.0f} s")
+        time.sleep(0.01)
 
 
 class PhoneTimeout(AssertionError, TimeoutError):
@@ -408,6 +430,7 @@ class Call:
         path = self._finished_recordings[-1]
         if not path.exists():
             raise PhoneError(f"{self!r}: recording {path} was never created (media never started?)")
+        _wait_wav_header(path)
         return path
 
     # -- queries ------------------------------------------------------------------------------
