@@ -7,93 +7,26 @@ heard the other's tone, and the interaction with its journey is in the database.
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from app.adapters.prompts import Prompt, PromptCache
-from app.config import PromptText, load_settings
-from tests.support.audio import best_match, tone_seconds, write_tone
-from tests.support.sip_phone import Call, PhoneLab
-from tests.support.stack import REPO, Stack, eventually, write_config
+from app.config import load_settings
+from tests.support.audio import best_match, tone_seconds
+from tests.support.calls import (
+    AGENT_TONE_HZ,
+    CALLER_TONE_HZ,
+    HEARD,
+    call_in,
+    ended,
+    no_agent_registered,
+    prompt_wav,
+    register_agent,
+)
+from tests.support.sip_phone import PhoneLab
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
-
-CALLER_TONE_HZ = 1000
-AGENT_TONE_HZ = 440
-# Normalised cross-correlation of a prompt inside a pjsua2 recording: ~0.8 when it was
-# heard, ~0.2 for unrelated audio (../shared/test-peers.md).
-HEARD = 0.5
-
-
-def prompt_wav(prompt: PromptText) -> Path:
-    return PromptCache(REPO / "sounds" / "cache").path_for(Prompt(prompt.text, prompt.lang))
-
-
-@pytest.fixture(scope="module")
-def stack(
-    tmp_path_factory: pytest.TempPathFactory, db_url: str, asterisk_prefix: Path, artifacts: Path
-) -> Iterator[Stack]:
-    d = tmp_path_factory.mktemp("first-call")
-    settings = write_config(d / "center.yaml", d / "var")
-    s = Stack(d / "center.yaml", d / "var", db_url, asterisk_prefix, artifacts / "first-call.log", settings)
-    s.start()
-    yield s
-    assert s.stop() == 0, s.tail()
-    assert s.asterisk_pids() == [], "Asterisk still running after the app stopped"
-
-
-@pytest.fixture
-def lab(artifacts: Path, request: pytest.FixtureRequest) -> Iterator[PhoneLab]:
-    log_dir = artifacts / "pjsua" / request.node.name
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with PhoneLab(log_dir=log_dir) as lab:
-        yield lab
-
-
-@pytest.fixture
-def tones(tmp_path: Path) -> tuple[Path, Path]:
-    caller, agent = tmp_path / "caller-tone.wav", tmp_path / "agent-tone.wav"
-    write_tone(caller, CALLER_TONE_HZ, 60)
-    write_tone(agent, AGENT_TONE_HZ, 60)
-    return caller, agent
-
-
-def no_agent_registered(stack: Stack) -> None:
-    def check() -> bool:
-        out = subprocess.run(
-            [
-                str(stack.asterisk_prefix / "sbin/asterisk"),
-                "-C",
-                str(stack.var_dir / "asterisk/main/etc/asterisk.conf"),
-                "-rx",
-                "pjsip show contacts",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout
-        return "Contact:  10" not in out
-
-    eventually(check, 15, "agent phones to be unregistered")
-
-
-def call_in(lab: PhoneLab, stack: Stack, ani: str, tone: Path, record: Path) -> tuple[Call, dict]:
-    caller = lab.phone("127.0.0.2", user=ani)
-    call = caller.call(f"sip:7000@127.0.0.1:{stack.sip_port}", play=tone, record=record, loop=True)
-    call.wait_confirmed(timeout=10)
-    it = eventually(lambda: stack.interaction("ani = %s", ani), 10, f"an interaction for ANI {ani}")
-    return call, it
-
-
-def ended(stack: Stack, interaction_id: object, timeout: float = 20) -> dict:
-    return eventually(
-        lambda: stack.interaction("id = %s AND ended_at IS NOT NULL", interaction_id),
-        timeout,
-        f"interaction {interaction_id} to end",
-    )
 
 
 def test_health_page_reports_every_part(stack: Stack) -> None:
@@ -110,13 +43,7 @@ def test_caller_presses_1_and_talks_to_agent(
 ) -> None:
     ani = "13800138001"
     stack.query("INSERT INTO customers (name, phone) VALUES ('Wang Fang', %s)", ani)
-    agent = lab.phone(
-        "127.0.0.1",
-        user="1001",
-        password=stack.agent_password("1001"),
-        registrar=f"127.0.0.1:{stack.sip_port}",
-    )
-    agent.wait_registered(timeout=10)
+    agent = register_agent(lab, stack, "1001")
 
     call, it = call_in(lab, stack, ani, tones[0], tmp_path / "caller.wav")
     stack.wait_event(it["id"], "prompt_played", timeout=20)  # the whole greeting went out

@@ -149,6 +149,22 @@ class Stack:
             self.proc.wait(5)
             raise AssertionError(f"Lianluo did not stop within {timeout:.0f} s on SIGINT") from None
 
+    def cli(self, command: str) -> str:
+        """Asterisk's own CLI on this stack's instance (asterisk -rx)."""
+        return subprocess.run(
+            [
+                str(self.asterisk_prefix / "sbin/asterisk"),
+                "-C",
+                str(self.var_dir / "asterisk" / self.settings["asterisk"]["instance"] / "etc/asterisk.conf"),
+                "-rx",
+                command,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=15,
+            check=True,
+        ).stdout
+
     def asterisk_pids(self) -> list[int]:
         return asterisk_pids_for(self.var_dir)
 
