@@ -4,32 +4,36 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 
 from aiohttp import web
 
-from app.appkeys import SECRETS, SETTINGS
+from app.adapters.db import safe_url
+from app.appkeys import DATABASE_URL, SECRETS, SETTINGS
 from app.config import Settings, load_settings
 from app.errors import AppError, ConfigError
 
 
-def banner(settings: Settings, agent_passwords: dict[str, str]) -> str:
+def banner(settings: Settings, agent_passwords: dict[str, str], database: str) -> str:
     a = settings.asterisk
     lines = [
         "",
         f"Lianluo is running: {settings.center_name}",
         f"  health page:  http://{settings.web.host}:{settings.web.port}/health",
         f"  SIP server:   {a.sip_bind}:{a.sip_port} (UDP)",
-        "  Register a softphone as an agent (username = password list below):",
+        "  Agents: register a softphone with username = the agent number and this password:",
     ]
     for agent in settings.agents[:10]:
         lines.append(f"    {agent.id}  {agent.name:<12}  password {agent_passwords.get(agent.id, '?')}")
     dids = ", ".join(settings.carrier.dids)
     lines += [
         f"  Call a service line ({dids}) from a second registered phone, or as the carrier",
-        f"  from {', '.join(settings.carrier.match)} (e.g. sipp -sn uac -s 7000 -i 127.0.0.2 "
-        f"127.0.0.1:{a.sip_port}).",
-        "  Press 1 in the menu to reach an agent. Ctrl-C stops everything.",
+        f"  from {', '.join(settings.carrier.match)} (e.g. sipp -sn uac -s {settings.carrier.dids[0]} "
+        f"-i 127.0.0.2 -m 1 -d 15000 127.0.0.1:{a.sip_port}, which listens to the greeting).",
+        "  " + ", ".join(f"press {o.digit} for {o.queue}" for o in settings.ivr.menu) + ".",
+        f"  Interactions are stored in {database}.",
+        "  Ctrl-C stops everything.",
         "",
     ]
     return "\n".join(lines)
@@ -57,19 +61,35 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(CallFormatter("%(asctime)s %(levelname)s %(name)s %(callprefix)s%(message)s"))
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
-    from app.bootstrap import build_app  # after logging is set, so start-up is logged
+    from app.adapters.asterisk_instance import lock_instance
+    from app.bootstrap import Paths, build_app  # after logging is set, so start-up is logged
 
+    try:
+        lock_instance(Paths.of(settings).var_dir, settings.asterisk.instance)
+        # Bind the web port before anything starts, so a busy port fails fast and the
+        # banner below is only printed once the page it names is really served.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.web.host, settings.web.port))
+    except OSError as exc:
+        where = f"{settings.web.host}:{settings.web.port}"
+        print(f"start-up failed: cannot serve web.port {where}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except AppError as exc:
+        print(f"start-up failed: {exc}", file=sys.stderr)
+        return 1
     app = build_app(settings)
 
     async def announce(app: web.Application) -> None:
-        print(banner(app[SETTINGS], dict(app[SECRETS].agent_passwords)), flush=True)
+        print(
+            banner(app[SETTINGS], dict(app[SECRETS].agent_passwords), safe_url(app[DATABASE_URL])), flush=True
+        )
 
     app.on_startup.append(announce)
     try:
         web.run_app(
             app,
-            host=settings.web.host,
-            port=settings.web.port,
+            sock=sock,
             print=None,
             shutdown_timeout=5,
             access_log=None,

@@ -10,6 +10,7 @@ from app.adapters.asterisk_instance import AsteriskProcess, Secrets
 from app.adapters.db import Store
 from app.config import Settings
 from app.flows.inbound import InboundService
+from app.flows.routing import RoutingService
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -19,3 +20,5 @@ PROMPTS = web.AppKey("prompts", dict[str, list[str]])
 ARI = web.AppKey("ari", AriClient)
 AMI = web.AppKey("ami", AmiConnection)
 INBOUND = web.AppKey("inbound", InboundService)
+ROUTING = web.AppKey("routing", RoutingService)
+DATABASE_URL = web.AppKey("database_url", str)

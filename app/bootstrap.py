@@ -30,11 +30,23 @@ from app.adapters.asterisk_instance import (
 )
 from app.adapters.db import Store, ensure_database, migrate, resolve_url
 from app.adapters.prompts import Prompt, PromptCache
-from app.appkeys import AMI, ARI, ASTERISK, INBOUND, PROMPTS, SECRETS, SETTINGS, STORE
+from app.appkeys import (
+    AMI,
+    ARI,
+    ASTERISK,
+    DATABASE_URL,
+    INBOUND,
+    PROMPTS,
+    ROUTING,
+    SECRETS,
+    SETTINGS,
+    STORE,
+)
 from app.config import Settings
 from app.errors import AppError, PbxError
-from app.flows.inbound import InboundService
-from app.web import health
+from app.flows.inbound import InboundService, utcnow
+from app.flows.routing import RoutingService
+from app.web import api, health
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +81,7 @@ async def asterisk_prefix() -> Path:
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     url = resolve_url(settings.database.url)
+    app[DATABASE_URL] = url
     await ensure_database(url)
     pool = AsyncConnectionPool(url, min_size=1, max_size=8, open=False, timeout=10)
     await pool.open(wait=True, timeout=15)
@@ -123,6 +136,16 @@ async def prompts_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def routing_ctx(app: web.Application) -> AsyncIterator[None]:
+    routing = RoutingService(app[SETTINGS], app[STORE], utcnow)
+    await routing.start()
+    app[ROUTING] = routing
+    try:
+        yield
+    finally:
+        await routing.stop()
+
+
 async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     secrets = app[SECRETS]
@@ -135,7 +158,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
             settings.ari_app,
         )
         app[ARI] = ari
-        inbound = InboundService(ari, app[STORE], settings, app[PROMPTS])
+        inbound = InboundService(ari, app[STORE], settings, app[PROMPTS], app[ROUTING])
         app[INBOUND] = inbound
         task = asyncio.create_task(inbound.run(), name="ari-events")
         try:
@@ -184,6 +207,7 @@ async def error_middleware(
 def build_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([database_ctx, asterisk_ctx, prompts_ctx, ari_ctx, ami_ctx])
+    app.cleanup_ctx.extend([database_ctx, asterisk_ctx, prompts_ctx, routing_ctx, ari_ctx, ami_ctx])
     app.router.add_get("/health", health.handler)
+    api.add_routes(app)
     return app

@@ -53,8 +53,86 @@ class CarrierSettings:
 class AgentSettings:
     id: str
     name: str
+    # skill name -> level 1 (novice) .. 10 (expert)
+    skills: dict[str, int] = field(default_factory=dict)
+    groups: tuple[str, ...] = ()
     # Demo phones register with a generated password; see var/secrets.yaml.
     codecs: tuple[str, ...] = ("ulaw", "alaw", "g722")
+
+
+@dataclass(frozen=True)
+class SkillNeed:
+    skill: str
+    min_level: int = 1
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """Service-level target: `percent` of calls answered within `seconds`."""
+
+    percent: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RelaxationSettings:
+    after_s: float
+    lower_min_level_by: int = 0
+    add_groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OverflowSettings:
+    to_queue: str
+    max_wait_s: float | None = None
+    max_length: int | None = None
+    when_no_agents: bool = False
+
+
+Strategy = Literal[
+    "ring_all",
+    "linear",
+    "round_robin",
+    "longest_idle",
+    "fewest_calls",
+    "skills_best",
+    "skills_least_occupied",
+]
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    name: str
+    strategy: Strategy = "longest_idle"
+    skills: tuple[SkillNeed, ...] = ()
+    groups: tuple[str, ...] = ()
+    members: tuple[str, ...] = ()
+    # tier (top/high/medium/low) -> target; missing tiers keep the defaults
+    targets: dict[str, TargetSettings] = field(default_factory=dict)
+    sticky_s: float = 0.0
+    relaxations: tuple[RelaxationSettings, ...] = ()
+    overflow: tuple[OverflowSettings, ...] = ()
+    ring_timeout_s: float = 15.0
+    wrap_up_s: float = 10.0
+    # A silent agent (ring-no-answer) goes Not Ready with reason "no answer".
+    no_answer_not_ready: bool = True
+
+
+@dataclass(frozen=True)
+class MenuOption:
+    """A key in the main menu that sends the caller to a queue."""
+
+    digit: str
+    queue: str
+    skills: tuple[SkillNeed, ...] = ()
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    # Until agents sign in at the panel, registering the phone logs the agent in, Ready.
+    login_on_register: bool = True
+    # How far back "the agent who last served this customer" is looked up.
+    sticky_history_s: float = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -80,11 +158,7 @@ class IvrSettings:
     goodbye: Prompts = (PromptText("Thank you for calling. Goodbye."),)
     digit_timeout_s: float = 6.0
     attempts: int = 3
-
-
-@dataclass(frozen=True)
-class OfferSettings:
-    ring_timeout_s: float = 15.0
+    menu: tuple[MenuOption, ...] = (MenuOption("1", "general"),)
 
 
 @dataclass(frozen=True)
@@ -107,8 +181,9 @@ class Settings:
     asterisk: AsteriskSettings = AsteriskSettings()
     carrier: CarrierSettings = CarrierSettings()
     agents: tuple[AgentSettings, ...] = ()
+    queues: tuple[QueueSettings, ...] = (QueueSettings("general"),)
+    routing: RoutingSettings = RoutingSettings()
     ivr: IvrSettings = IvrSettings()
-    offer: OfferSettings = OfferSettings()
     web: WebSettings = WebSettings()
     database: DatabaseSettings = DatabaseSettings()
     # Where this configuration came from, for messages; not read from YAML.
@@ -170,6 +245,14 @@ class _Reader:
             if not isinstance(node, yaml.SequenceNode):
                 raise self.fail(node, path, f"expected a list, got {_describe(node)}")
             return tuple(self.read(args[0], item, f"{path}[{i}]") for i, item in enumerate(node.value))
+        if origin is dict:
+            if not isinstance(node, yaml.MappingNode):
+                raise self.fail(node, path, f"expected a mapping, got {_describe(node)}")
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.read(args[0], key_node, f"{path}.{key_node.value}")
+                out[key] = self.read(args[1], value_node, f"{path}.{key_node.value}")
+            return out
         if origin is Literal:
             value = self.scalar(node, path)
             if value not in args:
@@ -299,7 +382,59 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         if agent.id in s.carrier.dids:
             raise bad(f"agents[{i}].id", f"agent id {agent.id} clashes with a carrier DID")
         ids.add(agent.id)
+    groups: set[str] = set()
+    for i, agent in enumerate(s.agents):
+        groups.update(agent.groups)
+        for skill, level in agent.skills.items():
+            if not 1 <= level <= 10:
+                raise bad(f"agents[{i}].skills.{skill}", f"skill level must be 1-10, got {level}")
+    queue_names: set[str] = set()
+    for i, q in enumerate(s.queues):
+        where = f"queues[{i}]"
+        if not re.fullmatch(r"[a-z0-9_-]{1,40}", q.name):
+            raise bad(f"{where}.name", f"use 1-40 characters from a-z, 0-9, '_' and '-', got {q.name!r}")
+        if q.name in queue_names:
+            raise bad(f"{where}.name", f"queue {q.name} is given twice")
+        queue_names.add(q.name)
+        for j, need in enumerate(q.skills):
+            if not 1 <= need.min_level <= 10:
+                raise bad(f"{where}.skills[{j}].min_level", "must be 1-10")
+        for j, member in enumerate(q.members):
+            if member not in ids:
+                raise bad(f"{where}.members[{j}]", f"no agent {member!r}")
+        for tier in q.targets:
+            if tier not in ("top", "high", "medium", "low"):
+                raise bad(f"{where}.targets.{tier}", "tier must be one of top, high, medium, low")
+        for tier, target in q.targets.items():
+            if not (0 < target.percent <= 100 and target.seconds > 0):
+                raise bad(f"{where}.targets.{tier}", "percent must be 0-100 and seconds positive")
+        if q.ring_timeout_s <= 0 or q.wrap_up_s < 0 or q.sticky_s < 0:
+            raise bad(f"{where}.ring_timeout_s", "ring_timeout_s must be positive; wrap_up_s, sticky_s >= 0")
+    for i, q in enumerate(s.queues):
+        for j, rule in enumerate(q.overflow):
+            if rule.to_queue not in queue_names or rule.to_queue == q.name:
+                raise bad(f"queues[{i}].overflow[{j}].to_queue", f"no other queue named {rule.to_queue!r}")
+    # Overflow must not loop: a caller bounced between queues would never be served.
+    edges = {q.name: [rule.to_queue for rule in q.overflow] for q in s.queues}
+    for i, q in enumerate(s.queues):
+        seen_q, stack = {q.name}, list(edges[q.name])
+        while stack:
+            nxt = stack.pop()
+            if nxt == q.name:
+                raise bad(f"queues[{i}].overflow", f"overflow from {q.name} leads back to {q.name}")
+            if nxt not in seen_q:
+                seen_q.add(nxt)
+                stack.extend(edges.get(nxt, []))
+    digits: set[str] = set()
+    for i, option in enumerate(s.ivr.menu):
+        if not re.fullmatch(r"[0-9*#]", option.digit):
+            raise bad(f"ivr.menu[{i}].digit", f"one key 0-9, * or #, got {option.digit!r}")
+        if option.digit in digits:
+            raise bad(f"ivr.menu[{i}].digit", f"key {option.digit} is used twice")
+        digits.add(option.digit)
+        if option.queue not in queue_names:
+            raise bad(f"ivr.menu[{i}].queue", f"no queue named {option.queue!r}")
     if s.ivr.attempts < 1:
         raise bad("ivr.attempts", "must be at least 1")
-    if s.ivr.digit_timeout_s <= 0 or s.offer.ring_timeout_s <= 0:
-        raise bad("ivr.digit_timeout_s", "timeouts must be positive")
+    if s.ivr.digit_timeout_s <= 0:
+        raise bad("ivr.digit_timeout_s", "must be positive")

@@ -12,11 +12,14 @@ from typing import Any
 
 from panoramisk import Manager
 
+from app.errors import PbxError
+
 log = logging.getLogger(__name__)
 
 
 class AmiConnection:
     def __init__(self, host: str, port: int, user: str, secret: str) -> None:
+        self._where = f"{host}:{port}"
         self._manager = Manager(
             host=host,
             port=port,
@@ -28,9 +31,14 @@ class AmiConnection:
             log=logging.getLogger("panoramisk"),
         )
 
-    async def start(self) -> None:
-        # panoramisk reconnects by itself after a loss; the first connect we await.
-        await self._manager.connect()
+    async def start(self, timeout: float = 10.0) -> None:
+        # panoramisk reconnects by itself after a loss; the first login we wait for.
+        try:
+            await self._manager.connect()
+        except OSError as exc:
+            raise PbxError(f"cannot connect to AMI at {self._where}: {exc}") from exc
+        if not await self.ping(timeout):
+            raise PbxError(f"AMI at {self._where} did not log us in within {timeout:.0f} s")
 
     async def ping(self, timeout: float = 2.0) -> bool:
         try:

@@ -70,6 +70,15 @@ class Endpoint:
     state: str
     channel_ids: tuple[str, ...]
 
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> Endpoint:
+        return cls(
+            str(raw.get("technology", "")),
+            str(raw["resource"]),
+            str(raw.get("state", "unknown")),
+            tuple(str(c) for c in raw.get("channel_ids", [])),
+        )
+
     @property
     def online(self) -> bool:
         return self.state == "online"
@@ -135,6 +144,11 @@ class PlaybackFinished:
 
 
 @dataclass(frozen=True)
+class EndpointStateChange:
+    endpoint: Endpoint
+
+
+@dataclass(frozen=True)
 class OtherEvent:
     type: str
     raw: Mapping[str, Any]
@@ -150,6 +164,7 @@ AriEvent = (
     | ChannelStateChange
     | PlaybackStarted
     | PlaybackFinished
+    | EndpointStateChange
     | OtherEvent
 )
 
@@ -173,6 +188,8 @@ def parse_event(raw: Mapping[str, Any]) -> AriEvent:
             return ChannelStateChange(Channel.parse(raw["channel"]))
         if kind == "PlaybackStarted":
             return PlaybackStarted(str(raw["playback"]["id"]))
+        if kind == "EndpointStateChange":
+            return EndpointStateChange(Endpoint.parse(raw["endpoint"]))
         if kind == "PlaybackFinished":
             pb = raw["playback"]
             return PlaybackFinished(str(pb["id"]), str(pb.get("state", "done")))
@@ -299,8 +316,12 @@ class AriClient:
             data = await self.request("GET", f"/endpoints/{technology}/{resource}")
         except AriNotFound:
             return None
-        return Endpoint(
-            technology, resource, str(data.get("state", "unknown")), tuple(data.get("channel_ids", []))
+        return Endpoint.parse(data)
+
+    async def subscribe(self, event_source: str) -> None:
+        """Also receive events of e.g. ``endpoint:PJSIP`` (device registrations)."""
+        await self.request(
+            "POST", f"/applications/{self.app}/subscription", params={"eventSource": event_source}
         )
 
     async def create_bridge(self, bridge_id: str, name: str) -> Bridge:

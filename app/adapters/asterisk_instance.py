@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import re
@@ -62,6 +63,8 @@ class Secrets:
     ari_user: str
     ari_password: str
     agent_passwords: Mapping[str, str]
+    # Bearer token for the supervisor/admin HTTP API until panel logins exist.
+    api_token: str
 
 
 def load_or_create_secrets(var_dir: Path, agent_ids: list[str]) -> Secrets:
@@ -85,6 +88,7 @@ def load_or_create_secrets(var_dir: Path, agent_ids: list[str]) -> Secrets:
 
     ami = secret("ami_password")
     ari = secret("ari_password")
+    api = secret("api_token")
     agents_raw = data.get("agent_passwords")
     agents: dict[str, str] = dict(agents_raw) if isinstance(agents_raw, dict) else {}
     for agent_id in agent_ids:
@@ -100,7 +104,7 @@ def load_or_create_secrets(var_dir: Path, agent_ids: list[str]) -> Secrets:
         with os.fdopen(fd, "w") as f:
             yaml.safe_dump(data, f, sort_keys=True)
         os.replace(tmp, path)
-    return Secrets("lianluo", ami, "lianluo", ari, {k: str(v) for k, v in agents.items()})
+    return Secrets("lianluo", ami, "lianluo", ari, {k: str(v) for k, v in agents.items()}, api)
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,34 @@ class InstancePaths:
         return cls(
             root, root / "etc", root / "run", root / "log", root / "lib", root / "spool", root / "data"
         )
+
+
+class InstanceBusy(PbxError):
+    pass
+
+
+def lock_instance(var_dir: Path, instance: str) -> int:
+    """Hold this instance for the life of the process; a second app for it is refused.
+
+    The kernel drops the lock when the process dies, even by SIGKILL, so a restart after
+    a crash is never blocked by a stale lock.
+    """
+    root = InstancePaths.under(var_dir, instance).root
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "lianluo.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise InstanceBusy(
+            f"another Lianluo (pid {holder}) is already running instance {instance!r} in {root}; "
+            "stop it first, or give this one another asterisk.instance and ports"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 _PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from app.config import AgentSettings
+from app.domain.agent_state import AgentStateEvent
 from app.domain.interaction import Interaction, InteractionEvent, Phase
 from app.errors import AppError
 
@@ -49,7 +50,7 @@ async def ensure_database(url: str) -> None:
         return
     except psycopg.OperationalError as exc:
         if not dbname or "does not exist" not in str(exc):
-            raise DatabaseError(f"cannot connect to PostgreSQL at {_safe(url)}: {exc}") from exc
+            raise DatabaseError(f"cannot connect to PostgreSQL at {safe_url(url)}: {exc}") from exc
     admin = psycopg.conninfo.make_conninfo(url, dbname="postgres")
     try:
         async with await psycopg.AsyncConnection.connect(admin, autocommit=True, connect_timeout=5) as conn:
@@ -61,7 +62,8 @@ async def ensure_database(url: str) -> None:
     log.info("created database %s", dbname)
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
+    """The URL with any password masked, fit for logs and banners."""
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
@@ -113,6 +115,8 @@ class Customer:
     id: int
     name: str
     vip: bool
+    tier: str
+    value: float
 
 
 class Store:
@@ -146,9 +150,66 @@ class Store:
         if not phone:
             return None
         async with self.pool.connection() as conn:
-            cur = await conn.execute("SELECT id, name, vip FROM customers WHERE phone = %s", (phone,))
+            cur = await conn.execute(
+                "SELECT id, name, vip, tier, value FROM customers WHERE phone = %s", (phone,)
+            )
             row = await cur.fetchone()
-        return Customer(row[0], row[1], row[2]) if row else None
+        return Customer(row[0], row[1], row[2], row[3], float(row[4])) if row else None
+
+    async def last_agent_for(self, customer_id: int | None, ani: str, since: datetime) -> str | None:
+        """The agent who last talked with this customer (or this number), if recent enough."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT agent_id FROM interactions"
+                " WHERE agent_id IS NOT NULL AND answered_at >= %s"
+                " AND (customer_id = %s OR (%s::bigint IS NULL AND ani = %s))"
+                " ORDER BY answered_at DESC LIMIT 1",
+                (since, customer_id, customer_id, ani),
+            )
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
+
+    async def save_agent_events(
+        self, events: Sequence[AgentStateEvent], reasons: Mapping[str, str | None]
+    ) -> None:
+        if not events:
+            return
+        async with self.pool.connection() as conn, conn.transaction():
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO agent_state_events"
+                    " (agent_id, at, from_state, to_state, reason, interaction_id)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    [
+                        (e.agent_id, e.at, e.from_state.value, e.to_state.value, e.reason, e.interaction_id)
+                        for e in events
+                    ],
+                )
+            last = {e.agent_id: e for e in events}
+            for agent_id, e in last.items():
+                await conn.execute(
+                    "UPDATE agents SET state = %s, state_since = %s, not_ready_reason = %s,"
+                    " updated_at = now() WHERE id = %s",
+                    (e.to_state.value, e.at, reasons.get(agent_id), agent_id),
+                )
+
+    async def skill_overrides(self) -> dict[str, dict[str, int | None]]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT agent_id, skill, level FROM agent_skill_overrides")
+            rows = await cur.fetchall()
+        out: dict[str, dict[str, int | None]] = {}
+        for agent_id, skill, level in rows:
+            out.setdefault(agent_id, {})[skill] = level
+        return out
+
+    async def set_skill_override(self, agent_id: str, skill: str, level: int | None, changed_by: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO agent_skill_overrides (agent_id, skill, level, changed_by)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (agent_id, skill) DO UPDATE"
+                " SET level = EXCLUDED.level, changed_by = EXCLUDED.changed_by, changed_at = now()",
+                (agent_id, skill, level, changed_by),
+            )
 
     async def create_interaction(self, it: Interaction) -> None:
         async with self.pool.connection() as conn, conn.transaction():
@@ -164,8 +225,8 @@ class Store:
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(
                 "UPDATE interactions SET phase = %s, ivr_digits = %s, queued_at = %s, answered_at = %s,"
-                " ended_at = %s, queue_wait_ms = %s, agent_id = %s, outcome = %s, customer_id = %s"
-                " WHERE id = %s",
+                " ended_at = %s, queue_wait_ms = %s, agent_id = %s, outcome = %s, customer_id = %s,"
+                " queue = %s, tier = %s WHERE id = %s",
                 (
                     it.phase.value,
                     it.digits,
@@ -176,6 +237,8 @@ class Store:
                     it.agent_id,
                     it.outcome.value if it.outcome else None,
                     it.customer_id,
+                    it.queue,
+                    it.tier,
                     it.id,
                 ),
             )
@@ -210,6 +273,8 @@ class Store:
                 queued_at=r["queued_at"],
                 answered_at=r["answered_at"],
                 agent_id=r["agent_id"],
+                queue=r["queue"],
+                tier=r["tier"],
             )
             for r in rows
         ]

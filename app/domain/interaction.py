@@ -55,6 +55,8 @@ class Interaction:
     ended_at: datetime | None = None
     agent_id: str | None = None
     outcome: Outcome | None = None
+    queue: str | None = None
+    tier: str | None = None
     # Recorded but not yet persisted; the flow drains this after each step.
     pending: list[InteractionEvent] = field(default_factory=list)
 
@@ -77,17 +79,20 @@ class Interaction:
         self.digits += digit
         self.record(at, "dtmf", digit=digit)
 
-    def queue(self, at: datetime, reason: str) -> None:
-        self._require(Phase.IVR, Phase.OFFERED)
+    def enqueue(self, at: datetime, queue: str, tier: str, reason: str) -> None:
+        self._require(Phase.IVR, Phase.OFFERED, Phase.QUEUED)
         if self.queued_at is None:
-            self.queued_at = at
+            self.queued_at = at  # the caller's place in line; never reset by overflow or retries
         self.phase = Phase.QUEUED
-        self.record(at, "queued", reason=reason)
+        moved = self.queue is not None and self.queue != queue
+        self.queue = queue
+        self.tier = tier
+        self.record(at, "overflowed" if moved else "queued", queue=queue, tier=tier, reason=reason)
 
-    def offer(self, at: datetime, agent_id: str) -> None:
+    def offer(self, at: datetime, agent_ids: tuple[str, ...], reason: str) -> None:
         self._require(Phase.QUEUED)
         self.phase = Phase.OFFERED
-        self.record(at, "offered", agent_id=agent_id)
+        self.record(at, "offered", agent_id=",".join(agent_ids), reason=reason)
 
     def offer_failed(self, at: datetime, agent_id: str, reason: str) -> None:
         self._require(Phase.OFFERED)

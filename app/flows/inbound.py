@@ -1,8 +1,9 @@
 """Inbound calls: from Stasis entry through the IVR to an agent, and the record of it all.
 
-One asyncio task per call runs its script top to bottom (greet, collect a digit, offer
-to an agent, bridge, wait for the end). ARI events are routed into that call's queue, so
-each call is serialised on its own and no lock is shared between calls.
+One asyncio task per call runs its script top to bottom (greet, collect a digit, wait in
+a queue, ring the chosen agent, bridge, wait for the end). ARI events and routing
+decisions are routed into that call's own queue, so each call is serialised on its own
+and no lock is shared between calls.
 
 When the ARI websocket (re)connects, `reconcile` compares Asterisk's live channels with
 the open interactions in PostgreSQL: calls that were in the IVR or waiting are taken up
@@ -30,19 +31,24 @@ from app.adapters.ari import (
     ChannelDtmfReceived,
     ChannelHangupRequest,
     Connected,
+    EndpointStateChange,
     PlaybackFinished,
     StasisEnd,
     StasisStart,
 )
-from app.adapters.db import Store
+from app.adapters.db import Customer, Store
 from app.config import Settings
-from app.domain.agents import AgentView, choose_agent
 from app.domain.interaction import Interaction, Outcome, Phase, outcome_when_caller_leaves
+from app.domain.routing import Decision, SkillRequirement, Tier, WaitingInteraction
 from app.errors import PbxError
+from app.flows.routing import RoutingService, Ticket
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+# Q.850 causes that mean "the phone rang and nobody picked up" (ring-no-answer).
+NO_ANSWER_CAUSES = frozenset({0, 18, 19})
 
 
 def utcnow() -> datetime:
@@ -53,22 +59,28 @@ class CallerGone(Exception):
     """The caller hung up; the script unwinds and the interaction is closed."""
 
 
-@dataclass
-class AgentRuntime:
-    id: str
-    busy: bool = False
-    idle_since: datetime | None = None
+@dataclass(frozen=True)
+class Wakeup:
+    """Not from Asterisk: the routing desk has news for this call (a decision, an overflow)."""
+
+    reason: str
+
+
+CallEvent = AriEvent | Wakeup
 
 
 class CallSession:
     """One caller's call, driven by one task."""
 
-    def __init__(self, service: InboundService, it: Interaction) -> None:
+    def __init__(self, service: InboundService, it: Interaction, customer: Customer | None = None) -> None:
         self.service = service
         self.ari = service.ari
+        self.routing = service.routing
         self.it = it
-        self.events: asyncio.Queue[AriEvent] = asyncio.Queue()
+        self.customer = customer
+        self.events: asyncio.Queue[CallEvent] = asyncio.Queue()
         self.agent_channel_id: str | None = None
+        self.ringing: dict[str, str] = {}  # agent channel id -> agent id, while an offer rings
         self.bridge_id: str | None = None
         self.task: asyncio.Task[None] | None = None
         self.log = logging.LoggerAdapter(log, {"call": it.id})
@@ -85,7 +97,7 @@ class CallSession:
     async def save(self) -> None:
         await self.service.store.save(self.it)
 
-    async def next_event(self, timeout: float | None = None) -> AriEvent | None:
+    async def next_event(self, timeout: float | None = None) -> CallEvent | None:
         """The next event for this call; None on timeout. Raises CallerGone."""
         try:
             ev = await asyncio.wait_for(self.events.get(), timeout)
@@ -133,7 +145,8 @@ class CallSession:
             elif resume and self.it.phase in (Phase.QUEUED, Phase.OFFERED):
                 if self.it.phase is Phase.OFFERED:
                     self.it.offer_failed(self.now(), self.it.agent_id or "?", "app restarted")
-                await self.to_agent()
+                    self.it.agent_id = None
+                await self.to_agent(self.it.queue or self.service.default_queue, ())
             else:
                 await self.ivr(resume)
         except CallerGone:
@@ -162,6 +175,7 @@ class CallSession:
             await self.ari.answer(self.caller)
             self.it.record(self.now(), "answered_by_ivr")
         await self.save()
+        menu = {option.digit: option for option in s.menu}
         for attempt in range(1, s.attempts + 1):
             digit = await self.play(self.service.prompts["greeting"], interruptible=True)
             if digit is None:
@@ -173,10 +187,10 @@ class CallSession:
                 continue
             self.it.digit(self.now(), digit)
             await self.save()
-            if digit == "1":
-                self.it.queue(self.now(), reason="menu:1")
-                await self.save()
-                await self.to_agent()
+            option = menu.get(digit)
+            if option is not None:
+                skills = tuple(SkillRequirement(n.skill, n.min_level) for n in option.skills)
+                await self.to_agent(option.queue, skills, reason=f"menu:{digit}")
                 return
             self.it.record(self.now(), "invalid_input", digit=digit, attempt=attempt)
             await self.play(self.service.prompts["invalid"], interruptible=False)
@@ -184,90 +198,158 @@ class CallSession:
         self.it.end(self.now(), Outcome.NO_INPUT, ended_by="system")
         await self.ari.hangup(self.caller)
 
-    async def to_agent(self) -> None:
-        await self.play(self.service.prompts["connecting"], interruptible=False)
-        tried: set[str] = set()
+    async def to_agent(
+        self, queue: str, skills: tuple[SkillRequirement, ...], reason: str = "resumed"
+    ) -> None:
+        tier, value = self.service.tier_of(self.customer)
+        self.it.enqueue(self.now(), queue, tier.value, reason)
+        await self.save()
+        last_agent = await self.service.last_agent(self.it, queue)
+        waiting = WaitingInteraction(
+            id=self.it.id,
+            queue=queue,
+            queued_at=self.it.queued_at or self.now(),
+            tier=tier,
+            customer_value=value,
+            required_skills=skills,
+            last_agent_id=last_agent,
+            data={"ani": self.it.ani, "dnis": self.it.dnis, "digits": self.it.digits},
+        )
+        greeted = False
         while True:
-            agent_id = await self.service.pick_agent(frozenset(tried))
-            if agent_id is None:
-                self.it.record(self.now(), "no_agent_available", tried=sorted(tried))
-                await self.save()
-                await self.ari.stop_moh(self.caller)
-                await self.play(self.service.prompts["no_agent"], interruptible=False)
-                self.it.end(self.now(), Outcome.NO_AGENT, ended_by="system")
-                await self.ari.hangup(self.caller)
+            if not self.routing.anyone_logged_in(waiting.queue):
+                await self.no_agent()
                 return
-            tried.add(agent_id)
-            if await self.offer(agent_id):
+            ticket = self.enter_queue(waiting)
+            try:
+                if not greeted:
+                    # The place in line is taken first; the caller hears why they wait meanwhile.
+                    greeted = True
+                    await self.play(self.service.prompts["connecting"], interruptible=False)
+                    if not ticket.decided.done():
+                        await self.ari.start_moh(self.caller)
+                decision = await self.wait_for_agent(ticket, waiting)
+            finally:
+                if not ticket.decided.done():
+                    self.routing.withdraw(self.it.id)
+            if decision is None:
+                await self.no_agent()
+                return
+            if await self.offer(decision, waiting.queue):
                 await self.watch_connected()
                 return
+            # Keep the place in line (queued_at) and try someone else first.
+            waiting.excluded_agents = waiting.excluded_agents | frozenset(decision.agent_ids)
 
-    async def offer(self, agent_id: str) -> bool:
-        """Ring one agent. True when the agent answered and the call is bridged."""
-        agent = self.service.agents[agent_id]
-        agent.busy = True
-        channel_id = f"agent-{uuid.uuid4()}"
-        self.agent_channel_id = channel_id
-        self.service.watch(channel_id, self)
-        self.it.offer(self.now(), agent_id)
-        self.it.agent_id = agent_id
+    def enter_queue(self, waiting: WaitingInteraction) -> Ticket:
+        def overflowed(queue: str) -> None:
+            self.events.put_nowait(Wakeup(f"overflow:{queue}"))
+
+        ticket = self.routing.enqueue(waiting, on_overflow=overflowed)
+        ticket.decided.add_done_callback(lambda _: self.events.put_nowait(Wakeup("decided")))
+        return ticket
+
+    async def wait_for_agent(self, ticket: Ticket, waiting: WaitingInteraction) -> Decision | None:
+        """Wait in the queue for a decision. None when nobody is left who could answer."""
+        while not ticket.decided.done():
+            ev = await self.next_event(timeout=1.0)
+            if isinstance(ev, Wakeup) and ev.reason.startswith("overflow:"):
+                self.it.enqueue(self.now(), waiting.queue, waiting.tier.value, "overflow")
+                await self.save()
+            if not ticket.decided.done() and not self.routing.anyone_logged_in(waiting.queue):
+                return None
+        return ticket.decided.result()
+
+    async def no_agent(self) -> None:
+        self.it.record(self.now(), "no_agent_available", queue=self.it.queue)
         await self.save()
-        await self.ari.start_moh(self.caller)
-        ring_timeout = self.service.settings.offer.ring_timeout_s
-        try:
-            await self.ari.originate(
-                endpoint=f"PJSIP/{agent_id}",
-                channel_id=channel_id,
-                app_args=f"agent,{self.it.id}",
-                caller_id=f'"{self.it.ani}" <{self.it.ani}>',
-                timeout_s=max(1, round(ring_timeout)),
-                variables={
-                    "LIANLUO_INTERACTION": self.it.id,
-                    "LIANLUO_ANI": self.it.ani,
-                    "LIANLUO_DNIS": self.it.dnis,
-                    "LIANLUO_IVR_DIGITS": self.it.digits,
-                    # The agent's phone sees the call data in the INVITE too.
-                    "PJSIP_HEADER(add,X-Lianluo-Interaction)": self.it.id,
-                },
-            )
-        except PbxError as exc:
-            self.log.warning("originate to %s failed: %s", agent_id, exc)
-            return await self._offer_failed(agent, "originate_failed")
+        await self.ari.stop_moh(self.caller)
+        await self.play(self.service.prompts["no_agent"], interruptible=False)
+        self.it.end(self.now(), Outcome.NO_AGENT, ended_by="system")
+        await self.ari.hangup(self.caller)
+
+    async def offer(self, decision: Decision, queue: str) -> bool:
+        """Ring the chosen agent(s). True when one answered and the call is bridged."""
+        self.it.offer(self.now(), decision.agent_ids, decision.reason)
+        await self.save()
+        await self.ari.start_moh(self.caller)  # the caller hears music while the agent's phone rings
+        ring_timeout = self.service.ring_timeout(queue)
+        for agent_id in decision.agent_ids:
+            channel_id = f"agent-{uuid.uuid4()}"
+            self.service.watch(channel_id, self)
+            try:
+                await self.ari.originate(
+                    endpoint=f"PJSIP/{agent_id}",
+                    channel_id=channel_id,
+                    app_args=f"agent,{self.it.id}",
+                    caller_id=f'"{self.it.ani}" <{self.it.ani}>',
+                    timeout_s=max(1, round(ring_timeout)),
+                    variables={
+                        "LIANLUO_INTERACTION": self.it.id,
+                        "LIANLUO_ANI": self.it.ani,
+                        "LIANLUO_DNIS": self.it.dnis,
+                        "LIANLUO_IVR_DIGITS": self.it.digits,
+                        "LIANLUO_QUEUE": queue,
+                        "LIANLUO_ROUTE_REASON": decision.reason,
+                        # The agent's phone sees the call data in the INVITE too.
+                        "PJSIP_HEADER(add,X-Lianluo-Interaction)": self.it.id,
+                        "PJSIP_HEADER(add,X-Lianluo-Queue)": queue,
+                    },
+                )
+            except PbxError as exc:
+                self.log.warning("originate to %s failed: %s", agent_id, exc)
+                self.service.unwatch(channel_id)
+                self.routing.offer_failed(agent_id, queue, "originate failed", no_answer=False)
+                continue
+            self.ringing[channel_id] = agent_id
+            self.routing.ringing(agent_id)
+        if not self.ringing:
+            self.it.offer_failed(self.now(), ",".join(decision.agent_ids), "originate failed")
+            await self.save()
+            return False
         # Asterisk cancels the ring itself after ring_timeout; the margin covers set-up.
         deadline = asyncio.get_running_loop().time() + ring_timeout + 5
-        while True:
+        winner: str | None = None
+        while self.ringing and winner is None:
             left = deadline - asyncio.get_running_loop().time()
-            try:
-                ev = await self.next_event(max(left, 0.01))
-            except CallerGone:
-                await self.ari.hangup(channel_id)
-                raise
+            ev = await self.next_event(max(left, 0.01))
             if ev is None:
-                await self.ari.hangup(channel_id)
-                return await self._offer_failed(agent, "ring_timeout")
-            if isinstance(ev, StasisStart) and ev.channel.id == channel_id:
-                break
-            if isinstance(ev, ChannelDestroyed) and ev.channel.id == channel_id:
-                return await self._offer_failed(agent, ev.cause_txt or f"cause {ev.cause}")
+                for channel_id in list(self.ringing):
+                    await self.ari.hangup(channel_id)
+                    self._ring_ended(channel_id, queue, "ring timeout", no_answer=True)
+            elif isinstance(ev, StasisStart) and ev.channel.id in self.ringing:
+                winner = ev.channel.id
+            elif isinstance(ev, ChannelDestroyed) and ev.channel.id in self.ringing:
+                self._ring_ended(
+                    ev.channel.id, queue, ev.cause_txt or f"cause {ev.cause}", ev.cause in NO_ANSWER_CAUSES
+                )
+        if winner is None:
+            self.it.offer_failed(self.now(), ",".join(decision.agent_ids), "no agent answered")
+            await self.save()
+            return False
+        agent_id = self.ringing.pop(winner)
+        for channel_id in list(self.ringing):  # ring-all: the others stop ringing
+            await self.ari.hangup(channel_id)
+            self._ring_ended(channel_id, queue, "answered elsewhere", no_answer=False)
+        self.agent_channel_id = winner
         await self.ari.stop_moh(self.caller)
         bridge_id = f"call-{self.it.id}"
         await self.ari.create_bridge(bridge_id, name=f"interaction {self.it.id}")
         self.bridge_id = bridge_id
-        await self.ari.add_to_bridge(bridge_id, [self.caller, channel_id])
+        await self.ari.add_to_bridge(bridge_id, [self.caller, winner])
         self.it.connect(self.now(), agent_id)
+        waited = (self.it.queue_wait_ms or 0) / 1000
+        self.routing.answered(agent_id, queue, waited, self.it.id, Tier(self.it.tier or "medium"))
         await self.save()
-        self.log.info("caller %s connected to agent %s", self.it.ani, agent_id)
+        self.log.info("caller %s connected to agent %s (%s)", self.it.ani, agent_id, decision.reason)
         return True
 
-    async def _offer_failed(self, agent: AgentRuntime, reason: str) -> bool:
-        if self.agent_channel_id:
-            self.service.unwatch(self.agent_channel_id)
-        self.agent_channel_id = None
-        agent.busy = False
-        self.it.agent_id = None
-        self.it.offer_failed(self.now(), agent.id, reason)
-        await self.save()
-        return False
+    def _ring_ended(self, channel_id: str, queue: str, reason: str, no_answer: bool) -> None:
+        agent_id = self.ringing.pop(channel_id, None)
+        self.service.unwatch(channel_id)
+        if agent_id is not None:
+            self.routing.offer_failed(agent_id, queue, reason, no_answer=no_answer)
+            self.it.record(self.now(), "ring_ended", agent_id=agent_id, reason=reason, no_answer=no_answer)
 
     async def watch_connected(self) -> None:
         """Caller and agent talk until one of them hangs up."""
@@ -281,16 +363,19 @@ class CallSession:
                 return
 
     async def cleanup(self) -> None:
-        with contextlib.suppress(PbxError):
-            if self.agent_channel_id is not None and self.it.phase is Phase.ENDED:
-                await self.ari.hangup(self.agent_channel_id)
-            if self.bridge_id is not None and self.it.phase is Phase.ENDED:
-                await self.ari.destroy_bridge(self.bridge_id)
-        if self.it.phase is Phase.ENDED:
-            agent = self.service.agents.get(self.it.agent_id or "")
-            if agent is not None and agent.busy:
-                agent.busy = False
-                agent.idle_since = self.now()
+        ended = self.it.phase is Phase.ENDED
+        if ended:
+            with contextlib.suppress(PbxError):
+                for channel_id in list(self.ringing):  # caller left while agents rang
+                    await self.ari.hangup(channel_id)
+                    self._ring_ended(channel_id, self.it.queue or "", "caller hung up", no_answer=False)
+                if self.agent_channel_id is not None:
+                    await self.ari.hangup(self.agent_channel_id)
+                if self.bridge_id is not None:
+                    await self.ari.destroy_bridge(self.bridge_id)
+            if self.it.answered_at is not None and self.it.agent_id is not None:
+                talk_s = ((self.it.ended_at or self.now()) - self.it.answered_at).total_seconds()
+                self.routing.hung_up(self.it.agent_id, self.it.queue, talk_s)
             try:
                 await self.save()
             except Exception:
@@ -305,17 +390,35 @@ class InboundService:
         store: Store,
         settings: Settings,
         prompts: dict[str, list[str]],
+        routing: RoutingService,
         clock: Clock = utcnow,
     ) -> None:
         self.ari = ari
         self.store = store
         self.settings = settings
         self.prompts = prompts
+        self.routing = routing
         self.clock = clock
-        self.agents = {a.id: AgentRuntime(a.id) for a in settings.agents}
+        self.default_queue = settings.ivr.menu[0].queue if settings.ivr.menu else settings.queues[0].name
         self.sessions: dict[str, CallSession] = {}  # caller channel id -> session
         self._watch: dict[str, CallSession] = {}  # any channel or playback id -> session
         self.reconciled = asyncio.Event()
+
+    def ring_timeout(self, queue: str) -> float:
+        q = self.routing.queue_settings.get(queue)
+        return q.ring_timeout_s if q is not None else 15.0
+
+    def tier_of(self, customer: Customer | None) -> tuple[Tier, float]:
+        if customer is None:
+            return Tier.MEDIUM, 0.0
+        return (Tier.TOP if customer.vip else Tier(customer.tier)), customer.value
+
+    async def last_agent(self, it: Interaction, queue: str) -> str | None:
+        q = self.routing.queue_settings.get(queue)
+        if q is None or q.sticky_s <= 0:
+            return None
+        since = self.routing.since(self.settings.routing.sticky_history_s)
+        return await self.store.last_agent_for(it.customer_id, it.ani, since)
 
     # -- registry -------------------------------------------------------------
 
@@ -330,8 +433,8 @@ class InboundService:
         for key in [k for k, v in self._watch.items() if v is session]:
             del self._watch[key]
 
-    def start_session(self, it: Interaction, resume: bool = False) -> CallSession:
-        session = CallSession(self, it)
+    def start_session(self, it: Interaction, customer: Customer | None, resume: bool = False) -> CallSession:
+        session = CallSession(self, it, customer)
         self.sessions[it.caller_channel_id] = session
         self.watch(it.caller_channel_id, session)
         session.task = asyncio.create_task(session.run(resume), name=f"call-{it.id}")
@@ -348,7 +451,12 @@ class InboundService:
 
     async def dispatch(self, ev: AriEvent) -> None:
         if isinstance(ev, Connected):
+            await self.ari.subscribe("endpoint:PJSIP")
+            await self.refresh_devices()
             await self.reconcile()
+            return
+        if isinstance(ev, EndpointStateChange):
+            self.routing.device_changed(ev.endpoint.resource, ev.endpoint.online)
             return
         if isinstance(ev, StasisStart):
             kind = ev.args[0] if ev.args else ""
@@ -368,6 +476,12 @@ class InboundService:
         if session is not None:
             session.events.put_nowait(ev)
 
+    async def refresh_devices(self) -> None:
+        """Events were lost while disconnected: read every agent's device state afresh."""
+        for agent_id in self.routing.agents:
+            endpoint = await self.ari.endpoint("PJSIP", agent_id)
+            self.routing.device_changed(agent_id, endpoint is not None and endpoint.online)
+
     async def new_call(self, channel: Channel, args: tuple[str, ...]) -> None:
         dnis = args[1] if len(args) > 1 else channel.exten
         ani = args[2] if len(args) > 2 and args[2] else channel.caller_number
@@ -386,20 +500,7 @@ class InboundService:
         log.info(
             "call %s: ANI %s DNIS %s customer %s", it.id, ani, dnis, customer.name if customer else "unknown"
         )
-        self.start_session(it)
-
-    async def pick_agent(self, exclude: frozenset[str]) -> str | None:
-        views = []
-        for agent in self.agents.values():
-            endpoint = await self.ari.endpoint("PJSIP", agent.id)
-            registered = endpoint is not None and endpoint.online
-            # A phone already on a call we did not place (e.g. agent-to-agent) is busy too.
-            busy = agent.busy or bool(endpoint and endpoint.channel_ids)
-            views.append(AgentView(agent.id, registered, busy, agent.idle_since))
-        chosen = choose_agent(views, exclude)
-        if chosen is not None:
-            self.agents[chosen].busy = True
-        return chosen
+        self.start_session(it, customer)
 
     # -- recovery -------------------------------------------------------------
 
@@ -426,16 +527,17 @@ class InboundService:
                 log.warning("interaction %s: caller left while the app was down; closed as lost", it.id)
                 continue
             claimed.add(caller.id)
+            customer = await self.store.customer_by_phone(it.ani)
             bridge = _bridge_of(caller.id, bridges)
             agent_leg = next((c for c in (bridge.channels if bridge else ()) if c != caller.id), None)
             if it.phase is Phase.CONNECTED and bridge is not None and agent_leg is not None:
                 claimed.add(agent_leg)
                 it.record(now, "recovered", state="connected")
-                session = CallSession(self, it)
+                session = CallSession(self, it, customer)
                 session.agent_channel_id = agent_leg
                 session.bridge_id = bridge.id
-                if it.agent_id in self.agents:
-                    self.agents[it.agent_id].busy = True
+                if it.agent_id is not None:
+                    self.routing.recover_on_call(it.agent_id, it.id)
                 self.sessions[caller.id] = session
                 self.watch(caller.id, session)
                 self.watch(agent_leg, session)
@@ -445,7 +547,7 @@ class InboundService:
                     # The agent leg vanished while we were away: back to the queue.
                     it.phase = Phase.OFFERED
                 it.record(now, "recovered", state=it.phase.value)
-                self.start_session(it, resume=True)
+                self.start_session(it, customer, resume=True)
             log.info("interaction %s recovered in phase %s", it.id, it.phase.value)
         for channel in ours.values():
             if channel.id in claimed or channel.id in self._watch:

@@ -23,7 +23,8 @@ def stack(
 ) -> Iterator[Stack]:
     name = request.module.__name__.rsplit(".", 1)[-1]
     d = tmp_path_factory.mktemp(name)
-    settings = write_config(d / "center.yaml", d / "var")
+    # A test module may shape its contact center with a module-level STACK_CONFIG.
+    settings = write_config(d / "center.yaml", d / "var", **getattr(request.module, "STACK_CONFIG", {}))
     s = Stack(d / "center.yaml", d / "var", db_url, asterisk_prefix, artifacts / f"{name}.log", settings)
     s.start()
     yield s

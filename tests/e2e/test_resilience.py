@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support.calls import call_in, ended, register_agent
 from tests.support.sip_phone import PhoneLab
-from tests.support.stack import Stack, eventually
+from tests.support.stack import REPO, Stack, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +31,7 @@ def test_unanswered_agent_is_skipped_and_the_next_agent_gets_the_call(
     )
     other_id = next(a for a in phones if a != silent_id)
     silent = phones[silent_id].wait_incoming(timeout=1)
-    ring_timeout = stack.settings["offer"]["ring_timeout_s"]
+    ring_timeout = stack.settings["queues"][0]["ring_timeout_s"]
     answering = phones[other_id].wait_incoming(timeout=ring_timeout + 10)
     assert silent.is_disconnected, "the unanswered phone must stop ringing before the next one rings"
     answering.answer(play=tones[1], record=tmp_path / "agent.wav", loop=True)
@@ -44,6 +46,10 @@ def test_unanswered_agent_is_skipped_and_the_next_agent_gets_the_call(
     assert row["outcome"] == "completed"
     # The caller waited through the whole unanswered ring, and that is what queue wait says.
     assert row["queue_wait_ms"] >= ring_timeout * 1000
+    # The silent agent is set Not Ready so the next caller does not ring them again.
+    silent_state = stack.agent_state(silent_id)
+    assert silent_state["state"] == "not_ready", silent_state
+    assert silent_state["not_ready_reason"] == "no answer"
 
 
 def test_asterisk_killed_is_restarted_and_takes_calls_again(
@@ -61,3 +67,25 @@ def test_asterisk_killed_is_restarted_and_takes_calls_again(
     stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
     call.hangup()
     assert ended(stack, it["id"])["outcome"] == "hung_up_in_ivr"
+
+
+def test_second_app_for_the_same_instance_is_refused_and_disturbs_nothing(stack: Stack) -> None:
+    before = stack.asterisk_pids()
+    restarts_before = stack.health()[1]["asterisk"]["restarts"]
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "run", "--config", str(stack.config_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "DATABASE_URL": stack.db_url,
+            "LIANLUO_ASTERISK_PREFIX": str(stack.asterisk_prefix),
+        },
+    )
+    assert result.returncode == 1
+    assert "already running" in result.stderr, result.stderr
+    status, body = stack.health()
+    assert status == 200 and body["asterisk"]["restarts"] == restarts_before, body
+    assert stack.asterisk_pids() == before

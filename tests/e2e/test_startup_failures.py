@@ -38,7 +38,7 @@ def env(db_url: str, asterisk_prefix: Path) -> dict[str, str]:
     ("old", "new", "field", "words"),
     [
         ("sip_port:", "sip_prot:", "asterisk.sip_prot", "unknown field"),
-        ("ring_timeout_s: 8", "ring_timeout_s: soon", "offer.ring_timeout_s", "expected a number"),
+        ("ring_timeout_s: 8", "ring_timeout_s: soon", "queues[0].ring_timeout_s", "expected a number"),
         ("agents:", "agents: [", "", "malformed YAML"),
     ],
     ids=["unknown-field", "wrong-type", "malformed-yaml"],
@@ -62,10 +62,11 @@ def test_bad_config_stops_start_up_naming_file_line_and_field(
 def test_failure_after_asterisk_started_leaves_nothing_running(tmp_path: Path, env: dict[str, str]) -> None:
     cfg = tmp_path / "center.yaml"
     settings = write_config(cfg, tmp_path / "var")
-    # Occupy the web port: the last step of start-up fails, after Asterisk is up.
+    # Something else holds the AMI port: the last step of start-up (AMI login) fails,
+    # after Asterisk, the database and ARI are up.
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", settings["web"]["port"]))
+        squatter.bind(("127.0.0.1", settings["asterisk"]["ami_port"]))
         squatter.listen()
         result = run_app(cfg, env)
     assert result.returncode != 0
@@ -73,3 +74,17 @@ def test_failure_after_asterisk_started_leaves_nothing_running(tmp_path: Path, e
     assert "Asterisk fully booted" in result.stderr, "the failure should come after Asterisk started"
     assert asterisk_pids_for(tmp_path / "var") == [], "Asterisk left running after a failed start"
     assert yaml.safe_load((tmp_path / "var" / "secrets.yaml").read_text())["ari_password"]
+
+
+def test_busy_web_port_fails_before_anything_starts(tmp_path: Path, env: dict[str, str]) -> None:
+    cfg = tmp_path / "center.yaml"
+    settings = write_config(cfg, tmp_path / "var")
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", settings["web"]["port"]))
+        squatter.listen()
+        result = run_app(cfg, env)
+    assert result.returncode == 1
+    assert f"web.port 127.0.0.1:{settings['web']['port']}: Address already in use" in result.stderr
+    assert "Lianluo is running" not in result.stdout
+    assert "starting Asterisk" not in result.stderr

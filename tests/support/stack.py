@@ -149,6 +149,24 @@ class Stack:
             self.proc.wait(5)
             raise AssertionError(f"Lianluo did not stop within {timeout:.0f} s on SIGINT") from None
 
+    def api(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+        """Call the supervisor API with the generated token (or the one given)."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.web_url + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {token if token is not None else self.secrets['api_token']}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def agent_state(self, agent_id: str) -> dict[str, Any]:
+        status, agents = self.api("GET", "/api/agents")
+        assert status == 200, agents
+        return next(a for a in agents if a["id"] == agent_id)
+
     def cli(self, command: str) -> str:
         """Asterisk's own CLI on this stack's instance (asterisk -rx)."""
         return subprocess.run(
@@ -242,7 +260,7 @@ def write_config(path: Path, var_dir: Path, instance: str = "main", **overrides:
             "digit_timeout_s": 5,
             "attempts": 2,
         },
-        "offer": {"ring_timeout_s": 8},
+        "queues": [{"name": "general", "strategy": "longest_idle", "ring_timeout_s": 8, "wrap_up_s": 0}],
         "web": {"host": "127.0.0.1", "port": free_port()},
     }
     for key, value in overrides.items():

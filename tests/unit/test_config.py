@@ -44,6 +44,21 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
         ("carrier:\n  match: [127.0.0.2, not-an-ip]\n", 2, "carrier.match[1]", "not an IP"),
         ("asterisk:\n  sip_port: 8080\n", 2, "asterisk.sip_port", "already used by web.port"),
         ("agents:\n  - {id: '1001', name: A}\n  - {id: '1001', name: B}\n", 3, "agents[1].id", "twice"),
+        (
+            "queues:\n  - name: a\n    overflow: [{to_queue: b, max_wait_s: 5}]\n"
+            "  - name: b\n    overflow: [{to_queue: a, max_wait_s: 5}]\n"
+            "ivr:\n  menu: [{digit: '1', queue: a}]\n",
+            3,
+            "queues[0].overflow",
+            "leads back",
+        ),
+        ("ivr:\n  menu: [{digit: '1', queue: nope}]\n", 2, "ivr.menu[0].queue", "no queue named"),
+        (
+            "agents:\n  - {id: '1001', name: A, skills: {billing: 11}}\n",
+            2,
+            "agents[0].skills.billing",
+            "1-10",
+        ),
     ],
 )
 def test_bad_config_names_file_line_and_field(

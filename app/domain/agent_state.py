@@ -1,0 +1,270 @@
+"""An agent and the state machine that says whether a call may be offered to them.
+
+Pure: no I/O, no asyncio. The flows drive it; the store persists the events it records.
+
+    logged_out --login--> not_ready("login") --ready--> ready --reserve--> reserved --ring--> ringing
+    ringing --answer--> on_call --hang_up--> wrap_up --(timer: wrap_up_expired)--> ready
+    reserved/ringing --offer_failed--> ready, or not_ready(reason) when the caller asks for it
+    ready/wrap_up/not_ready --not_ready(reason)--> not_ready;  ready/wrap_up/not_ready --logout--> logged_out
+
+Every transition records an `AgentStateEvent` with its timestamp in `pending`; the caller drains
+and persists them, as with `Interaction.pending`. A transition that is not on this map raises
+`IllegalAgentTransition` and changes nothing: the caller learns that its picture of the agent was
+wrong instead of having it quietly patched over.
+
+Choices, one paragraph each:
+
+Logging in lands in not_ready with reason "login", never straight in ready: an agent who has just
+logged in may still be putting on a headset, so taking calls is their own explicit act.
+
+A failed offer (ring-no-answer, originate failure, caller gone while ringing) that sends the agent
+back to ready keeps the `ready_since` of the idle period the offer interrupted. The agent handled
+no call, so their idle period did not end; resetting it would move them to the back of a
+longest-idle line because a caller hung up during ringing. This is also what app_queue does (a
+missed ring does not update a member's last-call time). A silent agent is handled by the two
+mechanisms made for it: the interaction excludes them (`WaitingInteraction.excluded_agents`) and,
+by configuration, `set_not_ready=True` takes them out of routing with a reason.
+
+`ready_since` is the start of the current idle period: set on every entry into ready (except
+the failed-offer return above), kept while reserved and ringing (so a failed offer can restore
+it), cleared on answer, not ready and logout. A ready agent whose `ready_since` is None (built
+directly in that state, e.g. restored after a restart) counts as idle since forever: routing
+puts them first, like the "never used yet" agents of the previous longest-idle rule.
+
+Occupancy for the "least occupied" strategy is measured, not guessed: `busy_s` accumulates the
+time spent reserved, ringing, on a call and in wrap-up since login, and `occupancy(now)` divides
+it by the time logged in. It restarts at each login (a shift's occupancy, as in the usual
+real-time reports).
+
+Device registration is orthogonal to the state: an agent may be ready with an unregistered
+phone, and is then simply not routable. `set_device` records an event only when the value
+changes, with `from_state == to_state`.
+
+A wrap-up timer never moves the agent blindly: `wrap_up_expired(now)` re-checks that the agent is
+still in wrap-up and that this wrap-up's end has come (a timer left over from an earlier wrap-up,
+or one firing after the agent pressed ready, does nothing and returns False).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+MIN_SKILL_LEVEL = 1
+MAX_SKILL_LEVEL = 10
+
+
+class AgentState(StrEnum):
+    LOGGED_OUT = "logged_out"
+    READY = "ready"
+    RESERVED = "reserved"  # an offer is decided, the agent's phone is not ringing yet
+    RINGING = "ringing"
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"  # after-call work, timed
+    NOT_READY = "not_ready"  # logged in, with a reason code
+
+
+# States in which the agent is working on an interaction (counted as busy for occupancy).
+BUSY_STATES = frozenset({AgentState.RESERVED, AgentState.RINGING, AgentState.ON_CALL, AgentState.WRAP_UP})
+# Idle points: where the agent may log out or go not ready.
+IDLE_STATES = frozenset({AgentState.READY, AgentState.NOT_READY, AgentState.WRAP_UP})
+
+
+class IllegalAgentTransition(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class AgentStateEvent:
+    agent_id: str
+    at: datetime
+    from_state: AgentState
+    to_state: AgentState
+    reason: str | None = None
+    interaction_id: str | None = None
+
+
+def validate_skill(skill: str, level: int) -> None:
+    """Raise ValueError unless `skill` is a non-empty name and `level` an int in 1..10."""
+    if not isinstance(skill, str) or not skill:
+        raise ValueError(f"skill name must be a non-empty string, got {skill!r}")
+    if isinstance(level, bool) or not isinstance(level, int):
+        raise ValueError(f"skill {skill!r}: level must be an integer, got {level!r}")
+    if not MIN_SKILL_LEVEL <= level <= MAX_SKILL_LEVEL:
+        raise ValueError(f"skill {skill!r}: level must be {MIN_SKILL_LEVEL}..{MAX_SKILL_LEVEL}, got {level}")
+
+
+@dataclass
+class Agent:
+    id: str
+    name: str
+    skills: dict[str, int] = field(default_factory=dict)  # skill -> level 1..10
+    groups: frozenset[str] = frozenset()
+    state: AgentState = AgentState.LOGGED_OUT
+    state_since: datetime | None = None
+    not_ready_reason: str | None = None
+    device_registered: bool = False  # an unregistered device is not routable
+    ready_since: datetime | None = None  # start of the current idle period (longest idle)
+    calls_answered: int = 0  # fewest calls
+    interaction_id: str | None = None  # the offer or call the agent holds (kept through wrap-up)
+    wrap_up_until: datetime | None = None
+    logged_in_at: datetime | None = None
+    busy_s: float = 0.0  # time reserved, ringing, on call or in wrap-up since login (occupancy)
+    # Recorded but not yet persisted; the caller drains this after each step.
+    pending: list[AgentStateEvent] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for skill, level in self.skills.items():
+            validate_skill(skill, level)
+        self.groups = frozenset(self.groups)
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def drain(self) -> list[AgentStateEvent]:
+        out, self.pending = self.pending, []
+        return out
+
+    def _require(self, action: str, *states: AgentState) -> None:
+        if self.state not in states:
+            allowed = ", ".join(s.value for s in states)
+            raise IllegalAgentTransition(
+                f"agent {self.id}: cannot {action} while {self.state.value} (allowed from {allowed})"
+            )
+
+    def _move(
+        self, now: datetime, to: AgentState, reason: str | None = None, interaction_id: str | None = None
+    ) -> None:
+        if self.state in BUSY_STATES and self.state_since is not None:
+            self.busy_s += max(0.0, (now - self.state_since).total_seconds())
+        event = AgentStateEvent(self.id, now, self.state, to, reason, interaction_id)
+        self.state = to
+        self.state_since = now
+        self.pending.append(event)
+
+    # -- skills (live changes take effect at the next routing decision) ----------------------------
+
+    def set_skill(self, skill: str, level: int) -> None:
+        validate_skill(skill, level)
+        self.skills[skill] = level
+
+    def remove_skill(self, skill: str) -> None:
+        self.skills.pop(skill, None)
+
+    # -- transitions -------------------------------------------------------------------------------
+
+    def login(self, now: datetime) -> None:
+        self._require("log in", AgentState.LOGGED_OUT)
+        self.logged_in_at = now
+        self.busy_s = 0.0
+        self.not_ready_reason = "login"
+        self._move(now, AgentState.NOT_READY, reason="login")
+
+    def logout(self, now: datetime, reason: str | None = None) -> None:
+        self._require("log out", *IDLE_STATES)
+        interaction_id = self.interaction_id
+        self.not_ready_reason = None
+        self.ready_since = None
+        self.wrap_up_until = None
+        self.interaction_id = None
+        self._move(now, AgentState.LOGGED_OUT, reason=reason, interaction_id=interaction_id)
+        self.logged_in_at = None
+
+    def ready(self, now: datetime) -> None:
+        self._require("go ready", AgentState.NOT_READY, AgentState.WRAP_UP)
+        self._become_ready(now, reason=None)
+
+    def _become_ready(self, now: datetime, reason: str | None) -> None:
+        interaction_id = self.interaction_id
+        self.not_ready_reason = None
+        self.wrap_up_until = None
+        self.interaction_id = None
+        self.ready_since = now
+        self._move(now, AgentState.READY, reason=reason, interaction_id=interaction_id)
+
+    def not_ready(self, now: datetime, reason: str) -> None:
+        self._require("go not ready", *IDLE_STATES)
+        interaction_id = self.interaction_id
+        self.not_ready_reason = reason
+        self.ready_since = None
+        self.wrap_up_until = None
+        self.interaction_id = None
+        self._move(now, AgentState.NOT_READY, reason=reason, interaction_id=interaction_id)
+
+    def reserve(self, now: datetime, interaction_id: str) -> None:
+        self._require("be reserved", AgentState.READY)
+        self.interaction_id = interaction_id
+        self._move(now, AgentState.RESERVED, interaction_id=interaction_id)
+
+    def ring(self, now: datetime) -> None:
+        self._require("ring", AgentState.RESERVED)
+        self._move(now, AgentState.RINGING, interaction_id=self.interaction_id)
+
+    def answer(self, now: datetime) -> None:
+        self._require("answer", AgentState.RINGING)
+        self.calls_answered += 1
+        self.ready_since = None
+        self._move(now, AgentState.ON_CALL, interaction_id=self.interaction_id)
+
+    def offer_failed(self, now: datetime, reason: str, set_not_ready: bool) -> None:
+        """The offer ended without an answer. Back to ready (keeping the idle period the offer
+        interrupted, see the module docstring), or not ready with `reason` when asked."""
+        self._require("fail an offer", AgentState.RESERVED, AgentState.RINGING)
+        interaction_id = self.interaction_id
+        self.interaction_id = None
+        if set_not_ready:
+            self.not_ready_reason = reason
+            self.ready_since = None
+            self._move(now, AgentState.NOT_READY, reason=reason, interaction_id=interaction_id)
+        else:
+            self._move(now, AgentState.READY, reason=reason, interaction_id=interaction_id)
+
+    def hang_up(self, now: datetime, wrap_up_s: float) -> None:
+        """The call ended: wrap-up for `wrap_up_s` seconds, or straight to ready when it is 0."""
+        self._require("hang up", AgentState.ON_CALL)
+        if wrap_up_s < 0:
+            raise ValueError(f"agent {self.id}: wrap_up_s must be >= 0, got {wrap_up_s}")
+        if wrap_up_s == 0:
+            self._become_ready(now, reason="call ended")
+            return
+        self.wrap_up_until = now + timedelta(seconds=wrap_up_s)
+        self._move(now, AgentState.WRAP_UP, reason="call ended", interaction_id=self.interaction_id)
+
+    def wrap_up_expired(self, now: datetime) -> bool:
+        """The wrap-up timer fired: go ready if this wrap-up is still on and over. Safe to call late,
+        twice, or after the agent already moved on (then nothing happens and it returns False)."""
+        if self.state is not AgentState.WRAP_UP or self.wrap_up_until is None or now < self.wrap_up_until:
+            return False
+        self._become_ready(now, reason="wrap-up ended")
+        return True
+
+    def set_device(self, now: datetime, registered: bool) -> None:
+        if registered == self.device_registered:
+            return
+        self.device_registered = registered
+        reason = "device registered" if registered else "device unregistered"
+        self.pending.append(
+            AgentStateEvent(self.id, now, self.state, self.state, reason, self.interaction_id)
+        )
+
+    # -- views -------------------------------------------------------------------------------------
+
+    @property
+    def routable(self) -> bool:
+        return self.state is AgentState.READY and self.device_registered
+
+    @property
+    def logged_in(self) -> bool:
+        return self.state is not AgentState.LOGGED_OUT
+
+    def occupancy(self, now: datetime) -> float:
+        """Share of the time since login spent working on interactions, 0..1."""
+        if self.logged_in_at is None:
+            return 0.0
+        busy = self.busy_s
+        if self.state in BUSY_STATES and self.state_since is not None:
+            busy += max(0.0, (now - self.state_since).total_seconds())
+        elapsed = (now - self.logged_in_at).total_seconds()
+        if elapsed <= 0:
+            return 0.0
+        return min(1.0, busy / elapsed)

@@ -1,0 +1,359 @@
+"""The routing desk: agents' live state, the interactions waiting for one, and the decisions.
+
+The rules are the pure `Router` in app/domain/routing.py; this module feeds it the facts
+(device registrations from ARI, answers and hang-ups from the call flows, live changes
+from the API), runs it whenever something changed, and hands each decision to the call
+that waits for it. Everything here runs on the event loop; nothing blocks.
+
+A decision is taken in one synchronous step (decide, then reserve every chosen agent),
+so no agent can be given two offers whatever the interleaving of calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from app.adapters.db import Store
+from app.config import QueueSettings, Settings
+from app.domain.agent_state import Agent, AgentState, IllegalAgentTransition
+from app.domain.routing import (
+    Decision,
+    Overflow,
+    QueueConfig,
+    QueueStats,
+    Relaxation,
+    Router,
+    ServiceTarget,
+    SkillRequirement,
+    Strategy,
+    Tier,
+    WaitingInteraction,
+)
+from app.errors import AppError
+
+log = logging.getLogger(__name__)
+
+# How often waiting interactions are re-examined even when nothing happened:
+# relaxation, sticky windows and overflow rules are all functions of time.
+TICK_S = 0.5
+
+
+class RoutingError(AppError):
+    def __init__(self, message: str, http_status: int = 400) -> None:
+        super().__init__("routing-error", message, {}, http_status)
+
+
+def queue_config(q: QueueSettings) -> QueueConfig:
+    defaults = QueueConfig(q.name).targets
+    targets = dict(defaults)
+    for tier, t in q.targets.items():
+        targets[Tier(tier)] = ServiceTarget(t.percent, t.seconds)
+    return QueueConfig(
+        name=q.name,
+        strategy=Strategy(q.strategy),
+        groups=frozenset(q.groups),
+        members=q.members,
+        required_skills=tuple(SkillRequirement(n.skill, n.min_level) for n in q.skills),
+        targets=targets,
+        sticky_s=q.sticky_s,
+        relaxations=tuple(
+            Relaxation(r.after_s, r.lower_min_level_by, frozenset(r.add_groups)) for r in q.relaxations
+        ),
+        overflow=tuple(
+            Overflow(o.to_queue, o.max_wait_s, o.max_length, o.when_no_agents) for o in q.overflow
+        ),
+    )
+
+
+@dataclass
+class Ticket:
+    """One interaction waiting in a queue, and the future its call awaits."""
+
+    waiting: WaitingInteraction
+    decided: asyncio.Future[Decision]
+    on_overflow: Callable[[str], None] | None = None
+    tried: set[str] = field(default_factory=set)
+
+
+class RoutingService:
+    def __init__(self, settings: Settings, store: Store, clock: Callable[[], datetime]) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.queue_settings = {q.name: q for q in settings.queues}
+        self.router = Router({q.name: queue_config(q) for q in settings.queues})
+        self.agents: dict[str, Agent] = {
+            a.id: Agent(a.id, a.name, skills=dict(a.skills), groups=frozenset(a.groups))
+            for a in settings.agents
+        }
+        self.tickets: dict[str, Ticket] = {}
+        self._kick = asyncio.Event()
+        self._wrap_up_timers: dict[str, asyncio.TimerHandle] = {}
+        self._persist: asyncio.Queue[None] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle --------------------------------------------------------------
+
+    async def start(self) -> None:
+        overrides = await self.store.skill_overrides()
+        for agent_id, skills in overrides.items():
+            agent = self.agents.get(agent_id)
+            if agent is None:
+                continue
+            for skill, level in skills.items():
+                if level is None:
+                    agent.skills.pop(skill, None)
+                else:
+                    agent.skills[skill] = level
+        self._tasks = [
+            asyncio.create_task(self._dispatch_loop(), name="routing-dispatch"),
+            asyncio.create_task(self._persist_loop(), name="routing-persist"),
+        ]
+
+    async def stop(self) -> None:
+        for timer in self._wrap_up_timers.values():
+            timer.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._flush_agent_events()
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    def _changed(self) -> None:
+        """An agent's state changed: persist it and look for work for them."""
+        self._persist.put_nowait(None)
+        self.kick()
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), TICK_S)
+            self._kick.clear()
+            try:
+                self.dispatch()
+            except Exception:
+                log.exception("routing pass failed")
+
+    async def _persist_loop(self) -> None:
+        while True:
+            await self._persist.get()
+            try:
+                await self._flush_agent_events()
+            except Exception:
+                log.exception("could not save agent state events")
+
+    async def _flush_agent_events(self) -> None:
+        events = [e for agent in self.agents.values() for e in agent.drain()]
+        if events:
+            events.sort(key=lambda e: e.at)
+            reasons = {a.id: a.not_ready_reason for a in self.agents.values()}
+            await self.store.save_agent_events(events, reasons)
+
+    # -- waiting interactions ---------------------------------------------------
+
+    def enqueue(
+        self, waiting: WaitingInteraction, on_overflow: Callable[[str], None] | None = None
+    ) -> Ticket:
+        ticket = Ticket(waiting, asyncio.get_running_loop().create_future(), on_overflow)
+        self.tickets[waiting.id] = ticket
+        self.kick()
+        return ticket
+
+    def withdraw(self, interaction_id: str) -> None:
+        ticket = self.tickets.pop(interaction_id, None)
+        if ticket is not None and not ticket.decided.done():
+            ticket.decided.cancel()
+
+    def dispatch(self) -> list[Decision]:
+        now = self.clock()
+        waiting = [t.waiting for t in self.tickets.values()]
+        agents = list(self.agents.values())
+        for interaction_id, target in self.router.overflows(waiting, agents, now).items():
+            ticket = self.tickets[interaction_id]
+            if target != ticket.waiting.queue:
+                log.info("interaction %s overflows %s -> %s", interaction_id, ticket.waiting.queue, target)
+                ticket.waiting.queue = target
+                if ticket.on_overflow is not None:
+                    ticket.on_overflow(target)
+        for ticket in self.tickets.values():
+            self._forgive_if_everyone_tried(ticket)
+        decisions = self.router.decide(waiting, agents, now)
+        for d in decisions:
+            ticket = self.tickets.pop(d.interaction_id)
+            for agent_id in d.agent_ids:
+                self.agents[agent_id].reserve(now, d.interaction_id)
+            ticket.decided.set_result(d)
+        if decisions:
+            self._persist.put_nowait(None)
+        return decisions
+
+    def _forgive_if_everyone_tried(self, ticket: Ticket) -> None:
+        """Agents who let this call ring out are skipped, until every ready agent has had a turn."""
+        w = ticket.waiting
+        if not w.excluded_agents:
+            return
+        ready = {a.id for a in self.agents.values() if a.routable}
+        if ready and ready <= w.excluded_agents:
+            w.excluded_agents = frozenset()
+
+    def anyone_logged_in(self, queue: str) -> bool:
+        """Could anyone ever take a call from this queue? (No: tell the caller.)"""
+        cfg = self.router.queues[queue]
+        for agent in self.agents.values():
+            if agent.state is AgentState.LOGGED_OUT or not agent.device_registered:
+                continue
+            if cfg.members and agent.id not in cfg.members:
+                continue
+            if (
+                cfg.groups
+                and not (agent.groups & cfg.groups)
+                and not any(r.add_groups & agent.groups for r in cfg.relaxations)
+            ):
+                continue
+            return True
+        return False
+
+    def stats(self, queue: str) -> QueueStats:
+        return self.router.stats(
+            queue, [t.waiting for t in self.tickets.values()], list(self.agents.values()), self.clock()
+        )
+
+    # -- agents: facts from the phones and the call flows ------------------------
+
+    def agent(self, agent_id: str) -> Agent:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            raise RoutingError(f"no agent {agent_id!r}", 404)
+        return agent
+
+    def device_changed(self, agent_id: str, registered: bool) -> None:
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.device_registered == registered:
+            return
+        now = self.clock()
+        agent.set_device(now, registered)
+        if registered and self.settings.routing.login_on_register and agent.state is AgentState.LOGGED_OUT:
+            agent.login(now)
+            agent.ready(now)
+        log.info(
+            "agent %s device %s (%s)", agent_id, "registered" if registered else "gone", agent.state.value
+        )
+        self._changed()
+
+    def ringing(self, agent_id: str) -> None:
+        self._apply(agent_id, lambda a, now: a.ring(now))
+
+    def answered(self, agent_id: str, queue: str, waited_s: float, interaction_id: str, tier: Tier) -> None:
+        self._apply(agent_id, lambda a, now: a.answer(now))
+        self.router.record_answer(queue, interaction_id, waited_s, self.clock(), tier)
+
+    def offer_failed(self, agent_id: str, queue: str, reason: str, no_answer: bool) -> None:
+        q = self.queue_settings.get(queue)
+        set_not_ready = bool(no_answer and q is not None and q.no_answer_not_ready)
+        why = "no answer" if no_answer else reason
+        self._apply(agent_id, lambda a, now: a.offer_failed(now, why, set_not_ready))
+
+    def hung_up(self, agent_id: str, queue: str | None, talk_s: float) -> None:
+        q = self.queue_settings.get(queue or "")
+        wrap_up_s = q.wrap_up_s if q is not None else 0.0
+        if q is not None:
+            # Handle time = talk + after-call work: what the expected-wait estimate needs.
+            self.router.record_handle_time(q.name, talk_s + wrap_up_s, self.clock())
+        self._apply(agent_id, lambda a, now: a.hang_up(now, wrap_up_s))
+        if wrap_up_s > 0:
+            self._schedule_wrap_up_end(agent_id, wrap_up_s)
+
+    def recover_on_call(self, agent_id: str, interaction_id: str) -> None:
+        """After a restart, an agent found talking in a bridge is on a call, whatever we knew."""
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.state is AgentState.ON_CALL:
+            return
+        now = self.clock()
+        try:
+            if agent.state is AgentState.LOGGED_OUT:
+                agent.login(now)
+            if agent.state is not AgentState.READY:
+                agent.ready(now)
+            agent.reserve(now, interaction_id)
+            agent.ring(now)
+            agent.answer(now)
+        except IllegalAgentTransition as exc:
+            log.warning("agent %s: cannot mark on call after recovery: %s", agent_id, exc)
+        self._changed()
+
+    def _schedule_wrap_up_end(self, agent_id: str, delay_s: float) -> None:
+        old = self._wrap_up_timers.pop(agent_id, None)
+        if old is not None:
+            old.cancel()
+
+        def fire() -> None:
+            self._wrap_up_timers.pop(agent_id, None)
+            agent = self.agents[agent_id]
+            # The agent may have gone Ready or Not Ready by hand meanwhile: re-check.
+            if agent.wrap_up_expired(self.clock()):
+                self._changed()
+
+        self._wrap_up_timers[agent_id] = asyncio.get_running_loop().call_later(delay_s + 0.01, fire)
+
+    def _apply(self, agent_id: str, step: Callable[[Agent, datetime], None]) -> None:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            return
+        try:
+            step(agent, self.clock())
+        except IllegalAgentTransition as exc:
+            # A late or duplicate fact (e.g. a hang-up after the app restarted): log, keep state.
+            log.warning("agent %s: %s", agent_id, exc)
+        self._changed()
+
+    # -- agents: changes asked for by people (API) --------------------------------
+
+    def set_state(self, agent_id: str, state: str, reason: str | None) -> Agent:
+        agent = self.agent(agent_id)
+        now = self.clock()
+        if state == agent.state.value and state != "not_ready":
+            return agent  # asking twice is not an error
+        try:
+            if state == "ready":
+                if agent.state is AgentState.LOGGED_OUT:
+                    agent.login(now)
+                agent.ready(now)
+            elif state == "not_ready":
+                if agent.state is AgentState.LOGGED_OUT:
+                    agent.login(now)
+                agent.not_ready(now, reason or "break")
+            elif state == "logged_out":
+                agent.logout(now)
+            else:
+                raise RoutingError(f"unknown state {state!r}; use ready, not_ready or logged_out")
+        except IllegalAgentTransition as exc:
+            raise RoutingError(f"agent {agent_id} cannot go {state} now: {exc}", 409) from exc
+        self._changed()
+        return agent
+
+    async def set_skill(self, agent_id: str, skill: str, level: int | None, changed_by: str) -> Agent:
+        agent = self.agent(agent_id)
+        if level is not None and not 1 <= level <= 10:
+            raise RoutingError(f"skill level must be 1-10, got {level}")
+        if not skill or len(skill) > 40:
+            raise RoutingError("skill name must be 1-40 characters")
+        await self.store.set_skill_override(agent_id, skill, level, changed_by)
+        if level is None:
+            agent.skills.pop(skill, None)
+        else:
+            agent.skills[skill] = level
+        log.info("agent %s skill %s -> %s (by %s)", agent_id, skill, level, changed_by)
+        self.kick()
+        return agent
+
+    def since(self, seconds: float) -> datetime:
+        return self.clock() - timedelta(seconds=seconds)
