@@ -58,6 +58,8 @@ class AgentSettings:
     groups: tuple[str, ...] = ()
     # Demo phones register with a generated password; see var/secrets.yaml.
     codecs: tuple[str, ...] = ("ulaw", "alaw", "g722")
+    # A desk phone at a fixed address instead of registering, e.g. "sip:1001@10.0.0.21:5060".
+    contact: str | None = None
 
 
 @dataclass(frozen=True)
@@ -379,6 +381,8 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
             raise bad(f"agents[{i}].id", f"agent id must be 2-8 digits, got {agent.id!r}")
         if agent.id in ids:
             raise bad(f"agents[{i}].id", f"agent id {agent.id} is given twice")
+        if agent.contact is not None and not re.fullmatch(r"sips?:[^\s;,]+", agent.contact):
+            raise bad(f"agents[{i}].contact", f"not a SIP URI: {agent.contact!r}")
         if agent.id in s.carrier.dids:
             raise bad(f"agents[{i}].id", f"agent id {agent.id} clashes with a carrier DID")
         ids.add(agent.id)

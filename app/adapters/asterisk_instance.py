@@ -228,8 +228,11 @@ def _agent_sections(settings: Settings, secrets: Secrets) -> str:
                     "",
                     f"[{agent.id}]",
                     "type = aor",
-                    "max_contacts = 1",
-                    "remove_existing = yes",
+                    *(
+                        [f"contact = {agent.contact}"]
+                        if agent.contact
+                        else ["max_contacts = 1", "remove_existing = yes"]
+                    ),
                     "qualify_frequency = 30",
                     "",
                 ]
