@@ -31,7 +31,7 @@ def banner(settings: Settings, agent_passwords: dict[str, str], database: str) -
         f"  Call a service line ({dids}) from a second registered phone, or as the carrier",
         f"  from {', '.join(settings.carrier.match)} (e.g. sipp -sn uac -s {settings.carrier.dids[0]} "
         f"-i 127.0.0.2 -m 1 -d 15000 127.0.0.1:{a.sip_port}, which listens to the greeting).",
-        "  " + ", ".join(f"press {o.digit} for {o.queue}" for o in settings.ivr.menu) + ".",
+        "  In the menu: " + ", ".join(f"press {o.digit} for {o.queue}" for o in settings.ivr.menu) + ".",
         f"  Interactions are stored in {database}.",
         "  Ctrl-C stops everything.",
         "",

@@ -112,6 +112,8 @@ class CallSession:
 
     async def play(self, uris: list[str], interruptible: bool) -> str | None:
         """Play a prompt to the caller. Returns the digit that interrupted it, if any."""
+        if not uris:  # a prompt configured as an empty list (e.g. `connecting: []`) is silence
+            return None
         playback_id = f"pb-{uuid.uuid4()}"
         self.service.watch(playback_id, self)
         try:
@@ -229,10 +231,11 @@ class CallSession:
                     if not ticket.decided.done():
                         await self.ari.start_moh(self.caller)
                 decision = await self.wait_for_agent(ticket, waiting)
-            finally:
-                if not ticket.decided.done():
-                    self.routing.withdraw(self.it.id)
+            except BaseException:
+                self.leave_queue(ticket, waiting.queue)
+                raise
             if decision is None:
+                self.leave_queue(ticket, waiting.queue)
                 await self.no_agent()
                 return
             if await self.offer(decision, waiting.queue):
@@ -248,6 +251,14 @@ class CallSession:
         ticket = self.routing.enqueue(waiting, on_overflow=overflowed)
         ticket.decided.add_done_callback(lambda _: self.events.put_nowait(Wakeup("decided")))
         return ticket
+
+    def leave_queue(self, ticket: Ticket, queue: str) -> None:
+        """The caller leaves the line; agents already reserved for them are set free."""
+        if not ticket.decided.done():
+            self.routing.withdraw(self.it.id)
+        elif not ticket.decided.cancelled():
+            for agent_id in ticket.decided.result().agent_ids:
+                self.routing.offer_failed(agent_id, queue, "caller left", no_answer=False)
 
     async def wait_for_agent(self, ticket: Ticket, waiting: WaitingInteraction) -> Decision | None:
         """Wait in the queue for a decision. None when nobody is left who could answer."""

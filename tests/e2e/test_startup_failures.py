@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,16 @@ def run_app(config: Path, env: dict[str, str], timeout: float = 90) -> subproces
         timeout=timeout,
         env=env,
     )
+
+
+@contextlib.contextmanager
+def squatting(port: int) -> Iterator[None]:
+    """Another program holds this loopback port (listening, never answering)."""
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        yield
 
 
 @pytest.fixture
@@ -64,10 +76,7 @@ def test_failure_after_asterisk_started_leaves_nothing_running(tmp_path: Path, e
     settings = write_config(cfg, tmp_path / "var")
     # Something else holds the AMI port: the last step of start-up (AMI login) fails,
     # after Asterisk, the database and ARI are up.
-    with socket.socket() as squatter:
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", settings["asterisk"]["ami_port"]))
-        squatter.listen()
+    with squatting(settings["asterisk"]["ami_port"]):
         result = run_app(cfg, env)
     assert result.returncode != 0
     assert "start-up failed" in result.stderr, result.stderr[-2000:]
@@ -79,10 +88,7 @@ def test_failure_after_asterisk_started_leaves_nothing_running(tmp_path: Path, e
 def test_busy_web_port_fails_before_anything_starts(tmp_path: Path, env: dict[str, str]) -> None:
     cfg = tmp_path / "center.yaml"
     settings = write_config(cfg, tmp_path / "var")
-    with socket.socket() as squatter:
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", settings["web"]["port"]))
-        squatter.listen()
+    with squatting(settings["web"]["port"]):
         result = run_app(cfg, env)
     assert result.returncode == 1
     assert f"web.port 127.0.0.1:{settings['web']['port']}: Address already in use" in result.stderr

@@ -1,0 +1,634 @@
+"""Asterisk's dialplan Queue() versus Lianluo's Stasis router, side by side in one run.
+
+The same SIPp caller load and the same SIPp agents (one auto-answer UAS for every agent, each
+agent's PJSIP AOR having a static contact on it) go through one real Lianluo (`python -m app
+run`, its own Asterisk, its own database, free ports):
+
+  A  DID 7200 -> Answer(), Read() one digit, Queue(bench): app_queue with static members
+     (`leastrecent`, the nearest to our longest idle), written into the instance's
+     `extensions_local.conf` and `queues_local.conf`;
+  B  DID 7100 -> Stasis: the app answers, plays a one-word greeting, takes digit 1 and
+     routes to queue `general` (longest idle). `ivr.connecting` is empty, so no prompt
+     stands between the decision and the agent's phone ringing.
+
+The caller answers with voice at once (so neither Answer() waits for audio), then sends
+RFC 2833 digit 1. The measured interval, on both paths, is from the moment the caller sends
+the digit's end packet (the moment Asterisk delivers the digit and routing can start) to the
+moment the agent SIPp receives the INVITE. Both ends are logged by SIPp on this host's clock;
+the legs are paired by a marker in the caller's From user, which Asterisk copies into the
+agent leg's From on both paths.
+
+Usage:
+  .venv/bin/python benchmarks/queue_vs_stasis.py            # 10/100/1,000 members x 2/20 cps
+  .venv/bin/python benchmarks/queue_vs_stasis.py --quick    # 10/100 members x 2 cps
+
+Writes the table as JSON to benchmarks/results/queue_vs_stasis.json. Everything it starts
+(SIPp, the app, Asterisk, the database, the temporary var dir) is removed at the end, also
+on Ctrl-C or error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import sql
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support.stack import (  # noqa: E402
+    Stack,
+    asterisk_pids_for,
+    free_port,
+    free_sip_port,
+    write_config,
+)
+
+SIPP_DIR = REPO / "benchmarks" / "sipp"
+RESULTS = REPO / "benchmarks" / "results" / "queue_vs_stasis.json"
+INSTANCE = "bench"
+STASIS_DID = "7100"
+QUEUE_DID = "7200"
+CARRIER_IP = "127.0.0.2"
+FIRST_AGENT = 30000  # agent ids 30000, 30001, ...
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+T = TypeVar("T")
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------
+# The caller's media: voice, then RFC 2833 digit 1, then voice
+# ---------------------------------------------------------------------------
+
+VOICE_LEAD_MS = 160  # voice before the digit: Answer()'s wait ends on the first frame
+DIGIT_MS = 100  # longer than Asterisk's 80 ms minimum, so no DTMF emulation delays it
+MEDIA_MS = 1000
+
+
+def write_caller_pcap(path: Path) -> float:
+    """Write the caller's media as a pcap for SIPp's play_pcap_audio.
+
+    Returns the offset (s) of the digit's first end packet: Asterisk delivers the digit (to
+    Read() or as ARI ChannelDtmfReceived) when that packet arrives.
+    """
+    ssrc, seq, ts = 0x1A2B3C4D, 1000, 8000
+    packets: list[tuple[int, bytes]] = []  # (offset ms, RTP packet)
+
+    def rtp(pt: int, marker: bool, payload: bytes, timestamp: int) -> bytes:
+        nonlocal seq
+        seq += 1
+        return struct.pack("!BBHII", 0x80, (0x80 if marker else 0) | pt, seq & 0xFFFF, timestamp, ssrc) + payload
+
+    t = 0
+    while t < VOICE_LEAD_MS:
+        packets.append((t, rtp(0, t == 0, b"\xff" * 160, ts)))
+        t += 20
+        ts += 160
+    event_ts = ts
+    for i in range(DIGIT_MS // 20):
+        duration = (i + 1) * 160
+        packets.append((t, rtp(101, i == 0, struct.pack("!BBH", 1, 10, duration), event_ts)))
+        t += 20
+    end_ms = t
+    for _ in range(3):  # the end packet, sent three times as RFC 4733 asks
+        packets.append((t, rtp(101, False, struct.pack("!BBH", 1, 0x80 | 10, DIGIT_MS * 8), event_ts)))
+    ts = event_ts + DIGIT_MS * 8
+    t += 20
+    while t < MEDIA_MS:
+        packets.append((t, rtp(0, False, b"\xff" * 160, ts)))
+        t += 20
+        ts += 160
+
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]  # Ethernet link type
+    base = 1_700_000_000
+    for offset_ms, packet in packets:
+        udp = struct.pack("!HHHH", 40000, 40002, 8 + len(packet), 0) + packet
+        ip = struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+        )
+        frame = b"\x00" * 12 + b"\x08\x00" + ip + udp
+        out.append(struct.pack("<IIII", base + offset_ms // 1000, (offset_ms % 1000) * 1000, len(frame), len(frame)))
+        out.append(frame)
+    path.write_bytes(b"".join(out))
+    return end_ms / 1000
+
+
+# ---------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------
+
+
+def asterisk_prefix() -> Path:
+    env = os.environ.get("LIANLUO_ASTERISK_PREFIX")
+    if env:
+        return Path(env)
+    out = subprocess.run(
+        [str(REPO / "scripts" / "install-asterisk")], check=True, stdout=subprocess.PIPE, text=True
+    ).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def scratch_database() -> Iterator[str]:
+    """A fresh database for this run, dropped afterwards (as tests/conftest.py does)."""
+    server = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+    name = f"lianluo_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = psycopg.conninfo.make_conninfo(server, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield psycopg.conninfo.make_conninfo(server, dbname=name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def free_udp_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Stop one process we started: SIGTERM, then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, in seconds (fields 14 and 15 of /proc/<pid>/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+class BenchStack(Stack):
+    """tests.support.stack.Stack, started at log level INFO: DEBUG logging would cost the
+    app CPU that production does not spend."""
+
+    def start(self, timeout: float = 180.0) -> None:
+        self.starts += 1
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "app", "run", "--config", str(self.config_path), "--log-level", "INFO"],
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "DATABASE_URL": self.db_url, "LIANLUO_ASTERISK_PREFIX": str(self.asterisk_prefix)},
+            )
+        wait_for(self._healthy, timeout, f"Lianluo to report healthy (log: {self.log_path})", 0.5)
+
+    def asterisk_pid(self) -> int:
+        pids = self.asterisk_pids()
+        if len(pids) != 1:
+            raise BenchError(f"expected one Asterisk for {self.var_dir}, found {pids}")
+        return pids[0]
+
+    def shutdown(self) -> None:
+        """Stop the app (which stops its Asterisk); then make sure no Asterisk of ours is left."""
+        try:
+            self.stop(timeout=45)
+        finally:
+            for pid in asterisk_pids_for(self.var_dir):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------------
+# The contact center under test
+# ---------------------------------------------------------------------------
+
+
+def agent_ids(members: int) -> list[str]:
+    return [str(FIRST_AGENT + i) for i in range(members)]
+
+
+def write_baseline(etc: Path, members: int) -> None:
+    """Site-local files for the app_queue baseline; Lianluo never overwrites them."""
+    etc.mkdir(parents=True, exist_ok=True)
+    (etc / "extensions_local.conf").write_text(
+        "; queue_vs_stasis baseline: the same caller flow as the Stasis side (answer, one\n"
+        "; digit), then app_queue with static members.\n"
+        "[from-carrier](+)\n"
+        f"exten => {QUEUE_DID},1,Answer()\n"
+        " same => n,Read(BENCH_DIGIT,,1,,1,10)\n"
+        " same => n,Queue(bench,,,,30)\n"
+        " same => n,Hangup()\n"
+    )
+    lines = [
+        "; queue_vs_stasis baseline queue",
+        "[bench]",
+        "strategy = leastrecent",
+        "timeout = 15",
+        "retry = 1",
+        "wrapuptime = 0",
+        "ringinuse = no",
+        "autofill = yes",
+        "joinempty = yes",
+        "leavewhenempty = no",
+        "announce-frequency = 0",
+        "periodic-announce-frequency = 0",
+        "announce-holdtime = no",
+        "announce-position = no",
+        "musicclass = default",
+    ]
+    lines += [f"member => PJSIP/{a}" for a in agent_ids(members)]
+    (etc / "queues_local.conf").write_text("\n".join(lines) + "\n")
+
+
+def make_stack(work: Path, members: int, agents_port: int, db_url: str, prefix: Path) -> BenchStack:
+    var_dir = work / f"var-{members}"
+    config = work / f"center-{members}.yaml"
+    settings = write_config(
+        config,
+        var_dir,
+        instance=INSTANCE,
+        center_name=f"queue_vs_stasis {members}",
+        asterisk={"rtp_start": 20000, "rtp_end": 21999},
+        carrier={"name": "carrier", "match": [CARRIER_IP], "dids": [STASIS_DID, QUEUE_DID]},
+        agents=[
+            {"id": a, "name": f"Agent {a}", "contact": f"sip:{a}@127.0.0.1:{agents_port}"}
+            for a in agent_ids(members)
+        ],
+        queues=[{"name": "general", "strategy": "longest_idle", "ring_timeout_s": 15, "wrap_up_s": 0}],
+        ivr={
+            "greeting": [{"text": "Press 1.", "lang": "en"}],
+            "connecting": [],
+            "menu": [{"digit": "1", "queue": "general"}],
+            "digit_timeout_s": 10,
+            "attempts": 1,
+        },
+    )
+    write_baseline(var_dir / "asterisk" / INSTANCE / "etc", members)
+    return BenchStack(config, var_dir, db_url, prefix, work / f"app-{members}.log", settings)
+
+
+def wait_ready(stack: BenchStack, members: int) -> None:
+    """Every agent online and Ready in Lianluo, and Not in use in app_queue."""
+
+    def agents_ready() -> bool:
+        status, agents = stack.api("GET", "/api/agents")
+        if status != 200:
+            return False
+        return sum(1 for a in agents if a["device_registered"] and a["state"] == "ready") == members
+
+    wait_for(agents_ready, 90, f"{members} agents online and ready in Lianluo", 0.5)
+    wait_for(
+        lambda: stack.cli("queue show bench").count("(Not in use)") == members,
+        60,
+        f"{members} queue members not in use",
+        0.5,
+    )
+    check = stack.cli(f"dialplan show {QUEUE_DID}@from-carrier")
+    if "Queue(bench" not in check:
+        raise BenchError(f"extensions_local.conf did not add {QUEUE_DID} to from-carrier:\n{check}")
+
+
+def wait_idle(stack: BenchStack, members: int, timeout: float = 60) -> None:
+    """No channel left in Asterisk and every agent Ready again, before the next measurement."""
+
+    def no_channels() -> bool:
+        out = stack.cli("core show channels count")
+        m = re.search(r"(\d+) active channels?", out)
+        return m is not None and int(m.group(1)) == 0
+
+    wait_for(no_channels, timeout, "Asterisk to have no channels", 0.3)
+    wait_ready(stack, members)
+
+
+# ---------------------------------------------------------------------------
+# One measurement: one SIPp caller run against one path
+# ---------------------------------------------------------------------------
+
+EPOCH = re.compile(r"(\d{9,11}\.\d{6})")
+
+
+@dataclass
+class SideResult:
+    path: str  # "queue" (A) or "stasis" (B)
+    calls: int
+    paired: int
+    timeouts: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    asterisk_cpu_pct: float
+    python_cpu_pct: float
+    seconds: float
+    latencies_ms: list[float] = field(repr=False, default_factory=list)
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not sorted_values:
+        return None
+    pos = (len(sorted_values) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def agent_invites(log: Path) -> dict[str, float]:
+    """Marker -> time the agent SIPp received the first INVITE carrying it."""
+    seen: dict[str, float] = {}
+    if not log.exists():
+        return seen
+    for line in log.read_text(errors="replace").splitlines():
+        if not line.startswith("INVITE "):
+            continue
+        t, m = EPOCH.search(line), re.search(r"sip:(\d+)@", line)
+        if t and m:
+            seen.setdefault(m.group(1), float(t.group(1)))
+    return seen
+
+
+class Bench:
+    def __init__(self, work: Path, agents_log: Path, digit_end_s: float) -> None:
+        self.work = work
+        self.agents_log = agents_log
+        self.digit_end_s = digit_end_s
+        self.next_code = 1000
+
+    def caller(self, stack: BenchStack, did: str, rate: float, calls: int, code: int) -> Path:
+        """Run the SIPp caller to completion; returns its log of <log> actions."""
+        log = self.work / f"caller-{code}.log"
+        port = free_udp_port(CARRIER_IP)
+        media_port = free_udp_port(CARRIER_IP)
+        cmd = [
+            "sipp",
+            f"127.0.0.1:{stack.sip_port}",
+            "-sf", str(SIPP_DIR / "caller.xml"),
+            "-s", did,
+            "-i", CARRIER_IP,
+            "-p", str(port),
+            "-mi", CARRIER_IP,
+            "-mp", str(media_port),
+            "-r", str(rate),
+            "-m", str(calls),
+            "-l", str(max(calls, 1)),
+            "-key", "run", str(code),
+            "-trace_logs", "-log_file", str(log),
+            "-nostdin",
+            "-timeout", f"{int(calls / rate + 60)}s",
+        ]  # fmt: skip
+        with open(self.work / f"caller-{code}.out", "wb") as out:
+            proc = subprocess.Popen(cmd, cwd=self.work, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                proc.wait(calls / rate + 90)
+            except subprocess.TimeoutExpired:
+                raise BenchError(f"SIPp caller {code} did not finish") from None
+            finally:
+                stop_process(proc)
+        return log
+
+    def measure(self, stack: BenchStack, path: str, rate: float, calls: int) -> SideResult:
+        did = QUEUE_DID if path == "queue" else STASIS_DID
+        code = self.next_code
+        self.next_code += 1
+        ast_pid, py_pid = stack.asterisk_pid(), stack.proc.pid if stack.proc else 0
+        cpu0 = (cpu_seconds(ast_pid), cpu_seconds(py_pid))
+        t0 = time.monotonic()
+        log = self.caller(stack, did, rate, calls, code)
+        wall = time.monotonic() - t0
+        cpu1 = (cpu_seconds(ast_pid), cpu_seconds(py_pid))
+
+        ready_at: dict[str, float] = {}
+        timeouts = 0
+        for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+            t = EPOCH.search(line)
+            marker = line.split()[-1] if line.split() else ""
+            if line.startswith("MEDIA ") and t:
+                ready_at[marker] = float(t.group(1)) + self.digit_end_s
+            elif line.startswith("TIMEOUT "):
+                timeouts += 1
+        invites = wait_for(
+            lambda: (inv := agent_invites(self.agents_log)) and sum(m in inv for m in ready_at) >= len(ready_at) and inv,
+            3,
+            "the agents' log to show every INVITE",
+            0.2,
+        ) if ready_at else {}  # fmt: skip
+        latencies = sorted((invites[m] - t) * 1000 for m, t in ready_at.items() if m in invites)
+        return SideResult(
+            path=path,
+            calls=calls,
+            paired=len(latencies),
+            timeouts=timeouts,
+            p50_ms=percentile(latencies, 0.50),
+            p95_ms=percentile(latencies, 0.95),
+            p99_ms=percentile(latencies, 0.99),
+            max_ms=latencies[-1] if latencies else None,
+            asterisk_cpu_pct=100 * (cpu1[0] - cpu0[0]) / wall,
+            python_cpu_pct=100 * (cpu1[1] - cpu0[1]) / wall,
+            seconds=wall,
+            latencies_ms=[round(x, 3) for x in latencies],
+        )
+
+
+# ---------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------
+
+
+def fmt(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def ratio(b: float | None, a: float | None) -> float | None:
+    return None if a is None or b is None or a <= 0 else b / a
+
+
+def print_table(cells: list[dict[str, Any]]) -> None:
+    head = (
+        "| members | cps | path | paired/calls | p50 ms | p95 ms | p99 ms | max ms "
+        "| B/A p50 | B/A p95 | Asterisk %cpu | Python %cpu |"
+    )
+    print(head)
+    print("|" + "|".join("---:" if i not in (2,) else "---" for i in range(12)) + "|")
+    for cell in cells:
+        for key, label in (("queue", "A Queue()"), ("stasis", "B Stasis")):
+            r = cell[key]
+            rb = key == "stasis"
+            print(
+                f"| {cell['members']:,} | {cell['rate']:g} | {label} | {r['paired']}/{r['calls']} "
+                f"| {fmt(r['p50_ms'])} | {fmt(r['p95_ms'])} | {fmt(r['p99_ms'])} | {fmt(r['max_ms'])} "
+                f"| {fmt(cell['ratio_p50'], 2) if rb else ''} | {fmt(cell['ratio_p95'], 2) if rb else ''} "
+                f"| {fmt(r['asterisk_cpu_pct'])} | {fmt(r['python_cpu_pct'])} |"
+            )
+
+
+# ---------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="10 and 100 members at 2 calls/s only (~1-2 min)")
+    p.add_argument("--members", type=int, nargs="+", help="member counts (default 10 100 1000)")
+    p.add_argument("--rates", type=float, nargs="+", help="calls per second (default 2 20)")
+    p.add_argument("--slow-calls", type=int, default=30, help="calls per cell below 10 calls/s")
+    p.add_argument("--fast-calls", type=int, default=200, help="calls per cell at 10 calls/s and above")
+    p.add_argument("--warmup", type=int, default=3, help="unmeasured calls per path after each start")
+    p.add_argument("--keep", action="store_true", help="keep the work dir (logs, SIPp traces)")
+    p.add_argument("--output", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.members = args.members or [10, 100]
+        args.rates = args.rates or [2.0]
+        args.slow_calls = min(args.slow_calls, 20)
+    args.members = args.members or [10, 100, 1000]
+    args.rates = args.rates or [2.0, 20.0]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("sipp") is None:
+        print("sipp is not installed (apt-get install sip-tester)", file=sys.stderr)
+        return 2
+    # SIGTERM unwinds like Ctrl-C, so every finally below runs.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    prefix = asterisk_prefix()
+    work = Path(tempfile.mkdtemp(prefix="lianluo-bench-"))
+    cells: list[dict[str, Any]] = []
+    started = time.monotonic()
+    agents: subprocess.Popen[bytes] | None = None
+    try:
+        digit_end_s = write_caller_pcap(work / "caller_media.pcap")
+        agents_port = free_sip_port()
+        agents_log = work / "agents.log"
+        with scratch_database() as db_url:
+            agents = subprocess.Popen(
+                [
+                    "sipp",
+                    "-sf", str(SIPP_DIR / "agents.xml"),
+                    "-i", "127.0.0.1",
+                    "-p", str(agents_port),
+                    "-mi", "127.0.0.1",
+                    "-mp", str(free_udp_port("127.0.0.1")),
+                    "-trace_logs", "-log_file", str(agents_log),
+                    "-nostdin",
+                ],  # fmt: skip
+                cwd=work,
+                stdout=open(work / "agents.out", "wb"),  # noqa: SIM115 (closed when the child exits)
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            bench = Bench(work, agents_log, digit_end_s)
+            order = 0
+            for members in args.members:
+                print(f"# {members} members: starting Lianluo and its Asterisk", file=sys.stderr, flush=True)
+                stack = make_stack(work, members, agents_port, db_url, prefix)
+                try:
+                    stack.start()
+                    wait_ready(stack, members)
+                    for path in ("queue", "stasis"):
+                        if args.warmup:
+                            bench.measure(stack, path, 2.0, args.warmup)
+                            wait_idle(stack, members)
+                    for rate in args.rates:
+                        calls = args.slow_calls if rate < 10 else args.fast_calls
+                        results: dict[str, SideResult] = {}
+                        # Alternate which path goes first, so slow drift favours neither.
+                        paths = ("queue", "stasis") if order % 2 == 0 else ("stasis", "queue")
+                        order += 1
+                        for path in paths:
+                            if agents.poll() is not None:
+                                raise BenchError("the agents' SIPp exited; see agents.out")
+                            print(f"#   {rate:g} calls/s, {calls} calls, {path}", file=sys.stderr, flush=True)
+                            results[path] = bench.measure(stack, path, rate, calls)
+                            wait_idle(stack, members)
+                        a, b = results["queue"], results["stasis"]
+                        cells.append(
+                            {
+                                "members": members,
+                                "rate": rate,
+                                "queue": asdict(a),
+                                "stasis": asdict(b),
+                                "ratio_p50": ratio(b.p50_ms, a.p50_ms),
+                                "ratio_p95": ratio(b.p95_ms, a.p95_ms),
+                                "ratio_p99": ratio(b.p99_ms, a.p99_ms),
+                            }
+                        )
+                finally:
+                    stack.shutdown()
+    except BenchError as exc:
+        print(f"benchmark failed: {exc} (work dir kept: {work})", file=sys.stderr)
+        args.keep = True
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        if agents is not None:
+            stop_process(agents)
+        if cells:
+            report(cells, args, time.monotonic() - started, digit_end_s)
+        if args.keep:
+            print(f"work dir kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def report(cells: list[dict[str, Any]], args: argparse.Namespace, seconds: float, digit_end_s: float) -> None:
+    print_table(cells)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "benchmark": "queue_vs_stasis",
+        "measured": "caller sends the RFC 2833 end packet of digit 1 -> agent SIPp receives the INVITE",
+        "digit_end_offset_ms": digit_end_s * 1000,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()},
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "seconds": round(seconds, 1),
+        "cells": cells,
+    }
+    args.output.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"\nwritten to {args.output} ({seconds:.0f} s)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
