@@ -85,10 +85,14 @@ class RelaxationSettings:
 
 @dataclass(frozen=True)
 class OverflowSettings:
+    """Send waiting callers to another queue when any one condition holds."""
+
     to_queue: str
     max_wait_s: float | None = None
     max_length: int | None = None
     when_no_agents: bool = False
+    expected_wait_over_s: float | None = None
+    asa_over_s: float | None = None
 
 
 Strategy = Literal[
@@ -418,6 +422,15 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         for j, rule in enumerate(q.overflow):
             if rule.to_queue not in queue_names or rule.to_queue == q.name:
                 raise bad(f"queues[{i}].overflow[{j}].to_queue", f"no other queue named {rule.to_queue!r}")
+            conditions = (rule.max_wait_s, rule.max_length, rule.expected_wait_over_s, rule.asa_over_s)
+            if all(c is None for c in conditions) and not rule.when_no_agents:
+                raise bad(
+                    f"queues[{i}].overflow[{j}]",
+                    "give a condition: max_wait_s, max_length, when_no_agents,"
+                    " expected_wait_over_s or asa_over_s",
+                )
+            if any(c is not None and c < 0 for c in conditions):
+                raise bad(f"queues[{i}].overflow[{j}]", "overflow thresholds must be >= 0")
     # Overflow must not loop: a caller bounced between queues would never be served.
     edges = {q.name: [rule.to_queue for rule in q.overflow] for q in s.queues}
     for i, q in enumerate(s.queues):

@@ -79,7 +79,10 @@ position in its queue (risk order among that queue's waiting) beyond `max_length
 interactions at the back overflow and the first `max_length` stay; `when_no_agents` and no agent
 who could take it without anyone's action (logged in, device registered, not "not ready", a
 member with the skills under the current relaxation, not excluded). Busy agents count: they free
-up on their own. The caller moves the interaction and chooses whether to keep `queued_at`.
+up on their own. Two more conditions read the queue's live state: `expected_wait_over_s` (this
+caller's expected wait at their position, see Statistics; unknown counts as not long) and
+`asa_over_s` (the queue's average speed of answer in the window). The caller moves the
+interaction and chooses whether to keep `queued_at`.
 
 Speed. A pass costs about one ordering of the waiting list plus, per class of interactions
 (queue, required skills, relaxation step), one scan of the smallest matching skill bucket and
@@ -195,10 +198,23 @@ class Overflow:
     max_wait_s: float | None = None
     max_length: int | None = None
     when_no_agents: bool = False
+    # Conditions on the queue's live state: this caller's expected wait, and the queue's
+    # average speed of answer over the statistics window.
+    expected_wait_over_s: float | None = None
+    asa_over_s: float | None = None
 
     def __post_init__(self) -> None:
-        if self.max_wait_s is None and self.max_length is None and not self.when_no_agents:
-            raise ValueError(f"overflow to {self.to_queue!r} needs max_wait_s, max_length or when_no_agents")
+        if (
+            self.max_wait_s is None
+            and self.max_length is None
+            and not self.when_no_agents
+            and self.expected_wait_over_s is None
+            and self.asa_over_s is None
+        ):
+            raise ValueError(
+                f"overflow to {self.to_queue!r} needs max_wait_s, max_length, when_no_agents,"
+                " expected_wait_over_s or asa_over_s"
+            )
         if self.max_wait_s is not None and self.max_wait_s < 0:
             raise ValueError(f"overflow to {self.to_queue!r}: max_wait_s must be >= 0")
         if self.max_length is not None and self.max_length < 0:
@@ -295,6 +311,7 @@ class QueueStats:
     answered: int = 0  # in the statistics window
     service_level_percent: float | None = None  # answered within their tier's target
     average_handle_s: float | None = None
+    agents_serving: int = 0  # ready or busy: the agents whose calls end and free a place
 
 
 # -- risk order ------------------------------------------------------------------------------------
@@ -841,6 +858,7 @@ class Router:
             answered=len(answers),
             service_level_percent=sl,
             average_handle_s=aht,
+            agents_serving=serving,
         )
 
     # -- overflow ----------------------------------------------------------------------------------
@@ -860,26 +878,8 @@ class Router:
         now: datetime,
     ) -> str | None:
         """The target queue of the first of `w`'s queue overflow rules that matches, or None."""
-        queue = self._queues.get(w.queue)
-        if queue is None or not queue.overflow:
-            return None
-        wait_s = _wait_s(w, now)
-        position: int | None = None
-        for rule in queue.overflow:
-            if rule.max_wait_s is not None and wait_s >= rule.max_wait_s:
-                return rule.to_queue
-            if rule.max_length is not None:
-                if position is None:
-                    mine = [u for u in waiting if u.queue == w.queue and u.id != w.id]
-                    keys = _risk_keys([w, *mine], self._queues)
-                    position = 1 + sum(1 for k in keys[1:] if k[:4] < keys[0][:4])
-                if position > rule.max_length:
-                    return rule.to_queue
-            if rule.when_no_agents:
-                step = queue.relaxation_step(wait_s)
-                if not any(self._could_serve(a, w, queue, step) for a in agents):
-                    return rule.to_queue
-        return None
+        others = [u for u in waiting if u.id != w.id]
+        return self.overflows([w, *others], agents, now).get(w.id)
 
     def overflows(
         self, waiting: Sequence[WaitingInteraction], agents: Sequence[Agent], now: datetime
@@ -892,6 +892,13 @@ class Router:
             counts[w.queue] = counts.get(w.queue, 0) + 1
             positions[w.id] = counts[w.queue]
         nobody: dict[tuple[str, tuple[SkillRequirement, ...], int, frozenset[str]], bool] = {}
+        live: dict[str, QueueStats] = {}
+
+        def stats_of(name: str) -> QueueStats:
+            if name not in live:
+                live[name] = self.stats(name, waiting, agents, now)
+            return live[name]
+
         for w in waiting:
             queue = self._queues.get(w.queue)
             if queue is None:
@@ -910,6 +917,20 @@ class Router:
                     if key not in nobody:
                         nobody[key] = not any(self._could_serve(a, w, queue, step) for a in agents)
                     if nobody[key]:
+                        out[w.id] = rule.to_queue
+                        break
+                if rule.asa_over_s is not None:
+                    asa = stats_of(queue.name).average_speed_of_answer_s
+                    if asa is not None and asa > rule.asa_over_s:
+                        out[w.id] = rule.to_queue
+                        break
+                if rule.expected_wait_over_s is not None:
+                    st = stats_of(queue.name)
+                    ewt = expected_wait_s(
+                        positions[w.id], st.agents_ready, st.agents_serving, st.average_handle_s
+                    )
+                    # Nobody serving at all is "no agents", a rule of its own; unknown is not long.
+                    if ewt is not None and ewt > rule.expected_wait_over_s:
                         out[w.id] = rule.to_queue
                         break
         return out

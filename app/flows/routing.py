@@ -65,7 +65,10 @@ def queue_config(q: QueueSettings) -> QueueConfig:
             Relaxation(r.after_s, r.lower_min_level_by, frozenset(r.add_groups)) for r in q.relaxations
         ),
         overflow=tuple(
-            Overflow(o.to_queue, o.max_wait_s, o.max_length, o.when_no_agents) for o in q.overflow
+            Overflow(
+                o.to_queue, o.max_wait_s, o.max_length, o.when_no_agents, o.expected_wait_over_s, o.asa_over_s
+            )
+            for o in q.overflow
         ),
     )
 

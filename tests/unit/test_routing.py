@@ -501,6 +501,25 @@ def test_first_matching_overflow_rule_wins() -> None:
     assert r.overflow_for(waiting("i", waited_s=130), [], [], NOW) == "other"
 
 
+def test_overflow_on_expected_wait_from_the_live_queue() -> None:
+    r = overflow_router(Overflow("backup", expected_wait_over_s=100))
+    busy = ready("a")
+    busy.state = AgentState.ON_CALL
+    ws = [waiting("first", waited_s=20), waiting("second", waited_s=10)]
+    # No handle time known yet: the wait is unknown, which is not "too long".
+    assert r.overflows(ws, [busy], NOW) == {}
+    r.record_handle_time("q", 60.0, NOW)  # one agent, 60 s per call: 60 s, then 120 s
+    assert r.overflows(ws, [busy], NOW) == {"second": "backup"}
+
+
+def test_overflow_on_average_speed_of_answer() -> None:
+    r = overflow_router(Overflow("backup", asa_over_s=30))
+    w = waiting("i", waited_s=1)
+    assert r.overflow_for(w, [w], [ready("a")], NOW) is None
+    r.record_answer("q", "earlier", 45.0, NOW)
+    assert r.overflow_for(w, [w], [ready("a")], NOW) == "backup"
+
+
 def test_overflow_rules_are_validated() -> None:
     with pytest.raises(ValueError):
         Overflow("backup")
