@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -59,7 +59,6 @@ sys.path.insert(0, str(REPO))
 from tests.support.stack import (  # noqa: E402
     Stack,
     asterisk_pids_for,
-    free_port,
     free_sip_port,
     write_config,
 )
@@ -112,7 +111,9 @@ def write_caller_pcap(path: Path) -> float:
     def rtp(pt: int, marker: bool, payload: bytes, timestamp: int) -> bytes:
         nonlocal seq
         seq += 1
-        return struct.pack("!BBHII", 0x80, (0x80 if marker else 0) | pt, seq & 0xFFFF, timestamp, ssrc) + payload
+        return (
+            struct.pack("!BBHII", 0x80, (0x80 if marker else 0) | pt, seq & 0xFFFF, timestamp, ssrc) + payload
+        )
 
     t = 0
     while t < VOICE_LEAD_MS:
@@ -139,10 +140,12 @@ def write_caller_pcap(path: Path) -> float:
     for offset_ms, packet in packets:
         udp = struct.pack("!HHHH", 40000, 40002, 8 + len(packet), 0) + packet
         ip = struct.pack(
-            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, b"\x0a\0\0\1", b"\x0a\0\0\2"
         )
         frame = b"\x00" * 12 + b"\x08\x00" + ip + udp
-        out.append(struct.pack("<IIII", base + offset_ms // 1000, (offset_ms % 1000) * 1000, len(frame), len(frame)))
+        out.append(
+            struct.pack("<IIII", base + offset_ms // 1000, (offset_ms % 1000) * 1000, len(frame), len(frame))
+        )
         out.append(frame)
     path.write_bytes(b"".join(out))
     return end_ms / 1000
@@ -211,11 +214,24 @@ class BenchStack(Stack):
         self.starts += 1
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app", "run", "--config", str(self.config_path), "--log-level", "INFO"],
+                [
+                    sys.executable,
+                    "-m",
+                    "app",
+                    "run",
+                    "--config",
+                    str(self.config_path),
+                    "--log-level",
+                    "INFO",
+                ],
                 cwd=REPO,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "DATABASE_URL": self.db_url, "LIANLUO_ASTERISK_PREFIX": str(self.asterisk_prefix)},
+                env={
+                    **os.environ,
+                    "DATABASE_URL": self.db_url,
+                    "LIANLUO_ASTERISK_PREFIX": str(self.asterisk_prefix),
+                },
             )
         wait_for(self._healthy, timeout, f"Lianluo to report healthy (log: {self.log_path})", 0.5)
 
@@ -286,7 +302,9 @@ def make_stack(work: Path, members: int, agents_port: int, db_url: str, prefix: 
         instance=INSTANCE,
         center_name=f"queue_vs_stasis {members}",
         asterisk={"rtp_start": 20000, "rtp_end": 21999},
-        carrier={"name": "carrier", "match": [CARRIER_IP], "dids": [STASIS_DID, QUEUE_DID]},
+        # Only the Stasis DID is Lianluo's: were the baseline's DID listed too, its generated
+        # priority 1 (into Stasis) would win over the one extensions_local.conf appends.
+        carrier={"name": "carrier", "match": [CARRIER_IP], "dids": [STASIS_DID]},
         agents=[
             {"id": a, "name": f"Agent {a}", "contact": f"sip:{a}@127.0.0.1:{agents_port}"}
             for a in agent_ids(members)
@@ -321,7 +339,7 @@ def wait_ready(stack: BenchStack, members: int) -> None:
         0.5,
     )
     check = stack.cli(f"dialplan show {QUEUE_DID}@from-carrier")
-    if "Queue(bench" not in check:
+    if "Queue(bench" not in check or "lianluo-inbound" in check:
         raise BenchError(f"extensions_local.conf did not add {QUEUE_DID} to from-carrier:\n{check}")
 
 
@@ -389,7 +407,8 @@ class Bench:
         self.work = work
         self.agents_log = agents_log
         self.digit_end_s = digit_end_s
-        self.next_code = 1000
+        self.next_code = 1000  # the fixed-width first part of each call's marker
+        self.cells = 0
 
     def caller(self, stack: BenchStack, did: str, rate: float, calls: int, code: int) -> Path:
         """Run the SIPp caller to completion; returns its log of <log> actions."""
@@ -414,7 +433,9 @@ class Bench:
             "-timeout", f"{int(calls / rate + 60)}s",
         ]  # fmt: skip
         with open(self.work / f"caller-{code}.out", "wb") as out:
-            proc = subprocess.Popen(cmd, cwd=self.work, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd, cwd=self.work, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
             try:
                 proc.wait(calls / rate + 90)
             except subprocess.TimeoutExpired:
@@ -423,11 +444,21 @@ class Bench:
                 stop_process(proc)
         return log
 
+    def invites_for(self, markers: dict[str, float], timeout: float = 3.0) -> dict[str, float]:
+        """The agents' INVITE times; SIPp may write the last lines a moment after the caller ends."""
+        deadline = time.monotonic() + timeout
+        while True:
+            invites = agent_invites(self.agents_log)
+            if all(m in invites for m in markers) or time.monotonic() > deadline:
+                return invites
+            time.sleep(0.2)
+
     def measure(self, stack: BenchStack, path: str, rate: float, calls: int) -> SideResult:
         did = QUEUE_DID if path == "queue" else STASIS_DID
         code = self.next_code
         self.next_code += 1
-        ast_pid, py_pid = stack.asterisk_pid(), stack.proc.pid if stack.proc else 0
+        assert stack.proc is not None
+        ast_pid, py_pid = stack.asterisk_pid(), stack.proc.pid
         cpu0 = (cpu_seconds(ast_pid), cpu_seconds(py_pid))
         t0 = time.monotonic()
         log = self.caller(stack, did, rate, calls, code)
@@ -443,12 +474,7 @@ class Bench:
                 ready_at[marker] = float(t.group(1)) + self.digit_end_s
             elif line.startswith("TIMEOUT "):
                 timeouts += 1
-        invites = wait_for(
-            lambda: (inv := agent_invites(self.agents_log)) and sum(m in inv for m in ready_at) >= len(ready_at) and inv,
-            3,
-            "the agents' log to show every INVITE",
-            0.2,
-        ) if ready_at else {}  # fmt: skip
+        invites = self.invites_for(ready_at)
         latencies = sorted((invites[m] - t) * 1000 for m, t in ready_at.items() if m in invites)
         return SideResult(
             path=path,
@@ -485,7 +511,7 @@ def print_table(cells: list[dict[str, Any]]) -> None:
         "| B/A p50 | B/A p95 | Asterisk %cpu | Python %cpu |"
     )
     print(head)
-    print("|" + "|".join("---:" if i not in (2,) else "---" for i in range(12)) + "|")
+    print("|" + "|".join("---" if i == 2 else "---:" for i in range(12)) + "|")
     for cell in cells:
         for key, label in (("queue", "A Queue()"), ("stasis", "B Stasis")):
             r = cell[key]
@@ -523,79 +549,94 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def interrupted(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so every `finally` cleans up what it started."""
+    raise KeyboardInterrupt
+
+
+def start_agents(work: Path, port: int, log: Path, out: IO[bytes]) -> subprocess.Popen[bytes]:
+    """One SIPp UAS answering for every agent (their AORs' static contacts point at it)."""
+    cmd = [
+        "sipp",
+        "-sf", str(SIPP_DIR / "agents.xml"),
+        "-i", "127.0.0.1",
+        "-p", str(port),
+        "-mi", "127.0.0.1",
+        "-mp", str(free_udp_port("127.0.0.1")),
+        "-trace_logs", "-log_file", str(log),
+        "-nostdin",
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def measure_size(
+    bench: Bench, stack: BenchStack, members: int, args: argparse.Namespace, agents: subprocess.Popen[bytes]
+) -> list[dict[str, Any]]:
+    """Every rate for one member count, on a started stack."""
+    cells = []
+    wait_ready(stack, members)
+    for path in ("queue", "stasis"):
+        if args.warmup:
+            bench.measure(stack, path, 2.0, args.warmup)
+            wait_idle(stack, members)
+    for rate in args.rates:
+        calls = args.slow_calls if rate < 10 else args.fast_calls
+        results: dict[str, SideResult] = {}
+        # Alternate which path goes first, so slow drift on a shared machine favours neither.
+        paths = ("queue", "stasis") if bench.cells % 2 == 0 else ("stasis", "queue")
+        bench.cells += 1
+        for path in paths:
+            if agents.poll() is not None:
+                raise BenchError("the agents' SIPp exited; see agents.out in the work dir")
+            log_line(f"  {members} members, {rate:g} calls/s, {calls} calls: {path}")
+            results[path] = bench.measure(stack, path, rate, calls)
+            wait_idle(stack, members)
+        a, b = results["queue"], results["stasis"]
+        cells.append(
+            {
+                "members": members,
+                "rate": rate,
+                "queue": asdict(a),
+                "stasis": asdict(b),
+                "ratio_p50": ratio(b.p50_ms, a.p50_ms),
+                "ratio_p95": ratio(b.p95_ms, a.p95_ms),
+                "ratio_p99": ratio(b.p99_ms, a.p99_ms),
+            }
+        )
+    return cells
+
+
+def log_line(text: str) -> None:
+    print(f"# {text}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if shutil.which("sipp") is None:
         print("sipp is not installed (apt-get install sip-tester)", file=sys.stderr)
         return 2
-    # SIGTERM unwinds like Ctrl-C, so every finally below runs.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, interrupted)
     prefix = asterisk_prefix()
     work = Path(tempfile.mkdtemp(prefix="lianluo-bench-"))
     cells: list[dict[str, Any]] = []
     started = time.monotonic()
+    digit_end_s = write_caller_pcap(work / "caller_media.pcap")
     agents: subprocess.Popen[bytes] | None = None
     try:
-        digit_end_s = write_caller_pcap(work / "caller_media.pcap")
-        agents_port = free_sip_port()
-        agents_log = work / "agents.log"
-        with scratch_database() as db_url:
-            agents = subprocess.Popen(
-                [
-                    "sipp",
-                    "-sf", str(SIPP_DIR / "agents.xml"),
-                    "-i", "127.0.0.1",
-                    "-p", str(agents_port),
-                    "-mi", "127.0.0.1",
-                    "-mp", str(free_udp_port("127.0.0.1")),
-                    "-trace_logs", "-log_file", str(agents_log),
-                    "-nostdin",
-                ],  # fmt: skip
-                cwd=work,
-                stdout=open(work / "agents.out", "wb"),  # noqa: SIM115 (closed when the child exits)
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            bench = Bench(work, agents_log, digit_end_s)
-            order = 0
+        with scratch_database() as db_url, open(work / "agents.out", "wb") as agents_out:
+            agents_port = free_sip_port()
+            agents = start_agents(work, agents_port, work / "agents.log", agents_out)
+            bench = Bench(work, work / "agents.log", digit_end_s)
             for members in args.members:
-                print(f"# {members} members: starting Lianluo and its Asterisk", file=sys.stderr, flush=True)
+                log_line(f"{members} members: starting Lianluo and its Asterisk")
                 stack = make_stack(work, members, agents_port, db_url, prefix)
                 try:
                     stack.start()
-                    wait_ready(stack, members)
-                    for path in ("queue", "stasis"):
-                        if args.warmup:
-                            bench.measure(stack, path, 2.0, args.warmup)
-                            wait_idle(stack, members)
-                    for rate in args.rates:
-                        calls = args.slow_calls if rate < 10 else args.fast_calls
-                        results: dict[str, SideResult] = {}
-                        # Alternate which path goes first, so slow drift favours neither.
-                        paths = ("queue", "stasis") if order % 2 == 0 else ("stasis", "queue")
-                        order += 1
-                        for path in paths:
-                            if agents.poll() is not None:
-                                raise BenchError("the agents' SIPp exited; see agents.out")
-                            print(f"#   {rate:g} calls/s, {calls} calls, {path}", file=sys.stderr, flush=True)
-                            results[path] = bench.measure(stack, path, rate, calls)
-                            wait_idle(stack, members)
-                        a, b = results["queue"], results["stasis"]
-                        cells.append(
-                            {
-                                "members": members,
-                                "rate": rate,
-                                "queue": asdict(a),
-                                "stasis": asdict(b),
-                                "ratio_p50": ratio(b.p50_ms, a.p50_ms),
-                                "ratio_p95": ratio(b.p95_ms, a.p95_ms),
-                                "ratio_p99": ratio(b.p99_ms, a.p99_ms),
-                            }
-                        )
+                    cells += measure_size(bench, stack, members, args, agents)
                 finally:
                     stack.shutdown()
-    except BenchError as exc:
-        print(f"benchmark failed: {exc} (work dir kept: {work})", file=sys.stderr)
+    except RuntimeError as exc:  # BenchError, or the app exiting at start (tests.support.stack)
+        print(f"benchmark failed: {exc}", file=sys.stderr)
         args.keep = True
         return 1
     except KeyboardInterrupt:

@@ -100,7 +100,8 @@ class CallSession:
     async def next_event(self, timeout: float | None = None) -> CallEvent | None:
         """The next event for this call; None on timeout. Raises CallerGone."""
         try:
-            ev = await asyncio.wait_for(self.events.get(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see RoutingService._dispatch_loop
+                ev = await self.events.get()
         except TimeoutError:
             return None
         if (

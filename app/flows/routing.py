@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from app.adapters.db import Store
@@ -80,7 +80,6 @@ class Ticket:
     waiting: WaitingInteraction
     decided: asyncio.Future[Decision]
     on_overflow: Callable[[str], None] | None = None
-    tried: set[str] = field(default_factory=set)
 
 
 class RoutingService:
@@ -138,8 +137,11 @@ class RoutingService:
 
     async def _dispatch_loop(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # races the event being set, and stop() would then wait for this loop forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), TICK_S)
+                async with asyncio.timeout(TICK_S):
+                    await self._kick.wait()
             self._kick.clear()
             try:
                 self.dispatch()
