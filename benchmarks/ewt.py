@@ -1,8 +1,8 @@
 """Expected-wait accuracy: our estimator (app/domain/ewt.py) against Asterisk's rule, on the same
 simulated traces.
 
-    .venv/bin/python benchmarks/ewt.py            # 7 scenarios x 3 seeds x 8 h, well under a minute
-    .venv/bin/python benchmarks/ewt.py --quick    # 1 seed x 4 h, a few seconds
+    .venv/bin/python benchmarks/ewt.py            # 9 scenarios x 20 days of 8 h, about 30 s
+    .venv/bin/python benchmarks/ewt.py --quick    # 4 days each, about 3 s
 
 A discrete-event simulation of one FIFO queue served by c identical agents (M/G/c+G): Poisson
 arrivals, some with a burst of extra load; lognormal handle times (talk plus wrap-up); callers who
@@ -19,9 +19,15 @@ and compare it with the wait that actually followed. Three estimators see the sa
 - routing.py today: `expected_wait_s` of app/domain/routing.py, (position - ready) x mean handle
   time of the last 30 minutes / agents serving.
 
-The first 30 simulated minutes warm both up and are not scored. Figures are mean absolute errors
-in seconds and, the figure to quote, their ratio to Asterisk's in the same run. Deterministic:
-every random stream is seeded from the scenario and the seed. See benchmarks/README.md.
+A fourth column, the floor, is the best any estimator could do: for a sample of callers, the
+mean wait of the answered over futures drawn from the simulator's own laws, starting from what
+was visible when the caller joined (see `floor_estimate`). It shows how much of the error is
+chance that no estimator can remove.
+
+The first 30 simulated minutes of each day warm the estimators up and are not scored. Figures
+are mean absolute errors in seconds and, the figure to quote, their ratio to Asterisk's in the
+same run. Deterministic: every random stream is seeded from the scenario and the seed.
+See benchmarks/README.md.
 """
 
 from __future__ import annotations

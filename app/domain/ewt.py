@@ -52,10 +52,10 @@ and after the burst the long ones; the tenth caller in line hears the same figur
 Our estimate is read from what decides the wait now: how many are ahead, how many agents work
 through them, and how long their calls take. Past waits are deliberately not an input.
 
-Measured (benchmarks/ewt.py, simulated M/G/c queues with abandonment and bursts): mean absolute
-error 0.61-0.74 of Asterisk's on the same callers; the best any estimator could do from what is
-visible (a Monte Carlo oracle that knows the simulator's true laws) is 0.60-0.72 there, so most
-of what remains is chance, not model error.
+Measured (benchmarks/ewt.py, simulated M/G/c queues with abandonment and bursts): for callers
+who had to wait, the mean absolute error is 0.60-0.74 of Asterisk's on the same callers; the
+best any estimator could do from what is visible (an oracle that knows the simulator's true laws)
+is 0.58-0.72 there, so what remains is mostly chance, not model error.
 
 Limits. Position is taken as given; in a queue ordered by risk (routing.py) a caller of a higher
 tier who arrives later may still overtake, which makes the wait longer than announced. Agents
@@ -167,8 +167,11 @@ class WaitEstimator:
 
     @property
     def abandon_rate(self) -> float:
-        """Abandons per second of waiting (theta); 0 until someone has waited."""
-        return self._abandons / self._exposure_s if self._exposure_s > 0 else 0.0
+        """Abandons per second of waiting (theta); 0 until someone has given up. Each abandon
+        counts as at least a second of waiting, so a hang-up at once cannot make it infinite."""
+        if self._abandons <= 0:
+            return 0.0
+        return self._abandons / max(self._exposure_s, self._abandons)
 
     # -- the question ------------------------------------------------------------------------------
 
@@ -201,22 +204,39 @@ class WaitEstimator:
         cv2 = self.handle_cv2
         service = agents_serving / h
         theta = self.abandon_rate
-        # Stage j has j callers still ahead; the first (j = needed - 1) waits for a call in
-        # progress to end, which the calls' elapsed times tell better.
-        first_service = service
+        first = service
         if busy_elapsed_s and agents_ready == 0:
-            first_service = _first_free_rate(busy_elapsed_s, h, cv2) or service
-        mean = 0.0
-        var = 0.0
-        for j in range(needed):
-            stage = 1.0 / ((first_service if j == needed - 1 else service) + (j + 1) * theta)
-            mean += stage
-            var += stage * stage
+            first = _first_free_rate(busy_elapsed_s, h, cv2) or service
+        mean, second = _stages(needed - 1, first, service, theta)
+        var = max(0.0, second - mean * mean)
         # The mean handle time is itself uncertain; the wait scales with it.
         rel = cv2 / samples if samples > 0 else 1.0
         var += mean * mean * rel
         low, high = _gamma_band(mean, var)
         return WaitEstimate(mean, low, high, samples)
+
+
+def _stages(ahead: int, first: float, service: float, theta: float) -> tuple[float, float]:
+    """First and second moments of the wait of an answered caller with `ahead` callers before
+    them. Until a call in progress ends agents free up at rate `first`, then at `service`; each
+    caller ahead leaves at rate `theta`, and the caller's own patience (also `theta`) shortens
+    every stage of the waits that end in an answer. With first == service this is the sum of
+    1 / (service + (j + 1) * theta) over j < ahead + 1."""
+    # First and second moments of the remaining wait with j ahead, before (`pending`) and after
+    # (`normal`) the first call in progress ends; j = -1 is answered.
+    normal = pending = (0.0, 0.0)
+    for j in range(ahead + 1):
+        t = 1.0 / (service + (j + 1) * theta)
+        after = (t + normal[0], 2 * t * t + 2 * t * normal[0] + normal[1])
+        # Before: that call ends (-> j - 1 ahead, normal) or one ahead leaves (-> j - 1, pending).
+        out = first + j * theta
+        t = 1.0 / (out + theta)
+        p = first / out
+        m1 = p * normal[0] + (1 - p) * pending[0]
+        m2 = p * normal[1] + (1 - p) * pending[1]
+        pending = (t + m1, 2 * t * t + 2 * t * m1 + m2)
+        normal = after
+    return pending
 
 
 def _lognormal(mean: float, cv2: float) -> tuple[float, float]:

@@ -93,9 +93,10 @@ order is drawn lazily from a heap. Figures: benchmarks/README.md.
 Statistics (`stats`). Agents counted for a queue are its members holding the queue's own required
 skills. Average speed of answer, average handle time and service level use the answers and handle
 times recorded in the last `window_s` (30 minutes by default). Expected wait is
-`expected_wait_s`: for position p with r ready and n serving agents (ready or busy, any queue),
-0 when p <= r, else (p - r) x average handle time / n; None when nobody serves the queue or no
-handle time is known yet. It ignores that a higher tier may still jump ahead.
+`Router.expected_wait`: the live-queue model of app/domain/ewt.py (position, agents ready and
+serving, time-weighted handle times and abandonment; not past waits), fed by `record_handle_time`,
+`record_answer` and `record_abandon`. None when nobody serves the queue or no handle time is
+known yet. It ignores that a higher tier may still jump ahead.
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ from app.domain.agent_state import (
     Agent,
     AgentState,
 )
+from app.domain.ewt import WaitEstimator
 
 
 class Tier(StrEnum):
@@ -433,21 +435,6 @@ def eligible(agent: Agent, w: WaitingInteraction, queue: QueueConfig, now: datet
     return False, False
 
 
-def expected_wait_s(
-    position: int, agents_ready: int, agents_serving: int, average_handle_s: float | None
-) -> float | None:
-    """Estimated wait of the interaction at `position` (1 = next): 0 while a ready agent is left
-    for it, else (position - ready) handle times spread over the agents serving the queue."""
-    if agents_serving <= 0:
-        return None
-    behind = position - agents_ready
-    if behind <= 0:
-        return 0.0
-    if average_handle_s is None:
-        return None
-    return behind * average_handle_s / agents_serving
-
-
 # -- one routing pass ------------------------------------------------------------------------------
 
 _NEVER = datetime.min  # only compared with itself: see _idle_key
@@ -753,6 +740,7 @@ class Router:
         self._rules: dict[tuple[str, tuple[SkillRequirement, ...], int], _Rule] = {}
         self._answers: dict[str, deque[_Answer]] = {}
         self._handles: dict[str, deque[tuple[datetime, float]]] = {}
+        self._waits: dict[str, WaitEstimator] = {}
         self.window_s = window_s
         self.update_queues(queues)
 
@@ -817,10 +805,28 @@ class Router:
         target = q.target(tier) if q is not None else DEFAULT_TARGETS[tier]
         answers = self._answers.setdefault(queue, deque(maxlen=_WINDOW_MAX))
         answers.append(_Answer(now, max(0.0, waited_s), waited_s <= target.seconds))
+        self._wait_estimator(queue).record_answer(max(0.0, waited_s), now.timestamp())
 
     def record_handle_time(self, queue: str, handle_s: float, now: datetime) -> None:
         """An interaction of `queue` ended after `handle_s` of talk and wrap-up (for expected wait)."""
         self._handles.setdefault(queue, deque(maxlen=_WINDOW_MAX)).append((now, max(0.0, handle_s)))
+        self._wait_estimator(queue).record_handle(max(0.0, handle_s), now.timestamp())
+
+    def record_abandon(self, queue: str, waited_s: float, now: datetime) -> None:
+        """A caller left `queue` unanswered after `waited_s` (for the expected-wait model)."""
+        self._wait_estimator(queue).record_abandon(max(0.0, waited_s), now.timestamp())
+
+    def _wait_estimator(self, queue: str) -> WaitEstimator:
+        if queue not in self._waits:
+            self._waits[queue] = WaitEstimator()
+        return self._waits[queue]
+
+    def expected_wait(
+        self, queue: str, position: int, agents_ready: int, agents_serving: int
+    ) -> float | None:
+        """Expected wait at `position` from the live queue (app/domain/ewt.py), None if unknown."""
+        estimate = self._wait_estimator(queue).estimate(position, agents_serving, agents_ready)
+        return estimate.seconds if estimate is not None else None
 
     def _recent_answers(self, queue: str, now: datetime) -> list[_Answer]:
         since = now - timedelta(seconds=self.window_s)
@@ -853,7 +859,7 @@ class Router:
             agents_ready=ready,
             waiting=len(mine),
             oldest_wait_s=max(0.0, oldest),
-            expected_wait_s=expected_wait_s(len(mine) + 1, ready, serving, aht),
+            expected_wait_s=self.expected_wait(queue, len(mine) + 1, ready, serving),
             average_speed_of_answer_s=asa,
             answered=len(answers),
             service_level_percent=sl,
@@ -926,9 +932,7 @@ class Router:
                         break
                 if rule.expected_wait_over_s is not None:
                     st = stats_of(queue.name)
-                    ewt = expected_wait_s(
-                        positions[w.id], st.agents_ready, st.agents_serving, st.average_handle_s
-                    )
+                    ewt = self.expected_wait(queue.name, positions[w.id], st.agents_ready, st.agents_serving)
                     # Nobody serving at all is "no agents", a rule of its own; unknown is not long.
                     if ewt is not None and ewt > rule.expected_wait_over_s:
                         out[w.id] = rule.to_queue

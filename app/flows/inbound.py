@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
@@ -83,6 +84,8 @@ class CallSession:
         self.ringing: dict[str, str] = {}  # agent channel id -> agent id, while an offer rings
         self.bridge_id: str | None = None
         self.task: asyncio.Task[None] | None = None
+        self._writes: asyncio.Queue[Interaction] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
         self.log = logging.LoggerAdapter(log, {"call": it.id})
 
     @property
@@ -95,7 +98,32 @@ class CallSession:
         return self.service.clock()
 
     async def save(self) -> None:
-        await self.service.store.save(self.it)
+        """Persist now and wait for it (state the next step depends on)."""
+        self.save_soon()
+        await self._writes.join()
+
+    def save_soon(self) -> None:
+        """Persist without waiting: the call goes on while the row is written, in order.
+
+        On the path from the caller's key press to the agent's phone ringing, each awaited
+        write costs about a millisecond; the writes still land in the order they were made.
+        """
+        snapshot = dataclasses.replace(self.it, pending=self.it.drain())
+        self._writes.put_nowait(snapshot)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_behind(), name=f"save-{self.it.id}")
+
+    async def _write_behind(self) -> None:
+        while not self._writes.empty():
+            snapshot = self._writes.get_nowait()
+            try:
+                await self.service.store.save(snapshot)
+            except Exception:
+                self.log.exception("could not save interaction state; will retry with the next write")
+                # Keep the events: they go out with the next snapshot.
+                self.it.pending[:0] = snapshot.pending
+            finally:
+                self._writes.task_done()
 
     async def next_event(self, timeout: float | None = None) -> CallEvent | None:
         """The next event for this call; None on timeout. Raises CallerGone."""
@@ -186,10 +214,10 @@ class CallSession:
                 digit = await self.wait_digit(s.digit_timeout_s)
             if digit is None:
                 self.it.record(self.now(), "no_input", attempt=attempt)
-                await self.save()
+                self.save_soon()
                 continue
             self.it.digit(self.now(), digit)
-            await self.save()
+            self.save_soon()
             option = menu.get(digit)
             if option is not None:
                 skills = tuple(SkillRequirement(n.skill, n.min_level) for n in option.skills)
@@ -206,7 +234,7 @@ class CallSession:
     ) -> None:
         tier, value = self.service.tier_of(self.customer)
         self.it.enqueue(self.now(), queue, tier.value, reason)
-        await self.save()
+        self.save_soon()
         last_agent = await self.service.last_agent(self.it, queue)
         waiting = WaitingInteraction(
             id=self.it.id,
@@ -229,9 +257,15 @@ class CallSession:
                     # The place in line is taken first; the caller hears why they wait meanwhile.
                     greeted = True
                     await self.play(self.service.prompts["connecting"], interruptible=False)
+                    # With a free agent the decision comes within a loop turn or two: start the
+                    # music only for callers who really wait (50 ms of silence is not heard).
+                    await asyncio.wait([ticket.decided], timeout=0.05)
                     if not ticket.decided.done():
                         await self.ari.start_moh(self.caller)
                 decision = await self.wait_for_agent(ticket, waiting)
+            except CallerGone:
+                self.leave_queue(ticket, waiting.queue, abandoned=True)
+                raise
             except BaseException:
                 self.leave_queue(ticket, waiting.queue)
                 raise
@@ -253,10 +287,10 @@ class CallSession:
         ticket.decided.add_done_callback(lambda _: self.events.put_nowait(Wakeup("decided")))
         return ticket
 
-    def leave_queue(self, ticket: Ticket, queue: str) -> None:
+    def leave_queue(self, ticket: Ticket, queue: str, abandoned: bool = False) -> None:
         """The caller leaves the line; agents already reserved for them are set free."""
         if not ticket.decided.done():
-            self.routing.withdraw(self.it.id)
+            self.routing.withdraw(self.it.id, abandoned=abandoned)
         elif not ticket.decided.cancelled():
             for agent_id in ticket.decided.result().agent_ids:
                 self.routing.offer_failed(agent_id, queue, "caller left", no_answer=False)
@@ -267,14 +301,14 @@ class CallSession:
             ev = await self.next_event(timeout=1.0)
             if isinstance(ev, Wakeup) and ev.reason.startswith("overflow:"):
                 self.it.enqueue(self.now(), waiting.queue, waiting.tier.value, "overflow")
-                await self.save()
+                self.save_soon()
             if not ticket.decided.done() and not self.routing.anyone_logged_in(waiting.queue):
                 return None
         return ticket.decided.result()
 
     async def no_agent(self) -> None:
         self.it.record(self.now(), "no_agent_available", queue=self.it.queue)
-        await self.save()
+        self.save_soon()
         await self.ari.stop_moh(self.caller)
         await self.play(self.service.prompts["no_agent"], interruptible=False)
         self.it.end(self.now(), Outcome.NO_AGENT, ended_by="system")
@@ -283,8 +317,7 @@ class CallSession:
     async def offer(self, decision: Decision, queue: str) -> bool:
         """Ring the chosen agent(s). True when one answered and the call is bridged."""
         self.it.offer(self.now(), decision.agent_ids, decision.reason)
-        await self.save()
-        await self.ari.start_moh(self.caller)  # the caller hears music while the agent's phone rings
+        self.save_soon()
         ring_timeout = self.service.ring_timeout(queue)
         for agent_id in decision.agent_ids:
             channel_id = f"agent-{uuid.uuid4()}"
@@ -315,9 +348,11 @@ class CallSession:
                 continue
             self.ringing[channel_id] = agent_id
             self.routing.ringing(agent_id)
+        if self.ringing:
+            await self.ari.start_moh(self.caller)  # music while the agent's phone rings
         if not self.ringing:
             self.it.offer_failed(self.now(), ",".join(decision.agent_ids), "originate failed")
-            await self.save()
+            self.save_soon()
             return False
         # Asterisk cancels the ring itself after ring_timeout; the margin covers set-up.
         deadline = asyncio.get_running_loop().time() + ring_timeout + 5
@@ -337,7 +372,7 @@ class CallSession:
                 )
         if winner is None:
             self.it.offer_failed(self.now(), ",".join(decision.agent_ids), "no agent answered")
-            await self.save()
+            self.save_soon()
             return False
         agent_id = self.ringing.pop(winner)
         for channel_id in list(self.ringing):  # ring-all: the others stop ringing
@@ -352,7 +387,7 @@ class CallSession:
         self.it.connect(self.now(), agent_id)
         waited = (self.it.queue_wait_ms or 0) / 1000
         self.routing.answered(agent_id, queue, waited, self.it.id, Tier(self.it.tier or "medium"))
-        await self.save()
+        self.save_soon()
         self.log.info("caller %s connected to agent %s (%s)", self.it.ani, agent_id, decision.reason)
         return True
 

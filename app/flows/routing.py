@@ -173,9 +173,16 @@ class RoutingService:
         self.kick()
         return ticket
 
-    def withdraw(self, interaction_id: str) -> None:
+    def withdraw(self, interaction_id: str, abandoned: bool = False) -> None:
+        """The caller leaves the line; `abandoned` when they hung up (the wait model learns from it)."""
         ticket = self.tickets.pop(interaction_id, None)
-        if ticket is not None and not ticket.decided.done():
+        if ticket is None:
+            return
+        if abandoned:
+            now = self.clock()
+            waited_s = (now - ticket.waiting.queued_at).total_seconds()
+            self.router.record_abandon(ticket.waiting.queue, waited_s, now)
+        if not ticket.decided.done():
             ticket.decided.cancel()
 
     def dispatch(self) -> list[Decision]:

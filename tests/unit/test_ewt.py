@@ -188,3 +188,20 @@ def test_more_agents_never_mean_a_longer_wait(
     a, b = est.estimate(position, serving), est.estimate(position, serving + 1)
     if a is not None and b is not None:
         assert b.seconds <= a.seconds
+
+
+def test_long_calls_in_progress_and_quick_abandons_keep_the_order() -> None:
+    # Found by hypothesis: the second in line must not be told less than the first when the
+    # only agent is deep in a long call and callers ahead give up quickly.
+    est = fed(1.0)
+    est.record_abandon(2.0, 0.0)
+    first = seconds(est.estimate(1, 1, busy_elapsed_s=[51.0]))
+    second = seconds(est.estimate(2, 1, busy_elapsed_s=[51.0]))
+    assert 0 < first <= second
+
+
+def test_a_hang_up_at_once_does_not_make_the_rate_infinite() -> None:
+    est = fed(100)
+    est.record_abandon(0.0, 5)
+    assert est.abandon_rate == 1.0
+    assert math.isfinite(seconds(est.estimate(3, 2)))

@@ -21,7 +21,6 @@ from app.domain.routing import (
     Tier,
     WaitingInteraction,
     eligible,
-    expected_wait_s,
     risk_order,
     slack_s,
 )
@@ -556,7 +555,7 @@ def test_queue_stats() -> None:
     assert s.service_level_percent == 50
     assert s.average_handle_s == 150
     # a newcomer is 3rd; 1 ready agent; 2 serving (ready + on call): (3 - 1) * 150 / 2
-    assert s.expected_wait_s == 150
+    assert s.expected_wait_s == pytest.approx(150, rel=0.01)  # handle times weigh by age
 
 
 def test_stats_of_an_empty_queue_and_unknown_queue() -> None:
@@ -568,13 +567,6 @@ def test_stats_of_an_empty_queue_and_unknown_queue() -> None:
     )
     with pytest.raises(KeyError):
         r.stats("nope", [], [], NOW)
-
-
-def test_expected_wait_estimator() -> None:
-    assert expected_wait_s(1, agents_ready=1, agents_serving=1, average_handle_s=None) == 0
-    assert expected_wait_s(1, agents_ready=0, agents_serving=0, average_handle_s=60) is None
-    assert expected_wait_s(3, agents_ready=0, agents_serving=2, average_handle_s=None) is None
-    assert expected_wait_s(3, agents_ready=1, agents_serving=4, average_handle_s=120) == 60
 
 
 # -- reasons and live configuration ----------------------------------------------------------------

@@ -106,6 +106,13 @@ async def test_hang_up_starts_wrap_up_and_the_timer_ends_it() -> None:
         await eventually(lambda: desk.agents["1001"].state is AgentState.READY)
 
 
+async def test_callers_who_hang_up_in_line_teach_the_wait_model() -> None:
+    async with running_desk() as desk:
+        desk.enqueue(WaitingInteraction("i1", "general", datetime.now(UTC)))
+        desk.withdraw("i1", abandoned=True)
+        assert desk.router._wait_estimator("general").abandon_rate > 0
+
+
 async def test_withdrawn_caller_frees_the_line() -> None:
     async with running_desk() as desk:
         ticket = desk.enqueue(WaitingInteraction("i1", "general", datetime.now(UTC)))
