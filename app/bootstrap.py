@@ -158,7 +158,8 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
             settings.ari_app,
         )
         app[ARI] = ari
-        inbound = InboundService(ari, app[STORE], settings, app[PROMPTS], app[ROUTING])
+        prompt_cache = PromptCache(Paths.of(settings).sounds_cache)
+        inbound = InboundService(ari, app[STORE], settings, app[PROMPTS], app[ROUTING], prompt_cache)
         app[INBOUND] = inbound
         task = asyncio.create_task(inbound.run(), name="ari-events")
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
+import string
 import types
 import typing
 from dataclasses import dataclass, field
@@ -120,6 +121,8 @@ class QueueSettings:
     overflow: tuple[OverflowSettings, ...] = ()
     ring_timeout_s: float = 15.0
     wrap_up_s: float = 10.0
+    # Tell waiting callers their place and expected wait on entry and then this often; 0 = never.
+    announce_every_s: float = 30.0
     # A silent agent (ring-no-answer) goes Not Ready with reason "no answer".
     no_answer_not_ready: bool = True
 
@@ -162,6 +165,10 @@ class IvrSettings:
     )
     invalid: Prompts = (PromptText("Sorry, that is not a valid choice."),)
     goodbye: Prompts = (PromptText("Thank you for calling. Goodbye."),)
+    # While waiting. Placeholders: {position} (1 = next), {minutes} (expected wait, rounded up).
+    position: Prompts = (PromptText("You are number {position} in line."),)
+    expected_wait: Prompts = (PromptText("Your expected wait is about {minutes} minutes."),)
+    expected_wait_short: Prompts = (PromptText("Your expected wait is less than a minute."),)
     digit_timeout_s: float = 6.0
     attempts: int = 3
     menu: tuple[MenuOption, ...] = (MenuOption("1", "general"),)
@@ -416,6 +423,8 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         for tier, target in q.targets.items():
             if not (0 < target.percent <= 100 and target.seconds > 0):
                 raise bad(f"{where}.targets.{tier}", "percent must be 0-100 and seconds positive")
+        if q.announce_every_s != 0 and q.announce_every_s < 2:
+            raise bad(f"{where}.announce_every_s", "0 (never) or at least 2 seconds")
         if q.ring_timeout_s <= 0 or q.wrap_up_s < 0 or q.sticky_s < 0:
             raise bad(f"{where}.ring_timeout_s", "ring_timeout_s must be positive; wrap_up_s, sticky_s >= 0")
     for i, q in enumerate(s.queues):
@@ -451,6 +460,19 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         digits.add(option.digit)
         if option.queue not in queue_names:
             raise bad(f"ivr.menu[{i}].queue", f"no queue named {option.queue!r}")
+    allowed: dict[str, set[str]] = {
+        "position": {"position"},
+        "expected_wait": {"minutes"},
+        "expected_wait_short": set(),
+    }
+    for name, keys in allowed.items():
+        for j, prompt in enumerate(getattr(s.ivr, name)):
+            used = {f for _, f, _, _ in string.Formatter().parse(prompt.text) if f is not None}
+            if used - keys:
+                raise bad(
+                    f"ivr.{name}[{j}].text",
+                    f"unknown placeholder {sorted(used - keys)}; use {sorted(keys) or 'none'}",
+                )
     if s.ivr.attempts < 1:
         raise bad("ivr.attempts", "must be at least 1")
     if s.ivr.digit_timeout_s <= 0:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +39,8 @@ from app.adapters.ari import (
     StasisStart,
 )
 from app.adapters.db import Customer, Store
-from app.config import Settings
+from app.adapters.prompts import Prompt, PromptCache
+from app.config import PromptText, Settings
 from app.domain.interaction import Interaction, Outcome, Phase, outcome_when_caller_leaves
 from app.domain.routing import Decision, SkillRequirement, Tier, WaitingInteraction
 from app.errors import PbxError
@@ -139,8 +141,12 @@ class CallSession:
             raise CallerGone()
         return ev
 
-    async def play(self, uris: list[str], interruptible: bool) -> str | None:
-        """Play a prompt to the caller. Returns the digit that interrupted it, if any."""
+    async def play(self, uris: list[str], interruptible: bool, until: Ticket | None = None) -> str | None:
+        """Play a prompt to the caller. Returns the digit that interrupted it, if any.
+
+        With `until`, the prompt also stops as soon as that ticket is decided: an agent who was
+        just reserved must not wait for the end of an announcement.
+        """
         if not uris:  # a prompt configured as an empty list (e.g. `connecting: []`) is silence
             return None
         playback_id = f"pb-{uuid.uuid4()}"
@@ -154,6 +160,9 @@ class CallSession:
                 if isinstance(ev, ChannelDtmfReceived) and ev.channel.id == self.caller and interruptible:
                     await self.ari.stop_playback(playback_id)
                     return ev.digit
+                if until is not None and until.decided.done():
+                    await self.ari.stop_playback(playback_id)
+                    return None
         except AriNotFound:
             raise CallerGone() from None
         finally:
@@ -257,11 +266,9 @@ class CallSession:
                     # The place in line is taken first; the caller hears why they wait meanwhile.
                     greeted = True
                     await self.play(self.service.prompts["connecting"], interruptible=False)
-                    # With a free agent the decision comes within a loop turn or two: start the
-                    # music only for callers who really wait (50 ms of silence is not heard).
+                    # With a free agent the decision comes within a loop turn or two: music and
+                    # announcements are only for callers who really wait (50 ms is not heard).
                     await asyncio.wait([ticket.decided], timeout=0.05)
-                    if not ticket.decided.done():
-                        await self.ari.start_moh(self.caller)
                 decision = await self.wait_for_agent(ticket, waiting)
             except CallerGone:
                 self.leave_queue(ticket, waiting.queue, abandoned=True)
@@ -296,15 +303,56 @@ class CallSession:
                 self.routing.offer_failed(agent_id, queue, "caller left", no_answer=False)
 
     async def wait_for_agent(self, ticket: Ticket, waiting: WaitingInteraction) -> Decision | None:
-        """Wait in the queue for a decision. None when nobody is left who could answer."""
+        """Wait in the queue for a decision. None when nobody is left who could answer.
+
+        The caller hears music, and, if the queue says so, where they stand and how long the
+        wait should be: on entry and every `announce_every_s` after.
+        """
+        loop = asyncio.get_running_loop()
+        every = self.service.announce_every(waiting.queue)
+        if not ticket.decided.done():
+            if every:
+                await self.announce(ticket)
+            else:
+                await self.ari.start_moh(self.caller)
+        next_at = loop.time() + every if every else math.inf
         while not ticket.decided.done():
-            ev = await self.next_event(timeout=1.0)
+            ev = await self.next_event(timeout=max(0.01, min(1.0, next_at - loop.time())))
             if isinstance(ev, Wakeup) and ev.reason.startswith("overflow:"):
                 self.it.enqueue(self.now(), waiting.queue, waiting.tier.value, "overflow")
                 self.save_soon()
             if not ticket.decided.done() and not self.routing.anyone_logged_in(waiting.queue):
                 return None
+            if not ticket.decided.done() and loop.time() >= next_at:
+                await self.announce(ticket)
+                next_at = loop.time() + every
         return ticket.decided.result()
+
+    async def announce(self, ticket: Ticket) -> None:
+        """Tell the caller their place in line and expected wait, then back to the music."""
+        place = self.routing.place_in_line(self.it.id)
+        if place is None:
+            return
+        position, ewt = place
+        ivr = self.service.settings.ivr
+        texts = [dataclasses.replace(p, text=p.text.format(position=position)) for p in ivr.position]
+        if ewt is not None:
+            if ewt < 60:
+                texts += ivr.expected_wait_short
+            else:
+                minutes = math.ceil(ewt / 60)
+                texts += [
+                    dataclasses.replace(p, text=p.text.format(minutes=minutes)) for p in ivr.expected_wait
+                ]
+        self.it.record(
+            self.now(), "announced", position=position, expected_wait_s=None if ewt is None else round(ewt)
+        )
+        self.save_soon()
+        uris = await self.service.say(texts)
+        await self.ari.stop_moh(self.caller)
+        await self.play(uris, interruptible=False, until=ticket)
+        if not ticket.decided.done():
+            await self.ari.start_moh(self.caller)
 
     async def no_agent(self) -> None:
         self.it.record(self.now(), "no_agent_available", queue=self.it.queue)
@@ -438,6 +486,7 @@ class InboundService:
         settings: Settings,
         prompts: dict[str, list[str]],
         routing: RoutingService,
+        prompt_cache: PromptCache,
         clock: Clock = utcnow,
     ) -> None:
         self.ari = ari
@@ -445,11 +494,21 @@ class InboundService:
         self.settings = settings
         self.prompts = prompts
         self.routing = routing
+        self.prompt_cache = prompt_cache
         self.clock = clock
         self.default_queue = settings.ivr.menu[0].queue if settings.ivr.menu else settings.queues[0].name
         self.sessions: dict[str, CallSession] = {}  # caller channel id -> session
         self._watch: dict[str, CallSession] = {}  # any channel or playback id -> session
         self.reconciled = asyncio.Event()
+
+    def announce_every(self, queue: str) -> float:
+        q = self.routing.queue_settings.get(queue)
+        return q.announce_every_s if q is not None else 0.0
+
+    async def say(self, texts: list[PromptText]) -> list[str]:
+        """Sound URIs for texts made at call time (cached: a place in line repeats often)."""
+        paths = [await self.prompt_cache.render(Prompt(t.text, t.lang)) for t in texts]
+        return [PromptCache.asterisk_uri(p) for p in paths]
 
     def ring_timeout(self, queue: str) -> float:
         q = self.routing.queue_settings.get(queue)

@@ -33,6 +33,7 @@ from app.domain.routing import (
     Strategy,
     Tier,
     WaitingInteraction,
+    risk_order,
 )
 from app.errors import AppError
 
@@ -233,6 +234,19 @@ class RoutingService:
                 continue
             return True
         return False
+
+    def place_in_line(self, interaction_id: str) -> tuple[int, float | None] | None:
+        """(position, expected wait in seconds or None) of a waiting interaction; None if not waiting."""
+        ticket = self.tickets.get(interaction_id)
+        if ticket is None:
+            return None
+        now = self.clock()
+        queue = ticket.waiting.queue
+        mine = [t.waiting for t in self.tickets.values() if t.waiting.queue == queue]
+        order = [w.id for w in risk_order(mine, self.router.queues, now)]
+        position = order.index(interaction_id) + 1
+        st = self.router.stats(queue, mine, list(self.agents.values()), now)
+        return position, self.router.expected_wait(queue, position, st.agents_ready, st.agents_serving)
 
     def stats(self, queue: str) -> QueueStats:
         return self.router.stats(

@@ -53,6 +53,8 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
             "leads back",
         ),
         ("ivr:\n  menu: [{digit: '1', queue: nope}]\n", 2, "ivr.menu[0].queue", "no queue named"),
+        ("ivr:\n  position: [{text: 'You are {place}'}]\n", 2, "ivr.position[0].text", "unknown placeholder"),
+        ("queues:\n  - {name: general, announce_every_s: 1}\n", 2, "queues[0].announce_every_s", "least 2"),
         (
             "agents:\n  - {id: '1001', name: A, skills: {billing: 11}}\n",
             2,
