@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -44,14 +43,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
-
-import psycopg
-from psycopg import sql
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -60,6 +56,7 @@ from tests.support.stack import (  # noqa: E402
     Stack,
     asterisk_pids_for,
     free_sip_port,
+    scratch_database,
     write_config,
 )
 
@@ -164,21 +161,6 @@ def asterisk_prefix() -> Path:
         [str(REPO / "scripts" / "install-asterisk")], check=True, stdout=subprocess.PIPE, text=True
     ).stdout
     return Path(out.strip().splitlines()[-1])
-
-
-@contextlib.contextmanager
-def scratch_database() -> Iterator[str]:
-    """A fresh database for this run, dropped afterwards (as tests/conftest.py does)."""
-    server = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
-    name = f"lianluo_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = psycopg.conninfo.make_conninfo(server, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield psycopg.conninfo.make_conninfo(server, dbname=name)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def free_udp_port(host: str) -> int:
@@ -623,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     digit_end_s = write_caller_pcap(work / "caller_media.pcap")
     agents: subprocess.Popen[bytes] | None = None
     try:
-        with scratch_database() as db_url, open(work / "agents.out", "wb") as agents_out:
+        with scratch_database("lianluo_bench") as db_url, open(work / "agents.out", "wb") as agents_out:
             agents_port = free_sip_port()
             agents = start_agents(work, agents_port, work / "agents.log", agents_out)
             bench = Bench(work, work / "agents.log", digit_end_s)

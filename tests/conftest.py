@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
+
+from tests.support.stack import scratch_database
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
-
-
-def _server_url() -> str:
-    return os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture(scope="session")
@@ -29,16 +24,8 @@ def artifacts() -> Path:
 @pytest.fixture(scope="session")
 def db_url() -> Iterator[str]:
     """A fresh database for this test session, dropped afterwards."""
-    server = _server_url()
-    name = f"lianluo_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = psycopg.conninfo.make_conninfo(server, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield psycopg.conninfo.make_conninfo(server, dbname=name)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database("lianluo_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

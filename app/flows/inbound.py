@@ -83,6 +83,8 @@ class CallSession:
         self.customer = customer
         self.events: asyncio.Queue[CallEvent] = asyncio.Queue()
         self.agent_channel_id: str | None = None
+        self.agent_on_call: str | None = None  # the agent who picked up, until the call ends
+        self.answered_at: datetime | None = None
         self.ringing: dict[str, str] = {}  # agent channel id -> agent id, while an offer rings
         self.bridge_id: str | None = None
         self.task: asyncio.Task[None] | None = None
@@ -423,18 +425,22 @@ class CallSession:
             self.save_soon()
             return False
         agent_id = self.ringing.pop(winner)
+        # The agent picked up: from here on they are on this call, whatever happens next
+        # (the caller may hang up while we bridge), and the end of it starts their wrap-up.
+        self.agent_channel_id = winner
+        self.agent_on_call = agent_id
+        self.answered_at = self.now()
+        waited = (self.answered_at - (self.it.queued_at or self.answered_at)).total_seconds()
+        self.routing.answered(agent_id, queue, waited, self.it.id, Tier(self.it.tier or "medium"))
         for channel_id in list(self.ringing):  # ring-all: the others stop ringing
             await self.ari.hangup(channel_id)
             self._ring_ended(channel_id, queue, "answered elsewhere", no_answer=False)
-        self.agent_channel_id = winner
         await self.ari.stop_moh(self.caller)
         bridge_id = f"call-{self.it.id}"
         await self.ari.create_bridge(bridge_id, name=f"interaction {self.it.id}")
         self.bridge_id = bridge_id
         await self.ari.add_to_bridge(bridge_id, [self.caller, winner])
-        self.it.connect(self.now(), agent_id)
-        waited = (self.it.queue_wait_ms or 0) / 1000
-        self.routing.answered(agent_id, queue, waited, self.it.id, Tier(self.it.tier or "medium"))
+        self.it.connect(self.answered_at, agent_id)
         self.save_soon()
         self.log.info("caller %s connected to agent %s (%s)", self.it.ani, agent_id, decision.reason)
         return True
@@ -468,9 +474,10 @@ class CallSession:
                     await self.ari.hangup(self.agent_channel_id)
                 if self.bridge_id is not None:
                     await self.ari.destroy_bridge(self.bridge_id)
-            if self.it.answered_at is not None and self.it.agent_id is not None:
-                talk_s = ((self.it.ended_at or self.now()) - self.it.answered_at).total_seconds()
-                self.routing.hung_up(self.it.agent_id, self.it.queue, talk_s)
+            if self.agent_on_call is not None:
+                since = self.answered_at or self.it.answered_at or self.now()
+                talk_s = ((self.it.ended_at or self.now()) - since).total_seconds()
+                self.routing.hung_up(self.agent_on_call, self.it.queue, talk_s)
             try:
                 await self.save()
             except Exception:
@@ -643,6 +650,7 @@ class InboundService:
                 session.agent_channel_id = agent_leg
                 session.bridge_id = bridge.id
                 if it.agent_id is not None:
+                    session.agent_on_call = it.agent_id
                     self.routing.recover_on_call(it.agent_id, it.id)
                 self.sessions[caller.id] = session
                 self.watch(caller.id, session)

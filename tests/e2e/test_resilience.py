@@ -89,3 +89,19 @@ def test_second_app_for_the_same_instance_is_refused_and_disturbs_nothing(stack:
     status, body = stack.health()
     assert status == 200 and body["asterisk"]["restarts"] == restarts_before, body
     assert stack.asterisk_pids() == before
+
+
+def test_caller_hanging_up_as_the_agent_answers_leaves_the_agent_free(
+    stack: Stack, lab: PhoneLab, tones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    stack.api("POST", "/api/agents/1001/state", {"state": "ready"})
+    agent = register_agent(lab, stack, "1001")
+    eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "agent 1001 ready")
+    call, it = call_in(lab, stack, "13800138103", tones[0], tmp_path / "caller.wav")
+    stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
+    call.send_dtmf("1")
+    ringing = agent.wait_incoming(timeout=15)
+    ringing.answer(play=tones[1], loop=True)
+    call.hangup()  # races the bridge being built
+    ended(stack, it["id"])
+    eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "agent 1001 ready again")

@@ -6,8 +6,10 @@ with `make run` or with another test run on the same machine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -15,13 +17,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
 import yaml
+from psycopg import sql
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -42,6 +45,22 @@ def eventually(check: Callable[[], T | None], timeout: float, what: str, interva
     raise AssertionError(
         f"timed out after {timeout:.0f} s waiting for {what}" + (f": {last_error}" if last_error else "")
     )
+
+
+@contextlib.contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    """A fresh database on the server of DATABASE_URL (else 127.0.0.1:5432), dropped afterwards,
+    so test sessions and benchmark runs never collide with each other or with `make run`."""
+    server = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = psycopg.conninfo.make_conninfo(server, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield psycopg.conninfo.make_conninfo(server, dbname=name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
