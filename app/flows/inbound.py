@@ -19,9 +19,10 @@ import dataclasses
 import logging
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from app.adapters.ari import (
     AriClient,
@@ -89,6 +90,7 @@ class CallSession:
         self.bridge_id: str | None = None
         self.task: asyncio.Task[None] | None = None
         self._writes: asyncio.Queue[Interaction] = asyncio.Queue()
+        self._side_steps: set[asyncio.Task[None]] = set()
         self._writer: asyncio.Task[None] | None = None
         self.log = logging.LoggerAdapter(log, {"call": it.id})
 
@@ -160,7 +162,8 @@ class CallSession:
                 if isinstance(ev, PlaybackFinished) and ev.playback_id == playback_id:
                     return None
                 if isinstance(ev, ChannelDtmfReceived) and ev.channel.id == self.caller and interruptible:
-                    await self.ari.stop_playback(playback_id)
+                    # Not awaited: the key press goes on to routing while Asterisk stops the prompt.
+                    self.in_background(self.ari.stop_playback(playback_id))
                     return ev.digit
                 if until is not None and until.decided.done():
                     await self.ari.stop_playback(playback_id)
@@ -169,6 +172,12 @@ class CallSession:
             raise CallerGone() from None
         finally:
             self.service.unwatch(playback_id)
+
+    def in_background(self, step: Coroutine[Any, Any, None]) -> None:
+        """Run a side step of this call without waiting for it; it is awaited at cleanup."""
+        task = asyncio.create_task(step)
+        self._side_steps.add(task)
+        task.add_done_callback(self._side_steps.discard)
 
     async def wait_digit(self, timeout: float) -> str | None:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -464,6 +473,9 @@ class CallSession:
                 return
 
     async def cleanup(self) -> None:
+        for result in await asyncio.gather(*self._side_steps, return_exceptions=True):
+            if isinstance(result, Exception) and not isinstance(result, PbxError):
+                self.log.warning("side step failed: %r", result)
         ended = self.it.phase is Phase.ENDED
         if ended:
             with contextlib.suppress(PbxError):
