@@ -56,6 +56,7 @@ from tests.support.stack import (  # noqa: E402
     Stack,
     asterisk_pids_for,
     free_sip_port,
+    installed_asterisk_prefix,
     scratch_database,
     write_config,
 )
@@ -151,16 +152,6 @@ def write_caller_pcap(path: Path) -> float:
 # ---------------------------------------------------------------------------
 # Processes
 # ---------------------------------------------------------------------------
-
-
-def asterisk_prefix() -> Path:
-    env = os.environ.get("LIANLUO_ASTERISK_PREFIX")
-    if env:
-        return Path(env)
-    out = subprocess.run(
-        [str(REPO / "scripts" / "install-asterisk")], check=True, stdout=subprocess.PIPE, text=True
-    ).stdout
-    return Path(out.strip().splitlines()[-1])
 
 
 def free_udp_port(host: str) -> int:
@@ -598,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
         print("sipp is not installed (apt-get install sip-tester)", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, interrupted)
-    prefix = asterisk_prefix()
+    prefix = installed_asterisk_prefix()
     work = Path(tempfile.mkdtemp(prefix="lianluo-bench-"))
     cells: list[dict[str, Any]] = []
     started = time.monotonic()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.stack import scratch_database
+from tests.support.stack import installed_asterisk_prefix, scratch_database
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
@@ -30,10 +28,4 @@ def db_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def asterisk_prefix() -> Path:
-    env = os.environ.get("LIANLUO_ASTERISK_PREFIX")
-    if env:
-        return Path(env)
-    out = subprocess.run(
-        [str(REPO / "scripts" / "install-asterisk")], check=True, stdout=subprocess.PIPE, text=True
-    ).stdout
-    return Path(out.strip().splitlines()[-1])
+    return installed_asterisk_prefix()

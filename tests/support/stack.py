@@ -63,6 +63,17 @@ def scratch_database(prefix: str) -> Iterator[str]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def installed_asterisk_prefix() -> Path:
+    """LIANLUO_ASTERISK_PREFIX, else the cached build (scripts/install-asterisk builds it if missing)."""
+    env = os.environ.get("LIANLUO_ASTERISK_PREFIX")
+    if env:
+        return Path(env)
+    out = subprocess.run(
+        [str(REPO / "scripts" / "install-asterisk")], check=True, stdout=subprocess.PIPE, text=True
+    ).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
