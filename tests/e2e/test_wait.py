@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 POSITION = "You are number {position} in line."
 STACK_CONFIG = {
     "agents": [{"id": "1001", "name": "Alice Wang"}],
-    "queues": [{"name": "general", "ring_timeout_s": 8, "wrap_up_s": 0, "announce_every_s": 4}],
+    "queues": [{"name": "general", "ring_timeout_s": 8, "wrap_up_s": 2, "announce_every_s": 4}],
     "ivr": {
         "greeting": [{"text": "Press 1.", "lang": "en"}],
         "connecting": [],
@@ -48,16 +48,30 @@ def test_waiting_callers_hear_their_place_and_it_moves_up(
     talking.answer(play=tones[1], loop=True)
     stack.wait_event(first_it["id"], "connected")
 
+    # A caller who gives up while waiting is recorded as abandoned.
+    quitter, quitter_it = queue_up(lab, stack, "13700000004", tones[0], tmp_path)
+    quitter.hangup()
+    assert ended(stack, quitter_it["id"])["outcome"] == "abandoned"
+
     # Two more callers wait behind the busy agent, in arrival order.
     second, second_it = queue_up(lab, stack, "13700000002", tones[0], tmp_path)
     third, third_it = queue_up(lab, stack, "13700000003", tones[0], tmp_path)
     eventually(lambda: announced(stack, second_it, 1), 15, "caller 2 told they are next")
     eventually(lambda: announced(stack, third_it, 2), 15, "caller 3 told they are second")
 
-    talking.hangup()  # the agent frees up: caller 2 is connected, caller 3 moves up
+    talking.hangup()  # the agent frees up after wrap-up: caller 2 is connected, caller 3 moves up
     agent.wait_incoming(timeout=15).answer(play=tones[1], loop=True)
     stack.wait_event(second_it["id"], "connected")
     eventually(lambda: announced(stack, third_it, 1), 15, "caller 3 told they are next now")
+
+    # The agent had their after-call work time before the next caller rang.
+    states = stack.query(
+        "SELECT to_state, at FROM agent_state_events WHERE agent_id = '1001' ORDER BY at, id"
+    )
+    wrap = next(at for state, at in states if state == "wrap_up")
+    back = next(at for state, at in states if state == "ready" and at > wrap)
+    assert (back - wrap).total_seconds() >= 2.0
+    assert stack.interaction("id = %s", second_it["id"])["answered_at"] > back
     third.wait_rx_audio(third.rx_audio_seconds() + 3.0, timeout=10)  # let the announcement play out
 
     for call in (first, second, third):
