@@ -7,6 +7,7 @@ with `make run` or with another test run on the same machine.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import secrets
@@ -140,6 +141,9 @@ class Stack:
                 "DATABASE_URL": self.db_url,
                 "LIANLUO_ASTERISK_PREFIX": str(self.asterisk_prefix),
             },
+            # If the test process dies (even by a C-level abort in a SIP peer), the app gets
+            # SIGTERM and shuts its Asterisk down instead of being left running.
+            preexec_fn=_terminate_with_parent,
         )
         log.close()
         eventually(self._healthy, timeout, f"Lianluo to report healthy (log: {self.log_path})")
@@ -249,6 +253,11 @@ class Stack:
             return None
 
         return eventually(check, timeout, f"event {kind!r} of interaction {interaction_id}")
+
+
+def _terminate_with_parent() -> None:
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def asterisk_pids_for(var_dir: Path) -> list[int]:
