@@ -8,6 +8,7 @@ from app.adapters.ami import AmiConnection
 from app.adapters.ari import AriClient
 from app.adapters.asterisk_instance import AsteriskProcess, Secrets
 from app.adapters.db import Store
+from app.adapters.prompts import PromptCache
 from app.config import Settings
 from app.flows.inbound import InboundService
 from app.flows.routing import RoutingService
@@ -17,6 +18,7 @@ STORE = web.AppKey("store", Store)
 SECRETS = web.AppKey("secrets", Secrets)
 ASTERISK = web.AppKey("asterisk", AsteriskProcess)
 PROMPTS = web.AppKey("prompts", dict[str, list[str]])
+PROMPT_CACHE = web.AppKey("prompt_cache", PromptCache)
 ARI = web.AppKey("ari", AriClient)
 AMI = web.AppKey("ami", AmiConnection)
 INBOUND = web.AppKey("inbound", InboundService)

@@ -36,6 +36,7 @@ from app.appkeys import (
     ASTERISK,
     DATABASE_URL,
     INBOUND,
+    PROMPT_CACHE,
     PROMPTS,
     ROUTING,
     SECRETS,
@@ -121,6 +122,7 @@ async def prompts_ctx(app: web.Application) -> AsyncIterator[None]:
     """Render every IVR prompt before the first call, so no caller waits for synthesis."""
     ivr = app[SETTINGS].ivr
     cache = PromptCache(Paths.of(app[SETTINGS]).sounds_cache)
+    app[PROMPT_CACHE] = cache
     wanted = {
         "greeting": ivr.greeting,
         "connecting": ivr.connecting,
@@ -158,8 +160,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
             settings.ari_app,
         )
         app[ARI] = ari
-        prompt_cache = PromptCache(Paths.of(settings).sounds_cache)
-        inbound = InboundService(ari, app[STORE], settings, app[PROMPTS], app[ROUTING], prompt_cache)
+        inbound = InboundService(ari, app[STORE], settings, app[PROMPTS], app[ROUTING], app[PROMPT_CACHE])
         app[INBOUND] = inbound
         task = asyncio.create_task(inbound.run(), name="ari-events")
         try:

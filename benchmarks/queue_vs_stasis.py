@@ -43,11 +43,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -55,6 +54,7 @@ sys.path.insert(0, str(REPO))
 from tests.support.stack import (  # noqa: E402
     Stack,
     asterisk_pids_for,
+    eventually,
     free_sip_port,
     installed_asterisk_prefix,
     scratch_database,
@@ -69,23 +69,10 @@ QUEUE_DID = "7200"
 CARRIER_IP = "127.0.0.2"
 FIRST_AGENT = 30000  # agent ids 30000, 30001, ...
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-T = TypeVar("T")
 
 
 class BenchError(RuntimeError):
     pass
-
-
-def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
-    """Poll `check` until it returns something truthy; fail naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 # ---------------------------------------------------------------------------
@@ -183,30 +170,11 @@ class BenchStack(Stack):
     """tests.support.stack.Stack, started at log level INFO: DEBUG logging would cost the
     app CPU that production does not spend."""
 
+    def __post_init__(self) -> None:
+        self.log_level = "INFO"
+
     def start(self, timeout: float = 180.0) -> None:
-        self.starts += 1
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "app",
-                    "run",
-                    "--config",
-                    str(self.config_path),
-                    "--log-level",
-                    "INFO",
-                ],
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={
-                    **os.environ,
-                    "DATABASE_URL": self.db_url,
-                    "LIANLUO_ASTERISK_PREFIX": str(self.asterisk_prefix),
-                },
-            )
-        wait_for(self._healthy, timeout, f"Lianluo to report healthy (log: {self.log_path})", 0.5)
+        super().start(timeout)
 
     def asterisk_pid(self) -> int:
         pids = self.asterisk_pids()
@@ -304,8 +272,8 @@ def wait_ready(stack: BenchStack, members: int) -> None:
             return False
         return sum(1 for a in agents if a["device_registered"] and a["state"] == "ready") == members
 
-    wait_for(agents_ready, 90, f"{members} agents online and ready in Lianluo", 0.5)
-    wait_for(
+    eventually(agents_ready, 90, f"{members} agents online and ready in Lianluo", 0.5)
+    eventually(
         lambda: stack.cli("queue show bench").count("(Not in use)") == members,
         60,
         f"{members} queue members not in use",
@@ -324,7 +292,7 @@ def wait_idle(stack: BenchStack, members: int, timeout: float = 60) -> None:
         m = re.search(r"(\d+) active channels?", out)
         return m is not None and int(m.group(1)) == 0
 
-    wait_for(no_channels, timeout, "Asterisk to have no channels", 0.3)
+    eventually(no_channels, timeout, "Asterisk to have no channels", 0.3)
     wait_ready(stack, members)
 
 
@@ -608,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
                     cells += measure_size(bench, stack, members, args, agents)
                 finally:
                     stack.shutdown()
-    except RuntimeError as exc:  # BenchError, or the app exiting at start (tests.support.stack)
+    except (RuntimeError, AssertionError) as exc:  # BenchError, a timed-out wait, the app exiting
         print(f"benchmark failed: {exc}", file=sys.stderr)
         args.keep = True
         return 1

@@ -21,7 +21,7 @@ import math
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.adapters.ari import (
@@ -542,7 +542,7 @@ class InboundService:
         q = self.routing.queue_settings.get(queue)
         if q is None or q.sticky_s <= 0:
             return None
-        since = self.routing.since(self.settings.routing.sticky_history_s)
+        since = self.clock() - timedelta(seconds=self.settings.routing.sticky_history_s)
         return await self.store.last_agent_for(it.customer_id, it.ani, since)
 
     # -- registry -------------------------------------------------------------

@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from app.adapters.db import Store
 from app.config import QueueSettings, Settings
@@ -380,6 +380,3 @@ class RoutingService:
         log.info("agent %s skill %s -> %s (by %s)", agent_id, skill, level, changed_by)
         self.kick()
         return agent
-
-    def since(self, seconds: float) -> datetime:
-        return self.clock() - timedelta(seconds=seconds)

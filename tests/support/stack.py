@@ -107,6 +107,7 @@ class Stack:
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
     env: dict[str, str] = field(default_factory=dict)
+    log_level: str = "DEBUG"
 
     @property
     def sip_port(self) -> int:
@@ -131,7 +132,16 @@ class Stack:
         log.write(f"\n===== start {self.starts} =====\n".encode())
         log.flush()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "run", "--config", str(self.config_path), "--log-level", "DEBUG"],
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "run",
+                "--config",
+                str(self.config_path),
+                "--log-level",
+                self.log_level,
+            ],
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
