@@ -34,6 +34,7 @@ from app.appkeys import (
     AMI,
     ARI,
     ASTERISK,
+    CALLBACKS,
     DATABASE_URL,
     INBOUND,
     PROMPT_CACHE,
@@ -45,9 +46,10 @@ from app.appkeys import (
 )
 from app.config import Settings
 from app.errors import AppError, PbxError
+from app.flows.callbacks import CallbackService
 from app.flows.inbound import InboundService, utcnow
 from app.flows.routing import RoutingService
-from app.web import api, health
+from app.web import api, callbacks_api, health
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,9 @@ async def prompts_ctx(app: web.Application) -> AsyncIterator[None]:
         "no_agent": ivr.no_agent,
         "invalid": ivr.invalid,
         "goodbye": ivr.goodbye,
+        "callback_refused": ivr.callback_refused,
+        "callback_whisper": ivr.callback_whisper,
+        "callback_unreached": ivr.callback_unreached,
     }
     uris: dict[str, list[str]] = {}
     for name, texts in wanted.items():
@@ -162,6 +167,9 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         app[ARI] = ari
         inbound = InboundService(ari, app[STORE], settings, app[PROMPTS], app[ROUTING], app[PROMPT_CACHE])
         app[INBOUND] = inbound
+        callbacks = CallbackService(inbound, app[ROUTING], app[STORE], settings, utcnow)
+        inbound.callbacks = callbacks
+        app[CALLBACKS] = callbacks
         task = asyncio.create_task(inbound.run(), name="ari-events")
         try:
             # Ready means: connected and every stranded call taken up again.
@@ -174,8 +182,11 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
                 task.result()
             if not inbound.reconciled.is_set():
                 raise PbxError("could not connect to ARI within 30 s")
+            # After reconciliation: an attempt still on the line was taken up there.
+            await callbacks.start()
             yield
         finally:
+            await callbacks.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -212,4 +223,5 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend([database_ctx, asterisk_ctx, prompts_ctx, routing_ctx, ari_ctx, ami_ctx])
     app.router.add_get("/health", health.handler)
     api.add_routes(app)
+    callbacks_api.add_routes(app)
     return app
