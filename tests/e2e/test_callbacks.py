@@ -201,3 +201,34 @@ def test_web_call_me_request_retries_a_busy_customer(
         for call in phone_calls:
             if not call.is_disconnected:
                 call.hangup()
+
+
+def test_waiting_callback_survives_a_restart_and_can_be_cancelled(
+    stack: Stack, lab: PhoneLab, tones: tuple[Path, Path]
+) -> None:
+    """Nobody can answer yet (no phone registered); the callbacks wait across a restart."""
+    status, kept = stack.api("POST", "/api/callbacks", {"phone": "13700000021", "queue": "general"})
+    assert status == 201, kept
+    status, dropped = stack.api("POST", "/api/callbacks", {"phone": "13700000022", "queue": "general"})
+    assert status == 201, dropped
+    assert stack.api("DELETE", f"/api/callbacks/{dropped['id']}")[1]["status"] == "cancelled"
+    assert stack.api("DELETE", f"/api/callbacks/{dropped['id']}")[0] == 404
+
+    assert stack.stop() == 0, stack.tail()
+    stack.start()
+    status, open_ones = stack.api("GET", "/api/callbacks?open=1")
+    assert status == 200 and [c["id"] for c in open_ones] == [kept["id"]]
+
+    carrier = lab.phone("127.0.0.2", port=CARRIER_PORT)
+    agent = register_agent(lab, stack, "1001")
+    leg = agent.wait_incoming(timeout=20)
+    assert leg.header("X-Lianluo-Callback") == kept["id"]
+    leg.answer(play=tones[1], loop=True)
+    customer = carrier.wait_incoming(timeout=20)
+    assert dialled_number(customer) == "13700000021"
+    customer.answer(play=tones[0], loop=True)
+    eventually(
+        lambda: (r := callback_row(stack, "id = %s", kept["id"])) and r["status"] == "completed", 15, "done"
+    )
+    customer.hangup()
+    leg.wait_disconnected(timeout=10)
