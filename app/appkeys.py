@@ -13,6 +13,7 @@ from app.config import Settings
 from app.flows.callbacks import CallbackService
 from app.flows.inbound import InboundService
 from app.flows.routing import RoutingService
+from app.flows.voicemail import VoicemailService
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -26,3 +27,4 @@ INBOUND = web.AppKey("inbound", InboundService)
 ROUTING = web.AppKey("routing", RoutingService)
 DATABASE_URL = web.AppKey("database_url", str)
 CALLBACKS = web.AppKey("callbacks", CallbackService)
+VOICEMAIL = web.AppKey("voicemail", VoicemailService)

@@ -43,13 +43,15 @@ from app.appkeys import (
     SECRETS,
     SETTINGS,
     STORE,
+    VOICEMAIL,
 )
 from app.config import Settings
 from app.errors import AppError, PbxError
 from app.flows.callbacks import CallbackService
 from app.flows.inbound import InboundService, utcnow
 from app.flows.routing import RoutingService
-from app.web import api, callbacks_api, health
+from app.flows.voicemail import VoicemailService
+from app.web import api, callbacks_api, health, voicemail_api
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,8 @@ async def prompts_ctx(app: web.Application) -> AsyncIterator[None]:
         "callback_refused": ivr.callback_refused,
         "callback_whisper": ivr.callback_whisper,
         "callback_unreached": ivr.callback_unreached,
+        "voicemail_intro": ivr.voicemail_intro,
+        "voicemail_saved": ivr.voicemail_saved,
     }
     uris: dict[str, list[str]] = {}
     for name, texts in wanted.items():
@@ -170,6 +174,9 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         callbacks = CallbackService(inbound, app[ROUTING], app[STORE], settings, utcnow)
         inbound.callbacks = callbacks
         app[CALLBACKS] = callbacks
+        voicemail = VoicemailService(ari, app[STORE], settings, callbacks, Paths.of(settings).var_dir, utcnow)
+        inbound.voicemail = voicemail
+        app[VOICEMAIL] = voicemail
         task = asyncio.create_task(inbound.run(), name="ari-events")
         try:
             # Ready means: connected and every stranded call taken up again.
@@ -188,6 +195,7 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         finally:
             await callbacks.stop()
             task.cancel()
+            await voicemail.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await inbound.shutdown()
@@ -224,4 +232,5 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_get("/health", health.handler)
     api.add_routes(app)
     callbacks_api.add_routes(app)
+    voicemail_api.add_routes(app)
     return app

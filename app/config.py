@@ -124,6 +124,19 @@ class CallbackSettings:
 
 
 @dataclass(frozen=True)
+class QueueVoicemailSettings:
+    """Waiting callers may leave a message instead; it becomes a callback task."""
+
+    offer: bool = False
+    key: str = "2"  # pressed while waiting
+    # With `offer`: when nobody could ever answer (no agent logged in), take a message
+    # instead of saying "call again later".
+    when_no_agent: bool = True
+    max_s: int = 120  # longest message
+    max_silence_s: int = 10  # the message ends after this much silence
+
+
+@dataclass(frozen=True)
 class QueueSettings:
     name: str
     strategy: Strategy = "longest_idle"
@@ -142,6 +155,7 @@ class QueueSettings:
     # A silent agent (ring-no-answer) goes Not Ready with reason "no answer".
     no_answer_not_ready: bool = True
     callback: CallbackSettings = CallbackSettings()
+    voicemail: QueueVoicemailSettings = QueueVoicemailSettings()
 
 
 @dataclass(frozen=True)
@@ -198,9 +212,34 @@ class IvrSettings:
     callback_whisper: Prompts = (PromptText("Callback. Calling the customer now."),)
     # Heard by the agent when the customer does not pick up.
     callback_unreached: Prompts = (PromptText("The customer did not answer. We will try again later."),)
+    # Voicemail. {key} is the queue's voicemail key.
+    voicemail_offer: Prompts = (PromptText("To leave a message, press {key}."),)
+    voicemail_intro: Prompts = (
+        PromptText("Please leave your message after the tone. Press the pound key when you are done."),
+    )
+    voicemail_saved: Prompts = (
+        PromptText("Thank you. Your message is saved. We will call you back. Goodbye."),
+    )
     digit_timeout_s: float = 6.0
     attempts: int = 3
     menu: tuple[MenuOption, ...] = (MenuOption("1", "general"),)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = "127.0.0.1"
+    port: int = 25
+    sender: str = "lianluo@localhost"
+    starttls: bool = False
+    timeout_s: float = 15.0
+
+
+@dataclass(frozen=True)
+class VoicemailSettings:
+    """Where messages go: files under var_dir/voicemail, a row each, and e-mail."""
+
+    email_to: tuple[str, ...] = ()  # empty: no e-mail
+    smtp: SmtpSettings = SmtpSettings()
 
 
 @dataclass(frozen=True)
@@ -227,6 +266,7 @@ class Settings:
     routing: RoutingSettings = RoutingSettings()
     ivr: IvrSettings = IvrSettings()
     web: WebSettings = WebSettings()
+    voicemail: VoicemailSettings = VoicemailSettings()
     database: DatabaseSettings = DatabaseSettings()
     # Where this configuration came from, for messages; not read from YAML.
     source: str = field(default="<defaults>", metadata={"internal": True})
@@ -461,6 +501,13 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
             raise bad(f"{where}.announce_every_s", "0 (never) or at least 2 seconds")
         if q.ring_timeout_s <= 0 or q.wrap_up_s < 0 or q.sticky_s < 0:
             raise bad(f"{where}.ring_timeout_s", "ring_timeout_s must be positive; wrap_up_s, sticky_s >= 0")
+        vm = q.voicemail
+        if not re.fullmatch(r"[0-9*#]", vm.key):
+            raise bad(f"{where}.voicemail.key", f"one key 0-9, * or #, got {vm.key!r}")
+        if vm.offer and q.callback.offer and vm.key == q.callback.key:
+            raise bad(f"{where}.voicemail.key", f"key {vm.key} is already the callback key")
+        if not 5 <= vm.max_s <= 600 or not 1 <= vm.max_silence_s <= 60:
+            raise bad(f"{where}.voicemail.max_s", "max_s must be 5-600 and max_silence_s 1-60")
         cb = q.callback
         if cb.offer and s.carrier.outbound_contact is None:
             raise bad(
@@ -518,6 +565,9 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         "callback_refused": set(),
         "callback_whisper": set(),
         "callback_unreached": set(),
+        "voicemail_offer": {"key"},
+        "voicemail_intro": set(),
+        "voicemail_saved": set(),
     }
     for name, keys in allowed.items():
         for j, prompt in enumerate(getattr(s.ivr, name)):
@@ -527,6 +577,11 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
                     f"ivr.{name}[{j}].text",
                     f"unknown placeholder {sorted(used - keys)}; use {sorted(keys) or 'none'}",
                 )
+    for i, address in enumerate(s.voicemail.email_to):
+        if not re.fullmatch(r"[^@\s,;<>]+@[^@\s,;<>]+", address):
+            raise bad(f"voicemail.email_to[{i}]", f"not an e-mail address: {address!r}")
+    if not 1 <= s.voicemail.smtp.port <= 65535:
+        raise bad("voicemail.smtp.port", f"port {s.voicemail.smtp.port} is out of range 1-65535")
     if s.ivr.attempts < 1:
         raise bad("ivr.attempts", "must be at least 1")
     if s.ivr.digit_timeout_s <= 0:

@@ -145,6 +145,18 @@ class PlaybackFinished:
 
 
 @dataclass(frozen=True)
+class RecordingFinished:
+    name: str
+    duration_s: float | None
+
+
+@dataclass(frozen=True)
+class RecordingFailed:
+    name: str
+    cause: str
+
+
+@dataclass(frozen=True)
 class EndpointStateChange:
     endpoint: Endpoint
 
@@ -166,6 +178,8 @@ AriEvent = (
     | PlaybackStarted
     | PlaybackFinished
     | EndpointStateChange
+    | RecordingFinished
+    | RecordingFailed
     | OtherEvent
 )
 
@@ -191,6 +205,13 @@ def parse_event(raw: Mapping[str, Any]) -> AriEvent:
             return PlaybackStarted(str(raw["playback"]["id"]))
         if kind == "EndpointStateChange":
             return EndpointStateChange(Endpoint.parse(raw["endpoint"]))
+        if kind == "RecordingFinished":
+            rec = raw["recording"]
+            duration = rec.get("duration")
+            return RecordingFinished(str(rec["name"]), float(duration) if duration is not None else None)
+        if kind == "RecordingFailed":
+            rec = raw["recording"]
+            return RecordingFailed(str(rec["name"]), str(rec.get("cause", "")))
         if kind == "PlaybackFinished":
             pb = raw["playback"]
             return PlaybackFinished(str(pb["id"]), str(pb.get("state", "done")))
@@ -281,6 +302,52 @@ class AriClient:
     async def stop_moh(self, channel_id: str) -> None:
         try:
             await self.request("DELETE", f"/channels/{channel_id}/moh")
+        except AriNotFound:
+            pass
+
+    async def record(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        max_duration_s: int,
+        max_silence_s: int,
+        terminate_on: str = "#",
+        beep: bool = True,
+    ) -> None:
+        """Record what the caller says into Asterisk's stored recordings (WAV)."""
+        await self.request(
+            "POST",
+            f"/channels/{channel_id}/record",
+            params={
+                "name": name,
+                "format": "wav",
+                "maxDurationSeconds": max_duration_s,
+                "maxSilenceSeconds": max_silence_s,
+                "ifExists": "overwrite",
+                "beep": "true" if beep else "false",
+                "terminateOn": terminate_on,
+            },
+        )
+
+    async def stored_recording(self, name: str) -> bytes:
+        """The audio file of a stored recording, fetched over ARI (no shared file system needed)."""
+        url = f"{self._base}/recordings/stored/{name}/file"
+        try:
+            async with self._session.get(
+                url, auth=self._auth, timeout=aiohttp.ClientTimeout(total=30)
+            ) as resp:
+                if resp.status == 404:
+                    raise AriNotFound(f"recording {name}: not found", {"status": 404}, 404)
+                if resp.status >= 400:
+                    raise PbxError(f"recording {name}: download failed ({resp.status})")
+                return await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise PbxError(f"recording {name}: ARI unreachable: {exc}") from exc
+
+    async def delete_stored_recording(self, name: str) -> None:
+        try:
+            await self.request("DELETE", f"/recordings/stored/{name}")
         except AriNotFound:
             pass
 

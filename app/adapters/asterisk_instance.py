@@ -255,7 +255,8 @@ def _did_extensions(dids: tuple[str, ...]) -> str:
 def render_instance(settings: Settings, secrets: Secrets, prefix: Path, var_dir: Path) -> InstancePaths:
     """Write the instance's config from the templates. Idempotent; safe while running."""
     paths = InstancePaths.under(var_dir, settings.asterisk.instance)
-    for d in (paths.etc, paths.run, paths.log, paths.lib / "keys", paths.spool, paths.data):
+    # spool/recording: ARI's stored recordings (voicemail) are written there.
+    for d in (paths.etc, paths.run, paths.log, paths.lib / "keys", paths.spool / "recording", paths.data):
         d.mkdir(parents=True, exist_ok=True)
     # astdatadir: system prompts and music from Debian's packages, ARI docs from the install.
     links = {

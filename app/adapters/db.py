@@ -21,6 +21,7 @@ from app.config import AgentSettings
 from app.domain.agent_state import AgentStateEvent
 from app.domain.callback import Callback, CallbackSource, CallbackStatus
 from app.domain.interaction import Interaction, InteractionEvent, Phase
+from app.domain.voicemail import Voicemail
 from app.errors import AppError
 
 log = logging.getLogger(__name__)
@@ -366,6 +367,63 @@ class Store:
                 last_result=r["last_result"],
                 agent_id=r["agent_id"],
                 data=r["data"],
+            )
+            for r in rows
+        ]
+
+    # -- voicemail ------------------------------------------------------------
+
+    async def create_voicemail(self, vm: Voicemail) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO voicemails (id, interaction_id, phone, queue, customer_id, recorded_at,"
+                " duration_s, file_path, size_bytes, status, callback_id)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    vm.id,
+                    vm.interaction_id,
+                    vm.phone,
+                    vm.queue,
+                    vm.customer_id,
+                    vm.recorded_at,
+                    vm.duration_s,
+                    vm.file_path,
+                    vm.size_bytes,
+                    vm.status,
+                    vm.callback_id,
+                ),
+            )
+
+    async def voicemail_emailed(self, voicemail_id: str, at: datetime | None, error: str | None) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE voicemails SET emailed_at = %s, email_error = %s WHERE id = %s",
+                (at, error, voicemail_id),
+            )
+
+    async def voicemails(self, new_only: bool = False, limit: int = 200) -> list[Voicemail]:
+        where = "WHERE status = 'new'" if new_only else ""
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                f"SELECT * FROM voicemails {where} ORDER BY recorded_at DESC LIMIT %s", (limit,)
+            )
+            rows = await cur.fetchall()
+        return [
+            Voicemail(
+                id=str(r["id"]),
+                interaction_id=str(r["interaction_id"]),
+                phone=r["phone"],
+                queue=r["queue"],
+                customer_id=r["customer_id"],
+                recorded_at=r["recorded_at"],
+                duration_s=float(r["duration_s"]) if r["duration_s"] is not None else None,
+                file_path=r["file_path"],
+                size_bytes=r["size_bytes"],
+                status=r["status"],
+                callback_id=str(r["callback_id"]) if r["callback_id"] else None,
+                emailed_at=r["emailed_at"],
+                email_error=r["email_error"],
             )
             for r in rows
         ]

@@ -29,6 +29,7 @@ class Outcome(StrEnum):
     LOST = "lost"  # call ended while the app was down; found afterwards
     CALLBACK_REQUESTED = "callback_requested"  # left the line keeping their place: we call back
     CUSTOMER_UNREACHED = "customer_unreached"  # a callback attempt: the customer did not pick up
+    VOICEMAIL = "voicemail"  # left a message instead of waiting
 
 
 class IllegalTransition(Exception):

@@ -74,7 +74,15 @@ class CallbackService:
     async def start(self) -> None:
         """Put every open callback back in line; one cut short by a stop counts as unanswered."""
         now = self.clock()
-        for cb in sorted(await self.store.callbacks(open_only=True), key=lambda c: c.place_at):
+        waiting = await self.store.callbacks(open_only=True)
+        if waiting and self.settings.carrier.outbound_contact is None:
+            log.warning(
+                "%d callback(s) wait, but this configuration cannot dial out (no carrier.outbound_contact);"
+                " they stay in the database until it can",
+                len(waiting),
+            )
+            return
+        for cb in sorted(waiting, key=lambda c: c.place_at):
             if cb.queue not in self.routing.queue_settings:
                 log.warning(
                     "callback %s: queue %s no longer exists; it goes to %s",
@@ -118,11 +126,18 @@ class CallbackService:
         origin_interaction_id: str | None = None,
         data: dict[str, Any] | None = None,
         hold: bool = False,
+        require_offer: bool = True,
     ) -> Callback:
-        """Record a callback. It joins the line now, or with `hold` when `release` is called."""
+        """Record a callback. It joins the line now, or with `hold` when `release` is called.
+
+        `require_offer`: only where the queue offers callbacks (a voicemail's callback is
+        made wherever the center can dial out).
+        """
         if queue not in self.routing.queue_settings:
             raise CallbackRequestError(f"no queue named {queue!r}", 404)
-        if not self.queue_callbacks(queue).offer:
+        if self.settings.carrier.outbound_contact is None:
+            raise CallbackRequestError("the center cannot dial out (no carrier.outbound_contact)", 409)
+        if require_offer and not self.queue_callbacks(queue).offer:
             raise CallbackRequestError(f"queue {queue} does not offer callbacks", 409)
         now = self.clock()
         customer = await self.store.customer_by_phone(phone)
@@ -248,6 +263,10 @@ class CallbackAttempt(CallSession):
         out = super().offer_variables(queue, decision)
         out["LIANLUO_CALLBACK"] = self.cb.id
         out["PJSIP_HEADER(add,X-Lianluo-Callback)"] = self.cb.id
+        voicemail_id = self.cb.data.get("voicemail_id")
+        if isinstance(voicemail_id, str):  # the agent can play the message before the call
+            out["LIANLUO_VOICEMAIL"] = voicemail_id
+            out["PJSIP_HEADER(add,X-Lianluo-Voicemail)"] = voicemail_id
         return out
 
     async def run(self, resume: bool = False) -> None:

@@ -36,6 +36,8 @@ from app.adapters.ari import (
     Connected,
     EndpointStateChange,
     PlaybackFinished,
+    RecordingFailed,
+    RecordingFinished,
     StasisEnd,
     StasisStart,
 )
@@ -50,6 +52,7 @@ from app.flows.routing import RoutingService, Ticket
 
 if TYPE_CHECKING:
     from app.flows.callbacks import CallbackService
+    from app.flows.voicemail import VoicemailService
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,10 @@ class CallerGone(Exception):
 
 class CallerWantsCallback(Exception):
     """The caller pressed the callback key while waiting."""
+
+
+class CallerWantsVoicemail(Exception):
+    """The caller pressed the voicemail key while waiting."""
 
 
 @dataclass(frozen=True)
@@ -308,6 +315,10 @@ class CallSession:
                 if await self.leave_for_callback(waiting):
                     return
                 continue  # refused: back in line, in the same place
+            except CallerWantsVoicemail:
+                self.leave_queue(ticket, waiting.queue)
+                await self.leave_voicemail(waiting.queue)
+                return
             except BaseException:
                 self.leave_queue(ticket, waiting.queue)
                 raise
@@ -351,16 +362,10 @@ class CallSession:
             else:
                 await self.ari.start_moh(self.caller)
         next_at = loop.time() + every if every else math.inf
-        callback_key = self.service.callback_key(waiting.queue)
         while not ticket.decided.done():
             ev = await self.next_event(timeout=max(0.01, min(1.0, next_at - loop.time())))
-            if (
-                isinstance(ev, ChannelDtmfReceived)
-                and ev.channel.id == self.caller
-                and ev.digit == callback_key
-                and not ticket.decided.done()
-            ):
-                raise CallerWantsCallback()
+            if isinstance(ev, ChannelDtmfReceived) and ev.channel.id == self.caller:
+                self.wait_key(ev.digit, ticket)
             if isinstance(ev, Wakeup) and ev.reason.startswith("overflow:"):
                 self.it.enqueue(self.now(), waiting.queue, waiting.tier.value, "overflow")
                 self.save_soon()
@@ -392,17 +397,92 @@ class CallSession:
             texts += [
                 dataclasses.replace(p, text=p.text.format(key=callback_key)) for p in ivr.callback_offer
             ]
+        voicemail_key = self.service.voicemail_key(ticket.waiting.queue)
+        if voicemail_key is not None:
+            texts += [
+                dataclasses.replace(p, text=p.text.format(key=voicemail_key)) for p in ivr.voicemail_offer
+            ]
         self.it.record(
             self.now(), "announced", position=position, expected_wait_s=None if ewt is None else round(ewt)
         )
         self.save_soon()
         uris = await self.service.say(texts)
         await self.ari.stop_moh(self.caller)
-        digit = await self.play(uris, interruptible=callback_key is not None, until=ticket)
-        if digit is not None and digit == callback_key and not ticket.decided.done():
-            raise CallerWantsCallback()
+        keys = callback_key is not None or voicemail_key is not None
+        digit = await self.play(uris, interruptible=keys, until=ticket)
+        if digit is not None:
+            self.wait_key(digit, ticket)
         if not ticket.decided.done():
             await self.ari.start_moh(self.caller)
+
+    def wait_key(self, digit: str, ticket: Ticket) -> None:
+        """A key pressed while waiting: callback or voicemail, unless an agent was just found."""
+        if ticket.decided.done():
+            return
+        queue = ticket.waiting.queue
+        if digit == self.service.callback_key(queue):
+            raise CallerWantsCallback()
+        if digit == self.service.voicemail_key(queue):
+            raise CallerWantsVoicemail()
+
+    async def leave_voicemail(self, queue: str | None) -> None:
+        """Record a message; it is kept even if the caller hangs up instead of pressing #."""
+        voicemail = self.service.voicemail
+        q = self.routing.queue_settings.get(queue or "")
+        if voicemail is None or q is None:
+            raise RuntimeError("voicemail is not available here")  # callers only get here when it is
+        loop = asyncio.get_running_loop()
+        await self.ari.stop_moh(self.caller)
+        self.it.record(self.now(), "voicemail_started", queue=queue)
+        self.save_soon()
+        await self.play(self.service.prompts["voicemail_intro"], interruptible=False)
+        name = f"vm-{self.it.id}"
+        self.service.watch(name, self)
+        finished: RecordingFinished | None = None
+        caller_left = False
+        try:
+            await self.ari.record(
+                self.caller, name, max_duration_s=q.voicemail.max_s, max_silence_s=q.voicemail.max_silence_s
+            )
+            deadline = loop.time() + q.voicemail.max_s + 15
+            while finished is None and (left := deadline - loop.time()) > 0:
+                try:
+                    async with asyncio.timeout(left):
+                        ev = await self.events.get()
+                except TimeoutError:
+                    break
+                if isinstance(ev, RecordingFinished) and ev.name == name:
+                    finished = ev
+                elif isinstance(ev, RecordingFailed) and ev.name == name:
+                    self.log.warning("voicemail recording failed: %s", ev.cause)
+                    break
+                elif isinstance(ev, ChannelDestroyed | ChannelHangupRequest | StasisEnd) and (
+                    ev.channel.id == self.caller
+                ):
+                    caller_left = True  # Asterisk ends the recording and keeps what it has
+        finally:
+            self.service.unwatch(name)
+        kept = await voicemail.keep(self.it, name, finished.duration_s, queue) if finished else None
+        if kept is None:
+            self.it.record(self.now(), "voicemail_empty")
+            self.it.end(self.now(), Outcome.ABANDONED if caller_left else Outcome.NO_INPUT, ended_by="caller")
+        else:
+            vm, cb = kept
+            self.pending_callback = cb
+            self.it.record(
+                self.now(),
+                "voicemail_left",
+                voicemail_id=vm.id,
+                duration_s=vm.duration_s,
+                callback_id=vm.callback_id,
+            )
+            self.it.end(self.now(), Outcome.VOICEMAIL, ended_by="caller")
+        self.save_soon()
+        if not caller_left:
+            if kept is not None:
+                with contextlib.suppress(CallerGone):
+                    await self.play(self.service.prompts["voicemail_saved"], interruptible=False)
+            await self.ari.hangup(self.caller)
 
     async def leave_for_callback(self, waiting: WaitingInteraction) -> bool:
         """Take the caller out of the line with a callback that keeps their place.
@@ -443,6 +523,15 @@ class CallSession:
     async def no_agent(self) -> None:
         self.it.record(self.now(), "no_agent_available", queue=self.it.queue)
         self.save_soon()
+        q = self.routing.queue_settings.get(self.it.queue or "")
+        if (
+            q is not None
+            and q.voicemail.offer
+            and q.voicemail.when_no_agent
+            and self.service.voicemail is not None
+        ):
+            await self.leave_voicemail(q.name)
+            return
         await self.ari.stop_moh(self.caller)
         await self.play(self.service.prompts["no_agent"], interruptible=False)
         self.it.end(self.now(), Outcome.NO_AGENT, ended_by="system")
@@ -613,9 +702,17 @@ class InboundService:
         self.clock = clock
         self.default_queue = settings.ivr.menu[0].queue if settings.ivr.menu else settings.queues[0].name
         self.callbacks: CallbackService | None = None  # set when callbacks are configured
+        self.voicemail: VoicemailService | None = None
         self.sessions: dict[str, CallSession] = {}  # caller channel id -> session
         self._watch: dict[str, CallSession] = {}  # any channel or playback id -> session
         self.reconciled = asyncio.Event()
+
+    def voicemail_key(self, queue: str) -> str | None:
+        """The key that leaves a message while waiting in this queue, if it offers that."""
+        q = self.routing.queue_settings.get(queue)
+        if q is None or not q.voicemail.offer or self.voicemail is None:
+            return None
+        return q.voicemail.key
 
     def callback_key(self, queue: str) -> str | None:
         """The key that asks for a callback while waiting in this queue, if it offers them."""
@@ -699,6 +796,8 @@ class InboundService:
         key = None
         if isinstance(ev, PlaybackFinished):
             key = ev.playback_id
+        elif isinstance(ev, RecordingFinished | RecordingFailed):
+            key = ev.name
         elif hasattr(ev, "channel"):
             key = ev.channel.id
         session = self._watch.get(key) if key else None

@@ -65,8 +65,10 @@ def test_waiting_callers_hear_their_place_and_it_moves_up(
     eventually(lambda: announced(stack, third_it, 1), 15, "caller 3 told they are next now")
 
     # The agent had their after-call work time before the next caller rang.
+    # The database is shared by the whole test session: only this test's states count.
     states = stack.query(
-        "SELECT to_state, at FROM agent_state_events WHERE agent_id = '1001' ORDER BY at, id"
+        "SELECT to_state, at FROM agent_state_events WHERE agent_id = '1001' AND at >= %s ORDER BY at, id",
+        stack.interaction("id = %s", first_it["id"])["arrived_at"],
     )
     wrap = next(at for state, at in states if state == "wrap_up")
     back = next(at for state, at in states if state == "ready" and at > wrap)

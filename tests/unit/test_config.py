@@ -76,6 +76,14 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
             "at least 15 s",
         ),
         (
+            "queues:\n  - {name: general, voicemail: {offer: true, key: '1'}, callback: {offer: false}}\n"
+            "  - {name: b, voicemail: {key: '22'}}\n",
+            3,
+            "queues[1].voicemail.key",
+            "one key",
+        ),
+        ("voicemail:\n  email_to: [not-an-address]\n", 2, "voicemail.email_to[0]", "not an e-mail"),
+        (
             "ivr:\n  callback_offer: [{text: 'press {digit}'}]\n",
             2,
             "ivr.callback_offer[0].text",

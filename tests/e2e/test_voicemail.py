@@ -1,0 +1,159 @@
+"""Voicemail: a message instead of a wait, kept as a file and a row, e-mailed, made a callback task."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from app.config import PromptText
+from tests.support.audio import best_match, tone_seconds
+from tests.support.calls import CALLER_TONE_HZ, HEARD, call_in, ended, prompt_wav, register_agent
+from tests.support.sip_phone import PhoneLab
+from tests.support.stack import Stack, eventually, free_port, free_sip_port
+
+pytestmark = pytest.mark.e2e
+
+SMTP_PORT = free_port()
+INTRO = "Leave your message after the tone, then press the pound key."
+SAVED = "Your message is saved. Goodbye."
+OFFER = "To leave a message, press {key}."
+STACK_CONFIG = {
+    "carrier": {"outbound_contact": f"sip:127.0.0.2:{free_sip_port()}"},
+    "agents": [{"id": "1001", "name": "Alice Wang"}],
+    "queues": [
+        {
+            "name": "general",
+            "ring_timeout_s": 8,
+            "wrap_up_s": 1,
+            "announce_every_s": 4,
+            "voicemail": {"offer": True, "key": "2", "max_s": 30, "max_silence_s": 5},
+        }
+    ],
+    "ivr": {
+        "greeting": [{"text": "Press 1.", "lang": "en"}],
+        "connecting": [],
+        "position": [{"text": "You are number {position} in line.", "lang": "en"}],
+        "voicemail_offer": [{"text": OFFER, "lang": "en"}],
+        "voicemail_intro": [{"text": INTRO, "lang": "en"}],
+        "voicemail_saved": [{"text": SAVED, "lang": "en"}],
+        "menu": [{"digit": "1", "queue": "general"}],
+    },
+    "voicemail": {
+        "email_to": ["supervisors@example.com"],
+        "smtp": {"host": "127.0.0.1", "port": SMTP_PORT, "sender": "lianluo@example.com"},
+    },
+}
+
+
+class Mailbox:
+    """What the local SMTP server received."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # the name aiosmtpd calls
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        with self._lock:
+            self.messages.append(msg)
+        return "250 OK"
+
+    def about(self, phone: str) -> EmailMessage | None:
+        with self._lock:
+            return next((m for m in self.messages if phone in str(m["Subject"])), None)
+
+
+@pytest.fixture(scope="module")
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=SMTP_PORT)
+    controller.start()
+    yield box
+    controller.stop()
+
+
+def voicemail_of(stack: Stack, interaction_id: Any) -> dict[str, Any] | None:
+    rows = stack.query(
+        "SELECT id, phone, queue, duration_s, file_path, callback_id, emailed_at, email_error"
+        " FROM voicemails WHERE interaction_id = %s",
+        interaction_id,
+    )
+    keys = ("id", "phone", "queue", "duration_s", "file_path", "callback_id", "emailed_at", "email_error")
+    return dict(zip(keys, rows[0], strict=True)) if rows else None
+
+
+def test_no_agent_caller_leaves_a_message_that_becomes_work(
+    stack: Stack, lab: PhoneLab, mailbox: Mailbox, tones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # Nobody is logged in: instead of "call again later", the caller is asked for a message.
+    call, it = call_in(lab, stack, "13700000031", tones[0], tmp_path / "caller.wav")
+    stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
+    call.send_dtmf("1")
+    stack.wait_event(it["id"], "voicemail_started", timeout=10)
+    call.wait_rx_audio(call.rx_audio_seconds() + 9.0, timeout=20)  # the intro, the beep, then talk
+    call.send_dtmf("#")
+    call.wait_disconnected(timeout=20)
+    assert ended(stack, it["id"])["outcome"] == "voicemail"
+    heard = call.recording()
+    assert best_match(heard, prompt_wav(PromptText(INTRO))) > HEARD, "the caller was not asked for a message"
+    assert best_match(heard, prompt_wav(PromptText(SAVED))) > HEARD, "the caller was not told it was saved"
+
+    vm = voicemail_of(stack, it["id"])
+    assert vm is not None and vm["phone"] == "13700000031" and vm["queue"] == "general"
+    audio = Path(vm["file_path"])
+    assert audio.is_file() and audio.parent == stack.var_dir / "voicemail"
+    # What the caller "said" (their 1 kHz tone) is in the message.
+    assert tone_seconds(audio, CALLER_TONE_HZ) > 3.0
+
+    mail = eventually(lambda: mailbox.about("13700000031"), 20, "the voicemail e-mail")
+    assert mail["To"] == "supervisors@example.com"
+    attachments = list(mail.iter_attachments())
+    assert len(attachments) == 1 and attachments[0].get_content_type() == "audio/wav"
+    assert attachments[0].get_content() == audio.read_bytes()
+    assert eventually(lambda: voicemail_of(stack, it["id"])["emailed_at"], 10, "emailed_at set")
+
+    # It is work now: a callback task in the caller's place, pointing at the message.
+    rows = stack.query("SELECT source, status, phone, data FROM callbacks WHERE id = %s", vm["callback_id"])
+    assert rows and rows[0][:3] == ("voicemail", "waiting", "13700000031")
+    assert rows[0][3]["voicemail_id"] == str(vm["id"])
+    status, listed = stack.api("GET", "/api/voicemails?new=1")
+    assert status == 200 and str(vm["id"]) in [v["id"] for v in listed]
+    assert stack.api("DELETE", f"/api/callbacks/{vm['callback_id']}")[0] == 200  # not dialled in this test
+
+
+def test_waiting_caller_presses_2_and_hangs_up_mid_message(
+    stack: Stack, lab: PhoneLab, mailbox: Mailbox, tones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    agent = register_agent(lab, stack, "1001")
+    busy, busy_it = call_in(lab, stack, "13700000032", tones[0], tmp_path / "busy.wav")
+    stack.wait_event(busy_it["id"], "answered_by_ivr", timeout=10)
+    busy.send_dtmf("1")
+    agent.wait_incoming(timeout=15).answer(play=tones[1], loop=True)
+    stack.wait_event(busy_it["id"], "connected")
+
+    call, it = call_in(lab, stack, "13700000033", tones[0], tmp_path / "waiting.wav")
+    stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
+    call.send_dtmf("1")
+    stack.wait_event(it["id"], "announced", timeout=15)
+    call.wait_rx_audio(call.rx_audio_seconds() + 4.0, timeout=10)  # the offer is heard out
+    call.send_dtmf("2")
+    stack.wait_event(it["id"], "voicemail_started", timeout=10)
+    call.wait_rx_audio(call.rx_audio_seconds() + 8.0, timeout=20)
+    call.hangup()  # no '#': what was said is kept all the same
+    assert ended(stack, it["id"])["outcome"] == "voicemail"
+    assert best_match(call.recording(), prompt_wav(PromptText(OFFER.format(key="2")))) > HEARD
+    vm = eventually(lambda: voicemail_of(stack, it["id"]), 10, "the voicemail row")
+    assert tone_seconds(Path(vm["file_path"]), CALLER_TONE_HZ) > 1.5
+    eventually(lambda: mailbox.about("13700000033"), 20, "the second e-mail")
+    stack.api("DELETE", f"/api/callbacks/{vm['callback_id']}")
+    busy.hangup()
+    ended(stack, busy_it["id"])
