@@ -12,6 +12,8 @@ from app.adapters.prompts import PromptCache
 from app.config import Settings
 from app.flows.inbound import InboundService
 from app.flows.routing import RoutingService
+from app.panel.auth import AuthService
+from app.panel.live import LiveHub
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -24,3 +26,5 @@ AMI = web.AppKey("ami", AmiConnection)
 INBOUND = web.AppKey("inbound", InboundService)
 ROUTING = web.AppKey("routing", RoutingService)
 DATABASE_URL = web.AppKey("database_url", str)
+AUTH = web.AppKey("auth", AuthService)
+LIVE = web.AppKey("live", LiveHub)
