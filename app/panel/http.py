@@ -54,6 +54,7 @@ LOGIN_FORM_COOKIE = "lianluo_login_form"
 WS_SESSION_CHECK_S = 30.0
 # Closing codes the browser sees when the server ends the socket (4000-4999: application).
 WS_SESSION_OVER = 4401
+WS_SIGNED_OUT = 4001
 WS_ENDED = 4000
 
 PAGE_HEADERS = {
@@ -465,7 +466,7 @@ async def _pump(
             continue
         if message["type"] == "end":
             reason = str(message["reason"])
-            codes = {"signed-out": WS_SESSION_OVER, "server-stopping": int(WSCloseCode.GOING_AWAY)}
+            codes = {"signed-out": WS_SIGNED_OUT, "server-stopping": int(WSCloseCode.GOING_AWAY)}
             await ws.close(code=codes.get(reason, WS_ENDED), message=reason.encode())
             return
         await ws.send_json(message)

@@ -8,9 +8,8 @@ twice: the answer is clear, and nothing changed in PostgreSQL or in the routing 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -26,6 +25,7 @@ from app.bootstrap import database_ctx, error_middleware, panel_ctx, routing_ctx
 from app.config import AgentSettings, DatabaseSettings, QueueSettings, Settings, WebSettings, WebUserSettings
 from app.flows.routing import RoutingService
 from app.panel import http as panel_http
+from tests.support.stack import scratch_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -49,6 +49,14 @@ class Panel:
         async with await psycopg.AsyncConnection.connect(self.db_url, autocommit=True) as conn:
             cur = await conn.execute(sql, params)
             return await cur.fetchall() if cur.description else []
+
+
+@pytest.fixture(scope="module")
+def db_url() -> Iterator[str]:
+    """A database of this module's own: the routing desk starts with everyone logged out,
+    and so must the agents table that the checks compare it with."""
+    with scratch_database("lianluo_panel") as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -386,7 +394,7 @@ async def test_repeated_failures_are_throttled(panel: Panel, new_browser: Any) -
     assert body["error_id"] == "too-many-attempts" and body["details"]["retry_after_s"] == retry_after
     assert await panel.query("SELECT count(*) FROM web_sessions WHERE username = 'root'") == [(0,)]
     # The plain form says the same in the page.
-    status, text, _ = await browser.page("/login")
+    _status, text, _ = await browser.page("/login")
     token = text.split('name="csrf_token" value="')[1].split('"')[0]
     form = {"username": "root", "password": "x", "csrf_token": token}
     async with browser.http.post("login", data=form, allow_redirects=False) as resp:
@@ -440,7 +448,7 @@ async def test_websocket_pushes_the_agents_own_state(panel: Panel, new_browser: 
         assert (await agent.call("POST", "/logout"))[0] == 200
         closing = await ws.receive(timeout=5)
         assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
-        assert ws.close_code == 4401
+        assert ws.close_code == 4001
 
 
 async def test_websocket_refuses_strangers_and_other_sites(panel: Panel, new_browser: Any) -> None:

@@ -9,6 +9,11 @@
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
   const csrf = csrfMeta ? csrfMeta.content : "";
   const page = document.body.dataset.page;
+  // Set when this page navigates away on purpose, so a socket closing meanwhile is no news.
+  let leaving = false;
+  window.addEventListener("pagehide", () => { leaving = true; });
+  const signOut = document.querySelector('form[action="/logout"]');
+  if (signOut) signOut.addEventListener("submit", () => { leaving = true; });
 
   function stateLabel(state) { return data.states[state] || state; }
   function reasonLabel(code) { return code ? (data.reasons[code] || code) : ""; }
@@ -119,7 +124,9 @@
     });
     ws.addEventListener("close", (ev) => {
       setLive(false);
+      if (leaving) return;
       if (ev.code === 4401) { window.location.assign("/login?expired=1"); return; }
+      if (ev.code === 4001) { window.location.assign("/login?signed_out=1"); return; }  // in another tab
       setTimeout(async () => {
         // A refused handshake looks like any network drop: ask whether the session still holds.
         try {
