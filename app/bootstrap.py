@@ -160,7 +160,9 @@ async def panel_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     auth = AuthService(WebUserStore(app[STORE].pool), Passwords(), settings.web, utcnow)
     users = panel_users(settings)
-    passwords = load_or_create_panel_passwords(Paths.of(settings).var_dir, [u.username for u in users])
+    passwords = await asyncio.to_thread(
+        load_or_create_panel_passwords, Paths.of(settings).var_dir, [u.username for u in users]
+    )
     await auth.sync_users(users, passwords)
     hub = LiveHub(api.agent_view)
     routing = app[ROUTING]
