@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import secrets as pysecrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -204,7 +205,11 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         field = form.get(CSRF_FIELD)
         try:
             same_origin(request)
-            if not cookie or not isinstance(field, str) or field != cookie:
+            if (
+                not cookie
+                or not isinstance(field, str)
+                or not hmac.compare_digest(field.encode(), cookie.encode())
+            ):
                 raise CsrfFailed()
         except (CsrfFailed, Forbidden):
             return login_response(request, lang, t(lang, "form_expired"), username, 403)
@@ -225,7 +230,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     old = request.cookies.get(SESSION_COOKIE)
     if old:
         with contextlib.suppress(NotSignedIn, SessionExpired):
-            await auth.sign_out(await auth.session_for(old))
+            previous = await auth.session_for(old)
+            await auth.sign_out(previous)
+            request.app[LIVE].end_session(previous.token_hash)
     session = signed_in.session
     home = home_of(session.principal)
     resp: web.StreamResponse

@@ -197,6 +197,7 @@ async def test_users_come_from_the_configuration_with_hashes_only(panel: Panel) 
 async def test_wrong_password_is_refused_and_opens_no_session(panel: Panel, new_browser: Any) -> None:
     browser = new_browser()
     before = await panel.query("SELECT count(*) FROM web_sessions")
+    state_before = await settled(panel)
     status, body = await browser.sign_in("1004", "not-the-password")
     assert status == 401 and body["error_id"] == "wrong-credentials", body
     status, body = await browser.sign_in("nobody", "whatever")
@@ -214,6 +215,9 @@ async def test_wrong_password_is_refused_and_opens_no_session(panel: Panel, new_
     assert browser.session_cookie() is None
     assert await panel.query("SELECT count(*) FROM web_sessions") == before
     assert (await browser.call("GET", "/panel/api/me"))[0] == 401
+    status, body, _ = await browser.call("POST", "/panel/api/agents/1004/state", {"state": "ready"})
+    assert status == 401 and body["error_id"] == "not-signed-in"
+    assert await settled(panel) == state_before
 
 
 async def test_sign_in_form_needs_its_own_token(panel: Panel, new_browser: Any) -> None:
