@@ -10,6 +10,7 @@ from app.adapters.asterisk_instance import AsteriskProcess, Secrets
 from app.adapters.db import Store
 from app.adapters.prompts import PromptCache
 from app.config import Settings
+from app.flows.callbacks import CallbackService
 from app.flows.inbound import InboundService
 from app.flows.routing import RoutingService
 from app.panel.auth import AuthService
@@ -26,5 +27,6 @@ AMI = web.AppKey("ami", AmiConnection)
 INBOUND = web.AppKey("inbound", InboundService)
 ROUTING = web.AppKey("routing", RoutingService)
 DATABASE_URL = web.AppKey("database_url", str)
+CALLBACKS = web.AppKey("callbacks", CallbackService)
 AUTH = web.AppKey("auth", AuthService)
 LIVE = web.AppKey("live", LiveHub)

@@ -37,6 +37,7 @@ from app.appkeys import (
     ARI,
     ASTERISK,
     AUTH,
+    CALLBACKS,
     DATABASE_URL,
     INBOUND,
     LIVE,
@@ -49,12 +50,13 @@ from app.appkeys import (
 )
 from app.config import Settings
 from app.errors import AppError, PbxError
+from app.flows.callbacks import CallbackService
 from app.flows.inbound import InboundService, utcnow
 from app.flows.routing import RoutingService
 from app.panel import http as panel_http
 from app.panel.auth import AuthService, load_or_create_panel_passwords, panel_users
 from app.panel.live import LiveHub
-from app.web import api, health
+from app.web import api, callbacks_api, health
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,9 @@ async def prompts_ctx(app: web.Application) -> AsyncIterator[None]:
         "no_agent": ivr.no_agent,
         "invalid": ivr.invalid,
         "goodbye": ivr.goodbye,
+        "callback_refused": ivr.callback_refused,
+        "callback_whisper": ivr.callback_whisper,
+        "callback_unreached": ivr.callback_unreached,
     }
     uris: dict[str, list[str]] = {}
     for name, texts in wanted.items():
@@ -189,6 +194,9 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         app[ARI] = ari
         inbound = InboundService(ari, app[STORE], settings, app[PROMPTS], app[ROUTING], app[PROMPT_CACHE])
         app[INBOUND] = inbound
+        callbacks = CallbackService(inbound, app[ROUTING], app[STORE], settings, utcnow)
+        inbound.callbacks = callbacks
+        app[CALLBACKS] = callbacks
         task = asyncio.create_task(inbound.run(), name="ari-events")
         try:
             # Ready means: connected and every stranded call taken up again.
@@ -201,8 +209,11 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
                 task.result()
             if not inbound.reconciled.is_set():
                 raise PbxError("could not connect to ARI within 30 s")
+            # After reconciliation: an attempt still on the line was taken up there.
+            await callbacks.start()
             yield
         finally:
+            await callbacks.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -244,5 +255,6 @@ def build_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(panel_http.close_live_sockets)
     app.router.add_get("/health", health.handler)
     api.add_routes(app)
+    callbacks_api.add_routes(app)
     panel_http.add_routes(app)
     return app

@@ -48,6 +48,11 @@ class CarrierSettings:
     name: str = "carrier"
     match: tuple[str, ...] = ("127.0.0.2",)
     dids: tuple[str, ...] = ("7000",)
+    # Where the carrier takes calls we place (callbacks), e.g. "sip:10.0.0.1:5060".
+    # None: nothing is ever dialled out.
+    outbound_contact: str | None = None
+    # The number customers see when we call them; defaults to the first DID.
+    caller_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,17 @@ Strategy = Literal[
 
 
 @dataclass(frozen=True)
+class CallbackSettings:
+    """Waiting callers may leave the line and be called back, keeping their place."""
+
+    offer: bool = False
+    key: str = "1"  # pressed while waiting
+    max_attempts: int = 3  # customer legs tried before giving up
+    retry_after_s: float = 300.0  # pause after a busy or unanswered customer
+    customer_ring_s: float = 30.0  # how long the customer's phone rings
+
+
+@dataclass(frozen=True)
 class QueueSettings:
     name: str
     strategy: Strategy = "longest_idle"
@@ -127,6 +143,7 @@ class QueueSettings:
     announce_every_s: float = 30.0
     # A silent agent (ring-no-answer) goes Not Ready with reason "no answer".
     no_answer_not_ready: bool = True
+    callback: CallbackSettings = CallbackSettings()
 
 
 @dataclass(frozen=True)
@@ -171,6 +188,18 @@ class IvrSettings:
     position: Prompts = (PromptText("You are number {position} in line."),)
     expected_wait: Prompts = (PromptText("Your expected wait is about {minutes} minutes."),)
     expected_wait_short: Prompts = (PromptText("Your expected wait is less than a minute."),)
+    # Callbacks. {key} is the queue's callback key; {number} the number we will call, digit by digit.
+    callback_offer: Prompts = (
+        PromptText("To be called back without losing your place in line, press {key}."),
+    )
+    callback_confirmed: Prompts = (
+        PromptText("Thank you. We will call you back at {number}. You keep your place in line. Goodbye."),
+    )
+    callback_refused: Prompts = (PromptText("Sorry, we cannot call you back at this number."),)
+    # Heard by the agent who takes a callback, before the customer's phone rings.
+    callback_whisper: Prompts = (PromptText("Callback. Calling the customer now."),)
+    # Heard by the agent when the customer does not pick up.
+    callback_unreached: Prompts = (PromptText("The customer did not answer. We will try again later."),)
     digit_timeout_s: float = 6.0
     attempts: int = 3
     menu: tuple[MenuOption, ...] = (MenuOption("1", "general"),)
@@ -385,6 +414,7 @@ def _describe(node: yaml.Node) -> str:
 
 _AGENT_ID = re.compile(r"^[0-9]{2,8}$")
 _DID = re.compile(r"^\+?[0-9]{2,20}$")
+_SIP_URI = re.compile(r"sips?:[^\s;,]+")
 
 
 def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
@@ -425,13 +455,17 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
     for i, did in enumerate(s.carrier.dids):
         if not _DID.fullmatch(did):
             raise bad(f"carrier.dids[{i}]", f"not a phone number: {did!r}")
+    if s.carrier.outbound_contact is not None and not _SIP_URI.fullmatch(s.carrier.outbound_contact):
+        raise bad("carrier.outbound_contact", f"not a SIP URI: {s.carrier.outbound_contact!r}")
+    if s.carrier.caller_id is not None and not _DID.fullmatch(s.carrier.caller_id):
+        raise bad("carrier.caller_id", f"not a phone number: {s.carrier.caller_id!r}")
     ids: set[str] = set()
     for i, agent in enumerate(s.agents):
         if not _AGENT_ID.fullmatch(agent.id):
             raise bad(f"agents[{i}].id", f"agent id must be 2-8 digits, got {agent.id!r}")
         if agent.id in ids:
             raise bad(f"agents[{i}].id", f"agent id {agent.id} is given twice")
-        if agent.contact is not None and not re.fullmatch(r"sips?:[^\s;,]+", agent.contact):
+        if agent.contact is not None and not _SIP_URI.fullmatch(agent.contact):
             raise bad(f"agents[{i}].contact", f"not a SIP URI: {agent.contact!r}")
         if agent.id in s.carrier.dids:
             raise bad(f"agents[{i}].id", f"agent id {agent.id} clashes with a carrier DID")
@@ -466,6 +500,21 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
             raise bad(f"{where}.announce_every_s", "0 (never) or at least 2 seconds")
         if q.ring_timeout_s <= 0 or q.wrap_up_s < 0 or q.sticky_s < 0:
             raise bad(f"{where}.ring_timeout_s", "ring_timeout_s must be positive; wrap_up_s, sticky_s >= 0")
+        cb = q.callback
+        if cb.offer and s.carrier.outbound_contact is None:
+            raise bad(
+                f"{where}.callback.offer",
+                "callbacks need carrier.outbound_contact (where the carrier takes the calls we place)",
+            )
+        if not re.fullmatch(r"[0-9*#]", cb.key):
+            raise bad(f"{where}.callback.key", f"one key 0-9, * or #, got {cb.key!r}")
+        if cb.max_attempts < 1:
+            raise bad(f"{where}.callback.max_attempts", "must be at least 1")
+        if cb.retry_after_s < 0 or cb.customer_ring_s < 15:
+            raise bad(
+                f"{where}.callback.customer_ring_s",
+                "the customer's phone rings at least 15 s; retry_after_s >= 0",
+            )
     for i, q in enumerate(s.queues):
         for j, rule in enumerate(q.overflow):
             if rule.to_queue not in queue_names or rule.to_queue == q.name:
@@ -503,6 +552,11 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         "position": {"position"},
         "expected_wait": {"minutes"},
         "expected_wait_short": set(),
+        "callback_offer": {"key"},
+        "callback_confirmed": {"number"},
+        "callback_refused": set(),
+        "callback_whisper": set(),
+        "callback_unreached": set(),
     }
     for name, keys in allowed.items():
         for j, prompt in enumerate(getattr(s.ivr, name)):

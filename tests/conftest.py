@@ -29,3 +29,12 @@ def db_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def asterisk_prefix() -> Path:
     return installed_asterisk_prefix()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Write each failure down at once: pjsua can abort the process in a later teardown,
+    and pytest's own summary would then never be printed."""
+    if report.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        with (ARTIFACTS / "failures.txt").open("a") as f:
+            f.write(f"=== {report.nodeid} ({report.when})\n{report.longreprtext}\n\n")

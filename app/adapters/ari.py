@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import random
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -210,6 +211,7 @@ class AriClient:
         self._session = session
         self._base = base_url.rstrip("/") + "/ari"
         self._auth = aiohttp.BasicAuth(user, password)
+        self._recent: OrderedDict[str, None] = OrderedDict()
         self.app = app
         self.connected = False
 
@@ -346,6 +348,18 @@ class AriClient:
 
     # -- events -------------------------------------------------------------
 
+    def _seen_before(self, text: str) -> bool:
+        """The same event can arrive twice: once for the channel in our Stasis app, and once
+        more through the endpoint subscription (device states) that also covers the channel.
+        A key pressed once must be acted on once."""
+        if text in self._recent:
+            log.debug("dropped a duplicate ARI event: %.120s", text)
+            return True
+        self._recent[text] = None
+        if len(self._recent) > 512:
+            self._recent.popitem(last=False)
+        return False
+
     async def events(self, max_backoff: float = 10.0) -> AsyncIterator[AriEvent]:
         """Yield events forever, reconnecting with jittered exponential backoff.
 
@@ -367,6 +381,8 @@ class AriClient:
                     first = False
                     async for msg in ws:
                         if msg.type == aiohttp.WSMsgType.TEXT:
+                            if self._seen_before(msg.data):
+                                continue
                             try:
                                 raw = json.loads(msg.data)
                             except json.JSONDecodeError:

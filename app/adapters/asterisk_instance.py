@@ -197,6 +197,11 @@ def _carrier_sections(settings: Settings) -> str:
         f"endpoint = {c.name}",
     ]
     lines += [f"match = {m}" for m in c.match]
+    if c.outbound_contact is not None:
+        # Calls we place go only here, and only from the application (ARI originate):
+        # no dialplan context can reach this trunk.
+        lines.insert(2, f"aors = {c.name}")
+        lines += ["", f"[{c.name}]", "type = aor", f"contact = {c.outbound_contact}", "qualify_frequency = 0"]
     return "\n".join(lines) + "\n"
 
 

@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.config import AgentSettings
 from app.domain.agent_state import AgentStateEvent
+from app.domain.callback import Callback, CallbackSource, CallbackStatus
 from app.domain.interaction import Interaction, InteractionEvent, Phase
 from app.errors import AppError
 
@@ -214,9 +215,19 @@ class Store:
     async def create_interaction(self, it: Interaction) -> None:
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO interactions (id, caller_channel_id, ani, dnis, customer_id, phase, arrived_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (it.id, it.caller_channel_id, it.ani, it.dnis, it.customer_id, it.phase.value, it.arrived_at),
+                "INSERT INTO interactions (id, caller_channel_id, ani, dnis, customer_id, phase, arrived_at,"
+                " direction, callback_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    it.id,
+                    it.caller_channel_id,
+                    it.ani,
+                    it.dnis,
+                    it.customer_id,
+                    it.phase.value,
+                    it.arrived_at,
+                    it.direction,
+                    it.callback_id,
+                ),
             )
             await self._insert_events(conn, it.id, it.drain())
 
@@ -275,6 +286,8 @@ class Store:
                 agent_id=r["agent_id"],
                 queue=r["queue"],
                 tier=r["tier"],
+                direction=r["direction"],
+                callback_id=str(r["callback_id"]) if r["callback_id"] else None,
             )
             for r in rows
         ]
@@ -291,3 +304,68 @@ class Store:
                 " VALUES (%s, %s, 'ended', %s)",
                 (interaction_id, at, Jsonb({"outcome": outcome, "reason": reason})),
             )
+
+    # -- callbacks ------------------------------------------------------------
+
+    async def create_callback(self, cb: Callback) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO callbacks (id, phone, queue, tier, customer_id, origin_interaction_id, source,"
+                " place_at, requested_at, status, attempts, not_before, last_result, agent_id, data)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    cb.id,
+                    cb.phone,
+                    cb.queue,
+                    cb.tier,
+                    cb.customer_id,
+                    cb.origin_interaction_id,
+                    cb.source.value,
+                    cb.place_at,
+                    cb.requested_at,
+                    cb.status.value,
+                    cb.attempts,
+                    cb.not_before,
+                    cb.last_result,
+                    cb.agent_id,
+                    Jsonb(cb.data),
+                ),
+            )
+
+    async def save_callback(self, cb: Callback) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE callbacks SET queue = %s, status = %s, attempts = %s, not_before = %s,"
+                " last_result = %s, agent_id = %s, updated_at = now() WHERE id = %s",
+                (cb.queue, cb.status.value, cb.attempts, cb.not_before, cb.last_result, cb.agent_id, cb.id),
+            )
+
+    async def callbacks(self, open_only: bool = False, limit: int = 200) -> list[Callback]:
+        where = "WHERE status IN ('waiting', 'dialing')" if open_only else ""
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                f"SELECT * FROM callbacks {where} ORDER BY place_at DESC LIMIT %s",
+                (limit,),
+            )
+            rows = await cur.fetchall()
+        return [
+            Callback(
+                id=str(r["id"]),
+                phone=r["phone"],
+                queue=r["queue"],
+                place_at=r["place_at"],
+                requested_at=r["requested_at"],
+                source=CallbackSource(r["source"]),
+                tier=r["tier"],
+                customer_id=r["customer_id"],
+                origin_interaction_id=str(r["origin_interaction_id"]) if r["origin_interaction_id"] else None,
+                status=CallbackStatus(r["status"]),
+                attempts=r["attempts"],
+                not_before=r["not_before"],
+                last_result=r["last_result"],
+                agent_id=r["agent_id"],
+                data=r["data"],
+            )
+            for r in rows
+        ]

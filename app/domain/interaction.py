@@ -27,6 +27,8 @@ class Outcome(StrEnum):
     NO_INPUT = "no_input"  # menu timed out on every attempt
     FAILED = "failed"  # the system could not carry the call on
     LOST = "lost"  # call ended while the app was down; found afterwards
+    CALLBACK_REQUESTED = "callback_requested"  # left the line keeping their place: we call back
+    CUSTOMER_UNREACHED = "customer_unreached"  # a callback attempt: the customer did not pick up
 
 
 class IllegalTransition(Exception):
@@ -57,6 +59,9 @@ class Interaction:
     outcome: Outcome | None = None
     queue: str | None = None
     tier: str | None = None
+    # "inbound", or "outbound" for calls we place (then `ani` is the customer's number).
+    direction: str = "inbound"
+    callback_id: str | None = None
     # Recorded but not yet persisted; the flow drains this after each step.
     pending: list[InteractionEvent] = field(default_factory=list)
 

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.adapters.ari import (
     AriClient,
@@ -42,10 +42,14 @@ from app.adapters.ari import (
 from app.adapters.db import Customer, Store
 from app.adapters.prompts import Prompt, PromptCache
 from app.config import PromptText, Settings
+from app.domain.callback import Callback, CallbackSource, valid_phone
 from app.domain.interaction import Interaction, Outcome, Phase, outcome_when_caller_leaves
 from app.domain.routing import Decision, SkillRequirement, Tier, WaitingInteraction
 from app.errors import PbxError
 from app.flows.routing import RoutingService, Ticket
+
+if TYPE_CHECKING:
+    from app.flows.callbacks import CallbackService
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,10 @@ def utcnow() -> datetime:
 
 class CallerGone(Exception):
     """The caller hung up; the script unwinds and the interaction is closed."""
+
+
+class CallerWantsCallback(Exception):
+    """The caller pressed the callback key while waiting."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,8 @@ class CallSession:
         self.answered_at: datetime | None = None
         self.ringing: dict[str, str] = {}  # agent channel id -> agent id, while an offer rings
         self.bridge_id: str | None = None
+        self.pending_callback: Callback | None = None
+        self.gone: set[str] = set()  # channels of this call seen hanging up
         self.task: asyncio.Task[None] | None = None
         self._writes: asyncio.Queue[Interaction] = asyncio.Queue()
         self._side_steps: set[asyncio.Task[None]] = set()
@@ -138,6 +148,8 @@ class CallSession:
                 ev = await self.events.get()
         except TimeoutError:
             return None
+        if isinstance(ev, ChannelDestroyed | StasisEnd):
+            self.gone.add(ev.channel.id)
         if (
             isinstance(ev, ChannelDestroyed | ChannelHangupRequest | StasisEnd)
             and ev.channel.id == self.caller
@@ -145,23 +157,30 @@ class CallSession:
             raise CallerGone()
         return ev
 
-    async def play(self, uris: list[str], interruptible: bool, until: Ticket | None = None) -> str | None:
-        """Play a prompt to the caller. Returns the digit that interrupted it, if any.
+    async def play(
+        self,
+        uris: list[str],
+        interruptible: bool,
+        until: Ticket | None = None,
+        channel: str | None = None,
+    ) -> str | None:
+        """Play a prompt to the caller (or `channel`). Returns the digit that interrupted it, if any.
 
         With `until`, the prompt also stops as soon as that ticket is decided: an agent who was
         just reserved must not wait for the end of an announcement.
         """
         if not uris:  # a prompt configured as an empty list (e.g. `connecting: []`) is silence
             return None
+        channel = channel or self.caller
         playback_id = f"pb-{uuid.uuid4()}"
         self.service.watch(playback_id, self)
         try:
-            await self.ari.play(self.caller, uris, playback_id)
+            await self.ari.play(channel, uris, playback_id)
             while True:
                 ev = await self.next_event()
                 if isinstance(ev, PlaybackFinished) and ev.playback_id == playback_id:
                     return None
-                if isinstance(ev, ChannelDtmfReceived) and ev.channel.id == self.caller and interruptible:
+                if isinstance(ev, ChannelDtmfReceived) and ev.channel.id == channel and interruptible:
                     # Not awaited: the key press goes on to routing while Asterisk stops the prompt.
                     self.in_background(self.ari.stop_playback(playback_id))
                     return ev.digit
@@ -284,6 +303,11 @@ class CallSession:
             except CallerGone:
                 self.leave_queue(ticket, waiting.queue, abandoned=True)
                 raise
+            except CallerWantsCallback:
+                self.leave_queue(ticket, waiting.queue)
+                if await self.leave_for_callback(waiting):
+                    return
+                continue  # refused: back in line, in the same place
             except BaseException:
                 self.leave_queue(ticket, waiting.queue)
                 raise
@@ -327,8 +351,16 @@ class CallSession:
             else:
                 await self.ari.start_moh(self.caller)
         next_at = loop.time() + every if every else math.inf
+        callback_key = self.service.callback_key(waiting.queue)
         while not ticket.decided.done():
             ev = await self.next_event(timeout=max(0.01, min(1.0, next_at - loop.time())))
+            if (
+                isinstance(ev, ChannelDtmfReceived)
+                and ev.channel.id == self.caller
+                and ev.digit == callback_key
+                and not ticket.decided.done()
+            ):
+                raise CallerWantsCallback()
             if isinstance(ev, Wakeup) and ev.reason.startswith("overflow:"):
                 self.it.enqueue(self.now(), waiting.queue, waiting.tier.value, "overflow")
                 self.save_soon()
@@ -355,15 +387,58 @@ class CallSession:
                 texts += [
                     dataclasses.replace(p, text=p.text.format(minutes=minutes)) for p in ivr.expected_wait
                 ]
+        callback_key = self.service.callback_key(ticket.waiting.queue)
+        if callback_key is not None:
+            texts += [
+                dataclasses.replace(p, text=p.text.format(key=callback_key)) for p in ivr.callback_offer
+            ]
         self.it.record(
             self.now(), "announced", position=position, expected_wait_s=None if ewt is None else round(ewt)
         )
         self.save_soon()
         uris = await self.service.say(texts)
         await self.ari.stop_moh(self.caller)
-        await self.play(uris, interruptible=False, until=ticket)
+        digit = await self.play(uris, interruptible=callback_key is not None, until=ticket)
+        if digit is not None and digit == callback_key and not ticket.decided.done():
+            raise CallerWantsCallback()
         if not ticket.decided.done():
             await self.ari.start_moh(self.caller)
+
+    async def leave_for_callback(self, waiting: WaitingInteraction) -> bool:
+        """Take the caller out of the line with a callback that keeps their place.
+
+        False when we cannot call them back (no dialable number): they stay in line.
+        """
+        ivr = self.service.settings.ivr
+        number = self.it.ani
+        callbacks = self.service.callbacks
+        await self.ari.stop_moh(self.caller)
+        if callbacks is None or not valid_phone(number):
+            self.it.record(self.now(), "callback_refused", number=number)
+            self.save_soon()
+            await self.play(self.service.prompts["callback_refused"], interruptible=False)
+            return False
+        cb = await callbacks.request(
+            phone=number,
+            queue=waiting.queue,
+            source=CallbackSource.IVR,
+            place_at=waiting.queued_at,
+            tier=waiting.tier.value,
+            customer_id=self.it.customer_id,
+            origin_interaction_id=self.it.id,
+            data={"ivr_digits": self.it.digits, "dnis": self.it.dnis},
+            hold=True,
+        )
+        # It joins the line when this call is over, so the agent never rings a busy customer.
+        self.pending_callback = cb
+        self.it.record(self.now(), "callback_requested", callback_id=cb.id, number=number)
+        self.it.end(self.now(), Outcome.CALLBACK_REQUESTED, ended_by="caller")
+        self.save_soon()
+        spoken = " ".join(number.lstrip("+"))
+        texts = [dataclasses.replace(p, text=p.text.format(number=spoken)) for p in ivr.callback_confirmed]
+        await self.play(await self.service.say(texts), interruptible=False)
+        await self.ari.hangup(self.caller)
+        return True
 
     async def no_agent(self) -> None:
         self.it.record(self.now(), "no_agent_available", queue=self.it.queue)
@@ -375,6 +450,36 @@ class CallSession:
 
     async def offer(self, decision: Decision, queue: str) -> bool:
         """Ring the chosen agent(s). True when one answered and the call is bridged."""
+        winner = await self.ring_agents(decision, queue, hold_caller=True)
+        if winner is None:
+            return False
+        await self.ari.stop_moh(self.caller)
+        await self.bridge(winner)
+        self.log.info(
+            "caller %s connected to agent %s (%s)", self.it.ani, self.agent_on_call, decision.reason
+        )
+        return True
+
+    def offer_variables(self, queue: str, decision: Decision) -> dict[str, str]:
+        """The call data that travels to the agent's phone (channel variables and SIP headers)."""
+        return {
+            "LIANLUO_INTERACTION": self.it.id,
+            "LIANLUO_ANI": self.it.ani,
+            "LIANLUO_DNIS": self.it.dnis,
+            "LIANLUO_IVR_DIGITS": self.it.digits,
+            "LIANLUO_QUEUE": queue,
+            "LIANLUO_ROUTE_REASON": decision.reason,
+            # The agent's phone sees the call data in the INVITE too.
+            "PJSIP_HEADER(add,X-Lianluo-Interaction)": self.it.id,
+            "PJSIP_HEADER(add,X-Lianluo-Queue)": queue,
+        }
+
+    async def ring_agents(self, decision: Decision, queue: str, hold_caller: bool) -> str | None:
+        """Ring the chosen agent(s); the channel of the one who answered, or None.
+
+        The agent who answers is on this call from then on (routing is told), whatever
+        happens next; the end of the call starts their wrap-up.
+        """
         self.it.offer(self.now(), decision.agent_ids, decision.reason)
         self.save_soon()
         ring_timeout = self.service.ring_timeout(queue)
@@ -388,17 +493,7 @@ class CallSession:
                     app_args=f"agent,{self.it.id}",
                     caller_id=f'"{self.it.ani}" <{self.it.ani}>',
                     timeout_s=max(1, round(ring_timeout)),
-                    variables={
-                        "LIANLUO_INTERACTION": self.it.id,
-                        "LIANLUO_ANI": self.it.ani,
-                        "LIANLUO_DNIS": self.it.dnis,
-                        "LIANLUO_IVR_DIGITS": self.it.digits,
-                        "LIANLUO_QUEUE": queue,
-                        "LIANLUO_ROUTE_REASON": decision.reason,
-                        # The agent's phone sees the call data in the INVITE too.
-                        "PJSIP_HEADER(add,X-Lianluo-Interaction)": self.it.id,
-                        "PJSIP_HEADER(add,X-Lianluo-Queue)": queue,
-                    },
+                    variables=self.offer_variables(queue, decision),
                 )
             except PbxError as exc:
                 self.log.warning("originate to %s failed: %s", agent_id, exc)
@@ -407,12 +502,12 @@ class CallSession:
                 continue
             self.ringing[channel_id] = agent_id
             self.routing.ringing(agent_id)
-        if self.ringing:
+        if self.ringing and hold_caller:
             await self.ari.start_moh(self.caller)  # music while the agent's phone rings
         if not self.ringing:
             self.it.offer_failed(self.now(), ",".join(decision.agent_ids), "originate failed")
             self.save_soon()
-            return False
+            return None
         # Asterisk cancels the ring itself after ring_timeout; the margin covers set-up.
         deadline = asyncio.get_running_loop().time() + ring_timeout + 5
         winner: str | None = None
@@ -432,10 +527,8 @@ class CallSession:
         if winner is None:
             self.it.offer_failed(self.now(), ",".join(decision.agent_ids), "no agent answered")
             self.save_soon()
-            return False
+            return None
         agent_id = self.ringing.pop(winner)
-        # The agent picked up: from here on they are on this call, whatever happens next
-        # (the caller may hang up while we bridge), and the end of it starts their wrap-up.
         self.agent_channel_id = winner
         self.agent_on_call = agent_id
         self.answered_at = self.now()
@@ -444,15 +537,16 @@ class CallSession:
         for channel_id in list(self.ringing):  # ring-all: the others stop ringing
             await self.ari.hangup(channel_id)
             self._ring_ended(channel_id, queue, "answered elsewhere", no_answer=False)
-        await self.ari.stop_moh(self.caller)
+        return winner
+
+    async def bridge(self, agent_channel: str) -> None:
+        """Caller and the agent who answered join one bridge; the interaction is connected."""
         bridge_id = f"call-{self.it.id}"
         await self.ari.create_bridge(bridge_id, name=f"interaction {self.it.id}")
         self.bridge_id = bridge_id
-        await self.ari.add_to_bridge(bridge_id, [self.caller, winner])
-        self.it.connect(self.answered_at, agent_id)
+        await self.ari.add_to_bridge(bridge_id, [self.caller, agent_channel])
+        self.it.connect(self.answered_at or self.now(), self.agent_on_call or "?")
         self.save_soon()
-        self.log.info("caller %s connected to agent %s (%s)", self.it.ani, agent_id, decision.reason)
-        return True
 
     def _ring_ended(self, channel_id: str, queue: str, reason: str, no_answer: bool) -> None:
         agent_id = self.ringing.pop(channel_id, None)
@@ -494,6 +588,8 @@ class CallSession:
                 await self.save()
             except Exception:
                 self.log.exception("could not save the end of the interaction")
+        if self.pending_callback is not None and self.service.callbacks is not None:
+            self.service.callbacks.release(self.pending_callback)
         self.service.forget(self)
 
 
@@ -516,9 +612,17 @@ class InboundService:
         self.prompt_cache = prompt_cache
         self.clock = clock
         self.default_queue = settings.ivr.menu[0].queue if settings.ivr.menu else settings.queues[0].name
+        self.callbacks: CallbackService | None = None  # set when callbacks are configured
         self.sessions: dict[str, CallSession] = {}  # caller channel id -> session
         self._watch: dict[str, CallSession] = {}  # any channel or playback id -> session
         self.reconciled = asyncio.Event()
+
+    def callback_key(self, queue: str) -> str | None:
+        """The key that asks for a callback while waiting in this queue, if it offers them."""
+        q = self.routing.queue_settings.get(queue)
+        if q is None or not q.callback.offer or self.callbacks is None:
+            return None
+        return q.callback.key
 
     def announce_every(self, queue: str) -> float:
         q = self.routing.queue_settings.get(queue)
@@ -588,8 +692,8 @@ class InboundService:
             if kind == "inbound" and ev.channel.id not in self.sessions:
                 await self.new_call(ev.channel, ev.args)
                 return
-            if kind == "agent" and ev.channel.id not in self._watch:
-                log.warning("agent leg %s answered for an interaction we no longer hold", ev.channel.id)
+            if kind in ("agent", "callback") and ev.channel.id not in self._watch:
+                log.warning("%s leg %s answered for an interaction we no longer hold", kind, ev.channel.id)
                 await self.ari.hangup(ev.channel.id)
                 return
         key = None

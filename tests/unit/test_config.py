@@ -61,6 +61,26 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
             "agents[0].skills.billing",
             "1-10",
         ),
+        (
+            "queues:\n  - {name: general, callback: {offer: true}}\n",
+            2,
+            "queues[0].callback.offer",
+            "carrier.outbound_contact",
+        ),
+        ("carrier:\n  outbound_contact: 127.0.0.2\n", 2, "carrier.outbound_contact", "not a SIP URI"),
+        (
+            "carrier: {outbound_contact: 'sip:127.0.0.2:5062'}\n"
+            "queues:\n  - {name: general, callback: {offer: true, customer_ring_s: 5}}\n",
+            3,
+            "queues[0].callback.customer_ring_s",
+            "at least 15 s",
+        ),
+        (
+            "ivr:\n  callback_offer: [{text: 'press {digit}'}]\n",
+            2,
+            "ivr.callback_offer[0].text",
+            "unknown placeholder",
+        ),
         ("agents:\n  - {id: '1001', name: A, role: boss}\n", 2, "agents[0].role", "expected one of"),
         (
             "web:\n  users: [{username: Lead, name: L}]\n",
