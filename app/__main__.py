@@ -26,6 +26,7 @@ def banner(settings: Settings, agent_passwords: dict[str, str], database: str) -
     ]
     for agent in settings.agents[:10]:
         lines.append(f"    {agent.id}  {agent.name:<12}  password {agent_passwords.get(agent.id, '?')}")
+    lines += panel_banner(settings)
     dids = ", ".join(settings.carrier.dids)
     lines += [
         f"  Call a service line ({dids}) from a second registered phone, or as the carrier",
@@ -37,6 +38,18 @@ def banner(settings: Settings, agent_passwords: dict[str, str], database: str) -
         "",
     ]
     return "\n".join(lines)
+
+
+def panel_banner(settings: Settings) -> list[str]:
+    web = settings.web
+    others = ", ".join(f"{u.username} ({u.role})" for u in web.users)
+    secrets = f"{settings.var_dir.rstrip('/')}/secrets.yaml"
+    return [
+        f"  Agent panel:  http://{web.host}:{web.port}/login",
+        "    agents sign in with their number" + (f"; also {others}" if others else ""),
+        f"    passwords: `panel_passwords` in {secrets}; list them with",
+        f"    awk '/^panel_passwords:/ {{p=1; next}} /^[^ ]/ {{p=0}} p' {secrets}",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

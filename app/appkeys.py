@@ -14,6 +14,8 @@ from app.flows.callbacks import CallbackService
 from app.flows.inbound import InboundService
 from app.flows.routing import RoutingService
 from app.flows.voicemail import VoicemailService
+from app.panel.auth import AuthService
+from app.panel.live import LiveHub
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -28,3 +30,5 @@ ROUTING = web.AppKey("routing", RoutingService)
 DATABASE_URL = web.AppKey("database_url", str)
 CALLBACKS = web.AppKey("callbacks", CallbackService)
 VOICEMAIL = web.AppKey("voicemail", VoicemailService)
+AUTH = web.AppKey("auth", AuthService)
+LIVE = web.AppKey("live", LiveHub)

@@ -29,14 +29,18 @@ from app.adapters.asterisk_instance import (
     render_instance,
 )
 from app.adapters.db import Store, ensure_database, migrate, resolve_url
+from app.adapters.passwords import Passwords
 from app.adapters.prompts import Prompt, PromptCache
+from app.adapters.web_users import WebUserStore
 from app.appkeys import (
     AMI,
     ARI,
     ASTERISK,
+    AUTH,
     CALLBACKS,
     DATABASE_URL,
     INBOUND,
+    LIVE,
     PROMPT_CACHE,
     PROMPTS,
     ROUTING,
@@ -51,6 +55,9 @@ from app.flows.callbacks import CallbackService
 from app.flows.inbound import InboundService, utcnow
 from app.flows.routing import RoutingService
 from app.flows.voicemail import VoicemailService
+from app.panel import http as panel_http
+from app.panel.auth import AuthService, load_or_create_panel_passwords, panel_users
+from app.panel.live import LiveHub
 from app.web import api, callbacks_api, health, voicemail_api
 
 log = logging.getLogger(__name__)
@@ -157,6 +164,26 @@ async def routing_ctx(app: web.Application) -> AsyncIterator[None]:
         await routing.stop()
 
 
+async def panel_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Panel users (from the configuration, passwords in var/secrets.yaml) and the live hub."""
+    settings = app[SETTINGS]
+    auth = AuthService(WebUserStore(app[STORE].pool), Passwords(), settings.web, utcnow)
+    users = panel_users(settings)
+    passwords = await asyncio.to_thread(
+        load_or_create_panel_passwords, Paths.of(settings).var_dir, [u.username for u in users]
+    )
+    await auth.sync_users(users, passwords)
+    hub = LiveHub(api.agent_view)
+    routing = app[ROUTING]
+    routing.listeners.append(hub)
+    app[AUTH] = auth
+    app[LIVE] = hub
+    try:
+        yield
+    finally:
+        routing.listeners.remove(hub)
+
+
 async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     secrets = app[SECRETS]
@@ -221,16 +248,22 @@ async def error_middleware(
         return await handler(request)
     except AppError as exc:
         return web.json_response(
-            {"error_id": exc.error_id, "message": exc.message, "details": exc.details}, status=exc.http_status
+            {"error_id": exc.error_id, "message": exc.message, "details": exc.details},
+            status=exc.http_status,
+            headers=exc.headers,
         )
 
 
 def build_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([database_ctx, asterisk_ctx, prompts_ctx, routing_ctx, ari_ctx, ami_ctx])
+    app.cleanup_ctx.extend(
+        [database_ctx, asterisk_ctx, prompts_ctx, routing_ctx, panel_ctx, ari_ctx, ami_ctx]
+    )
+    app.on_shutdown.append(panel_http.close_live_sockets)
     app.router.add_get("/health", health.handler)
     api.add_routes(app)
     callbacks_api.add_routes(app)
     voicemail_api.add_routes(app)
+    panel_http.add_routes(app)
     return app

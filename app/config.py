@@ -66,6 +66,8 @@ class AgentSettings:
     codecs: tuple[str, ...] = ("ulaw", "alaw", "g722")
     # A desk phone at a fixed address instead of registering, e.g. "sip:1001@10.0.0.21:5060".
     contact: str | None = None
+    # Role in the agent panel: an expert is an agent others may consult.
+    role: Literal["agent", "expert"] = "agent"
 
 
 @dataclass(frozen=True)
@@ -243,9 +245,46 @@ class VoicemailSettings:
 
 
 @dataclass(frozen=True)
+class WebUserSettings:
+    """A panel user who is not an agent. Passwords are generated into var/secrets.yaml."""
+
+    username: str
+    name: str
+    role: Literal["supervisor", "admin"] = "supervisor"
+
+
+@dataclass(frozen=True)
+class NotReadyReason:
+    """A reason code an agent picks when going Not Ready, with its label in each language."""
+
+    code: str
+    en: str = ""
+    zh: str = ""
+
+
+DEFAULT_NOT_READY_REASONS = (
+    NotReadyReason("break", "Break", "休息"),
+    NotReadyReason("lunch", "Lunch", "午餐"),
+    NotReadyReason("meeting", "Meeting", "会议"),
+    NotReadyReason("training", "Training", "培训"),
+    NotReadyReason("back_office", "Back-office work", "后台工作"),
+)
+
+
+@dataclass(frozen=True)
 class WebSettings:
     host: str = "127.0.0.1"
     port: int = 8080
+    # Panel sign-in: supervisors and admins (agents get a user each from `agents`).
+    users: tuple[WebUserSettings, ...] = ()
+    not_ready_reasons: tuple[NotReadyReason, ...] = DEFAULT_NOT_READY_REASONS
+    # A panel session ends after this long without a request (an open panel counts as
+    # activity), and in any case this long after sign-in.
+    session_idle_s: float = 30 * 60.0
+    session_max_s: float = 12 * 3600.0
+    # Failed sign-ins allowed per username and address within the window, then 429.
+    login_max_failures: int = 5
+    login_window_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -586,3 +625,34 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         raise bad("ivr.attempts", "must be at least 1")
     if s.ivr.digit_timeout_s <= 0:
         raise bad("ivr.digit_timeout_s", "must be positive")
+    _check_web(s, bad)
+
+
+def _check_web(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> None:
+    usernames: set[str] = set()
+    for i, user in enumerate(s.web.users):
+        if not re.fullmatch(r"[a-z][a-z0-9_.-]{1,31}", user.username):
+            raise bad(
+                f"web.users[{i}].username",
+                f"use 2-32 characters from a-z, 0-9, '_', '.' and '-', starting with a letter;"
+                f" got {user.username!r}",
+            )
+        if user.username in usernames:
+            raise bad(f"web.users[{i}].username", f"user {user.username} is given twice")
+        usernames.add(user.username)
+    if not s.web.not_ready_reasons:
+        raise bad("web.not_ready_reasons", "give at least one reason code")
+    codes: set[str] = set()
+    for i, reason in enumerate(s.web.not_ready_reasons):
+        if not re.fullmatch(r"[a-z0-9_]{1,32}", reason.code):
+            raise bad(
+                f"web.not_ready_reasons[{i}].code",
+                f"use 1-32 characters from a-z, 0-9 and '_', got {reason.code!r}",
+            )
+        if reason.code in codes:
+            raise bad(f"web.not_ready_reasons[{i}].code", f"reason {reason.code} is given twice")
+        codes.add(reason.code)
+    if s.web.session_idle_s < 60 or s.web.session_max_s < s.web.session_idle_s:
+        raise bad("web.session_idle_s", "session_idle_s must be >= 60 and session_max_s >= session_idle_s")
+    if s.web.login_max_failures < 1 or s.web.login_window_s <= 0:
+        raise bad("web.login_max_failures", "login_max_failures must be >= 1 and login_window_s positive")

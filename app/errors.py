@@ -16,6 +16,8 @@ class AppError(Exception):
     message: str
     details: dict[str, Any] = field(default_factory=dict)
     http_status: int = 500
+    # Extra HTTP response headers, e.g. Retry-After on 429.
+    headers: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return self.message

@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from app.adapters.db import Store
 from app.config import QueueSettings, Settings
-from app.domain.agent_state import Agent, AgentState, IllegalAgentTransition
+from app.domain.agent_state import Agent, AgentState, AgentStateEvent, IllegalAgentTransition
 from app.domain.routing import (
     Decision,
     Overflow,
@@ -74,6 +75,12 @@ def queue_config(q: QueueSettings) -> QueueConfig:
     )
 
 
+class AgentListener(Protocol):
+    """Told about agents whose state changed (e.g. the panel's live push). Must not block."""
+
+    def agents_changed(self, agents: Sequence[Agent]) -> None: ...
+
+
 @dataclass
 class Ticket:
     """One interaction waiting in a queue, and the future its call awaits."""
@@ -99,6 +106,7 @@ class RoutingService:
         self._wrap_up_timers: dict[str, asyncio.TimerHandle] = {}
         self._persist: asyncio.Queue[None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self.listeners: list[AgentListener] = []
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -161,8 +169,17 @@ class RoutingService:
         events = [e for agent in self.agents.values() for e in agent.drain()]
         if events:
             events.sort(key=lambda e: e.at)
+            self._tell_listeners(events)
             reasons = {a.id: a.not_ready_reason for a in self.agents.values()}
             await self.store.save_agent_events(events, reasons)
+
+    def _tell_listeners(self, events: Sequence[AgentStateEvent]) -> None:
+        changed = [self.agents[i] for i in dict.fromkeys(e.agent_id for e in events) if i in self.agents]
+        for listener in self.listeners:
+            try:
+                listener.agents_changed(changed)
+            except Exception:
+                log.exception("agent listener %r failed", listener)
 
     # -- waiting interactions ---------------------------------------------------
 

@@ -89,6 +89,28 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
             "ivr.callback_offer[0].text",
             "unknown placeholder",
         ),
+        ("agents:\n  - {id: '1001', name: A, role: boss}\n", 2, "agents[0].role", "expected one of"),
+        (
+            "web:\n  users: [{username: Lead, name: L}]\n",
+            2,
+            "web.users[0].username",
+            "starting with a letter",
+        ),
+        (
+            "web:\n  users: [{username: lead, name: L, role: agent}]\n",
+            2,
+            "web.users[0].role",
+            "expected one of",
+        ),
+        (
+            "web:\n  users:\n    - {username: lead, name: L}\n    - {username: lead, name: M}\n",
+            4,
+            "web.users[1].username",
+            "twice",
+        ),
+        ("web:\n  not_ready_reasons: []\n", 2, "web.not_ready_reasons", "at least one"),
+        ("web:\n  not_ready_reasons: [{code: Lunch Break}]\n", 2, "web.not_ready_reasons[0].code", "a-z"),
+        ("web:\n  session_idle_s: 10\n", 2, "web.session_idle_s", ">= 60"),
     ],
 )
 def test_bad_config_names_file_line_and_field(
@@ -100,6 +122,21 @@ def test_bad_config_names_file_line_and_field(
     assert msg.startswith(f"{tmp_path / 'center.yaml'}:{line}: {field}: "), msg
     assert words in msg
     assert err.value.details["field"] == field
+
+
+def test_panel_settings_read_from_yaml(tmp_path: Path) -> None:
+    s = load_settings(
+        write(
+            tmp_path,
+            "agents:\n  - {id: '1001', name: A, role: expert}\n"
+            "web:\n  users: [{username: lead, name: Lee}, {username: root, name: R, role: admin}]\n"
+            "  not_ready_reasons: [{code: lunch, en: Lunch, zh: 午餐}, {code: coaching}]\n",
+        )
+    )
+    assert s.agents[0].role == "expert"
+    assert [(u.username, u.role) for u in s.web.users] == [("lead", "supervisor"), ("root", "admin")]
+    assert [r.code for r in s.web.not_ready_reasons] == ["lunch", "coaching"]
+    assert Settings().web.not_ready_reasons[0].code == "break"  # a default list when none is given
 
 
 def test_malformed_yaml_names_line(tmp_path: Path) -> None:

@@ -1,0 +1,252 @@
+"""Panel sign-in: users from the configuration, sessions in PostgreSQL, CSRF, throttling.
+
+- **Users.** Every configured agent is a user (username = agent id, role agent or expert);
+  `web.users` adds supervisors and admins. Passwords are generated once into
+  var/secrets.yaml (`panel_passwords`, mode 0600); PostgreSQL holds only argon2id hashes.
+  That file is the source of truth for now: editing a password there and restarting
+  changes it (and ends that user's sessions).
+- **Sessions.** The cookie carries 32 random bytes; the table keeps their SHA-256. Each
+  session has its own CSRF token (synchronizer pattern): a state-changing request must echo
+  it in the `X-CSRF-Token` header (scripts) or a `csrf_token` form field (plain forms).
+- **Throttling.** See app/domain/access.py: failures per (username, address), charged
+  before the hash is checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets as pysecrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+from app.adapters.passwords import Passwords
+from app.adapters.web_users import UserRecord, WebUserStore
+from app.config import Settings, WebSettings
+from app.domain.access import Principal, Role, SessionVerdict, retry_after_s, session_verdict
+from app.errors import AppError
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "lianluo_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+# A session's last-seen time is written at most this often (not on every request).
+TOUCH_EVERY_S = 30.0
+MAX_USERNAME = 64
+MAX_PASSWORD = 256
+
+
+# -- errors: one model, JSON for API calls (app/bootstrap.py error_middleware) ----------------
+
+
+class NotSignedIn(AppError):
+    def __init__(self) -> None:
+        super().__init__("not-signed-in", "sign in first (POST /login)", {}, 401)
+
+
+class SessionExpired(AppError):
+    def __init__(self, why: SessionVerdict) -> None:
+        message = (
+            "your session ended after a period without activity; sign in again"
+            if why is SessionVerdict.IDLE
+            else "your session reached its maximum length; sign in again"
+        )
+        super().__init__("session-expired", message, {"reason": why.value}, 401)
+
+
+class Forbidden(AppError):
+    def __init__(self, message: str) -> None:
+        super().__init__("forbidden", message, {}, 403)
+
+
+class CsrfFailed(AppError):
+    def __init__(self) -> None:
+        super().__init__(
+            "csrf-failed",
+            f"missing or wrong CSRF token: send the session's token in the {CSRF_HEADER} header"
+            f" or the {CSRF_FIELD} form field",
+            {},
+            403,
+        )
+
+
+class WrongCredentials(AppError):
+    def __init__(self) -> None:
+        super().__init__("wrong-credentials", "wrong username or password", {}, 401)
+
+
+class TooManyAttempts(AppError):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "too-many-attempts",
+            f"too many failed sign-ins; try again in {retry_after} s",
+            {"retry_after_s": retry_after},
+            429,
+            {"Retry-After": str(retry_after)},
+        )
+
+
+# -- users from the configuration ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PanelUser:
+    username: str
+    name: str
+    role: Role
+    agent_id: str | None
+
+
+def panel_users(settings: Settings) -> list[PanelUser]:
+    users = [PanelUser(a.id, a.name, Role(a.role), a.id) for a in settings.agents]
+    users += [PanelUser(u.username, u.name, Role(u.role), None) for u in settings.web.users]
+    return users
+
+
+def load_or_create_panel_passwords(var_dir: Path, usernames: Sequence[str]) -> dict[str, str]:
+    """`panel_passwords` in var/secrets.yaml: one generated per user that lacks one. Other
+    keys of the file (Asterisk's secrets) are kept as they are."""
+    path = var_dir / "secrets.yaml"
+    data: dict[str, object] = {}
+    if path.exists():
+        loaded = yaml.safe_load(path.read_text())
+        if isinstance(loaded, dict):
+            data = loaded
+    raw = data.get("panel_passwords")
+    passwords: dict[str, str] = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+    missing = [u for u in usernames if not passwords.get(u)]
+    for username in missing:
+        passwords[username] = pysecrets.token_urlsafe(12)
+    if missing:
+        data["panel_passwords"] = passwords
+        var_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".panel.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            yaml.safe_dump(data, f, sort_keys=True)
+        os.replace(tmp, path)
+    return {u: passwords[u] for u in usernames}
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PanelSession:
+    token_hash: bytes
+    csrf_token: str
+    user: UserRecord
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(self.user.username, self.user.role, self.user.agent_id)
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    token: str  # for the cookie; never stored
+    session: PanelSession
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class AuthService:
+    def __init__(
+        self,
+        store: WebUserStore,
+        passwords: Passwords,
+        web: WebSettings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.passwords = passwords
+        self.web = web
+        self.clock = clock
+
+    async def sync_users(self, users: Sequence[PanelUser], passwords: Mapping[str, str]) -> None:
+        """Make PostgreSQL match the configuration and var/secrets.yaml. A hash is (re)computed
+        only for a new user or a changed password, so a normal start verifies, never rehashes."""
+        stored = await self.store.users()
+        for user in users:
+            password = passwords[user.username]
+            old = stored.get(user.username)
+            new_hash: str | None = None
+            if (
+                old is None
+                or self.passwords.needs_rehash(old.password_hash)
+                or not await self.passwords.verify(old.password_hash, password)
+            ):
+                new_hash = await self.passwords.hash(password)
+                if old is not None:
+                    log.info("panel user %s: password changed in secrets.yaml; sessions ended", user.username)
+            await self.store.save_user(user.username, user.name, user.role, user.agent_id, new_hash)
+        await self.store.deactivate_others([u.username for u in users])
+
+    async def sign_in(self, username: str, password: str, remote: str, user_agent: str) -> SignedIn:
+        username = username.strip().lower()[:MAX_USERNAME]
+        if not username or not password or len(password) > MAX_PASSWORD:
+            raise WrongCredentials()
+        now = self.clock()
+        window_start = now - timedelta(seconds=self.web.login_window_s)
+        attempt, others = await self.store.charge_attempt(username, remote, now, window_start)
+        wait = retry_after_s(others, now, self.web.login_max_failures, self.web.login_window_s)
+        if wait:
+            await self.store.refund_attempt(attempt)  # a refused attempt does not extend the lock
+            log.warning("panel sign-in throttled for %r from %s (%d s)", username, remote, wait)
+            raise TooManyAttempts(wait)
+        user = await self.store.active_user(username)
+        matches = await self.passwords.verify(user.password_hash if user else None, password)
+        if user is None or not matches:
+            log.info("panel sign-in failed for %r from %s", username, remote)
+            raise WrongCredentials()
+        await self.store.clear_failures(username, remote)
+        token = pysecrets.token_urlsafe(32)
+        session = PanelSession(token_hash(token), pysecrets.token_urlsafe(32), user)
+        await self.store.create_session(
+            session.token_hash,
+            user.username,
+            session.csrf_token,
+            now,
+            remote,
+            user_agent,
+            stale_before=now - timedelta(seconds=self.web.session_idle_s),
+            started_before=now - timedelta(seconds=self.web.session_max_s),
+        )
+        log.info("panel user %s (%s) signed in from %s", user.username, user.role.value, remote)
+        return SignedIn(token, session)
+
+    async def session_for(self, token: str | None) -> PanelSession:
+        """The live session for a cookie value, or NotSignedIn / SessionExpired."""
+        if not token or len(token) > 200:
+            raise NotSignedIn()
+        record = await self.store.session(token_hash(token))
+        if record is None:
+            raise NotSignedIn()
+        now = self.clock()
+        verdict = session_verdict(
+            record.created_at, record.last_seen_at, now, self.web.session_idle_s, self.web.session_max_s
+        )
+        if verdict is not SessionVerdict.VALID:
+            await self.store.delete_session(record.token_hash)
+            raise SessionExpired(verdict)
+        if now - record.last_seen_at >= timedelta(seconds=TOUCH_EVERY_S):
+            await self.store.touch_session(record.token_hash, now)
+        return PanelSession(record.token_hash, record.csrf_token, record.user)
+
+    async def sign_out(self, session: PanelSession) -> None:
+        await self.store.delete_session(session.token_hash)
+        log.info("panel user %s signed out", session.user.username)
+
+    @staticmethod
+    def check_csrf(session: PanelSession, presented: str | None) -> None:
+        if not presented or not hmac.compare_digest(presented.encode(), session.csrf_token.encode()):
+            raise CsrfFailed()

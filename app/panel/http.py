@@ -1,0 +1,504 @@
+"""The agent panel over HTTP: sign-in pages, the agent and supervisor pages, their JSON API
+under /panel/api/, and the live websocket /ws.
+
+Refusals follow one model. JSON calls get an AppError as JSON (401 not signed in or session
+over, 403 wrong role, other agent or bad CSRF token, 429 throttled); pages redirect to
+/login instead of a 401. Checks run in this order, each before anything changes: session,
+then same-origin and CSRF token for writes, then role, then the request's content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import secrets as pysecrets
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import WSCloseCode, web
+
+from app.appkeys import AUTH, LIVE, ROUTING, SETTINGS
+from app.domain.access import (
+    AGENT_ROLES,
+    Principal,
+    may_change_state,
+    may_supervise,
+    may_view_agent,
+)
+from app.errors import AppError
+from app.panel import pages
+from app.panel.auth import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    CsrfFailed,
+    Forbidden,
+    NotSignedIn,
+    PanelSession,
+    SessionExpired,
+    TooManyAttempts,
+    WrongCredentials,
+)
+from app.panel.i18n import LANG_COOKIE, Lang, pick_language, t
+from app.panel.live import Subscription
+from app.web.api import BadRequest, agent_view, json_body
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+LOGIN_FORM_COOKIE = "lianluo_login_form"
+# How often an open websocket re-checks (and keeps alive) its session.
+WS_SESSION_CHECK_S = 30.0
+# Closing codes the browser sees when the server ends the socket (4000-4999: application).
+WS_SESSION_OVER = 4401
+WS_SIGNED_OUT = 4001
+WS_ENDED = 4000
+
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self';"
+        " form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+# -- request helpers ------------------------------------------------------------------------------
+
+
+def language(request: web.Request) -> Lang:
+    return pick_language(
+        request.query.get("lang"), request.cookies.get(LANG_COOKIE), request.headers.get("Accept-Language")
+    )
+
+
+def html(
+    request: web.Request, body: str, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    resp = web.Response(
+        text=body, status=status, content_type="text/html", headers={**PAGE_HEADERS, **(headers or {})}
+    )
+    chosen = request.query.get("lang")
+    if chosen in ("en", "zh"):
+        resp.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, httponly=True, samesite="Lax", path="/")
+    return resp
+
+
+def wants_json(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return request.content_type == "application/json" or "application/json" in accept
+
+
+def same_origin(request: web.Request) -> None:
+    """Browsers name the page that sent a request in Origin; refuse writes from other sites."""
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        raise Forbidden(f"cross-site request refused (Origin {origin})")
+
+
+async def session_of(request: web.Request) -> PanelSession:
+    return await request.app[AUTH].session_for(request.cookies.get(SESSION_COOKIE))
+
+
+async def writing_session(request: web.Request, form: Mapping[str, Any] | None = None) -> PanelSession:
+    """The session of a state-changing request, with its origin and CSRF token checked."""
+    session = await session_of(request)
+    same_origin(request)
+    presented = request.headers.get(CSRF_HEADER)
+    if presented is None and form is not None:
+        value = form.get(CSRF_FIELD)
+        presented = value if isinstance(value, str) else None
+    request.app[AUTH].check_csrf(session, presented)
+    return session
+
+
+def home_of(who: Principal) -> str:
+    return "/panel" if who.role in AGENT_ROLES else "/supervisor"
+
+
+def user_line(lang: Lang, session: PanelSession) -> str:
+    user = session.user
+    return t(lang, "signed_in_as", name=user.display_name, role=t(lang, f"role.{user.role.value}"))
+
+
+def set_session_cookie(request: web.Request, resp: web.StreamResponse, token: str) -> None:
+    resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", secure=request.secure, path="/")
+
+
+def clear_session_cookie(resp: web.StreamResponse) -> None:
+    resp.del_cookie(SESSION_COOKIE, path="/")
+
+
+def see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+def redirect_to_login(request: web.Request, exc: AppError) -> web.Response:
+    resp = see_other("/login?expired=1" if isinstance(exc, SessionExpired) else "/login")
+    if request.cookies.get(SESSION_COOKIE):
+        clear_session_cookie(resp)
+    return resp
+
+
+# -- sign in and out ------------------------------------------------------------------------------
+
+
+async def login_form(request: web.Request) -> web.Response:
+    lang = language(request)
+    with contextlib.suppress(NotSignedIn, SessionExpired):
+        session = await session_of(request)
+        return see_other(home_of(session.principal))
+    message = ""
+    if "expired" in request.query:
+        message = t(lang, "session_expired")
+    elif "signed_out" in request.query:
+        message = t(lang, "signed_out")
+    return login_response(request, lang, message)
+
+
+def login_response(
+    request: web.Request,
+    lang: Lang,
+    message: str = "",
+    username: str = "",
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """The sign-in form, with a double-submit token against sign-in CSRF (there is no session
+    yet to tie a token to): the same random value in a strict cookie and a hidden field."""
+    token = request.cookies.get(LOGIN_FORM_COOKIE) or pysecrets.token_urlsafe(24)
+    resp = html(request, pages.login_page(lang, token, message, username), status, headers)
+    resp.set_cookie(
+        LOGIN_FORM_COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        path="/login",
+        max_age=3600,
+    )
+    return resp
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    auth = request.app[AUTH]
+    as_json = request.content_type == "application/json"
+    lang = language(request)
+    if as_json:
+        # A JSON body cannot be sent cross-site without a CORS preflight we never grant.
+        same_origin(request)
+        body = await json_body(request)
+        username, password = body.get("username"), body.get("password")
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise BadRequest("expected {'username': text, 'password': text}")
+    else:
+        form = await request.post()
+        username, password = str(form.get("username", "")), str(form.get("password", ""))
+        cookie = request.cookies.get(LOGIN_FORM_COOKIE)
+        field = form.get(CSRF_FIELD)
+        try:
+            same_origin(request)
+            if (
+                not cookie
+                or not isinstance(field, str)
+                or not hmac.compare_digest(field.encode(), cookie.encode())
+            ):
+                raise CsrfFailed()
+        except (CsrfFailed, Forbidden):
+            return login_response(request, lang, t(lang, "form_expired"), username, 403)
+    try:
+        signed_in = await auth.sign_in(
+            username, password, request.remote or "", request.headers.get("User-Agent", "")
+        )
+    except TooManyAttempts as exc:
+        if as_json:
+            raise
+        msg = t(lang, "too_many", seconds=exc.details["retry_after_s"])
+        return login_response(request, lang, msg, username, 429, exc.headers)
+    except WrongCredentials:
+        if as_json:
+            raise
+        return login_response(request, lang, t(lang, "wrong_credentials"), username, 401)
+    # A new token at every sign-in (no fixation); a session this browser had is ended.
+    old = request.cookies.get(SESSION_COOKIE)
+    if old:
+        with contextlib.suppress(NotSignedIn, SessionExpired):
+            previous = await auth.session_for(old)
+            await auth.sign_out(previous)
+            request.app[LIVE].end_session(previous.token_hash)
+    session = signed_in.session
+    home = home_of(session.principal)
+    resp: web.StreamResponse
+    if as_json:
+        resp = web.json_response(
+            {"user": me_view(session), "csrf_token": session.csrf_token, "home": home},
+            headers={"Cache-Control": "no-store"},
+        )
+    else:
+        resp = see_other(home)
+        resp.del_cookie(LOGIN_FORM_COOKIE, path="/login")
+    set_session_cookie(request, resp, signed_in.token)
+    return resp
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    form = None if request.content_type == "application/json" else await request.post()
+    try:
+        session = await writing_session(request, form)
+    except (NotSignedIn, SessionExpired) as exc:
+        if wants_json(request):
+            raise
+        return redirect_to_login(request, exc)
+    except (CsrfFailed, Forbidden) as exc:
+        if wants_json(request):
+            raise
+        lang = language(request)
+        return html(request, pages.message_page(lang, t(lang, "sign_out"), exc.message), exc.http_status)
+    await request.app[AUTH].sign_out(session)
+    request.app[LIVE].end_session(session.token_hash)
+    resp: web.StreamResponse = (
+        web.json_response({"signed_out": True}) if wants_json(request) else see_other("/login?signed_out=1")
+    )
+    clear_session_cookie(resp)
+    return resp
+
+
+# -- pages ----------------------------------------------------------------------------------------
+
+
+async def root(request: web.Request) -> web.Response:
+    try:
+        session = await session_of(request)
+    except (NotSignedIn, SessionExpired) as exc:
+        return redirect_to_login(request, exc)
+    return see_other(home_of(session.principal))
+
+
+async def agent_page(request: web.Request) -> web.Response:
+    try:
+        session = await session_of(request)
+    except (NotSignedIn, SessionExpired) as exc:
+        return redirect_to_login(request, exc)
+    who = session.principal
+    if who.agent_id is None:
+        return see_other(home_of(who))
+    lang = language(request)
+    agent = agent_view(request.app[ROUTING].agent(who.agent_id))
+    reasons = request.app[SETTINGS].web.not_ready_reasons
+    return html(request, pages.panel_page(lang, session.csrf_token, user_line(lang, session), agent, reasons))
+
+
+async def supervisor_page(request: web.Request) -> web.Response:
+    try:
+        session = await session_of(request)
+    except (NotSignedIn, SessionExpired) as exc:
+        return redirect_to_login(request, exc)
+    lang = language(request)
+    if not may_supervise(session.principal):
+        page = pages.message_page(lang, t(lang, "supervisor"), t(lang, "forbidden"), session.csrf_token)
+        return html(request, page, 403)
+    agents = [agent_view(a) for a in request.app[ROUTING].agents.values()]
+    reasons = request.app[SETTINGS].web.not_ready_reasons
+    return html(
+        request, pages.supervisor_page(lang, session.csrf_token, user_line(lang, session), agents, reasons)
+    )
+
+
+async def state_form(request: web.Request) -> web.Response:
+    """The Ready / Not Ready buttons without JavaScript: a form post, then back to the panel."""
+    form = await request.post()
+    lang = language(request)
+    try:
+        session = await writing_session(request, form)
+        who = session.principal
+        if who.agent_id is None:
+            raise Forbidden("only agents have a state of their own")
+        reason = form.get("reason")
+        change_state(
+            request,
+            who,
+            who.agent_id,
+            str(form.get("state", "")),
+            reason if isinstance(reason, str) else None,
+        )
+    except (NotSignedIn, SessionExpired) as exc:
+        return redirect_to_login(request, exc)
+    except AppError as exc:
+        return html(request, pages.message_page(lang, t(lang, "your_state"), exc.message), exc.http_status)
+    return see_other("/panel")
+
+
+# -- JSON API -------------------------------------------------------------------------------------
+
+
+def me_view(session: PanelSession) -> dict[str, Any]:
+    user = session.user
+    return {
+        "username": user.username,
+        "name": user.display_name,
+        "role": user.role.value,
+        "agent_id": user.agent_id,
+    }
+
+
+def change_state(
+    request: web.Request, who: Principal, agent_id: str, state: str, reason: str | None
+) -> dict[str, Any]:
+    if not may_change_state(who, agent_id):
+        raise Forbidden("agents may change only their own state")
+    allowed = ("ready", "not_ready", "logged_out") if may_supervise(who) else ("ready", "not_ready")
+    if state not in allowed:
+        raise BadRequest(f"state must be one of {', '.join(allowed)}; got {state!r}")
+    codes = [r.code for r in request.app[SETTINGS].web.not_ready_reasons]
+    if state == "not_ready" and reason not in codes:
+        raise BadRequest(f"Not Ready needs a reason code, one of {', '.join(codes)}; got {reason!r}")
+    agent = request.app[ROUTING].set_state(agent_id, state, reason if state == "not_ready" else None)
+    log.info("panel: %s set agent %s %s (%s)", who.username, agent_id, state, reason or "-")
+    return agent_view(agent)
+
+
+async def api_me(request: web.Request) -> web.Response:
+    session = await session_of(request)
+    who = session.principal
+    agent = agent_view(request.app[ROUTING].agent(who.agent_id)) if who.agent_id else None
+    return web.json_response({"user": me_view(session), "agent": agent, "csrf_token": session.csrf_token})
+
+
+async def api_agents(request: web.Request) -> web.Response:
+    session = await session_of(request)
+    if not may_supervise(session.principal):
+        raise Forbidden("only supervisors and admins may list every agent")
+    return web.json_response([agent_view(a) for a in request.app[ROUTING].agents.values()])
+
+
+async def api_agent(request: web.Request) -> web.Response:
+    session = await session_of(request)
+    agent_id = request.match_info["agent_id"]
+    if not may_view_agent(session.principal, agent_id):
+        raise Forbidden("agents may see only their own state")
+    return web.json_response(agent_view(request.app[ROUTING].agent(agent_id)))
+
+
+async def api_set_state(request: web.Request) -> web.Response:
+    session = await writing_session(request)
+    body = await json_body(request)
+    state, reason = body.get("state"), body.get("reason")
+    if not isinstance(state, str) or (reason is not None and not isinstance(reason, str)):
+        raise BadRequest("expected {'state': 'ready'|'not_ready', 'reason': a reason code}")
+    return web.json_response(
+        change_state(request, session.principal, request.match_info["agent_id"], state, reason)
+    )
+
+
+async def _skill(request: web.Request, session: PanelSession, level: int | None) -> web.Response:
+    who = session.principal
+    if not may_supervise(who):
+        raise Forbidden("only supervisors and admins may change skills")
+    agent_id, skill = request.match_info["agent_id"], request.match_info["skill"]
+    agent = await request.app[ROUTING].set_skill(agent_id, skill, level, f"panel:{who.username}")
+    return web.json_response(agent_view(agent))
+
+
+async def api_put_skill(request: web.Request) -> web.Response:
+    session = await writing_session(request)
+    if not may_supervise(session.principal):  # before the body is even read
+        raise Forbidden("only supervisors and admins may change skills")
+    body = await json_body(request)
+    level = body.get("level")
+    if not isinstance(level, int) or isinstance(level, bool):
+        raise BadRequest("expected {'level': 1..10}")
+    return await _skill(request, session, level)
+
+
+async def api_delete_skill(request: web.Request) -> web.Response:
+    return await _skill(request, await writing_session(request), None)
+
+
+# -- live -----------------------------------------------------------------------------------------
+
+
+async def live_socket(request: web.Request) -> web.StreamResponse:
+    """Pushes agent states: a snapshot first, then every change the viewer may see."""
+    origin = request.headers.get("Origin")
+    if origin is None or urlsplit(origin).netloc != request.host:
+        raise Forbidden("the live socket is for this site's pages only")
+    auth = request.app[AUTH]
+    token = request.cookies.get(SESSION_COOKIE)
+    session = await auth.session_for(token)
+    who = session.principal
+    agent_ids = None if may_supervise(who) else frozenset({who.agent_id} if who.agent_id else ())
+    hub, routing = request.app[LIVE], request.app[ROUTING]
+    sub = hub.subscribe(agent_ids, session.token_hash)
+    ws = web.WebSocketResponse(heartbeat=25)
+    try:
+        await ws.prepare(request)
+        snapshot = [agent_view(a) for a in routing.agents.values() if sub.wants(a.id)]
+        await ws.send_json({"type": "snapshot", "agents": snapshot})
+        pump = asyncio.create_task(
+            _pump(ws, sub, lambda: auth.session_for(token)), name=f"panel-ws-{who.username}"
+        )
+        try:
+            async for _ in ws:
+                pass  # the browser only listens; messages from it are ignored
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+    finally:
+        hub.unsubscribe(sub)
+    return ws
+
+
+async def _pump(
+    ws: web.WebSocketResponse, sub: Subscription, recheck: Callable[[], Awaitable[object]]
+) -> None:
+    while True:
+        try:
+            async with asyncio.timeout(WS_SESSION_CHECK_S):
+                message = await sub.queue.get()
+        except TimeoutError:
+            # An open panel keeps its session alive; a session ended elsewhere closes the socket.
+            try:
+                await recheck()
+            except (NotSignedIn, SessionExpired):
+                await ws.close(code=WS_SESSION_OVER, message=b"session over")
+                return
+            continue
+        if message["type"] == "end":
+            reason = str(message["reason"])
+            codes = {"signed-out": WS_SIGNED_OUT, "server-stopping": int(WSCloseCode.GOING_AWAY)}
+            await ws.close(code=codes.get(reason, WS_ENDED), message=reason.encode())
+            return
+        await ws.send_json(message)
+
+
+async def close_live_sockets(app: web.Application) -> None:
+    """on_shutdown: end every panel socket so stopping does not wait on open browsers."""
+    hub = app.get(LIVE)
+    if hub is not None:
+        hub.close_all()
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/", root)
+    app.router.add_get("/login", login_form)
+    app.router.add_post("/login", login_submit)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/panel", agent_page)
+    app.router.add_post("/panel/state", state_form)
+    app.router.add_get("/supervisor", supervisor_page)
+    app.router.add_get("/panel/api/me", api_me)
+    app.router.add_get("/panel/api/agents", api_agents)
+    app.router.add_get("/panel/api/agents/{agent_id}", api_agent)
+    app.router.add_post("/panel/api/agents/{agent_id}/state", api_set_state)
+    app.router.add_put("/panel/api/agents/{agent_id}/skills/{skill}", api_put_skill)
+    app.router.add_delete("/panel/api/agents/{agent_id}/skills/{skill}", api_delete_skill)
+    app.router.add_get("/ws", live_socket)
+    app.router.add_static("/static/", STATIC_DIR)

@@ -1,0 +1,211 @@
+"""Server-rendered panel pages: small HTML, every value escaped, no inline script or style
+(the Content-Security-Policy forbids both). /static/panel.js only enhances: the forms work
+without it, it adds live updates over /ws and changes state without reloading."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+from app.config import NotReadyReason
+from app.panel.i18n import TEXT, Lang, t
+
+ASSET_VERSION = "1"
+
+
+def reason_label(lang: Lang, reasons: Sequence[NotReadyReason], code: str | None) -> str:
+    if not code:
+        return ""
+    for r in reasons:
+        if r.code == code:
+            return (r.zh if lang == "zh" else r.en) or r.en or r.code
+    key = f"why.{code}"
+    return TEXT[lang].get(key, code)
+
+
+def client_texts(lang: Lang, reasons: Sequence[NotReadyReason]) -> dict[str, Any]:
+    """What panel.js needs to label live updates in the page's language."""
+    keys = ("since", "live", "offline", "phone_registered", "phone_not_registered", "yes", "no", "error")
+    return {
+        "lang": lang,
+        "text": {k: t(lang, k) for k in keys},
+        "states": {k.removeprefix("state."): v for k, v in TEXT[lang].items() if k.startswith("state.")},
+        "reasons": {
+            **{k.removeprefix("why."): v for k, v in TEXT[lang].items() if k.startswith("why.")},
+            **{r.code: reason_label(lang, reasons, r.code) for r in reasons},
+        },
+    }
+
+
+def _script_json(data: Mapping[str, Any]) -> str:
+    # Inside <script> the browser decodes no entities: escape what could end the element instead.
+    text = json.dumps(data, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _layout(
+    lang: Lang,
+    title: str,
+    body: str,
+    *,
+    csrf: str | None = None,
+    user_line: str = "",
+    client: Mapping[str, Any] | None = None,
+    page: str = "",
+) -> str:
+    other: Lang = "zh" if lang == "en" else "en"
+    head_extra = f'<meta name="csrf-token" content="{escape(csrf)}">' if csrf else ""
+    script = f'<script src="/static/panel.js?v={ASSET_VERSION}" defer></script>' if client is not None else ""
+    data = (
+        '<script type="application/json" id="panel-data">' + _script_json(client) + "</script>"
+        if client is not None
+        else ""
+    )
+    sign_out = (
+        '<form method="post" action="/logout" class="inline">'
+        f'<input type="hidden" name="csrf_token" value="{escape(csrf)}">'
+        f'<button type="submit" id="sign-out">{escape(t(lang, "sign_out"))}</button></form>'
+        if csrf
+        else ""
+    )
+    return (
+        "<!doctype html>\n"
+        f'<html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)} · {escape(t(lang, 'title'))}</title>"
+        f'<link rel="stylesheet" href="/static/panel.css?v={ASSET_VERSION}">{head_extra}{script}</head>'
+        f'<body data-page="{escape(page)}"><header><strong>{escape(t(lang, "title"))}</strong>'
+        f'<span class="who">{escape(user_line)}</span>'
+        f'<a class="lang" href="?lang={other}" lang="{"zh-CN" if other == "zh" else "en"}">'
+        f"{escape(t(lang, 'other_language'))}</a>{sign_out}</header>"
+        f"<main>{body}</main>{data}</body></html>\n"
+    )
+
+
+def login_page(lang: Lang, form_token: str, message: str = "", username: str = "") -> str:
+    note = f'<p class="message" role="alert" id="message">{escape(message)}</p>' if message else ""
+    body = (
+        f"<h1>{escape(t(lang, 'sign_in'))}</h1>{note}"
+        '<form method="post" action="/login" class="login">'
+        f'<input type="hidden" name="csrf_token" value="{escape(form_token)}">'
+        f"<label>{escape(t(lang, 'username'))}"
+        f'<input name="username" id="username" autocomplete="username" required maxlength="64"'
+        f' value="{escape(username)}" autofocus></label>'
+        f"<small>{escape(t(lang, 'username_hint'))}</small>"
+        f"<label>{escape(t(lang, 'password'))}"
+        '<input name="password" id="password" type="password" autocomplete="current-password"'
+        ' required maxlength="256"></label>'
+        f'<button type="submit" id="sign-in">{escape(t(lang, "sign_in"))}</button></form>'
+    )
+    return _layout(lang, t(lang, "sign_in"), body, page="login")
+
+
+def _time(iso: str | None) -> str:
+    if not iso:
+        return ""
+    return f'<time datetime="{escape(iso)}">{escape(iso[11:19])} UTC</time>'
+
+
+def _state_detail(lang: Lang, reasons: Sequence[NotReadyReason], agent: Mapping[str, Any]) -> str:
+    parts = []
+    if agent["state"] == "not_ready" and agent["not_ready_reason"]:
+        parts.append(escape(reason_label(lang, reasons, agent["not_ready_reason"])))
+    if agent["state_since"]:
+        parts.append(escape(t(lang, "since")).replace("{time}", _time(agent["state_since"])))
+    return " · ".join(parts)
+
+
+def panel_page(
+    lang: Lang,
+    csrf: str,
+    user_line: str,
+    agent: Mapping[str, Any],
+    reasons: Sequence[NotReadyReason],
+) -> str:
+    state = agent["state"]
+    options = "".join(
+        f'<option value="{escape(r.code)}">{escape(reason_label(lang, reasons, r.code))}</option>'
+        for r in reasons
+    )
+    phone = t(lang, "phone_registered" if agent["device_registered"] else "phone_not_registered")
+    hidden = f'<input type="hidden" name="csrf_token" value="{escape(csrf)}">'
+    body = (
+        f'<section class="agent" id="agent" data-agent-id="{escape(agent["id"])}">'
+        f"<h1>{escape(t(lang, 'your_state'))}</h1>"
+        f'<p class="state state-{escape(state)}" id="state" data-state="{escape(state)}">'
+        f"{escape(t(lang, 'state.' + state))}</p>"
+        f'<p class="detail" id="state-detail">{_state_detail(lang, reasons, agent)}</p>'
+        f'<p class="phone" id="phone" data-registered="{str(agent["device_registered"]).lower()}">'
+        f"{escape(phone)}</p>"
+        '<div class="actions">'
+        f'<form method="post" action="/panel/state" class="state-form">{hidden}'
+        '<input type="hidden" name="state" value="ready">'
+        f'<button type="submit" id="ready" class="ready">{escape(t(lang, "ready"))}</button></form>'
+        f'<form method="post" action="/panel/state" class="state-form">{hidden}'
+        '<input type="hidden" name="state" value="not_ready">'
+        f'<label>{escape(t(lang, "reason"))} <select name="reason" id="reason">{options}</select></label>'
+        f'<button type="submit" id="not-ready" class="not-ready">{escape(t(lang, "not_ready"))}</button>'
+        "</form></div>"
+        '<p class="message" id="message" role="status"></p>'
+        f'<p class="live" id="live" data-live="false">{escape(t(lang, "offline"))}</p>'
+        "</section>"
+    )
+    return _layout(
+        lang,
+        t(lang, "your_state"),
+        body,
+        csrf=csrf,
+        user_line=user_line,
+        client=client_texts(lang, reasons),
+        page="agent",
+    )
+
+
+def supervisor_page(
+    lang: Lang,
+    csrf: str,
+    user_line: str,
+    agents: Sequence[Mapping[str, Any]],
+    reasons: Sequence[NotReadyReason],
+) -> str:
+    head = "".join(
+        f"<th>{escape(t(lang, k))}</th>" for k in ("agent", "name", "state", "reason", "phone", "skills")
+    )
+    rows = []
+    for a in agents:
+        skills = ", ".join(f"{escape(k)} {v}" for k, v in a["skills"].items())
+        reason = reason_label(lang, reasons, a["not_ready_reason"]) if a["state"] == "not_ready" else ""
+        rows.append(
+            f'<tr data-agent-id="{escape(a["id"])}"><td>{escape(a["id"])}</td><td>{escape(a["name"])}</td>'
+            f'<td class="state state-{escape(a["state"])}" data-field="state">'
+            f"{escape(t(lang, 'state.' + a['state']))} {_time(a['state_since'])}</td>"
+            f'<td data-field="reason">{escape(reason)}</td>'
+            f'<td data-field="phone">{escape(t(lang, "yes" if a["device_registered"] else "no"))}</td>'
+            f'<td data-field="skills">{skills}</td></tr>'
+        )
+    table = (
+        f'<table id="agents"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        if rows
+        else f"<p>{escape(t(lang, 'no_agents'))}</p>"
+    )
+    body = (
+        f"<h1>{escape(t(lang, 'supervisor'))}</h1>{table}"
+        f'<p class="live" id="live" data-live="false">{escape(t(lang, "offline"))}</p>'
+    )
+    return _layout(
+        lang,
+        t(lang, "supervisor"),
+        body,
+        csrf=csrf,
+        user_line=user_line,
+        client=client_texts(lang, reasons),
+        page="supervisor",
+    )
+
+
+def message_page(lang: Lang, title: str, message: str, csrf: str | None = None) -> str:
+    body = f'<h1>{escape(title)}</h1><p class="message" id="message">{escape(message)}</p>'
+    body += f'<p><a href="/">{escape(t(lang, "home"))}</a></p>'
+    return _layout(lang, title, body, csrf=csrf, page="message")

@@ -1,0 +1,142 @@
+// Lianluo panel: enhances the server-rendered pages. The forms work without this file;
+// with it, state changes go through the JSON API without a reload and the page follows
+// live changes pushed over /ws.
+"use strict";
+(function () {
+  const dataNode = document.getElementById("panel-data");
+  if (!dataNode) return;
+  const data = JSON.parse(dataNode.textContent);
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrf = csrfMeta ? csrfMeta.content : "";
+  const page = document.body.dataset.page;
+  // Set when this page navigates away on purpose, so a socket closing meanwhile is no news.
+  let leaving = false;
+  window.addEventListener("pagehide", () => { leaving = true; });
+  const signOut = document.querySelector('form[action="/logout"]');
+  if (signOut) signOut.addEventListener("submit", () => { leaving = true; });
+
+  function stateLabel(state) { return data.states[state] || state; }
+  function reasonLabel(code) { return code ? (data.reasons[code] || code) : ""; }
+  function timeOf(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    return d.toLocaleTimeString(data.lang === "zh" ? "zh-CN" : "en-GB");
+  }
+  function timeNode(iso) {
+    const t = document.createElement("time");
+    t.dateTime = iso;
+    t.textContent = timeOf(iso);
+    return t;
+  }
+  function setLive(on) {
+    const live = document.getElementById("live");
+    if (!live) return;
+    live.dataset.live = on ? "true" : "false";
+    live.textContent = on ? data.text.live : data.text.offline;
+  }
+  function showMessage(text) {
+    const m = document.getElementById("message");
+    if (m) m.textContent = text || "";
+  }
+
+  // -- the agent's own page ------------------------------------------------------------------
+  function showAgent(agent) {
+    const box = document.getElementById("agent");
+    if (!box || box.dataset.agentId !== agent.id) return;
+    const state = document.getElementById("state");
+    state.textContent = stateLabel(agent.state);
+    state.className = "state state-" + agent.state;
+    state.dataset.state = agent.state;
+    const detail = document.getElementById("state-detail");
+    detail.textContent = "";
+    if (agent.state === "not_ready" && agent.not_ready_reason) {
+      detail.append(reasonLabel(agent.not_ready_reason));
+    }
+    if (agent.state_since) {
+      const [before, after] = data.text.since.split("{time}");
+      if (detail.textContent) detail.append(" · ");
+      detail.append(before, timeNode(agent.state_since), after || "");
+    }
+    const phone = document.getElementById("phone");
+    phone.dataset.registered = agent.device_registered ? "true" : "false";
+    phone.textContent = agent.device_registered ? data.text.phone_registered : data.text.phone_not_registered;
+  }
+
+  async function postState(form) {
+    const box = document.getElementById("agent");
+    const fields = new FormData(form);
+    const body = { state: fields.get("state") };
+    if (fields.get("reason")) body.reason = fields.get("reason");
+    const buttons = document.querySelectorAll(".actions button");
+    buttons.forEach((b) => { b.disabled = true; });
+    try {
+      const resp = await fetch("/panel/api/agents/" + encodeURIComponent(box.dataset.agentId) + "/state", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRF-Token": csrf },
+        body: JSON.stringify(body),
+      });
+      const answer = await resp.json().catch(() => ({}));
+      if (resp.status === 401) { window.location.assign("/login?expired=1"); return; }
+      if (!resp.ok) { showMessage(data.text.error.replace("{message}", answer.message || resp.status)); return; }
+      showMessage("");
+      showAgent(answer);
+    } catch (err) {
+      showMessage(data.text.error.replace("{message}", String(err)));
+    } finally {
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  }
+
+  if (page === "agent") {
+    document.querySelectorAll("form.state-form").forEach((form) => {
+      form.addEventListener("submit", (ev) => { ev.preventDefault(); postState(form); });
+    });
+  }
+
+  // -- the supervisor's table ----------------------------------------------------------------
+  function showRow(agent) {
+    const row = document.querySelector('#agents tr[data-agent-id="' + CSS.escape(agent.id) + '"]');
+    if (!row) return;
+    const cell = row.querySelector('[data-field="state"]');
+    cell.className = "state state-" + agent.state;
+    cell.textContent = stateLabel(agent.state) + " ";
+    if (agent.state_since) cell.append(timeNode(agent.state_since));
+    row.querySelector('[data-field="reason"]').textContent =
+      agent.state === "not_ready" ? reasonLabel(agent.not_ready_reason) : "";
+    row.querySelector('[data-field="phone"]').textContent = agent.device_registered ? data.text.yes : data.text.no;
+    row.querySelector('[data-field="skills"]').textContent =
+      Object.entries(agent.skills).map(([k, v]) => k + " " + v).join(", ");
+  }
+  const show = page === "supervisor" ? showRow : showAgent;
+  document.querySelectorAll("time[datetime]").forEach((t) => { t.textContent = timeOf(t.dateTime); });
+
+  // -- live updates ----------------------------------------------------------------------------
+  let delay = 500;
+  function connect() {
+    const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    const ws = new WebSocket(scheme + window.location.host + "/ws");
+    ws.addEventListener("open", () => { delay = 500; setLive(true); });
+    ws.addEventListener("message", (ev) => {
+      const msg = JSON.parse(ev.data);
+      if (msg.type === "snapshot") msg.agents.forEach(show);
+      else if (msg.type === "agent") show(msg.agent);
+    });
+    ws.addEventListener("close", (ev) => {
+      setLive(false);
+      if (leaving) return;
+      if (ev.code === 4401) { window.location.assign("/login?expired=1"); return; }
+      if (ev.code === 4001) { window.location.assign("/login?signed_out=1"); return; }  // in another tab
+      setTimeout(async () => {
+        // A refused handshake looks like any network drop: ask whether the session still holds.
+        try {
+          const me = await fetch("/panel/api/me", { credentials: "same-origin", headers: { "Accept": "application/json" } });
+          if (me.status === 401) { window.location.assign("/login?expired=1"); return; }
+        } catch (err) { /* server unreachable: keep trying */ }
+        connect();
+      }, delay);
+      delay = Math.min(delay * 2, 15000);
+    });
+  }
+  if (page === "agent" || page === "supervisor") connect();
+})();
