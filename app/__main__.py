@@ -13,6 +13,7 @@ from app.adapters.db import safe_url
 from app.appkeys import DATABASE_URL, SECRETS, SETTINGS
 from app.config import Settings, load_settings
 from app.errors import AppError, ConfigError
+from app.ivr_config import load_flows
 
 
 def banner(settings: Settings, agent_passwords: dict[str, str], database: str) -> str:
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = load_settings(args.config)
+        load_flows(settings)  # flow files are checked before anything starts, too
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

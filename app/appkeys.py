@@ -9,7 +9,9 @@ from app.adapters.ari import AriClient
 from app.adapters.asterisk_instance import AsteriskProcess, Secrets
 from app.adapters.db import Store
 from app.adapters.prompts import PromptCache
+from app.adapters.speech import ManagedRecognizer
 from app.config import Settings
+from app.domain.ivr_flow import FlowSet
 from app.flows.callbacks import CallbackService
 from app.flows.inbound import InboundService
 from app.flows.routing import RoutingService
@@ -32,3 +34,5 @@ CALLBACKS = web.AppKey("callbacks", CallbackService)
 VOICEMAIL = web.AppKey("voicemail", VoicemailService)
 AUTH = web.AppKey("auth", AuthService)
 LIVE = web.AppKey("live", LiveHub)
+FLOWS = web.AppKey("flows", FlowSet)
+RECOGNIZER = web.AppKey("recognizer", ManagedRecognizer)

@@ -31,6 +31,7 @@ from app.adapters.asterisk_instance import (
 from app.adapters.db import Store, ensure_database, migrate, resolve_url
 from app.adapters.passwords import Passwords
 from app.adapters.prompts import Prompt, PromptCache
+from app.adapters.speech import SpeechSettings, recognizer_from_settings
 from app.adapters.web_users import WebUserStore
 from app.appkeys import (
     AMI,
@@ -39,10 +40,12 @@ from app.appkeys import (
     AUTH,
     CALLBACKS,
     DATABASE_URL,
+    FLOWS,
     INBOUND,
     LIVE,
     PROMPT_CACHE,
     PROMPTS,
+    RECOGNIZER,
     ROUTING,
     SECRETS,
     SETTINGS,
@@ -55,10 +58,11 @@ from app.flows.callbacks import CallbackService
 from app.flows.inbound import InboundService, utcnow
 from app.flows.routing import RoutingService
 from app.flows.voicemail import VoicemailService
+from app.ivr_config import load_flows, prerender_flow_prompts
 from app.panel import http as panel_http
 from app.panel.auth import AuthService, load_or_create_panel_passwords, panel_users
 from app.panel.live import LiveHub
-from app.web import api, callbacks_api, health, voicemail_api
+from app.web import api, callbacks_api, health, ivr_api, voicemail_api
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +155,31 @@ async def prompts_ctx(app: web.Application) -> AsyncIterator[None]:
         paths = [await cache.render(Prompt(t.text, t.lang)) for t in texts]
         uris[name] = [PromptCache.asterisk_uri(p) for p in paths]
     app[PROMPTS] = uris
+    flows = await asyncio.to_thread(load_flows, app[SETTINGS])
+    await prerender_flow_prompts(cache, flows)
+    app[FLOWS] = flows
     yield
+
+
+async def speech_ctx(app: web.Application) -> AsyncIterator[None]:
+    """An offline recognizer for spoken menu answers, when the configuration asks for one."""
+    cfg = app[SETTINGS].speech
+    if cfg is None:
+        yield
+        return
+    recognizer = recognizer_from_settings(
+        SpeechSettings(
+            engine=cfg.engine,
+            model_path=Path(cfg.model_path) if cfg.model_path else None,
+            min_confidence=cfg.min_confidence,
+        )
+    )
+    await recognizer.start()
+    app[RECOGNIZER] = recognizer
+    try:
+        yield
+    finally:
+        await recognizer.close()
 
 
 async def routing_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -196,7 +224,16 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
             settings.ari_app,
         )
         app[ARI] = ari
-        inbound = InboundService(ari, app[STORE], settings, app[PROMPTS], app[ROUTING], app[PROMPT_CACHE])
+        inbound = InboundService(
+            ari,
+            app[STORE],
+            settings,
+            app[PROMPTS],
+            app[ROUTING],
+            app[PROMPT_CACHE],
+            app[FLOWS],
+            app.get(RECOGNIZER),
+        )
         app[INBOUND] = inbound
         callbacks = CallbackService(inbound, app[ROUTING], app[STORE], settings, utcnow)
         inbound.callbacks = callbacks
@@ -258,12 +295,13 @@ def build_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings
     app.cleanup_ctx.extend(
-        [database_ctx, asterisk_ctx, prompts_ctx, routing_ctx, panel_ctx, ari_ctx, ami_ctx]
+        [database_ctx, asterisk_ctx, prompts_ctx, speech_ctx, routing_ctx, panel_ctx, ari_ctx, ami_ctx]
     )
     app.on_shutdown.append(panel_http.close_live_sockets)
     app.router.add_get("/health", health.handler)
     api.add_routes(app)
     callbacks_api.add_routes(app)
     voicemail_api.add_routes(app)
+    ivr_api.add_routes(app)
     panel_http.add_routes(app)
     return app

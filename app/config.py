@@ -225,6 +225,9 @@ class IvrSettings:
     digit_timeout_s: float = 6.0
     attempts: int = 3
     menu: tuple[MenuOption, ...] = (MenuOption("1", "general"),)
+    # A directory of flow files (one YAML file per flow; relative to this file). When set,
+    # the flows replace `greeting` and `menu` above; see config/flows/.
+    flows: str | None = None
 
 
 @dataclass(frozen=True)
@@ -288,6 +291,17 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class SpeechConfig:
+    """Spoken answers in IVR menus (`words:` in flow files). Offline engines only."""
+
+    engine: Literal["pocketsphinx", "vosk"] = "pocketsphinx"
+    # vosk: the model directory (required). pocketsphinx: a language directory, or empty
+    # for the bundled US English model.
+    model_path: str | None = None
+    min_confidence: float = 0.25
+
+
+@dataclass(frozen=True)
 class DatabaseSettings:
     # None: DATABASE_URL, else the local server on 127.0.0.1:5432, else a private cluster.
     url: str | None = None
@@ -306,6 +320,7 @@ class Settings:
     ivr: IvrSettings = IvrSettings()
     web: WebSettings = WebSettings()
     voicemail: VoicemailSettings = VoicemailSettings()
+    speech: SpeechConfig | None = None
     database: DatabaseSettings = DatabaseSettings()
     # Where this configuration came from, for messages; not read from YAML.
     source: str = field(default="<defaults>", metadata={"internal": True})
@@ -621,6 +636,11 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
             raise bad(f"voicemail.email_to[{i}]", f"not an e-mail address: {address!r}")
     if not 1 <= s.voicemail.smtp.port <= 65535:
         raise bad("voicemail.smtp.port", f"port {s.voicemail.smtp.port} is out of range 1-65535")
+    if s.speech is not None:
+        if s.speech.engine == "vosk" and not s.speech.model_path:
+            raise bad("speech.model_path", "the vosk engine needs the directory of a vosk model")
+        if not 0 <= s.speech.min_confidence <= 1:
+            raise bad("speech.min_confidence", "must be between 0 and 1")
     if s.ivr.attempts < 1:
         raise bad("ivr.attempts", "must be at least 1")
     if s.ivr.digit_timeout_s <= 0:

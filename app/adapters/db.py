@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from importlib import resources
 from typing import Any
 
@@ -427,3 +428,32 @@ class Store:
             )
             for r in rows
         ]
+
+    # -- self-service ---------------------------------------------------------
+
+    async def self_service(self, lookup: str, key: str) -> dict[str, str] | None:
+        """A named lookup the IVR reads back; the fields fill the flow's prompt. Fixed SQL only:
+        flow files name a lookup, they never carry SQL."""
+        queries = {
+            "account_balance": "SELECT a.account_number, a.balance, a.currency, coalesce(c.name, '') AS name"
+            " FROM accounts a LEFT JOIN customers c ON c.id = a.customer_id WHERE a.account_number = %s",
+            "order_status": "SELECT o.order_number, o.status, coalesce(c.name, '') AS name"
+            " FROM orders o LEFT JOIN customers c ON c.id = o.customer_id WHERE o.order_number = %s",
+        }
+        query = queries.get(lookup)
+        if query is None:
+            raise DatabaseError(f"unknown self-service lookup {lookup!r}")
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(query, (key,))
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return {k: _spoken(v) for k, v in row.items()}
+
+
+def _spoken(value: object) -> str:
+    """Numbers as a voice reads them: 1234.50 -> "1234.50", no exponent, no thousands separators."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)

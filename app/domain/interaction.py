@@ -30,6 +30,9 @@ class Outcome(StrEnum):
     CALLBACK_REQUESTED = "callback_requested"  # left the line keeping their place: we call back
     CUSTOMER_UNREACHED = "customer_unreached"  # a callback attempt: the customer did not pick up
     VOICEMAIL = "voicemail"  # left a message instead of waiting
+    SELF_SERVICE = "self_service"  # served by the IVR (e.g. heard their balance)
+    CLOSED = "closed"  # called outside opening hours
+    BLOCKED = "blocked"  # a number the flow refuses
 
 
 class IllegalTransition(Exception):

@@ -23,6 +23,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from app.adapters.ari import (
     AriClient,
@@ -43,11 +44,14 @@ from app.adapters.ari import (
 )
 from app.adapters.db import Customer, Store
 from app.adapters.prompts import Prompt, PromptCache
+from app.adapters.speech import Recognizer
 from app.config import PromptText, Settings
 from app.domain.callback import Callback, CallbackSource, valid_phone
 from app.domain.interaction import Interaction, Outcome, Phase, outcome_when_caller_leaves
+from app.domain.ivr_flow import FlowSet
 from app.domain.routing import Decision, SkillRequirement, Tier, WaitingInteraction
 from app.errors import PbxError
+from app.flows.ivr import walk
 from app.flows.routing import RoutingService, Ticket
 
 if TYPE_CHECKING:
@@ -104,6 +108,7 @@ class CallSession:
         self.ringing: dict[str, str] = {}  # agent channel id -> agent id, while an offer rings
         self.bridge_id: str | None = None
         self.pending_callback: Callback | None = None
+        self.collected: dict[str, str] = {}  # what the caller entered in the IVR, by field
         self.gone: set[str] = set()  # channels of this call seen hanging up
         self.task: asyncio.Task[None] | None = None
         self._writes: asyncio.Queue[Interaction] = asyncio.Queue()
@@ -245,35 +250,14 @@ class CallSession:
             await self.cleanup()
 
     async def ivr(self, resume: bool) -> None:
-        s = self.service.settings.ivr
         if resume:
             self.it.record(self.now(), "ivr_resumed")
         else:
             await self.ari.answer(self.caller)
             self.it.record(self.now(), "answered_by_ivr")
         await self.save()
-        menu = {option.digit: option for option in s.menu}
-        for attempt in range(1, s.attempts + 1):
-            digit = await self.play(self.service.prompts["greeting"], interruptible=True)
-            if digit is None:
-                self.it.record(self.now(), "prompt_played", prompt="greeting", attempt=attempt)
-                digit = await self.wait_digit(s.digit_timeout_s)
-            if digit is None:
-                self.it.record(self.now(), "no_input", attempt=attempt)
-                self.save_soon()
-                continue
-            self.it.digit(self.now(), digit)
-            self.save_soon()
-            option = menu.get(digit)
-            if option is not None:
-                skills = tuple(SkillRequirement(n.skill, n.min_level) for n in option.skills)
-                await self.to_agent(option.queue, skills, reason=f"menu:{digit}")
-                return
-            self.it.record(self.now(), "invalid_input", digit=digit, attempt=attempt)
-            await self.play(self.service.prompts["invalid"], interruptible=False)
-        await self.play(self.service.prompts["goodbye"], interruptible=False)
-        self.it.end(self.now(), Outcome.NO_INPUT, ended_by="system")
-        await self.ari.hangup(self.caller)
+        # The flow is taken once: a reload meanwhile does not change this call's path.
+        await walk(self, self.service.flows.for_dnis(self.it.dnis))
 
     async def to_agent(
         self, queue: str, skills: tuple[SkillRequirement, ...], reason: str = "resumed"
@@ -290,7 +274,7 @@ class CallSession:
             customer_value=value,
             required_skills=skills,
             last_agent_id=last_agent,
-            data={"ani": self.it.ani, "dnis": self.it.dnis, "digits": self.it.digits},
+            data={"ani": self.it.ani, "dnis": self.it.dnis, "digits": self.it.digits, **self.collected},
         )
         greeted = False
         while True:
@@ -561,7 +545,16 @@ class CallSession:
             # The agent's phone sees the call data in the INVITE too.
             "PJSIP_HEADER(add,X-Lianluo-Interaction)": self.it.id,
             "PJSIP_HEADER(add,X-Lianluo-Queue)": queue,
+            **self.collected_variables(),
         }
+
+    def collected_variables(self) -> dict[str, str]:
+        """What the caller entered in the IVR, for the agent: LIANLUO_DATA_<FIELD> and one header."""
+        if not self.collected:
+            return {}
+        out = {f"LIANLUO_DATA_{k.upper()}": v for k, v in self.collected.items()}
+        out["PJSIP_HEADER(add,X-Lianluo-Data)"] = urlencode(self.collected)
+        return out
 
     async def ring_agents(self, decision: Decision, queue: str, hold_caller: bool) -> str | None:
         """Ring the chosen agent(s); the channel of the one who answered, or None.
@@ -691,6 +684,8 @@ class InboundService:
         prompts: dict[str, list[str]],
         routing: RoutingService,
         prompt_cache: PromptCache,
+        flows: FlowSet,
+        recognizer: Recognizer | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self.ari = ari
@@ -702,6 +697,8 @@ class InboundService:
         self.clock = clock
         self.default_queue = settings.ivr.menu[0].queue if settings.ivr.menu else settings.queues[0].name
         self.callbacks: CallbackService | None = None  # set when callbacks are configured
+        self.flows: FlowSet = flows
+        self.recognizer: Recognizer | None = recognizer
         self.voicemail: VoicemailService | None = None
         self.sessions: dict[str, CallSession] = {}  # caller channel id -> session
         self._watch: dict[str, CallSession] = {}  # any channel or playback id -> session

@@ -1,0 +1,372 @@
+"""IVR flows: what a caller hears, what they may answer, and where each answer leads.
+
+Pure: no I/O, no asyncio. A flow is a graph of named nodes written by an admin in YAML
+(one file per flow, see config/flows/). The call flow walks it: it plays, listens and
+looks things up; the rules here decide which node comes next, whether typed input is
+valid, and which branch a caller takes (by number, customer, opening hours, holidays or
+what they entered). Flows are immutable once loaded: a reload builds new ones, and calls
+already in a flow finish the version they started with.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from app.config import PromptText
+
+NodeType = Literal["menu", "collect", "lookup", "branch", "play", "queue", "voicemail", "hangup"]
+HangupOutcome = Literal["self_service", "closed", "blocked", "no_input"]
+Lookup = Literal["account_balance", "order_status"]
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# The key that reaches a person from every menu, unless the menu uses it for something else.
+OPERATOR_KEY = "0"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One branch: every condition given must hold (and), then the call goes to `goto`."""
+
+    goto: str
+    ani_in: str | None = None  # name of a number list in the flow's `lists`
+    customer: Literal["known", "unknown", "vip"] | None = None
+    open: str | None = None  # name of an entry in the flow's `hours`: within them, not a holiday
+    closed: str | None = None  # the opposite
+    collected: dict[str, str] = field(default_factory=dict)  # entered value equals
+
+
+@dataclass(frozen=True)
+class Node:
+    type: NodeType
+    prompt: tuple[PromptText, ...] = ()
+    next: str | None = None
+    # menu: a key or a spoken phrase leads to a node
+    options: dict[str, str] = field(default_factory=dict)
+    words: dict[str, str] = field(default_factory=dict)
+    timeout_s: float = 6.0
+    attempts: int = 3
+    invalid: tuple[PromptText, ...] = ()  # empty: the flow's
+    on_fail: str | None = None  # after the last attempt; default: the operator
+    # collect: digits into a named field, validated
+    into: str | None = None
+    min_digits: int = 1
+    max_digits: int = 20
+    pattern: str | None = None
+    checksum: Literal["none", "luhn"] = "none"
+    # lookup: a self-service answer; the prompt may use the result's fields
+    lookup: Lookup | None = None
+    key: str | None = None  # the collected field looked up
+    not_found: str | None = None
+    # branch
+    rules: tuple[Rule, ...] = ()
+    otherwise: str | None = None
+    # queue / voicemail
+    queue: str | None = None
+    skills: dict[str, int] = field(default_factory=dict)  # skill -> minimum level
+    # hangup
+    outcome: HangupOutcome = "self_service"
+
+
+@dataclass(frozen=True)
+class Hours:
+    days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+    start: str = "09:00"
+    end: str = "18:00"
+    timezone: str = "UTC"
+    holidays: tuple[str, ...] = ()  # ISO dates, e.g. 2026-10-01
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    start: str
+    nodes: dict[str, Node]
+    dnis: tuple[str, ...] = ()  # the numbers it answers
+    default: bool = False  # answers every number no other flow claims
+    operator: str | None = None  # the queue node key 0 reaches from every menu
+    lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    hours: dict[str, Hours] = field(default_factory=dict)
+    invalid: tuple[PromptText, ...] = (PromptText("Sorry, that is not a valid choice."),)
+    # Where this flow came from, for messages; not read from YAML.
+    source: str = field(default="", metadata={"internal": True})
+
+
+@dataclass(frozen=True)
+class CallFacts:
+    """What a branch may look at."""
+
+    ani: str
+    customer_known: bool
+    customer_vip: bool
+    now: datetime  # timezone-aware
+    collected: Mapping[str, str]
+
+
+class FlowError(Exception):
+    """A flow that cannot run: (field path, message) for the loader to place in its file."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+# -- running ----------------------------------------------------------------------
+
+
+def menu_target(flow: Flow, node: Node, key: str) -> str | None:
+    """Where a key pressed at a menu leads; None if it leads nowhere."""
+    if key in node.options:
+        return node.options[key]
+    if key == OPERATOR_KEY and flow.operator is not None:
+        return flow.operator
+    return None
+
+
+def word_target(node: Node, phrase: str | None) -> str | None:
+    return node.words.get(phrase) if phrase is not None else None
+
+
+def after_attempts(flow: Flow, node: Node) -> str | None:
+    """Where a caller goes when they never gave a usable answer: a person, by default."""
+    return node.on_fail or flow.operator
+
+
+def input_problem(node: Node, digits: str) -> str | None:
+    """Why entered digits are refused (said to the log and the events), or None if valid."""
+    if not digits.isdigit():
+        return "empty" if not digits else "not digits"
+    if len(digits) < node.min_digits:
+        return "too short"
+    if len(digits) > node.max_digits:
+        return "too long"
+    if node.pattern is not None and not re.fullmatch(node.pattern, digits):
+        return "wrong format"
+    if node.checksum == "luhn" and not luhn_ok(digits):
+        return "check digit wrong"
+    return None
+
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn check digit (cards and many account numbers): catches one wrong or two swapped digits."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def is_open(hours: Hours, now: datetime) -> bool:
+    local = now.astimezone(ZoneInfo(hours.timezone))
+    if local.date().isoformat() in hours.holidays:
+        return False
+    if DAYS[local.weekday()] not in hours.days:
+        return False
+    start, end = _clock(hours.start), _clock(hours.end)
+    t = local.time()
+    if start == end:
+        return True  # 00:00-00:00: the whole day
+    if start < end:
+        return start <= t < end
+    return t >= start or t < end  # past midnight, e.g. 20:00-02:00
+
+
+def branch_target(flow: Flow, node: Node, facts: CallFacts) -> str | None:
+    for rule in node.rules:
+        if _holds(flow, rule, facts):
+            return rule.goto
+    return node.otherwise
+
+
+def _holds(flow: Flow, rule: Rule, facts: CallFacts) -> bool:
+    if rule.ani_in is not None and facts.ani not in flow.lists.get(rule.ani_in, ()):
+        return False
+    if rule.customer == "known" and not facts.customer_known:
+        return False
+    if rule.customer == "unknown" and facts.customer_known:
+        return False
+    if rule.customer == "vip" and not facts.customer_vip:
+        return False
+    if rule.open is not None and not is_open(flow.hours[rule.open], facts.now):
+        return False
+    if rule.closed is not None and is_open(flow.hours[rule.closed], facts.now):
+        return False
+    return all(facts.collected.get(k) == v for k, v in rule.collected.items())
+
+
+def fill(prompt: tuple[PromptText, ...], values: Mapping[str, object]) -> tuple[PromptText, ...]:
+    """A prompt with {placeholders} filled from a lookup's result or the collected fields."""
+    return tuple(PromptText(p.text.format_map(_Values(values)), p.lang) for p in prompt)
+
+
+class _Values(dict[str, object]):
+    def __init__(self, values: Mapping[str, object]) -> None:
+        super().__init__(values)
+
+    def __missing__(self, key: str) -> object:
+        return "unknown"
+
+
+# -- checking ---------------------------------------------------------------------
+
+
+def check_flow(flow: Flow, queues: set[str]) -> None:
+    """Refuse a flow that could strand a caller. Raises FlowError naming the field."""
+    if not re.fullmatch(r"[a-z0-9_-]{1,40}", flow.name):
+        raise FlowError("name", "use 1-40 characters from a-z, 0-9, '_' and '-'")
+    if flow.start not in flow.nodes:
+        raise FlowError("start", f"no node named {flow.start!r}")
+    if flow.operator is not None:
+        op = flow.nodes.get(flow.operator)
+        if op is None or op.type != "queue":
+            raise FlowError("operator", f"{flow.operator!r} must name a queue node")
+    for name, hours in flow.hours.items():
+        _check_hours(f"hours.{name}", hours)
+    for name, node in flow.nodes.items():
+        _check_node(flow, f"nodes.{name}", node, queues)
+    for path, target in _targets(flow):
+        if target not in flow.nodes:
+            raise FlowError(path, f"no node named {target!r}")
+    for name, node in flow.nodes.items():
+        if node.type == "menu" and not _reaches_person(flow, node):
+            raise FlowError(
+                f"nodes.{name}",
+                "a menu must lead to a person: give the flow an `operator` or an option to a queue node",
+            )
+
+
+def _reaches_person(flow: Flow, node: Node) -> bool:
+    if flow.operator is not None and OPERATOR_KEY not in node.options:
+        return True
+    targets = [*node.options.values(), *node.words.values()]
+    return any(flow.nodes.get(t) is not None and flow.nodes[t].type == "queue" for t in targets)
+
+
+def _targets(flow: Flow) -> Iterator[tuple[str, str]]:
+    for name, node in flow.nodes.items():
+        at = f"nodes.{name}"
+        for key, target in node.options.items():
+            yield f"{at}.options.{key}", target
+        for word, target in node.words.items():
+            yield f"{at}.words.{word}", target
+        for i, rule in enumerate(node.rules):
+            yield f"{at}.rules[{i}].goto", rule.goto
+        for attr in ("next", "on_fail", "not_found", "otherwise"):
+            target = getattr(node, attr)
+            if target is not None:
+                yield f"{at}.{attr}", target
+
+
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "menu": ("prompt",),
+    "collect": ("prompt", "into", "next"),
+    "lookup": ("lookup", "key", "prompt", "next"),
+    "branch": ("rules", "otherwise"),
+    "play": ("prompt", "next"),
+    "queue": ("queue",),
+    "voicemail": ("queue",),
+    "hangup": (),
+}
+
+
+def _check_node(flow: Flow, at: str, node: Node, queues: set[str]) -> None:
+    for attr in _NEEDS[node.type]:
+        if not getattr(node, attr):
+            raise FlowError(f"{at}.{attr}", f"a {node.type} node needs `{attr}`")
+    if node.type == "menu":
+        if not node.options and not node.words:
+            raise FlowError(f"{at}.options", "a menu needs options (keys) or words (speech)")
+        for key in node.options:
+            if not re.fullmatch(r"[0-9*#]", key):
+                raise FlowError(f"{at}.options.{key}", "one key 0-9, * or #")
+        for word in node.words:
+            if not re.fullmatch(r"[^\W\d_]+( [^\W\d_]+)*", word):
+                raise FlowError(f"{at}.words.{word}", "words and spaces only")
+    if node.timeout_s <= 0 or not 1 <= node.attempts <= 10:
+        raise FlowError(f"{at}.attempts", "timeout_s must be positive and attempts 1-10")
+    if node.type == "collect":
+        if not 1 <= node.min_digits <= node.max_digits <= 40:
+            raise FlowError(f"{at}.max_digits", "need 1 <= min_digits <= max_digits <= 40")
+        if node.pattern is not None:
+            try:
+                re.compile(node.pattern)
+            except re.error as exc:
+                raise FlowError(f"{at}.pattern", f"not a regular expression: {exc}") from exc
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", node.into or ""):
+            raise FlowError(f"{at}.into", "a field name: a-z, 0-9 and '_', starting with a letter")
+    if node.type in ("queue", "voicemail") and node.queue not in queues:
+        raise FlowError(f"{at}.queue", f"no queue named {node.queue!r}")
+    for skill, level in node.skills.items():
+        if not 1 <= level <= 10:
+            raise FlowError(f"{at}.skills.{skill}", "skill level must be 1-10")
+    for i, rule in enumerate(node.rules):
+        if rule.ani_in is not None and rule.ani_in not in flow.lists:
+            raise FlowError(f"{at}.rules[{i}].ani_in", f"no list named {rule.ani_in!r} in `lists`")
+        for attr in ("open", "closed"):
+            name = getattr(rule, attr)
+            if name is not None and name not in flow.hours:
+                raise FlowError(f"{at}.rules[{i}].{attr}", f"no entry {name!r} in `hours`")
+
+
+def _check_hours(at: str, hours: Hours) -> None:
+    for day in hours.days:
+        if day not in DAYS:
+            raise FlowError(f"{at}.days", f"unknown day {day!r}; use {', '.join(DAYS)}")
+    for attr in ("start", "end"):
+        try:
+            _clock(getattr(hours, attr))
+        except ValueError as exc:
+            raise FlowError(f"{at}.{attr}", "a time of day like 09:00") from exc
+    try:
+        ZoneInfo(hours.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise FlowError(f"{at}.timezone", f"unknown time zone {hours.timezone!r}") from exc
+    for i, day in enumerate(hours.holidays):
+        try:
+            date.fromisoformat(day)
+        except ValueError as exc:
+            raise FlowError(f"{at}.holidays[{i}]", f"not a date like 2026-10-01: {day!r}") from exc
+
+
+def _clock(text: str) -> time:
+    if not re.fullmatch(r"\d{2}:\d{2}", text):
+        raise ValueError(text)
+    return time.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class FlowSet:
+    """Every loaded flow, and which one answers a dialled number."""
+
+    flows: dict[str, Flow]
+
+    def for_dnis(self, dnis: str) -> Flow:
+        for flow in self.flows.values():
+            if dnis in flow.dnis:
+                return flow
+        return next(f for f in self.flows.values() if f.default)
+
+
+def check_flow_set(flows: list[Flow]) -> None:
+    """Across files: one flow per number, exactly one default. Raises FlowError."""
+    names: set[str] = set()
+    claimed: dict[str, str] = {}
+    defaults = [f.name for f in flows if f.default]
+    for flow in flows:
+        if flow.name in names:
+            raise FlowError("name", f"flow {flow.name} is defined twice")
+        names.add(flow.name)
+        for i, number in enumerate(flow.dnis):
+            if number in claimed:
+                raise FlowError(
+                    f"dnis[{i}]", f"number {number} is already answered by flow {claimed[number]}"
+                )
+            claimed[number] = flow.name
+    if len(defaults) != 1:
+        raise FlowError("default", f"exactly one flow must be `default: true` (found {len(defaults)})")
