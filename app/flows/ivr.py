@@ -96,6 +96,7 @@ async def menu(session: CallSession, flow: Flow, name: str, node: Node) -> str |
         phrase: str | None = None
         if digit is None:
             it.record(session.now(), "prompt_played", prompt=name, attempt=attempt)
+            session.save_soon()
             if node.words and session.service.recognizer is not None:
                 digit, phrase = await listen(session, node)
             else:
@@ -180,8 +181,10 @@ async def collect(session: CallSession, flow: Flow, node: Node) -> str | None:
     field = node.into or "value"
     uris = await session.service.say(list(node.prompt))
     invalid = await session.service.say(list(node.invalid or flow.invalid))
+    typed_ahead: str | None = None
     for attempt in range(1, node.attempts + 1):
-        digits = await gather(session, uris, node)
+        digits = await gather(session, uris, node, typed_ahead)
+        typed_ahead = None
         problem = input_problem(node, digits)
         if problem is None:
             session.collected[field] = digits
@@ -191,14 +194,17 @@ async def collect(session: CallSession, flow: Flow, node: Node) -> str | None:
         it.record(session.now(), "invalid_entry", field=field, reason=problem, attempt=attempt)
         session.save_soon()
         if attempt < node.attempts:
-            await session.play(invalid, interruptible=False)
+            # A caller who knows the drill types again over "not valid": their first key counts.
+            typed_ahead = await session.play(invalid, interruptible=True)
     return after_attempts(flow, node)
 
 
-async def gather(session: CallSession, uris: list[str], node: Node) -> str:
-    """Keys until #, the longest length, or a pause of timeout_s."""
+async def gather(session: CallSession, uris: list[str], node: Node, first: str | None = None) -> str:
+    """Keys until #, the longest length, or a pause of timeout_s (the prompt is skipped when
+    the caller already started typing)."""
     digits = ""
-    first = await session.play(uris, interruptible=True)
+    if first is None:
+        first = await session.play(uris, interruptible=True)
     if first is not None:
         if first == "#":
             return digits

@@ -1,0 +1,211 @@
+"""IVR flow rules: where answers lead, which input is valid, which branch a caller takes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from app.config import PromptText, Settings, load_settings
+from app.domain.ivr_flow import (
+    CallFacts,
+    Flow,
+    FlowError,
+    Hours,
+    Node,
+    Rule,
+    after_attempts,
+    branch_target,
+    check_flow,
+    fill,
+    input_problem,
+    is_open,
+    luhn_ok,
+    menu_target,
+)
+from app.errors import ConfigError
+from app.ivr_config import classic_flow, load_flows
+
+REPO = Path(__file__).resolve().parents[2]
+SAY = (PromptText("Hello."),)
+
+
+def flow(**nodes: Node) -> Flow:
+    base = {
+        "menu": Node(type="menu", prompt=SAY, options={"1": "general", "2": "account"}),
+        "account": Node(
+            type="collect", prompt=SAY, into="account", min_digits=4, max_digits=12, next="general"
+        ),
+        "general": Node(type="queue", queue="general"),
+    }
+    base.update(nodes)
+    return Flow(name="main", start="menu", nodes=base, operator="general", default=True)
+
+
+def facts(ani: str = "13700000001", known: bool = False, vip: bool = False, **collected: str) -> CallFacts:
+    return CallFacts(ani, known, vip, datetime(2026, 11, 30, 3, 0, tzinfo=UTC), collected)
+
+
+def test_keys_lead_to_their_nodes_and_0_reaches_a_person() -> None:
+    f = flow()
+    menu = f.nodes["menu"]
+    assert menu_target(f, menu, "2") == "account"
+    assert menu_target(f, menu, "0") == "general"
+    assert menu_target(f, menu, "9") is None
+    assert after_attempts(f, menu) == "general"
+
+
+def test_collected_digits_are_checked() -> None:
+    node = Node(type="collect", into="account", min_digits=4, max_digits=12, pattern=r"7\d+", checksum="luhn")
+    assert input_problem(node, "") == "empty"
+    assert input_problem(node, "123") == "too short"
+    assert input_problem(node, "1234567890123") == "too long"
+    assert input_problem(node, "12345674") == "wrong format"
+    assert input_problem(node, "79927398710") == "check digit wrong"
+    assert input_problem(node, "79927398713") is None
+    assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
+
+
+def test_branches_by_number_customer_hours_and_collected_data() -> None:
+    office = Hours(
+        days=("mon", "tue", "wed", "thu", "fri"), start="09:00", end="18:00", timezone="Asia/Shanghai"
+    )
+    f = flow(
+        entry=Node(
+            type="branch",
+            rules=(
+                Rule(goto="blocked", ani_in="blocked"),
+                Rule(goto="closed", closed="office"),
+                Rule(goto="vip", customer="vip"),
+                Rule(goto="known", collected={"lang": "zh"}),
+            ),
+            otherwise="menu",
+        ),
+        blocked=Node(type="hangup", outcome="blocked"),
+        closed=Node(type="voicemail", queue="general"),
+        vip=Node(type="queue", queue="general"),
+        known=Node(type="queue", queue="general"),
+    )
+    f = Flow(**{**f.__dict__, "lists": {"blocked": ("13800000000",)}, "hours": {"office": office}})
+    entry = f.nodes["entry"]
+    # Monday 2026-11-30 03:00 UTC is 11:00 in Shanghai: open.
+    assert branch_target(f, entry, facts(ani="13800000000")) == "blocked"
+    assert branch_target(f, entry, facts(vip=True, known=True)) == "vip"
+    assert branch_target(f, entry, facts(lang="zh")) == "known"
+    assert branch_target(f, entry, facts()) == "menu"
+    night = CallFacts("1", False, False, datetime(2026, 11, 30, 14, 0, tzinfo=UTC), {})  # 22:00 there
+    assert branch_target(f, entry, night) == "closed"
+
+
+def test_opening_hours_holidays_and_overnight() -> None:
+    monday_11_shanghai = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
+    office = Hours(start="09:00", end="18:00", timezone="Asia/Shanghai")
+    assert is_open(office, monday_11_shanghai)
+    assert not is_open(
+        Hours(start="09:00", end="18:00", timezone="Asia/Shanghai", holidays=("2026-11-30",)),
+        monday_11_shanghai,
+    )
+    assert not is_open(Hours(days=("sat", "sun"), timezone="Asia/Shanghai"), monday_11_shanghai)
+    overnight = Hours(days=("mon",), start="20:00", end="02:00", timezone="UTC")
+    assert is_open(overnight, datetime(2026, 11, 30, 21, 0, tzinfo=UTC))
+    assert not is_open(overnight, datetime(2026, 11, 30, 12, 0, tzinfo=UTC))
+    assert is_open(Hours(days=("mon",), start="00:00", end="00:00"), monday_11_shanghai)
+
+
+def test_prompt_placeholders_are_filled_and_unknown_ones_said_as_unknown() -> None:
+    said = fill(
+        (PromptText("Your balance is {balance} {currency}. {nope}"),),
+        {"balance": "12.50", "currency": "yuan"},
+    )
+    assert said[0].text == "Your balance is 12.50 yuan. unknown"
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "words"),
+    [
+        ({"start": "nowhere"}, "start", "no node"),
+        ({"operator": "menu"}, "operator", "must name a queue node"),
+    ],
+)
+def test_broken_flows_are_refused(change: dict[str, str], path: str, words: str) -> None:
+    f = Flow(**{**flow().__dict__, **change})
+    with pytest.raises(FlowError) as err:
+        check_flow(f, {"general"})
+    assert err.value.path == path and words in err.value.message
+
+
+def test_dangling_targets_unknown_queues_and_dead_end_menus_are_refused() -> None:
+    with pytest.raises(FlowError, match="no node named 'nowhere'") as err:
+        check_flow(flow(menu=Node(type="menu", prompt=SAY, options={"1": "nowhere"})), {"general"})
+    assert err.value.path == "nodes.menu.options.1"
+    with pytest.raises(FlowError, match="no queue named") as err:
+        check_flow(flow(general=Node(type="queue", queue="sales")), {"general"})
+    no_operator = Flow(**{**flow().__dict__, "operator": None})
+    no_operator = Flow(
+        **{
+            **no_operator.__dict__,
+            "nodes": {**no_operator.nodes, "menu": Node(type="menu", prompt=SAY, options={"2": "account"})},
+        }
+    )
+    with pytest.raises(FlowError, match="lead to a person"):
+        check_flow(no_operator, {"general"})
+
+
+def test_classic_settings_make_one_default_flow() -> None:
+    f = classic_flow(Settings())
+    assert f.default and f.start == "greeting"
+    assert f.nodes["greeting"].options == {"1": "queue-1"}
+    assert f.nodes["queue-1"].queue == "general"
+    assert f.nodes["goodbye"].outcome == "no_input"
+
+
+def write_flow(directory: Path, name: str, text: str) -> None:
+    directory.mkdir(exist_ok=True)
+    (directory / f"{name}.yaml").write_text(text)
+
+
+def center(tmp_path: Path) -> Path:
+    (tmp_path / "center.yaml").write_text("ivr:\n  flows: flows\nqueues:\n  - {name: general}\n")
+    return tmp_path / "center.yaml"
+
+
+GOOD = """name: main
+default: true
+start: menu
+operator: person
+nodes:
+  menu:
+    type: menu
+    prompt: {text: "Press 1."}
+    options: {"1": person}
+  person: {type: queue, queue: general}
+"""
+
+
+def test_flow_files_load_and_errors_name_file_line_and_field(tmp_path: Path) -> None:
+    write_flow(tmp_path / "flows", "main", GOOD)
+    flows = load_flows(load_settings(center(tmp_path)))
+    assert list(flows.flows) == ["main"] and flows.for_dnis("7000").name == "main"
+
+    write_flow(tmp_path / "flows", "main", GOOD.replace('options: {"1": person}', 'options: {"1": nobody}'))
+    with pytest.raises(ConfigError) as err:
+        load_flows(load_settings(center(tmp_path)))
+    assert str(err.value).startswith(f"{tmp_path / 'flows' / 'main.yaml'}:9: nodes.menu.options.1: ")
+    assert "no node named 'nobody'" in str(err.value)
+
+    write_flow(tmp_path / "flows", "main", GOOD.replace("type: queue", "type: queeue"))
+    with pytest.raises(ConfigError, match=r"main.yaml:10: nodes.person.type: expected one of"):
+        load_flows(load_settings(center(tmp_path)))
+
+
+def test_two_defaults_or_a_number_claimed_twice_are_refused(tmp_path: Path) -> None:
+    write_flow(tmp_path / "flows", "a", GOOD)
+    write_flow(tmp_path / "flows", "b", GOOD.replace("name: main", "name: other"))
+    with pytest.raises(ConfigError, match="exactly one flow must be `default: true`"):
+        load_flows(load_settings(center(tmp_path)))
+
+
+def test_demo_flows_load() -> None:
+    flows = load_flows(load_settings(REPO / "config" / "demo.yaml"))
+    assert flows.for_dnis("7000").name == "main"
