@@ -62,7 +62,7 @@ from app.ivr_config import load_flows, prerender_flow_prompts
 from app.panel import http as panel_http
 from app.panel.auth import AuthService, load_or_create_panel_passwords, panel_users
 from app.panel.live import LiveHub
-from app.web import api, callbacks_api, health, ivr_api, voicemail_api
+from app.web import api, callbacks_api, calls_api, health, ivr_api, voicemail_api
 
 log = logging.getLogger(__name__)
 
@@ -303,5 +303,6 @@ def build_app(settings: Settings) -> web.Application:
     callbacks_api.add_routes(app)
     voicemail_api.add_routes(app)
     ivr_api.add_routes(app)
+    calls_api.add_routes(app)
     panel_http.add_routes(app)
     return app

@@ -407,6 +407,21 @@ class AriClient:
             "POST", f"/bridges/{bridge_id}/addChannel", params={"channel": ",".join(channel_ids)}
         )
 
+    async def remove_from_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
+        await self.request(
+            "POST", f"/bridges/{bridge_id}/removeChannel", params={"channel": ",".join(channel_ids)}
+        )
+
+    async def mute(self, channel_id: str, direction: str = "in") -> None:
+        """`in`: what the channel says is not passed on (the agent's microphone is off)."""
+        await self.request("POST", f"/channels/{channel_id}/mute", params={"direction": direction})
+
+    async def unmute(self, channel_id: str, direction: str = "in") -> None:
+        await self.request("DELETE", f"/channels/{channel_id}/mute", params={"direction": direction})
+
+    async def send_dtmf(self, channel_id: str, digits: str) -> None:
+        await self.request("POST", f"/channels/{channel_id}/dtmf", params={"dtmf": digits})
+
     async def destroy_bridge(self, bridge_id: str) -> None:
         try:
             await self.request("DELETE", f"/bridges/{bridge_id}")

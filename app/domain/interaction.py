@@ -96,7 +96,8 @@ class Interaction:
         moved = self.queue is not None and self.queue != queue
         self.queue = queue
         self.tier = tier
-        self.record(at, "overflowed" if moved else "queued", queue=queue, tier=tier, reason=reason)
+        kind = "overflowed" if moved and reason == "overflow" else "queued"  # a transfer is a new line
+        self.record(at, kind, queue=queue, tier=tier, reason=reason)
 
     def offer(self, at: datetime, agent_ids: tuple[str, ...], reason: str) -> None:
         self._require(Phase.QUEUED)
@@ -112,8 +113,21 @@ class Interaction:
         self._require(Phase.OFFERED)
         self.phase = Phase.CONNECTED
         self.agent_id = agent_id
-        self.answered_at = at
+        if self.answered_at is None:  # the first answer is the caller's wait; transfers keep it
+            self.answered_at = at
         self.record(at, "connected", agent_id=agent_id, queue_wait_ms=self.queue_wait_ms)
+
+    def transfer(self, at: datetime, to: str) -> None:
+        """Blind transfer: the agent drops off; the caller waits for the next one (music)."""
+        self._require(Phase.CONNECTED)
+        self.phase = Phase.QUEUED
+        self.record(at, "transferred", to=to, from_agent=self.agent_id, how="blind")
+
+    def hand_over(self, at: datetime, agent_id: str) -> None:
+        """Consult transfer completed (or a conference left to one agent): still connected."""
+        self._require(Phase.CONNECTED)
+        self.record(at, "transferred", to=f"agent:{agent_id}", from_agent=self.agent_id, how="consult")
+        self.agent_id = agent_id
 
     @property
     def queue_wait_ms(self) -> int | None:

@@ -332,7 +332,7 @@ class CallbackAttempt(CallSession):
             self.log.info(
                 "callback %s: customer %s connected to agent %s", cb.id, cb.phone, self.agent_on_call
             )
-            await self.watch_connected()
+            await self.follow_transfer(await self.watch_connected())
             return
         if self.result is None:  # the agent hung up before the customer answered
             cb.agent_missed()

@@ -51,8 +51,9 @@ from app.domain.interaction import Interaction, Outcome, Phase, outcome_when_cal
 from app.domain.ivr_flow import FlowSet
 from app.domain.routing import Decision, SkillRequirement, Tier, WaitingInteraction
 from app.errors import PbxError
+from app.flows.call_controls import CallControls, ControlError, ControlRequest, Transfer
 from app.flows.ivr import walk
-from app.flows.routing import RoutingService, Ticket
+from app.flows.routing import RoutingError, RoutingService, Ticket
 
 if TYPE_CHECKING:
     from app.flows.callbacks import CallbackService
@@ -89,7 +90,7 @@ class Wakeup:
     reason: str
 
 
-CallEvent = AriEvent | Wakeup
+CallEvent = AriEvent | Wakeup | ControlRequest
 
 
 class CallSession:
@@ -110,6 +111,9 @@ class CallSession:
         self.pending_callback: Callback | None = None
         self.collected: dict[str, str] = {}  # what the caller entered in the IVR, by field
         self.gone: set[str] = set()  # channels of this call seen hanging up
+        self.controls: CallControls | None = None  # while connected to an agent
+        self.extra_agents: dict[str, str] = {}  # conference: channel -> agent, besides the main one
+        self.joined: dict[str, datetime] = {}  # agent -> when they started talking on this call
         self.task: asyncio.Task[None] | None = None
         self._writes: asyncio.Queue[Interaction] = asyncio.Queue()
         self._side_steps: set[asyncio.Task[None]] = set()
@@ -223,7 +227,7 @@ class CallSession:
     async def run(self, resume: bool = False) -> None:
         try:
             if self.it.phase is Phase.CONNECTED:
-                await self.watch_connected()
+                await self.follow_transfer(await self.watch_connected())
             elif resume and self.it.phase in (Phase.QUEUED, Phase.OFFERED):
                 if self.it.phase is Phase.OFFERED:
                     self.it.offer_failed(self.now(), self.it.agent_id or "?", "app restarted")
@@ -260,8 +264,14 @@ class CallSession:
         await walk(self, self.service.flows.for_dnis(self.it.dnis))
 
     async def to_agent(
-        self, queue: str, skills: tuple[SkillRequirement, ...], reason: str = "resumed"
+        self,
+        queue: str,
+        skills: tuple[SkillRequirement, ...],
+        reason: str = "resumed",
+        direct: str | None = None,
     ) -> None:
+        """Wait in `queue` for an agent (or ring the `direct` agent first), talk, and follow any
+        transfer the agent makes, until the call ends."""
         tier, value = self.service.tier_of(self.customer)
         self.it.enqueue(self.now(), queue, tier.value, reason)
         self.save_soon()
@@ -278,6 +288,23 @@ class CallSession:
         )
         greeted = False
         while True:
+            if direct is not None:
+                target, direct = direct, None
+                try:
+                    chosen = self.routing.reserve_direct(target, self.it.id, waiting.queue)
+                except RoutingError as exc:
+                    self.log.info(
+                        "transfer to agent %s: %s; the caller waits in %s", target, exc, waiting.queue
+                    )
+                else:
+                    if await self.offer(chosen, waiting.queue):
+                        transfer = await self.watch_connected()
+                        if transfer is None:
+                            return
+                        direct = self.after_transfer(transfer, waiting)
+                    else:
+                        waiting.excluded_agents = waiting.excluded_agents | frozenset(chosen.agent_ids)
+                    continue
             if not self.routing.anyone_logged_in(waiting.queue):
                 await self.no_agent()
                 return
@@ -311,10 +338,28 @@ class CallSession:
                 await self.no_agent()
                 return
             if await self.offer(decision, waiting.queue):
-                await self.watch_connected()
-                return
+                transfer = await self.watch_connected()
+                if transfer is None:
+                    return
+                direct = self.after_transfer(transfer, waiting)
+                continue
             # Keep the place in line (queued_at) and try someone else first.
             waiting.excluded_agents = waiting.excluded_agents | frozenset(decision.agent_ids)
+
+    async def follow_transfer(self, transfer: Transfer | None) -> None:
+        """A transfer made on a call that did not come through `to_agent` (recovered, callback)."""
+        if transfer is not None:
+            queue = transfer.queue or self.it.queue or self.service.default_queue
+            await self.to_agent(queue, (), reason="transfer", direct=transfer.agent_id)
+
+    def after_transfer(self, transfer: Transfer, waiting: WaitingInteraction) -> str | None:
+        """A blind transfer: back in line (the original place), or to ring one agent first."""
+        if transfer.queue is not None:
+            waiting.queue = transfer.queue
+        waiting.excluded_agents = frozenset()
+        self.it.enqueue(self.now(), waiting.queue, waiting.tier.value, "transfer")
+        self.save_soon()
+        return transfer.agent_id
 
     def enter_queue(self, waiting: WaitingInteraction) -> Ticket:
         def overflowed(queue: str) -> None:
@@ -614,6 +659,7 @@ class CallSession:
         self.agent_channel_id = winner
         self.agent_on_call = agent_id
         self.answered_at = self.now()
+        self.joined[agent_id] = self.answered_at
         waited = (self.answered_at - (self.it.queued_at or self.answered_at)).total_seconds()
         self.routing.answered(agent_id, queue, waited, self.it.id, Tier(self.it.tier or "medium"))
         for channel_id in list(self.ringing):  # ring-all: the others stop ringing
@@ -623,10 +669,11 @@ class CallSession:
 
     async def bridge(self, agent_channel: str) -> None:
         """Caller and the agent who answered join one bridge; the interaction is connected."""
-        bridge_id = f"call-{self.it.id}"
-        await self.ari.create_bridge(bridge_id, name=f"interaction {self.it.id}")
-        self.bridge_id = bridge_id
-        await self.ari.add_to_bridge(bridge_id, [self.caller, agent_channel])
+        if self.bridge_id is None:  # after a transfer the call's bridge is there already
+            bridge_id = f"call-{self.it.id}"
+            await self.ari.create_bridge(bridge_id, name=f"interaction {self.it.id}")
+            self.bridge_id = bridge_id
+        await self.ari.add_to_bridge(self.bridge_id, [self.caller, agent_channel])
         self.it.connect(self.answered_at or self.now(), self.agent_on_call or "?")
         self.save_soon()
 
@@ -637,16 +684,65 @@ class CallSession:
             self.routing.offer_failed(agent_id, queue, reason, no_answer=no_answer)
             self.it.record(self.now(), "ring_ended", agent_id=agent_id, reason=reason, no_answer=no_answer)
 
-    async def watch_connected(self) -> None:
-        """Caller and agent talk until one of them hangs up."""
-        while True:
-            ev = await self.next_event()
-            if isinstance(ev, ChannelDestroyed | ChannelHangupRequest | StasisEnd) and (
-                ev.channel.id == self.agent_channel_id
-            ):
+    async def watch_connected(self) -> Transfer | None:
+        """Caller and agent talk until one of them hangs up, or the agent transfers the call
+        (then the transfer is returned, the call is back in line, and the caller hears music)."""
+        controls = self.controls = CallControls(self)
+        try:
+            while True:
+                ev = await self.next_event()
+                if ev is None:
+                    continue
+                if isinstance(ev, ControlRequest):
+                    transfer = await controls.handle(ev)
+                    if transfer is not None:
+                        self.it.transfer(
+                            self.now(),
+                            f"queue:{transfer.queue}" if transfer.queue else f"agent:{transfer.agent_id}",
+                        )
+                        self.save_soon()
+                        return transfer
+                    continue
+                if await controls.on_event(ev):
+                    continue
+                if not isinstance(ev, ChannelDestroyed | ChannelHangupRequest | StasisEnd):
+                    continue
+                if ev.channel.id in self.extra_agents:  # one agent leaves a conference
+                    self.service.unwatch(ev.channel.id)
+                    self.agent_done(self.extra_agents.pop(ev.channel.id))
+                    continue
+                if ev.channel.id != self.agent_channel_id:
+                    continue
+                if self.extra_agents:  # the conference goes on with the other agent
+                    self.service.unwatch(ev.channel.id)
+                    if self.agent_on_call is not None:
+                        self.agent_done(self.agent_on_call)
+                    self.agent_channel_id, self.agent_on_call = self.extra_agents.popitem()
+                    self.it.hand_over(self.now(), self.agent_on_call)
+                    self.save_soon()
+                    continue
                 self.it.end(self.now(), Outcome.COMPLETED, ended_by="agent")
                 await self.ari.hangup(self.caller)
-                return
+                return None
+        finally:
+            await controls.close()
+            self.controls = None
+
+    async def control(self, req: ControlRequest, timeout: float = 10.0) -> dict[str, Any]:
+        """A person's request (panel or API), carried out in this call's own order of events."""
+        if self.controls is None:
+            raise ControlError("the call is not connected to an agent right now")
+        self.events.put_nowait(req)
+        async with asyncio.timeout(timeout):
+            return await req.done
+
+    def agent_done(self, agent_id: str) -> None:
+        """An agent's part in this call is over: their handle time counts, wrap-up starts."""
+        since = self.joined.pop(agent_id, None) or self.answered_at or self.now()
+        self.routing.hung_up(agent_id, self.it.queue, (self.now() - since).total_seconds())
+
+    def tier(self) -> Tier:
+        return Tier(self.it.tier or "medium")
 
     async def cleanup(self) -> None:
         for result in await asyncio.gather(*self._side_steps, return_exceptions=True):
@@ -662,10 +758,15 @@ class CallSession:
                     await self.ari.hangup(self.agent_channel_id)
                 if self.bridge_id is not None:
                     await self.ari.destroy_bridge(self.bridge_id)
+                for channel_id in list(self.extra_agents):
+                    await self.ari.hangup(channel_id)
+            for agent_id in list(self.extra_agents.values()):
+                self.agent_done(agent_id)
+            self.extra_agents.clear()
             if self.agent_on_call is not None:
-                since = self.answered_at or self.it.answered_at or self.now()
-                talk_s = ((self.it.ended_at or self.now()) - since).total_seconds()
-                self.routing.hung_up(self.agent_on_call, self.it.queue, talk_s)
+                if self.agent_on_call not in self.joined:
+                    self.joined[self.agent_on_call] = self.answered_at or self.it.answered_at or self.now()
+                self.agent_done(self.agent_on_call)
             try:
                 await self.save()
             except Exception:
@@ -755,6 +856,16 @@ class InboundService:
         self.sessions.pop(session.caller, None)
         for key in [k for k, v in self._watch.items() if v is session]:
             del self._watch[key]
+
+    def session_for(self, interaction_id: str) -> CallSession | None:
+        return next((s for s in self.sessions.values() if s.it.id == interaction_id), None)
+
+    def call_of_agent(self, agent_id: str) -> CallSession | None:
+        """The call an agent is talking on (as the main agent or in a conference)."""
+        for s in self.sessions.values():
+            if s.agent_on_call == agent_id or agent_id in s.extra_agents.values():
+                return s
+        return None
 
     def start_session(self, it: Interaction, customer: Customer | None, resume: bool = False) -> CallSession:
         session = CallSession(self, it, customer)

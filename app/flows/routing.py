@@ -278,6 +278,15 @@ class RoutingService:
             raise RoutingError(f"no agent {agent_id!r}", 404)
         return agent
 
+    def reserve_direct(self, agent_id: str, interaction_id: str, queue: str = "") -> Decision:
+        """Reserve one named agent (a transfer or consultation to them), if they are Ready."""
+        agent = self.agent(agent_id)
+        if not agent.routable:
+            raise RoutingError(f"agent {agent_id} is not ready ({agent.state.value})", 409)
+        agent.reserve(self.clock(), interaction_id)
+        self._changed()
+        return Decision(interaction_id, queue, (agent_id,), f"direct to agent {agent_id}")
+
     def device_changed(self, agent_id: str, registered: bool) -> None:
         agent = self.agents.get(agent_id)
         if agent is None or agent.device_registered == registered:
