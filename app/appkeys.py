@@ -16,6 +16,7 @@ from app.flows.routing import RoutingService
 from app.flows.voicemail import VoicemailService
 from app.panel.auth import AuthService
 from app.panel.live import LiveHub
+from app.panel.pop import PopService
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -32,3 +33,4 @@ CALLBACKS = web.AppKey("callbacks", CallbackService)
 VOICEMAIL = web.AppKey("voicemail", VoicemailService)
 AUTH = web.AppKey("auth", AuthService)
 LIVE = web.AppKey("live", LiveHub)
+POPS = web.AppKey("pops", PopService)

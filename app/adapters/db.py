@@ -237,7 +237,9 @@ class Store:
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(
                 "UPDATE interactions SET phase = %s, ivr_digits = %s, queued_at = %s, answered_at = %s,"
-                " ended_at = %s, queue_wait_ms = %s, agent_id = %s, outcome = %s, customer_id = %s,"
+                " ended_at = %s, queue_wait_ms = %s, agent_id = %s, outcome = %s,"
+                # A profile an agent created during the call (the panel) is kept.
+                " customer_id = COALESCE(%s::bigint, customer_id),"
                 " queue = %s, tier = %s WHERE id = %s",
                 (
                     it.phase.value,

@@ -81,6 +81,15 @@ class AgentListener(Protocol):
     def agents_changed(self, agents: Sequence[Agent]) -> None: ...
 
 
+@dataclass(frozen=True)
+class Offer:
+    """What the desk knew when it reserved an agent for an interaction (for the screen pop)."""
+
+    decision: Decision
+    waiting: WaitingInteraction
+    at: datetime
+
+
 @dataclass
 class Ticket:
     """One interaction waiting in a queue, and the future its call awaits."""
@@ -107,6 +116,7 @@ class RoutingService:
         self._persist: asyncio.Queue[None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self.listeners: list[AgentListener] = []
+        self.offers: dict[str, Offer] = {}  # agent id -> the latest offer made to them
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -221,6 +231,7 @@ class RoutingService:
             ticket = self.tickets.pop(d.interaction_id)
             for agent_id in d.agent_ids:
                 self.agents[agent_id].reserve(now, d.interaction_id)
+                self.offers[agent_id] = Offer(d, ticket.waiting, now)
             ticket.decided.set_result(d)
         if decisions:
             self._persist.put_nowait(None)
@@ -277,6 +288,14 @@ class RoutingService:
         if agent is None:
             raise RoutingError(f"no agent {agent_id!r}", 404)
         return agent
+
+    def offer_of(self, agent_id: str) -> Offer | None:
+        """The offer behind the interaction this agent holds now (offered, on the call, wrap-up)."""
+        agent = self.agents.get(agent_id)
+        offer = self.offers.get(agent_id)
+        if agent is None or offer is None or agent.interaction_id != offer.decision.interaction_id:
+            return None
+        return offer
 
     def device_changed(self, agent_id: str, registered: bool) -> None:
         agent = self.agents.get(agent_id)
