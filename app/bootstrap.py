@@ -182,6 +182,7 @@ async def panel_ctx(app: web.Application) -> AsyncIterator[None]:
     pops = PopService(PopStore(app[STORE].pool), routing, hub, utcnow)
     routing.listeners.append(hub)
     routing.listeners.append(pops)  # screen pops: pushed the moment an agent is offered a call
+    app[STORE].saved_listeners.append(pops.interaction_saved)
     app[AUTH] = auth
     app[LIVE] = hub
     app[POPS] = pops
@@ -189,6 +190,7 @@ async def panel_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         routing.listeners.remove(pops)
+        app[STORE].saved_listeners.remove(pops.interaction_saved)
         await pops.stop()
         routing.listeners.remove(hub)
 

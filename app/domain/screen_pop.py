@@ -3,7 +3,9 @@
 - **When to pop.** An agent is offered a call when the routing desk reserves them for an
   interaction; the pop goes out once per (agent, interaction), whether the listener first sees
   the agent reserved, ringing or (after a restart) already on the call. A new offer of the same
-  interaction after the agent went back to idle pops again.
+  interaction after the agent went back to idle pops again. The call's own events are written
+  behind it, so the `offered` event (or a late `collected` one) may land after the pop went out;
+  the pop is then sent again, complete (`REFRESH_KINDS`).
 - **What the IVR collected** is read from the interaction's events, whoever recorded them:
   `dtmf` digits, the menu choice in a `queued` reason (`menu:<digit>`), and any `collected`
   event (its data, or its `collected` mapping) merged in order, later values winning. Nested
@@ -32,6 +34,8 @@ from app.domain.agent_state import AgentState
 
 # The agent holds an offer or the call itself: a pop belongs on their screen.
 POP_STATES = frozenset({AgentState.RESERVED, AgentState.RINGING, AgentState.ON_CALL})
+# Events that complete a pop already shown.
+REFRESH_KINDS = frozenset({"offered", "collected"})
 IDLE_REASON = "idle"
 HISTORY_SIZE = 5
 MAX_NOTES = 4000
@@ -64,6 +68,10 @@ class PopTracker:
             return False
         self._shown[agent_id] = interaction_id
         return True
+
+    def showing(self, interaction_id: str) -> list[str]:
+        """The agents whose screens show this interaction."""
+        return [agent_id for agent_id, shown in self._shown.items() if shown == interaction_id]
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ interaction (or found ringing or on a call with one not yet shown), it reads the
 context from PostgreSQL (customer, IVR journey, callback and voicemail, recent history), adds
 what the desk decided in memory (the route reason, which may not be written yet), and pushes
 one `{"type": "pop"}` message to that agent's own panels. Nothing is polled: the push follows
-the state change that the routing core announces.
+the state change that the routing core announces, and the store's note that the call's
+`offered` event is written (the pop is then sent again, complete, if anything changed).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 
 from app.adapters.pop_store import CustomerProfile, PopContext, PopStore
 from app.domain.agent_state import Agent, AgentState
-from app.domain.screen_pop import POP_STATES, PopTracker, journey
+from app.domain.interaction import InteractionEvent
+from app.domain.screen_pop import POP_STATES, REFRESH_KINDS, PopTracker, journey
 from app.flows.routing import RoutingService
 from app.panel.live import LiveHub
 
@@ -67,6 +69,8 @@ class PopService:
         self.clock = clock
         self._tracker = PopTracker()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._locks: dict[str, asyncio.Lock] = {}  # one build at a time per agent, in order
+        self._last: dict[str, Message] = {}  # agent id -> the pop last sent (without its time)
 
     # -- the listener -------------------------------------------------------------------------
 
@@ -74,23 +78,42 @@ class PopService:
         for agent in agents:
             interaction_id = agent.interaction_id
             if self._tracker.should_pop(agent.id, agent.state, interaction_id) and interaction_id:
-                task = asyncio.create_task(self._pop(agent.id, interaction_id), name=f"pop-{agent.id}")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(agent.id, interaction_id, "offer")
 
-    async def _pop(self, agent_id: str, interaction_id: str) -> None:
-        started = asyncio.get_running_loop().time()
-        try:
-            view = await self.build(agent_id, interaction_id)
-        except Exception:
-            log.exception("interaction %s: screen pop for agent %s failed", interaction_id, agent_id)
+    def interaction_saved(self, interaction_id: str, events: Sequence[InteractionEvent]) -> None:
+        """The store's listener: events that complete a pop on someone's screen send it again."""
+        if not any(e.kind in REFRESH_KINDS for e in events):
             return
-        sent = self.hub.push(agent_id, {"type": "pop", "pop": view})
+        for agent_id in self._tracker.showing(interaction_id):
+            self._spawn(agent_id, interaction_id, "refresh")
+
+    def _spawn(self, agent_id: str, interaction_id: str, why: str) -> None:
+        task = asyncio.create_task(self._pop(agent_id, interaction_id, why), name=f"pop-{agent_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pop(self, agent_id: str, interaction_id: str, why: str) -> None:
+        loop = asyncio.get_running_loop()
+        async with self._locks.setdefault(agent_id, asyncio.Lock()):
+            if agent_id not in self._tracker.showing(interaction_id):
+                return  # the agent has moved on meanwhile
+            started = loop.time()
+            try:
+                view = await self.build(agent_id, interaction_id)
+            except Exception:
+                log.exception("interaction %s: screen pop for agent %s failed", interaction_id, agent_id)
+                return
+            same = {k: v for k, v in view.items() if k != "pushed_at"}
+            if self._last.get(agent_id) == same:
+                return  # a refresh that adds nothing
+            self._last[agent_id] = same
+            sent = self.hub.push(agent_id, {"type": "pop", "pop": view})
         log.info(
-            "interaction %s: screen pop for agent %s built in %.1f ms, sent to %d panel(s)",
+            "interaction %s: screen pop (%s) for agent %s built in %.1f ms, sent to %d panel(s)",
             interaction_id,
+            why,
             agent_id,
-            (asyncio.get_running_loop().time() - started) * 1000,
+            (loop.time() - started) * 1000,
             sent,
         )
 

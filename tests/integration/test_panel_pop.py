@@ -279,6 +279,14 @@ async def test_an_offer_pops_the_caller_ivr_reason_and_history(panel: Panel, bro
         offer(panel, iid, ani)
         pop = await next_pop(ws)
         took_ms = (asyncio.get_running_loop().time() - started) * 1000
+        # The call writes its `offered` event behind the pop: the pop follows, complete.
+        assert pop["offered_at"] is None
+        call = Interaction(iid, "chan", ani, "7000", datetime.now(UTC), customer_id=cid, phase=Phase.QUEUED)
+        call.queue, call.tier, call.digits = "general", "top", "1"
+        call.offer(datetime.now(UTC), ("1001",), "the desk's reason")
+        await panel.app[STORE].save(call)
+        completed = await next_pop(ws)
+        assert completed["interaction_id"] == iid and completed["offered_at"] is not None
     print(f"\n[pop] offer to pop on the agent's socket: {took_ms:.1f} ms")
     assert took_ms < 1000
     assert pop["interaction_id"] == iid and pop["ani"] == ani

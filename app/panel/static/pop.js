@@ -92,7 +92,7 @@
         "p",
         { class: "badges" },
         el("span", { class: "badge tier-" + c.tier, id: "pop-tier", dataset: { tier: c.tier } },
-          text["pop.tier"] + ": " + (text["tier." + c.tier] || c.tier)),
+          fill(text["pop.tier"], { tier: text["tier." + c.tier] || c.tier })),
         c.vip ? el("span", { class: "badge vip", id: "pop-vip" }, text["pop.vip"]) : null,
       ),
       pairs(rows),
@@ -121,8 +121,9 @@
         const r = await send("/panel/api/customers", body);
         if (!r.ok) { failed(r); return; }
         message(text["pop.created"]);
-        p.customer = r.answer;
-        document.getElementById("pop-customer").replaceWith(customerPart(p));
+        const current = pop && pop.interaction_id === p.interaction_id ? pop : p;
+        current.customer = r.answer;
+        document.getElementById("pop-customer").replaceWith(customerPart(current));
       } catch (err) {
         failed({ status: String(err), answer: {} });
       } finally {
@@ -217,17 +218,21 @@
   function showPop(p) {
     if (p.agent_id && p.agent_id !== agentId) return;
     const fresh = !pop || pop.interaction_id !== p.interaction_id;
+    // The same call again, completed: keep a profile the agent has started typing.
+    const typing = !fresh && !p.customer && document.getElementById("pop-new-customer");
+    const customer = typing ? document.getElementById("pop-customer") : customerPart(p);
     pop = p;
-    popBox.replaceChildren(
+    const parts = [
       el("header", null,
         el("h2", { class: "pop-title", id: "pop-title" }, text["pop.title"]),
         el("span", { class: "ani", id: "pop-ani" }, p.ani),
         p.callback ? el("span", { class: "badge callback" }, text["pop.callback"]) : null),
-      customerPart(p),
+      customer,
       el("div", { class: "columns" }, ivrPart(p), routePart(p)),
       callbackPart(p),
       historyPart(p),
-    );
+    ];
+    popBox.replaceChildren(...parts.filter((part) => part));
     popBox.dataset.interactionId = p.interaction_id;
     setPhase(phaseFor(p));
     popBox.hidden = false;
