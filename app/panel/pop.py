@@ -79,6 +79,8 @@ class PopService:
             interaction_id = agent.interaction_id
             if self._tracker.should_pop(agent.id, agent.state, interaction_id) and interaction_id:
                 self._spawn(agent.id, interaction_id, "offer")
+            elif interaction_id is None:
+                self._last.pop(agent.id, None)  # idle again: a repeated offer is sent in full
 
     def interaction_saved(self, interaction_id: str, events: Sequence[InteractionEvent]) -> None:
         """The store's listener: events that complete a pop on someone's screen send it again."""
@@ -131,7 +133,11 @@ class PopService:
         agent = self.routing.agents.get(agent_id)
         if agent is None or agent.interaction_id is None or agent.state not in CURRENT_STATES:
             return None
-        return await self.build(agent_id, agent.interaction_id)
+        try:
+            return await self.build(agent_id, agent.interaction_id)
+        except Exception:  # the live state still goes out; only the pop is missing
+            log.exception("interaction %s: screen pop for agent %s failed", agent.interaction_id, agent_id)
+            return None
 
     async def build(self, agent_id: str, interaction_id: str) -> Message:
         offer = self.routing.offer_of(agent_id)
