@@ -18,6 +18,7 @@ from app.flows.routing import RoutingService
 from app.flows.voicemail import VoicemailService
 from app.panel.auth import AuthService
 from app.panel.live import LiveHub
+from app.panel.pop import PopService
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -36,3 +37,4 @@ AUTH = web.AppKey("auth", AuthService)
 LIVE = web.AppKey("live", LiveHub)
 FLOWS = web.AppKey("flows", FlowSet)
 RECOGNIZER = web.AppKey("recognizer", ManagedRecognizer)
+POPS = web.AppKey("pops", PopService)

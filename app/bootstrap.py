@@ -30,6 +30,7 @@ from app.adapters.asterisk_instance import (
 )
 from app.adapters.db import Store, ensure_database, migrate, resolve_url
 from app.adapters.passwords import Passwords
+from app.adapters.pop_store import PopStore
 from app.adapters.prompts import Prompt, PromptCache
 from app.adapters.speech import SpeechSettings, recognizer_from_settings
 from app.adapters.web_users import WebUserStore
@@ -43,6 +44,7 @@ from app.appkeys import (
     FLOWS,
     INBOUND,
     LIVE,
+    POPS,
     PROMPT_CACHE,
     PROMPTS,
     RECOGNIZER,
@@ -60,8 +62,10 @@ from app.flows.routing import RoutingService
 from app.flows.voicemail import VoicemailService
 from app.ivr_config import load_flows, prerender_flow_prompts
 from app.panel import http as panel_http
+from app.panel import pop_http
 from app.panel.auth import AuthService, load_or_create_panel_passwords, panel_users
 from app.panel.live import LiveHub
+from app.panel.pop import PopService
 from app.web import api, callbacks_api, calls_api, health, ivr_api, voicemail_api
 
 log = logging.getLogger(__name__)
@@ -203,12 +207,19 @@ async def panel_ctx(app: web.Application) -> AsyncIterator[None]:
     await auth.sync_users(users, passwords)
     hub = LiveHub(api.agent_view)
     routing = app[ROUTING]
+    pops = PopService(PopStore(app[STORE].pool), routing, hub, utcnow)
     routing.listeners.append(hub)
+    routing.listeners.append(pops)  # screen pops: pushed the moment an agent is offered a call
+    app[STORE].saved_listeners.append(pops.interaction_saved)
     app[AUTH] = auth
     app[LIVE] = hub
+    app[POPS] = pops
     try:
         yield
     finally:
+        routing.listeners.remove(pops)
+        app[STORE].saved_listeners.remove(pops.interaction_saved)
+        await pops.stop()
         routing.listeners.remove(hub)
 
 
@@ -305,4 +316,5 @@ def build_app(settings: Settings) -> web.Application:
     ivr_api.add_routes(app)
     calls_api.add_routes(app)
     panel_http.add_routes(app)
+    pop_http.add_routes(app)
     return app

@@ -275,6 +275,25 @@ DEFAULT_NOT_READY_REASONS = (
 
 
 @dataclass(frozen=True)
+class WrapUpCode:
+    """A disposition code an agent picks in after-call work, with its label in each language."""
+
+    code: str
+    en: str = ""
+    zh: str = ""
+
+
+DEFAULT_WRAP_UP_CODES = (
+    WrapUpCode("resolved", "Resolved", "已解决"),
+    WrapUpCode("information", "Information given", "已提供信息"),
+    WrapUpCode("follow_up", "Needs follow-up", "需要跟进"),
+    WrapUpCode("escalated", "Escalated", "已升级处理"),
+    WrapUpCode("complaint", "Complaint", "投诉"),
+    WrapUpCode("wrong_number", "Wrong number", "打错电话"),
+)
+
+
+@dataclass(frozen=True)
 class WebSettings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -288,6 +307,10 @@ class WebSettings:
     # Failed sign-ins allowed per username and address within the window, then 429.
     login_max_failures: int = 5
     login_window_s: float = 300.0
+    # Disposition codes offered in after-call work (labels in English and Chinese).
+    wrap_up_codes: tuple[WrapUpCode, ...] = DEFAULT_WRAP_UP_CODES
+    # A Ready agent whose panel sees no keyboard or mouse for this long goes Not Ready ("idle"); 0 = off.
+    idle_not_ready_s: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -676,3 +699,17 @@ def _check_web(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> No
         raise bad("web.session_idle_s", "session_idle_s must be >= 60 and session_max_s >= session_idle_s")
     if s.web.login_max_failures < 1 or s.web.login_window_s <= 0:
         raise bad("web.login_max_failures", "login_max_failures must be >= 1 and login_window_s positive")
+    if not s.web.wrap_up_codes:
+        raise bad("web.wrap_up_codes", "give at least one disposition code")
+    wrap_codes: set[str] = set()
+    for i, code in enumerate(s.web.wrap_up_codes):
+        if not re.fullmatch(r"[a-z0-9_]{1,32}", code.code):
+            raise bad(
+                f"web.wrap_up_codes[{i}].code",
+                f"use 1-32 characters from a-z, 0-9 and '_', got {code.code!r}",
+            )
+        if code.code in wrap_codes:
+            raise bad(f"web.wrap_up_codes[{i}].code", f"code {code.code} is given twice")
+        wrap_codes.add(code.code)
+    if s.web.idle_not_ready_s != 0 and s.web.idle_not_ready_s < 2:
+        raise bad("web.idle_not_ready_s", "0 (off) or at least 2 seconds")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -127,6 +127,9 @@ class Store:
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
+        # Told (interaction id, its new events) once they are committed, e.g. so the panel can
+        # complete a screen pop. Must not block.
+        self.saved_listeners: list[Callable[[str, Sequence[InteractionEvent]], None]] = []
 
     async def ping(self) -> bool:
         try:
@@ -238,7 +241,9 @@ class Store:
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(
                 "UPDATE interactions SET phase = %s, ivr_digits = %s, queued_at = %s, answered_at = %s,"
-                " ended_at = %s, queue_wait_ms = %s, agent_id = %s, outcome = %s, customer_id = %s,"
+                " ended_at = %s, queue_wait_ms = %s, agent_id = %s, outcome = %s,"
+                # A profile an agent created during the call (the panel) is kept.
+                " customer_id = COALESCE(%s::bigint, customer_id),"
                 " queue = %s, tier = %s WHERE id = %s",
                 (
                     it.phase.value,
@@ -255,7 +260,13 @@ class Store:
                     it.id,
                 ),
             )
-            await self._insert_events(conn, it.id, it.drain())
+            events = it.drain()
+            await self._insert_events(conn, it.id, events)
+        for listener in self.saved_listeners if events else ():
+            try:
+                listener(it.id, events)
+            except Exception:
+                log.exception("interaction %s: saved-events listener %r failed", it.id, listener)
 
     async def _insert_events(
         self, conn: psycopg.AsyncConnection[Any], interaction_id: str, events: list[InteractionEvent]

@@ -81,6 +81,15 @@ class AgentListener(Protocol):
     def agents_changed(self, agents: Sequence[Agent]) -> None: ...
 
 
+@dataclass(frozen=True)
+class Offer:
+    """What the desk knew when it reserved an agent for an interaction (for the screen pop)."""
+
+    decision: Decision
+    waiting: WaitingInteraction
+    at: datetime
+
+
 @dataclass
 class Ticket:
     """One interaction waiting in a queue, and the future its call awaits."""
@@ -107,6 +116,7 @@ class RoutingService:
         self._persist: asyncio.Queue[None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self.listeners: list[AgentListener] = []
+        self.offers: dict[str, Offer] = {}  # agent id -> the latest offer made to them
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -221,6 +231,7 @@ class RoutingService:
             ticket = self.tickets.pop(d.interaction_id)
             for agent_id in d.agent_ids:
                 self.agents[agent_id].reserve(now, d.interaction_id)
+                self.offers[agent_id] = Offer(d, ticket.waiting, now)
             ticket.decided.set_result(d)
         if decisions:
             self._persist.put_nowait(None)
@@ -283,9 +294,21 @@ class RoutingService:
         agent = self.agent(agent_id)
         if not agent.routable:
             raise RoutingError(f"agent {agent_id} is not ready ({agent.state.value})", 409)
-        agent.reserve(self.clock(), interaction_id)
+        now = self.clock()
+        agent.reserve(now, interaction_id)
+        decision = Decision(interaction_id, queue, (agent_id,), f"direct to agent {agent_id}")
+        # The screen pop shows a transferred or consulted call like any other offer.
+        self.offers[agent_id] = Offer(decision, WaitingInteraction(interaction_id, queue, now), now)
         self._changed()
-        return Decision(interaction_id, queue, (agent_id,), f"direct to agent {agent_id}")
+        return decision
+
+    def offer_of(self, agent_id: str) -> Offer | None:
+        """The offer behind the interaction this agent holds now (offered, on the call, wrap-up)."""
+        agent = self.agents.get(agent_id)
+        offer = self.offers.get(agent_id)
+        if agent is None or offer is None or agent.interaction_id != offer.decision.interaction_id:
+            return None
+        return offer
 
     def device_changed(self, agent_id: str, registered: bool) -> None:
         agent = self.agents.get(agent_id)

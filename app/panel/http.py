@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, web
 
-from app.appkeys import AUTH, LIVE, ROUTING, SETTINGS
+from app.appkeys import AUTH, LIVE, POPS, ROUTING, SETTINGS
 from app.domain.access import (
     AGENT_ROLES,
     Principal,
@@ -30,7 +30,7 @@ from app.domain.access import (
     may_view_agent,
 )
 from app.errors import AppError
-from app.panel import pages
+from app.panel import pages, pop_pages
 from app.panel.auth import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -291,8 +291,14 @@ async def agent_page(request: web.Request) -> web.Response:
         return see_other(home_of(who))
     lang = language(request)
     agent = agent_view(request.app[ROUTING].agent(who.agent_id))
-    reasons = request.app[SETTINGS].web.not_ready_reasons
-    return html(request, pages.panel_page(lang, session.csrf_token, user_line(lang, session), agent, reasons))
+    web_settings = request.app[SETTINGS].web
+    pop = pop_pages.pop_section(lang, session.csrf_token, web_settings, agent)
+    return html(
+        request,
+        pages.panel_page(
+            lang, session.csrf_token, user_line(lang, session), agent, web_settings.not_ready_reasons, pop
+        ),
+    )
 
 
 async def supervisor_page(request: web.Request) -> web.Response:
@@ -441,6 +447,10 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
         await ws.prepare(request)
         snapshot = [agent_view(a) for a in routing.agents.values() if sub.wants(a.id)]
         await ws.send_json({"type": "snapshot", "agents": snapshot})
+        if who.agent_id is not None:  # a reloaded panel gets back the call its agent works on
+            pop = await request.app[POPS].current(who.agent_id)
+            if pop is not None:
+                await ws.send_json({"type": "pop", "pop": pop})
         pump = asyncio.create_task(
             _pump(ws, sub, lambda: auth.session_for(token)), name=f"panel-ws-{who.username}"
         )

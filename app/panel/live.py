@@ -61,6 +61,20 @@ class LiveHub:
                     continue
                 sub.queue.put_nowait({"type": "agent", "agent": view})
 
+    def push(self, agent_id: str, message: Message) -> int:
+        """Send a message meant for one agent's own panels (e.g. a screen pop); supervisors'
+        sockets, which follow every agent, do not get it. Returns how many sockets it went to."""
+        sent = 0
+        for sub in self._subs:
+            if sub.ended is not None or sub.agent_ids is None or agent_id not in sub.agent_ids:
+                continue
+            if sub.queue.qsize() >= self.max_backlog:
+                sub.end("too-slow")
+                continue
+            sub.queue.put_nowait(message)
+            sent += 1
+        return sent
+
     def end_session(self, session: bytes) -> None:
         for sub in self._subs:
             if sub.session == session:

@@ -12,7 +12,7 @@ from typing import Any
 from app.config import NotReadyReason
 from app.panel.i18n import TEXT, Lang, t
 
-ASSET_VERSION = "1"
+ASSET_VERSION = "2"
 
 
 def reason_label(lang: Lang, reasons: Sequence[NotReadyReason], code: str | None) -> str:
@@ -123,6 +123,7 @@ def panel_page(
     user_line: str,
     agent: Mapping[str, Any],
     reasons: Sequence[NotReadyReason],
+    extra: str = "",  # further sections after the state (the screen pop: app/panel/pop_pages.py)
 ) -> str:
     state = agent["state"]
     options = "".join(
@@ -151,6 +152,7 @@ def panel_page(
         '<p class="message" id="message" role="status"></p>'
         f'<p class="live" id="live" data-live="false">{escape(t(lang, "offline"))}</p>'
         "</section>"
+        f"{extra}"
     )
     return _layout(
         lang,

@@ -8,12 +8,14 @@ routing decision; nothing restarts.
 from __future__ import annotations
 
 import hmac
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from app.appkeys import ROUTING, SECRETS
 from app.domain.agent_state import Agent
+from app.domain.screen_pop import wrap_up_left_s
 from app.errors import AppError
 
 
@@ -59,6 +61,10 @@ def agent_view(agent: Agent) -> dict[str, Any]:
         "skills": dict(sorted(agent.skills.items())),
         "groups": sorted(agent.groups),
         "calls_answered": agent.calls_answered,
+        "interaction_id": agent.interaction_id,
+        "wrap_up_until": agent.wrap_up_until.isoformat() if agent.wrap_up_until else None,
+        # Relative, so the panel's countdown does not depend on the browser's clock.
+        "wrap_up_left_s": wrap_up_left_s(agent.state, agent.wrap_up_until, datetime.now(UTC)),
     }
 
 

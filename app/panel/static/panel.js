@@ -81,6 +81,7 @@
       if (!resp.ok) { showMessage(data.text.error.replace("{message}", answer.message || resp.status)); return; }
       showMessage("");
       showAgent(answer);
+      document.dispatchEvent(new CustomEvent("lianluo:message", { detail: { type: "agent", agent: answer } }));
     } catch (err) {
       showMessage(data.text.error.replace("{message}", String(err)));
     } finally {
@@ -121,6 +122,8 @@
       const msg = JSON.parse(ev.data);
       if (msg.type === "snapshot") msg.agents.forEach(show);
       else if (msg.type === "agent") show(msg.agent);
+      // The page's other scripts (the screen pop) follow the same messages.
+      document.dispatchEvent(new CustomEvent("lianluo:message", { detail: msg }));
     });
     ws.addEventListener("close", (ev) => {
       setLive(false);
