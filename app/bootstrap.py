@@ -56,6 +56,7 @@ from app.flows.inbound import InboundService, utcnow
 from app.flows.routing import RoutingService
 from app.flows.voicemail import VoicemailService
 from app.panel import http as panel_http
+from app.panel import softphone_http
 from app.panel.auth import AuthService, load_or_create_panel_passwords, panel_users
 from app.panel.live import LiveHub
 from app.web import api, callbacks_api, health, voicemail_api
@@ -266,4 +267,5 @@ def build_app(settings: Settings) -> web.Application:
     callbacks_api.add_routes(app)
     voicemail_api.add_routes(app)
     panel_http.add_routes(app)
+    softphone_http.add_routes(app)
     return app

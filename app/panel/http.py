@@ -30,7 +30,7 @@ from app.domain.access import (
     may_view_agent,
 )
 from app.errors import AppError
-from app.panel import pages
+from app.panel import pages, softphone
 from app.panel.auth import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -79,12 +79,22 @@ def language(request: web.Request) -> Lang:
     )
 
 
+def page_headers(request: web.Request) -> dict[str, str]:
+    """PAGE_HEADERS, with the softphone's SIP websocket (another origin: Asterisk) in connect-src."""
+    extra = softphone.connect_sources(request.app[SETTINGS], request.host)
+    if not extra:
+        return PAGE_HEADERS
+    csp = PAGE_HEADERS["Content-Security-Policy"].replace(
+        "connect-src 'self';", f"connect-src 'self' {' '.join(extra)};", 1
+    )
+    return {**PAGE_HEADERS, "Content-Security-Policy": csp}
+
+
 def html(
     request: web.Request, body: str, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
-    resp = web.Response(
-        text=body, status=status, content_type="text/html", headers={**PAGE_HEADERS, **(headers or {})}
-    )
+    headers = {**page_headers(request), **(headers or {})}
+    resp = web.Response(text=body, status=status, content_type="text/html", headers=headers)
     chosen = request.query.get("lang")
     if chosen in ("en", "zh"):
         resp.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, httponly=True, samesite="Lax", path="/")
@@ -292,7 +302,10 @@ async def agent_page(request: web.Request) -> web.Response:
     lang = language(request)
     agent = agent_view(request.app[ROUTING].agent(who.agent_id))
     reasons = request.app[SETTINGS].web.not_ready_reasons
-    return html(request, pages.panel_page(lang, session.csrf_token, user_line(lang, session), agent, reasons))
+    phone = softphone.widget(lang) if softphone.enabled(request.app[SETTINGS], who.agent_id) else ""
+    return html(
+        request, pages.panel_page(lang, session.csrf_token, user_line(lang, session), agent, reasons, phone)
+    )
 
 
 async def supervisor_page(request: web.Request) -> web.Response:

@@ -123,7 +123,9 @@ def panel_page(
     user_line: str,
     agent: Mapping[str, Any],
     reasons: Sequence[NotReadyReason],
+    softphone: str = "",
 ) -> str:
+    """`softphone`: the browser softphone's widget (app/panel/softphone.py), if the agent has one."""
     state = agent["state"]
     options = "".join(
         f'<option value="{escape(r.code)}">{escape(reason_label(lang, reasons, r.code))}</option>'
@@ -150,7 +152,7 @@ def panel_page(
         "</form></div>"
         '<p class="message" id="message" role="status"></p>'
         f'<p class="live" id="live" data-live="false">{escape(t(lang, "offline"))}</p>'
-        "</section>"
+        "</section>" + softphone
     )
     return _layout(
         lang,
