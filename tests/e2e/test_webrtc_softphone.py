@@ -276,5 +276,13 @@ def test_softphone_registers_over_wss(wss_stack: Stack, browser: Browser) -> Non
         assert f"connect-src 'self' wss://127.0.0.1:{port};" in csp, csp
         assert f"HTTPS Server Enabled and Bound to 127.0.0.1:{port}" in wss_stack.cli("http show status")
         eventually(lambda: wss_stack.agent_state("1001")["device_registered"], 15, "1001 registered over wss")
+
+        # A second panel tab does not fight the first for the calls; it takes over when that closes.
+        second = ctx.new_page()
+        second.goto(wss_stack.web_url + "/panel")
+        expect(second.locator("#softphone")).to_have_attribute("data-state", "elsewhere")
+        page.close()
+        expect(second.locator("#softphone")).to_have_attribute("data-state", "registered", timeout=15_000)
+        eventually(lambda: wss_stack.agent_state("1001")["device_registered"], 15, "1001 registered again")
     finally:
         ctx.close()

@@ -250,8 +250,29 @@
     show("unavailable", text.unsupported);
     return;
   }
-  account().then(register).catch((err) => {
-    lastCause = String(err.message || err);
-    showIdle();
-  });
+  function start() {
+    account().then(register).catch((err) => {
+      lastCause = String(err.message || err);
+      showIdle();
+    });
+  }
+  // One softphone per browser: a second panel tab registering too would take the calls
+  // from the first, back and forth at every renewal. The lock passes on when a tab closes.
+  const forever = () => new Promise(() => {});
+  if (navigator.locks) {
+    navigator.locks.request("lianluo-softphone", { ifAvailable: true }, (lock) => {
+      if (lock) {
+        start();
+        return forever();
+      }
+      show("elsewhere", text.elsewhere);
+      navigator.locks.request("lianluo-softphone", () => {
+        start();
+        return forever();
+      });
+      return null;
+    });
+  } else {
+    start();
+  }
 })();
