@@ -476,9 +476,10 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         "asterisk.sip_port": s.asterisk.sip_port,
         "asterisk.http_port": s.asterisk.http_port,
         "asterisk.ami_port": s.asterisk.ami_port,
-        "asterisk.wss_port": s.asterisk.wss_port,
         "web.port": s.web.port,
     }
+    if any(agent.webrtc for agent in s.agents):  # the TLS listener exists only then
+        ports["asterisk.wss_port"] = s.asterisk.wss_port
     for path, port in ports.items():
         if not 1 <= port <= 65535:
             raise bad(path, f"port {port} is out of range 1-65535")

@@ -284,5 +284,8 @@ def test_softphone_registers_over_wss(wss_stack: Stack, browser: Browser) -> Non
         page.close()
         expect(second.locator("#softphone")).to_have_attribute("data-state", "registered", timeout=15_000)
         eventually(lambda: wss_stack.agent_state("1001")["device_registered"], 15, "1001 registered again")
+        # Closing the last panel unregisters: calls stop coming to a browser that is gone.
+        second.close()
+        eventually(lambda: not wss_stack.agent_state("1001")["device_registered"], 15, "1001 unregistered")
     finally:
         ctx.close()

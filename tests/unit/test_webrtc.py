@@ -48,6 +48,12 @@ def sections(text: str) -> dict[str, list[dict[str, str]]]:
 # -- configuration ---------------------------------------------------------------------------------
 
 
+def test_wss_port_is_free_to_reuse_without_webrtc_agents(tmp_path: Path) -> None:
+    path = tmp_path / "center.yaml"
+    path.write_text("web: {port: 8089}\nagents:\n  - {id: '1001', name: A}\n")
+    assert load_settings(path).web.port == 8089
+
+
 def test_webrtc_is_off_by_default_and_read_from_yaml(tmp_path: Path) -> None:
     path = tmp_path / "center.yaml"
     path.write_text(
@@ -71,7 +77,11 @@ def test_webrtc_is_off_by_default_and_read_from_yaml(tmp_path: Path) -> None:
         ),
         ("asterisk:\n  webrtc_socket: wsx\n", "asterisk.webrtc_socket", "expected one of"),
         ("asterisk:\n  wss_bind: pbx.lan\n", "asterisk.wss_bind", "not an IP address"),
-        ("asterisk:\n  wss_port: 8088\n", "asterisk.wss_port", "already used by asterisk.http_port"),
+        (
+            "asterisk:\n  wss_port: 8088\nagents:\n  - {id: '1001', name: A, webrtc: true}\n",
+            "asterisk.wss_port",
+            "already used by asterisk.http_port",
+        ),
     ],
 )
 def test_bad_webrtc_settings_are_named(tmp_path: Path, text: str, field: str, words: str) -> None:
