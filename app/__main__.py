@@ -26,7 +26,9 @@ def banner(settings: Settings, agent_passwords: dict[str, str], database: str) -
         "  Agents: register a softphone with username = the agent number and this password:",
     ]
     for agent in settings.agents[:10]:
-        lines.append(f"    {agent.id}  {agent.name:<12}  password {agent_passwords.get(agent.id, '?')}")
+        password = agent_passwords.get(agent.id, "?")
+        phone = "  (browser softphone: sign in to the agent panel)" if agent.webrtc else ""
+        lines.append(f"    {agent.id}  {agent.name:<12}  password {password}{phone}")
     lines += panel_banner(settings)
     dids = ", ".join(settings.carrier.dids)
     lines += [

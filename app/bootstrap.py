@@ -62,7 +62,7 @@ from app.flows.routing import RoutingService
 from app.flows.voicemail import VoicemailService
 from app.ivr_config import load_flows, prerender_flow_prompts
 from app.panel import http as panel_http
-from app.panel import pop_http
+from app.panel import pop_http, softphone_http
 from app.panel.auth import AuthService, load_or_create_panel_passwords, panel_users
 from app.panel.live import LiveHub
 from app.panel.pop import PopService
@@ -317,4 +317,5 @@ def build_app(settings: Settings) -> web.Application:
     calls_api.add_routes(app)
     panel_http.add_routes(app)
     pop_http.add_routes(app)
+    softphone_http.add_routes(app)
     return app

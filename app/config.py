@@ -37,6 +37,12 @@ class AsteriskSettings:
     ami_port: int = 5038
     rtp_start: int = 10000
     rtp_end: int = 10999
+    # WebRTC softphones reach Asterisk over a SIP websocket. "ws": plain, on the HTTP server
+    # above (loopback; enough for a browser on this machine). "wss": TLS on wss_bind:wss_port
+    # with the certificate generated into var/tls/ (needed once browsers are on other machines).
+    webrtc_socket: Literal["ws", "wss"] = "ws"
+    wss_bind: str = "127.0.0.1"
+    wss_port: int = 8089
     # Start and supervise Asterisk from the app. False: connect to one started elsewhere.
     manage: bool = True
 
@@ -68,6 +74,9 @@ class AgentSettings:
     contact: str | None = None
     # Role in the agent panel: an expert is an agent others may consult.
     role: Literal["agent", "expert"] = "agent"
+    # The agent's phone is the panel's browser softphone (WebRTC: DTLS-SRTP, ICE) instead of
+    # a desk SIP phone; same username and generated password.
+    webrtc: bool = False
 
 
 @dataclass(frozen=True)
@@ -507,6 +516,8 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         "asterisk.ami_port": s.asterisk.ami_port,
         "web.port": s.web.port,
     }
+    if any(agent.webrtc for agent in s.agents):  # the TLS listener exists only then
+        ports["asterisk.wss_port"] = s.asterisk.wss_port
     for path, port in ports.items():
         if not 1 <= port <= 65535:
             raise bad(path, f"port {port} is out of range 1-65535")
@@ -525,6 +536,10 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         raise bad("asterisk.instance", "use 1-32 characters from a-z, 0-9, '_' and '-'")
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", s.ari_app):
         raise bad("ari_app", "use 1-32 characters from letters, digits, '_' and '-'")
+    try:
+        ipaddress.ip_address(s.asterisk.wss_bind)
+    except ValueError as exc:
+        raise bad("asterisk.wss_bind", f"not an IP address: {s.asterisk.wss_bind!r}") from exc
     for i, addr in enumerate(s.carrier.match):
         try:
             ipaddress.ip_network(addr, strict=False)
@@ -545,6 +560,11 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
             raise bad(f"agents[{i}].id", f"agent id {agent.id} is given twice")
         if agent.contact is not None and not _SIP_URI.fullmatch(agent.contact):
             raise bad(f"agents[{i}].contact", f"not a SIP URI: {agent.contact!r}")
+        if agent.webrtc and agent.contact is not None:
+            raise bad(
+                f"agents[{i}].webrtc",
+                "a browser softphone registers from wherever the agent signs in; drop `contact`",
+            )
         if agent.id in s.carrier.dids:
             raise bad(f"agents[{i}].id", f"agent id {agent.id} clashes with a carrier DID")
         ids.add(agent.id)

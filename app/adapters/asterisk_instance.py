@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import ipaddress
 import logging
 import os
 import re
@@ -25,7 +26,8 @@ from pathlib import Path
 
 import yaml
 
-from app.config import Settings
+from app.adapters.certificates import CertFiles, ensure_certificate
+from app.config import AgentSettings, Settings
 from app.errors import PbxError
 
 log = logging.getLogger(__name__)
@@ -205,9 +207,46 @@ def _carrier_sections(settings: Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _agent_sections(settings: Settings, secrets: Secrets) -> str:
+@dataclass(frozen=True)
+class WebRtcMedia:
+    """What every WebRTC agent endpoint shares: the DTLS certificate, where media goes, codecs."""
+
+    cert: CertFiles
+    # The RTP address offered to browsers (ICE host candidate); None: every interface.
+    media_address: str | None
+    # Asterisk's open-source build has no Opus transcoder; offer Opus only if one is installed.
+    opus: bool
+
+
+def webrtc_media_address(settings: Settings) -> str | None:
+    """Media goes where the signalling goes: loopback with plain ws (the browser is on this
+    machine), the wss listener's address otherwise."""
+    a = settings.asterisk
+    if a.webrtc_socket == "ws":
+        return "127.0.0.1"
+    return None if ipaddress.ip_address(a.wss_bind).is_unspecified else a.wss_bind
+
+
+def _webrtc_lines(agent: AgentSettings, media: WebRtcMedia) -> list[str]:
+    lines = [
+        # webrtc = yes: ice_support, use_avpf, rtcp_mux, media_use_received_transport, and
+        # DTLS-SRTP (media_encryption = dtls, dtls_verify = fingerprint, dtls_setup = actpass).
+        "webrtc = yes",
+        f"dtls_cert_file = {media.cert.cert}",
+        f"dtls_private_key = {media.cert.key}",
+        "dtls_auto_generate_cert = no",
+    ]
+    if media.media_address is not None:
+        lines += [f"media_address = {media.media_address}", "bind_rtp_to_media_address = yes"]
+    return lines
+
+
+def _agent_sections(settings: Settings, secrets: Secrets, webrtc: WebRtcMedia | None = None) -> str:
     out: list[str] = []
     for agent in settings.agents:
+        codecs = list(agent.codecs)
+        if agent.webrtc and webrtc is not None and webrtc.opus and "opus" not in codecs:
+            codecs.insert(0, "opus")
         out.append(
             "\n".join(
                 [
@@ -215,7 +254,7 @@ def _agent_sections(settings: Settings, secrets: Secrets) -> str:
                     "type = endpoint",
                     "context = agents",
                     "disallow = all",
-                    f"allow = {','.join(agent.codecs)}",
+                    f"allow = {','.join(codecs)}",
                     f"auth = {agent.id}-auth",
                     f"aors = {agent.id}",
                     f'callerid = "{agent.name}" <{agent.id}>',
@@ -224,6 +263,7 @@ def _agent_sections(settings: Settings, secrets: Secrets) -> str:
                     "force_rport = yes",
                     "rewrite_contact = yes",
                     "dtmf_mode = rfc4733",
+                    *(_webrtc_lines(agent, webrtc) if agent.webrtc and webrtc is not None else []),
                     "",
                     f"[{agent.id}-auth]",
                     "type = auth",
@@ -244,6 +284,23 @@ def _agent_sections(settings: Settings, secrets: Secrets) -> str:
             )
         )
     return "\n".join(out)
+
+
+def _http_tls(settings: Settings, cert: CertFiles | None) -> str:
+    """Asterisk's TLS listener, for browsers' wss SIP; only when an agent uses WebRTC."""
+    if cert is None:
+        return "; No TLS listener: no agent uses the browser softphone (webrtc: true)."
+    a = settings.asterisk
+    host = f"[{a.wss_bind}]" if ":" in a.wss_bind else a.wss_bind
+    return "\n".join(
+        [
+            "; wss for the browser softphones, with the certificate generated into var/tls/.",
+            "tlsenable = yes",
+            f"tlsbindaddr = {host}:{a.wss_port}",
+            f"tlscertfile = {cert.cert}",
+            f"tlsprivatekey = {cert.key}",
+        ]
+    )
 
 
 def _did_extensions(dids: tuple[str, ...]) -> str:
@@ -279,6 +336,13 @@ def render_instance(settings: Settings, secrets: Secrets, prefix: Path, var_dir:
     if missing:
         raise PbxError(f"Asterisk install at {prefix} lacks required modules: {', '.join(missing)}")
     a = settings.asterisk
+    webrtc: WebRtcMedia | None = None
+    if any(agent.webrtc for agent in settings.agents):
+        webrtc = WebRtcMedia(
+            ensure_certificate(var_dir, [a.wss_bind]),
+            webrtc_media_address(settings),
+            "codec_opus.so" in available,
+        )
     values = {
         "prefix": str(prefix),
         "etc_dir": str(paths.etc),
@@ -288,6 +352,7 @@ def render_instance(settings: Settings, secrets: Secrets, prefix: Path, var_dir:
         "spool_dir": str(paths.spool),
         "data_dir": str(paths.data),
         "http_port": str(a.http_port),
+        "http_tls": _http_tls(settings, webrtc.cert if webrtc else None),
         "ami_port": str(a.ami_port),
         "sip_bind": a.sip_bind,
         "sip_port": str(a.sip_port),
@@ -301,7 +366,7 @@ def render_instance(settings: Settings, secrets: Secrets, prefix: Path, var_dir:
         "required_modules": "\n".join(f"require = {m}" for m in REQUIRED_MODULES),
         "optional_modules": "\n".join(f"load = {m}" for m in available if m not in REQUIRED_MODULES),
         "carrier_sections": _carrier_sections(settings),
-        "agent_sections": _agent_sections(settings, secrets),
+        "agent_sections": _agent_sections(settings, secrets, webrtc),
         "did_extensions": _did_extensions(settings.carrier.dids),
         "agent_extensions": "\n".join(
             f"exten => {ag.id},1,Dial(PJSIP/{ag.id},30)\n same => n,Hangup()" for ag in settings.agents

@@ -30,7 +30,7 @@ from app.domain.access import (
     may_view_agent,
 )
 from app.errors import AppError
-from app.panel import pages, pop_pages
+from app.panel import pages, pop_pages, softphone
 from app.panel.auth import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -79,12 +79,22 @@ def language(request: web.Request) -> Lang:
     )
 
 
+def page_headers(request: web.Request) -> dict[str, str]:
+    """PAGE_HEADERS, with the softphone's SIP websocket (another origin: Asterisk) in connect-src."""
+    extra = softphone.connect_sources(request.app[SETTINGS], request.host)
+    if not extra:
+        return PAGE_HEADERS
+    csp = PAGE_HEADERS["Content-Security-Policy"].replace(
+        "connect-src 'self';", f"connect-src 'self' {' '.join(extra)};", 1
+    )
+    return {**PAGE_HEADERS, "Content-Security-Policy": csp}
+
+
 def html(
     request: web.Request, body: str, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
-    resp = web.Response(
-        text=body, status=status, content_type="text/html", headers={**PAGE_HEADERS, **(headers or {})}
-    )
+    headers = {**page_headers(request), **(headers or {})}
+    resp = web.Response(text=body, status=status, content_type="text/html", headers=headers)
     chosen = request.query.get("lang")
     if chosen in ("en", "zh"):
         resp.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, httponly=True, samesite="Lax", path="/")
@@ -293,10 +303,17 @@ async def agent_page(request: web.Request) -> web.Response:
     agent = agent_view(request.app[ROUTING].agent(who.agent_id))
     web_settings = request.app[SETTINGS].web
     pop = pop_pages.pop_section(lang, session.csrf_token, web_settings, agent)
+    phone = softphone.widget(lang) if softphone.enabled(request.app[SETTINGS], who.agent_id) else ""
     return html(
         request,
         pages.panel_page(
-            lang, session.csrf_token, user_line(lang, session), agent, web_settings.not_ready_reasons, pop
+            lang,
+            session.csrf_token,
+            user_line(lang, session),
+            agent,
+            web_settings.not_ready_reasons,
+            pop,
+            softphone=phone,
         ),
     )
 

@@ -124,7 +124,9 @@ def panel_page(
     agent: Mapping[str, Any],
     reasons: Sequence[NotReadyReason],
     extra: str = "",  # further sections after the state (the screen pop: app/panel/pop_pages.py)
+    softphone: str = "",
 ) -> str:
+    """`softphone`: the browser softphone's widget (app/panel/softphone.py), if the agent has one."""
     state = agent["state"]
     options = "".join(
         f'<option value="{escape(r.code)}">{escape(reason_label(lang, reasons, r.code))}</option>'
@@ -151,8 +153,7 @@ def panel_page(
         "</form></div>"
         '<p class="message" id="message" role="status"></p>'
         f'<p class="live" id="live" data-live="false">{escape(t(lang, "offline"))}</p>'
-        "</section>"
-        f"{extra}"
+        "</section>" + softphone + extra
     )
     return _layout(
         lang,
