@@ -7,8 +7,9 @@
   behind it, so the `offered` event (or a late `collected` one) may land after the pop went out;
   the pop is then sent again, complete (`REFRESH_KINDS`).
 - **What the IVR collected** is read from the interaction's events, whoever recorded them:
-  `dtmf` digits, the menu choice in a `queued` reason (`menu:<digit>`), and any `collected`
-  event (its data, or its `collected` mapping) merged in order, later values winning. Nested
+  `dtmf` digits, the menu choices (`menu_choice` events of IVR flows, or a `menu:<digit>` queued
+  reason), and every `collected` event (one `field`/`value` pair, its data, or its `collected`
+  mapping) merged in order, later values winning. Nested
   values are flattened to dotted keys, and everything is cut to sizes a panel can show.
 - **Why routed here** is the reason of the latest `offered` event.
 - **After-call work** stores one disposition code (from the configured list) and free-text
@@ -112,11 +113,17 @@ def journey(events: Sequence[EventRecord]) -> Journey:
             why = _text(data.get("reason"))
             if why and why.startswith("menu:"):
                 menu.append(why.removeprefix("menu:"))
+        elif e.kind == "menu_choice":  # IVR flows: one event per menu answered, key or word
+            choice = _text(data.get("key")) or _text(data.get("word"))
+            if choice:
+                menu.append(choice)
         elif e.kind == "offered":
             reason = _text(data.get("reason")) or reason
             offered_at = e.at
         inner = data.get("collected")
-        if e.kind == "collected":
+        if e.kind == "collected" and isinstance(data.get("field"), str) and "value" in data:
+            _merge(collected, {data["field"]: data["value"]})  # IVR flows: one field per event
+        elif e.kind == "collected":
             inner = inner if isinstance(inner, Mapping) else data.get("data")
             _merge(collected, inner if isinstance(inner, Mapping) else data)
         elif isinstance(inner, Mapping):

@@ -106,6 +106,7 @@ async def menu(session: CallSession, flow: Flow, name: str, node: Node) -> str |
             session.save_soon()
             target = menu_target(flow, node, digit)
             if target is not None:
+                it.record(session.now(), "menu_choice", menu=name, key=digit, to=target)
                 return target
             it.record(session.now(), "invalid_input", digit=digit, attempt=attempt)
             await session.play(invalid, interruptible=False)
@@ -113,6 +114,7 @@ async def menu(session: CallSession, flow: Flow, name: str, node: Node) -> str |
         if phrase is not None:
             target = word_target(node, phrase)
             if target is not None:
+                it.record(session.now(), "menu_choice", menu=name, word=phrase, to=target)
                 return target
         it.record(session.now(), "no_input", attempt=attempt)
         session.save_soon()
