@@ -261,7 +261,7 @@ class CallControls:
             return False
         if isinstance(ev, StasisStart) and ev.channel.id == c.channel_id:
             c.answered = True
-            s.routing.answered(c.agent_id, s.it.queue or "", 0.0, s.it.id, s.tier())
+            s.routing.answered(c.agent_id, s.it.queue or "", 0.0, s.it.id, s.tier(), first=False)
             if s.bridge_id is not None:
                 await s.ari.add_to_bridge(s.bridge_id, [c.channel_id])
             s.it.record(s.now(), "consult_answered", agent_id=c.agent_id)

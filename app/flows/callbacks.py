@@ -170,6 +170,8 @@ class CallbackService:
 
     def release(self, cb: Callback) -> None:
         """Put the callback in line now, or when its retry pause is over."""
+        if self._stopping:
+            return  # it is in the database, waiting: the next start puts it in line
         self.open[cb.id] = cb
         delay = 0.0 if cb.not_before is None else (cb.not_before - self.clock()).total_seconds()
         if delay > 0:

@@ -663,7 +663,9 @@ class CallSession:
         self.answered_at = self.now()
         self.joined[agent_id] = self.answered_at
         waited = (self.answered_at - (self.it.queued_at or self.answered_at)).total_seconds()
-        self.routing.answered(agent_id, queue, waited, self.it.id, Tier(self.it.tier or "medium"))
+        self.routing.answered(
+            agent_id, queue, waited, self.it.id, self.tier(), first=self.it.answered_at is None
+        )
         for channel_id in list(self.ringing):  # ring-all: the others stop ringing
             await self.ari.hangup(channel_id)
             self._ring_ended(channel_id, queue, "answered elsewhere", no_answer=False)

@@ -327,9 +327,14 @@ class RoutingService:
     def ringing(self, agent_id: str) -> None:
         self._apply(agent_id, lambda a, now: a.ring(now))
 
-    def answered(self, agent_id: str, queue: str, waited_s: float, interaction_id: str, tier: Tier) -> None:
+    def answered(
+        self, agent_id: str, queue: str, waited_s: float, interaction_id: str, tier: Tier, first: bool = True
+    ) -> None:
+        """An agent picked up. Only the first answer of an interaction counts for service level
+        and speed of answer; a transfer's or consultation's answer is the agent's only."""
         self._apply(agent_id, lambda a, now: a.answer(now))
-        self.router.record_answer(queue, interaction_id, waited_s, self.clock(), tier)
+        if first:
+            self.router.record_answer(queue, interaction_id, waited_s, self.clock(), tier)
 
     def offer_failed(self, agent_id: str, queue: str, reason: str, no_answer: bool) -> None:
         q = self.queue_settings.get(queue)
