@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import socket
 import sys
+from pathlib import Path
 
 from aiohttp import web
 
@@ -55,6 +57,46 @@ def panel_banner(settings: Settings) -> list[str]:
     ]
 
 
+async def import_list(settings: Settings, args: argparse.Namespace) -> int:
+    """The list commands: the same database the running center uses, migrated first."""
+    from psycopg_pool import AsyncConnectionPool
+
+    from app.adapters.db import Store, ensure_database, migrate, resolve_url
+    from app.flows.campaigns import import_dnc, import_leads
+
+    try:
+        text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8-sig")
+    except OSError as exc:
+        print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    if args.command == "import-leads" and args.campaign not in {c.name for c in settings.campaigns}:
+        known = ", ".join(c.name for c in settings.campaigns) or "none"
+        print(f"no campaign {args.campaign!r} in {args.config} (campaigns: {known})", file=sys.stderr)
+        return 2
+    url = resolve_url(settings.database.url)
+    try:
+        await ensure_database(url)
+        async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool:
+            await migrate(pool)
+            store = Store(pool)
+            if args.command == "import-leads":
+                try:
+                    report = await import_leads(store, args.campaign, text)
+                except ValueError as exc:
+                    print(f"{args.file}: {exc}", file=sys.stderr)
+                    return 2
+                print(f"{args.file} -> campaign {args.campaign}: {report.summary()}")
+            else:
+                added, refused = await import_dnc(store, text, source=Path(args.file).name)
+                print(f"{args.file}: {added} numbers added to the do-not-call list, {len(refused)} refused")
+                for line, reason in refused[:50]:
+                    print(f"  line {line}: {reason}")
+    except AppError as exc:
+        print(f"import failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description="Lianluo contact center")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--log-level", default="INFO")
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("config")
+    leads = sub.add_parser("import-leads", help="import a campaign's list from a CSV file")
+    leads.add_argument("--config", default="config/demo.yaml")
+    leads.add_argument("campaign")
+    leads.add_argument("file")
+    dnc = sub.add_parser("import-dnc", help="add numbers to the do-not-call list (one per line or CSV)")
+    dnc.add_argument("--config", default="config/demo.yaml")
+    dnc.add_argument("file")
     args = parser.parse_args(argv)
 
     try:
@@ -74,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         print(f"{args.config}: OK")
         return 0
+    if args.command in ("import-leads", "import-dnc"):
+        return asyncio.run(import_list(settings, args))
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(CallFormatter("%(asctime)s %(levelname)s %(name)s %(callprefix)s%(message)s"))

@@ -13,9 +13,11 @@ import re
 import string
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -334,6 +336,64 @@ class SpeechConfig:
 
 
 @dataclass(frozen=True)
+class RetrySettings:
+    after_s: float
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    """When customers may be called, in each customer's own time zone."""
+
+    days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat")
+    start: str = "09:00"
+    end: str = "21:00"
+
+
+@dataclass(frozen=True)
+class ExclusionSettings:
+    attribute: str
+    equals: str
+
+
+@dataclass(frozen=True)
+class TrunkRouteSettings:
+    prefix: str = ""
+    trunk: str = "carrier"
+
+
+@dataclass(frozen=True)
+class CampaignSettings:
+    """An outbound campaign: its list is imported into PostgreSQL (python -m app import-leads)."""
+
+    name: str
+    queue: str  # the agents who take its calls: this queue's members, groups and skills
+    mode: Literal["preview", "progressive", "predictive"] = "progressive"
+    active: bool = True  # the kill switch; also live through the API
+    caller_id: str | None = None  # default: carrier.caller_id, then the first DID
+    ring_s: float = 25.0  # at least 15 s before giving up on an unanswered call
+    connect_window_s: float = 2.0  # a live answer reaches an agent, or hears the message, within
+    max_lines_per_agent: float = 3.0
+    abandon_target_pct: float = 3.0  # of live answers, per campaign
+    amd: bool = True  # answering-machine detection
+    on_machine: Literal["message", "hangup"] = "hangup"
+    message: tuple[PromptText, ...] = (
+        PromptText("Hello, this is Lianluo calling. Sorry we could not connect you. We will call again."),
+    )
+    machine_message: tuple[PromptText, ...] = (
+        PromptText("Hello, this is Lianluo. Please call us back at your convenience. Thank you."),
+    )
+    timezone: str = "UTC"  # for customers whose own time zone is unknown
+    window: WindowSettings = WindowSettings()
+    # Per result (busy, no_answer, machine, congestion, failed, abandoned): pause and limit.
+    retries: dict[str, RetrySettings] = field(default_factory=dict)
+    max_attempts: int = 6
+    lockout_after_abandon_s: float = 72 * 3600.0
+    exclude: tuple[ExclusionSettings, ...] = ()
+    trunks: tuple[TrunkRouteSettings, ...] = ()  # least-cost by prefix; empty: all via the carrier
+
+
+@dataclass(frozen=True)
 class DatabaseSettings:
     # None: DATABASE_URL, else the local server on 127.0.0.1:5432, else a private cluster.
     url: str | None = None
@@ -353,6 +413,7 @@ class Settings:
     web: WebSettings = WebSettings()
     voicemail: VoicemailSettings = VoicemailSettings()
     speech: SpeechConfig | None = None
+    campaigns: tuple[CampaignSettings, ...] = ()
     database: DatabaseSettings = DatabaseSettings()
     # Where this configuration came from, for messages; not read from YAML.
     source: str = field(default="<defaults>", metadata={"internal": True})
@@ -679,6 +740,7 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
             raise bad(f"voicemail.email_to[{i}]", f"not an e-mail address: {address!r}")
     if not 1 <= s.voicemail.smtp.port <= 65535:
         raise bad("voicemail.smtp.port", f"port {s.voicemail.smtp.port} is out of range 1-65535")
+    _check_campaigns(s, queue_names, bad)
     if s.speech is not None:
         if s.speech.engine == "vosk" and not s.speech.model_path:
             raise bad("speech.model_path", "the vosk engine needs the directory of a vosk model")
@@ -733,3 +795,59 @@ def _check_web(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> No
         wrap_codes.add(code.code)
     if s.web.idle_not_ready_s != 0 and s.web.idle_not_ready_s < 2:
         raise bad("web.idle_not_ready_s", "0 (off) or at least 2 seconds")
+
+
+_RETRY_RESULTS = ("busy", "no_answer", "machine", "congestion", "failed", "abandoned")
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _check_campaigns(s: Settings, queue_names: set[str], bad: Callable[[str, str], ConfigError]) -> None:
+    names: set[str] = set()
+    for i, c in enumerate(s.campaigns):
+        at = f"campaigns[{i}]"
+        if not re.fullmatch(r"[a-z0-9_-]{1,40}", c.name):
+            raise bad(f"{at}.name", f"use 1-40 characters from a-z, 0-9, '_' and '-', got {c.name!r}")
+        if c.name in names:
+            raise bad(f"{at}.name", f"campaign {c.name} is given twice")
+        names.add(c.name)
+        if c.queue not in queue_names:
+            raise bad(f"{at}.queue", f"no queue named {c.queue!r}")
+        if c.ring_s < 15:
+            raise bad(f"{at}.ring_s", "let a phone ring at least 15 s before giving up")
+        if not 0 < c.connect_window_s <= 2:
+            raise bad(f"{at}.connect_window_s", "a live answer must reach an agent or the message within 2 s")
+        if not 0 < c.abandon_target_pct <= 5:
+            raise bad(f"{at}.abandon_target_pct", "between 0 and 5 (the US and UK limit is 3)")
+        if not 1 <= c.max_lines_per_agent <= 5:
+            raise bad(f"{at}.max_lines_per_agent", "between 1 and 5")
+        if c.caller_id is not None and not _DID.fullmatch(c.caller_id):
+            raise bad(f"{at}.caller_id", f"not a phone number: {c.caller_id!r}")
+        if s.carrier.outbound_contact is None:
+            raise bad(f"{at}", "campaigns need carrier.outbound_contact (where the carrier takes our calls)")
+        try:
+            ZoneInfo(c.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise bad(f"{at}.timezone", f"unknown time zone {c.timezone!r}") from exc
+        if not c.window.days or any(d not in _DAYS for d in c.window.days):
+            raise bad(f"{at}.window.days", f"days from {', '.join(_DAYS)}")
+        for attr in ("start", "end"):
+            if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", getattr(c.window, attr)):
+                raise bad(f"{at}.window.{attr}", "a time of day like 09:00")
+        if c.window.start >= c.window.end:
+            raise bad(f"{at}.window.end", "the calling window must end after it starts, the same day")
+        for result, rule in c.retries.items():
+            if result not in _RETRY_RESULTS:
+                raise bad(
+                    f"{at}.retries.{result}", f"results that can be retried: {', '.join(_RETRY_RESULTS)}"
+                )
+            if rule.after_s < 0 or rule.max_attempts < 1:
+                raise bad(f"{at}.retries.{result}", "after_s >= 0 and max_attempts >= 1")
+        if c.max_attempts < 1 or c.lockout_after_abandon_s < 0:
+            raise bad(f"{at}.max_attempts", "max_attempts >= 1 and lockout_after_abandon_s >= 0")
+        for j, route in enumerate(c.trunks):
+            if not re.fullmatch(r"\+?[0-9]*", route.prefix):
+                raise bad(f"{at}.trunks[{j}].prefix", f"digits only, got {route.prefix!r}")
+            if route.trunk != s.carrier.name:
+                raise bad(
+                    f"{at}.trunks[{j}].trunk", f"no trunk named {route.trunk!r} (have: {s.carrier.name})"
+                )

@@ -462,6 +462,47 @@ class Store:
             return None
         return {k: _spoken(v) for k, v in row.items()}
 
+    # -- campaigns ------------------------------------------------------------
+
+    async def import_leads(
+        self, campaign: str, rows: Sequence[tuple[str, str, str | None, dict[str, str]]]
+    ) -> tuple[int, int, int]:
+        """(new, updated, on the do-not-call list). A known lead keeps its attempts and results."""
+        inserted = updated = 0
+        async with self.pool.connection() as conn, conn.transaction():
+            for phone, name, tz, attributes in rows:
+                cur = await conn.execute(
+                    "INSERT INTO campaign_leads (campaign, phone, name, timezone, attributes)"
+                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (campaign, phone) DO UPDATE"
+                    " SET name = EXCLUDED.name, timezone = EXCLUDED.timezone,"
+                    " attributes = EXCLUDED.attributes"
+                    " RETURNING (xmax = 0)",
+                    (campaign, phone, name, tz, Jsonb(attributes)),
+                )
+                row = await cur.fetchone()
+                if row is not None and row[0]:
+                    inserted += 1
+                else:
+                    updated += 1
+            cur = await conn.execute(
+                "SELECT count(*) FROM campaign_leads l JOIN dnc_numbers d ON d.phone = l.phone"
+                " WHERE l.campaign = %s AND l.phone = ANY(%s)",
+                (campaign, [r[0] for r in rows]),
+            )
+            dnc = await cur.fetchone()
+        return inserted, updated, int(dnc[0]) if dnc else 0
+
+    async def add_dnc(self, phones: Sequence[str], source: str) -> int:
+        async with self.pool.connection() as conn, conn.transaction():
+            added = 0
+            for phone in phones:
+                cur = await conn.execute(
+                    "INSERT INTO dnc_numbers (phone, source) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    (phone, source),
+                )
+                added += cur.rowcount
+        return added
+
 
 def _spoken(value: object) -> str:
     """Numbers as a voice reads them: 1234.50 -> "1234.50", no exponent, no thousands separators."""

@@ -84,6 +84,22 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
         ),
         ("voicemail:\n  email_to: [not-an-address]\n", 2, "voicemail.email_to[0]", "not an e-mail"),
         (
+            "carrier: {outbound_contact: 'sip:127.0.0.2:5062'}\n"
+            "campaigns:\n  - {name: c, queue: general, ring_s: 10}\n",
+            3,
+            "campaigns[0].ring_s",
+            "at least 15 s",
+        ),
+        (
+            "carrier: {outbound_contact: 'sip:127.0.0.2:5062'}\n"
+            "campaigns:\n  - name: c\n    queue: general\n"
+            "    retries: {sunny: {after_s: 1, max_attempts: 1}}\n",
+            5,
+            "campaigns[0].retries.sunny",
+            "can be retried",
+        ),
+        ("campaigns:\n  - {name: c, queue: general}\n", 2, "campaigns[0]", "carrier.outbound_contact"),
+        (
             "ivr:\n  callback_offer: [{text: 'press {digit}'}]\n",
             2,
             "ivr.callback_offer[0].text",
