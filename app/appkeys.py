@@ -13,6 +13,7 @@ from app.adapters.speech import ManagedRecognizer
 from app.config import Settings
 from app.domain.ivr_flow import FlowSet
 from app.flows.callbacks import CallbackService
+from app.flows.dialer import DialerService
 from app.flows.inbound import InboundService
 from app.flows.routing import RoutingService
 from app.flows.voicemail import VoicemailService
@@ -38,3 +39,4 @@ LIVE = web.AppKey("live", LiveHub)
 FLOWS = web.AppKey("flows", FlowSet)
 RECOGNIZER = web.AppKey("recognizer", ManagedRecognizer)
 POPS = web.AppKey("pops", PopService)
+DIALER = web.AppKey("dialer", DialerService)

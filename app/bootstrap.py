@@ -41,6 +41,7 @@ from app.appkeys import (
     AUTH,
     CALLBACKS,
     DATABASE_URL,
+    DIALER,
     FLOWS,
     INBOUND,
     LIVE,
@@ -57,6 +58,7 @@ from app.appkeys import (
 from app.config import Settings
 from app.errors import AppError, PbxError
 from app.flows.callbacks import CallbackService
+from app.flows.dialer import DialerService
 from app.flows.inbound import InboundService, utcnow
 from app.flows.routing import RoutingService
 from app.flows.voicemail import VoicemailService
@@ -66,7 +68,7 @@ from app.panel import pop_http, softphone_http
 from app.panel.auth import AuthService, load_or_create_panel_passwords, panel_users
 from app.panel.live import LiveHub
 from app.panel.pop import PopService
-from app.web import api, callbacks_api, calls_api, health, ivr_api, voicemail_api
+from app.web import api, callbacks_api, calls_api, campaigns_api, health, ivr_api, voicemail_api
 
 log = logging.getLogger(__name__)
 
@@ -252,6 +254,8 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
         voicemail = VoicemailService(ari, app[STORE], settings, callbacks, Paths.of(settings).var_dir, utcnow)
         inbound.voicemail = voicemail
         app[VOICEMAIL] = voicemail
+        dialer = DialerService(inbound, app[ROUTING], app[STORE], settings, utcnow)
+        app[DIALER] = dialer
         task = asyncio.create_task(inbound.run(), name="ari-events")
         try:
             # Ready means: connected and every stranded call taken up again.
@@ -266,8 +270,10 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
                 raise PbxError("could not connect to ARI within 30 s")
             # After reconciliation: an attempt still on the line was taken up there.
             await callbacks.start()
+            await dialer.start()
             yield
         finally:
+            await dialer.stop()
             await callbacks.stop()
             task.cancel()
             await voicemail.stop()
@@ -315,6 +321,7 @@ def build_app(settings: Settings) -> web.Application:
     voicemail_api.add_routes(app)
     ivr_api.add_routes(app)
     calls_api.add_routes(app)
+    campaigns_api.add_routes(app)
     panel_http.add_routes(app)
     pop_http.add_routes(app)
     softphone_http.add_routes(app)

@@ -380,6 +380,35 @@ class AriClient:
         )
         return Channel.parse(data)
 
+    async def originate_to_dialplan(
+        self,
+        *,
+        endpoint: str,
+        channel_id: str,
+        context: str,
+        caller_id: str,
+        timeout_s: int,
+        variables: Mapping[str, str],
+    ) -> Channel:
+        """Place a call whose answered side runs `context`, extension s (e.g. AMD before Stasis).
+
+        The channel is not in our app until the dialplan sends it there; its events before
+        that arrive through the endpoint subscription (all PJSIP endpoints)."""
+        data = await self.request(
+            "POST",
+            f"/channels/{channel_id}",
+            params={
+                "endpoint": endpoint,
+                "context": context,
+                "extension": "s",
+                "priority": 1,
+                "callerId": caller_id,
+                "timeout": timeout_s,
+            },
+            body={"variables": dict(variables)},
+        )
+        return Channel.parse(data)
+
     async def endpoint(self, technology: str, resource: str) -> Endpoint | None:
         try:
             data = await self.request("GET", f"/endpoints/{technology}/{resource}")

@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 from app.config import AgentSettings
 from app.domain.agent_state import AgentStateEvent
 from app.domain.callback import Callback, CallbackSource, CallbackStatus
+from app.domain.campaign import CallResult, DialAttempt, Lead, LeadStatus
 from app.domain.interaction import Interaction, InteractionEvent, Phase
 from app.domain.voicemail import Voicemail
 from app.errors import AppError
@@ -502,6 +503,99 @@ class Store:
                 )
                 added += cur.rowcount
         return added
+
+    async def reset_dialing(self) -> int:
+        """Leads left mid-dial by a stop go back to pending (the call, if any, is over)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("UPDATE campaign_leads SET status = 'pending' WHERE status = 'dialing'")
+            return cur.rowcount
+
+    async def candidate_leads(self, campaign: str, now: datetime, limit: int) -> list[Lead]:
+        """Pending leads whose pause and lockout are over, not on the do-not-call list, oldest first.
+        The campaign's own rules (window, exclusions) are applied by the caller."""
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT * FROM campaign_leads l WHERE l.campaign = %s AND l.status = 'pending'"
+                " AND (l.next_attempt_at IS NULL OR l.next_attempt_at <= %s)"
+                " AND (l.locked_until IS NULL OR l.locked_until <= %s)"
+                " AND NOT EXISTS (SELECT 1 FROM dnc_numbers d WHERE d.phone = l.phone)"
+                " ORDER BY coalesce(l.next_attempt_at, l.imported_at), l.id LIMIT %s",
+                (campaign, now, now, limit),
+            )
+            rows = await cur.fetchall()
+        return [
+            Lead(
+                id=r["id"],
+                phone=r["phone"],
+                timezone=r["timezone"],
+                attributes=dict(r["attributes"]),
+                status=LeadStatus(r["status"]),
+                attempts=r["attempts"],
+                results=dict(r["results"]),
+                next_attempt_at=r["next_attempt_at"],
+                locked_until=r["locked_until"],
+                last_result=CallResult(r["last_result"]) if r["last_result"] else None,
+            )
+            for r in rows
+        ]
+
+    async def save_lead(self, lead: Lead) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE campaign_leads SET status = %s, attempts = %s, results = %s, next_attempt_at = %s,"
+                " locked_until = %s, last_result = %s WHERE id = %s",
+                (
+                    lead.status.value,
+                    lead.attempts,
+                    Jsonb(lead.results),
+                    lead.next_attempt_at,
+                    lead.locked_until,
+                    lead.last_result.value if lead.last_result else None,
+                    lead.id,
+                ),
+            )
+
+    async def save_dial_attempt(self, a: DialAttempt) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO dial_attempts (id, campaign, lead_id, phone, trunk, started_at, answered_at,"
+                " ended_at, result, amd_status, live_answer, abandoned, message_started_at, agent_id,"
+                " interaction_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (id) DO UPDATE SET answered_at = EXCLUDED.answered_at,"
+                " ended_at = EXCLUDED.ended_at, result = EXCLUDED.result, amd_status = EXCLUDED.amd_status,"
+                " live_answer = EXCLUDED.live_answer, abandoned = EXCLUDED.abandoned,"
+                " message_started_at = EXCLUDED.message_started_at, agent_id = EXCLUDED.agent_id,"
+                " interaction_id = EXCLUDED.interaction_id",
+                (
+                    a.id,
+                    a.campaign,
+                    a.lead_id,
+                    a.phone,
+                    a.trunk,
+                    a.started_at,
+                    a.answered_at,
+                    a.ended_at,
+                    a.result.value if a.result else None,
+                    a.amd_status,
+                    a.live_answer,
+                    a.abandoned,
+                    a.message_started_at,
+                    a.agent_id,
+                    a.interaction_id,
+                ),
+            )
+
+    async def abandon_counts(self, campaign: str, since: datetime) -> tuple[int, int]:
+        """(abandoned, live answers) since a time: the abandon rate's own numerator and denominator."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) FILTER (WHERE abandoned), count(*) FROM dial_attempts"
+                " WHERE campaign = %s AND live_answer AND started_at >= %s",
+                (campaign, since),
+            )
+            row = await cur.fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def _spoken(value: object) -> str:

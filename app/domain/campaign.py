@@ -154,6 +154,32 @@ class Lead:
     last_result: CallResult | None = None
 
 
+@dataclass
+class DialAttempt:
+    """One call placed for a lead, from dial to end: what the compliance gauge counts."""
+
+    id: str
+    campaign: str
+    lead_id: int
+    phone: str
+    trunk: str
+    started_at: datetime
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    result: CallResult | None = None
+    amd_status: str | None = None
+    live_answer: bool = False  # a person picked up: the abandon rate's denominator
+    abandoned: bool = False
+    message_started_at: datetime | None = None
+    agent_id: str | None = None
+    interaction_id: str | None = None
+
+
+def abandon_rate(abandoned: int, live_answers: int) -> float:
+    """Abandoned calls over calls a person answered (not over all dials, which under-reports)."""
+    return abandoned / live_answers if live_answers else 0.0
+
+
 def why_not_callable(
     lead: Lead, rules: CampaignRules, now: datetime, on_dnc_list: bool, active: bool = True
 ) -> str | None:

@@ -603,15 +603,18 @@ class CallSession:
         out["PJSIP_HEADER(add,X-Lianluo-Data)"] = urlencode(self.collected)
         return out
 
-    async def ring_agents(self, decision: Decision, queue: str, hold_caller: bool) -> str | None:
+    async def ring_agents(
+        self, decision: Decision, queue: str, hold_caller: bool, within_s: float | None = None
+    ) -> str | None:
         """Ring the chosen agent(s); the channel of the one who answered, or None.
 
         The agent who answers is on this call from then on (routing is told), whatever
-        happens next; the end of the call starts their wrap-up.
+        happens next; the end of the call starts their wrap-up. `within_s` cuts the ring
+        short of the queue's ring timeout (the dialer's connect window).
         """
         self.it.offer(self.now(), decision.agent_ids, decision.reason)
         self.save_soon()
-        ring_timeout = self.service.ring_timeout(queue)
+        ring_timeout = self.service.ring_timeout(queue) if within_s is None else within_s
         for agent_id in decision.agent_ids:
             channel_id = f"agent-{uuid.uuid4()}"
             self.service.watch(channel_id, self)
@@ -638,7 +641,7 @@ class CallSession:
             self.save_soon()
             return None
         # Asterisk cancels the ring itself after ring_timeout; the margin covers set-up.
-        deadline = asyncio.get_running_loop().time() + ring_timeout + 5
+        deadline = asyncio.get_running_loop().time() + ring_timeout + (5 if within_s is None else 0)
         winner: str | None = None
         while self.ringing and winner is None:
             left = deadline - asyncio.get_running_loop().time()

@@ -1,0 +1,366 @@
+"""The outbound dialer: places campaign calls, sorts what answered, and hands people to agents.
+
+Each pass (twice a second, and whenever an agent frees up) works out how many calls each
+active campaign may start (progressive: one per free agent who could take it, minus calls
+already ringing; inbound callers waiting in the same queue come first), picks the leads the
+campaign's rules allow now, and dials them through the trunk its table chooses.
+
+A dialled customer's answered leg runs the dialplan's AMD first when the campaign asks for
+it. A machine hears the campaign's machine message (or is hung up on). A person is offered
+to an agent at once, as a top-tier call in the campaign's queue: if no agent has picked up
+within the connect window (2 s after the greeting, less what AMD spent listening for its
+end), the customer hears the identifying message, the call is counted abandoned and the
+number is locked out. Busy, no answer, congestion and invalid numbers never reach an agent.
+Every call is a `dial_attempts` row; the abandon rate is abandoned over live answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from app.adapters.ari import ChannelDestroyed, StasisStart
+from app.adapters.db import Store
+from app.config import CampaignSettings, Settings
+from app.domain.campaign import (
+    CallResult,
+    CampaignRules,
+    DialAttempt,
+    Lead,
+    LeadStatus,
+    abandon_rate,
+    after_call,
+    answered_result,
+    trunk_for,
+    unanswered_result,
+    why_not_callable,
+)
+from app.domain.interaction import Interaction, Outcome
+from app.domain.routing import Decision, Tier, WaitingInteraction, eligible
+from app.errors import PbxError
+from app.flows.campaigns import rules_of
+from app.flows.inbound import CallerGone, CallSession, Clock, InboundService, Wakeup
+from app.flows.routing import RoutingService
+
+log = logging.getLogger(__name__)
+
+PASS_S = 0.5
+# How long AMD listens after a greeting before it says "human": that part of the 2 s is gone.
+AMD_AFTER_GREETING_S = 0.8
+
+
+@dataclass
+class CampaignState:
+    settings: CampaignSettings
+    rules: CampaignRules
+    active: bool
+    in_flight: dict[str, DialerCall] = field(default_factory=dict)  # attempt id -> call
+    gauge: tuple[int, int, int, int] = (0, 0, 0, 0)  # abandoned/live over 24 h, over 30 days
+
+
+class DialerService:
+    def __init__(
+        self, inbound: InboundService, routing: RoutingService, store: Store, settings: Settings, clock: Clock
+    ) -> None:
+        self.inbound = inbound
+        self.routing = routing
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.campaigns = {
+            c.name: CampaignState(c, rules_of(c, settings), c.active) for c in settings.campaigns
+        }
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        reset = await self.store.reset_dialing()
+        if reset:
+            log.info("%d lead(s) left mid-dial by the last stop are pending again", reset)
+        for state in self.campaigns.values():
+            await self.refresh_gauge(state)
+        if self.campaigns:
+            self._task = asyncio.create_task(self._loop(), name="dialer")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for state in self.campaigns.values():
+            for call in list(state.in_flight.values()):
+                if not call.answered:  # a customer must not pick up to nobody
+                    with contextlib.suppress(PbxError):
+                        await self.inbound.ari.hangup(call.caller)
+
+    def set_active(self, name: str, active: bool) -> CampaignState:
+        state = self.campaigns[name]
+        state.active = active
+        log.info("campaign %s %s", name, "started" if active else "stopped (kill switch)")
+        return state
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.dial_pass()
+            except Exception:
+                log.exception("dialer pass failed")
+            await asyncio.sleep(PASS_S)
+
+    async def dial_pass(self) -> None:
+        for state in self.campaigns.values():
+            if not state.active or state.settings.mode == "preview":
+                continue
+            wanted = self.calls_to_place(state)
+            if wanted <= 0:
+                continue
+            now = self.clock()
+            candidates = await self.store.candidate_leads(state.settings.name, now, limit=wanted * 5 + 5)
+            chosen = [lead for lead in candidates if why_not_callable(lead, state.rules, now, False) is None]
+            for lead in chosen[:wanted]:
+                await self.dial(state, lead)
+
+    def calls_to_place(self, state: CampaignState) -> int:
+        """Progressive pacing: a call per free agent who could take it, minus those already ringing.
+
+        Inbound callers waiting in the campaign's queue are served first (blending): no
+        outbound call starts while one waits. The abandon-rate gauge stops dialing at the
+        campaign's target."""
+        queue = state.settings.queue
+        if any(t.waiting.queue == queue for t in self.routing.tickets.values()):
+            return 0
+        abandoned_30d, live_30d = state.gauge[2], state.gauge[3]
+        if (
+            live_30d >= 20
+            and abandon_rate(abandoned_30d, live_30d) * 100 >= state.settings.abandon_target_pct
+        ):
+            return 0
+        cfg = self.routing.router.queues.get(queue)
+        if cfg is None:
+            return 0
+        probe = WaitingInteraction("dialer-probe", queue, self.clock())
+        now = self.clock()
+        free = sum(1 for a in self.routing.agents.values() if a.routable and eligible(a, probe, cfg, now)[0])
+        ringing = sum(1 for call in state.in_flight.values() if call.agent_on_call is None)
+        return free - ringing
+
+    async def dial(self, state: CampaignState, lead: Lead) -> None:
+        c = state.settings
+        trunk = trunk_for(lead.phone, state.rules.trunks)
+        if trunk is None:
+            log.warning("campaign %s: no trunk for %s; lead skipped", c.name, lead.phone)
+            return
+        attempt = DialAttempt(str(uuid.uuid4()), c.name, lead.id, lead.phone, trunk, self.clock())
+        call = DialerCall(self, state, lead, attempt)
+        lead.status = LeadStatus.DIALING
+        await self.store.save_lead(lead)
+        await self.store.save_dial_attempt(attempt)
+        state.in_flight[attempt.id] = call
+        call.start()
+        carrier = self.settings.carrier
+        caller_id = c.caller_id or carrier.caller_id or (carrier.dids[0] if carrier.dids else "")
+        try:
+            await self.inbound.ari.originate_to_dialplan(
+                endpoint=f"PJSIP/{lead.phone}@{trunk}",
+                channel_id=call.caller,
+                context="lianluo-dialer",
+                caller_id=f'"{self.settings.center_name}" <{caller_id}>',
+                timeout_s=round(c.ring_s),
+                variables={"LIANLUO_ATTEMPT": attempt.id, "LIANLUO_AMD": "yes" if c.amd else "no"},
+            )
+        except PbxError as exc:
+            log.warning("campaign %s: could not dial %s: %s", c.name, lead.phone, exc)
+            call.events.put_nowait(Wakeup("dial failed"))
+
+    async def finish(self, call: DialerCall) -> None:
+        state, lead, attempt = call.state, call.lead, call.attempt
+        state.in_flight.pop(attempt.id, None)
+        result = attempt.result or CallResult.FAILED
+        attempt.result = result
+        attempt.ended_at = attempt.ended_at or self.clock()
+        after_call(lead, result, state.rules, self.clock())
+        try:
+            await self.store.save_dial_attempt(attempt)
+            await self.store.save_lead(lead)
+            if attempt.live_answer:
+                await self.refresh_gauge(state)
+        except Exception:
+            log.exception("could not record dial attempt %s", attempt.id)
+        log.info(
+            "campaign %s: %s -> %s (lead %s)",
+            state.settings.name,
+            lead.phone,
+            result.value,
+            lead.status.value,
+        )
+
+    async def refresh_gauge(self, state: CampaignState) -> None:
+        now = self.clock()
+        a24, l24 = await self.store.abandon_counts(state.settings.name, now - timedelta(hours=24))
+        a30, l30 = await self.store.abandon_counts(state.settings.name, now - timedelta(days=30))
+        state.gauge = (a24, l24, a30, l30)
+
+    def view(self, state: CampaignState) -> dict[str, Any]:
+        a24, l24, a30, l30 = state.gauge
+        return {
+            "name": state.settings.name,
+            "mode": state.settings.mode,
+            "active": state.active,
+            "queue": state.settings.queue,
+            "in_flight": len(state.in_flight),
+            "abandon_target_pct": state.settings.abandon_target_pct,
+            "abandon_rate_24h_pct": round(abandon_rate(a24, l24) * 100, 2),
+            "abandon_rate_30d_pct": round(abandon_rate(a30, l30) * 100, 2),
+            "live_answers_24h": l24,
+            "abandoned_24h": a24,
+            "live_answers_30d": l30,
+            "abandoned_30d": a30,
+        }
+
+
+class DialerCall(CallSession):
+    """One placed call: ringing, then a machine, a person for an agent, or an abandoned call."""
+
+    def __init__(self, dialer: DialerService, state: CampaignState, lead: Lead, attempt: DialAttempt) -> None:
+        carrier = dialer.settings.carrier
+        c = state.settings
+        it = Interaction(
+            id=str(uuid.uuid4()),
+            caller_channel_id=f"dial-{attempt.id}",
+            ani=lead.phone,
+            dnis=c.caller_id or carrier.caller_id or (carrier.dids[0] if carrier.dids else ""),
+            arrived_at=attempt.started_at,
+            direction="outbound",
+        )
+        super().__init__(dialer.inbound, it)
+        self.dialer = dialer
+        self.state = state
+        self.lead = lead
+        self.attempt = attempt
+        self.answered = False
+        self.cancelled = False
+
+    def start(self) -> None:
+        self.service.sessions[self.caller] = self
+        self.service.watch(self.caller, self)
+        self.task = asyncio.create_task(self.run(), name=f"dial-{self.attempt.id}")
+
+    def offer_variables(self, queue: str, decision: Decision) -> dict[str, str]:
+        out = super().offer_variables(queue, decision)
+        out["LIANLUO_CAMPAIGN"] = self.state.settings.name
+        out["PJSIP_HEADER(add,X-Lianluo-Campaign)"] = self.state.settings.name
+        # Phones that honour it pick up at once: the customer is already on the line.
+        out["PJSIP_HEADER(add,Call-Info)"] = "<sip:lianluo>;answer-after=0"
+        return out
+
+    async def run(self, resume: bool = False) -> None:
+        try:
+            await self.place()
+        except CallerGone:
+            self.it.end(
+                self.now(),
+                Outcome.COMPLETED if self.agent_on_call else Outcome.ABANDONED,
+                ended_by="customer",
+            )
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        except Exception as exc:
+            self.log.exception("dialer call failed")
+            self.attempt.result = self.attempt.result or CallResult.FAILED
+            self.it.end(self.now(), Outcome.FAILED, error=str(exc))
+        finally:
+            if self.answered:
+                with contextlib.suppress(PbxError):
+                    await self.ari.hangup(self.caller)
+                await self.cleanup()
+            else:
+                self.service.forget(self)
+            if self.cancelled and self.attempt.result is None:
+                # Stopped mid-call: the lead goes back to pending at the next start.
+                self.state.in_flight.pop(self.attempt.id, None)
+            else:
+                await self.dialer.finish(self)
+
+    async def place(self) -> None:
+        a = self.attempt
+        c = self.state.settings
+        answer: StasisStart | None = None
+        while answer is None:
+            ev = await self.events.get()
+            if isinstance(ev, Wakeup):  # the trunk refused the call before it rang
+                a.result = CallResult.FAILED
+                return
+            if isinstance(ev, ChannelDestroyed) and ev.channel.id == self.caller:
+                a.result = unanswered_result(ev.cause)
+                return
+            if isinstance(ev, StasisStart) and ev.channel.id == self.caller:
+                answer = ev
+        self.answered = True
+        a.answered_at = self.now()
+        a.amd_status = answer.args[2] if len(answer.args) > 2 else None
+        if answered_result(a.amd_status) is CallResult.MACHINE:
+            a.result = CallResult.MACHINE
+            if c.on_machine == "message":
+                await self.play(await self.service.say(list(c.machine_message)), interruptible=False)
+            return
+        a.live_answer = True
+        self.customer = await self.service.store.customer_by_phone(self.lead.phone)
+        self.it.customer_id = self.customer.id if self.customer else None
+        await self.service.store.create_interaction(self.it)
+        self.it.record(self.now(), "dialer_answered", campaign=c.name, amd=a.amd_status, attempt=a.id)
+        a.interaction_id = self.it.id
+        window = c.connect_window_s - (AMD_AFTER_GREETING_S if c.amd and a.amd_status != "NOAMD" else 0.0)
+        deadline = asyncio.get_running_loop().time() + max(0.3, window)
+        if await self.to_agent_within(deadline):
+            a.result = CallResult.CONNECTED
+            a.agent_id = self.agent_on_call
+            await self.dialer.store.save_dial_attempt(a)  # reports see it while the call is on
+            await self.follow_transfer(await self.watch_connected())
+            return
+        await self.abandon()
+
+    async def to_agent_within(self, deadline: float) -> bool:
+        """Offer the customer to an agent as a top-tier call; True once an agent is talking."""
+        c = self.state.settings
+        loop = asyncio.get_running_loop()
+        self.it.enqueue(self.now(), c.queue, Tier.TOP.value, f"campaign:{c.name}")
+        waiting = WaitingInteraction(
+            id=self.it.id,
+            queue=c.queue,
+            queued_at=self.it.queued_at or self.now(),
+            tier=Tier.TOP,
+            data={"ani": self.it.ani, "campaign": c.name, **self.lead.attributes},
+        )
+        ticket = self.routing.enqueue(waiting)
+        await asyncio.wait([ticket.decided], timeout=max(0.0, deadline - loop.time()))
+        if not ticket.decided.done():
+            self.routing.withdraw(self.it.id)
+            return False
+        if ticket.decided.cancelled():
+            return False
+        decision = ticket.decided.result()
+        winner = await self.ring_agents(
+            decision, c.queue, hold_caller=False, within_s=max(0.5, deadline - loop.time())
+        )
+        if winner is None:
+            return False
+        await self.bridge(winner)
+        return True
+
+    async def abandon(self) -> None:
+        """No agent in time: the identifying message, then goodbye. Counted; the number locked out."""
+        a = self.attempt
+        a.result = CallResult.ABANDONED
+        a.abandoned = True
+        a.message_started_at = self.now()
+        self.it.record(self.now(), "abandoned_by_dialer", campaign=self.state.settings.name)
+        with contextlib.suppress(CallerGone):
+            await self.play(await self.service.say(list(self.state.settings.message)), interruptible=False)
+        self.it.end(self.now(), Outcome.ABANDONED, ended_by="system")

@@ -1,0 +1,171 @@
+"""The outbound dialer on real calls: a second Asterisk plays the customers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.config import PromptText
+from tests.support.audio import duration, find_reference
+from tests.support.calls import prompt_wav, register_agent
+from tests.support.customers import CustomerNetwork
+from tests.support.sip_phone import PhoneLab
+from tests.support.stack import REPO, Stack, eventually
+
+pytestmark = pytest.mark.e2e
+
+CUSTOMERS = CustomerNetwork(Path(tempfile.mkdtemp(prefix="lianluo-customers-")))
+MESSAGE = "This is Lianluo calling about your renewal. We will call you again. Goodbye."
+EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+STACK_CONFIG = {
+    "carrier": {"outbound_contact": CUSTOMERS.contact, "caller_id": "7000"},
+    "agents": [{"id": "1001", "name": "Alice Wang"}],
+    "queues": [{"name": "general", "ring_timeout_s": 8, "wrap_up_s": 0, "announce_every_s": 0}],
+    "campaigns": [
+        {
+            "name": "renewals",
+            "queue": "general",
+            "mode": "progressive",
+            "active": False,
+            "ring_s": 15,
+            "amd": True,
+            "on_machine": "hangup",
+            "message": [{"text": MESSAGE, "lang": "en"}],
+            "timezone": "UTC",
+            "window": {"days": EVERY_DAY, "start": "00:00", "end": "23:59"},
+            "exclude": [{"attribute": "owns_product_x", "equals": "yes"}],
+        }
+    ],
+}
+HUMAN, BUSY, SILENT, MACHINE = "13800010001", "13800020001", "13800030001", "13800040001"
+ON_DNC, EXCLUDED, ABANDONED = "13800010009", "13800010008", "13800010002"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def customers() -> Iterator[CustomerNetwork]:
+    with CUSTOMERS:
+        yield CUSTOMERS
+
+
+def app_command(stack: Stack, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": stack.db_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def attempts(stack: Stack, phone: str) -> list[dict[str, Any]]:
+    rows = stack.query(
+        "SELECT result, live_answer, abandoned, agent_id, answered_at, message_started_at, amd_status"
+        " FROM dial_attempts WHERE phone = %s ORDER BY started_at",
+        phone,
+    )
+    keys = ("result", "live_answer", "abandoned", "agent_id", "answered_at", "message_started_at", "amd")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def lead(stack: Stack, phone: str) -> dict[str, Any]:
+    rows = stack.query(
+        "SELECT status, attempts, locked_until, last_result FROM campaign_leads WHERE phone = %s", phone
+    )
+    return dict(zip(("status", "attempts", "locked_until", "last_result"), rows[0], strict=True))
+
+
+def test_progressive_campaign_sorts_results_and_only_people_reach_agents(
+    stack: Stack, lab: PhoneLab, tmp_path: Path, tones: tuple[Path, Path]
+) -> None:
+    (tmp_path / "dnc.txt").write_text(f"{ON_DNC}\n")
+    app_command(stack, "import-dnc", "--config", str(stack.config_path), str(tmp_path / "dnc.txt"))
+    (tmp_path / "leads.csv").write_text(
+        "phone,name,owns_product_x\n"
+        f"{BUSY},Busy Bai,no\n{HUMAN},Hu Man,no\n{ON_DNC},Dee Nc,no\n{EXCLUDED},Ex Cluded,yes\n"
+        f"{MACHINE},Ma Chine,no\n{SILENT},Si Lent,no\n"
+    )
+    out = app_command(
+        stack, "import-leads", "--config", str(stack.config_path), "renewals", str(tmp_path / "leads.csv")
+    )
+    assert "6 new" in out and "1 on the do-not-call list" in out, out
+
+    agent = register_agent(lab, stack, "1001")
+    eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "agent ready")
+    status, view = stack.api("POST", "/api/campaigns/renewals/active", {"active": True})
+    assert status == 200 and view["active"] is True
+
+    # One free agent: one call at a time. The person is put through; nothing else rings the agent.
+    ringing = agent.wait_incoming(timeout=60)
+    assert ringing.header("X-Lianluo-Campaign") == "renewals"
+    ringing.answer(play=tones[1], loop=True)
+    eventually(
+        lambda: attempts(stack, HUMAN) and attempts(stack, HUMAN)[0]["agent_id"] == "1001", 10, "connected"
+    )
+    ringing.wait_rx_audio(1.0, timeout=10)  # the customer's side is live
+    ringing.hangup()
+    for phone, result in ((BUSY, "busy"), (MACHINE, "machine"), (SILENT, "no_answer"), (HUMAN, "connected")):
+        eventually(
+            lambda p=phone: attempts(stack, p) and attempts(stack, p)[-1]["result"], 60, f"{phone} dialled"
+        )
+        assert attempts(stack, phone)[-1]["result"] == result, (phone, attempts(stack, phone))
+    stack.api("POST", "/api/campaigns/renewals/active", {"active": False})
+
+    assert len(agent.calls) == 1, "busy, unanswered and machine calls never reach an agent"
+    assert attempts(stack, MACHINE)[0]["amd"] == "MACHINE" and not attempts(stack, MACHINE)[0]["live_answer"]
+    assert attempts(stack, ON_DNC) == [] and attempts(stack, EXCLUDED) == []
+    assert lead(stack, HUMAN)["status"] == "done"
+    assert lead(stack, BUSY)["status"] == "pending" and lead(stack, BUSY)["attempts"] == 1  # retried later
+    call = stack.interaction("ani = %s AND direction = 'outbound'", HUMAN)
+    assert call is not None and call["agent_id"] == "1001" and call["outcome"] == "completed"
+
+
+def test_a_person_with_no_free_agent_hears_the_message_within_2_s_and_counts_as_abandoned(
+    stack: Stack, lab: PhoneLab, tmp_path: Path
+) -> None:
+    (tmp_path / "leads.csv").write_text(f"phone,name\n{ABANDONED},Ab Andon\n")
+    app_command(
+        stack, "import-leads", "--config", str(stack.config_path), "renewals", str(tmp_path / "leads.csv")
+    )
+    register_agent(lab, stack, "1001")
+    eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "agent ready")
+    stack.api("POST", "/api/campaigns/renewals/active", {"active": True})
+    eventually(lambda: attempts(stack, ABANDONED), 30, "the call placed")
+    # The agent steps away while the customer's phone rings (it answers after 2 s).
+    stack.api("POST", "/api/agents/1001/state", {"state": "not_ready", "reason": "break"})
+    done = eventually(
+        lambda: (a := attempts(stack, ABANDONED)) and a[-1]["result"] and a[-1], 40, "call over"
+    )
+    stack.api("POST", "/api/campaigns/renewals/active", {"active": False})
+    assert done["result"] == "abandoned" and done["abandoned"] and done["live_answer"]
+    assert done["message_started_at"] is not None
+    locked = lead(stack, ABANDONED)["locked_until"]
+    assert locked - done["answered_at"] > timedelta(hours=71), "the number is locked out for 72 h"
+
+    status, [view] = stack.api("GET", "/api/campaigns")
+    assert status == 200 and view["abandoned_24h"] == 1 and view["live_answers_24h"] == 2
+    assert view["abandon_rate_24h_pct"] == 50.0, "abandoned over live answers, not over all dials"
+
+    # Measured on the customer's own line: from the end of their "Hello?" to our message.
+    heard = CUSTOMERS.recording(ABANDONED)
+    eventually(
+        lambda: "0 active calls" in CUSTOMERS.cli("core show channels"), 20, "the customer's call over"
+    )
+    eventually(lambda: heard.exists() and heard.stat().st_size > 44, 10, "the customer's recording")
+    hello = CUSTOMERS.sounds / "hello.wav"
+    greeting = find_reference(heard, hello)
+    message = find_reference(heard, prompt_wav(PromptText(MESSAGE)))
+    assert greeting.score > 0.5 and message.score > 0.3, (greeting, message)
+    gap = message.offset - (greeting.offset + duration(hello))
+    print(f"greeting end -> identifying message: {gap:.2f} s")
+    assert 0 <= gap <= 2.0, f"the message came {gap:.2f} s after the customer's greeting"

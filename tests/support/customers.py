@@ -1,0 +1,153 @@
+"""A second Asterisk playing the customers' phone network, for the outbound dialer's tests.
+
+It listens on 127.0.0.2 (the carrier's address) and answers the numbers Lianluo dials,
+each number range behaving like a kind of customer:
+
+- 1380001xxxx: a person. Rings 2 s, answers, says "Hello?", then listens (recorded).
+- 1380002xxxx: busy.
+- 1380003xxxx: never answers.
+- 1380004xxxx: an answering machine: a long greeting, then listens (recorded).
+
+Every answered call is recorded whole (both directions mixed) into `recordings/<number>.wav`,
+so a test can tell when the customer heard what, measured on the customer's own line.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.support.stack import _terminate_with_parent, eventually, free_sip_port, installed_asterisk_prefix
+
+HELLO = "Hello?"
+MACHINE = (
+    "Hi, you have reached Wang Wei. I cannot take your call right now. Please leave a message after the tone."
+)
+
+
+class CustomerNetwork:
+    def __init__(self, root: Path, lianluo_address: str = "127.0.0.1") -> None:
+        self.root = root
+        self.prefix = Path("/nonexistent")  # the cached Asterisk install, found at start
+        self.port = free_sip_port()
+        self.lianluo_address = lianluo_address
+        self.recordings = root / "recordings"
+        self.sounds = root / "sounds"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def contact(self) -> str:
+        return f"sip:127.0.0.2:{self.port}"
+
+    @property
+    def conf(self) -> Path:
+        return self.root / "etc" / "asterisk.conf"
+
+    def __enter__(self) -> CustomerNetwork:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.prefix = installed_asterisk_prefix()
+        for d in ("etc", "run", "log", "lib", "spool", "data", "recordings", "sounds"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        docs = self.root / "data" / "documentation"  # Asterisk refuses to start without it
+        if not docs.exists():
+            docs.symlink_to(self.prefix / "var/lib/asterisk/documentation")
+        _speak(HELLO, self.sounds / "hello.wav")
+        _speak(MACHINE, self.sounds / "machine.wav")
+        self._write_config()
+        self.proc = subprocess.Popen(
+            [str(self.prefix / "sbin" / "asterisk"), "-C", str(self.conf), "-f", "-n"],
+            stdin=subprocess.DEVNULL,
+            stdout=(self.root / "log" / "stdout.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_terminate_with_parent,  # never left running after a crashed test run
+        )
+        eventually(self._booted, 30, "the customers' Asterisk to boot")
+
+    def _booted(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            log = (self.root / "log" / "stdout.log").read_text()[-2000:]
+            raise RuntimeError(f"the customers' Asterisk exited: {log}")
+        return "fully booted" in self.cli("core waitfullybooted", timeout=5)
+
+    def cli(self, command: str, timeout: float = 10) -> str:
+        done = subprocess.run(
+            [str(self.prefix / "sbin" / "asterisk"), "-C", str(self.conf), "-rx", command],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return done.stdout
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def recording(self, number: str) -> Path:
+        return self.recordings / f"{number}.wav"
+
+    def _write_config(self) -> None:
+        etc, r = self.root / "etc", self.root
+        modules = self.prefix / "lib" / "asterisk" / "modules"
+        (etc / "asterisk.conf").write_text(
+            "[directories]\n"
+            f"astetcdir => {etc}\nastmoddir => {modules}\nastvarlibdir => {r / 'lib'}\n"
+            f"astdbdir => {r / 'lib'}\nastkeydir => {r / 'lib'}\nastdatadir => {r / 'data'}\n"
+            f"astagidir => {r / 'data'}\nastspooldir => {r / 'spool'}\nastrundir => {r / 'run'}\n"
+            f"astlogdir => {r / 'log'}\nastsbindir => {self.prefix / 'sbin'}\n"
+            "[options]\nverbose = 1\ntransmit_silence = yes\nastctl = asterisk.ctl\n"
+        )
+        # Everything built, but nothing that listens beyond SIP: no http.conf or manager.conf is
+        # written, so the web server and AMI stay off; chan_audiosocket is not needed.
+        lines = ["[modules]", "autoload = yes", "noload = chan_audiosocket.so", "noload = res_ari.so"]
+        (etc / "modules.conf").write_text("\n".join(lines) + "\n")
+        (etc / "logger.conf").write_text("[logfiles]\nmessages.log => notice,warning,error,verbose(2)\n")
+        (etc / "rtp.conf").write_text("[general]\nrtpstart = 33000\nrtpend = 33999\n")
+        (etc / "pjsip.conf").write_text(
+            "[udp]\ntype = transport\nprotocol = udp\n"
+            f"bind = 127.0.0.2:{self.port}\n\n"
+            "[lianluo]\ntype = endpoint\ncontext = customers\ndisallow = all\nallow = ulaw\n"
+            "direct_media = no\nrtp_symmetric = yes\n\n"
+            f"[lianluo-identify]\ntype = identify\nendpoint = lianluo\nmatch = {self.lianluo_address}\n"
+        )
+        hello, machine, rec = self.sounds / "hello", self.sounds / "machine", self.recordings
+        (etc / "extensions.conf").write_text(
+            "[customers]\n"
+            "exten => _1380001XXXX,1,Ringing()\n"
+            " same => n,Wait(2)\n"
+            " same => n,Answer()\n"
+            f" same => n,MixMonitor({rec}/${{EXTEN}}.wav)\n"
+            f" same => n,Playback({hello})\n"
+            " same => n,Wait(30)\n"
+            " same => n,Hangup()\n"
+            "exten => _1380002XXXX,1,Busy(10)\n"
+            "exten => _1380003XXXX,1,Ringing()\n"
+            " same => n,Wait(120)\n"
+            "exten => _1380004XXXX,1,Ringing()\n"
+            " same => n,Wait(1)\n"
+            " same => n,Answer()\n"
+            f" same => n,MixMonitor({rec}/${{EXTEN}}.wav)\n"
+            f" same => n,Playback({machine})\n"
+            " same => n,Wait(20)\n"
+            " same => n,Hangup()\n"
+        )
+
+
+def _speak(text: str, path: Path) -> None:
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(raw), text], check=True)
+    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(path)], check=True)
+    raw.unlink()
