@@ -1,9 +1,12 @@
 """The outbound dialer: places campaign calls, sorts what answered, and hands people to agents.
 
-Each pass (twice a second, and whenever an agent frees up) works out how many calls each
-active campaign may start (progressive: one per free agent who could take it, minus calls
-already ringing; inbound callers waiting in the same queue come first), picks the leads the
-campaign's rules allow now, and dials them through the trunk its table chooses.
+Each pass (twice a second) works out how many calls each active campaign may start, with
+the pacing rules of app/domain/pacing.py fed from the live floor: free and busy agents who
+could take the campaign's calls, calls ringing, people waiting for an agent, the campaign's
+own answer rate, ring and handle times, and the abandon-rate headroom (progressive: one call
+per free agent; predictive: dials ahead under the abandon target). Inbound callers waiting in
+the same queue come first. It then picks the leads the campaign's rules allow now and dials
+them through the trunk its table chooses.
 
 A dialled customer's answered leg runs the dialplan's AMD first when the campaign asks for
 it. A machine hears the campaign's machine message (or is hung up on). A person is offered
@@ -21,12 +24,13 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from app.adapters.ari import ChannelDestroyed, StasisStart
 from app.adapters.db import Store
 from app.config import CampaignSettings, Settings
+from app.domain.agent_state import Agent, AgentState
 from app.domain.campaign import (
     CallResult,
     CampaignRules,
@@ -41,7 +45,16 @@ from app.domain.campaign import (
     why_not_callable,
 )
 from app.domain.interaction import Interaction, Outcome
-from app.domain.routing import Decision, Tier, WaitingInteraction, eligible
+from app.domain.pacing import (
+    BusyAgent,
+    CampaignStatistics,
+    DialMode,
+    DialOutcome,
+    PacingSettings,
+    PacingSnapshot,
+    calls_to_place,
+)
+from app.domain.routing import Decision, QueueConfig, Tier, WaitingInteraction, eligible
 from app.errors import PbxError
 from app.flows.campaigns import rules_of
 from app.flows.inbound import CallerGone, CallSession, Clock, InboundService, Wakeup
@@ -61,6 +74,25 @@ class CampaignState:
     active: bool
     in_flight: dict[str, DialerCall] = field(default_factory=dict)  # attempt id -> call
     gauge: tuple[int, int, int, int] = (0, 0, 0, 0)  # abandoned/live over 24 h, over 30 days
+    statistics: CampaignStatistics = field(default_factory=CampaignStatistics)
+
+    def pacing(self) -> PacingSettings:
+        c = self.settings
+        return PacingSettings(
+            mode=DialMode(c.mode),
+            abandon_target=c.abandon_target_pct / 100,
+            max_lines_per_agent=c.max_lines_per_agent,
+            connect_window_s=c.connect_window_s,
+            kill_switch=not self.active,
+        )
+
+    def headroom(self) -> float:
+        """The share of the abandon allowance left in the tighter window, a window's rate taken
+        over at least 100 live answers (the first abandons weigh as they will later)."""
+        target = self.settings.abandon_target_pct / 100
+        a24, l24, a30, l30 = self.gauge
+        used = max(a24 / max(l24, 100), a30 / max(l30, 100)) / target
+        return max(0.0, 1.0 - used)
 
 
 class DialerService:
@@ -127,28 +159,42 @@ class DialerService:
                 await self.dial(state, lead)
 
     def calls_to_place(self, state: CampaignState) -> int:
-        """Progressive pacing: a call per free agent who could take it, minus those already ringing.
+        """How many new calls the campaign may start now (app/domain/pacing.py decides).
 
         Inbound callers waiting in the campaign's queue are served first (blending): no
-        outbound call starts while one waits. The abandon-rate gauge stops dialing at the
-        campaign's target."""
+        outbound call starts while one waits."""
         queue = state.settings.queue
         if any(t.waiting.queue == queue for t in self.routing.tickets.values()):
-            return 0
-        abandoned_30d, live_30d = state.gauge[2], state.gauge[3]
-        if (
-            live_30d >= 20
-            and abandon_rate(abandoned_30d, live_30d) * 100 >= state.settings.abandon_target_pct
-        ):
             return 0
         cfg = self.routing.router.queues.get(queue)
         if cfg is None:
             return 0
-        probe = WaitingInteraction("dialer-probe", queue, self.clock())
         now = self.clock()
-        free = sum(1 for a in self.routing.agents.values() if a.routable and eligible(a, probe, cfg, now)[0])
-        ringing = sum(1 for call in state.in_flight.values() if call.agent_on_call is None)
-        return free - ringing
+        probe = WaitingInteraction("dialer-probe", queue, now)
+        free = 0
+        busy: list[BusyAgent] = []
+        for agent in self.routing.agents.values():
+            if not agent.device_registered or not eligible_if_ready(agent, probe, cfg, now):
+                continue
+            if agent.routable:
+                free += 1
+            elif agent.state in (AgentState.ON_CALL, AgentState.WRAP_UP) and agent.state_since is not None:
+                elapsed = (now - agent.state_since).total_seconds()
+                busy.append(BusyAgent(elapsed, wrapping_up=agent.state is AgentState.WRAP_UP))
+        loop_now = asyncio.get_running_loop().time()
+        ringing = tuple(loop_now - c.dialled_at for c in state.in_flight.values() if not c.answered)
+        waiting = sum(
+            1 for c in state.in_flight.values() if c.attempt.live_answer and c.agent_on_call is None
+        )
+        snapshot = PacingSnapshot(
+            agents_free=free,
+            estimates=state.statistics.estimates(),
+            busy=tuple(busy),
+            ringing_s=ringing,
+            customers_waiting=waiting,
+            headroom=state.headroom(),
+        )
+        return calls_to_place(snapshot, state.pacing())
 
     async def dial(self, state: CampaignState, lead: Lead) -> None:
         c = state.settings
@@ -184,6 +230,7 @@ class DialerService:
         result = attempt.result or CallResult.FAILED
         attempt.result = result
         attempt.ended_at = attempt.ended_at or self.clock()
+        self.learn(state, call, result)
         after_call(lead, result, state.rules, self.clock())
         try:
             await self.store.save_dial_attempt(attempt)
@@ -199,6 +246,25 @@ class DialerService:
             result.value,
             lead.status.value,
         )
+
+    def learn(self, state: CampaignState, call: DialerCall, result: CallResult) -> None:
+        """The campaign's live estimates: answer rate, ring times, talk and wrap-up times."""
+        at = asyncio.get_running_loop().time()
+        rang_until = call.answered_loop_time or at
+        outcome = {
+            CallResult.CONNECTED: DialOutcome.LIVE,
+            CallResult.ABANDONED: DialOutcome.LIVE,
+            CallResult.MACHINE: DialOutcome.MACHINE,
+            CallResult.BUSY: DialOutcome.BUSY,
+            CallResult.NO_ANSWER: DialOutcome.NO_ANSWER,
+        }.get(result, DialOutcome.FAILED)
+        if call.answered or result is not CallResult.FAILED:
+            state.statistics.record_dial(outcome, max(0.0, rang_until - call.dialled_at), at)
+        if result is CallResult.CONNECTED and call.connected_loop_time is not None:
+            state.statistics.record_talk(at - call.connected_loop_time, at)
+            q = self.routing.queue_settings.get(state.settings.queue)
+            if q is not None:
+                state.statistics.record_wrap_up(q.wrap_up_s, at)
 
     async def refresh_gauge(self, state: CampaignState) -> None:
         now = self.clock()
@@ -245,6 +311,10 @@ class DialerCall(CallSession):
         self.attempt = attempt
         self.answered = False
         self.cancelled = False
+        loop = asyncio.get_running_loop()
+        self.dialled_at = loop.time()
+        self.answered_loop_time: float | None = None
+        self.connected_loop_time: float | None = None
 
     def start(self) -> None:
         self.service.sessions[self.caller] = self
@@ -303,6 +373,7 @@ class DialerCall(CallSession):
             if isinstance(ev, StasisStart) and ev.channel.id == self.caller:
                 answer = ev
         self.answered = True
+        self.answered_loop_time = asyncio.get_running_loop().time()
         a.answered_at = self.now()
         a.amd_status = answer.args[2] if len(answer.args) > 2 else None
         if answered_result(a.amd_status) is CallResult.MACHINE:
@@ -321,6 +392,7 @@ class DialerCall(CallSession):
         if await self.to_agent_within(deadline):
             a.result = CallResult.CONNECTED
             a.agent_id = self.agent_on_call
+            self.connected_loop_time = asyncio.get_running_loop().time()
             await self.dialer.store.save_dial_attempt(a)  # reports see it while the call is on
             await self.follow_transfer(await self.watch_connected())
             return
@@ -364,3 +436,16 @@ class DialerCall(CallSession):
         with contextlib.suppress(CallerGone):
             await self.play(await self.service.say(list(self.state.settings.message)), interruptible=False)
         self.it.end(self.now(), Outcome.ABANDONED, ended_by="system")
+
+
+def eligible_if_ready(agent: Agent, probe: WaitingInteraction, cfg: QueueConfig, now: datetime) -> bool:
+    """Could this agent take the campaign's calls when free (membership, groups, skills)?"""
+    if agent.routable:
+        return eligible(agent, probe, cfg, now)[0]
+    in_queue = not cfg.members or agent.id in cfg.members
+    in_group = not cfg.groups or bool(agent.groups & cfg.groups)
+    return (
+        in_queue
+        and in_group
+        and all(agent.skills.get(n.skill, 0) >= n.min_level for n in cfg.required_skills)
+    )
