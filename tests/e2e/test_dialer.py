@@ -7,7 +7,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,11 @@ pytestmark = pytest.mark.e2e
 
 CUSTOMERS = CustomerNetwork(Path(tempfile.mkdtemp(prefix="lianluo-customers-")))
 MESSAGE = "This is Lianluo calling about your renewal. We will call you again. Goodbye."
-EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+# The calling window is today only (UTC). A customer whose own time zone is already in
+# tomorrow (or still in yesterday) is outside it and must not be called.
+NOW = datetime.now(UTC)
+TODAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][NOW.weekday()]
+ELSEWHERE = "Pacific/Pago_Pago" if NOW.hour < 11 else "Pacific/Kiritimati"  # UTC-11 / UTC+14
 STACK_CONFIG = {
     "carrier": {"outbound_contact": CUSTOMERS.contact, "caller_id": "7000"},
     "agents": [{"id": "1001", "name": "Alice Wang"}],
@@ -40,13 +44,25 @@ STACK_CONFIG = {
             "on_machine": "hangup",
             "message": [{"text": MESSAGE, "lang": "en"}],
             "timezone": "UTC",
-            "window": {"days": EVERY_DAY, "start": "00:00", "end": "23:59"},
+            "window": {"days": [TODAY], "start": "00:00", "end": "23:59"},
             "exclude": [{"attribute": "owns_product_x", "equals": "yes"}],
-        }
+        },
+        {
+            "name": "surveys",
+            "queue": "general",
+            "mode": "predictive",
+            "active": False,
+            "ring_s": 15,
+            "message": [{"text": MESSAGE, "lang": "en"}],
+            "timezone": "UTC",
+            "window": {"days": [TODAY], "start": "00:00", "end": "23:59"},
+        },
     ],
 }
 HUMAN, BUSY, SILENT, MACHINE = "13800010001", "13800020001", "13800030001", "13800040001"
 ON_DNC, EXCLUDED, ABANDONED = "13800010009", "13800010008", "13800010002"
+OUT_OF_HOURS = "13800010007"
+PREDICTIVE = ["13800010011", "13800010012", "13800010013", "13800020011"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -91,14 +107,14 @@ def test_progressive_campaign_sorts_results_and_only_people_reach_agents(
     (tmp_path / "dnc.txt").write_text(f"{ON_DNC}\n")
     app_command(stack, "import-dnc", "--config", str(stack.config_path), str(tmp_path / "dnc.txt"))
     (tmp_path / "leads.csv").write_text(
-        "phone,name,owns_product_x\n"
-        f"{BUSY},Busy Bai,no\n{HUMAN},Hu Man,no\n{ON_DNC},Dee Nc,no\n{EXCLUDED},Ex Cluded,yes\n"
-        f"{MACHINE},Ma Chine,no\n{SILENT},Si Lent,no\n"
+        "phone,name,timezone,owns_product_x\n"
+        f"{BUSY},Busy Bai,,no\n{HUMAN},Hu Man,,no\n{ON_DNC},Dee Nc,,no\n{EXCLUDED},Ex Cluded,,yes\n"
+        f"{MACHINE},Ma Chine,,no\n{SILENT},Si Lent,,no\n{OUT_OF_HOURS},Far Away,{ELSEWHERE},no\n"
     )
     out = app_command(
         stack, "import-leads", "--config", str(stack.config_path), "renewals", str(tmp_path / "leads.csv")
     )
-    assert "6 new" in out and "1 on the do-not-call list" in out, out
+    assert "7 new" in out and "1 on the do-not-call list" in out, out
 
     agent = register_agent(lab, stack, "1001")
     eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "agent ready")
@@ -124,6 +140,7 @@ def test_progressive_campaign_sorts_results_and_only_people_reach_agents(
     assert len(agent.calls) == 1, "busy, unanswered and machine calls never reach an agent"
     assert attempts(stack, MACHINE)[0]["amd"] == "MACHINE" and not attempts(stack, MACHINE)[0]["live_answer"]
     assert attempts(stack, ON_DNC) == [] and attempts(stack, EXCLUDED) == []
+    assert attempts(stack, OUT_OF_HOURS) == [], "outside the window in the customer's own time zone"
     assert lead(stack, HUMAN)["status"] == "done"
     assert lead(stack, BUSY)["status"] == "pending" and lead(stack, BUSY)["attempts"] == 1  # retried later
     call = stack.interaction("ani = %s AND direction = 'outbound'", HUMAN)
@@ -152,7 +169,8 @@ def test_a_person_with_no_free_agent_hears_the_message_within_2_s_and_counts_as_
     locked = lead(stack, ABANDONED)["locked_until"]
     assert locked - done["answered_at"] > timedelta(hours=71), "the number is locked out for 72 h"
 
-    status, [view] = stack.api("GET", "/api/campaigns")
+    status, views = stack.api("GET", "/api/campaigns")
+    view = next(v for v in views if v["name"] == "renewals")
     assert status == 200 and view["abandoned_24h"] == 1 and view["live_answers_24h"] == 2
     assert view["abandon_rate_24h_pct"] == 50.0, "abandoned over live answers, not over all dials"
 
@@ -169,3 +187,40 @@ def test_a_person_with_no_free_agent_hears_the_message_within_2_s_and_counts_as_
     gap = message.offset - (greeting.offset + duration(hello))
     print(f"greeting end -> identifying message: {gap:.2f} s")
     assert 0 <= gap <= 2.0, f"the message came {gap:.2f} s after the customer's greeting"
+
+
+def test_a_predictive_campaign_runs_and_reports_its_abandon_rate(
+    stack: Stack, lab: PhoneLab, tmp_path: Path, tones: tuple[Path, Path]
+) -> None:
+    (tmp_path / "leads.csv").write_text("phone\n" + "\n".join(PREDICTIVE) + "\n")
+    app_command(
+        stack, "import-leads", "--config", str(stack.config_path), "surveys", str(tmp_path / "leads.csv")
+    )
+    agent = register_agent(lab, stack, "1001")
+    stack.api("POST", "/api/agents/1001/state", {"state": "ready"})
+    eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "agent ready")
+    stack.api("POST", "/api/campaigns/surveys/active", {"active": True})
+    answered = 0
+    while answered < 3:
+        call = agent.wait_incoming(timeout=60)
+        call.answer(play=tones[1], loop=True)
+        call.wait_rx_audio(0.5, timeout=10)
+        call.hangup()
+        answered += 1
+        if all(attempts(stack, p) for p in PREDICTIVE):
+            break
+    eventually(
+        lambda: all(attempts(stack, p) and attempts(stack, p)[-1]["result"] for p in PREDICTIVE),
+        60,
+        "dialled",
+    )
+    stack.api("POST", "/api/campaigns/surveys/active", {"active": False})
+    results = [attempts(stack, p)[-1]["result"] for p in PREDICTIVE]
+    assert results[-1] == "busy" and all(r in ("connected", "abandoned") for r in results[:3]), results
+    _, views = stack.api("GET", "/api/campaigns")
+    view = next(v for v in views if v["name"] == "surveys")
+    abandoned = sum(1 for p in PREDICTIVE if attempts(stack, p)[-1]["abandoned"])
+    assert (
+        view["mode"] == "predictive" and view["live_answers_24h"] == 3 and view["abandoned_24h"] == abandoned
+    )
+    print(f"predictive, one agent: {results}")
