@@ -66,6 +66,7 @@ from app.ivr_config import load_flows, prerender_flow_prompts
 from app.panel import http as panel_http
 from app.panel import pop_http, softphone_http
 from app.panel.auth import AuthService, load_or_create_panel_passwords, panel_users
+from app.panel.calls import CallWatch
 from app.panel.live import LiveHub
 from app.panel.pop import PopService
 from app.web import api, callbacks_api, calls_api, campaigns_api, health, ivr_api, voicemail_api
@@ -213,6 +214,8 @@ async def panel_ctx(app: web.Application) -> AsyncIterator[None]:
     routing.listeners.append(hub)
     routing.listeners.append(pops)  # screen pops: pushed the moment an agent is offered a call
     app[STORE].saved_listeners.append(pops.interaction_saved)
+    calls = CallWatch(routing, hub)  # open panels follow their call's controls
+    app[STORE].saved_listeners.append(calls.interaction_saved)
     app[AUTH] = auth
     app[LIVE] = hub
     app[POPS] = pops
@@ -221,6 +224,7 @@ async def panel_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         routing.listeners.remove(pops)
         app[STORE].saved_listeners.remove(pops.interaction_saved)
+        app[STORE].saved_listeners.remove(calls.interaction_saved)
         await pops.stop()
         routing.listeners.remove(hub)
 

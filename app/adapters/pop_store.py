@@ -72,10 +72,13 @@ class PastInteraction:
 
 @dataclass(frozen=True)
 class InteractionOwner:
-    agent_id: str | None  # who took the call, once connected
+    agent_id: str | None  # who has the call now (or had it last), once connected
     ani: str
     customer_id: int | None
     callback_id: str | None
+    # Every agent who talked with the caller: the first one, those a transfer reached, and
+    # those who joined a consultation or conference. Each may write the call's notes.
+    handled_by: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,9 @@ class PopContext:
     history: list[PastInteraction]
 
 
+# Events naming an agent who talked with the caller: answered the call (first, or after a
+# transfer) or answered a consultation about it.
+_HANDLED_KINDS = "'connected', 'consult_answered'"
 _CUSTOMER = "SELECT id, name, phone, account_number, email, tier, vip, notes FROM customers"
 
 
@@ -221,24 +227,32 @@ class PopStore:
     async def owner(self, interaction_id: str) -> InteractionOwner | None:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT agent_id, ani, customer_id, callback_id FROM interactions WHERE id = %s",
+                "SELECT agent_id, ani, customer_id, callback_id, ARRAY("
+                " SELECT DISTINCT e.data->>'agent_id' FROM interaction_events e"
+                f" WHERE e.interaction_id = i.id AND e.kind IN ({_HANDLED_KINDS})"
+                " AND e.data->>'agent_id' IS NOT NULL)"
+                " FROM interactions i WHERE id = %s",
                 (interaction_id,),
             )
             row = await cur.fetchone()
         if row is None:
             return None
-        return InteractionOwner(row[0], row[1], row[2], str(row[3]) if row[3] else None)
+        handled = frozenset(row[4]) | ({row[0]} if row[0] else frozenset())
+        return InteractionOwner(row[0], row[1], row[2], str(row[3]) if row[3] else None, handled)
 
     async def save_disposition(
         self, interaction_id: str, agent_id: str, code: str, notes: str, at: datetime
     ) -> bool:
-        """Store the code and notes, and a `disposition` event, in one transaction. Only the agent
-        who took the interaction can: False (and nothing written) for anyone else."""
+        """Store the code and notes, and a `disposition` event, in one transaction. Only an agent
+        who talked with the caller can (see `InteractionOwner.handled_by`): False (and nothing
+        written) for anyone else. The row keeps the latest code; the events keep every one."""
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                "UPDATE interactions SET disposition = %s, notes = %s, disposition_by = %s,"
-                " disposition_at = %s WHERE id = %s AND agent_id = %s RETURNING id",
-                (code, notes, agent_id, at, interaction_id, agent_id),
+                "UPDATE interactions i SET disposition = %s, notes = %s, disposition_by = %s,"
+                " disposition_at = %s WHERE id = %s AND (agent_id = %s OR EXISTS ("
+                " SELECT 1 FROM interaction_events e WHERE e.interaction_id = i.id"
+                f" AND e.kind IN ({_HANDLED_KINDS}) AND e.data->>'agent_id' = %s)) RETURNING id",
+                (code, notes, agent_id, at, interaction_id, agent_id, agent_id),
             )
             if await cur.fetchone() is None:
                 return False

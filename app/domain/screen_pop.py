@@ -225,8 +225,12 @@ def wrap_up_left_s(state: AgentState, wrap_up_until: datetime | None, now: datet
     return max(0.0, (wrap_up_until - now).total_seconds())
 
 
-def may_write_notes(who: Principal, handled_by: str | None) -> bool:
-    return who.role in AGENT_ROLES and who.agent_id is not None and who.agent_id == handled_by
+def may_write_notes(who: Principal, handled_by: str | Collection[str] | None) -> bool:
+    """Notes and a disposition: only an agent who talked with the caller. After a transfer
+    that is each of them (the first agent writes theirs in wrap-up while the call goes on)."""
+    if who.role not in AGENT_ROLES or who.agent_id is None or handled_by is None:
+        return False
+    return who.agent_id == handled_by if isinstance(handled_by, str) else who.agent_id in handled_by
 
 
 def may_work_on(who: Principal, holds_it: bool, handled_by: str | None) -> bool:

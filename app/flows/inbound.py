@@ -874,6 +874,14 @@ class InboundService:
                 return s
         return None
 
+    def consulted_call(self, agent_id: str) -> CallSession | None:
+        """The call an agent is being consulted about (ringing or talking to the first agent)."""
+        for s in self.sessions.values():
+            consult = s.controls.consult if s.controls is not None else None
+            if consult is not None and consult.agent_id == agent_id:
+                return s
+        return None
+
     def start_session(self, it: Interaction, customer: Customer | None, resume: bool = False) -> CallSession:
         session = CallSession(self, it, customer)
         self.sessions[it.caller_channel_id] = session

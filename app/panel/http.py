@@ -30,7 +30,7 @@ from app.domain.access import (
     may_view_agent,
 )
 from app.errors import AppError
-from app.panel import pages, pop_pages, softphone
+from app.panel import calls, pages, pop_pages, softphone
 from app.panel.auth import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -302,7 +302,8 @@ async def agent_page(request: web.Request) -> web.Response:
     lang = language(request)
     agent = agent_view(request.app[ROUTING].agent(who.agent_id))
     web_settings = request.app[SETTINGS].web
-    pop = pop_pages.pop_section(lang, session.csrf_token, web_settings, agent)
+    # The call's controls first (the agent's hands are there during a call), then the pop.
+    pop = calls.call_section(lang) + pop_pages.pop_section(lang, session.csrf_token, web_settings, agent)
     phone = softphone.widget(lang) if softphone.enabled(request.app[SETTINGS], who.agent_id) else ""
     return html(
         request,

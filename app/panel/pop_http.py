@@ -72,7 +72,7 @@ async def save_disposition(
     owner = await pops.store.owner(iid)
     if owner is None:
         raise NotFound(f"no interaction {iid}")
-    if not may_write_notes(who, owner.agent_id):
+    if not may_write_notes(who, owner.handled_by):
         raise Forbidden("agents may write notes only on interactions they handled")
     codes = [c.code for c in request.app[SETTINGS].web.wrap_up_codes]
     try:

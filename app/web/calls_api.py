@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.appkeys import INBOUND
+from app.appkeys import INBOUND, ROUTING
 from app.domain.access import SUPERVISING_ROLES
 from app.errors import AppError
 from app.flows.call_controls import ACTIONS, ControlRequest
@@ -77,13 +77,41 @@ async def panel_control(request: web.Request) -> web.Response:
 
 
 async def panel_current_call(request: web.Request) -> web.Response:
+    """The signed-in agent's call, with their part in it: "agent" (the one who controls it),
+    "conference" (a second agent in a three-way call) or "consulted" (asked by the agent on
+    the call, not yet given the caller). null when they have no call."""
     panel = await session_of(request)
     agent_id = panel.principal.agent_id
-    session = request.app[INBOUND].call_of_agent(agent_id) if agent_id else None
-    return web.json_response(call_view(session) if session is not None else None)
+    if agent_id is None:
+        return web.json_response(None)
+    inbound = request.app[INBOUND]
+    session = inbound.call_of_agent(agent_id)
+    part = "agent" if session is not None and session.agent_on_call == agent_id else "conference"
+    if session is None:
+        session, part = inbound.consulted_call(agent_id), "consulted"
+    if session is None:
+        return web.json_response(None)
+    return web.json_response({**call_view(session), "your_part": part})
+
+
+async def panel_targets(request: web.Request) -> web.Response:
+    """Where a call can go, for the panel's transfer and consult pickers: the queues (and
+    whether anyone could answer there) and the other agents (and whether they are Ready now).
+    Read-only and deliberately small: names and availability, nothing about their calls."""
+    panel = await session_of(request)
+    me = panel.principal.agent_id
+    routing = request.app[ROUTING]
+    queues = [{"name": name, "staffed": routing.anyone_logged_in(name)} for name in routing.queue_settings]
+    agents = [
+        {"id": a.id, "name": a.name, "ready": a.routable}
+        for a in sorted(routing.agents.values(), key=lambda a: a.id)
+        if a.id != me
+    ]
+    return web.json_response({"queues": queues, "agents": agents})
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/calls/{interaction_id}/{action}", api_control)
     app.router.add_post("/panel/api/calls/{interaction_id}/{action}", panel_control)
     app.router.add_get("/panel/api/calls/current", panel_current_call)
+    app.router.add_get("/panel/api/calls/targets", panel_targets)

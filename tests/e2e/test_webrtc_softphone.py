@@ -16,11 +16,11 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.support.audio import tone_seconds, write_tone
+from tests.support.browser import CHROMIUM, PROBE_JS, chromium_flags, sign_in, softphone_stats
 from tests.support.calls import AGENT_TONE_HZ, CALLER_TONE_HZ, call_in, ended
 from tests.support.sip_phone import PhoneLab
 from tests.support.stack import Stack, eventually, free_port, scratch_database, write_config
@@ -41,37 +41,6 @@ STACK_CONFIG = {
     "agents": AGENTS,
     "queues": [{"name": "general", "strategy": "longest_idle", "ring_timeout_s": 20, "wrap_up_s": 0}],
 }
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    # Asterisk offers its media on 127.0.0.1; Chromium leaves loopback out of ICE otherwise.
-    "--allow-loopback-in-peer-connection",
-    # The test's own AudioContext (the analyser below) may start without a click.
-    "--autoplay-policy=no-user-gesture-required",
-]
-
-# The analyser: the strongest frequency in what the page's <audio> element is playing.
-PROBE_JS = """() => {
-  const audio = document.getElementById("softphone-audio");
-  if (!audio || !audio.srcObject) return null;
-  if (!window.__probe) {
-    const ctx = new AudioContext();
-    const analyser = ctx.createAnalyser();
-    analyser.fftSize = 8192;
-    analyser.smoothingTimeConstant = 0;
-    ctx.createMediaStreamSource(audio.srcObject).connect(analyser);
-    window.__probe = { ctx, analyser };
-  }
-  const { ctx, analyser } = window.__probe;
-  const bins = new Float32Array(analyser.frequencyBinCount);
-  analyser.getFloatFrequencyData(bins);
-  let best = 1;
-  for (let i = 2; i < bins.length; i++) if (bins[i] > bins[best]) best = i;
-  return { hz: (best * ctx.sampleRate) / analyser.fftSize, db: bins[best], state: ctx.state };
-}"""
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +51,8 @@ def mic_tone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(mic_tone: Path) -> Iterator[Browser]:
-    flags = [*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={mic_tone}"]
     with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=flags)
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=chromium_flags(mic_tone))
         yield chromium
         chromium.close()
 
@@ -94,20 +62,6 @@ def shots(artifacts: Path) -> Path:
     d = artifacts / "panel"
     d.mkdir(parents=True, exist_ok=True)
     return d
-
-
-def sign_in(page: Page, stack: Stack, username: str) -> None:
-    page.goto(stack.web_url + "/panel")
-    expect(page).to_have_url(re.compile(r"/login$"))
-    page.fill("#username", username)
-    page.fill("#password", str(stack.secrets["panel_passwords"][username]))
-    page.click("#sign-in")
-    expect(page).to_have_url(re.compile(r"/panel$"))
-
-
-def softphone_stats(page: Page) -> dict[str, Any] | None:
-    stats: dict[str, Any] | None = page.evaluate("() => window.lianluoSoftphone.stats()")
-    return stats
 
 
 def test_agent_answers_in_the_browser_and_audio_flows_both_ways(

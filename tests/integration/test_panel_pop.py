@@ -443,6 +443,39 @@ async def test_only_the_agent_who_took_the_call_writes_its_notes(panel: Panel, b
     ]
 
 
+async def test_after_a_consult_transfer_both_agents_write_notes(panel: Panel, browser: Any) -> None:
+    """The first agent's wrap-up follows a transfer: they may still write the call's notes."""
+    ani = "13800000034"
+    iid = await add_interaction(
+        panel,
+        ani,
+        agent_id="1002",  # the call is the second agent's now
+        events=[
+            ("connected", {"agent_id": "1001"}),
+            ("control_consult", {"by": "1001", "to": "agent:1002", "state": "ringing"}),
+            ("consult_answered", {"agent_id": "1002"}),
+            ("transferred", {"to": "agent:1002", "from_agent": "1001", "how": "consult"}),
+        ],
+    )
+    url = f"/panel/api/interactions/{iid}/disposition"
+    alice, bob, chen = await browser("1001"), await browser("1002"), await browser("1003")
+    before = await snapshot(panel, iid)
+    got, answer = await chen.call("POST", url, {"code": "resolved", "notes": ""})
+    assert (got, answer["error_id"]) == (403, "forbidden")  # never on the call
+    assert await snapshot(panel, iid) == before
+    got, answer = await alice.call("POST", url, {"code": "follow_up", "notes": "Handed to Bob."})
+    assert got == 200 and answer["code"] == "follow_up", answer
+    got, answer = await bob.call("POST", url, {"code": "resolved", "notes": "Done."})
+    assert got == 200, answer
+    row = await panel.query("SELECT disposition, notes, disposition_by FROM interactions WHERE id = %s", iid)
+    assert row == [("resolved", "Done.", "1002")]
+    events = await panel.query(
+        "SELECT data FROM interaction_events WHERE interaction_id = %s AND kind = 'disposition' ORDER BY id",
+        iid,
+    )
+    assert [(e[0]["agent_id"], e[0]["code"]) for e in events] == [("1001", "follow_up"), ("1002", "resolved")]
+
+
 # -- unknown callers ------------------------------------------------------------------------------
 
 

@@ -160,6 +160,10 @@ def test_who_may_write_notes_and_work_on_a_call() -> None:
     assert may_write_notes(alice, "1001") and may_write_notes(expert, "1003")
     assert not may_write_notes(alice, "1002") and not may_write_notes(alice, None)
     assert not may_write_notes(lead, None) and not may_write_notes(lead, "1001")
+    # A transferred call: each agent who talked with the caller, and nobody else.
+    handled = frozenset({"1001", "1002"})
+    assert may_write_notes(alice, handled) and not may_write_notes(expert, handled)
+    assert not may_write_notes(lead, frozenset({"lead"}))
     assert may_work_on(alice, True, None) and may_work_on(alice, False, "1001")
     assert not may_work_on(alice, False, "1002") and not may_work_on(alice, False, None)
     assert may_work_on(lead, False, None)

@@ -1,0 +1,66 @@
+"""The call section of the agent's page: its words, its markup and who is told a call changed."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any, cast
+
+from app.domain.agent_state import Agent
+from app.domain.interaction import InteractionEvent
+from app.flows.routing import RoutingService
+from app.panel.calls import CallWatch, call_section, calls_client_data, changes_call
+from app.panel.i18n import TEXT
+from app.panel.live import LiveHub
+from app.web.api import agent_view
+
+
+def test_every_button_has_both_languages_and_reaches_the_script() -> None:
+    keys = {k for k in TEXT["en"] if k.startswith("call.")}
+    assert keys and keys == {k for k in TEXT["zh"] if k.startswith("call.")}
+    assert set(calls_client_data("zh")["text"]) == keys
+    html = call_section("zh")
+    for action in ("hold", "resume", "mute", "unmute", "hangup", "transfer", "consult", "complete", "cancel"):
+        assert f'data-action="{action}"' in html, action
+    assert 'data-action="conference"' in html and html.count('data-digit="') == 12
+    assert ">保持<" in html and ">完成转接<" in html
+    # No inline script: only JSON data and the static file (the page's CSP forbids the rest).
+    assert html.count("<script") == 2 and '<script src="/static/calls.js' in html
+    data = html.split('id="call-data">')[1].split("</script>")[0]
+    assert "<" not in data
+
+
+def test_which_saved_events_change_a_call() -> None:
+    assert all(changes_call(k) for k in ("control_hold", "consult_answered", "transferred", "connected"))
+    assert not any(changes_call(k) for k in ("dtmf", "offered", "prompt_played", "disposition"))
+
+
+def drain(queue: asyncio.Queue[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    while not queue.empty():
+        out.append(queue.get_nowait())
+    return out
+
+
+async def test_the_agents_holding_the_call_are_told_it_changed() -> None:
+    now = datetime.now(UTC)
+    alice, bob, chen = Agent("1001", "Alice"), Agent("1002", "Bob"), Agent("1003", "Chen")
+    for a in (alice, bob, chen):
+        a.login(now)
+        a.ready(now)
+    alice.reserve(now, "it-1")  # on the call
+    bob.reserve(now, "it-1")  # being consulted about it
+    chen.reserve(now, "it-2")  # another call
+    hub = LiveHub(agent_view)
+    subs = {a: hub.subscribe(frozenset({a}), a.encode()) for a in ("1001", "1002", "1003")}
+    lead = hub.subscribe(None, b"lead")
+    routing = cast(RoutingService, SimpleNamespace(agents={a.id: a for a in (alice, bob, chen)}))
+    watch = CallWatch(routing, hub)
+
+    watch.interaction_saved("it-1", [InteractionEvent(now, "dtmf", {"digit": "1"})])
+    assert all(drain(s.queue) == [] for s in subs.values())
+    watch.interaction_saved("it-1", [InteractionEvent(now, "control_hold", {"by": "1001"})])
+    told = {a: drain(s.queue) for a, s in subs.items()}
+    assert told["1001"] == told["1002"] == [{"type": "call", "interaction_id": "it-1"}]
+    assert told["1003"] == [] and drain(lead.queue) == []  # supervisors follow states, not calls
