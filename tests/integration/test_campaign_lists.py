@@ -15,7 +15,7 @@ CENTER = """
 carrier: {outbound_contact: "sip:127.0.0.2:5062"}
 queues: [{name: general}]
 campaigns:
-  - name: renewals
+  - name: list-import
     queue: general
     exclude: [{attribute: owns_product_x, equals: "yes"}]
 """
@@ -49,7 +49,7 @@ def test_leads_and_dnc_import_report_every_bad_row_and_keep_attempts(db_url: str
         "13800000004,Zhou,Mars/Olympus,no\n"
         "13800000001,Li Na again,,no\n"
     )
-    done = run(db_url, "import-leads", "--config", config, "renewals", str(tmp_path / "leads.csv"))
+    done = run(db_url, "import-leads", "--config", config, "list-import", str(tmp_path / "leads.csv"))
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "5 rows: 2 new, 0 updated, 3 refused, 1 on the do-not-call list" in out, out
@@ -57,13 +57,16 @@ def test_leads_and_dnc_import_report_every_bad_row_and_keep_attempts(db_url: str
     assert "line 6: 13800000001 is already in this file" in out
 
     with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute("UPDATE campaign_leads SET attempts = 2 WHERE phone = '13800000001'")
+        conn.execute(
+            "UPDATE campaign_leads SET attempts = 2 WHERE campaign = 'list-import' AND phone = '13800000001'"
+        )
     (tmp_path / "again.csv").write_text("phone,name\n13800000001,Li Na (renewed)\n")
-    done = run(db_url, "import-leads", "--config", config, "renewals", str(tmp_path / "again.csv"))
+    done = run(db_url, "import-leads", "--config", config, "list-import", str(tmp_path / "again.csv"))
     assert "1 rows: 0 new, 1 updated" in done.stdout, done.stdout
     with psycopg.connect(db_url, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT phone, name, timezone, attributes, attempts, status FROM campaign_leads ORDER BY phone"
+            "SELECT phone, name, timezone, attributes, attempts, status FROM campaign_leads"
+            " WHERE campaign = 'list-import' ORDER BY phone"
         ).fetchall()
     assert rows == [
         ("+8613800000003", "Wang Wei", None, {"owns_product_x": "yes"}, 0, "pending"),
@@ -74,5 +77,5 @@ def test_leads_and_dnc_import_report_every_bad_row_and_keep_attempts(db_url: str
     assert unknown.returncode == 2 and "no campaign 'nope'" in unknown.stderr
     no_phone = tmp_path / "bad.csv"
     no_phone.write_text("name\nLi\n")
-    bad = run(db_url, "import-leads", "--config", config, "renewals", str(no_phone))
+    bad = run(db_url, "import-leads", "--config", config, "list-import", str(no_phone))
     assert bad.returncode == 2 and "`phone`" in bad.stderr
