@@ -186,6 +186,9 @@ class RoutingSettings:
     login_on_register: bool = True
     # How far back "the agent who last served this customer" is looked up.
     sticky_history_s: float = 7 * 24 * 3600.0
+    # Number prefixes agents may transfer callers to, through the carrier (e.g. ["1380", "+86"]).
+    # Empty: no transfers outside the center (toll fraud starts with open transfers).
+    transfer_numbers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -741,6 +744,11 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
     if not 1 <= s.voicemail.smtp.port <= 65535:
         raise bad("voicemail.smtp.port", f"port {s.voicemail.smtp.port} is out of range 1-65535")
     _check_campaigns(s, queue_names, bad)
+    for i, prefix in enumerate(s.routing.transfer_numbers):
+        if not re.fullmatch(r"\+?[0-9]{1,20}", prefix):
+            raise bad(f"routing.transfer_numbers[{i}]", f"a number prefix (digits), got {prefix!r}")
+        if s.carrier.outbound_contact is None:
+            raise bad(f"routing.transfer_numbers[{i}]", "transfers to numbers need carrier.outbound_contact")
     if s.speech is not None:
         if s.speech.engine == "vosk" and not s.speech.model_path:
             raise bad("speech.model_path", "the vosk engine needs the directory of a vosk model")

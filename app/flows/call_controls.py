@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from app.adapters.ari import ChannelDestroyed, ChannelHangupRequest, StasisEnd, StasisStart
+from app.domain.callback import valid_phone
 from app.errors import AppError, PbxError
 
 if TYPE_CHECKING:
@@ -58,10 +59,11 @@ class ControlRequest:
 
 @dataclass(frozen=True)
 class Transfer:
-    """The call leaves its agent for another agent or a queue (blind transfer)."""
+    """The call leaves its agent for another agent, a queue or a number (blind transfer)."""
 
     queue: str | None
     agent_id: str | None
+    number: str | None = None
 
 
 @dataclass
@@ -150,7 +152,18 @@ class CallControls:
             if name == self.s.agent_on_call:
                 raise ControlError("that is the agent on the call")
             return Transfer(queue=None, agent_id=name)
-        raise ControlError(f"transfer target must be 'agent:<id>' or 'queue:<name>', got {target!r}", 400)
+        if kind == "number":
+            allowed = self.s.service.settings.routing.transfer_numbers
+            if not valid_phone(name):
+                raise ControlError(f"not a phone number: {name!r}", 400)
+            if not any(name.startswith(prefix) for prefix in allowed):
+                raise ControlError(
+                    f"transfers to {name} are not allowed here (routing.transfer_numbers)", 403
+                )
+            return Transfer(queue=None, agent_id=None, number=name)
+        raise ControlError(
+            f"transfer target must be 'agent:<id>', 'queue:<name>' or 'number:<digits>', got {target!r}", 400
+        )
 
     # -- hold -------------------------------------------------------------------
 

@@ -112,6 +112,7 @@ class CallSession:
         self.collected: dict[str, str] = {}  # what the caller entered in the IVR, by field
         self.gone: set[str] = set()  # channels of this call seen hanging up
         self.controls: CallControls | None = None  # while connected to an agent
+        self.external_channel: str | None = None  # a number the call was transferred to
         self.extra_agents: dict[str, str] = {}  # conference: channel -> agent, besides the main one
         self.joined: dict[str, datetime] = {}  # agent -> when they started talking on this call
         self.task: asyncio.Task[None] | None = None
@@ -300,10 +301,9 @@ class CallSession:
                     )
                 else:
                     if await self.offer(chosen, waiting.queue):
-                        transfer = await self.watch_connected()
-                        if transfer is None:
+                        over, direct = await self.talk(waiting)
+                        if over:
                             return
-                        direct = self.after_transfer(transfer, waiting)
                     else:
                         waiting.excluded_agents = waiting.excluded_agents | frozenset(chosen.agent_ids)
                     continue
@@ -340,19 +340,83 @@ class CallSession:
                 await self.no_agent()
                 return
             if await self.offer(decision, waiting.queue):
-                transfer = await self.watch_connected()
-                if transfer is None:
+                over, direct = await self.talk(waiting)
+                if over:
                     return
-                direct = self.after_transfer(transfer, waiting)
                 continue
             # Keep the place in line (queued_at) and try someone else first.
             waiting.excluded_agents = waiting.excluded_agents | frozenset(decision.agent_ids)
 
+    async def talk(self, waiting: WaitingInteraction) -> tuple[bool, str | None]:
+        """Connected to an agent: (True, _) when the call is over; (False, agent to ring first,
+        if any) when a transfer put it back in line."""
+        transfer = await self.watch_connected()
+        if transfer is None:
+            return True, None
+        if transfer.number is not None and await self.bridge_external(transfer.number):
+            return True, None
+        return False, self.after_transfer(transfer, waiting)
+
     async def follow_transfer(self, transfer: Transfer | None) -> None:
         """A transfer made on a call that did not come through `to_agent` (recovered, callback)."""
-        if transfer is not None:
-            queue = transfer.queue or self.it.queue or self.service.default_queue
-            await self.to_agent(queue, (), reason="transfer", direct=transfer.agent_id)
+        if transfer is None:
+            return
+        if transfer.number is not None and await self.bridge_external(transfer.number):
+            return
+        queue = transfer.queue or self.it.queue or self.service.default_queue
+        await self.to_agent(queue, (), reason="transfer", direct=transfer.agent_id)
+
+    async def bridge_external(self, number: str) -> bool:
+        """Blind transfer to a number through the carrier. True once that call has ended; False
+        if nobody answered (the caller then goes back in line, in their place)."""
+        settings = self.service.settings
+        carrier = settings.carrier
+        channel_id = f"external-{uuid.uuid4()}"
+        presented = carrier.caller_id or (carrier.dids[0] if carrier.dids else self.it.dnis)
+        self.service.watch(channel_id, self)
+        self.it.record(self.now(), "dialing_external", number=number)
+        self.save_soon()
+        try:
+            await self.ari.originate(
+                endpoint=f"PJSIP/{number}@{carrier.name}",
+                channel_id=channel_id,
+                app_args=f"external,{self.it.id}",
+                caller_id=f'"{settings.center_name}" <{presented}>',
+                timeout_s=30,
+                variables={"LIANLUO_INTERACTION": self.it.id},
+            )
+        except PbxError as exc:
+            self.log.warning("transfer to %s failed: %s", number, exc)
+            self.service.unwatch(channel_id)
+            self.it.record(self.now(), "external_failed", number=number, reason=str(exc))
+            return False
+        self.external_channel = channel_id
+        while True:
+            ev = await self.next_event()
+            if isinstance(ev, StasisStart) and ev.channel.id == channel_id:
+                break
+            if isinstance(ev, ChannelDestroyed) and ev.channel.id == channel_id:
+                self.external_channel = None
+                self.service.unwatch(channel_id)
+                self.it.record(self.now(), "external_failed", number=number, reason=ev.cause_txt)
+                self.save_soon()
+                return False
+        await self.ari.stop_moh(self.caller)
+        if self.bridge_id is None:
+            self.bridge_id = f"call-{self.it.id}"
+            await self.ari.create_bridge(self.bridge_id, name=f"interaction {self.it.id}")
+        await self.ari.add_to_bridge(self.bridge_id, [self.caller, channel_id])
+        self.it.record(self.now(), "external_connected", number=number)
+        self.save_soon()
+        while True:
+            ev = await self.next_event()
+            if (
+                isinstance(ev, ChannelDestroyed | ChannelHangupRequest | StasisEnd)
+                and ev.channel.id == channel_id
+            ):
+                self.it.end(self.now(), Outcome.COMPLETED, ended_by="external")
+                await self.ari.hangup(self.caller)
+                return True
 
     def after_transfer(self, transfer: Transfer, waiting: WaitingInteraction) -> str | None:
         """A blind transfer: back in line (the original place), or to ring one agent first."""
@@ -767,6 +831,8 @@ class CallSession:
                     await self.ari.destroy_bridge(self.bridge_id)
                 for channel_id in list(self.extra_agents):
                     await self.ari.hangup(channel_id)
+                if self.external_channel is not None:
+                    await self.ari.hangup(self.external_channel)
             for agent_id in list(self.extra_agents.values()):
                 self.agent_done(agent_id)
             self.extra_agents.clear()
@@ -912,7 +978,7 @@ class InboundService:
             if kind == "inbound" and ev.channel.id not in self.sessions:
                 await self.new_call(ev.channel, ev.args)
                 return
-            if kind in ("agent", "callback") and ev.channel.id not in self._watch:
+            if kind in ("agent", "callback", "external") and ev.channel.id not in self._watch:
                 log.warning("%s leg %s answered for an interaction we no longer hold", kind, ev.channel.id)
                 await self.ari.hangup(ev.channel.id)
                 return

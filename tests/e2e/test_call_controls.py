@@ -12,12 +12,15 @@ import pytest
 from tests.support.audio import read_wav, tone_seconds, write_tone
 from tests.support.calls import AGENT_TONE_HZ, call_in, ended, register_agent
 from tests.support.sip_phone import Call, Phone, PhoneLab
-from tests.support.stack import Stack, eventually
+from tests.support.stack import Stack, eventually, free_sip_port
 
 pytestmark = pytest.mark.e2e
 
 SECOND_AGENT_HZ = 620  # the second agent's voice, told apart from the first's 440 Hz
+CARRIER_PORT = free_sip_port()  # a phone here is the outside world transfers reach
 STACK_CONFIG = {
+    "carrier": {"outbound_contact": f"sip:127.0.0.2:{CARRIER_PORT}", "caller_id": "7000"},
+    "routing": {"transfer_numbers": ["139"]},
     "agents": [
         {"id": "1001", "name": "Alice Wang"},
         {"id": "1002", "name": "Bob Li"},
@@ -178,3 +181,26 @@ def test_blind_transfer_to_a_queue_then_a_conference(
         "the caller did not hear both agents"
     )
     eventually(lambda: stack.agent_state("1003")["state"] == "ready", 10, "Chen free")
+
+
+def test_blind_transfer_to_an_allowed_number_through_the_carrier(
+    stack: Stack, lab: PhoneLab, tones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    outside = lab.phone("127.0.0.2", port=CARRIER_PORT)
+    _alice, alice_leg, caller, it = answer_first_call(lab, stack, tones, tmp_path, "13700000063")
+    refused = stack.api("POST", f"/api/calls/{it['id']}/transfer", {"target": "number:13800000000"})
+    assert refused[0] == 403 and "not allowed" in refused[1]["message"], refused
+    control(stack, it, "transfer", target="number:13900000001")
+    alice_leg.wait_disconnected(timeout=10)
+    far = outside.wait_incoming(timeout=15)
+    assert (far.invite or "").splitlines()[0].startswith("INVITE sip:13900000001@")
+    assert far.from_user == "7000", "the outside party sees the center's number"
+    far.answer(play=write_tone(tmp_path / "outside.wav", SECOND_AGENT_HZ, 30), loop=True)
+    stack.wait_event(it["id"], "external_connected", timeout=10)
+    with_outside = mark(caller, 2.0)
+    far.hangup()
+    caller.wait_disconnected(timeout=10)
+    done = ended(stack, it["id"])
+    assert done["outcome"] == "completed"
+    assert heard(caller, *with_outside, SECOND_AGENT_HZ) > 1.5, "the caller did not reach the outside number"
+    assert stack.agent_state("1001")["state"] == "ready", "Alice went on to the next call"

@@ -99,6 +99,8 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
             "can be retried",
         ),
         ("campaigns:\n  - {name: c, queue: general}\n", 2, "campaigns[0]", "carrier.outbound_contact"),
+        ("routing:\n  transfer_numbers: ['139']\n", 2, "routing.transfer_numbers[0]", "outbound_contact"),
+        ("routing:\n  transfer_numbers: ['13x']\n", 2, "routing.transfer_numbers[0]", "number prefix"),
         (
             "ivr:\n  callback_offer: [{text: 'press {digit}'}]\n",
             2,
