@@ -55,7 +55,7 @@ from app.domain.pacing import (
     calls_to_place,
 )
 from app.domain.routing import Decision, QueueConfig, Tier, WaitingInteraction, eligible
-from app.errors import PbxError
+from app.errors import AppError, PbxError
 from app.flows.campaigns import rules_of
 from app.flows.inbound import CallerGone, CallSession, Clock, InboundService, Wakeup
 from app.flows.routing import RoutingService
@@ -63,6 +63,7 @@ from app.flows.routing import RoutingService
 log = logging.getLogger(__name__)
 
 PASS_S = 0.5
+PREVIEW_SKIP = timedelta(minutes=15)
 # How long AMD listens after a greeting before it says "human": that part of the 2 s is gone.
 AMD_AFTER_GREETING_S = 0.8
 
@@ -75,6 +76,7 @@ class CampaignState:
     in_flight: dict[str, DialerCall] = field(default_factory=dict)  # attempt id -> call
     gauge: tuple[int, int, int, int] = (0, 0, 0, 0)  # abandoned/live over 24 h, over 30 days
     statistics: CampaignStatistics = field(default_factory=CampaignStatistics)
+    previews: dict[int, tuple[Lead, str]] = field(default_factory=dict)  # lead -> (lead, agent)
 
     def pacing(self) -> PacingSettings:
         c = self.settings
@@ -93,6 +95,11 @@ class CampaignState:
         a24, l24, a30, l30 = self.gauge
         used = max(a24 / max(l24, 100), a30 / max(l30, 100)) / target
         return max(0.0, 1.0 - used)
+
+
+class DialerError(AppError):
+    def __init__(self, message: str, http_status: int = 409) -> None:
+        super().__init__("dialer-error", message, {}, http_status)
 
 
 class DialerService:
@@ -209,20 +216,84 @@ class DialerService:
         await self.store.save_dial_attempt(attempt)
         state.in_flight[attempt.id] = call
         call.start()
+        await self.dial_customer(call, amd=c.amd)
+
+    async def dial_customer(self, call: DialerCall, amd: bool) -> None:
+        """The customer's leg, through the campaign's trunk; its answered side runs AMD if asked."""
+        c, attempt = call.state.settings, call.attempt
         carrier = self.settings.carrier
         caller_id = c.caller_id or carrier.caller_id or (carrier.dids[0] if carrier.dids else "")
         try:
             await self.inbound.ari.originate_to_dialplan(
-                endpoint=f"PJSIP/{lead.phone}@{trunk}",
+                endpoint=f"PJSIP/{attempt.phone}@{attempt.trunk}",
                 channel_id=call.caller,
                 context="lianluo-dialer",
                 caller_id=f'"{self.settings.center_name}" <{caller_id}>',
                 timeout_s=round(c.ring_s),
-                variables={"LIANLUO_ATTEMPT": attempt.id, "LIANLUO_AMD": "yes" if c.amd else "no"},
+                variables={"LIANLUO_ATTEMPT": attempt.id, "LIANLUO_AMD": "yes" if amd else "no"},
             )
         except PbxError as exc:
-            log.warning("campaign %s: could not dial %s: %s", c.name, lead.phone, exc)
+            log.warning("campaign %s: could not dial %s: %s", c.name, attempt.phone, exc)
             call.events.put_nowait(Wakeup("dial failed"))
+
+    # -- preview: the agent sees the customer first, then calls or skips -------------------
+
+    def preview_state(self, name: str) -> CampaignState:
+        state = self.campaigns.get(name)
+        if state is None:
+            raise DialerError(f"no campaign {name!r}", 404)
+        if state.settings.mode != "preview":
+            raise DialerError(f"campaign {name} is {state.settings.mode}, not preview", 409)
+        if not state.active:
+            raise DialerError(f"campaign {name} is stopped", 409)
+        return state
+
+    async def preview_next(self, name: str, agent_id: str) -> Lead | None:
+        """The next customer for this agent to look at; held for them until they call or skip."""
+        state = self.preview_state(name)
+        held = next((lead for lead, who in state.previews.values() if who == agent_id), None)
+        if held is not None:
+            return held
+        now = self.clock()
+        for lead in await self.store.candidate_leads(name, now, limit=50):
+            if lead.id in state.previews or why_not_callable(lead, state.rules, now, False) is not None:
+                continue
+            lead.status = LeadStatus.DIALING  # held: no other agent gets it
+            await self.store.save_lead(lead)
+            state.previews[lead.id] = (lead, agent_id)
+            return lead
+        return None
+
+    async def preview_skip(self, name: str, lead_id: int, agent_id: str) -> None:
+        state = self.preview_state(name)
+        lead = self._held(state, lead_id, agent_id)
+        del state.previews[lead_id]
+        lead.status = LeadStatus.PENDING  # no attempt spent: nobody was called
+        lead.next_attempt_at = self.clock() + PREVIEW_SKIP  # behind the others for a while
+        await self.store.save_lead(lead)
+
+    async def preview_call(self, name: str, lead_id: int, agent_id: str) -> DialAttempt:
+        """Call the previewed customer: the agent's phone first, then the customer's."""
+        state = self.preview_state(name)
+        lead = self._held(state, lead_id, agent_id)
+        trunk = trunk_for(lead.phone, state.rules.trunks)
+        if trunk is None:
+            raise DialerError(f"no trunk reaches {lead.phone}", 409)
+        attempt = DialAttempt(str(uuid.uuid4()), name, lead.id, lead.phone, trunk, self.clock())
+        call = PreviewCall(self, state, lead, attempt)
+        decision = self.routing.reserve_direct(agent_id, call.it.id, state.settings.queue)  # 409 if busy
+        del state.previews[lead_id]
+        await self.store.save_dial_attempt(attempt)
+        state.in_flight[attempt.id] = call
+        call.decision = decision
+        call.start()
+        return attempt
+
+    def _held(self, state: CampaignState, lead_id: int, agent_id: str) -> Lead:
+        held = state.previews.get(lead_id)
+        if held is None or held[1] != agent_id:
+            raise DialerError(f"lead {lead_id} is not being previewed by agent {agent_id}", 409)
+        return held[0]
 
     async def finish(self, call: DialerCall) -> None:
         state, lead, attempt = call.state, call.lead, call.attempt
@@ -231,7 +302,10 @@ class DialerService:
         attempt.result = result
         attempt.ended_at = attempt.ended_at or self.clock()
         self.learn(state, call, result)
-        after_call(lead, result, state.rules, self.clock())
+        if call.agent_missed:
+            lead.status = LeadStatus.PENDING  # not the customer's attempt: nobody called them
+        else:
+            after_call(lead, result, state.rules, self.clock())
         try:
             await self.store.save_dial_attempt(attempt)
             await self.store.save_lead(lead)
@@ -311,6 +385,7 @@ class DialerCall(CallSession):
         self.attempt = attempt
         self.answered = False
         self.cancelled = False
+        self.agent_missed = False  # preview: the agent never took it; the customer was not called
         loop = asyncio.get_running_loop()
         self.dialled_at = loop.time()
         self.answered_loop_time: float | None = None
@@ -449,3 +524,53 @@ def eligible_if_ready(agent: Agent, probe: WaitingInteraction, cfg: QueueConfig,
         and in_group
         and all(agent.skills.get(n.skill, 0) >= n.min_level for n in cfg.required_skills)
     )
+
+
+class PreviewCall(DialerCall):
+    """A preview call: the agent who looked at the customer is rung first, then the customer.
+    The agent hears the customer's phone ring; no AMD (a person is listening already)."""
+
+    decision: Decision | None = None
+
+    async def place(self) -> None:
+        a, c = self.attempt, self.state.settings
+        assert self.decision is not None
+        self.answered = True  # our side is live from the agent's answer: clean up as a call
+        await self.service.store.create_interaction(self.it)
+        self.it.record(self.now(), "preview_call", campaign=c.name, attempt=a.id)
+        self.it.enqueue(self.now(), c.queue, Tier.TOP.value, f"preview:{c.name}")
+        agent_channel = await self.ring_agents(self.decision, c.queue, hold_caller=False)
+        if agent_channel is None:
+            self.agent_missed = True
+            self.it.end(self.now(), Outcome.NO_AGENT, ended_by="agent")
+            return
+        ringback = f"pb-{uuid.uuid4()}"
+        with contextlib.suppress(PbxError):
+            await self.ari.play(agent_channel, "tone:ring;tonezone=us", ringback)
+        await self.dialer.dial_customer(self, amd=False)
+        while True:
+            ev = await self.events.get()
+            if isinstance(ev, Wakeup):
+                a.result = CallResult.FAILED
+                break
+            if isinstance(ev, ChannelDestroyed) and ev.channel.id == self.caller:
+                a.result = unanswered_result(ev.cause)
+                break
+            if isinstance(ev, ChannelDestroyed) and ev.channel.id == agent_channel:
+                await self.ari.hangup(self.caller)
+                self.agent_missed = True
+                self.it.end(self.now(), Outcome.NO_AGENT, ended_by="agent")
+                return
+            if isinstance(ev, StasisStart) and ev.channel.id == self.caller:
+                a.answered_at = self.now()
+                a.live_answer = True
+                a.result = CallResult.CONNECTED
+                a.agent_id = self.agent_on_call
+                self.connected_loop_time = asyncio.get_running_loop().time()
+                await self.ari.stop_playback(ringback)
+                await self.bridge(agent_channel)
+                await self.dialer.store.save_dial_attempt(a)
+                await self.follow_transfer(await self.watch_connected())
+                return
+        self.it.record(self.now(), "customer_unreached", result=a.result.value if a.result else None)
+        self.it.end(self.now(), Outcome.CUSTOMER_UNREACHED, ended_by="system")

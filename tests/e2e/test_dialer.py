@@ -57,12 +57,21 @@ STACK_CONFIG = {
             "timezone": "UTC",
             "window": {"days": [TODAY], "start": "00:00", "end": "23:59"},
         },
+        {
+            "name": "callme",
+            "queue": "general",
+            "mode": "preview",
+            "ring_s": 15,
+            "timezone": "UTC",
+            "window": {"days": [TODAY], "start": "00:00", "end": "23:59"},
+        },
     ],
 }
 HUMAN, BUSY, SILENT, MACHINE = "13800010001", "13800020001", "13800030001", "13800040001"
 ON_DNC, EXCLUDED, ABANDONED = "13800010009", "13800010008", "13800010002"
 OUT_OF_HOURS = "13800010007"
 PREDICTIVE = ["13800010011", "13800010012", "13800010013", "13800020011"]
+PREVIEW_HUMAN, PREVIEW_BUSY = "13800010021", "13800020021"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -224,3 +233,48 @@ def test_a_predictive_campaign_runs_and_reports_its_abandon_rate(
         view["mode"] == "predictive" and view["live_answers_24h"] == 3 and view["abandoned_24h"] == abandoned
     )
     print(f"predictive, one agent: {results}")
+
+
+def test_a_preview_campaign_shows_the_customer_then_calls_agent_first(
+    stack: Stack, lab: PhoneLab, tmp_path: Path, tones: tuple[Path, Path]
+) -> None:
+    (tmp_path / "leads.csv").write_text(
+        f"phone,name,plan\n{PREVIEW_HUMAN},Pre View,gold\n{PREVIEW_BUSY},Bu Sy,basic\n"
+    )
+    app_command(
+        stack, "import-leads", "--config", str(stack.config_path), "callme", str(tmp_path / "leads.csv")
+    )
+    agent = register_agent(lab, stack, "1001")
+    stack.api("POST", "/api/agents/1001/state", {"state": "ready"})
+    eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "agent ready")
+    stack.api("POST", "/api/campaigns/callme/active", {"active": True})
+
+    status, shown = stack.api("POST", "/api/campaigns/callme/preview", {"agent_id": "1001"})
+    assert status == 200 and shown["phone"] == PREVIEW_HUMAN and shown["attributes"] == {"plan": "gold"}
+    assert attempts(stack, PREVIEW_HUMAN) == [], "nothing is dialled while the agent reads"
+    status, placed = stack.api(
+        "POST", f"/api/campaigns/callme/preview/{shown['id']}/call", {"agent_id": "1001"}
+    )
+    assert status == 201, placed
+    own = agent.wait_incoming(timeout=15)  # the agent's phone rings first
+    own.answer(play=tones[1], loop=True)
+    eventually(
+        lambda: attempts(stack, PREVIEW_HUMAN) and attempts(stack, PREVIEW_HUMAN)[-1]["agent_id"], 20, "talk"
+    )
+    own.wait_rx_audio(own.rx_audio_seconds() + 1.0, timeout=10)
+    own.hangup()
+    eventually(lambda: lead(stack, PREVIEW_HUMAN)["status"] == "done", 15, "the lead done")
+
+    eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "agent ready again")
+    _, shown = stack.api("POST", "/api/campaigns/callme/preview", {"agent_id": "1001"})
+    assert shown["phone"] == PREVIEW_BUSY
+    assert (
+        stack.api("POST", f"/api/campaigns/callme/preview/{shown['id']}/call", {"agent_id": "1002"})[0] == 409
+    )
+    status, _ = stack.api("POST", f"/api/campaigns/callme/preview/{shown['id']}/skip", {"agent_id": "1001"})
+    assert status == 200
+    assert stack.api("POST", "/api/campaigns/callme/preview", {"agent_id": "1001"})[1] is None, (
+        "skipped for now"
+    )
+    assert attempts(stack, PREVIEW_BUSY) == [] and lead(stack, PREVIEW_BUSY)["attempts"] == 0
+    stack.api("POST", "/api/campaigns/callme/active", {"active": False})
