@@ -394,6 +394,10 @@ class CampaignSettings:
     lockout_after_abandon_s: float = 72 * 3600.0
     exclude: tuple[ExclusionSettings, ...] = ()
     trunks: tuple[TrunkRouteSettings, ...] = ()  # least-cost by prefix; empty: all via the carrier
+    # Blending: agents who also answer these inbound queues take campaign calls only while no
+    # caller waits there and their service level meets `blend_service_level_pct`.
+    blend_with: tuple[str, ...] = ()
+    blend_service_level_pct: float = 80.0
 
 
 @dataclass(frozen=True)
@@ -852,6 +856,11 @@ def _check_campaigns(s: Settings, queue_names: set[str], bad: Callable[[str, str
                 raise bad(f"{at}.retries.{result}", "after_s >= 0 and max_attempts >= 1")
         if c.max_attempts < 1 or c.lockout_after_abandon_s < 0:
             raise bad(f"{at}.max_attempts", "max_attempts >= 1 and lockout_after_abandon_s >= 0")
+        for j, q in enumerate(c.blend_with):
+            if q not in queue_names:
+                raise bad(f"{at}.blend_with[{j}]", f"no queue named {q!r}")
+        if not 0 < c.blend_service_level_pct <= 100:
+            raise bad(f"{at}.blend_service_level_pct", "a percentage, 0-100")
         for j, route in enumerate(c.trunks):
             if not re.fullmatch(r"\+?[0-9]*", route.prefix):
                 raise bad(f"{at}.trunks[{j}].prefix", f"digits only, got {route.prefix!r}")

@@ -53,7 +53,9 @@ from app.domain.pacing import (
     PacingSettings,
     PacingSnapshot,
     calls_to_place,
+    may_take_outbound,
 )
+from app.domain.pacing import InboundService as InboundLoad
 from app.domain.routing import Decision, QueueConfig, Tier, WaitingInteraction, eligible
 from app.errors import AppError, PbxError
 from app.flows.campaigns import rules_of
@@ -172,7 +174,7 @@ class DialerService:
         outbound call starts while one waits."""
         queue = state.settings.queue
         if any(t.waiting.queue == queue for t in self.routing.tickets.values()):
-            return 0
+            return 0  # callers of the campaign's own queue come first
         cfg = self.routing.router.queues.get(queue)
         if cfg is None:
             return 0
@@ -180,8 +182,11 @@ class DialerService:
         probe = WaitingInteraction("dialer-probe", queue, now)
         free = 0
         busy: list[BusyAgent] = []
+        blended_out = self.blended_agents_held_back(state, now)
         for agent in self.routing.agents.values():
             if not agent.device_registered or not eligible_if_ready(agent, probe, cfg, now):
+                continue
+            if agent.id in blended_out:
                 continue
             if agent.routable:
                 free += 1
@@ -202,6 +207,29 @@ class DialerService:
             headroom=state.headroom(),
         )
         return calls_to_place(snapshot, state.pacing())
+
+    def blended_agents_held_back(self, state: CampaignState, now: datetime) -> set[str]:
+        """Agents of the inbound queues the campaign blends with, while inbound needs them."""
+        c = state.settings
+        if not c.blend_with:
+            return set()
+        offered = in_time = waiting = 0
+        for q in c.blend_with:
+            st = self.routing.stats(q)
+            waiting += st.waiting
+            offered += st.answered
+            in_time += round(st.answered * (st.service_level_percent or 0) / 100)
+        inbound = InboundLoad(offered=offered, answered_in_time=min(in_time, offered), waiting=waiting)
+        if may_take_outbound(inbound, c.blend_service_level_pct):
+            return set()
+        held: set[str] = set()
+        for q in c.blend_with:
+            cfg = self.routing.router.queues.get(q)
+            if cfg is None:
+                continue
+            probe = WaitingInteraction("blend-probe", q, now)
+            held |= {a.id for a in self.routing.agents.values() if eligible_if_ready(a, probe, cfg, now)}
+        return held
 
     async def dial(self, state: CampaignState, lead: Lead) -> None:
         c = state.settings
