@@ -3,7 +3,7 @@
 It listens on 127.0.0.2 (the carrier's address) and answers the numbers Lianluo dials,
 each number range behaving like a kind of customer:
 
-- 1380001xxxx: a person. Rings 2 s, answers, says "Hello?", then listens (recorded).
+- 1380001xxxx: a person. Rings 1-3 s (at random), answers, says "Hello?", then listens (recorded).
 - 1380002xxxx: busy.
 - 1380003xxxx: never answers.
 - 1380004xxxx: an answering machine: a long greeting, then listens (recorded).
@@ -127,7 +127,7 @@ class CustomerNetwork:
         (etc / "extensions.conf").write_text(
             "[customers]\n"
             "exten => _1380001XXXX,1,Ringing()\n"
-            " same => n,Wait(2)\n"
+            " same => n,Wait(${RAND(1,3)})\n"
             " same => n,Answer()\n"
             f" same => n,MixMonitor({rec}/${{EXTEN}}.wav)\n"
             f" same => n,Playback({hello})\n"
