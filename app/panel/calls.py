@@ -89,6 +89,8 @@ def call_section(lang: Lang) -> str:
         '<div class="call-transfer" id="call-transfer">'
         f'<label>{escape(t(lang, "call.target"))} <select id="call-target">'
         f'<option value="">{escape(t(lang, "call.pick"))}</option></select></label>'
+        f' <label>{escape(t(lang, "call.number"))} <input id="call-number" inputmode="tel"'
+        ' autocomplete="off" size="14" pattern="[+0-9]*"></label>'
         + _button(lang, "call.transfer", "call-transfer-go", "transfer")
         + _button(lang, "call.consult", "call-consult", "consult")
         + "</div>"

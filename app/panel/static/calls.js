@@ -202,6 +202,12 @@
     button.addEventListener("click", () => {
       const action = button.dataset.action;
       if (action === "transfer" || action === "consult") {
+        const number = $("call-number").value.replace(/[\s-]/g, "");
+        if (number) {
+          if (action === "consult") { say(text["call.number_transfer_only"], "error"); return; }
+          control(action, { target: "number:" + number });
+          return;
+        }
         if (!target.value) { say(text["call.pick_first"], "error"); return; }
         if (action === "consult" && !target.value.startsWith("agent:")) {
           say(text["call.consult_agents_only"], "error");
