@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 
 from tests.support.audio import read_wav, tone_seconds, write_tone
-from tests.support.calls import AGENT_TONE_HZ, call_in, ended, register_agent
+from tests.support.calls import call_in, ended, register_agent
 from tests.support.sip_phone import Call, Phone, PhoneLab
 from tests.support.stack import Stack, eventually, free_sip_port
 
 pytestmark = pytest.mark.e2e
 
-SECOND_AGENT_HZ = 620  # the second agent's voice, told apart from the first's 440 Hz
+# The agents' "voices": tones the hold music does not hold (it has notes at 440 Hz).
+ALICE_HZ = 1330
+SECOND_AGENT_HZ = 620
 CARRIER_PORT = free_sip_port()  # a phone here is the outside world transfers reach
 STACK_CONFIG = {
     "carrier": {"outbound_contact": f"sip:127.0.0.2:{CARRIER_PORT}", "caller_id": "7000"},
@@ -77,7 +79,7 @@ def answer_first_call(
     stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
     caller.send_dtmf("1")
     alice_leg = alice.wait_incoming(timeout=15)
-    alice_leg.answer(play=tones[1], loop=True)
+    alice_leg.answer(play=write_tone(tmp_path / "alice.wav", ALICE_HZ, 60), loop=True)
     stack.wait_event(it["id"], "connected")
     return alice, alice_leg, caller, it
 
@@ -130,11 +132,11 @@ def test_hold_keys_and_consult_transfer(
     ):
         assert kind in kinds, kind
 
-    assert heard(caller, *talking, AGENT_TONE_HZ) > 1.5, "the caller heard Alice before the hold"
-    assert heard(caller, *on_hold, AGENT_TONE_HZ) < 0.3, "the caller heard Alice while on hold"
-    assert heard(caller, *resumed, AGENT_TONE_HZ) > 1.5, "the caller did not hear Alice after resume"
+    assert heard(caller, *talking, ALICE_HZ) > 1.5, "the caller heard Alice before the hold"
+    assert heard(caller, *on_hold, ALICE_HZ) < 0.3, "the caller heard Alice while on hold"
+    assert heard(caller, *resumed, ALICE_HZ) > 1.5, "the caller did not hear Alice after resume"
     assert heard(caller, *with_bob, SECOND_AGENT_HZ) > 1.5, "the caller did not hear Bob after the transfer"
-    assert heard(caller, *with_bob, AGENT_TONE_HZ) < 0.3, "Alice was still on the line"
+    assert heard(caller, *with_bob, ALICE_HZ) < 0.3, "Alice was still on the line"
 
 
 def test_blind_transfer_to_a_queue_then_a_conference(
@@ -163,7 +165,7 @@ def test_blind_transfer_to_a_queue_then_a_conference(
     eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "Alice ready")
     control(stack, it, "consult", target="agent:1001")
     alice_again = alice.wait_incoming(timeout=15)
-    alice_again.answer(play=tones[1], loop=True)
+    alice_again.answer(play=write_tone(tmp_path / "alice.wav", ALICE_HZ, 60), loop=True)
     stack.wait_event(it["id"], "consult_answered", timeout=10)
     result = control(stack, it, "conference")
     assert result["call"]["conference"] == ["1001"]
@@ -177,9 +179,7 @@ def test_blind_transfer_to_a_queue_then_a_conference(
     done = ended(stack, it["id"])
     assert done["outcome"] == "completed" and done["agent_id"] == "1003"
     # The recording is complete once the call is over.
-    assert both_heard(caller, *together, (AGENT_TONE_HZ, SECOND_AGENT_HZ)), (
-        "the caller did not hear both agents"
-    )
+    assert both_heard(caller, *together, (ALICE_HZ, SECOND_AGENT_HZ)), "the caller did not hear both agents"
     eventually(lambda: stack.agent_state("1003")["state"] == "ready", 10, "Chen free")
 
 
