@@ -19,8 +19,15 @@ the legs are paired by a marker in the caller's From user, which Asterisk copies
 agent leg's From on both paths.
 
 Usage:
-  .venv/bin/python benchmarks/queue_vs_stasis.py            # 10/100/1,000 members x 2/20 cps
+  .venv/bin/python benchmarks/queue_vs_stasis.py            # 10/100/1,000 members x 2/20 cps,
+                                                            # without and with churn
   .venv/bin/python benchmarks/queue_vs_stasis.py --quick    # 10/100 members x 2 cps
+  .venv/bin/python benchmarks/queue_vs_stasis.py --modes churn --churn-rate 100
+  .venv/bin/python benchmarks/queue_vs_stasis.py --pool run1.json run2.json   # saved runs, pooled
+
+Churn: while the callers run, a driver pauses and unpauses agents at --churn-rate changes per
+second (50 by default): through AMI QueuePause for app_queue, through the supervisor API
+(POST /api/agents/{id}/state) for ours. See the Churn class for the pattern.
 
 Writes the table as JSON to benchmarks/results/queue_vs_stasis.json. Everything it starts
 (SIPp, the app, Asterisk, the database, the temporary var dir) is removed at the end, also
@@ -30,10 +37,12 @@ on Ctrl-C or error.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -42,11 +51,14 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+
+import aiohttp
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -167,11 +179,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 class BenchStack(Stack):
-    """tests.support.stack.Stack, started at log level INFO: DEBUG logging would cost the
-    app CPU that production does not spend."""
-
-    def __post_init__(self) -> None:
-        self.log_level = "INFO"
+    """tests.support.stack.Stack, started at log level INFO (see make_stack): DEBUG logging
+    would cost the app CPU that production does not spend."""
 
     def start(self, timeout: float = 180.0) -> None:
         super().start(timeout)
@@ -260,7 +269,11 @@ def make_stack(work: Path, members: int, agents_port: int, db_url: str, prefix: 
         },
     )
     write_baseline(var_dir / "asterisk" / INSTANCE / "etc", members)
-    return BenchStack(config, var_dir, db_url, prefix, work / f"app-{members}.log", settings)
+    # Given to the constructor: Stack's generated __init__ calls no __post_init__ of a subclass,
+    # so setting it there (as the first version did) left the app logging at DEBUG.
+    return BenchStack(
+        config, var_dir, db_url, prefix, work / f"app-{members}.log", settings, log_level="INFO"
+    )
 
 
 def wait_ready(stack: BenchStack, members: int) -> None:
@@ -273,12 +286,12 @@ def wait_ready(stack: BenchStack, members: int) -> None:
         return sum(1 for a in agents if a["device_registered"] and a["state"] == "ready") == members
 
     eventually(agents_ready, 90, f"{members} agents online and ready in Lianluo", 0.5)
-    eventually(
-        lambda: stack.cli("queue show bench").count("(Not in use)") == members,
-        60,
-        f"{members} queue members not in use",
-        0.5,
-    )
+
+    def members_free() -> bool:
+        out = stack.cli("queue show bench")
+        return out.count("(Not in use)") == members and "(paused" not in out
+
+    eventually(members_free, 60, f"{members} queue members not in use and not paused", 0.5)
     check = stack.cli(f"dialplan show {QUEUE_DID}@from-carrier")
     if "Queue(bench" not in check or "lianluo-inbound" in check:
         raise BenchError(f"extensions_local.conf did not add {QUEUE_DID} to from-carrier:\n{check}")
@@ -294,6 +307,224 @@ def wait_idle(stack: BenchStack, members: int, timeout: float = 60) -> None:
 
     eventually(no_channels, timeout, "Asterisk to have no channels", 0.3)
     wait_ready(stack, members)
+
+
+# ---------------------------------------------------------------------------
+# Churn: agents paused and unpaused while the callers run
+# ---------------------------------------------------------------------------
+
+
+PAUSE_TRIES = 3  # agents tried per pause when ours refuses one that is on a call
+AMI_USER = "lianluo"  # the app's AMI user (manager.conf); its password is in var/secrets.yaml
+
+
+class AmiClient:
+    """Just enough AMI for QueuePause: one connection, events off, responses matched by ActionID."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, asyncio.Future[dict[str, str]]] = {}
+        self._n = 0
+
+    async def open(self, port: int, user: str, secret: str) -> None:
+        self._reader, self._writer = await asyncio.open_connection("127.0.0.1", port)
+        await self._reader.readline()  # "Asterisk Call Manager/..."
+        self._task = asyncio.create_task(self._read())
+        resp = await self.action({"Action": "Login", "Username": user, "Secret": secret, "Events": "off"})
+        if resp.get("Response") != "Success":
+            raise BenchError(f"AMI login refused: {resp}")
+
+    async def action(self, fields: dict[str, str]) -> dict[str, str]:
+        self._n += 1
+        action_id = str(self._n)
+        fut: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+        self._waiting[action_id] = fut
+        text = "".join(f"{k}: {v}\r\n" for k, v in {**fields, "ActionID": action_id}.items())
+        self._writer.write((text + "\r\n").encode())
+        return await fut
+
+    async def _read(self) -> None:
+        block: dict[str, str] = {}
+        while line := await self._reader.readline():
+            text = line.decode(errors="replace").rstrip("\r\n")
+            if text:
+                key, _, value = text.partition(":")
+                block[key.strip()] = value.strip()
+                continue
+            fut = self._waiting.pop(block.get("ActionID", ""), None)
+            if fut is not None and not fut.done():
+                fut.set_result(block)
+            block = {}
+        for fut in self._waiting.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError("AMI connection closed"))
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.action({"Action": "Logoff"})
+        self._task.cancel()
+        self._writer.close()
+
+
+@dataclass
+class ChurnStats:
+    sent: int = 0  # state changes asked for (pauses and unpauses)
+    applied: int = 0
+    refused: int = 0  # ours: 409, the agent was on a call or being offered one
+    failed: int = 0  # errors other than a refusal
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)  # request -> response
+
+    def summary(self) -> dict[str, Any]:
+        lat = sorted(self.latencies_ms)
+        return {
+            "sent": self.sent,
+            "applied": self.applied,
+            "refused": self.refused,
+            "failed": self.failed,
+            "per_s": self.sent / self.seconds if self.seconds else 0.0,
+            "applied_per_s": self.applied / self.seconds if self.seconds else 0.0,
+            "change_p50_ms": percentile(lat, 0.5),
+            "change_p95_ms": percentile(lat, 0.95),
+        }
+
+
+class Churn:
+    """Pause and unpause agents at `rate` changes per second, in its own thread and event loop.
+
+    Open loop: a change is due every 1/rate s whatever the previous ones' answers. Even
+    changes pause a random agent, odd ones unpause the agent paused just before, so at most
+    one or two agents are paused at any moment (each for about 1/rate s) and the callers still
+    find a free agent; the load is the stream of changes, not fewer agents. Random, because
+    agents taken in a fixed order would be taken in the order longest idle rings them, and
+    every pause of ours would then find its agent on a call.
+
+    A (app_queue): AMI QueuePause of PJSIP/<id> in queue bench, over one AMI session.
+    B (ours): POST /api/agents/<id>/state not_ready (reason "churn") / ready, with the API token,
+    over a small pool of keep-alive connections. Ours refuses (409) a change for an agent who
+    is on a call or being offered one (app_queue pauses such a member anyway): the driver then
+    tries another agent, up to PAUSE_TRIES, so that about `rate` changes a second take effect
+    on both paths. Refusals are counted.
+    """
+
+    def __init__(self, path: str, stack: BenchStack, agents: list[str], rate: float, seed: int) -> None:
+        self.rng = random.Random(seed)  # the same seed on both paths: the same agents, in turn
+        self.path = path
+        self.stack = stack
+        self.agents = agents
+        self.rate = rate
+        self.stats = ChurnStats()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"churn-{path}", daemon=True)
+
+    def start(self) -> None:
+        self._ready = threading.Event()
+        self._thread.start()
+        self._ready.wait(15)
+        if self._error is not None:
+            raise BenchError(f"churn could not start: {self._error}")
+
+    def stop(self) -> ChurnStats:
+        self._stop.set()
+        self._thread.join(30)
+        if self._error is not None:
+            raise BenchError(f"churn failed: {self._error!r}")
+        return self.stats
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported by stop()
+            self._error = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        secrets = self.stack.secrets
+        ami: AmiClient | None = None
+        http: aiohttp.ClientSession | None = None
+        if self.path == "queue":
+            ami = AmiClient()
+            await ami.open(
+                int(self.stack.settings["asterisk"]["ami_port"]), AMI_USER, secrets["ami_password"]
+            )
+        else:
+            http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=8),
+                headers={"Authorization": f"Bearer {secrets['api_token']}"},
+            )
+
+        async def change(agent: str, pause: bool) -> bool:
+            """One state change; True when it was applied."""
+            self.stats.sent += 1
+            t0 = time.perf_counter()
+            try:
+                if ami is not None:
+                    resp = await ami.action(
+                        {
+                            "Action": "QueuePause",
+                            "Queue": "bench",
+                            "Interface": f"PJSIP/{agent}",
+                            "Paused": "true" if pause else "false",
+                            "Reason": "churn",
+                        }
+                    )
+                    ok, refused = resp.get("Response") == "Success", False
+                else:
+                    assert http is not None
+                    body = {"state": "not_ready", "reason": "churn"} if pause else {"state": "ready"}
+                    async with http.post(f"{self.stack.web_url}/api/agents/{agent}/state", json=body) as r:
+                        await r.read()
+                        ok, refused = r.status == 200, r.status == 409
+            except (OSError, aiohttp.ClientError, ConnectionError):
+                ok, refused = False, False
+            self.stats.latencies_ms.append((time.perf_counter() - t0) * 1000)
+            if ok:
+                self.stats.applied += 1
+            elif refused:
+                self.stats.refused += 1
+            else:
+                self.stats.failed += 1
+            return ok
+
+        async def pause() -> str | None:
+            """Pause a random agent; one on a call (ours refuses) is passed over for another."""
+            for _ in range(PAUSE_TRIES):
+                agent = self.rng.choice(self.agents)
+                if await change(agent, True):
+                    return agent
+            return None
+
+        async def unpause(paused: asyncio.Task[str | None]) -> None:
+            agent = await paused  # never overtake the pause (HTTP requests may use two connections)
+            if agent is not None:
+                await change(agent, False)
+
+        loop = asyncio.get_running_loop()
+        tasks: set[asyncio.Task[Any]] = set()
+        last_pause: asyncio.Task[str | None] | None = None
+        self._ready.set()
+        start = loop.time()
+        n = 0
+        while not self._stop.is_set():
+            await asyncio.sleep(max(0.0, start + n / self.rate - loop.time()))
+            task: asyncio.Task[Any]
+            if last_pause is None:
+                task = last_pause = asyncio.create_task(pause())
+            else:
+                task = asyncio.create_task(unpause(last_pause))
+                last_pause = None
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            n += 1
+        self.stats.seconds = loop.time() - start
+        if last_pause is not None:  # leave nobody paused
+            await unpause(last_pause)
+        if tasks:
+            await asyncio.gather(*tasks)
+        if ami is not None:
+            await ami.close()
+        if http is not None:
+            await http.close()
 
 
 # ---------------------------------------------------------------------------
@@ -316,6 +547,8 @@ class SideResult:
     asterisk_cpu_pct: float
     python_cpu_pct: float
     seconds: float
+    load1: float  # the host's 1-minute load average at the end of the caller run
+    churn: dict[str, Any] | None = None  # ChurnStats.summary() when agents churned meanwhile
     latencies_ms: list[float] = field(repr=False, default_factory=list)
 
 
@@ -394,17 +627,25 @@ class Bench:
                 return invites
             time.sleep(0.2)
 
-    def measure(self, stack: BenchStack, path: str, rate: float, calls: int) -> SideResult:
+    def measure(
+        self, stack: BenchStack, path: str, rate: float, calls: int, churn: Churn | None = None
+    ) -> SideResult:
+        """One caller run on one path; with `churn`, its agents change state all along."""
         did = QUEUE_DID if path == "queue" else STASIS_DID
         code = self.next_code
         self.next_code += 1
         assert stack.proc is not None
         ast_pid, py_pid = stack.asterisk_pid(), stack.proc.pid
+        if churn is not None:
+            churn.start()
         cpu0 = (cpu_seconds(ast_pid), cpu_seconds(py_pid))
         t0 = time.monotonic()
-        log = self.caller(stack, did, rate, calls, code)
-        wall = time.monotonic() - t0
-        cpu1 = (cpu_seconds(ast_pid), cpu_seconds(py_pid))
+        try:
+            log = self.caller(stack, did, rate, calls, code)
+        finally:
+            wall = time.monotonic() - t0
+            cpu1 = (cpu_seconds(ast_pid), cpu_seconds(py_pid))
+            churned = churn.stop().summary() if churn is not None else None
 
         ready_at: dict[str, float] = {}
         timeouts = 0
@@ -429,6 +670,8 @@ class Bench:
             asterisk_cpu_pct=100 * (cpu1[0] - cpu0[0]) / wall,
             python_cpu_pct=100 * (cpu1[1] - cpu0[1]) / wall,
             seconds=wall,
+            load1=os.getloadavg()[0],
+            churn=churned,
             latencies_ms=[round(x, 3) for x in latencies],
         )
 
@@ -448,20 +691,46 @@ def ratio(b: float | None, a: float | None) -> float | None:
 
 def print_table(cells: list[dict[str, Any]]) -> None:
     head = (
-        "| members | cps | path | paired/calls | p50 ms | p95 ms | p99 ms | max ms "
-        "| B/A p50 | B/A p95 | Asterisk %cpu | Python %cpu |"
+        "| members | cps | churn | path | paired/calls | p50 ms | p95 ms | p99 ms | max ms "
+        "| B/A p50 | B/A p95 | B/A p99 | Asterisk %cpu | Python %cpu | load |"
     )
     print(head)
-    print("|" + "|".join("---" if i == 2 else "---:" for i in range(12)) + "|")
+    print("|" + "|".join("---" if i in (2, 3) else "---:" for i in range(15)) + "|")
     for cell in cells:
         for key, label in (("queue", "A Queue()"), ("stasis", "B Stasis")):
             r = cell[key]
             rb = key == "stasis"
+            ratios = [fmt(cell[k], 2) if rb else "" for k in ("ratio_p50", "ratio_p95", "ratio_p99")]
+            churn = "yes" if cell.get("churn") else "no"
             print(
-                f"| {cell['members']:,} | {cell['rate']:g} | {label} | {r['paired']}/{r['calls']} "
+                f"| {cell['members']:,} | {cell['rate']:g} | {churn} | {label} "
+                f"| {r['paired']}/{r['calls']} "
                 f"| {fmt(r['p50_ms'])} | {fmt(r['p95_ms'])} | {fmt(r['p99_ms'])} | {fmt(r['max_ms'])} "
-                f"| {fmt(cell['ratio_p50'], 2) if rb else ''} | {fmt(cell['ratio_p95'], 2) if rb else ''} "
-                f"| {fmt(r['asterisk_cpu_pct'])} | {fmt(r['python_cpu_pct'])} |"
+                f"| {' | '.join(ratios)} "
+                f"| {fmt(r['asterisk_cpu_pct'])} | {fmt(r['python_cpu_pct'])} | {fmt(r.get('load1'))} |"
+            )
+    churned = [c for c in cells if c.get("churn")]
+    if not churned:
+        return
+    plain = {(c["members"], c["rate"]): c for c in cells if not c.get("churn")}
+    print()
+    print(
+        "| members | cps | path | sent/s | applied/s | refused | failed | change p50 ms | change p95 ms "
+        "| p50 churn/plain | p95 churn/plain |"
+    )
+    print("|---:|---:|---|" + "---:|" * 8)
+    for cell in churned:
+        base = plain.get((cell["members"], cell["rate"]))
+        for key, label in (("queue", "A Queue()"), ("stasis", "B Stasis")):
+            r, st = cell[key], cell[key]["churn"]
+            b = base[key] if base else None
+            print(
+                f"| {cell['members']:,} | {cell['rate']:g} | {label} "
+                f"| {st['per_s']:.1f} | {st['applied_per_s']:.1f} "
+                f"| {st['refused']} | {st['failed']} "
+                f"| {fmt(st['change_p50_ms'])} | {fmt(st['change_p95_ms'])} "
+                f"| {fmt(ratio(r['p50_ms'], b['p50_ms']) if b else None, 2)} "
+                f"| {fmt(ratio(r['p95_ms'], b['p95_ms']) if b else None, 2)} |"
             )
 
 
@@ -478,9 +747,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--slow-calls", type=int, default=30, help="calls per cell below 10 calls/s")
     p.add_argument("--fast-calls", type=int, default=200, help="calls per cell at 10 calls/s and above")
     p.add_argument("--warmup", type=int, default=3, help="unmeasured calls per path after each start")
+    p.add_argument(
+        "--churn-rate", type=float, default=50.0, help="agent state changes per second in churn runs (50)"
+    )
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        choices=["plain", "churn"],
+        default=["plain", "churn"],
+        help="measure without churn, with churn, or both (default both)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, SIPp traces)")
+    p.add_argument(
+        "--pool", type=Path, nargs="+", metavar="JSON", help="measure nothing: print saved runs' cells pooled"
+    )
     p.add_argument("--output", type=Path, default=RESULTS)
     args = p.parse_args(argv)
+    args.modes = [m == "churn" for m in dict.fromkeys(args.modes)]
     if args.quick:
         args.members = args.members or [10, 100]
         args.rates = args.rates or [2.0]
@@ -522,28 +805,36 @@ def measure_size(
             wait_idle(stack, members)
     for rate in args.rates:
         calls = args.slow_calls if rate < 10 else args.fast_calls
-        results: dict[str, SideResult] = {}
-        # Alternate which path goes first, so slow drift on a shared machine favours neither.
-        paths = ("queue", "stasis") if bench.cells % 2 == 0 else ("stasis", "queue")
-        bench.cells += 1
-        for path in paths:
-            if agents.poll() is not None:
-                raise BenchError("the agents' SIPp exited; see agents.out in the work dir")
-            log_line(f"  {members} members, {rate:g} calls/s, {calls} calls: {path}")
-            results[path] = bench.measure(stack, path, rate, calls)
-            wait_idle(stack, members)
-        a, b = results["queue"], results["stasis"]
-        cells.append(
-            {
-                "members": members,
-                "rate": rate,
-                "queue": asdict(a),
-                "stasis": asdict(b),
-                "ratio_p50": ratio(b.p50_ms, a.p50_ms),
-                "ratio_p95": ratio(b.p95_ms, a.p95_ms),
-                "ratio_p99": ratio(b.p99_ms, a.p99_ms),
-            }
-        )
+        for churning in args.modes:
+            results: dict[str, SideResult] = {}
+            # Alternate which path goes first, so slow drift on a shared machine favours neither.
+            paths = ("queue", "stasis") if bench.cells % 2 == 0 else ("stasis", "queue")
+            bench.cells += 1
+            for path in paths:
+                if agents.poll() is not None:
+                    raise BenchError("the agents' SIPp exited; see agents.out in the work dir")
+                mode = f", churn {args.churn_rate:g}/s" if churning else ""
+                log_line(f"  {members} members, {rate:g} calls/s{mode}, {calls} calls: {path}")
+                churn = (
+                    Churn(path, stack, agent_ids(members), args.churn_rate, seed=bench.cells)
+                    if churning
+                    else None
+                )
+                results[path] = bench.measure(stack, path, rate, calls, churn)
+                wait_idle(stack, members)
+            a, b = results["queue"], results["stasis"]
+            cells.append(
+                {
+                    "members": members,
+                    "rate": rate,
+                    "churn": churning,
+                    "queue": asdict(a),
+                    "stasis": asdict(b),
+                    "ratio_p50": ratio(b.p50_ms, a.p50_ms),
+                    "ratio_p95": ratio(b.p95_ms, a.p95_ms),
+                    "ratio_p99": ratio(b.p99_ms, a.p99_ms),
+                }
+            )
     return cells
 
 
@@ -551,8 +842,67 @@ def log_line(text: str) -> None:
     print(f"# {text}", file=sys.stderr, flush=True)
 
 
+def pool(files: list[Path]) -> list[dict[str, Any]]:
+    """The cells of several saved runs, pooled: same members, rate and churn, every call counted.
+
+    Latency percentiles are recomputed over all the calls; CPU, load and the churn driver's
+    rates are means over the runs, and the change latencies the mean of each run's percentile.
+    """
+    groups: dict[tuple[int, float, bool], dict[str, list[dict[str, Any]]]] = {}
+    for f in files:
+        for saved in json.loads(f.read_text())["cells"]:
+            key = (saved["members"], saved["rate"], bool(saved.get("churn")))
+            for path in ("queue", "stasis"):
+                groups.setdefault(key, {"queue": [], "stasis": []})[path].append(saved[path])
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    cells = []
+    for (members, rate, churning), sides in groups.items():
+        cell: dict[str, Any] = {
+            "members": members,
+            "rate": rate,
+            "churn": churning,
+            "runs": len(sides["queue"]),
+        }
+        for path, runs in sides.items():
+            lat = sorted(x for r in runs for x in r["latencies_ms"])
+            side: dict[str, Any] = {
+                "path": path,
+                "calls": sum(r["calls"] for r in runs),
+                "paired": len(lat),
+                "timeouts": sum(r["timeouts"] for r in runs),
+                "p50_ms": percentile(lat, 0.50),
+                "p95_ms": percentile(lat, 0.95),
+                "p99_ms": percentile(lat, 0.99),
+                "max_ms": lat[-1] if lat else None,
+                "asterisk_cpu_pct": mean([r["asterisk_cpu_pct"] for r in runs]),
+                "python_cpu_pct": mean([r["python_cpu_pct"] for r in runs]),
+                "load1": mean([r.get("load1", 0.0) for r in runs]),
+                "churn": None,
+            }
+            churns = [r["churn"] for r in runs if r.get("churn")]
+            if churns:
+                side["churn"] = {
+                    k: (sum if k in ("sent", "applied", "refused", "failed") else mean)(
+                        [c[k] for c in churns]
+                    )
+                    for k in churns[0]
+                    if all(c[k] is not None for c in churns)
+                }
+            cell[path] = side
+        for q in ("p50", "p95", "p99"):
+            cell[f"ratio_{q}"] = ratio(cell["stasis"][f"{q}_ms"], cell["queue"][f"{q}_ms"])
+        cells.append(cell)
+    return sorted(cells, key=lambda c: (c["members"], c["rate"], c["churn"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.pool:
+        print_table(pool(args.pool))
+        return 0
     if shutil.which("sipp") is None:
         print("sipp is not installed (apt-get install sip-tester)", file=sys.stderr)
         return 2

@@ -71,6 +71,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+async def _after_this_step(step: Coroutine[Any, Any, None]) -> None:
+    await asyncio.sleep(0)
+    await step
+
+
 class CallerGone(Exception):
     """The caller hung up; the script unwinds and the interaction is closed."""
 
@@ -147,6 +152,7 @@ class CallSession:
             self._writer = asyncio.create_task(self._write_behind(), name=f"save-{self.it.id}")
 
     async def _write_behind(self) -> None:
+        await asyncio.sleep(0)  # let the step that asked for the write send its own requests first
         while not self._writes.empty():
             snapshot = self._writes.get_nowait()
             try:
@@ -210,8 +216,9 @@ class CallSession:
             self.service.unwatch(playback_id)
 
     def in_background(self, step: Coroutine[Any, Any, None]) -> None:
-        """Run a side step of this call without waiting for it; it is awaited at cleanup."""
-        task = asyncio.create_task(step)
+        """Run a side step of this call without waiting for it; it is awaited at cleanup. It starts
+        once the current step has sent its own requests (e.g. the originate after a key press)."""
+        task = asyncio.create_task(_after_this_step(step))
         self._side_steps.add(task)
         task.add_done_callback(self._side_steps.discard)
 
@@ -318,7 +325,8 @@ class CallSession:
                     await self.play(self.service.prompts["connecting"], interruptible=False)
                     # With a free agent the decision comes within a loop turn or two: music and
                     # announcements are only for callers who really wait (50 ms is not heard).
-                    await asyncio.wait([ticket.decided], timeout=0.05)
+                    if not ticket.decided.done():
+                        await asyncio.wait([ticket.decided], timeout=0.05)
                 decision = await self.wait_for_agent(ticket, waiting)
             except CallerGone:
                 self.leave_queue(ticket, waiting.queue, abandoned=True)
@@ -433,6 +441,7 @@ class CallSession:
 
         ticket = self.routing.enqueue(waiting, on_overflow=overflowed)
         ticket.decided.add_done_callback(lambda _: self.events.put_nowait(Wakeup("decided")))
+        self.routing.dispatch_now()
         return ticket
 
     def leave_queue(self, ticket: Ticket, queue: str, abandoned: bool = False) -> None:

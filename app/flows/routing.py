@@ -170,17 +170,20 @@ class RoutingService:
     async def _persist_loop(self) -> None:
         while True:
             await self._persist.get()
+            # One loop turn later: the step that changed the agent (e.g. a call about to originate)
+            # sends its own requests first; the write is behind them anyway.
+            await asyncio.sleep(0)
             try:
                 await self._flush_agent_events()
             except Exception:
                 log.exception("could not save agent state events")
 
     async def _flush_agent_events(self) -> None:
-        events = [e for agent in self.agents.values() for e in agent.drain()]
+        events = [e for agent in self.agents.values() if agent.pending for e in agent.drain()]
         if events:
             events.sort(key=lambda e: e.at)
             self._tell_listeners(events)
-            reasons = {a.id: a.not_ready_reason for a in self.agents.values()}
+            reasons = {e.agent_id: self.agents[e.agent_id].not_ready_reason for e in events}
             await self.store.save_agent_events(events, reasons)
 
     def _tell_listeners(self, events: Sequence[AgentStateEvent]) -> None:
@@ -213,7 +216,17 @@ class RoutingService:
         if not ticket.decided.done():
             ticket.decided.cancel()
 
+    def dispatch_now(self) -> None:
+        """A routing pass at once, in the calling task: a call that joins a queue while an agent
+        is free has its decision before it yields, instead of a few loop turns later."""
+        try:
+            self.dispatch()
+        except Exception:
+            log.exception("routing pass failed")
+
     def dispatch(self) -> list[Decision]:
+        if not self.tickets:
+            return []  # nothing waits; a pass would only re-index every agent
         now = self.clock()
         waiting = [t.waiting for t in self.tickets.values()]
         agents = list(self.agents.values())

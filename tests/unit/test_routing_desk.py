@@ -83,6 +83,22 @@ async def test_a_decision_reserves_the_agent_and_wakes_the_caller() -> None:
         await eventually(lambda: any(e.to_state is AgentState.RESERVED for e in desk.store.agent_events))  # type: ignore[attr-defined]
 
 
+async def test_a_pass_run_at_once_decides_before_the_caller_yields() -> None:
+    """The call flow asks for the pass in its own step (benchmarks/README.md: the originate
+    then leaves before the side steps queued on the loop)."""
+    async with running_desk() as desk:
+        desk.device_changed("1001", True)
+        desk.device_changed("1002", True)
+        desk.set_state("1002", "not_ready", "lunch")
+        ticket = desk.enqueue(WaitingInteraction("i1", "general", datetime.now(UTC)))
+        desk.dispatch_now()
+        assert ticket.decided.done() and ticket.decided.result().agent_ids == ("1001",)
+        assert desk.dispatch() == []  # nothing left waiting: no pass
+        # Only the agents who changed are written.
+        await eventually(lambda: any(e.to_state is AgentState.RESERVED for e in desk.store.agent_events))  # type: ignore[attr-defined]
+        assert {e.agent_id for e in desk.store.agent_events} == {"1001", "1002"}  # type: ignore[attr-defined]
+
+
 async def test_ring_no_answer_sets_the_agent_not_ready() -> None:
     async with running_desk() as desk:
         desk.device_changed("1001", True)
