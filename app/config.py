@@ -62,6 +62,11 @@ class CarrierSettings:
     # The number customers see when we call them; defaults to the first DID.
     caller_id: str | None = None
 
+    @property
+    def presented_number(self) -> str:
+        """The number shown on calls we place: `caller_id`, else the first DID."""
+        return self.caller_id or (self.dids[0] if self.dids else "")
+
 
 @dataclass(frozen=True)
 class AgentSettings:

@@ -239,7 +239,7 @@ class CallbackAttempt(CallSession):
             id=str(uuid.uuid4()),
             caller_channel_id=f"callback-{uuid.uuid4()}",
             ani=cb.phone,
-            dnis=carrier.caller_id or (carrier.dids[0] if carrier.dids else ""),
+            dnis=carrier.presented_number,
             arrived_at=now,
             customer_id=cb.customer_id,
             direction="outbound",

@@ -117,7 +117,6 @@ class DialerService:
             c.name: CampaignState(c, rules_of(c, settings), c.active) for c in settings.campaigns
         }
         self._task: asyncio.Task[None] | None = None
-        self._stopping = False
 
     async def start(self) -> None:
         reset = await self.store.reset_dialing()
@@ -129,7 +128,6 @@ class DialerService:
             self._task = asyncio.create_task(self._loop(), name="dialer")
 
     async def stop(self) -> None:
-        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -250,7 +248,7 @@ class DialerService:
         """The customer's leg, through the campaign's trunk; its answered side runs AMD if asked."""
         c, attempt = call.state.settings, call.attempt
         carrier = self.settings.carrier
-        caller_id = c.caller_id or carrier.caller_id or (carrier.dids[0] if carrier.dids else "")
+        caller_id = c.caller_id or carrier.presented_number
         try:
             await self.inbound.ari.originate_to_dialplan(
                 endpoint=f"PJSIP/{attempt.phone}@{attempt.trunk}",
@@ -402,7 +400,7 @@ class DialerCall(CallSession):
             id=str(uuid.uuid4()),
             caller_channel_id=f"dial-{attempt.id}",
             ani=lead.phone,
-            dnis=c.caller_id or carrier.caller_id or (carrier.dids[0] if carrier.dids else ""),
+            dnis=c.caller_id or carrier.presented_number,
             arrived_at=attempt.started_at,
             direction="outbound",
         )

@@ -380,7 +380,7 @@ class CallSession:
         settings = self.service.settings
         carrier = settings.carrier
         channel_id = f"external-{uuid.uuid4()}"
-        presented = carrier.caller_id or (carrier.dids[0] if carrier.dids else self.it.dnis)
+        presented = carrier.presented_number or self.it.dnis
         self.service.watch(channel_id, self)
         self.it.record(self.now(), "dialing_external", number=number)
         self.save_soon()
