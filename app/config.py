@@ -436,21 +436,27 @@ class Settings:
 # ---------------------------------------------------------------------------
 
 
-def load_settings(path: str | Path) -> Settings:
-    path = Path(path)
+def compose_file(path: Path) -> yaml.Node | None:
+    """A YAML file's node tree (None when empty), kept with line numbers for error messages."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", file=file, line=None, field_path="") from exc
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         raise ConfigError(
             f"malformed YAML: {exc.problem or exc}", file=file, line=line, field_path=""
         ) from exc
+
+
+def load_settings(path: str | Path) -> Settings:
+    path = Path(path)
+    file = str(path)
+    node = compose_file(path)
     reader = _Reader(file)
     settings = Settings() if node is None else reader.read(Settings, node, "")
     settings = dataclasses.replace(settings, source=file)

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from app.adapters.prompts import Prompt, PromptCache
-from app.config import Settings, _Reader
+from app.config import Settings, _Reader, compose_file
 from app.domain.ivr_flow import Flow, FlowError, FlowSet, Node, check_flow, check_flow_set
 from app.errors import ConfigError
 
@@ -56,20 +54,7 @@ def load_flows(settings: Settings) -> FlowSet:
 
 def _load_one(path: Path, queues: set[str]) -> tuple[Flow, dict[str, int]]:
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", file=file, line=None, field_path="") from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise ConfigError(
-            f"malformed YAML: {exc.problem or exc}",
-            file=file,
-            line=mark.line + 1 if mark else None,
-            field_path="",
-        ) from exc
+    node = compose_file(path)
     if node is None:
         raise ConfigError("empty flow file", file=file, line=None, field_path="")
     reader = _Reader(file)

@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             agents_port = free_sip_port()
             agents = qs.start_agents(work, agents_port, work / "agents.log", out)
             bench = qs.Bench(work, work / "agents.log", digit_end_s)
-            stack = qs.make_stack(work, args.members, agents_port, db_url, prefix)
+            stack = qs.make_stack(work, args.members, 0, agents_port, db_url, prefix)
             trace = work / "loop.trace"
             if args.loop:
                 (work / "hook").mkdir()

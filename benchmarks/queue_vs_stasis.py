@@ -23,11 +23,15 @@ Usage:
                                                             # without and with churn
   .venv/bin/python benchmarks/queue_vs_stasis.py --quick    # 10/100 members x 2 cps
   .venv/bin/python benchmarks/queue_vs_stasis.py --modes churn --churn-rate 100
+  .venv/bin/python benchmarks/queue_vs_stasis.py --modes plain register --members 1000
   .venv/bin/python benchmarks/queue_vs_stasis.py --pool run1.json run2.json   # saved runs, pooled
 
-Churn: while the callers run, a driver pauses and unpauses agents at --churn-rate changes per
-second (50 by default): through AMI QueuePause for app_queue, through the supervisor API
-(POST /api/agents/{id}/state) for ours. See the Churn class for the pattern.
+Churn: while the callers run, a driver changes agents' state at --churn-rate changes per
+second (50 by default), in one of two ways:
+  churn     pause and unpause agents: AMI QueuePause for app_queue, the supervisor API
+            (POST /api/agents/{id}/state) for ours (see the Churn class);
+  register  phones coming online and going offline: REGISTER and un-REGISTER (digest auth) of
+            --flappers extra agents, the same SIP requests on both paths (see Registrar).
 
 Writes the table as JSON to benchmarks/results/queue_vs_stasis.json. Everything it starts
 (SIPp, the app, Asterisk, the database, the temporary var dir) is removed at the end, also
@@ -39,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -80,6 +85,7 @@ STASIS_DID = "7100"
 QUEUE_DID = "7200"
 CARRIER_IP = "127.0.0.2"
 FIRST_AGENT = 30000  # agent ids 30000, 30001, ...
+FIRST_FLAPPER = 39000  # the register churn's extra agents: 39000, 39001, ...
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -210,7 +216,11 @@ def agent_ids(members: int) -> list[str]:
     return [str(FIRST_AGENT + i) for i in range(members)]
 
 
-def write_baseline(etc: Path, members: int) -> None:
+def flapper_ids(flappers: int) -> list[str]:
+    return [str(FIRST_FLAPPER + i) for i in range(flappers)]
+
+
+def write_baseline(etc: Path, members: int, flappers: int) -> None:
     """Site-local files for the app_queue baseline; Lianluo never overwrites them."""
     etc.mkdir(parents=True, exist_ok=True)
     (etc / "extensions_local.conf").write_text(
@@ -239,11 +249,13 @@ def write_baseline(etc: Path, members: int) -> None:
         "announce-position = no",
         "musicclass = default",
     ]
-    lines += [f"member => PJSIP/{a}" for a in agent_ids(members)]
+    lines += [f"member => PJSIP/{a}" for a in agent_ids(members) + flapper_ids(flappers)]
     (etc / "queues_local.conf").write_text("\n".join(lines) + "\n")
 
 
-def make_stack(work: Path, members: int, agents_port: int, db_url: str, prefix: Path) -> BenchStack:
+def make_stack(
+    work: Path, members: int, flappers: int, agents_port: int, db_url: str, prefix: Path
+) -> BenchStack:
     var_dir = work / f"var-{members}"
     config = work / f"center-{members}.yaml"
     settings = write_config(
@@ -258,7 +270,9 @@ def make_stack(work: Path, members: int, agents_port: int, db_url: str, prefix: 
         agents=[
             {"id": a, "name": f"Agent {a}", "contact": f"sip:{a}@127.0.0.1:{agents_port}"}
             for a in agent_ids(members)
-        ],
+        ]
+        # The register churn's agents: no static contact, their phones register (Registrar).
+        + [{"id": a, "name": f"Flapper {a}"} for a in flapper_ids(flappers)],
         queues=[{"name": "general", "strategy": "longest_idle", "ring_timeout_s": 15, "wrap_up_s": 0}],
         ivr={
             "greeting": [{"text": "Press 1.", "lang": "en"}],
@@ -268,7 +282,7 @@ def make_stack(work: Path, members: int, agents_port: int, db_url: str, prefix: 
             "attempts": 1,
         },
     )
-    write_baseline(var_dir / "asterisk" / INSTANCE / "etc", members)
+    write_baseline(var_dir / "asterisk" / INSTANCE / "etc", members, flappers)
     # Given to the constructor: Stack's generated __init__ calls no __post_init__ of a subclass,
     # so setting it there (as the first version did) left the app logging at DEBUG.
     return BenchStack(
@@ -287,9 +301,16 @@ def wait_ready(stack: BenchStack, members: int) -> None:
 
     eventually(agents_ready, 90, f"{members} agents online and ready in Lianluo", 0.5)
 
+    measured = {f"PJSIP/{a}" for a in agent_ids(members)}
+
     def members_free() -> bool:
-        out = stack.cli("queue show bench")
-        return out.count("(Not in use)") == members and "(paused" not in out
+        # Only the measured agents: the register churn's extra members stay paused throughout.
+        lines = [
+            ln
+            for ln in stack.cli("queue show bench").splitlines()
+            if ln.split()[:1] and ln.split()[0] in measured
+        ]
+        return len(lines) == members and all("(Not in use)" in ln and "(paused" not in ln for ln in lines)
 
     eventually(members_free, 60, f"{members} queue members not in use and not paused", 0.5)
     check = stack.cli(f"dialplan show {QUEUE_DID}@from-carrier")
@@ -314,6 +335,8 @@ def wait_idle(stack: BenchStack, members: int, timeout: float = 60) -> None:
 # ---------------------------------------------------------------------------
 
 
+# --modes: what changes while the callers run (the cell's "churn" field)
+CHURN_KINDS: dict[str, str | None] = {"plain": None, "churn": "pause", "register": "register"}
 PAUSE_TRIES = 3  # agents tried per pause when ours refuses one that is on a call
 AMI_USER = "lianluo"  # the app's AMI user (manager.conf); its password is in var/secrets.yaml
 
@@ -365,6 +388,186 @@ class AmiClient:
         self._writer.close()
 
 
+class Registrar(asyncio.DatagramProtocol):
+    """Agents' phones for the register churn: REGISTER / un-REGISTER over UDP with digest auth.
+
+    One socket for all the flappers; their contacts differ in the user part. Each change is
+    the exchange a phone makes: the request, Asterisk's 401 challenge, the request again with
+    credentials, and the final answer. Asterisk's qualify OPTIONS to a fresh contact are
+    answered 200, so a contact is online for as long as it is registered. Nothing else is
+    expected here (flappers are paused / Not Ready, so no call is offered to them); any other
+    request is refused with 486.
+    """
+
+    def __init__(self, sip_port: int, passwords: dict[str, str]) -> None:
+        self.sip_port = sip_port
+        self.passwords = passwords
+        self.cseq: dict[str, int] = {}
+        self.waiting: dict[tuple[str, int], asyncio.Future[tuple[int, list[str]]]] = {}
+        self.transport: asyncio.DatagramTransport | None = None
+        self.port = 0
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=("127.0.0.1", 0))
+        self.transport = transport
+        self.port = transport.get_extra_info("sockname")[1]
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    async def register(self, agent: str, online: bool, timeout: float = 5.0) -> int:
+        """Register the agent's contact (or remove it); the final SIP status."""
+        expires = 120 if online else 0
+        status, headers = await self._send(agent, expires, None, timeout)
+        if status == 401:
+            challenge = next((h for h in headers if h.lower().startswith("www-authenticate:")), "")
+            status, _ = await self._send(agent, expires, self._authorization(agent, challenge), timeout)
+        return status
+
+    def _authorization(self, agent: str, challenge: str) -> str:
+        params = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge.partition("Digest")[2]))
+        algorithm = params.get("algorithm", "MD5")
+        h = hashlib.sha256 if algorithm.upper() == "SHA-256" else hashlib.md5
+
+        def hx(text: str) -> str:
+            return h(text.encode()).hexdigest()
+
+        uri = f"sip:127.0.0.1:{self.sip_port}"
+        ha1 = hx(f"{agent}:{params['realm']}:{self.passwords[agent]}")
+        ha2 = hx(f"REGISTER:{uri}")
+        cnonce = f"{random.getrandbits(64):016x}"
+        fields = [
+            f'username="{agent}"',
+            f'realm="{params["realm"]}"',
+            f'nonce="{params["nonce"]}"',
+            f'uri="{uri}"',
+        ]
+        if "qop" in params:
+            response = hx(f"{ha1}:{params['nonce']}:00000001:{cnonce}:auth:{ha2}")
+            fields += [f'cnonce="{cnonce}"', "qop=auth", "nc=00000001"]
+        else:
+            response = hx(f"{ha1}:{params['nonce']}:{ha2}")
+        fields += [f'response="{response}"', f"algorithm={algorithm}"]
+        if "opaque" in params:
+            fields.append(f'opaque="{params["opaque"]}"')
+        return "Authorization: Digest " + ",".join(fields) + "\r\n"
+
+    async def _send(
+        self, agent: str, expires: int, authorization: str | None, timeout: float
+    ) -> tuple[int, list[str]]:
+        assert self.transport is not None
+        cseq = self.cseq[agent] = self.cseq.get(agent, 0) + 1
+        call_id = f"flap-{agent}-{self.port}"
+        msg = (
+            f"REGISTER sip:127.0.0.1:{self.sip_port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{random.getrandbits(48):x};rport\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:{agent}@127.0.0.1>;tag={agent}\r\n"
+            f"To: <sip:{agent}@127.0.0.1>\r\n"
+            f"Call-ID: {call_id}\r\n"
+            f"CSeq: {cseq} REGISTER\r\n"
+            f"Contact: <sip:{agent}@127.0.0.1:{self.port}>\r\n"
+            f"Expires: {expires}\r\n"
+            f"{authorization or ''}"
+            "Content-Length: 0\r\n\r\n"
+        )
+        fut: asyncio.Future[tuple[int, list[str]]] = asyncio.get_running_loop().create_future()
+        self.waiting[(call_id, cseq)] = fut
+        self.transport.sendto(msg.encode(), ("127.0.0.1", self.sip_port))
+        try:
+            async with asyncio.timeout(timeout):
+                return await fut
+        finally:
+            self.waiting.pop((call_id, cseq), None)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        text = data.decode(errors="replace")
+        first, *headers = text.split("\r\n\r\n", 1)[0].split("\r\n")
+
+        def header(name: str) -> str:
+            return next(
+                (h.partition(":")[2].strip() for h in headers if h.lower().startswith(name + ":")), ""
+            )
+
+        if first.startswith("SIP/2.0 "):
+            status = int(first.split()[1])
+            if status < 200:
+                return
+            number = header("cseq").split()[0] if header("cseq") else "0"
+            fut = self.waiting.get((header("call-id"), int(number)))
+            if fut is not None and not fut.done():
+                fut.set_result((status, headers))
+            return
+        method = first.split()[0] if first else ""
+        if method == "ACK" or self.transport is None:
+            return
+        reply = "200 OK" if method == "OPTIONS" else "486 Busy Here"
+        kept = [
+            h for h in headers if h.split(":")[0].strip().lower() in ("via", "from", "to", "call-id", "cseq")
+        ]
+        self.transport.sendto(
+            (f"SIP/2.0 {reply}\r\n" + "\r\n".join(kept) + "\r\nContent-Length: 0\r\n\r\n").encode(), addr
+        )
+
+
+def prepare_flappers(stack: BenchStack, flappers: list[str]) -> None:
+    """Before any measurement: each flapper logged in, then Not Ready in ours and paused in
+    app_queue, and offline. The register churn then only brings phones online and off again."""
+    if not flappers:
+        return
+
+    async def main() -> None:
+        registrar = Registrar(stack.sip_port, stack.secrets["agent_passwords"])
+        await registrar.open()
+        ami = AmiClient()
+        await ami.open(int(stack.settings["asterisk"]["ami_port"]), AMI_USER, stack.secrets["ami_password"])
+        try:
+            for agent in flappers:
+                if (status := await registrar.register(agent, True)) != 200:
+                    raise BenchError(f"flapper {agent} could not register: SIP {status}")
+
+            def logged_in() -> bool:
+                status, agents = stack.api("GET", "/api/agents")
+                ready = {a["id"] for a in agents if a["state"] == "ready"} if status == 200 else set()
+                return ready.issuperset(flappers)
+
+            await asyncio.to_thread(
+                eventually,
+                logged_in,
+                30,
+                "flappers logged in by their first registration",
+                0.3,
+            )
+            for agent in flappers:
+                status, body = await asyncio.to_thread(
+                    stack.api,
+                    "POST",
+                    f"/api/agents/{agent}/state",
+                    {"state": "not_ready", "reason": "flapper"},
+                )
+                if status != 200:
+                    raise BenchError(f"flapper {agent} could not go Not Ready: {status} {body}")
+                resp = await ami.action(
+                    {
+                        "Action": "QueuePause",
+                        "Queue": "bench",
+                        "Interface": f"PJSIP/{agent}",
+                        "Paused": "true",
+                    }
+                )
+                if resp.get("Response") != "Success":
+                    raise BenchError(f"flapper {agent} could not be paused in app_queue: {resp}")
+                if (status := await registrar.register(agent, False)) != 200:
+                    raise BenchError(f"flapper {agent} could not unregister: SIP {status}")
+        finally:
+            registrar.close()
+            await ami.close()
+
+    asyncio.run(main())
+
+
 @dataclass
 class ChurnStats:
     sent: int = 0  # state changes asked for (pauses and unpauses)
@@ -389,7 +592,13 @@ class ChurnStats:
 
 
 class Churn:
-    """Pause and unpause agents at `rate` changes per second, in its own thread and event loop.
+    """Agents change state at `rate` changes per second, in its own thread and event loop.
+
+    kind "register" (`Registrar`): the changes are a flapper's phone registering and, on the
+    next change, un-registering, with the same SIP requests on both paths; app_queue learns
+    them as device states, ours as ARI endpoint events. No flapper takes calls (they are
+    paused and Not Ready), so the load is the stream of device changes alone. The rest of this
+    text is about kind "pause".
 
     Open loop: a change is due every 1/rate s whatever the previous ones' answers. Even
     changes pause a random agent, odd ones unpause the agent paused just before, so at most
@@ -406,8 +615,11 @@ class Churn:
     on both paths. Refusals are counted.
     """
 
-    def __init__(self, path: str, stack: BenchStack, agents: list[str], rate: float, seed: int) -> None:
+    def __init__(
+        self, kind: str, path: str, stack: BenchStack, agents: list[str], rate: float, seed: int
+    ) -> None:
         self.rng = random.Random(seed)  # the same seed on both paths: the same agents, in turn
+        self.kind = kind
         self.path = path
         self.stack = stack
         self.agents = agents
@@ -442,7 +654,11 @@ class Churn:
         secrets = self.stack.secrets
         ami: AmiClient | None = None
         http: aiohttp.ClientSession | None = None
-        if self.path == "queue":
+        registrar: Registrar | None = None
+        if self.kind == "register":
+            registrar = Registrar(self.stack.sip_port, secrets["agent_passwords"])
+            await registrar.open()
+        elif self.path == "queue":
             ami = AmiClient()
             await ami.open(
                 int(self.stack.settings["asterisk"]["ami_port"]), AMI_USER, secrets["ami_password"]
@@ -458,7 +674,10 @@ class Churn:
             self.stats.sent += 1
             t0 = time.perf_counter()
             try:
-                if ami is not None:
+                if registrar is not None:  # "pause" = the phone comes online, "unpause" = it goes
+                    status = await registrar.register(agent, online=pause)
+                    ok, refused = status == 200, False
+                elif ami is not None:
                     resp = await ami.action(
                         {
                             "Action": "QueuePause",
@@ -475,7 +694,7 @@ class Churn:
                     async with http.post(f"{self.stack.web_url}/api/agents/{agent}/state", json=body) as r:
                         await r.read()
                         ok, refused = r.status == 200, r.status == 409
-            except (OSError, aiohttp.ClientError, ConnectionError):
+            except (OSError, aiohttp.ClientError, ConnectionError, TimeoutError):
                 ok, refused = False, False
             self.stats.latencies_ms.append((time.perf_counter() - t0) * 1000)
             if ok:
@@ -486,18 +705,26 @@ class Churn:
                 self.stats.failed += 1
             return ok
 
+        flapping: set[str] = set()  # register: phones with a change in flight (one at a time each)
+
         async def pause() -> str | None:
             """Pause a random agent; one on a call (ours refuses) is passed over for another."""
             for _ in range(PAUSE_TRIES):
-                agent = self.rng.choice(self.agents)
+                if registrar is not None:
+                    agent = self.rng.choice([a for a in self.agents if a not in flapping] or self.agents)
+                    flapping.add(agent)
+                else:
+                    agent = self.rng.choice(self.agents)
                 if await change(agent, True):
                     return agent
+                flapping.discard(agent)
             return None
 
         async def unpause(paused: asyncio.Task[str | None]) -> None:
             agent = await paused  # never overtake the pause (HTTP requests may use two connections)
             if agent is not None:
                 await change(agent, False)
+                flapping.discard(agent)
 
         loop = asyncio.get_running_loop()
         tasks: set[asyncio.Task[Any]] = set()
@@ -525,6 +752,8 @@ class Churn:
             await ami.close()
         if http is not None:
             await http.close()
+        if registrar is not None:
+            registrar.close()
 
 
 # ---------------------------------------------------------------------------
@@ -689,6 +918,12 @@ def ratio(b: float | None, a: float | None) -> float | None:
     return None if a is None or b is None or a <= 0 else b / a
 
 
+def churn_kind(cell: dict[str, Any]) -> str | None:
+    """None, "pause" or "register" (runs saved before register churn existed stored a bool)."""
+    kind = cell.get("churn")
+    return "pause" if kind is True else (kind or None)
+
+
 def print_table(cells: list[dict[str, Any]]) -> None:
     head = (
         "| members | cps | churn | path | paired/calls | p50 ms | p95 ms | p99 ms | max ms "
@@ -701,7 +936,7 @@ def print_table(cells: list[dict[str, Any]]) -> None:
             r = cell[key]
             rb = key == "stasis"
             ratios = [fmt(cell[k], 2) if rb else "" for k in ("ratio_p50", "ratio_p95", "ratio_p99")]
-            churn = "yes" if cell.get("churn") else "no"
+            churn = churn_kind(cell) or "no"
             print(
                 f"| {cell['members']:,} | {cell['rate']:g} | {churn} | {label} "
                 f"| {r['paired']}/{r['calls']} "
@@ -715,17 +950,17 @@ def print_table(cells: list[dict[str, Any]]) -> None:
     plain = {(c["members"], c["rate"]): c for c in cells if not c.get("churn")}
     print()
     print(
-        "| members | cps | path | sent/s | applied/s | refused | failed | change p50 ms | change p95 ms "
-        "| p50 churn/plain | p95 churn/plain |"
+        "| members | cps | churn | path | sent/s | applied/s | refused | failed "
+        "| change p50 ms | change p95 ms | p50 churn/plain | p95 churn/plain |"
     )
-    print("|---:|---:|---|" + "---:|" * 8)
+    print("|---:|---:|---|---|" + "---:|" * 8)
     for cell in churned:
         base = plain.get((cell["members"], cell["rate"]))
         for key, label in (("queue", "A Queue()"), ("stasis", "B Stasis")):
             r, st = cell[key], cell[key]["churn"]
             b = base[key] if base else None
             print(
-                f"| {cell['members']:,} | {cell['rate']:g} | {label} "
+                f"| {cell['members']:,} | {cell['rate']:g} | {churn_kind(cell)} | {label} "
                 f"| {st['per_s']:.1f} | {st['applied_per_s']:.1f} "
                 f"| {st['refused']} | {st['failed']} "
                 f"| {fmt(st['change_p50_ms'])} | {fmt(st['change_p95_ms'])} "
@@ -753,9 +988,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--modes",
         nargs="+",
-        choices=["plain", "churn"],
-        default=["plain", "churn"],
-        help="measure without churn, with churn, or both (default both)",
+        choices=list(CHURN_KINDS),
+        default=list(CHURN_KINDS),
+        help="measure without churn, with pause churn, with register churn (default all three)",
+    )
+    p.add_argument(
+        "--flappers", type=int, default=20, help="extra agents whose phones the register churn flaps (20)"
     )
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, SIPp traces)")
     p.add_argument(
@@ -763,7 +1001,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--output", type=Path, default=RESULTS)
     args = p.parse_args(argv)
-    args.modes = [m == "churn" for m in dict.fromkeys(args.modes)]
+    args.modes = list(dict.fromkeys(args.modes))
     if args.quick:
         args.members = args.members or [10, 100]
         args.rates = args.rates or [2.0]
@@ -799,13 +1037,15 @@ def measure_size(
     """Every rate for one member count, on a started stack."""
     cells = []
     wait_ready(stack, members)
+    if "register" in args.modes:
+        prepare_flappers(stack, flapper_ids(args.flappers))
     for path in ("queue", "stasis"):
         if args.warmup:
             bench.measure(stack, path, 2.0, args.warmup)
             wait_idle(stack, members)
     for rate in args.rates:
         calls = args.slow_calls if rate < 10 else args.fast_calls
-        for churning in args.modes:
+        for churning in [CHURN_KINDS[m] for m in args.modes]:
             results: dict[str, SideResult] = {}
             # Alternate which path goes first, so slow drift on a shared machine favours neither.
             paths = ("queue", "stasis") if bench.cells % 2 == 0 else ("stasis", "queue")
@@ -813,10 +1053,17 @@ def measure_size(
             for path in paths:
                 if agents.poll() is not None:
                     raise BenchError("the agents' SIPp exited; see agents.out in the work dir")
-                mode = f", churn {args.churn_rate:g}/s" if churning else ""
+                mode = f", {churning} churn {args.churn_rate:g}/s" if churning else ""
                 log_line(f"  {members} members, {rate:g} calls/s{mode}, {calls} calls: {path}")
                 churn = (
-                    Churn(path, stack, agent_ids(members), args.churn_rate, seed=bench.cells)
+                    Churn(
+                        churning,
+                        path,
+                        stack,
+                        flapper_ids(args.flappers) if churning == "register" else agent_ids(members),
+                        args.churn_rate,
+                        seed=bench.cells,
+                    )
                     if churning
                     else None
                 )
@@ -848,10 +1095,10 @@ def pool(files: list[Path]) -> list[dict[str, Any]]:
     Latency percentiles are recomputed over all the calls; CPU, load and the churn driver's
     rates are means over the runs, and the change latencies the mean of each run's percentile.
     """
-    groups: dict[tuple[int, float, bool], dict[str, list[dict[str, Any]]]] = {}
+    groups: dict[tuple[int, float, str | None], dict[str, list[dict[str, Any]]]] = {}
     for f in files:
         for saved in json.loads(f.read_text())["cells"]:
-            key = (saved["members"], saved["rate"], bool(saved.get("churn")))
+            key = (saved["members"], saved["rate"], churn_kind(saved))
             for path in ("queue", "stasis"):
                 groups.setdefault(key, {"queue": [], "stasis": []})[path].append(saved[path])
 
@@ -895,7 +1142,7 @@ def pool(files: list[Path]) -> list[dict[str, Any]]:
         for q in ("p50", "p95", "p99"):
             cell[f"ratio_{q}"] = ratio(cell["stasis"][f"{q}_ms"], cell["queue"][f"{q}_ms"])
         cells.append(cell)
-    return sorted(cells, key=lambda c: (c["members"], c["rate"], c["churn"]))
+    return sorted(cells, key=lambda c: (c["members"], c["rate"], c["churn"] or ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -920,7 +1167,8 @@ def main(argv: list[str] | None = None) -> int:
             bench = Bench(work, work / "agents.log", digit_end_s)
             for members in args.members:
                 log_line(f"{members} members: starting Lianluo and its Asterisk")
-                stack = make_stack(work, members, agents_port, db_url, prefix)
+                flappers = args.flappers if "register" in args.modes else 0
+                stack = make_stack(work, members, flappers, agents_port, db_url, prefix)
                 try:
                     stack.start()
                     cells += measure_size(bench, stack, members, args, agents)

@@ -1,7 +1,8 @@
 """A small supervisor API for live routing changes, behind a bearer token.
 
-Until the panel's logins and roles land, one generated token (var/secrets.yaml,
-`api_token`) stands for the supervisor/admin role. Every change takes effect at the next
+For scripts and other machines: one generated token (var/secrets.yaml, `api_token`) stands
+for the supervisor/admin role. People make the same changes from the panel
+(app/panel/http.py) with their own sign-in and role. Every change takes effect at the next
 routing decision; nothing restarts.
 """
 
