@@ -943,8 +943,13 @@ class InboundService:
         return next((s for s in self.sessions.values() if s.it.id == interaction_id), None)
 
     def call_of_agent(self, agent_id: str) -> CallSession | None:
-        """The call an agent is talking on (as the main agent or in a conference)."""
+        """The call an agent is talking on (as the main agent or in a conference).
+
+        An ended call is nobody's, though its session lives on while it is cleaned up: the
+        agent's panel asks again when their state turns to wrap-up, which happens then."""
         for s in self.sessions.values():
+            if s.it.phase is Phase.ENDED:
+                continue
             if s.agent_on_call == agent_id or agent_id in s.extra_agents.values():
                 return s
         return None
@@ -952,6 +957,8 @@ class InboundService:
     def consulted_call(self, agent_id: str) -> CallSession | None:
         """The call an agent is being consulted about (ringing or talking to the first agent)."""
         for s in self.sessions.values():
+            if s.it.phase is Phase.ENDED:
+                continue
             consult = s.controls.consult if s.controls is not None else None
             if consult is not None and consult.agent_id == agent_id:
                 return s

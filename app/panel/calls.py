@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 CALLS_ASSET_VERSION = "1"
 # Saved events after which a panel showing the call must look again.
-CHANGE_KINDS = frozenset({"connected", "consult_answered", "consult_ended", "transferred"})
+CHANGE_KINDS = frozenset({"connected", "consult_answered", "consult_ended", "transferred", "ended"})
 KEYPAD = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#")
 
 

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from app.domain.agent_state import Agent
-from app.domain.interaction import InteractionEvent
+from app.domain.interaction import InteractionEvent, Phase
+from app.flows.inbound import InboundService
 from app.flows.routing import RoutingService
 from app.panel.calls import CallWatch, call_section, calls_client_data, changes_call
 from app.panel.i18n import TEXT
@@ -32,7 +33,9 @@ def test_every_button_has_both_languages_and_reaches_the_script() -> None:
 
 
 def test_which_saved_events_change_a_call() -> None:
-    assert all(changes_call(k) for k in ("control_hold", "consult_answered", "transferred", "connected"))
+    assert all(
+        changes_call(k) for k in ("control_hold", "consult_answered", "transferred", "connected", "ended")
+    )
     assert not any(changes_call(k) for k in ("dtmf", "offered", "prompt_played", "disposition"))
 
 
@@ -64,3 +67,24 @@ async def test_the_agents_holding_the_call_are_told_it_changed() -> None:
     told = {a: drain(s.queue) for a, s in subs.items()}
     assert told["1001"] == told["1002"] == [{"type": "call", "interaction_id": "it-1"}]
     assert told["1003"] == [] and drain(lead.queue) == []  # supervisors follow states, not calls
+
+
+def test_an_ended_call_is_nobodys_current_call() -> None:
+    """Between the end of a call and its cleanup the session still exists; the agent's panel,
+    asking again as their state turns to wrap-up, must already see no call."""
+
+    def session(phase: Phase, agent: str) -> SimpleNamespace:
+        return SimpleNamespace(
+            it=SimpleNamespace(phase=phase),
+            agent_on_call=agent,
+            extra_agents={},
+            controls=SimpleNamespace(consult=SimpleNamespace(agent_id="1002")),
+        )
+
+    talking, ended = session(Phase.CONNECTED, "1001"), session(Phase.ENDED, "1003")
+    inbound = cast(InboundService, SimpleNamespace(sessions={"c1": talking, "c2": ended}))
+    assert InboundService.call_of_agent(inbound, "1001") is talking
+    assert InboundService.call_of_agent(inbound, "1003") is None
+    assert InboundService.consulted_call(inbound, "1002") is talking
+    inbound.sessions = {"c2": ended}
+    assert InboundService.consulted_call(inbound, "1002") is None
