@@ -495,7 +495,7 @@ class Registrar(asyncio.DatagramProtocol):
             status = int(first.split()[1])
             if status < 200:
                 return
-            number = header("cseq").split()[0] if header("cseq") else "0"
+            number = (header("cseq").split() or ["0"])[0]
             fut = self.waiting.get((header("call-id"), int(number)))
             if fut is not None and not fut.done():
                 fut.set_result((status, headers))

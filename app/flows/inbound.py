@@ -19,7 +19,7 @@ import dataclasses
 import logging
 import math
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -942,23 +942,22 @@ class InboundService:
     def session_for(self, interaction_id: str) -> CallSession | None:
         return next((s for s in self.sessions.values() if s.it.id == interaction_id), None)
 
-    def call_of_agent(self, agent_id: str) -> CallSession | None:
-        """The call an agent is talking on (as the main agent or in a conference).
+    def _live_sessions(self) -> Iterator[CallSession]:
+        """Calls not yet ended. An ended call's session lives on while it is cleaned up, but it
+        is nobody's call any more: the agent's panel asks again when their state turns to
+        wrap-up, which happens then."""
+        return (s for s in self.sessions.values() if s.it.phase is not Phase.ENDED)
 
-        An ended call is nobody's, though its session lives on while it is cleaned up: the
-        agent's panel asks again when their state turns to wrap-up, which happens then."""
-        for s in self.sessions.values():
-            if s.it.phase is Phase.ENDED:
-                continue
+    def call_of_agent(self, agent_id: str) -> CallSession | None:
+        """The call an agent is talking on (as the main agent or in a conference)."""
+        for s in self._live_sessions():
             if s.agent_on_call == agent_id or agent_id in s.extra_agents.values():
                 return s
         return None
 
     def consulted_call(self, agent_id: str) -> CallSession | None:
         """The call an agent is being consulted about (ringing or talking to the first agent)."""
-        for s in self.sessions.values():
-            if s.it.phase is Phase.ENDED:
-                continue
+        for s in self._live_sessions():
             consult = s.controls.consult if s.controls is not None else None
             if consult is not None and consult.agent_id == agent_id:
                 return s

@@ -162,10 +162,7 @@ class RoutingService:
                 async with asyncio.timeout(TICK_S):
                     await self._kick.wait()
             self._kick.clear()
-            try:
-                self.dispatch()
-            except Exception:
-                log.exception("routing pass failed")
+            self.dispatch_now()
 
     async def _persist_loop(self) -> None:
         while True:
@@ -217,8 +214,9 @@ class RoutingService:
             ticket.decided.cancel()
 
     def dispatch_now(self) -> None:
-        """A routing pass at once, in the calling task: a call that joins a queue while an agent
-        is free has its decision before it yields, instead of a few loop turns later."""
+        """A routing pass at once, in the calling task, its errors logged (the desk's loop runs
+        the same): a call that joins a queue while an agent is free has its decision before it
+        yields, instead of a few loop turns later."""
         try:
             self.dispatch()
         except Exception:

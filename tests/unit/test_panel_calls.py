@@ -82,9 +82,10 @@ def test_an_ended_call_is_nobodys_current_call() -> None:
         )
 
     talking, ended = session(Phase.CONNECTED, "1001"), session(Phase.ENDED, "1003")
-    inbound = cast(InboundService, SimpleNamespace(sessions={"c1": talking, "c2": ended}))
-    assert InboundService.call_of_agent(inbound, "1001") is talking
-    assert InboundService.call_of_agent(inbound, "1003") is None
-    assert InboundService.consulted_call(inbound, "1002") is talking
-    inbound.sessions = {"c2": ended}
-    assert InboundService.consulted_call(inbound, "1002") is None
+    inbound = InboundService.__new__(InboundService)  # only its registry of sessions is used
+    inbound.sessions = cast(dict[str, Any], {"c1": talking, "c2": ended})
+    assert inbound.call_of_agent("1001") is talking
+    assert inbound.call_of_agent("1003") is None
+    assert inbound.consulted_call("1002") is talking
+    inbound.sessions = cast(dict[str, Any], {"c2": ended})
+    assert inbound.consulted_call("1002") is None
