@@ -267,7 +267,7 @@ class Stack:
 
 def _terminate_with_parent() -> None:
     pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
 
 
 def asterisk_pids_for(var_dir: Path) -> list[int]:

@@ -13,7 +13,7 @@ import pytest
 from app.config import AgentSettings, QueueSettings, Settings
 from app.domain.agent_state import AgentState
 from app.domain.routing import WaitingInteraction
-from app.flows.routing import RoutingError, RoutingService
+from app.routing.desk import RoutingError, RoutingService
 
 
 class FakeStore:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from app.adapters.db import Store
+from app.bus import AgentsChanged, Bus, QueueChanged
 from app.config import QueueSettings, Settings
 from app.domain.agent_state import Agent, AgentState, AgentStateEvent, IllegalAgentTransition
 from app.domain.routing import (
@@ -34,6 +34,7 @@ from app.domain.routing import (
     Strategy,
     Tier,
     WaitingInteraction,
+    could_ever_serve,
     risk_order,
 )
 from app.errors import AppError
@@ -75,10 +76,17 @@ def queue_config(q: QueueSettings) -> QueueConfig:
     )
 
 
-class AgentListener(Protocol):
-    """Told about agents whose state changed (e.g. the panel's live push). Must not block."""
+class AgentStore(Protocol):
+    """What the desk keeps in PostgreSQL: agents' state history and live skill changes."""
 
-    def agents_changed(self, agents: Sequence[Agent]) -> None: ...
+    async def skill_overrides(self) -> dict[str, dict[str, int | None]]: ...
+    async def set_skill_override(
+        self, agent_id: str, skill: str, level: int | None, changed_by: str
+    ) -> None: ...
+    async def save_agent_events(
+        self, events: Sequence[AgentStateEvent], reasons: Mapping[str, str | None]
+    ) -> None: ...
+    async def last_agent_for(self, customer_id: int | None, ani: str, since: datetime) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -100,10 +108,13 @@ class Ticket:
 
 
 class RoutingService:
-    def __init__(self, settings: Settings, store: Store, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, settings: Settings, store: AgentStore, clock: Callable[[], datetime], bus: Bus | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.bus = bus or Bus()
         self.queue_settings = {q.name: q for q in settings.queues}
         self.router = Router({q.name: queue_config(q) for q in settings.queues})
         self.agents: dict[str, Agent] = {
@@ -115,7 +126,6 @@ class RoutingService:
         self._wrap_up_timers: dict[str, asyncio.TimerHandle] = {}
         self._persist: asyncio.Queue[None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
-        self.listeners: list[AgentListener] = []
         self.offers: dict[str, Offer] = {}  # agent id -> the latest offer made to them
 
     # -- lifecycle --------------------------------------------------------------
@@ -185,11 +195,7 @@ class RoutingService:
 
     def _tell_listeners(self, events: Sequence[AgentStateEvent]) -> None:
         changed = [self.agents[i] for i in dict.fromkeys(e.agent_id for e in events) if i in self.agents]
-        for listener in self.listeners:
-            try:
-                listener.agents_changed(changed)
-            except Exception:
-                log.exception("agent listener %r failed", listener)
+        self.bus.publish(AgentsChanged(tuple(changed)))
 
     # -- waiting interactions ---------------------------------------------------
 
@@ -198,6 +204,7 @@ class RoutingService:
     ) -> Ticket:
         ticket = Ticket(waiting, asyncio.get_running_loop().create_future(), on_overflow)
         self.tickets[waiting.id] = ticket
+        self.bus.publish(QueueChanged(waiting.queue))
         self.kick()
         return ticket
 
@@ -212,6 +219,7 @@ class RoutingService:
             self.router.record_abandon(ticket.waiting.queue, waited_s, now)
         if not ticket.decided.done():
             ticket.decided.cancel()
+        self.bus.publish(QueueChanged(ticket.waiting.queue))
 
     def dispatch_now(self) -> None:
         """A routing pass at once, in the calling task, its errors logged (the desk's loop runs
@@ -246,6 +254,8 @@ class RoutingService:
             ticket.decided.set_result(d)
         if decisions:
             self._persist.put_nowait(None)
+            for queue in dict.fromkeys(d.queue for d in decisions):
+                self.bus.publish(QueueChanged(queue))
         return decisions
 
     def _forgive_if_everyone_tried(self, ticket: Ticket) -> None:
@@ -260,19 +270,30 @@ class RoutingService:
     def anyone_logged_in(self, queue: str) -> bool:
         """Could anyone ever take a call from this queue? (No: tell the caller.)"""
         cfg = self.router.queues[queue]
-        for agent in self.agents.values():
-            if agent.state is AgentState.LOGGED_OUT or not agent.device_registered:
-                continue
-            if cfg.members and agent.id not in cfg.members:
-                continue
-            if (
-                cfg.groups
-                and not (agent.groups & cfg.groups)
-                and not any(r.add_groups & agent.groups for r in cfg.relaxations)
-            ):
-                continue
-            return True
-        return False
+        return any(could_ever_serve(agent, cfg) for agent in self.agents.values())
+
+    async def last_agent(self, customer_id: int | None, ani: str, queue: str) -> str | None:
+        """For sticky routing: the agent who last served this customer (or number), if the queue
+        is sticky and it was recent enough. None when the database does not answer at once."""
+        q = self.queue_settings.get(queue)
+        if q is None or q.sticky_s <= 0:
+            return None
+        since = self.clock() - timedelta(seconds=self.settings.routing.sticky_history_s)
+        try:
+            async with asyncio.timeout(1.0):
+                return await self.store.last_agent_for(customer_id, ani, since)
+        except Exception as exc:  # the database is slow or down: route without the preference
+            log.warning("no sticky agent for %s: %s", ani, exc)
+            return None
+
+    def queue_rules(self, queue: str) -> QueueSettings | None:
+        return self.queue_settings.get(queue)
+
+    def is_queue(self, queue: str) -> bool:
+        return queue in self.queue_settings
+
+    def is_agent(self, agent_id: str) -> bool:
+        return agent_id in self.agents
 
     def place_in_line(self, interaction_id: str) -> tuple[int, float | None] | None:
         """(position, expected wait in seconds or None) of a waiting interaction; None if not waiting."""
@@ -362,6 +383,29 @@ class RoutingService:
         self._apply(agent_id, lambda a, now: a.hang_up(now, wrap_up_s))
         if wrap_up_s > 0:
             self._schedule_wrap_up_end(agent_id, wrap_up_s)
+
+    def interaction_gone(self, interaction_id: str, queue: str | None) -> None:
+        """An interaction ended without its call saying so (closed after a restart): the agents
+        still holding it are freed as after a normal end (an offer fails, a call goes to wrap-up)."""
+        for agent in self.agents.values():
+            if agent.interaction_id == interaction_id:
+                self._free(agent, queue)
+
+    def release_orphans(self, followed: set[str]) -> None:
+        """After recovery: agents busy with an interaction that no call follows any more."""
+        for agent in self.agents.values():
+            if agent.interaction_id is None or agent.interaction_id in followed:
+                continue
+            if agent.state in (AgentState.RESERVED, AgentState.RINGING, AgentState.ON_CALL):
+                offer = self.offers.get(agent.id)
+                self._free(agent, offer.decision.queue if offer else None)
+
+    def _free(self, agent: Agent, queue: str | None) -> None:
+        if agent.state in (AgentState.RESERVED, AgentState.RINGING):
+            self.offer_failed(agent.id, queue or "", "call gone", no_answer=False)
+        elif agent.state is AgentState.ON_CALL:
+            since = agent.state_since or self.clock()
+            self.hung_up(agent.id, queue, (self.clock() - since).total_seconds())
 
     def recover_on_call(self, agent_id: str, interaction_id: str) -> None:
         """After a restart, an agent found talking in a bridge is on a call, whatever we knew."""
