@@ -245,6 +245,8 @@ async def routing_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if not app[SHUTDOWN].handover:
+            desk.log_everyone_out("center stopped")
         await desk.stop()
 
 

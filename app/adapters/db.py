@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from app.config import AgentSettings
-from app.domain.agent_state import AgentStateEvent
+from app.domain.agent_state import AgentSnapshot, AgentState, AgentStateEvent
 from app.domain.callback import Callback, CallbackSource, CallbackStatus
 from app.domain.campaign import CallResult, DialAttempt, Lead, LeadStatus
 from app.domain.interaction import Interaction, InteractionEvent, Phase
@@ -112,6 +112,18 @@ async def migrate(pool: AsyncConnectionPool) -> list[str]:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
             await conn.commit()
     return applied
+
+
+@dataclass(frozen=True)
+class PastInteraction:
+    id: str
+    queue: str
+    tier: str | None
+    queued_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    outcome: str | None
+    agent_id: str | None
 
 
 @dataclass(frozen=True)
@@ -215,8 +227,9 @@ class Store:
         return str(row[0]) if row else None
 
     async def save_agent_events(
-        self, events: Sequence[AgentStateEvent], reasons: Mapping[str, str | None]
+        self, events: Sequence[AgentStateEvent], now: Mapping[str, AgentSnapshot]
     ) -> None:
+        """State changes into the history, and each agent's state as it stands now."""
         if not events:
             return
         async with self.pool.connection() as conn, conn.transaction():
@@ -230,13 +243,57 @@ class Store:
                         for e in events
                     ],
                 )
-            last = {e.agent_id: e for e in events}
-            for agent_id, e in last.items():
-                await conn.execute(
+                await cur.executemany(
                     "UPDATE agents SET state = %s, state_since = %s, not_ready_reason = %s,"
-                    " updated_at = now() WHERE id = %s",
-                    (e.to_state.value, e.at, reasons.get(agent_id), agent_id),
+                    " interaction_id = %s, wrap_up_until = %s, logged_in_at = %s, updated_at = now()"
+                    " WHERE id = %s",
+                    [
+                        (
+                            s.state.value,
+                            s.since,
+                            s.reason,
+                            s.interaction_id,
+                            s.wrap_up_until,
+                            s.logged_in_at,
+                            agent_id,
+                        )
+                        for agent_id, s in now.items()
+                    ],
                 )
+
+    async def agent_snapshots(self) -> dict[str, AgentSnapshot]:
+        """Every active agent's state as last stored."""
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT id, state, state_since, not_ready_reason, interaction_id, wrap_up_until, logged_in_at"
+                " FROM agents WHERE active"
+            )
+            rows = await cur.fetchall()
+        return {
+            r["id"]: AgentSnapshot(
+                AgentState(r["state"]),
+                r["state_since"],
+                r["not_ready_reason"],
+                str(r["interaction_id"]) if r["interaction_id"] else None,
+                r["wrap_up_until"],
+                r["logged_in_at"],
+            )
+            for r in rows
+        }
+
+    async def routing_history(self, since: datetime) -> list[PastInteraction]:
+        """Interactions that waited in a queue since a time, oldest answer or end first: what the
+        desk's statistics (speed of answer, handle times, rotations) are rebuilt from at start."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, queue, tier, queued_at, answered_at, ended_at, outcome, agent_id"
+                " FROM interactions WHERE queue IS NOT NULL AND queued_at >= %s"
+                " ORDER BY coalesce(answered_at, ended_at, queued_at)",
+                (since,),
+            )
+            rows = await cur.fetchall()
+        return [PastInteraction(str(r[0]), *r[1:]) for r in rows]
 
     async def skill_overrides(self) -> dict[str, dict[str, int | None]]:
         async with self.pool.connection() as conn:

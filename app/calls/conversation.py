@@ -131,14 +131,16 @@ class Conversation:
     async def join(self, leg: Leg) -> None:
         """The caller and the agent who answered talk: one bridge, the interaction connected."""
         call = self.call
-        bridge = await self._bridge()
-        await call.pbx.stop_moh(call.caller)
-        await call.pbx.add_to_bridge(bridge, [call.caller, leg.channel_id])
+        # The agent is on this call from their answer: if the caller is gone before the bridge
+        # is up, the end of the call still hangs up their leg and starts their wrap-up.
         self.agent = leg
         self.held = self.muted = False
         at = leg.answered_at or call.now()
         if leg.agent_id is not None:
             self.joined[leg.agent_id] = at
+        bridge = await self._bridge()
+        await call.pbx.stop_moh(call.caller)
+        await call.pbx.add_to_bridge(bridge, [call.caller, leg.channel_id])
         call.it.connect(at, leg.agent_id or "?")
         self.remember()
         call.save_soon()

@@ -218,8 +218,11 @@ class Recovery:
             {b.id: b for b in await self.pbx.bridges()},
             started,
         )
-        if self.pbx_started_at is not None and started is not None and started != self.pbx_started_at:
-            log.warning("Asterisk restarted (at %s): its calls are gone", started.isoformat())
+        restarted_now = (
+            self.pbx_started_at is not None and started is not None and started != self.pbx_started_at
+        )
+        if restarted_now:
+            log.warning("Asterisk restarted (at %s): its calls are gone", started)
         self.pbx_started_at = started
         self.found = found
         counts = {"told": 0, "resumed": 0, "closed": 0, "new": 0, "orphans": 0}
@@ -227,7 +230,7 @@ class Recovery:
             missing = call.channels - found.channels.keys()
             if missing and not call.ended:
                 counts["told"] += 1
-                restarted = found.restarted_since(call.it.arrived_at)
+                restarted = restarted_now or found.restarted_since(call.it.arrived_at)
                 why = "Asterisk restarted" if restarted else ""
                 call.events.put_nowait(PbxLost(frozenset(missing), restarted, why))
         for it in await self.store.open_interactions():

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from app.adapters.prompts import Prompt, PromptCache
-from app.config import PromptText
+from app.domain.prompt import PromptText
 
 
 class Voice:

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from app.adapters.ari import ChannelDestroyed, StasisStart
 from app.adapters.db import Store
@@ -24,13 +23,11 @@ from app.calls.legs import place, ring_agents
 from app.calls.line import Line, WaitingRoom, waiting_of
 from app.calls.session import Call
 from app.calls.voice import Voice
+from app.config import CampaignSettings
 from app.domain.campaign import CallResult, DialAttempt, Lead, answered_result, unanswered_result
 from app.domain.interaction import Outcome, Phase
 from app.domain.routing import Decision, Tier, WaitingInteraction
 from app.errors import PbxError
-
-if TYPE_CHECKING:
-    from app.dialer.service import CampaignState
 
 # How long AMD listens after a greeting before it says "human": that part of the window is gone.
 AMD_AFTER_GREETING_S = 0.8
@@ -51,7 +48,7 @@ class DialerCall:
     def __init__(
         self,
         call: Call,
-        state: CampaignState,
+        campaign: CampaignSettings,
         lead: Lead,
         attempt: DialAttempt,
         *,
@@ -62,7 +59,7 @@ class DialerCall:
         store: Store,
     ) -> None:
         self.call = call
-        self.state = state
+        self.campaign = campaign
         self.lead = lead
         self.attempt = attempt
         self.line = line
@@ -76,7 +73,7 @@ class DialerCall:
         self.dialled_at = loop.time()
         self.answered_loop_time: float | None = None
         self.connected_loop_time: float | None = None
-        name = state.settings.name
+        name = campaign.name
         call.agent_variables.update(
             {
                 "LIANLUO_CAMPAIGN": name,
@@ -100,7 +97,7 @@ class DialerCall:
             kind="dialer",
             channel_id=self.call.caller,
             caller_id=f'"{self.reach.center_name}" <{self.reach.caller_id}>',
-            timeout_s=self.state.settings.ring_s,
+            timeout_s=self.campaign.ring_s,
             variables={"LIANLUO_ATTEMPT": a.id, "LIANLUO_AMD": "yes" if amd else "no"},
             dialplan_context=DIALPLAN_CONTEXT,
         )
@@ -123,7 +120,7 @@ class DialerCall:
             self.attempt.result = self.attempt.result or CallResult.FAILED
 
     async def place(self) -> None:
-        call, a, c = self.call, self.attempt, self.state.settings
+        call, a, c = self.call, self.attempt, self.campaign
         answer: StasisStart | None = None
         while answer is None:
             ev = await call.events.get()  # not next_event: the customer's leg ending is a result
@@ -167,7 +164,7 @@ class DialerCall:
 
     async def to_agent_within(self, deadline: float) -> WaitingInteraction | None:
         """Offer the customer to an agent as a top-tier call; the line once an agent is talking."""
-        call, c = self.call, self.state.settings
+        call, c = self.call, self.campaign
         loop = asyncio.get_running_loop()
         call.it.enqueue(call.now(), c.queue, Tier.TOP.value, f"campaign:{c.name}")
         waiting = waiting_of(call, c.queue)
@@ -200,9 +197,9 @@ class DialerCall:
         a.result = CallResult.ABANDONED
         a.abandoned = True
         a.message_started_at = call.now()
-        call.it.record(call.now(), "abandoned_by_dialer", campaign=self.state.settings.name)
+        call.it.record(call.now(), "abandoned_by_dialer", campaign=self.campaign.name)
         with contextlib.suppress(CallerGone):
-            await call.play(await self.voice.say(list(self.state.settings.message)), interruptible=False)
+            await call.play(await self.voice.say(list(self.campaign.message)), interruptible=False)
         call.it.end(call.now(), Outcome.ABANDONED, ended_by="system")
 
 
@@ -213,7 +210,7 @@ class PreviewCall(DialerCall):
     decision: Decision | None = None
 
     async def place(self) -> None:
-        call, a, c = self.call, self.attempt, self.state.settings
+        call, a, c = self.call, self.attempt, self.campaign
         assert self.decision is not None
         self.answered = True  # our side is live from the agent's answer: clean up as a call
         call.it.record(call.now(), "preview_call", campaign=c.name, attempt=a.id)

@@ -209,7 +209,7 @@ class DialerService:
                 return
             dialer_call = DialerCall(
                 call,
-                state,
+                state.settings,
                 lead,
                 attempt,
                 line=self.line,
@@ -339,7 +339,7 @@ class DialerService:
         kind = PreviewCall if preview else DialerCall
         return kind(
             call,
-            state,
+            state.settings,
             lead,
             attempt,
             line=self.line,
@@ -350,7 +350,7 @@ class DialerService:
         )
 
     def _launch(self, dialer_call: DialerCall) -> None:
-        state = dialer_call.state
+        state = self.campaigns[dialer_call.campaign.name]
         state.in_flight[dialer_call.attempt.id] = dialer_call
 
         async def main() -> None:
@@ -439,7 +439,7 @@ class DialerService:
         return held[0]
 
     async def finish(self, call: DialerCall) -> None:
-        state, lead, attempt = call.state, call.lead, call.attempt
+        state, lead, attempt = self.campaigns[call.campaign.name], call.lead, call.attempt
         state.in_flight.pop(attempt.id, None)
         result = attempt.result or CallResult.FAILED
         attempt.result = result

@@ -800,6 +800,11 @@ class Router:
         self._rr_last = {k: v for k, v in self._rr_last.items() if k in self._queues}
         self._rules.clear()
 
+    def remember_rotation(self, queue: str, agent_id: str) -> None:
+        """After a restart: the agent this queue's rotation chose last, read back from history."""
+        if queue in self._queues:
+            self._rr_last[queue] = agent_id
+
     def round_robin_last(self, queue: str) -> str | None:
         """The agent the queue's rotation chose last (the next offer goes to the one after)."""
         return self._rr_last.get(queue)

@@ -17,9 +17,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from app.adapters.ari import Channel
 from app.adapters.db import Customer
 from app.adapters.speech import Recognizer
+from app.calls.conversation import Conversation
 from app.calls.line import Line, WaitingRoom, waiting_of
 from app.calls.ports import Clock, Desk, Pbx
-from app.calls.recovery import Found, back_in_line, restore_conversation
+from app.calls.recovery import Found, back_in_line, restore_conversation, talking
 from app.calls.session import Call
 from app.calls.switchboard import Switchboard
 from app.calls.voice import Voice
@@ -142,10 +143,12 @@ class InboundCalls:
         their flow's skills and what they entered), still talking, or still leaving a message."""
         call = self.new_call(it)
         call.recorded = True
-        self.board.launch(call, lambda: call.run(lambda: self._resume(call, found)))
+        # Claimed now, before anything else looks at Asterisk's channels: the legs still talking.
+        conv = restore_conversation(call, self.line, found) if talking(it, found) else None
+        self.board.launch(call, lambda: call.run(lambda: self._resume(call, found, conv)))
         return True
 
-    async def _resume(self, call: Call, found: Found) -> None:
+    async def _resume(self, call: Call, found: Found, conv: Conversation | None) -> None:
         it = call.it
         call.customer = await self.find_customer(it.ani)
         if "voicemail" in it.legs and self.voicemail is not None:
@@ -159,7 +162,6 @@ class InboundCalls:
         customer = call.customer
         value = customer.value if customer else 0.0
         queue = it.queue or self.default_queue
-        conv = restore_conversation(call, self.line, found) if it.phase is Phase.CONNECTED else None
         if conv is not None:
             waiting = waiting_of(call, queue, value)
             if conv.external is not None:

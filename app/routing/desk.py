@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from app.adapters.db import PastInteraction
 from app.bus import AgentsChanged, Bus, QueueChanged
 from app.config import QueueSettings, Settings
-from app.domain.agent_state import Agent, AgentState, AgentStateEvent, IllegalAgentTransition
+from app.domain.agent_state import Agent, AgentSnapshot, AgentState, AgentStateEvent, IllegalAgentTransition
 from app.domain.routing import (
     Decision,
     Overflow,
@@ -84,8 +85,10 @@ class AgentStore(Protocol):
         self, agent_id: str, skill: str, level: int | None, changed_by: str
     ) -> None: ...
     async def save_agent_events(
-        self, events: Sequence[AgentStateEvent], reasons: Mapping[str, str | None]
+        self, events: Sequence[AgentStateEvent], now: Mapping[str, AgentSnapshot]
     ) -> None: ...
+    async def agent_snapshots(self) -> dict[str, AgentSnapshot]: ...
+    async def routing_history(self, since: datetime) -> list[PastInteraction]: ...
     async def last_agent_for(self, customer_id: int | None, ani: str, since: datetime) -> str | None: ...
 
 
@@ -125,6 +128,7 @@ class RoutingService:
         self._kick = asyncio.Event()
         self._wrap_up_timers: dict[str, asyncio.TimerHandle] = {}
         self._persist: asyncio.Queue[None] = asyncio.Queue()
+        self._unsaved: list[AgentStateEvent] = []  # told to listeners, not yet in PostgreSQL
         self._tasks: list[asyncio.Task[None]] = []
         self.offers: dict[str, Offer] = {}  # agent id -> the latest offer made to them
 
@@ -141,10 +145,59 @@ class RoutingService:
                     agent.skills.pop(skill, None)
                 else:
                     agent.skills[skill] = level
+        await self._restore_agents()
+        await self._rebuild_statistics()
         self._tasks = [
             asyncio.create_task(self._dispatch_loop(), name="routing-dispatch"),
             asyncio.create_task(self._persist_loop(), name="routing-persist"),
         ]
+
+    async def _restore_agents(self) -> None:
+        """Each agent as they were before the restart (Not Ready with its reason, wrap-up with
+        its remaining time, on a call), from what was stored, not from their phone."""
+        now = self.clock()
+        for agent_id, snap in (await self.store.agent_snapshots()).items():
+            agent = self.agents.get(agent_id)
+            if agent is None or snap.state is AgentState.LOGGED_OUT:
+                continue
+            agent.restore(
+                now,
+                snap.state,
+                snap.since,
+                snap.reason,
+                snap.interaction_id,
+                snap.wrap_up_until,
+                snap.logged_in_at,
+            )
+            if agent.state is AgentState.WRAP_UP:
+                left = (agent.wrap_up_until - now).total_seconds() if agent.wrap_up_until else 0.0
+                self._schedule_wrap_up_end(agent_id, max(0.0, left))
+            log.info("agent %s restored: %s %s", agent_id, agent.state.value, agent.not_ready_reason or "")
+        self._changed()
+
+    async def _rebuild_statistics(self) -> None:
+        """What routing depends on besides the agents, from the last window of history: speed of
+        answer and service level, handle times for the expected wait, abandons, and where each
+        round-robin rotation stands."""
+        now = self.clock()
+        since = now - timedelta(seconds=self.router.window_s)
+        for past in await self.store.routing_history(since):
+            if past.queue not in self.queue_settings:
+                continue
+            tier = Tier(past.tier) if past.tier in {t.value for t in Tier} else Tier.MEDIUM
+            if past.answered_at is not None:
+                waited = (past.answered_at - past.queued_at).total_seconds()
+                self.router.record_answer(past.queue, past.id, waited, past.answered_at, tier)
+                if past.agent_id is not None:
+                    self.router.remember_rotation(past.queue, past.agent_id)
+                if past.ended_at is not None:
+                    wrap_up = self.queue_settings[past.queue].wrap_up_s
+                    handle = (past.ended_at - past.answered_at).total_seconds() + wrap_up
+                    self.router.record_handle_time(past.queue, handle, past.ended_at)
+            elif past.outcome == "abandoned" and past.ended_at is not None:
+                self.router.record_abandon(
+                    past.queue, (past.ended_at - past.queued_at).total_seconds(), past.ended_at
+                )
 
     async def stop(self) -> None:
         for timer in self._wrap_up_timers.values():
@@ -154,7 +207,8 @@ class RoutingService:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._flush_agent_events()
+        with contextlib.suppress(Exception):  # the database may be gone: the history says so
+            await self._flush_agent_events()
 
     def kick(self) -> None:
         self._kick.set()
@@ -175,23 +229,36 @@ class RoutingService:
             self.dispatch_now()
 
     async def _persist_loop(self) -> None:
+        backoff = 0.2
         while True:
             await self._persist.get()
             # One loop turn later: the step that changed the agent (e.g. a call about to originate)
             # sends its own requests first; the write is behind them anyway.
             await asyncio.sleep(0)
-            try:
-                await self._flush_agent_events()
-            except Exception:
-                log.exception("could not save agent state events")
+            while True:
+                try:
+                    await self._flush_agent_events()
+                    backoff = 0.2
+                    break
+                except Exception as exc:  # kept in memory and tried again: none is lost
+                    log.warning("could not save %d agent state event(s): %s", len(self._unsaved), exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
 
     async def _flush_agent_events(self) -> None:
         events = [e for agent in self.agents.values() if agent.pending for e in agent.drain()]
         if events:
             events.sort(key=lambda e: e.at)
             self._tell_listeners(events)
-            reasons = {e.agent_id: self.agents[e.agent_id].not_ready_reason for e in events}
-            await self.store.save_agent_events(events, reasons)
+            self._unsaved.extend(events)
+        if not self._unsaved:
+            return
+        batch = list(self._unsaved)
+        now = {
+            a: self.agents[a].snapshot() for a in dict.fromkeys(e.agent_id for e in batch) if a in self.agents
+        }
+        await self.store.save_agent_events(batch, now)
+        del self._unsaved[: len(batch)]
 
     def _tell_listeners(self, events: Sequence[AgentStateEvent]) -> None:
         changed = [self.agents[i] for i in dict.fromkeys(e.agent_id for e in events) if i in self.agents]
@@ -383,6 +450,22 @@ class RoutingService:
         self._apply(agent_id, lambda a, now: a.hang_up(now, wrap_up_s))
         if wrap_up_s > 0:
             self._schedule_wrap_up_end(agent_id, wrap_up_s)
+
+    def log_everyone_out(self, reason: str) -> None:
+        """The center is stopping (not restarting): every agent is logged out, so the next start
+        finds nobody Ready whose phone may not be there."""
+        now = self.clock()
+        for agent in self.agents.values():
+            try:
+                if agent.state in (AgentState.RESERVED, AgentState.RINGING):
+                    agent.offer_failed(now, reason, set_not_ready=False)
+                elif agent.state is AgentState.ON_CALL:
+                    agent.hang_up(now, 0.0)
+                if agent.state is not AgentState.LOGGED_OUT:
+                    agent.logout(now, reason)
+            except IllegalAgentTransition as exc:
+                log.warning("agent %s: %s", agent.id, exc)
+        self._changed()
 
     def interaction_gone(self, interaction_id: str, queue: str | None) -> None:
         """An interaction ended without its call saying so (closed after a restart): the agents

@@ -15,8 +15,14 @@ class NoStore:
     async def skill_overrides(self) -> dict[str, dict[str, int | None]]:
         return {}
 
-    async def save_agent_events(self, events: Any, reasons: Any) -> None:
+    async def save_agent_events(self, events: Any, now: Any) -> None:
         pass
+
+    async def agent_snapshots(self) -> dict[str, Any]:
+        return {}
+
+    async def routing_history(self, since: Any) -> list[Any]:
+        return []
 
 
 def floor(blend: bool) -> tuple[RoutingService, DialerService]:

@@ -67,7 +67,9 @@ async def test_the_agents_holding_the_call_are_told_it_changed() -> None:
 
     watch.interaction_saved(InteractionSaved("it-1", (InteractionEvent(now, "dtmf", {"digit": "1"}),)))
     assert all(drain(s.queue) == [] for s in subs.values())
-    watch.interaction_saved(InteractionSaved("it-1", (InteractionEvent(now, "control_hold", {"by": "1001"}),)))
+    watch.interaction_saved(
+        InteractionSaved("it-1", (InteractionEvent(now, "control_hold", {"by": "1001"}),))
+    )
     told = {a: drain(s.queue) for a, s in subs.items()}
     assert told["1001"] == told["1002"] == [{"type": "call", "interaction_id": "it-1"}]
     assert told["1003"] == [] and drain(lead.queue) == []  # supervisors follow states, not calls

@@ -24,8 +24,14 @@ class FakeStore:
     async def skill_overrides(self) -> dict[str, dict[str, int | None]]:
         return self.overrides
 
-    async def save_agent_events(self, events: Any, reasons: Any) -> None:
+    async def save_agent_events(self, events: Any, now: Any) -> None:
         self.agent_events.extend(events)
+
+    async def agent_snapshots(self) -> dict[str, Any]:
+        return {}
+
+    async def routing_history(self, since: Any) -> list[Any]:
+        return []
 
     async def set_skill_override(self, agent_id: str, skill: str, level: int | None, changed_by: str) -> None:
         self.overrides.setdefault(agent_id, {})[skill] = level
