@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 STACK_CONFIG = {
     "agents": [
         {"id": "1001", "name": "Alice Wang", "skills": {"billing": 8}},
-        {"id": "1002", "name": "Bob Li", "skills": {"tech": 7}},
+        {"id": "1002", "name": "Bob Li", "skills": {"tech": 7}, "groups": ["seniors"]},
         {"id": "1003", "name": "Chen Jing", "skills": {"billing": 4}},
     ],
     "queues": [
@@ -34,10 +34,22 @@ STACK_CONFIG = {
             "ring_timeout_s": 8,
             "wrap_up_s": 0,
         },
+        {
+            # Named members and a group: either admits an agent (one rule, app/domain/routing.py).
+            "name": "escalations",
+            "members": ["1001"],
+            "groups": ["seniors"],
+            "ring_timeout_s": 8,
+            "wrap_up_s": 0,
+        },
     ],
     "ivr": {
         "greeting": [{"text": "Billing, press 1. Technical support, press 2.", "lang": "en"}],
-        "menu": [{"digit": "1", "queue": "billing"}, {"digit": "2", "queue": "tech"}],
+        "menu": [
+            {"digit": "1", "queue": "billing"},
+            {"digit": "2", "queue": "tech"},
+            {"digit": "3", "queue": "escalations"},
+        ],
         "digit_timeout_s": 5,
         "attempts": 2,
     },
@@ -158,6 +170,20 @@ def test_supervisor_changes_a_skill_and_the_next_call_follows_it(
     ended(stack, it["id"])
     rows = stack.query("SELECT agent_id, skill, level FROM agent_skill_overrides ORDER BY agent_id")
     assert ("1001", "billing", None) in rows and ("1002", "billing", 10) in rows
+
+
+def test_a_queue_naming_members_and_a_group_reaches_an_agent_only_in_the_group(
+    stack: Stack, lab: PhoneLab, agents: dict[str, Phone], tones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # Alice is the named member, logged in but on a break; Bob is in the queue only by his group.
+    stack.api("POST", "/api/agents/1001/state", {"state": "not_ready", "reason": "break"})
+    call, it = choose(lab, stack, "13900000030", "3", tones[0], tmp_path)
+    answer(agents["1002"], "13900000030", tones[1])
+    assert stack.wait_event(it["id"], "connected")["agent_id"] == "1002"
+    assert "no_agent_available" not in [kind for kind, _ in stack.events(it["id"])]
+    call.hangup()
+    assert ended(stack, it["id"])["outcome"] == "completed"
+    stack.api("POST", "/api/agents/1001/state", {"state": "ready"})
 
 
 def test_api_rejects_bad_input_clearly(stack: Stack) -> None:
