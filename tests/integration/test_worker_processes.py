@@ -1,10 +1,11 @@
 """The app's helper processes die with it.
 
 A stand-in app (a small Python process) starts what the app starts: the pocketsphinx recognizer
-from the real factory (two worker processes and multiprocessing's resource tracker) and a prompt
-synthesis (the TTS worker and, with the espeak-ng engine, the synthesiser it runs). The
-synthesiser is a stand-in that never answers, so it is still running when the app is SIGKILLed.
-Then no process of its tree may remain. A normal close must still stop the workers.
+from the real factory (two worker processes and multiprocessing's resource tracker), a prompt
+synthesis (the TTS worker and, with the espeak-ng engine, the synthesiser it runs) and an
+``asterisk -rx`` command. The synthesiser and Asterisk are stand-ins that never answer, so both
+are still running when the app is SIGKILLed. Then no process of its tree may remain. A normal
+close must still stop the workers.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ NEVER = 3600  # seconds the stand-ins sleep; distinct values below tell them apa
 APP = """
 import asyncio, sys
 from pathlib import Path
+from app.adapters.asterisk_instance import AsteriskProcess, InstancePaths
 from app.adapters.prompts import Prompt, PromptCache
 from app.adapters.speech import SpeechSettings, recognizer_from_settings
 
@@ -40,7 +42,8 @@ async def main(scratch: Path) -> None:
     recognizer = recognizer_from_settings(SpeechSettings())  # as app.bootstrap does
     await recognizer.start()
     cache = PromptCache(scratch / "cache", engine="espeak-ng", attempts=1, timeout=3600)
-    await cache.render(Prompt("hello"))
+    asterisk = AsteriskProcess(scratch, InstancePaths.under(scratch, "pbx"))
+    await asyncio.gather(cache.render(Prompt("hello")), asterisk.cli("core show uptime", 3600))
 
 asyncio.run(main(Path(sys.argv[1])))
 """
@@ -50,6 +53,7 @@ ROLES: dict[str, Callable[[str], bool]] = {
     "resource tracker": lambda cmd: "multiprocessing.resource_tracker" in cmd,
     "tts worker": lambda cmd: "app.adapters.tts_worker" in cmd,
     "espeak-ng (stand-in)": lambda cmd: cmd == f"sleep {NEVER + 1}",
+    "asterisk -rx (stand-in)": lambda cmd: cmd == f"sleep {NEVER + 2}",
 }
 EXPECTED = {role: 1 for role in ROLES} | {"speech worker": SPEECH_WORKERS}
 
@@ -129,6 +133,7 @@ def stand_in(path: Path, seconds: int) -> None:
 
 def test_a_killed_app_leaves_no_process_behind(tmp_path: Path) -> None:
     stand_in(tmp_path / "bin" / "espeak-ng", NEVER + 1)
+    stand_in(tmp_path / "sbin" / "asterisk", NEVER + 2)
     env = {**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
     log = tmp_path / "app.log"
     with log.open("wb") as out:
