@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from app.adapters.certificates import CertFiles, ensure_certificate
+from app.adapters.parent_death import dies_with_us
 from app.config import AgentSettings, Settings
 from app.errors import PbxError
 
@@ -481,6 +482,7 @@ class AsteriskProcess:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=dies_with_us(),  # unlike Asterisk itself, a CLI command dies with the app
         )
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), timeout)
