@@ -54,6 +54,7 @@ simulator's own laws (`true_abandons`). See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import heapq
 import math
 import random
@@ -432,7 +433,7 @@ def tune(
     best_x = lo
     for _ in range(steps):
         mid = (lo + hi) / 2
-        res = run_days(sc, days, hours, lambda x=mid: make(x))
+        res = run_days(sc, days, hours, functools.partial(make, mid))
         if res.abandon_rate <= TARGET:
             lo, best_x, best = mid, mid, res
         else:
@@ -452,7 +453,10 @@ def run_scenario(args: tuple[Scenario, int, int, float, int]) -> tuple[Scenario,
     rows.append(("progressive", run_days(sc, days, hours, Progressive)))
     for ratio in (1.5, 2.0, 3.0):
         rows.append(
-            (f"ratio {ratio:g} per free agent", run_days(sc, days, hours, lambda r=ratio: PerFreeAgent(r)))
+            (
+                f"ratio {ratio:g} per free agent",
+                run_days(sc, days, hours, functools.partial(PerFreeAgent, ratio)),
+            )
         )
     x, res = tune(sc, days, hours, PerFreeAgent, 1.0, 10.0, steps)
     rows.append((f"best ratio <= 3 %: {x:.2f} per free agent", res))

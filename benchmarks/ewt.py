@@ -496,7 +496,7 @@ def main() -> int:
         "--floor", type=int, default=500, help="callers per scenario scored against the floor (0: skip)"
     )
     args = parser.parse_args()
-    scenarios = SCENARIOS
+    scenarios: tuple[Scenario, ...] = SCENARIOS
     n_seeds, floor_points, reps = args.seeds, args.floor, 200
     if args.quick:
         scenarios = tuple(sc for sc in SCENARIOS if sc.name in QUICK)

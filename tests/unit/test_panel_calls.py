@@ -73,7 +73,7 @@ def test_an_ended_call_is_nobodys_current_call() -> None:
     """Between the end of a call and its cleanup the session still exists; the agent's panel,
     asking again as their state turns to wrap-up, must already see no call."""
 
-    def session(phase: Phase, agent: str) -> SimpleNamespace:
+    def session(phase: Phase, agent: str) -> Any:  # stands in for a CallSession
         return SimpleNamespace(
             it=SimpleNamespace(phase=phase),
             agent_on_call=agent,
