@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,7 +61,7 @@ STACK_CONFIG = {
 def agents(lab: PhoneLab, stack: Stack) -> dict[str, Phone]:
     phones = {agent_id: register_agent(lab, stack, agent_id) for agent_id in ("1001", "1002", "1003")}
     for agent_id in phones:
-        eventually(lambda a=agent_id: stack.agent_state(a)["device_registered"], 10, f"{agent_id} registered")
+        eventually(lambda a=agent_id: stack.agent_state(a)["device_registered"], 10, f"{agent_id} registered")  # type: ignore[misc]
         status, body = stack.api("POST", f"/api/agents/{agent_id}/state", {"state": "ready"})
         assert status == 200, body
     return phones
@@ -68,7 +69,7 @@ def agents(lab: PhoneLab, stack: Stack) -> dict[str, Phone]:
 
 def choose(
     lab: PhoneLab, stack: Stack, ani: str, digit: str, tone: Path, tmp_path: Path
-) -> tuple[Call, dict]:
+) -> tuple[Call, dict[str, Any]]:
     call, it = call_in(lab, stack, ani, tone, tmp_path / f"{ani}.wav")
     stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
     call.send_dtmf(digit)  # interrupts the greeting, as callers who know the menu do
@@ -100,7 +101,7 @@ def test_each_caller_reaches_an_agent_with_the_skill(
     for call, it in ((billing, b_it), (tech, t_it)):
         call.hangup()
         assert ended(stack, it["id"])["outcome"] == "completed"
-    assert stack.interaction("id = %s", b_it["id"])["queue"] == "billing"
+    assert stack.interaction_row("id = %s", b_it["id"])["queue"] == "billing"
 
 
 def test_vip_caller_jumps_the_line(
@@ -115,12 +116,12 @@ def test_vip_caller_jumps_the_line(
 
     regular, regular_it = choose(lab, stack, "13900000011", "1", tones[0], tmp_path)
     vip, vip_it = choose(lab, stack, "13900000099", "1", tones[0], tmp_path)
-    assert stack.interaction("id = %s", vip_it["id"])["tier"] == "top"
+    assert stack.interaction_row("id = %s", vip_it["id"])["tier"] == "top"
 
     first_leg.hangup()  # Alice frees up: the VIP, who arrived later, is served first
     answer(agents["1001"], "13900000099", tones[1])
     stack.wait_event(vip_it["id"], "connected")
-    assert stack.interaction("id = %s", regular_it["id"])["answered_at"] is None
+    assert stack.interaction_row("id = %s", regular_it["id"])["answered_at"] is None
 
     for call in (first, regular, vip):
         call.hangup()

@@ -249,6 +249,13 @@ class Stack:
             cur.execute(f"SELECT * FROM interactions WHERE {where} ORDER BY arrived_at DESC LIMIT 1", params)
             return cur.fetchone()
 
+    def interaction_row(self, where: str, *params: Any) -> dict[str, Any]:
+        """`interaction`, for a row that must exist: its absence is an error here."""
+        row = self.interaction(where, *params)
+        if row is None:
+            raise LookupError(f"no interaction where {where} {params}")
+        return row
+
     def events(self, interaction_id: Any) -> list[tuple[str, dict[str, Any]]]:
         rows = self.query(
             "SELECT kind, data FROM interaction_events WHERE interaction_id = %s ORDER BY id", interaction_id

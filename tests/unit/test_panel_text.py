@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -76,7 +77,7 @@ async def test_live_hub_sends_each_viewer_what_they_may_see() -> None:
     hub.agents_changed(AgentsChanged((a,)))  # nobody listening: nothing to do, nothing fails
 
 
-def drain(queue: asyncio.Queue[dict[str, object]]) -> list[dict[str, object]]:
+def drain(queue: asyncio.Queue[dict[str, object]]) -> list[dict[str, Any]]:
     out = []
     while not queue.empty():
         out.append(queue.get_nowait())
