@@ -79,8 +79,10 @@ class Center:
         return caller, it.id
 
     async def rings(self, agent_id: str) -> str:
-        return await self.until(
-            lambda: self.pbx.ringing(f"PJSIP/{agent_id}"), f"agent {agent_id}'s phone to ring"
+        return str(
+            await self.until(
+                lambda: self.pbx.ringing(f"PJSIP/{agent_id}"), f"agent {agent_id}'s phone to ring"
+            )
         )
 
     async def talking(self, agent_id: str = "1001") -> tuple[str, str, str]:
@@ -299,9 +301,7 @@ async def test_recovery_follows_a_held_conversation_and_its_controls_still_work(
         caller, iid, leg = await c.talking("1001")
         await c.control(iid, "hold")
         await restart_app(c)
-        conv = await c.until(
-            lambda: c.board.call(iid) and c.board.call(iid).conversation, "the call followed"
-        )
+        conv = await c.until(lambda: getattr(c.board.call(iid), "conversation", None), "the call followed")
         await c.until(lambda: conv.active, "the conversation running again")
         assert conv.held and conv.agent_id == "1001" and caller in c.pbx.moh
         assert c.state("1001") is AgentState.ON_CALL

@@ -181,7 +181,7 @@ async def test_agents_come_back_as_they_were_after_a_restart() -> None:
         assert bob.state is AgentState.WRAP_UP and bob.interaction_id == "it-1"
         desk.device_changed("1001", True)  # her phone registers again: still at lunch
         assert alice.state is AgentState.NOT_READY
-        await eventually(lambda: bob.state is AgentState.READY)  # the rest of the wrap-up ran
+        await eventually(lambda: desk.agents["1002"].state is AgentState.READY)  # the rest of the wrap-up
         assert [e.reason for e in store.agent_events][:2] == ["restored", "restored"]
     finally:
         await desk.stop()
