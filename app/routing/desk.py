@@ -131,6 +131,11 @@ class RoutingService:
         self._unsaved: list[AgentStateEvent] = []  # told to listeners, not yet in PostgreSQL
         self._tasks: list[asyncio.Task[None]] = []
         self.offers: dict[str, Offer] = {}  # agent id -> the latest offer made to them
+        # Agents change far less often than calls ask: what a pass needs is kept between changes
+        # instead of scanning every agent for every decision (1,000 agents, 20 calls a second).
+        self._version = 0
+        self._free_cache: tuple[int, list[Agent]] = (-1, [])
+        self._staffed: dict[str, tuple[int, bool]] = {}
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -215,8 +220,17 @@ class RoutingService:
 
     def _changed(self) -> None:
         """An agent's state changed: persist it and look for work for them."""
+        self._version += 1
         self._persist.put_nowait(None)
         self.kick()
+
+    def free_agents(self) -> list[Agent]:
+        """The agents a call could be offered to now (Ready, phone registered)."""
+        version, free = self._free_cache
+        if version != self._version:
+            free = [a for a in self.agents.values() if a.routable]
+            self._free_cache = (self._version, free)
+        return free
 
     async def _dispatch_loop(self) -> None:
         while True:
@@ -302,17 +316,25 @@ class RoutingService:
             return []  # nothing waits; a pass would only re-index every agent
         now = self.clock()
         waiting = [t.waiting for t in self.tickets.values()]
-        agents = list(self.agents.values())
-        for interaction_id, target in self.router.overflows(waiting, agents, now).items():
+        queues = self.router.queues
+        overflows = (
+            self.router.overflows(waiting, list(self.agents.values()), now)
+            if any(queues[w.queue].overflow for w in waiting if w.queue in queues)
+            else {}
+        )
+        for interaction_id, target in overflows.items():
             ticket = self.tickets[interaction_id]
             if target != ticket.waiting.queue:
                 log.info("interaction %s overflows %s -> %s", interaction_id, ticket.waiting.queue, target)
                 ticket.waiting.queue = target
                 if ticket.on_overflow is not None:
                     ticket.on_overflow(target)
+        free = self.free_agents()
         for ticket in self.tickets.values():
-            self._forgive_if_everyone_tried(ticket)
-        decisions = self.router.decide(waiting, agents, now)
+            self._forgive_if_everyone_tried(ticket, free)
+        decisions = self.router.decide(waiting, free, now)
+        if decisions:
+            self._version += 1  # the reserved agents are not free any more
         for d in decisions:
             ticket = self.tickets.pop(d.interaction_id)
             for agent_id in d.agent_ids:
@@ -325,19 +347,22 @@ class RoutingService:
                 self.bus.publish(QueueChanged(queue))
         return decisions
 
-    def _forgive_if_everyone_tried(self, ticket: Ticket) -> None:
+    def _forgive_if_everyone_tried(self, ticket: Ticket, free: list[Agent]) -> None:
         """Agents who let this call ring out are skipped, until every ready agent has had a turn."""
         w = ticket.waiting
         if not w.excluded_agents:
             return
-        ready = {a.id for a in self.agents.values() if a.routable}
-        if ready and ready <= w.excluded_agents:
+        if free and all(a.id in w.excluded_agents for a in free):
             w.excluded_agents = frozenset()
 
     def anyone_logged_in(self, queue: str) -> bool:
         """Could anyone ever take a call from this queue? (No: tell the caller.)"""
-        cfg = self.router.queues[queue]
-        return any(could_ever_serve(agent, cfg) for agent in self.agents.values())
+        version, staffed = self._staffed.get(queue, (-1, False))
+        if version != self._version:
+            cfg = self.router.queues[queue]
+            staffed = any(could_ever_serve(agent, cfg) for agent in self.agents.values())
+            self._staffed[queue] = (self._version, staffed)
+        return staffed
 
     async def last_agent(self, customer_id: int | None, ani: str, queue: str) -> str | None:
         """For sticky routing: the agent who last served this customer (or number), if the queue
