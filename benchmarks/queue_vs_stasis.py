@@ -568,7 +568,7 @@ def prepare_flappers(stack: BenchStack, flappers: list[str]) -> None:
                     stack.api,
                     "POST",
                     f"/api/agents/{agent}/state",
-                    {"state": "not_ready", "reason": "flapper"},
+                    {"state": "not_ready", "reason": "back_office"},
                 )
                 if status != 200:
                     raise BenchError(f"flapper {agent} could not go Not Ready: {status} {body}")
@@ -631,7 +631,7 @@ class Churn:
     every pause of ours would then find its agent on a call.
 
     A (app_queue): AMI QueuePause of PJSIP/<id> in queue bench, over one AMI session.
-    B (ours): POST /api/agents/<id>/state not_ready (reason "churn") / ready, with the API token,
+    B (ours): POST /api/agents/<id>/state not_ready (reason "break") / ready, with the API token,
     over a small pool of keep-alive connections. Ours refuses (409) a change for an agent who
     is on a call or being offered one (app_queue pauses such a member anyway): the driver then
     tries another agent, up to PAUSE_TRIES, so that about `rate` changes a second take effect
@@ -713,7 +713,7 @@ class Churn:
                     ok, refused = resp.get("Response") == "Success", False
                 else:
                     assert http is not None
-                    body = {"state": "not_ready", "reason": "churn"} if pause else {"state": "ready"}
+                    body = {"state": "not_ready", "reason": "break"} if pause else {"state": "ready"}
                     async with http.post(f"{self.stack.web_url}/api/agents/{agent}/state", json=body) as r:
                         await r.read()
                         ok, refused = r.status == 200, r.status == 409
