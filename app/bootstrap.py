@@ -418,7 +418,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
 async def end_every_call(board: Switchboard, timeout: float = 10.0) -> int:
     """The center is being stopped (not restarted): every call ends, recorded as dropped, its
     agents freed, before Asterisk goes down."""
-    calls = list(board.live_calls())
+    calls = [c for c in board.live_calls() if c.channels]  # those not yet dialled end with their kind
     if calls:
         print(f"Stopping: ending {len(calls)} call(s) in progress.", file=sys.stderr, flush=True)
     for call in calls:

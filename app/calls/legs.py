@@ -79,6 +79,8 @@ async def place(
         call.unroute(channel_id)
         call.log.warning("could not place %s leg to %s: %s", kind, endpoint, exc.message)
         return None
+    if channel_id == call.caller:
+        call.caller_placed = True
     return channel_id
 
 

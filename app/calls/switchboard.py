@@ -73,7 +73,7 @@ class Switchboard:
     def launch(self, call: Call, main: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         """Register a call and start its task (`main` usually ends with `call.run(...)`)."""
         self._calls[call.it.id] = call
-        call.route(call.caller)
+        call.route(call.caller, channel=call.caller_placed)
 
         async def run() -> None:
             await main()

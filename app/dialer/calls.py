@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from app.adapters.ari import ChannelDestroyed, StasisStart
 from app.adapters.db import Store
-from app.calls.events import CallerGone, DialFailed
+from app.calls.events import CallerGone, DialFailed, PbxLost
 from app.calls.legs import place, ring_agents
 from app.calls.line import Line, WaitingRoom, waiting_of
 from app.calls.session import Call
@@ -127,6 +127,10 @@ class DialerCall:
             if isinstance(ev, DialFailed):
                 a.result = CallResult.FAILED
                 call.it.end(call.now(), Outcome.FAILED, ended_by="system")
+                return
+            if isinstance(ev, PbxLost) and call.caller in ev.channel_ids:
+                a.result = CallResult.FAILED  # the center stopped or Asterisk restarted meanwhile
+                call.it.end(call.now(), Outcome.DROPPED, ended_by="pbx", reason=ev.why)
                 return
             if isinstance(ev, ChannelDestroyed) and ev.channel.id == call.caller:
                 a.result = unanswered_result(ev.cause)
@@ -241,6 +245,11 @@ class PreviewCall(DialerCall):
             if isinstance(ev, DialFailed):
                 a.result = CallResult.FAILED
                 break
+            if isinstance(ev, PbxLost):
+                await call.hang_up()
+                a.result = CallResult.FAILED
+                call.it.end(call.now(), Outcome.DROPPED, ended_by="pbx", reason=ev.why)
+                return
             if isinstance(ev, ChannelDestroyed) and ev.channel.id == call.caller:
                 a.result = unanswered_result(ev.cause)
                 break
