@@ -92,7 +92,7 @@ def talking(it: Interaction, found: Found) -> bool:
     parties += list(talk.get("conference") or {})
     if talk.get("external"):
         parties.append(talk["external"][0])
-    return it.phase is Phase.CONNECTED and any(found.live(str(c)) for c in parties)
+    return it.phase is not Phase.ENDED and any(found.live(str(c)) for c in parties)
 
 
 def _at(value: Any) -> datetime | None:

@@ -350,3 +350,51 @@ async def test_a_database_outage_loses_no_event() -> None:
         it = await c.until(lambda: c.interaction_of(caller), "the interaction written once back", timeout=8)
         await c.until(lambda: "answered_by_ivr" in c.store.kinds(it.id), "its events")
         assert c.store.kinds(it.id)[:2] == ["arrived", "answered_by_ivr"]
+
+
+async def test_recovery_walks_the_menu_again_for_a_caller_in_the_ivr() -> None:
+    async with center() as c:
+        caller = c.pbx.caller_arrives()
+        it = await c.until(lambda: c.interaction_of(caller), "the interaction")
+        await c.until(lambda: "prompt_played" in c.store.kinds(it.id), "the menu")
+        await restart_app(c)
+        await c.until(lambda: "ivr_resumed" in c.store.kinds(it.id), "the menu again")
+        c.pbx.press(caller, "1")
+        await c.until(lambda: c.pbx.ringing("PJSIP/1001") or c.pbx.ringing("PJSIP/1002"), "an agent's phone")
+        assert c.store.kinds(it.id).count("answered_by_ivr") == 1  # answered once, not again
+
+
+async def test_recovery_keeps_a_conference_going_when_one_agent_leaves() -> None:
+    async with center(agents=("1001", "1002", "1003")) as c:
+        c.desk.set_state("1003", "not_ready", "break")
+        caller, iid, first = await c.talking("1001")
+        await c.control(iid, "consult", "agent:1002")
+        second = await c.rings("1002")
+        c.pbx.pick_up(second)
+        await c.until(lambda: "consult_answered" in c.store.kinds(iid), "the consulted agent")
+        await c.control(iid, "conference")
+        await restart_app(c)
+        conv = await c.until(lambda: getattr(c.board.call(iid), "conversation", None), "the call followed")
+        await c.until(lambda: conv.active, "the conversation running again")
+        assert conv.agent_id == "1001" and list(conv.conference.values()) == ["1002"]
+        assert c.state("1001") is AgentState.ON_CALL and c.state("1002") is AgentState.ON_CALL
+        c.pbx.hang_up(first)  # the first agent leaves: the other goes on with the caller
+        await c.until(lambda: conv.agent_id == "1002", "the second agent in control")
+        assert caller in c.pbx.legs
+        c.pbx.hang_up(second)
+        assert await c.outcome(iid) is Outcome.COMPLETED
+
+
+async def test_recovery_follows_a_caller_transferred_to_an_outside_number() -> None:
+    async with center() as c:
+        caller, iid, _ = await c.talking("1001")
+        await c.control(iid, "transfer", "number:13900000001")
+        outside = await c.until(lambda: c.pbx.ringing("PJSIP/13900000001@carrier"), "the outside number")
+        c.pbx.pick_up(outside)
+        await c.until(lambda: "external_connected" in c.store.kinds(iid), "the outside party on")
+        await restart_app(c)
+        await c.until(lambda: c.board.call(iid) is not None, "the call followed")
+        assert c.pbx.bridge_of(caller) == c.pbx.bridge_of(outside) is not None
+        c.pbx.hang_up(outside)
+        assert await c.outcome(iid) is Outcome.COMPLETED
+        assert caller not in c.pbx.legs
