@@ -16,12 +16,12 @@ run: setup
 test: setup
 	@export DATABASE_URL="$$(scripts/ensure-postgres)" && \
 	 export LIANLUO_ASTERISK_PREFIX="$$(scripts/install-asterisk 2>/dev/null)" && \
-	 .venv/bin/ruff check app tests && \
+	 .venv/bin/ruff check app tests benchmarks && \
 	 .venv/bin/mypy && \
 	 .venv/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	.venv/bin/ruff check app tests && .venv/bin/ruff format --check app tests && .venv/bin/mypy
+	.venv/bin/ruff check app tests benchmarks && .venv/bin/ruff format --check app tests benchmarks && .venv/bin/mypy
 
 clean-var:
 	rm -rf var

@@ -1,21 +1,32 @@
-"""Command line: ``python -m app run --config FILE`` and ``python -m app check-config FILE``."""
+"""Command line: ``python -m app run``, ``restart``, ``check-config``, ``import-leads`` and
+``import-dnc``.
+
+Stopping, three ways: Ctrl-C (SIGINT) ends every call and stops Asterisk, after saying how many
+calls it ends; SIGTERM (a service manager) and ``python -m app restart`` (SIGHUP to the running
+app, which then starts itself again in place) hand over: the calls stay up in Asterisk and the
+next start takes them over."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import os
+import signal
 import socket
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from aiohttp import web
 
 from app.adapters.db import safe_url
-from app.appkeys import DATABASE_URL, SECRETS, SETTINGS
 from app.config import Settings, load_settings
 from app.errors import AppError, ConfigError
-from app.ivr_config import load_flows
+from app.inbound.flow_files import load_flows
 
 
 def banner(settings: Settings, agent_passwords: dict[str, str], database: str) -> str:
@@ -62,7 +73,7 @@ async def import_list(settings: Settings, args: argparse.Namespace) -> int:
     from psycopg_pool import AsyncConnectionPool
 
     from app.adapters.db import Store, ensure_database, migrate, resolve_url
-    from app.flows.campaigns import import_dnc, import_leads
+    from app.dialer.lists import import_dnc, import_leads
 
     try:
         text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8-sig")
@@ -112,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     dnc = sub.add_parser("import-dnc", help="add numbers to the do-not-call list (one per line or CSV)")
     dnc.add_argument("--config", default="config/demo.yaml")
     dnc.add_argument("file")
+    again = sub.add_parser(
+        "restart", help="restart the running center (e.g. after an upgrade) without dropping a call"
+    )
+    again.add_argument("--config", default="config/demo.yaml")
+    again.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for it (default 120)")
     args = parser.parse_args(argv)
 
     try:
@@ -125,12 +141,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in ("import-leads", "import-dnc"):
         return asyncio.run(import_list(settings, args))
+    if args.command == "restart":
+        return restart(settings, args.timeout)
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(CallFormatter("%(asctime)s %(levelname)s %(name)s %(callprefix)s%(message)s"))
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     from app.adapters.asterisk_instance import lock_instance
-    from app.bootstrap import Paths, build_app  # after logging is set, so start-up is logged
+    from app.bootstrap import DATABASE_URL, SHUTDOWN, Paths, build_app  # after logging is set
+    from app.web.http import SECRETS, SETTINGS
 
     try:
         lock_instance(Paths.of(settings).var_dir, settings.asterisk.instance)
@@ -152,6 +171,20 @@ def main(argv: list[str] | None = None) -> int:
         print(
             banner(app[SETTINGS], dict(app[SECRETS].agent_passwords), safe_url(app[DATABASE_URL])), flush=True
         )
+        # Once running: SIGTERM and SIGHUP hand the calls over instead of ending them (SIGINT,
+        # Ctrl-C, keeps aiohttp's handler: stop everything).
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, hand_over, app, False)
+        loop.add_signal_handler(signal.SIGHUP, hand_over, app, True)
+
+    def hand_over(app: web.Application, again: bool) -> None:
+        shutdown = app[SHUTDOWN]
+        shutdown.handover = True
+        shutdown.restart = again
+        logging.getLogger("app").warning(
+            "%s: handing the calls over to the next start", "restarting" if again else "stopping"
+        )
+        raise web.GracefulExit()
 
     app.on_startup.append(announce)
     try:
@@ -169,7 +202,50 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"start-up failed: {exc}", file=sys.stderr)
         return 1
+    if app[SHUTDOWN].restart:
+        # The same command line again, in this process: the terminal, the service manager and
+        # whoever waits on this pid see one process throughout.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "app", *sys.argv[1:]])
     return 0
+
+
+def restart(settings: Settings, timeout: float) -> int:
+    """Ask the running center for this configuration to restart itself, and wait until it
+    serves again."""
+    from app.adapters.asterisk_instance import InstancePaths, running_app_pid
+    from app.bootstrap import Paths
+
+    root = InstancePaths.under(Paths.of(settings).var_dir, settings.asterisk.instance).root
+    pid = running_app_pid(root / "lianluo.lock")
+    if pid is None:
+        print(f"no Lianluo is running instance {settings.asterisk.instance!r} in {root}", file=sys.stderr)
+        return 1
+    health = f"http://{settings.web.host}:{settings.web.port}/health"
+    before = _started_at(health)
+    started = time.monotonic()
+    os.kill(pid, signal.SIGHUP)
+    print(f"restarting Lianluo (pid {pid}); calls stay up", flush=True)
+    while time.monotonic() - started < timeout:
+        now = _started_at(health)
+        if now is not None and now != before:
+            print(f"Lianluo serves again after {time.monotonic() - started:.1f} s", flush=True)
+            return 0
+        time.sleep(0.2)
+    print(f"Lianluo did not come back within {timeout:.0f} s; see its log", file=sys.stderr)
+    return 1
+
+
+def _started_at(url: str) -> str | None:
+    """When the app serving `url` started, if it answers healthy."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            body = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    app = body.get("app") if isinstance(body, dict) else None
+    return str(app.get("started_at")) if isinstance(app, dict) and body.get("status") == "ok" else None
 
 
 class CallFormatter(logging.Formatter):

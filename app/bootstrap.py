@@ -1,19 +1,24 @@
-"""The composition root: the only module that builds concrete adapters.
+"""The composition root: the only module that builds concrete adapters and wires the features.
 
 Every long-lived resource is an aiohttp cleanup context, opened in order before the web
 server accepts requests and closed in reverse order on shutdown, or when a later one
 fails at start-up, so nothing half-started is left running.
+
+How the app stops decides what happens to the calls (`Shutdown`): Ctrl-C (SIGINT) ends every
+call and stops Asterisk; a planned restart (SIGTERM from a service manager, or SIGHUP from
+`python -m app restart`) hands over: the calls stay up in Asterisk and the next start takes them
+over (app/calls/recovery.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -32,46 +37,73 @@ from app.adapters.db import Store, ensure_database, migrate, resolve_url
 from app.adapters.passwords import Passwords
 from app.adapters.pop_store import PopStore
 from app.adapters.prompts import Prompt, PromptCache
-from app.adapters.speech import SpeechSettings, recognizer_from_settings
+from app.adapters.speech import ManagedRecognizer, SpeechSettings, recognizer_from_settings
 from app.adapters.web_users import WebUserStore
-from app.appkeys import (
-    AMI,
-    ARI,
-    ASTERISK,
-    AUTH,
-    CALLBACKS,
-    DATABASE_URL,
-    DIALER,
-    FLOWS,
-    INBOUND,
-    LIVE,
-    POPS,
-    PROMPT_CACHE,
-    PROMPTS,
-    RECOGNIZER,
-    ROUTING,
-    SECRETS,
-    SETTINGS,
-    STORE,
-    VOICEMAIL,
-)
+from app.bus import AgentsChanged, Bus, InteractionSaved
+from app.callbacks import http as callbacks_http
+from app.callbacks.service import CallbackService
+from app.calls import http as calls_http
+from app.calls.conversation import Dialing
+from app.calls.events import PbxLost
+from app.calls.line import Line
+from app.calls.recovery import Recovery
+from app.calls.switchboard import Switchboard
+from app.calls.voice import Voice
+from app.calls.writer import InteractionWriter
 from app.config import Settings
-from app.errors import AppError, PbxError
-from app.flows.callbacks import CallbackService
-from app.flows.dialer import DialerService
-from app.flows.inbound import InboundService, utcnow
-from app.flows.routing import RoutingService
-from app.flows.voicemail import VoicemailService
-from app.ivr_config import load_flows, prerender_flow_prompts
+from app.dialer import http as dialer_http
+from app.dialer.service import DialerService
+from app.domain.ivr_flow import FlowSet
+from app.errors import PbxError
+from app.inbound import http as inbound_http
+from app.inbound.calls import InboundCalls
+from app.inbound.flow_files import load_flows, prerender_flow_prompts
+from app.inbound.waiting import InboundRoom
 from app.panel import http as panel_http
 from app.panel import pop_http, softphone_http
-from app.panel.auth import AuthService, load_or_create_panel_passwords, panel_users
 from app.panel.calls import CallWatch
-from app.panel.live import LiveHub
-from app.panel.pop import PopService
-from app.web import api, callbacks_api, calls_api, campaigns_api, health, ivr_api, voicemail_api
+from app.panel.live import LIVE, LiveHub
+from app.panel.pop import POPS, PopService
+from app.routing import http as routing_http
+from app.routing.desk import RoutingService
+from app.voicemail import http as voicemail_http
+from app.voicemail.service import VoicemailService
+from app.web import health
+from app.web.auth import AUTH, AuthService, load_or_create_panel_passwords, panel_users
+from app.web.http import SECRETS, SETTINGS, error_middleware
 
 log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Shutdown:
+    """How the app is stopping: `handover` leaves the calls up for the next start."""
+
+    handover: bool = False
+    restart: bool = False  # hand over, then start again in this process
+    calls_ended: int = 0
+
+
+@dataclass
+class Parts:
+    """What the contexts build for each other (not for route handlers: those use the features'
+    own keys)."""
+
+    bus: Bus = field(default_factory=Bus)
+    store: Store | None = None
+    writer: InteractionWriter | None = None
+    voice: Voice | None = None
+    flows: FlowSet | None = None
+    recognizer: ManagedRecognizer | None = None
+
+
+DATABASE_URL = web.AppKey("database_url", str)
+SHUTDOWN = web.AppKey("shutdown", Shutdown)
+PARTS = web.AppKey("parts", Parts)
 
 
 @dataclass(frozen=True)
@@ -101,7 +133,12 @@ async def asterisk_prefix() -> Path:
     return Path(out.decode().strip().splitlines()[-1])
 
 
+def parts(app: web.Application) -> Parts:
+    return app[PARTS]
+
+
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The pool, the schema, and the one writer of interactions (flushed last at stop)."""
     settings = app[SETTINGS]
     url = resolve_url(settings.database.url)
     app[DATABASE_URL] = url
@@ -114,8 +151,15 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
             log.info("database migrated: %s", ", ".join(applied))
         store = Store(pool)
         await store.sync_agents(settings.agents)
-        app[STORE] = store
-        yield
+        p = parts(app)
+        p.store = store
+        app[health.STORE] = store
+        p.writer = InteractionWriter(store, p.bus)
+        p.writer.start()
+        try:
+            yield
+        finally:
+            await p.writer.stop()
     finally:
         await pool.close()
 
@@ -132,11 +176,14 @@ async def asterisk_ctx(app: web.Application) -> AsyncIterator[None]:
         await process.start()
     else:
         await process.wait_booted(30)
-    app[ASTERISK] = process
+    app[health.ASTERISK] = process
     try:
         yield
     finally:
-        if settings.asterisk.manage:
+        if app[SHUTDOWN].handover:
+            await process.leave_running()
+            log.info("Asterisk left running for the next start (pid %s)", process.pid)
+        elif settings.asterisk.manage:
             await process.stop()
 
 
@@ -144,7 +191,6 @@ async def prompts_ctx(app: web.Application) -> AsyncIterator[None]:
     """Render every IVR prompt before the first call, so no caller waits for synthesis."""
     ivr = app[SETTINGS].ivr
     cache = PromptCache(Paths.of(app[SETTINGS]).sounds_cache)
-    app[PROMPT_CACHE] = cache
     wanted = {
         "greeting": ivr.greeting,
         "connecting": ivr.connecting,
@@ -161,10 +207,11 @@ async def prompts_ctx(app: web.Application) -> AsyncIterator[None]:
     for name, texts in wanted.items():
         paths = [await cache.render(Prompt(t.text, t.lang)) for t in texts]
         uris[name] = [PromptCache.asterisk_uri(p) for p in paths]
-    app[PROMPTS] = uris
+    p = parts(app)
+    p.voice = Voice(cache, uris)
     flows = await asyncio.to_thread(load_flows, app[SETTINGS])
     await prerender_flow_prompts(cache, flows)
-    app[FLOWS] = flows
+    p.flows = flows
     yield
 
 
@@ -182,7 +229,7 @@ async def speech_ctx(app: web.Application) -> AsyncIterator[None]:
         )
     )
     await recognizer.start()
-    app[RECOGNIZER] = recognizer
+    parts(app).recognizer = recognizer
     try:
         yield
     finally:
@@ -190,48 +237,62 @@ async def speech_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def routing_ctx(app: web.Application) -> AsyncIterator[None]:
-    routing = RoutingService(app[SETTINGS], app[STORE], utcnow)
-    await routing.start()
-    app[ROUTING] = routing
+    p = parts(app)
+    assert p.store is not None
+    desk = RoutingService(app[SETTINGS], p.store, utcnow, p.bus)
+    await desk.start()
+    app[routing_http.DESK] = desk
     try:
         yield
     finally:
-        await routing.stop()
+        if not app[SHUTDOWN].handover:
+            desk.log_everyone_out("center stopped")
+        await desk.stop()
 
 
 async def panel_ctx(app: web.Application) -> AsyncIterator[None]:
     """Panel users (from the configuration, passwords in var/secrets.yaml) and the live hub."""
     settings = app[SETTINGS]
-    auth = AuthService(WebUserStore(app[STORE].pool), Passwords(), settings.web, utcnow)
+    p = parts(app)
+    assert p.store is not None
+    auth = AuthService(WebUserStore(p.store.pool), Passwords(), settings.web, utcnow)
     users = panel_users(settings)
     passwords = await asyncio.to_thread(
         load_or_create_panel_passwords, Paths.of(settings).var_dir, [u.username for u in users]
     )
     await auth.sync_users(users, passwords)
-    hub = LiveHub(api.agent_view)
-    routing = app[ROUTING]
-    pops = PopService(PopStore(app[STORE].pool), routing, hub, utcnow)
-    routing.listeners.append(hub)
-    routing.listeners.append(pops)  # screen pops: pushed the moment an agent is offered a call
-    app[STORE].saved_listeners.append(pops.interaction_saved)
-    calls = CallWatch(routing, hub)  # open panels follow their call's controls
-    app[STORE].saved_listeners.append(calls.interaction_saved)
+    hub = LiveHub(routing_http.agent_view)
+    desk = app[routing_http.DESK]
+    pops = PopService(PopStore(p.store.pool), desk, hub, utcnow)
+    calls = CallWatch(desk, hub)  # open panels follow their call's controls
+    unsubscribe = [
+        p.bus.subscribe(AgentsChanged, hub.agents_changed),
+        # Screen pops: pushed the moment an agent is offered a call, completed as events land.
+        p.bus.subscribe(AgentsChanged, pops.agents_changed),
+        p.bus.subscribe(InteractionSaved, pops.interaction_saved),
+        p.bus.subscribe(InteractionSaved, calls.interaction_saved),
+    ]
     app[AUTH] = auth
     app[LIVE] = hub
     app[POPS] = pops
     try:
         yield
     finally:
-        routing.listeners.remove(pops)
-        app[STORE].saved_listeners.remove(pops.interaction_saved)
-        app[STORE].saved_listeners.remove(calls.interaction_saved)
+        for stop in unsubscribe:
+            stop()
         await pops.stop()
-        routing.listeners.remove(hub)
 
 
-async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
+async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The call runtime and every call kind, composed; ready once ARI is connected and every
+    call found in Asterisk is taken up again."""
     settings = app[SETTINGS]
     secrets = app[SECRETS]
+    p = parts(app)
+    assert p.store is not None and p.writer is not None and p.voice is not None and p.flows is not None
+    store, writer, voice = p.store, p.writer, p.voice
+    desk = app[routing_http.DESK]
+    carrier = settings.carrier
     async with aiohttp.ClientSession() as session:
         ari = AriClient(
             session,
@@ -240,50 +301,132 @@ async def ari_ctx(app: web.Application) -> AsyncIterator[None]:
             secrets.ari_password,
             settings.ari_app,
         )
-        app[ARI] = ari
-        inbound = InboundService(
-            ari,
-            app[STORE],
-            settings,
-            app[PROMPTS],
-            app[ROUTING],
-            app[PROMPT_CACHE],
-            app[FLOWS],
-            app.get(RECOGNIZER),
+        app[health.ARI] = ari
+        board = Switchboard(ari)
+        app[calls_http.BOARD] = board
+        app[health.APP].calls = lambda: sum(1 for _ in board.live_calls())
+        app[health.APP].writes_waiting = lambda: writer.backlog
+        line = Line(
+            desk,
+            Dialing(
+                carrier=carrier.name,
+                presented_number=carrier.presented_number,
+                center_name=settings.center_name,
+                transfer_prefixes=tuple(settings.routing.transfer_numbers),
+            ),
         )
-        app[INBOUND] = inbound
-        callbacks = CallbackService(inbound, app[ROUTING], app[STORE], settings, utcnow)
-        inbound.callbacks = callbacks
-        app[CALLBACKS] = callbacks
-        voicemail = VoicemailService(ari, app[STORE], settings, callbacks, Paths.of(settings).var_dir, utcnow)
-        inbound.voicemail = voicemail
-        app[VOICEMAIL] = voicemail
-        dialer = DialerService(inbound, app[ROUTING], app[STORE], settings, utcnow)
-        app[DIALER] = dialer
-        task = asyncio.create_task(inbound.run(), name="ari-events")
+        # Where a transferred callback or dialer customer waits: music and announcements, no
+        # keys to leave the line (they are already someone we called).
+        plain_room = InboundRoom(desk, voice, settings.ivr, None, None)
+        callbacks = CallbackService(
+            pbx=ari,
+            writer=writer,
+            board=board,
+            clock=utcnow,
+            desk=desk,
+            line=line,
+            room=plain_room,
+            voice=voice,
+            store=store,
+            settings=settings,
+        )
+        voicemail = VoicemailService(
+            ari, store, settings, callbacks, voice, Paths.of(settings).var_dir, utcnow
+        )
+        room = InboundRoom(desk, voice, settings.ivr, callbacks, voicemail)
+        inbound = InboundCalls(
+            pbx=ari,
+            writer=writer,
+            board=board,
+            clock=utcnow,
+            desk=desk,
+            line=line,
+            room=room,
+            voice=voice,
+            flows=p.flows,
+            customers=store.customer_by_phone,
+            lookup=store.self_service,
+            recognizer=p.recognizer,
+            voicemail=voicemail,
+            default_queue=settings.ivr.menu[0].queue if settings.ivr.menu else settings.queues[0].name,
+        )
+        dialer = DialerService(
+            pbx=ari,
+            writer=writer,
+            board=board,
+            clock=utcnow,
+            desk=desk,
+            line=line,
+            room=plain_room,
+            voice=voice,
+            store=store,
+            settings=settings,
+        )
+        recovery = Recovery(
+            pbx=ari,
+            board=board,
+            store=store,
+            writer=writer,
+            desk=desk,
+            clock=utcnow,
+            app_name=settings.ari_app,
+        )
+        recovery.register("inbound", inbound.resume)
+        recovery.register("callback", callbacks.resume, callbacks.gone)
+        recovery.register("dialer", dialer.resume)
+
+        async def devices(reconnect: bool) -> None:
+            """Events were lost while disconnected: read every agent's device state afresh."""
+            await ari.subscribe("endpoint:PJSIP")
+            for agent_id in desk.agents:
+                endpoint = await ari.endpoint("PJSIP", agent_id)
+                desk.device_changed(agent_id, endpoint is not None and endpoint.online)
+
+        board.on_endpoint(desk.device_changed)
+        board.on_connect(devices)
+        board.on_connect(recovery.reconcile)
+        app[inbound_http.INBOUND] = inbound
+        app[callbacks_http.CALLBACKS] = callbacks
+        app[voicemail_http.VOICEMAIL] = voicemail
+        app[dialer_http.DIALER] = dialer
+        events = asyncio.create_task(board.run(), name="ari-events")
         try:
             # Ready means: connected and every stranded call taken up again.
-            done, _ = await asyncio.wait(
-                [task, asyncio.create_task(inbound.reconciled.wait())],
-                timeout=30,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if task in done:
-                task.result()
-            if not inbound.reconciled.is_set():
+            ready = asyncio.create_task(board.ready.wait())
+            done, _ = await asyncio.wait([events, ready], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+            if events in done:
+                events.result()
+            if not board.ready.is_set():
+                ready.cancel()
                 raise PbxError("could not connect to ARI within 30 s")
-            # After reconciliation: an attempt still on the line was taken up there.
+            # After reconciliation: a try still on the line was taken up there.
             await callbacks.start()
-            await dialer.start()
+            await dialer.start(recovery.found)
             yield
         finally:
-            await dialer.stop()
+            shutdown = app[SHUTDOWN]
+            if not shutdown.handover:
+                shutdown.calls_ended = await end_every_call(board)
+            await dialer.stop(hand_over=shutdown.handover)
             await callbacks.stop()
-            task.cancel()
+            await board.stop_calls()
+            events.cancel()
             await voicemail.stop()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await inbound.shutdown()
+            await asyncio.gather(events, return_exceptions=True)
+
+
+async def end_every_call(board: Switchboard, timeout: float = 10.0) -> int:
+    """The center is being stopped (not restarted): every call ends, recorded as dropped, its
+    agents freed, before Asterisk goes down."""
+    calls = [c for c in board.live_calls() if c.channels]  # those not yet dialled end with their kind
+    if calls:
+        print(f"Stopping: ending {len(calls)} call(s) in progress.", file=sys.stderr, flush=True)
+    for call in calls:
+        call.events.put_nowait(PbxLost(call.channels, pbx_restarted=True, why="the center was stopped"))
+    tasks = [c.task for c in calls if c.task is not None]
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout)
+    return len(calls)
 
 
 async def ami_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -291,41 +434,30 @@ async def ami_ctx(app: web.Application) -> AsyncIterator[None]:
     secrets = app[SECRETS]
     ami = AmiConnection("127.0.0.1", settings.asterisk.ami_port, secrets.ami_user, secrets.ami_password)
     await ami.start()
-    app[AMI] = ami
+    app[health.AMI] = ami
     try:
         yield
     finally:
         ami.close()
 
 
-@web.middleware
-async def error_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except AppError as exc:
-        return web.json_response(
-            {"error_id": exc.error_id, "message": exc.message, "details": exc.details},
-            status=exc.http_status,
-            headers=exc.headers,
-        )
-
-
 def build_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings
+    app[SHUTDOWN] = Shutdown()
+    app[PARTS] = Parts()
+    app[health.APP] = health.AppStatus(utcnow().isoformat())
     app.cleanup_ctx.extend(
-        [database_ctx, asterisk_ctx, prompts_ctx, speech_ctx, routing_ctx, panel_ctx, ari_ctx, ami_ctx]
+        [database_ctx, asterisk_ctx, prompts_ctx, speech_ctx, routing_ctx, panel_ctx, calls_ctx, ami_ctx]
     )
     app.on_shutdown.append(panel_http.close_live_sockets)
     app.router.add_get("/health", health.handler)
-    api.add_routes(app)
-    callbacks_api.add_routes(app)
-    voicemail_api.add_routes(app)
-    ivr_api.add_routes(app)
-    calls_api.add_routes(app)
-    campaigns_api.add_routes(app)
+    routing_http.add_routes(app)
+    calls_http.add_routes(app)
+    callbacks_http.add_routes(app)
+    voicemail_http.add_routes(app)
+    inbound_http.add_routes(app)
+    dialer_http.add_routes(app)
     panel_http.add_routes(app)
     pop_http.add_routes(app)
     softphone_http.add_routes(app)

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from app.domain.prompt import PromptText as PromptText  # configured prompts are made of these
 from app.errors import ConfigError
 
 # ---------------------------------------------------------------------------
@@ -194,12 +195,6 @@ class RoutingSettings:
     # Number prefixes agents may transfer callers to, through the carrier (e.g. ["1380", "+86"]).
     # Empty: no transfers outside the center (toll fraud starts with open transfers).
     transfer_numbers: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class PromptText:
-    text: str
-    lang: Literal["en", "zh"] = "en"
 
 
 Prompts = tuple[PromptText, ...]

@@ -40,10 +40,12 @@ in the figure; it is printed. Also printed: INVITE -> 200 OK, the ringing before
 Usage:
   .venv/bin/python benchmarks/answer_to_prompt.py              # 40 calls per path, ~75 s
   .venv/bin/python benchmarks/answer_to_prompt.py --calls 100 --keep
+  .venv/bin/python benchmarks/answer_to_prompt.py --quick      # smoke run: 4 calls per path, ~25 s
 
 Needs the cached Asterisk (scripts/install-asterisk) and PostgreSQL (DATABASE_URL or
 127.0.0.1:5432). Writes the tables and every call's figures to
-benchmarks/results/answer_to_prompt.json. Everything it starts (the app, Asterisk, the scratch
+benchmarks/results/answer_to_prompt.json (--quick: to the temporary directory, see QUICK_RESULTS).
+It exits with 1 when a path has no measured call. Everything it starts (the app, Asterisk, the scratch
 database, the temporary var dir) is removed at the end, also on error, Ctrl-C or SIGTERM;
 `--keep` keeps the work dir (the app's log, the instance, the audio each call received).
 """
@@ -87,6 +89,8 @@ from tests.support.stack import (  # noqa: E402
 )
 
 RESULTS = REPO / "benchmarks" / "results" / "answer_to_prompt.json"
+# A quick run's figures say only that the path works: they never replace a full run's file.
+QUICK_RESULTS = Path(tempfile.gettempdir()) / "lianluo-bench-quick" / "answer_to_prompt.json"
 INSTANCE = "bench"
 OURS_DID = "7100"
 BASELINE_DID = "7200"
@@ -581,8 +585,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3, help="unmeasured calls per path first (default 3)")
     p.add_argument("--gap", type=float, default=0.2, help="seconds between calls (default 0.2)")
     p.add_argument("--keep", action="store_true", help="keep the work dir (app log, instance, audio)")
-    p.add_argument("--output", type=Path, default=RESULTS)
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke run: 4 calls per path, 1 warm-up, written to {QUICK_RESULTS} unless --output",
+    )
+    p.add_argument("--output", type=Path, help=f"the JSON file (default {RESULTS.relative_to(REPO)})")
     args = p.parse_args(argv)
+    if args.quick:
+        args.calls, args.warmup, args.gap = min(args.calls, 4), min(args.warmup, 1), min(args.gap, 0.1)
+    args.output = args.output or (QUICK_RESULTS if args.quick else RESULTS)
     if args.calls < 1 or args.warmup < 0 or args.gap < 0:
         p.error("--calls must be at least 1, --warmup and --gap not negative")
     return args
@@ -647,10 +659,14 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 shutdown(stack)
         extra["seconds"] = round(time.monotonic() - started, 1)
-        report(results, args, extra)
+        doc = report(results, args, extra)
         print(f"\nwritten to {args.output} ({extra['seconds']:.0f} s)", file=sys.stderr)
         if any(not r.ok for r in results):
             args.keep = True
+        unmeasured = [path for path in PATHS if not doc["sides"][path]["measured"]]
+        if unmeasured:
+            print(f"benchmark failed: no call measured on {', '.join(unmeasured)}", file=sys.stderr)
+            return 1
     except (RuntimeError, AssertionError) as exc:  # BenchError, a timed-out wait, the app exiting
         print(f"benchmark failed: {exc}", file=sys.stderr)
         args.keep = True

@@ -2,7 +2,7 @@
 same simulated campaigns.
 
     .venv/bin/python benchmarks/dialer_sim.py                 # 9 scenarios, 8 h days, about 2 min
-    .venv/bin/python benchmarks/dialer_sim.py --quick         # 2 h days, fewer tuning steps, < 1 min
+    .venv/bin/python benchmarks/dialer_sim.py --quick         # smoke run: 2 scenarios, 1 h days, ~10 s
     .venv/bin/python benchmarks/dialer_sim.py --seed 11       # other days (other customers)
     .venv/bin/python benchmarks/dialer_sim.py --check-model   # the model against Monte Carlo, 40 s
 
@@ -54,6 +54,7 @@ simulator's own laws (`true_abandons`). See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import heapq
 import math
 import random
@@ -102,6 +103,9 @@ class Scenario:
 
 
 SCENARIOS = tuple(Scenario(rate, agents) for rate in (0.15, 0.3, 0.6) for agents in (10, 25, 50))
+# --quick: a small team (two days) and a low answer rate (many dials per connect), one hour each.
+QUICK = (Scenario(0.3, 10), Scenario(0.15, 25))
+QUICK_HOURS, QUICK_STEPS = 1.0, 3
 
 
 @dataclass(frozen=True)
@@ -429,7 +433,7 @@ def tune(
     best_x = lo
     for _ in range(steps):
         mid = (lo + hi) / 2
-        res = run_days(sc, days, hours, lambda x=mid: make(x))
+        res = run_days(sc, days, hours, functools.partial(make, mid))
         if res.abandon_rate <= TARGET:
             lo, best_x, best = mid, mid, res
         else:
@@ -449,7 +453,10 @@ def run_scenario(args: tuple[Scenario, int, int, float, int]) -> tuple[Scenario,
     rows.append(("progressive", run_days(sc, days, hours, Progressive)))
     for ratio in (1.5, 2.0, 3.0):
         rows.append(
-            (f"ratio {ratio:g} per free agent", run_days(sc, days, hours, lambda r=ratio: PerFreeAgent(r)))
+            (
+                f"ratio {ratio:g} per free agent",
+                run_days(sc, days, hours, functools.partial(PerFreeAgent, ratio)),
+            )
         )
     x, res = tune(sc, days, hours, PerFreeAgent, 1.0, 10.0, steps)
     rows.append((f"best ratio <= 3 %: {x:.2f} per free agent", res))
@@ -574,17 +581,35 @@ class ModelCheck(Ours):
         return decide(snapshot, self.settings).calls
 
 
-def check_model(sc: Scenario) -> tuple[Scenario, int, float, float]:
-    probe = ModelCheck(sc, every_s=30.0, reps=300)
-    simulate(sc, 1, 2.0, probe, Customers(sc, 1))
+def check_model(args: tuple[Scenario, float, int]) -> tuple[Scenario, int, float, float]:
+    sc, hours, reps = args
+    probe = ModelCheck(sc, every_s=30.0, reps=reps)
+    simulate(sc, 1, hours, probe, Customers(sc, 1))
     return sc, probe.states, probe.model, probe.truth
 
 
-def main() -> None:
+def broken(results: Sequence[tuple[Scenario, Sequence[tuple[str, Result]]]]) -> list[str]:
+    """What says the simulation or a dialer is broken, rather than merely worse: a dialer that
+    dialed nothing or connected nobody, or no baseline within the target to compare with."""
+    problems = []
+    for sc, rows in results:
+        for label, r in rows:
+            if r.dials == 0 or r.connected == 0:
+                problems.append(f"{sc.name}, {label}: {r.dials} dials, {r.connected} connected")
+        if not any(r.abandon_rate <= TARGET for label, r in rows if not label.startswith("ours")):
+            problems.append(f"{sc.name}: no baseline within {TARGET:.0%}")
+    return problems
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="2 h days, fewer tuning steps")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 2 scenarios, 1 h days, 3 tuning steps (with --check-model: 2 scenarios, 1 h)",
+    )
     parser.add_argument("--hours", type=float, default=8.0, help="hours per simulated day (default 8)")
     parser.add_argument(
         "--days", type=int, default=1, help="days for 25 or 50 agents; 10 agents get twice as many"
@@ -599,32 +624,44 @@ def main() -> None:
         help="compare the model's expected abandons with Monte Carlo of the true future, and stop",
     )
     args = parser.parse_args()
+    scenarios = QUICK if args.quick else SCENARIOS
     if args.check_model:
         started = time.perf_counter()
+        hours, reps = (QUICK_HOURS, 100) if args.quick else (2.0, 300)
         print("Expected abandons of the calls in progress, model against the simulator's truth\n")
         print("| scenario | states | model | truth | model / truth |")
         print("|---|--:|--:|--:|--:|")
+        checked = 0
         with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
-            for sc, states, model, truth in pool.map(check_model, SCENARIOS):
+            for sc, states, model, truth in pool.map(check_model, [(sc, hours, reps) for sc in scenarios]):
                 ratio = f"{model / truth:.2f}" if truth else "-"
                 print(f"| {sc.name} | {states} | {model:.1f} | {truth:.1f} | {ratio} |")
+                checked += states > 0 and model + truth > 0
         print(f"\ntotal {time.perf_counter() - started:.1f} s")
-        return
-    hours, steps = (2.0, 5) if args.quick else (args.hours, 7)
+        if checked < len(scenarios):
+            print("BROKEN: a scenario had no state to check, or no abandon expected at all", file=sys.stderr)
+            return 1
+        return 0
+    hours, steps = (QUICK_HOURS, QUICK_STEPS) if args.quick else (args.hours, 7)
     started = time.perf_counter()
     print(
-        f"Outbound pacing, {len(SCENARIOS)} scenarios; connect window {CONNECT_WINDOW_S:g} s,"
+        f"Outbound pacing, {len(scenarios)} scenarios; connect window {CONNECT_WINDOW_S:g} s,"
         f" ring timeout {RING_TIMEOUT_S:g} s, abandon target {TARGET:.0%} of live answers"
     )
-    jobs = [(sc, args.days, args.seed, hours, steps) for sc in SCENARIOS]
+    jobs = [(sc, args.days, args.seed, hours, steps) for sc in scenarios]
     results = []
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
         for sc, rows in pool.map(run_scenario, jobs):
             print_scenario(sc, len(days_for(sc, args.days, args.seed)), hours, rows)
             results.append((sc, rows))
-    print_summary(results)
+    problems = broken(results)
+    if not any(p.endswith(f"no baseline within {TARGET:.0%}") for p in problems):
+        print_summary(results)
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
+    for problem in problems:
+        print(f"BROKEN: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

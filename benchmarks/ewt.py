@@ -1,8 +1,8 @@
-"""Expected-wait accuracy: our estimator (app/domain/ewt.py) against Asterisk's rule, on the same
-simulated traces.
+"""Expected-wait accuracy: the product's expected wait (`Router.expected_wait`, the live-queue model of
+app/domain/ewt.py) against Asterisk's rule, on the same simulated traces.
 
     .venv/bin/python benchmarks/ewt.py            # 9 scenarios x 20 days of 8 h, about 30 s
-    .venv/bin/python benchmarks/ewt.py --quick    # 4 days each, about 3 s
+    .venv/bin/python benchmarks/ewt.py --quick    # 3 scenarios x 2 days of 2 h, about 2 s (a smoke run)
 
 A discrete-event simulation of one FIFO queue served by c identical agents (M/G/c+G): Poisson
 arrivals, some with a burst of extra load; lognormal handle times (talk plus wrap-up); callers who
@@ -10,14 +10,18 @@ give up after an exponential or lognormal patience. Each caller is told an estim
 arrive and again every 30 s while they wait; we keep every estimate of callers who were answered
 and compare it with the wait that actually followed. Three estimators see the same events:
 
-- ours: `WaitEstimator` fed with handle times, answers and abandons, asked with the caller's
-  position, the agents serving and free, and how long each call in progress has lasted;
+- ours: what the product runs. A `Router` (app/domain/routing.py) holding one queue, fed as
+  app/flows/routing.py feeds it (`record_answer` when a caller is connected, `record_handle_time`
+  when a call ends, `record_abandon` when a caller gives up) and asked
+  `Router.expected_wait(queue, position, agents_ready, agents_serving)`, as the announcements
+  ask it (`RoutingService.place_in_line`). Every agent serves the queue, so agents serving is c;
 - Asterisk: app_queue's `holdtime`, exactly as `recalc_holdtime` keeps it (integer seconds,
   starts at 0, `(3 * holdtime + newholdtime) >> 2` when a caller is connected, newholdtime being
   that caller's wait) and as `say_position` announces it: `labs(holdtime - waited)` (Asterisk then
   rounds to minutes or `roundingseconds`; we do not round, which only helps it);
-- routing.py today: `expected_wait_s` of app/domain/routing.py, (position - ready) x mean handle
-  time of the last 30 minutes / agents serving.
+- elapsed: the same model (`WaitEstimator`, fed the same events) also told how long each call in
+  progress has lasted (`busy_elapsed_s`), a refinement of app/domain/ewt.py that
+  `Router.expected_wait` does not use: what passing the calls' elapsed times would add.
 
 A fourth column, the floor, is the best any estimator could do: for a sample of callers, the
 mean wait of the answered over futures drawn from the simulator's own laws, starting from what
@@ -38,16 +42,16 @@ import math
 import random
 import sys
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import NormalDist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.domain.ewt import WaitEstimator
-from app.domain.routing import expected_wait_s
+from app.domain.routing import QueueConfig, Router
 
 WARM_UP_S = 1800.0
 ANNOUNCE_EVERY_S = 30.0
@@ -95,23 +99,30 @@ class AsteriskHoldtime:
         return float(abs(self.holdtime - (int(now) - int(joined_at))))
 
 
-class RoutingToday:
-    """routing.py's expected_wait_s with Router's 30-minute window of handle times."""
+class Ours:
+    """The product's expected wait: a `Router` with one queue, fed and asked as
+    app/flows/routing.py does (simulated seconds become datetimes from a fixed start)."""
 
-    def __init__(self, window_s: float = 1800.0) -> None:
-        self.window_s = window_s
-        self.handles: deque[tuple[float, float]] = deque()
-        self.total = 0.0
+    QUEUE = "ewt"
+    START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+
+    def __init__(self) -> None:
+        self.router = Router({self.QUEUE: QueueConfig(self.QUEUE)})
+
+    def _at(self, now: float) -> datetime:
+        return self.START + timedelta(seconds=now)
+
+    def record_answer(self, caller: int, waited_s: float, now: float) -> None:
+        self.router.record_answer(self.QUEUE, f"c{caller}", waited_s, self._at(now))
 
     def record_handle(self, handle_s: float, now: float) -> None:
-        self.handles.append((now, handle_s))
-        self.total += handle_s
+        self.router.record_handle_time(self.QUEUE, handle_s, self._at(now))
 
-    def estimate(self, position: int, ready: int, serving: int, now: float) -> float | None:
-        while self.handles and self.handles[0][0] < now - self.window_s:
-            self.total -= self.handles.popleft()[1]
-        aht = self.total / len(self.handles) if self.handles else None
-        return expected_wait_s(position, ready, serving, aht)
+    def record_abandon(self, waited_s: float, now: float) -> None:
+        self.router.record_abandon(self.QUEUE, waited_s, self._at(now))
+
+    def estimate(self, position: int, ready: int, serving: int) -> float | None:
+        return self.router.expected_wait(self.QUEUE, position, ready, serving)
 
 
 @dataclass
@@ -119,7 +130,7 @@ class Caller:
     arrived: float
     queued: bool = False  # found no free agent
     answered: float | None = None
-    # (when, ours, asterisk, routing today) for every estimate told to this caller
+    # (when, ours, asterisk, elapsed) for every estimate told to this caller
     told: list[tuple[float, float | None, float, float | None]] = field(default_factory=list)
     # what could be seen when first told, kept for a sample of callers (see floor_mae)
     snapshot: Snapshot | None = None
@@ -178,9 +189,9 @@ def simulate(sc: Scenario, seed: int, hours: float, snapshot_share: float = 0.0)
     rng_handle = random.Random(f"{sc.name}/{seed}/handle")
     rng_patience = random.Random(f"{sc.name}/{seed}/patience")
     rng_snapshot = random.Random(f"{sc.name}/{seed}/snapshot")
-    ours = WaitEstimator()
+    ours = Ours()
     asterisk = AsteriskHoldtime()
-    today = RoutingToday()
+    with_elapsed = WaitEstimator()
 
     callers = [Caller(t) for t in _arrivals(sc, rng_arrivals, hours)]
     events: list[tuple[float, int, int, int]] = []  # (time, seq, kind, caller or agent)
@@ -203,13 +214,13 @@ def simulate(sc: Scenario, seed: int, hours: float, snapshot_share: float = 0.0)
         c = callers[i]
         position = line.index(i) + 1 if c.queued else 1
         elapsed = [now - s for s in busy_since.values()]
-        est = ours.estimate(position, sc.agents, len(free), busy_elapsed_s=elapsed)
+        est = with_elapsed.estimate(position, sc.agents, len(free), busy_elapsed_s=elapsed)
         c.told.append(
             (
                 now,
-                est.seconds if est is not None else None,
+                ours.estimate(position, len(free), sc.agents),
                 asterisk.announce(c.arrived, now),
-                today.estimate(position, len(free), sc.agents, now),
+                est.seconds if est is not None else None,
             )
         )
         if c.queued and len(c.told) == 1 and rng_snapshot.random() < snapshot_share:
@@ -219,7 +230,8 @@ def simulate(sc: Scenario, seed: int, hours: float, snapshot_share: float = 0.0)
     def connect(i: int, agent: int, now: float) -> None:
         c = callers[i]
         c.answered = now
-        ours.record_answer(now - c.arrived, now)
+        ours.record_answer(i, now - c.arrived, now)
+        with_elapsed.record_answer(now - c.arrived, now)
         asterisk.connected(c.arrived, now)
         busy_since[agent] = now
         handle[agent] = _lognormal(rng_handle, sc.handle_mean_s, sc.handle_cv)
@@ -240,7 +252,7 @@ def simulate(sc: Scenario, seed: int, hours: float, snapshot_share: float = 0.0)
             push(now + _patience(sc, rng_patience), give_up, who)
         elif kind == end_call:
             ours.record_handle(handle[who], now)
-            today.record_handle(handle[who], now)
+            with_elapsed.record_handle(handle[who], now)
             del busy_since[who]
             if line:
                 connect(line.pop(0), who, now)
@@ -251,6 +263,7 @@ def simulate(sc: Scenario, seed: int, hours: float, snapshot_share: float = 0.0)
             if c.answered is None and who in line:
                 line.remove(who)
                 ours.record_abandon(now - c.arrived, now)
+                with_elapsed.record_abandon(now - c.arrived, now)
         elif kind == announce:
             if callers[who].answered is None and who in line:
                 tell(who, now)
@@ -291,23 +304,25 @@ class Errors:
     n: int = 0
     ours: float = 0.0
     asterisk: float = 0.0
-    today: float = 0.0
+    elapsed: float = 0.0
     floor: float = 0.0
     ours_bias: float = 0.0
+    ours_unknown: int = 0  # estimates for which ours said None (scored as 0)
 
     def add(
         self,
         actual: float,
         ours: float | None,
         asterisk: float,
-        today: float | None,
+        elapsed: float | None,
         floor: float | None = None,
     ) -> None:
         self.n += 1
+        self.ours_unknown += ours is None
         self.ours += abs((ours if ours is not None else 0.0) - actual)
         self.ours_bias += (ours if ours is not None else 0.0) - actual
         self.asterisk += abs(asterisk - actual)
-        self.today += abs((today if today is not None else 0.0) - actual)
+        self.elapsed += abs((elapsed if elapsed is not None else 0.0) - actual)
         self.floor += abs((floor if floor is not None else 0.0) - actual)
 
     def mae(self, what: str) -> float:
@@ -339,22 +354,22 @@ def score(sc: Scenario, callers: Sequence[Caller], into: Score, rng: random.Rand
             continue
         into.waits.append(c.answered - c.arrived)
         in_burst = sc.burst is not None and sc.burst[0] <= c.arrived < sc.burst[0] + sc.burst[1] + 1800
-        for k, (when, ours, ast, today) in enumerate(c.told):
+        for k, (when, ours, ast, elapsed) in enumerate(c.told):
             actual = c.answered - when
             if k == 0:
-                into.all_arrivals.add(actual, ours, ast, today)
+                into.all_arrivals.add(actual, ours, ast, elapsed)
             if not c.queued:
                 continue
-            into.every_30s.add(actual, ours, ast, today)
+            into.every_30s.add(actual, ours, ast, elapsed)
             if k > 0:
                 continue
-            into.queued_arrival.add(actual, ours, ast, today)
+            into.queued_arrival.add(actual, ours, ast, elapsed)
             if in_burst:
-                into.in_burst.add(actual, ours, ast, today)
+                into.in_burst.add(actual, ours, ast, elapsed)
             if c.snapshot is not None:
                 best = floor_estimate(sc, c.snapshot, rng, reps)
                 if best is not None:
-                    into.sampled.add(actual, ours, ast, today, best)
+                    into.sampled.add(actual, ours, ast, elapsed, best)
 
 
 def run(
@@ -379,7 +394,7 @@ def run(
 def _row(label: str, e: Errors) -> str:
     return (
         f"  {label:<30} {e.n:>7,} {e.mae('ours'):>8.1f} {e.mae('asterisk'):>9.1f} {e.ratio():>6.2f}"
-        f" {e.mae('today'):>8.1f} {e.ours_bias / max(e.n, 1):>+9.1f}"
+        f" {e.mae('elapsed'):>8.1f} {e.ours_bias / max(e.n, 1):>+9.1f}"
     )
 
 
@@ -401,7 +416,7 @@ def _print_scenario(sc: Scenario, s: Score) -> None:
     )
     print(
         f"  {'MAE, seconds':<30} {'n':>7} {'ours':>8} {'Asterisk':>9} {'ratio':>6}"
-        f" {'today':>8} {'our bias':>9}"
+        f" {'elapsed':>8} {'our bias':>9}"
     )
     print(_row("on arrival, had to wait", s.queued_arrival))
     print(_row("every 30 s while waiting", s.every_30s))
@@ -445,11 +460,35 @@ def _summary(results: Sequence[tuple[Scenario, Score]]) -> None:
     )
 
 
-def main() -> None:
+def broken(results: Sequence[tuple[Scenario, Score]]) -> list[str]:
+    """What says the path is broken, rather than merely inaccurate: a scenario with nobody who had to
+    wait, or where ours gave no estimate after the warm-up (it knows handle times by then)."""
+    problems = []
+    for sc, s in results:
+        e = s.queued_arrival
+        if e.n == 0:
+            problems.append(f"{sc.name}: no caller who had to wait was scored")
+        elif e.ours_unknown or s.every_30s.ours_unknown:
+            problems.append(
+                f"{sc.name}: ours gave no estimate {e.ours_unknown + s.every_30s.ours_unknown} times"
+            )
+        elif not math.isfinite(e.ratio()):
+            problems.append(f"{sc.name}: no ratio to Asterisk's error")
+    return problems
+
+
+QUICK = ("2 agents", "5 agents, patient callers", "10 agents, burst")
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="fewer seeds and a smaller floor sample")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a smoke run: {len(QUICK)} scenarios, 2 days of 5 h (the burst included), small floor sample",
+    )
     parser.add_argument("--seeds", type=int, default=20, help="8-hour days per scenario (default 20)")
     parser.add_argument("--seed", type=int, default=1, help="first seed (default 1)")
     parser.add_argument("--hours", type=float, default=8.0, help="simulated hours per day (default 8)")
@@ -457,17 +496,25 @@ def main() -> None:
         "--floor", type=int, default=500, help="callers per scenario scored against the floor (0: skip)"
     )
     args = parser.parse_args()
-    n_seeds, floor_points, reps = (4, 100, 100) if args.quick else (args.seeds, args.floor, 200)
+    scenarios: tuple[Scenario, ...] = SCENARIOS
+    n_seeds, floor_points, reps = args.seeds, args.floor, 200
+    if args.quick:
+        scenarios = tuple(sc for sc in SCENARIOS if sc.name in QUICK)
+        n_seeds, floor_points, reps, args.hours = 2, 30, 50, 5.0
     seeds = list(range(args.seed, args.seed + n_seeds))
     started = time.perf_counter()
     print(
         f"Expected wait, ours vs Asterisk's holdtime: {n_seeds} days of {args.hours:g} h per scenario,"
         f" estimates every {ANNOUNCE_EVERY_S:.0f} s, first {WARM_UP_S / 60:.0f} min not scored"
     )
-    results = run(SCENARIOS, seeds, args.hours, floor_points, reps)
+    results = run(scenarios, seeds, args.hours, floor_points, reps)
     _summary(results)
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
+    problems = broken(results)
+    for problem in problems:
+        print(f"BROKEN: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

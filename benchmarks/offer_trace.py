@@ -16,13 +16,15 @@ INVITE reaching the agents' SIPp:
 Usage (root):
   .venv/bin/python benchmarks/offer_trace.py --members 1000 --calls 30
   .venv/bin/python benchmarks/offer_trace.py --members 100 --path queue   # app_queue: dtmf -> invite
+  .venv/bin/python benchmarks/offer_trace.py --quick      # smoke run: 10 members, 4 calls, --loop
 
 Prints the median and 90th percentile of each step's offset. With `--loop`, the app's event
 loop is traced too (a `sitecustomize` hook, for this run only, records every callback the
 loop runs, with its task and the line it suspended at), and the loop's work between the
 digit and the INVITE is summed per step. Tracing slows the app: compare the steps with
 each other, not with the benchmark's figures. Nothing is written; the stack, the database
-and the work dir are removed at the end.
+and the work dir are removed at the end. Exits with 1 when no call could be traced (or, with
+`--loop`, the loop trace is empty).
 """
 
 from __future__ import annotations
@@ -286,8 +288,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--path", choices=["stasis", "queue"], default="stasis")
     p.add_argument("--loop", action="store_true", help="also trace the app's event loop")
     p.add_argument("--show", type=int, default=1, help="calls to print step by step (with --loop)")
+    p.add_argument("--warmup", type=int, default=3, help="untraced calls first (default 3)")
     p.add_argument("--keep", action="store_true")
+    p.add_argument("--quick", action="store_true", help="smoke run: 10 members, 4 calls, 1 warm-up, --loop")
     args = p.parse_args(argv)
+    if args.quick:
+        args.members, args.calls, args.warmup, args.loop = 10, min(args.calls, 4), min(args.warmup, 1), True
+    try:
+        return trace(args)
+    except (RuntimeError, AssertionError, OSError) as exc:  # BenchError, a timed-out wait, no raw socket
+        print(f"trace failed: {exc}", file=sys.stderr)
+        return 1
+
+
+def trace(args: argparse.Namespace) -> int:
     prefix = installed_asterisk_prefix()
     work = Path(tempfile.mkdtemp(prefix="lianluo-trace-"))
     digit_end_s = qs.write_caller_pcap(work / "caller_media.pcap")
@@ -303,16 +317,18 @@ def main(argv: list[str] | None = None) -> int:
                 (work / "hook").mkdir()
                 (work / "hook" / "sitecustomize.py").write_text(LOOP_HOOK)
                 stack.env = {"PYTHONPATH": str(work / "hook"), "LIANLUO_LOOP_TRACE": str(trace)}
+            sniffer = Sniffer(
+                int(stack.settings["asterisk"]["http_port"]),
+                agents_port,
+                urlparse(db_url).port or 5432,
+            )
             try:
                 stack.start()
+                qs.qualify_now(stack, qs.agent_ids(args.members))
                 qs.wait_ready(stack, args.members)
-                bench.measure(stack, args.path, 2.0, 3)  # warm-up
-                qs.wait_idle(stack, args.members)
-                sniffer = Sniffer(
-                    int(stack.settings["asterisk"]["http_port"]),
-                    agents_port,
-                    urlparse(db_url).port or 5432,
-                )
+                if args.warmup:
+                    bench.measure(stack, args.path, 2.0, args.warmup)
+                    qs.wait_idle(stack, args.members)
                 sniffer.start()
                 try:
                     result = bench.measure(stack, args.path, args.rate, args.calls)
@@ -341,6 +357,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {step} | {len(vals)} | {pct(vals, 0.5):.2f} | {pct(vals, 0.9):.2f} |")
     if steps:
         report_loop(calls, steps, args.show)
+    if not calls:
+        print("trace failed: no call traced from its end packet to its INVITE", file=sys.stderr)
+        return 1
+    if args.loop and not steps:
+        print("trace failed: the app's event loop left no trace", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -21,7 +21,8 @@ agent leg's From on both paths.
 Usage:
   .venv/bin/python benchmarks/queue_vs_stasis.py            # 10/100/1,000 members x 2/20 cps,
                                                             # without and with churn
-  .venv/bin/python benchmarks/queue_vs_stasis.py --quick    # 10/100 members x 2 cps
+  .venv/bin/python benchmarks/queue_vs_stasis.py --quick    # smoke run: 10 members, 6 calls per
+                                                            # cell at 5 cps, all three modes
   .venv/bin/python benchmarks/queue_vs_stasis.py --modes churn --churn-rate 100
   .venv/bin/python benchmarks/queue_vs_stasis.py --modes plain register --members 1000
   .venv/bin/python benchmarks/queue_vs_stasis.py --pool run1.json run2.json   # saved runs, pooled
@@ -33,9 +34,10 @@ second (50 by default), in one of two ways:
   register  phones coming online and going offline: REGISTER and un-REGISTER (digest auth) of
             --flappers extra agents, the same SIP requests on both paths (see Registrar).
 
-Writes the table as JSON to benchmarks/results/queue_vs_stasis.json. Everything it starts
-(SIPp, the app, Asterisk, the database, the temporary var dir) is removed at the end, also
-on Ctrl-C or error.
+Writes the table as JSON to benchmarks/results/queue_vs_stasis.json (--quick: to the
+temporary directory, see QUICK_RESULTS). Exits with 1 when a cell's path paired no call, or
+a churn driver applied no change. Everything it starts (SIPp, the app, Asterisk, the
+database, the temporary var dir) is removed at the end, also on Ctrl-C or error.
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ from tests.support.stack import (  # noqa: E402
 
 SIPP_DIR = REPO / "benchmarks" / "sipp"
 RESULTS = REPO / "benchmarks" / "results" / "queue_vs_stasis.json"
+# A quick run's figures say only that the paths work: they never replace a full run's file.
+QUICK_RESULTS = Path(tempfile.gettempdir()) / "lianluo-bench-quick" / "queue_vs_stasis.json"
 INSTANCE = "bench"
 STASIS_DID = "7100"
 QUEUE_DID = "7200"
@@ -512,6 +516,25 @@ class Registrar(asyncio.DatagramProtocol):
         )
 
 
+def qualify_now(stack: BenchStack, agents: list[str]) -> None:
+    """Have Asterisk qualify the agents' static contacts at once (AMI PJSIPQualify). Left to
+    itself it spreads each contact's first qualify over qualify_frequency (30 s), and an agent
+    is online in Lianluo and Not in use in app_queue only once its contact has answered."""
+
+    async def main() -> None:
+        ami = AmiClient()
+        await ami.open(int(stack.settings["asterisk"]["ami_port"]), AMI_USER, stack.secrets["ami_password"])
+        try:
+            for agent in agents:
+                resp = await ami.action({"Action": "PJSIPQualify", "Endpoint": agent})
+                if resp.get("Response") != "Success":
+                    raise BenchError(f"could not qualify agent {agent}'s contact: {resp}")
+        finally:
+            await ami.close()
+
+    asyncio.run(main())
+
+
 def prepare_flappers(stack: BenchStack, flappers: list[str]) -> None:
     """Before any measurement: each flapper logged in, then Not Ready in ours and paused in
     app_queue, and offline. The register churn then only brings phones online and off again."""
@@ -545,7 +568,7 @@ def prepare_flappers(stack: BenchStack, flappers: list[str]) -> None:
                     stack.api,
                     "POST",
                     f"/api/agents/{agent}/state",
-                    {"state": "not_ready", "reason": "flapper"},
+                    {"state": "not_ready", "reason": "back_office"},
                 )
                 if status != 200:
                     raise BenchError(f"flapper {agent} could not go Not Ready: {status} {body}")
@@ -608,7 +631,7 @@ class Churn:
     every pause of ours would then find its agent on a call.
 
     A (app_queue): AMI QueuePause of PJSIP/<id> in queue bench, over one AMI session.
-    B (ours): POST /api/agents/<id>/state not_ready (reason "churn") / ready, with the API token,
+    B (ours): POST /api/agents/<id>/state not_ready (reason "break") / ready, with the API token,
     over a small pool of keep-alive connections. Ours refuses (409) a change for an agent who
     is on a call or being offered one (app_queue pauses such a member anyway): the driver then
     tries another agent, up to PAUSE_TRIES, so that about `rate` changes a second take effect
@@ -690,7 +713,7 @@ class Churn:
                     ok, refused = resp.get("Response") == "Success", False
                 else:
                     assert http is not None
-                    body = {"state": "not_ready", "reason": "churn"} if pause else {"state": "ready"}
+                    body = {"state": "not_ready", "reason": "break"} if pause else {"state": "ready"}
                     async with http.post(f"{self.stack.web_url}/api/agents/{agent}/state", json=body) as r:
                         await r.read()
                         ok, refused = r.status == 200, r.status == 409
@@ -976,7 +999,11 @@ def print_table(cells: list[dict[str, Any]]) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="10 and 100 members at 2 calls/s only (~1-2 min)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 10 members, 5 calls/s, 6 calls per cell, 1 warm-up call, 4 flappers (~1 min)",
+    )
     p.add_argument("--members", type=int, nargs="+", help="member counts (default 10 100 1000)")
     p.add_argument("--rates", type=float, nargs="+", help="calls per second (default 2 20)")
     p.add_argument("--slow-calls", type=int, default=30, help="calls per cell below 10 calls/s")
@@ -999,13 +1026,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--pool", type=Path, nargs="+", metavar="JSON", help="measure nothing: print saved runs' cells pooled"
     )
-    p.add_argument("--output", type=Path, default=RESULTS)
+    p.add_argument("--output", type=Path, help=f"the JSON file (default {RESULTS.relative_to(REPO)})")
     args = p.parse_args(argv)
     args.modes = list(dict.fromkeys(args.modes))
     if args.quick:
-        args.members = args.members or [10, 100]
-        args.rates = args.rates or [2.0]
-        args.slow_calls = min(args.slow_calls, 20)
+        args.members = args.members or [10]
+        args.rates = args.rates or [5.0]
+        args.slow_calls = min(args.slow_calls, 6)
+        args.fast_calls = min(args.fast_calls, 6)
+        args.warmup = min(args.warmup, 1)
+        args.flappers = min(args.flappers, 4)
+    args.output = args.output or (QUICK_RESULTS if args.quick else RESULTS)
     args.members = args.members or [10, 100, 1000]
     args.rates = args.rates or [2.0, 20.0]
     return args
@@ -1036,6 +1067,7 @@ def measure_size(
 ) -> list[dict[str, Any]]:
     """Every rate for one member count, on a started stack."""
     cells = []
+    qualify_now(stack, agent_ids(members))
     wait_ready(stack, members)
     if "register" in args.modes:
         prepare_flappers(stack, flapper_ids(args.flappers))
@@ -1174,6 +1206,8 @@ def main(argv: list[str] | None = None) -> int:
                     cells += measure_size(bench, stack, members, args, agents)
                 finally:
                     stack.shutdown()
+        problems = broken(cells)
+        args.keep = args.keep or bool(problems)
     except (RuntimeError, AssertionError) as exc:  # BenchError, a timed-out wait, the app exiting
         print(f"benchmark failed: {exc}", file=sys.stderr)
         args.keep = True
@@ -1190,7 +1224,26 @@ def main(argv: list[str] | None = None) -> int:
             print(f"work dir kept: {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
-    return 0
+    for problem in problems:
+        print(f"benchmark failed: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def broken(cells: list[dict[str, Any]]) -> list[str]:
+    """What says a path is broken rather than slow: no cell at all, a path that paired none of
+    its calls, a churn driver that applied no change."""
+    if not cells:
+        return ["no cell measured"]
+    problems = []
+    for cell in cells:
+        where = f"{cell['members']} members, {cell['rate']:g} calls/s, churn {churn_kind(cell) or 'no'}"
+        for path in ("queue", "stasis"):
+            side = cell[path]
+            if not side["paired"]:
+                problems.append(f"{where}, {path}: none of {side['calls']} calls reached an agent")
+            if side.get("churn") is not None and not side["churn"]["applied"]:
+                problems.append(f"{where}, {path}: the churn driver applied no change")
+    return problems
 
 
 def report(cells: list[dict[str, Any]], args: argparse.Namespace, seconds: float, digit_end_s: float) -> None:

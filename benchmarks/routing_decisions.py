@@ -1,7 +1,7 @@
 """Routing decision latency and throughput of `Router.decide`, printed as a table.
 
     .venv/bin/python benchmarks/routing_decisions.py            # full grid, under a minute
-    .venv/bin/python benchmarks/routing_decisions.py --quick    # a few seconds
+    .venv/bin/python benchmarks/routing_decisions.py --quick    # smoke run, a few seconds
 
 Grid: 10, 100, 1,000 agents x 1, 10, 50 skills x 10, 1,000, 5,000 waiting interactions, in two
 situations: "burst" (every agent ready: one pass makes min(agents, waiting) decisions, the worst
@@ -11,6 +11,7 @@ runs after almost every agent event in a busy contact center).
 Every figure is also given as a ratio to a floor measured in the same run on the same inputs:
 sorting the waiting list by arrival and filtering the ready agents, the least any router must do
 with those inputs. The machine is shared and noisy; the ratios move much less than the times.
+Exits with 1 if no pass of a situation decided anything (the router is broken, not slow).
 See benchmarks/README.md.
 """
 
@@ -140,17 +141,20 @@ def pct(xs: Sequence[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def run(grid: list[tuple[int, int, int]], ready_agents: int | None, budget_s: float, seed: int) -> None:
+def run(grid: list[tuple[int, int, int]], ready_agents: int | None, budget_s: float, seed: int) -> int:
+    """Print one row per grid cell; returns the offers decided over all of them."""
     head = (
         f"{'agents':>6} {'skills':>6} {'waiting':>7} {'decided':>7} {'reps':>5} "
         f"{'p50 ms':>8} {'p99 ms':>8} {'decisions/s':>12} {'floor ms':>9} {'p50/floor':>9}"
     )
     print(head)
     print("-" * len(head))
+    total = 0
     for n_agents, n_skills, n_waiting in grid:
         s = build(n_agents, n_skills, n_waiting, ready_agents, seed)
         router = Router(s.queues)
         decided = len(router.decide(s.waiting, s.agents, NOW))  # warm up, and the pass's size
+        total += decided
         times = measure(functools.partial(router.decide, s.waiting, s.agents, NOW), budget_s, 5, 400)
         base = measure(functools.partial(floor, s), budget_s / 4, 5, 400)
         p50, p99, b50 = pct(times, 50), pct(times, 99), statistics.median(base)
@@ -159,9 +163,10 @@ def run(grid: list[tuple[int, int, int]], ready_agents: int | None, budget_s: fl
             f"{n_agents:>6} {n_skills:>6} {n_waiting:>7} {decided:>7} {len(times):>5} "
             f"{p50 * 1e3:>8.2f} {p99 * 1e3:>8.2f} {rate:>12,.0f} {b50 * 1e3:>9.3f} {p50 / b50:>9.1f}"
         )
+    return total
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -178,11 +183,15 @@ def main() -> None:
     print(f"Router.decide, Python {sys.version.split()[0]}")
     print("floor: sort the waiting list by arrival and filter the ready agents, same inputs, same run\n")
     print("burst: every agent ready (one pass decides min(agents, waiting) offers)")
-    run(grid, None, budget, args.seed)
+    burst = run(grid, None, budget, args.seed)
     print("\none ready: a single agent just became ready, the rest on calls")
-    run([(a, s, max(waiting)) for a in agents for s in skills], 1, budget, args.seed)
+    one_ready = run([(a, s, max(waiting)) for a in agents for s in skills], 1, budget, args.seed)
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
+    if not burst or not one_ready:
+        print("BROKEN: a situation in which no pass decided anything", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

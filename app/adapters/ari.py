@@ -92,6 +92,15 @@ class Bridge:
 
 
 @dataclass(frozen=True)
+class LiveRecording:
+    """A recording Asterisk is making (or has just finished), by name."""
+
+    name: str
+    state: str  # queued, recording, paused, done, failed, canceled
+    duration_s: float | None
+
+
+@dataclass(frozen=True)
 class Connected:
     """Not an ARI event: the websocket is (again) connected. Time to reconcile."""
 
@@ -329,6 +338,16 @@ class AriClient:
                 "terminateOn": terminate_on,
             },
         )
+
+    async def live_recording(self, name: str) -> LiveRecording | None:
+        """A recording still being made (e.g. a voicemail taken over after a restart), if any."""
+        try:
+            data = await self.request("GET", f"/recordings/live/{name}")
+        except AriNotFound:
+            return None
+        duration = data.get("duration") if isinstance(data, dict) else None
+        state = str(data.get("state", "")) if isinstance(data, dict) else ""
+        return LiveRecording(name, state, float(duration) if duration is not None else None)
 
     async def stored_recording(self, name: str) -> bytes:
         """The audio file of a stored recording, fetched over ARI (no shared file system needed)."""

@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from app.adapters.certificates import CertFiles, ensure_certificate
+from app.adapters.parent_death import dies_with_us
 from app.config import AgentSettings, Settings
 from app.errors import PbxError
 
@@ -165,6 +166,24 @@ def lock_instance(var_dir: Path, instance: str) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def running_app_pid(lock_file: Path) -> int | None:
+    """The pid of the Lianluo holding this instance's lock, or None if none holds it."""
+    try:
+        fd = os.open(lock_file, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else None
+        fcntl.flock(fd, fcntl.LOCK_UN)  # we got it: nobody runs this instance
+        return None
+    finally:
+        os.close(fd)
 
 
 _PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
@@ -463,6 +482,7 @@ class AsteriskProcess:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=dies_with_us(),  # unlike Asterisk itself, a CLI command dies with the app
         )
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), timeout)
@@ -515,6 +535,19 @@ class AsteriskProcess:
                 backoff = 1.0
             except PbxError:
                 log.exception("Asterisk restart failed")
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid
+
+    async def leave_running(self) -> None:
+        """Stop watching it without stopping it: the app hands over to its next start, which
+        adopts this Asterisk with its calls."""
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
 
     @property
     def running(self) -> bool:

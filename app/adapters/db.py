@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from app.config import AgentSettings
-from app.domain.agent_state import AgentStateEvent
+from app.domain.agent_state import AgentSnapshot, AgentState, AgentStateEvent
 from app.domain.callback import Callback, CallbackSource, CallbackStatus
 from app.domain.campaign import CallResult, DialAttempt, Lead, LeadStatus
 from app.domain.interaction import Interaction, InteractionEvent, Phase
@@ -115,6 +115,18 @@ async def migrate(pool: AsyncConnectionPool) -> list[str]:
 
 
 @dataclass(frozen=True)
+class PastInteraction:
+    id: str
+    queue: str
+    tier: str | None
+    queued_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    outcome: str | None
+    agent_id: str | None
+
+
+@dataclass(frozen=True)
 class Customer:
     id: int
     name: str
@@ -123,14 +135,52 @@ class Customer:
     value: float
 
 
+_UPSERT_INTERACTION = (
+    "INSERT INTO interactions (id, caller_channel_id, ani, dnis, customer_id, phase, arrived_at, direction,"
+    " callback_id, ivr_digits, queued_at, answered_at, ended_at, queue_wait_ms, agent_id, outcome, queue,"
+    " tier, collected, skills, legs)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (id) DO UPDATE SET phase = EXCLUDED.phase, ivr_digits = EXCLUDED.ivr_digits,"
+    " queued_at = EXCLUDED.queued_at, answered_at = EXCLUDED.answered_at, ended_at = EXCLUDED.ended_at,"
+    " queue_wait_ms = EXCLUDED.queue_wait_ms, agent_id = EXCLUDED.agent_id, outcome = EXCLUDED.outcome,"
+    # A profile an agent created during the call (the panel) is kept.
+    " customer_id = COALESCE(EXCLUDED.customer_id, interactions.customer_id),"
+    " queue = EXCLUDED.queue, tier = EXCLUDED.tier, collected = EXCLUDED.collected,"
+    " skills = EXCLUDED.skills, legs = EXCLUDED.legs"
+)
+
+
+def _interaction_row(it: Interaction) -> tuple[Any, ...]:
+    return (
+        it.id,
+        it.caller_channel_id,
+        it.ani,
+        it.dnis,
+        it.customer_id,
+        it.phase.value,
+        it.arrived_at,
+        it.direction,
+        it.callback_id,
+        it.digits,
+        it.queued_at,
+        it.answered_at,
+        it.ended_at,
+        it.queue_wait_ms,
+        it.agent_id,
+        it.outcome.value if it.outcome else None,
+        it.queue,
+        it.tier,
+        Jsonb(it.collected),
+        Jsonb(it.skills),
+        Jsonb(it.legs),
+    )
+
+
 class Store:
     """Everything the call flows read and write in PostgreSQL."""
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
-        # Told (interaction id, its new events) once they are committed, e.g. so the panel can
-        # complete a screen pop. Must not block.
-        self.saved_listeners: list[Callable[[str, Sequence[InteractionEvent]], None]] = []
 
     async def ping(self) -> bool:
         try:
@@ -177,8 +227,9 @@ class Store:
         return str(row[0]) if row else None
 
     async def save_agent_events(
-        self, events: Sequence[AgentStateEvent], reasons: Mapping[str, str | None]
+        self, events: Sequence[AgentStateEvent], now: Mapping[str, AgentSnapshot]
     ) -> None:
+        """State changes into the history, and each agent's state as it stands now."""
         if not events:
             return
         async with self.pool.connection() as conn, conn.transaction():
@@ -192,13 +243,57 @@ class Store:
                         for e in events
                     ],
                 )
-            last = {e.agent_id: e for e in events}
-            for agent_id, e in last.items():
-                await conn.execute(
+                await cur.executemany(
                     "UPDATE agents SET state = %s, state_since = %s, not_ready_reason = %s,"
-                    " updated_at = now() WHERE id = %s",
-                    (e.to_state.value, e.at, reasons.get(agent_id), agent_id),
+                    " interaction_id = %s, wrap_up_until = %s, logged_in_at = %s, updated_at = now()"
+                    " WHERE id = %s",
+                    [
+                        (
+                            s.state.value,
+                            s.since,
+                            s.reason,
+                            s.interaction_id,
+                            s.wrap_up_until,
+                            s.logged_in_at,
+                            agent_id,
+                        )
+                        for agent_id, s in now.items()
+                    ],
                 )
+
+    async def agent_snapshots(self) -> dict[str, AgentSnapshot]:
+        """Every active agent's state as last stored."""
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT id, state, state_since, not_ready_reason, interaction_id, wrap_up_until, logged_in_at"
+                " FROM agents WHERE active"
+            )
+            rows = await cur.fetchall()
+        return {
+            r["id"]: AgentSnapshot(
+                AgentState(r["state"]),
+                r["state_since"],
+                r["not_ready_reason"],
+                str(r["interaction_id"]) if r["interaction_id"] else None,
+                r["wrap_up_until"],
+                r["logged_in_at"],
+            )
+            for r in rows
+        }
+
+    async def routing_history(self, since: datetime) -> list[PastInteraction]:
+        """Interactions that waited in a queue since a time, oldest answer or end first: what the
+        desk's statistics (speed of answer, handle times, rotations) are rebuilt from at start."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, queue, tier, queued_at, answered_at, ended_at, outcome, agent_id"
+                " FROM interactions WHERE queue IS NOT NULL AND queued_at >= %s"
+                " ORDER BY coalesce(answered_at, ended_at, queued_at)",
+                (since,),
+            )
+            rows = await cur.fetchall()
+        return [PastInteraction(str(r[0]), *r[1:]) for r in rows]
 
     async def skill_overrides(self) -> dict[str, dict[str, int | None]]:
         async with self.pool.connection() as conn:
@@ -218,67 +313,21 @@ class Store:
                 (agent_id, skill, level, changed_by),
             )
 
-    async def create_interaction(self, it: Interaction) -> None:
-        async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO interactions (id, caller_channel_id, ani, dnis, customer_id, phase, arrived_at,"
-                " direction, callback_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    it.id,
-                    it.caller_channel_id,
-                    it.ani,
-                    it.dnis,
-                    it.customer_id,
-                    it.phase.value,
-                    it.arrived_at,
-                    it.direction,
-                    it.callback_id,
-                ),
-            )
-            await self._insert_events(conn, it.id, it.drain())
-
-    async def save(self, it: Interaction) -> None:
-        """Write the interaction's current state and its new events in one transaction."""
-        async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE interactions SET phase = %s, ivr_digits = %s, queued_at = %s, answered_at = %s,"
-                " ended_at = %s, queue_wait_ms = %s, agent_id = %s, outcome = %s,"
-                # A profile an agent created during the call (the panel) is kept.
-                " customer_id = COALESCE(%s::bigint, customer_id),"
-                " queue = %s, tier = %s WHERE id = %s",
-                (
-                    it.phase.value,
-                    it.digits,
-                    it.queued_at,
-                    it.answered_at,
-                    it.ended_at,
-                    it.queue_wait_ms,
-                    it.agent_id,
-                    it.outcome.value if it.outcome else None,
-                    it.customer_id,
-                    it.queue,
-                    it.tier,
-                    it.id,
-                ),
-            )
-            events = it.drain()
-            await self._insert_events(conn, it.id, events)
-        for listener in self.saved_listeners if events else ():
-            try:
-                listener(it.id, events)
-            except Exception:
-                log.exception("interaction %s: saved-events listener %r failed", it.id, listener)
-
-    async def _insert_events(
-        self, conn: psycopg.AsyncConnection[Any], interaction_id: str, events: list[InteractionEvent]
+    async def write_interactions(
+        self, batch: Sequence[tuple[Interaction, bool, Sequence[InteractionEvent]]]
     ) -> None:
-        if not events:
+        """Interactions' current state and their new events, many in one transaction (the
+        interaction writer's batch). A row is inserted the first time, updated after."""
+        if not batch:
             return
-        async with conn.cursor() as cur:
-            await cur.executemany(
-                "INSERT INTO interaction_events (interaction_id, at, kind, data) VALUES (%s, %s, %s, %s)",
-                [(interaction_id, e.at, e.kind, Jsonb(e.data)) for e in events],
-            )
+        async with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(_UPSERT_INTERACTION, [_interaction_row(it) for it, _, _ in batch])
+            events = [(it.id, e.at, e.kind, Jsonb(e.data)) for it, _, evs in batch for e in evs]
+            if events:
+                await cur.executemany(
+                    "INSERT INTO interaction_events (interaction_id, at, kind, data) VALUES (%s, %s, %s, %s)",
+                    events,
+                )
 
     async def open_interactions(self) -> list[Interaction]:
         async with self.pool.connection() as conn:
@@ -302,22 +351,12 @@ class Store:
                 tier=r["tier"],
                 direction=r["direction"],
                 callback_id=str(r["callback_id"]) if r["callback_id"] else None,
+                collected={str(k): str(v) for k, v in (r["collected"] or {}).items()},
+                skills={str(k): int(v) for k, v in (r["skills"] or {}).items()},
+                legs=dict(r["legs"] or {}),
             )
             for r in rows
         ]
-
-    async def close_lost(self, interaction_id: str, at: datetime, outcome: str, reason: str) -> None:
-        async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE interactions SET phase = 'ended', ended_at = %s, outcome = %s"
-                " WHERE id = %s AND ended_at IS NULL",
-                (at, outcome, interaction_id),
-            )
-            await conn.execute(
-                "INSERT INTO interaction_events (interaction_id, at, kind, data)"
-                " VALUES (%s, %s, 'ended', %s)",
-                (interaction_id, at, Jsonb({"outcome": outcome, "reason": reason})),
-            )
 
     # -- callbacks ------------------------------------------------------------
 
@@ -504,11 +543,59 @@ class Store:
                 added += cur.rowcount
         return added
 
-    async def reset_dialing(self) -> int:
-        """Leads left mid-dial by a stop go back to pending (the call, if any, is over)."""
+    async def reset_dialing(self, keep: Sequence[int] = ()) -> int:
+        """Leads left mid-dial by a stop go back to pending (the call, if any, is over), but for
+        `keep`: leads whose call is still being followed."""
         async with self.pool.connection() as conn:
-            cur = await conn.execute("UPDATE campaign_leads SET status = 'pending' WHERE status = 'dialing'")
+            cur = await conn.execute(
+                "UPDATE campaign_leads SET status = 'pending' WHERE status = 'dialing' AND id <> ALL(%s)",
+                (list(keep),),
+            )
             return cur.rowcount
+
+    async def open_dial_attempts(self) -> list[tuple[DialAttempt, Lead]]:
+        """Calls placed that have no end yet (the app stopped while they went on), with their lead."""
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT a.*, l.phone AS lead_phone, l.timezone, l.attributes, l.status, l.attempts,"
+                " l.results, l.next_attempt_at, l.locked_until, l.last_result"
+                " FROM dial_attempts a JOIN campaign_leads l ON l.id = a.lead_id WHERE a.ended_at IS NULL"
+            )
+            rows = await cur.fetchall()
+        return [
+            (
+                DialAttempt(
+                    id=str(r["id"]),
+                    campaign=r["campaign"],
+                    lead_id=r["lead_id"],
+                    phone=r["phone"],
+                    trunk=r["trunk"],
+                    started_at=r["started_at"],
+                    answered_at=r["answered_at"],
+                    result=CallResult(r["result"]) if r["result"] else None,
+                    amd_status=r["amd_status"],
+                    live_answer=r["live_answer"],
+                    abandoned=r["abandoned"],
+                    message_started_at=r["message_started_at"],
+                    agent_id=r["agent_id"],
+                    interaction_id=str(r["interaction_id"]) if r["interaction_id"] else None,
+                ),
+                Lead(
+                    id=r["lead_id"],
+                    phone=r["lead_phone"],
+                    timezone=r["timezone"],
+                    attributes=dict(r["attributes"]),
+                    status=LeadStatus(r["status"]),
+                    attempts=r["attempts"],
+                    results=dict(r["results"]),
+                    next_attempt_at=r["next_attempt_at"],
+                    locked_until=r["locked_until"],
+                    last_result=CallResult(r["last_result"]) if r["last_result"] else None,
+                ),
+            )
+            for r in rows
+        ]
 
     async def candidate_leads(self, campaign: str, now: datetime, limit: int) -> list[Lead]:
         """Pending leads whose pause and lockout are over, not on the do-not-call list, oldest first.
@@ -585,6 +672,18 @@ class Store:
                     a.interaction_id,
                 ),
             )
+
+    async def live_answers(self, campaign: str, since: datetime) -> list[tuple[datetime, int, int]]:
+        """A campaign's live answers since a time, by minute: (minute, answers, abandoned)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT date_trunc('minute', started_at), count(*), count(*) FILTER (WHERE abandoned)"
+                " FROM dial_attempts WHERE campaign = %s AND live_answer AND started_at >= %s"
+                " GROUP BY 1 ORDER BY 1",
+                (campaign, since),
+            )
+            rows = await cur.fetchall()
+        return [(r[0], int(r[1]), int(r[2])) for r in rows]
 
     async def abandon_counts(self, campaign: str, since: datetime) -> tuple[int, int]:
         """(abandoned, live answers) since a time: the abandon rate's own numerator and denominator."""

@@ -3,7 +3,8 @@
 Synthesis uses pyttsx3 with libespeak-ng (the design card) in a subprocess
 (:mod:`app.adapters.tts_worker`), because the espeak driver blocks and is not thread-safe. The
 ``espeak-ng`` command line is available as an alternative engine (``engine="espeak-ng"``).
-Every result is checked (long enough, not silent), retried, and converted with sox.
+Every result is checked (long enough, not silent), retried, and converted with sox. These
+subprocesses die with the app, even a killed one (:mod:`app.adapters.parent_death`).
 
 Mandarin prompts are written in Chinese characters; espeak-ng reads Mandarin correctly only from
 tone-numbered pinyin with its ``cmn-latn-pinyin`` voice, so :func:`mandarin_to_pinyin` converts
@@ -34,6 +35,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
+
+from app.adapters.parent_death import dies_with_us
 
 log = logging.getLogger(__name__)
 
@@ -351,6 +354,7 @@ class PromptCache:
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
                 env=env,
+                preexec_fn=dies_with_us(),  # a killed app leaves no synthesis running
             )
         except FileNotFoundError as exc:
             raise PromptError(f"{argv[0]} not found (Debian: apt-get install espeak-ng sox)") from exc

@@ -12,7 +12,9 @@ Engines:
   pocketsphinx keeps the GIL while it decodes, so decoding runs in a small pool of worker
   *processes*, each with its own decoder; a thread would stall the event loop for the whole decode.
   The pool uses the ``spawn`` start method, so the program's main module must be safe to import
-  (``python -m app`` is: its work sits under ``if __name__ == "__main__"``).
+  (``python -m app`` is: its work sits under ``if __name__ == "__main__"``). The workers die with
+  the app even when it is killed (:mod:`app.adapters.parent_death`); multiprocessing's resource
+  tracker then sees its pipe close, removes the pool's semaphores from ``/dev/shm`` and exits.
 * :class:`VoskRecognizer` (PyPI ``vosk``; the model directory is configuration). vosk's grammar
   mode limits the words to those of the phrases; the model is loaded once and shared by every call,
   each call decoding with its own ``KaldiRecognizer`` in a worker thread (vosk releases the GIL).
@@ -49,6 +51,7 @@ from typing import Any, Final, Literal, Protocol, Self
 import numpy as np
 from numpy.typing import NDArray
 
+from app.adapters.parent_death import die_with_parent
 from app.errors import AppError
 
 log = logging.getLogger(__name__)
@@ -398,7 +401,10 @@ class _SphinxWorker:
 _sphinx_worker: _SphinxWorker | None = None
 
 
-def _sphinx_init(model: SphinxModel) -> None:
+def _sphinx_init(model: SphinxModel, parent_pid: int) -> None:
+    # Before the model loads: a worker of a killed app would otherwise wait forever on the pool's
+    # queue (it holds that pipe's write end itself), and keep the resource tracker alive too.
+    die_with_parent(parent_pid)
     global _sphinx_worker
     _sphinx_worker = _SphinxWorker(model)
 
@@ -482,7 +488,7 @@ class PocketsphinxRecognizer:
                 self.processes,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_sphinx_init,
-                initargs=(model,),
+                initargs=(model, os.getpid()),
             )
             loop = asyncio.get_running_loop()
             started = time.perf_counter()

@@ -2,6 +2,7 @@
 
 pyttsx3's espeak driver is blocking, keeps process-global state in libespeak-ng and is not
 thread-safe, so :mod:`app.adapters.prompts` runs every synthesis in a fresh process of this module.
+That process is killed when the app dies, and so is the ``espeak-ng`` it may run.
 
 Usage::
 
@@ -26,6 +27,8 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
+
+from app.adapters.parent_death import dies_with_us
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -76,7 +79,12 @@ def synthesize_espeak_cli(text: str, voice: str, rate: int, out: Path, timeout: 
     cmd = ["espeak-ng", "-b", "1", "-v", voice, "-s", str(rate), "-w", str(out), "--stdin"]
     try:
         done = subprocess.run(  # fixed argv, no shell
-            cmd, input=text.encode("utf-8"), capture_output=True, timeout=timeout, check=False
+            cmd,
+            input=text.encode("utf-8"),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            preexec_fn=dies_with_us(),  # this worker dies with the app; espeak-ng with it
         )
     except FileNotFoundError as exc:
         raise SynthesisFailed("espeak-ng executable not found (apt-get install espeak-ng)") from exc

@@ -40,6 +40,12 @@ Device registration is orthogonal to the state: an agent may be ready with an un
 phone, and is then simply not routable. `set_device` records an event only when the value
 changes, with `from_state == to_state`.
 
+After a restart the state is read back from what was stored (`restore`): Not Ready keeps its
+reason, wrap-up its end, a call or an offer its interaction (the call runtime then finds out
+whether that call is still there). Registering a phone logs in only an agent who was logged out,
+so nobody on a break comes back Ready because their phone re-registered. What is not stored
+(busy time for occupancy, calls answered) starts again from zero.
+
 A wrap-up timer never moves the agent blindly: `wrap_up_expired(now)` re-checks that the agent is
 still in wrap-up and that this wrap-up's end has come (a timer left over from an earlier wrap-up,
 or one firing after the agent pressed ready, does nothing and returns False).
@@ -83,6 +89,18 @@ class AgentStateEvent:
     to_state: AgentState
     reason: str | None = None
     interaction_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentSnapshot:
+    """An agent's state as it stands, as stored beside the history (what a restart restores)."""
+
+    state: AgentState
+    since: datetime | None
+    reason: str | None = None
+    interaction_id: str | None = None
+    wrap_up_until: datetime | None = None
+    logged_in_at: datetime | None = None
 
 
 def validate_skill(skill: str, level: int) -> None:
@@ -238,6 +256,27 @@ class Agent:
         self._become_ready(now, reason="wrap-up ended")
         return True
 
+    def restore(
+        self,
+        at: datetime,
+        state: AgentState,
+        since: datetime | None,
+        reason: str | None = None,
+        interaction_id: str | None = None,
+        wrap_up_until: datetime | None = None,
+        logged_in_at: datetime | None = None,
+    ) -> None:
+        """The state this agent was in before a restart. Not a transition: one event, from and to
+        the same state with the reason "restored", says where they were taken up."""
+        self.state = state
+        self.state_since = since or at
+        self.not_ready_reason = reason if state is AgentState.NOT_READY else None
+        self.interaction_id = interaction_id if state in BUSY_STATES else None
+        self.wrap_up_until = wrap_up_until if state is AgentState.WRAP_UP else None
+        self.logged_in_at = (logged_in_at or self.state_since) if state is not AgentState.LOGGED_OUT else None
+        self.ready_since = self.state_since if state is AgentState.READY else None
+        self.pending.append(AgentStateEvent(self.id, at, state, state, "restored", self.interaction_id))
+
     def set_device(self, now: datetime, registered: bool) -> None:
         if registered == self.device_registered:
             return
@@ -248,6 +287,16 @@ class Agent:
         )
 
     # -- views -------------------------------------------------------------------------------------
+
+    def snapshot(self) -> AgentSnapshot:
+        return AgentSnapshot(
+            self.state,
+            self.state_since,
+            self.not_ready_reason,
+            self.interaction_id,
+            self.wrap_up_until,
+            self.logged_in_at,
+        )
 
     @property
     def routable(self) -> bool:

@@ -53,9 +53,10 @@ Our estimate is read from what decides the wait now: how many are ahead, how man
 through them, and how long their calls take. Past waits are deliberately not an input.
 
 Measured (benchmarks/ewt.py, simulated M/G/c queues with abandonment and bursts): for callers
-who had to wait, the mean absolute error is 0.60-0.74 of Asterisk's on the same callers; the
-best any estimator could do from what is visible (an oracle that knows the simulator's true laws)
-is 0.58-0.72 there, so what remains is mostly chance, not model error.
+who had to wait, the mean absolute error of what the routing desk announces is 0.62-0.76 of
+Asterisk's on the same callers (0.60-0.74 when the calls' elapsed times are passed in too, which
+the desk does not do yet); the best any estimator could do from what is visible (an oracle that
+knows the simulator's true laws) is 0.58-0.72 there, so what remains is mostly chance.
 
 Limits. Position is taken as given; in a queue ordered by risk (routing.py) a caller of a higher
 tier who arrives later may still overtake, which makes the wait longer than announced. Agents

@@ -33,6 +33,7 @@ class Outcome(StrEnum):
     SELF_SERVICE = "self_service"  # served by the IVR (e.g. heard their balance)
     CLOSED = "closed"  # called outside opening hours
     BLOCKED = "blocked"  # a number the flow refuses
+    DROPPED = "dropped"  # the PBX lost the call (e.g. Asterisk restarted): nobody's choice
 
 
 class IllegalTransition(Exception):
@@ -66,6 +67,13 @@ class Interaction:
     # "inbound", or "outbound" for calls we place (then `ani` is the customer's number).
     direction: str = "inbound"
     callback_id: str | None = None
+    # What the IVR collected (field -> value) and the skills the flow asked for (skill -> level):
+    # both travel with the call to the agent, and survive a restart of the app.
+    collected: dict[str, str] = field(default_factory=dict)
+    skills: dict[str, int] = field(default_factory=dict)
+    # Where the call stands on the PBX (legs, bridge, hold...), kept for recovery after a restart.
+    # Opaque here: the call runtime writes and reads it.
+    legs: dict[str, Any] = field(default_factory=dict)
     # Recorded but not yet persisted; the flow drains this after each step.
     pending: list[InteractionEvent] = field(default_factory=list)
 
@@ -87,6 +95,11 @@ class Interaction:
         self._require(Phase.IVR)
         self.digits += digit
         self.record(at, "dtmf", digit=digit)
+
+    def collect(self, at: datetime, name: str, value: str) -> None:
+        """The caller entered `value` for the flow's field `name` (it travels with the call)."""
+        self.collected[name] = value
+        self.record(at, "collected", field=name, value=value)
 
     def enqueue(self, at: datetime, queue: str, tier: str, reason: str) -> None:
         self._require(Phase.IVR, Phase.OFFERED, Phase.QUEUED)
@@ -122,6 +135,13 @@ class Interaction:
         self._require(Phase.CONNECTED)
         self.phase = Phase.QUEUED
         self.record(at, "transferred", to=to, from_agent=self.agent_id, how="blind")
+
+    def requeue(self, at: datetime, reason: str) -> None:
+        """The agent's side was lost (e.g. their leg vanished while the app was down): the caller
+        waits again, keeping their place in line."""
+        self._require(Phase.OFFERED, Phase.CONNECTED)
+        self.phase = Phase.QUEUED
+        self.record(at, "requeued", reason=reason, from_agent=self.agent_id)
 
     def hand_over(self, at: datetime, agent_id: str) -> None:
         """Consult transfer completed (or a conference left to one agent): still connected."""

@@ -17,7 +17,7 @@ from datetime import date, datetime, time
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from app.config import PromptText
+from app.domain.prompt import PromptText
 
 NodeType = Literal["menu", "collect", "lookup", "branch", "play", "queue", "voicemail", "hangup"]
 HangupOutcome = Literal["self_service", "closed", "blocked", "no_input"]

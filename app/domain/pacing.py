@@ -953,6 +953,12 @@ class ComplianceGauge:
         """A live answer found no agent within the connect window."""
         self._add(at, 1, 1)
 
+    def record_counts(self, at: float, answers: int, abandons: int) -> None:
+        """Several live answers at once (e.g. read back from the database by minute at start)."""
+        if answers < 0 or not 0 <= abandons <= answers:
+            raise ValueError("need 0 <= abandons <= answers")
+        self._add(at, answers, abandons)
+
     def record_amd_false_positive(self, call_at: float) -> None:
         """The call at `call_at`, classified as a machine, was a person."""
         self._add(call_at, 1, 1)

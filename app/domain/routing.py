@@ -262,6 +262,13 @@ class QueueConfig:
         """Position of each member in `members` (hunt order), 0-based."""
         return MappingProxyType({m: k for k, m in enumerate(self.members)})
 
+    def groups_at(self, step: int | None) -> frozenset[str]:
+        """The groups serving this queue once `step` relaxation steps apply (None: every step)."""
+        groups = self.groups
+        for r in self.relaxations if step is None else self.relaxations[:step]:
+            groups = groups | r.add_groups
+        return groups
+
     def relaxation_step(self, wait_s: float) -> int:
         """How many relaxation steps apply after `wait_s` seconds of wait."""
         step = 0
@@ -391,7 +398,7 @@ class _Rule:
     lowered_by: int
 
     def is_member(self, agent: Agent) -> bool:
-        return self.everyone or agent.id in self.members or not self.groups.isdisjoint(agent.groups)
+        return _member(self.everyone, self.members, self.groups, agent)
 
     def has_skills(self, agent: Agent) -> bool:
         skills = agent.skills
@@ -404,18 +411,50 @@ class _Rule:
         return self.is_member(agent) and self.has_skills(agent)
 
 
+def _member(
+    everyone: bool, members: frozenset[str] | Mapping[str, int], groups: frozenset[str], a: Agent
+) -> bool:
+    """Queue membership, the one rule: named in `members`, or in one of `groups`, or everyone
+    when the queue names neither. Members and groups combine (either admits the agent)."""
+    return everyone or a.id in members or not groups.isdisjoint(a.groups)
+
+
+def is_member(agent: Agent, queue: QueueConfig, step: int | None = 0) -> bool:
+    """Is `agent` a member of `queue` once `step` relaxation steps apply (None: at any step)?"""
+    everyone = not queue.members and not queue.groups
+    return _member(everyone, queue.member_rank, queue.groups_at(step), agent)
+
+
+def qualifies(agent: Agent, queue: QueueConfig) -> bool:
+    """Could `agent` take this queue's calls when free: a member holding the queue's own required
+    skills (no relaxation). The dialer counts its agents with this."""
+    return is_member(agent, queue) and all(
+        agent.skills.get(n.skill, 0) >= n.min_level for n in queue.required_skills
+    )
+
+
+def could_ever_serve(agent: Agent, queue: QueueConfig) -> bool:
+    """Could `agent` ever answer this queue without anyone's action: logged in, phone registered,
+    a member at some relaxation step. When nobody could, a caller is told instead of waiting."""
+    return agent.logged_in and agent.device_registered and is_member(agent, queue, step=None)
+
+
+def customer_tier(vip: bool, tier: str | None) -> Tier:
+    """The tier a customer's calls wait in: a VIP is top, else the customer's own tier (medium
+    for unknown callers)."""
+    if vip:
+        return Tier.TOP
+    return Tier(tier) if tier in {t.value for t in Tier} else Tier.MEDIUM
+
+
 def _make_rule(queue: QueueConfig, required: Sequence[SkillRequirement], step: int) -> _Rule:
     merged: dict[str, int] = {}
     for req in (*queue.required_skills, *required):
         merged[req.skill] = max(merged.get(req.skill, MIN_SKILL_LEVEL), req.min_level)
-    lowered = 0
-    groups = queue.groups
-    for r in queue.relaxations[:step]:
-        lowered += r.lower_min_level_by
-        groups = groups | r.add_groups
+    lowered = sum(r.lower_min_level_by for r in queue.relaxations[:step])
     reqs = tuple(sorted((s, max(MIN_SKILL_LEVEL, lvl - lowered)) for s, lvl in merged.items()))
     everyone = not queue.members and not queue.groups
-    return _Rule(reqs, everyone, frozenset(queue.members), groups, step, lowered)
+    return _Rule(reqs, everyone, frozenset(queue.members), queue.groups_at(step), step, lowered)
 
 
 def _wait_s(w: WaitingInteraction, now: datetime) -> float:
@@ -760,6 +799,11 @@ class Router:
         self._queues = dict(queues)
         self._rr_last = {k: v for k, v in self._rr_last.items() if k in self._queues}
         self._rules.clear()
+
+    def remember_rotation(self, queue: str, agent_id: str) -> None:
+        """After a restart: the agent this queue's rotation chose last, read back from history."""
+        if queue in self._queues:
+            self._rr_last[queue] = agent_id
 
     def round_robin_last(self, queue: str) -> str | None:
         """The agent the queue's rotation chose last (the next offer goes to the one after)."""

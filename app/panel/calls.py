@@ -2,7 +2,7 @@
 
 The buttons are drawn here, hidden; /static/calls.js shows them while the agent has a call
 (`GET /panel/api/calls/current`) and sends each one to `POST /panel/api/calls/<id>/<action>`
-(app/web/calls_api.py), which hands it to the call's own task (app/flows/call_controls.py).
+(app/calls/http.py), which hands it to the call's own task (app/calls/conversation.py).
 The controls need the script: they act on a live call, so there is no plain-form fallback.
 
 `CallWatch` keeps open panels in step with calls that change without their agent's state
@@ -14,15 +14,14 @@ message and their page asks for the call again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from app.domain.interaction import InteractionEvent
-from app.flows.routing import RoutingService
+from app.bus import InteractionSaved
 from app.panel.i18n import TEXT, Lang, t
 from app.panel.live import LiveHub
 from app.panel.pages import _script_json as script_json
+from app.routing.desk import RoutingService
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +36,15 @@ def changes_call(kind: str) -> bool:
 
 
 class CallWatch:
-    """A store listener (see `Store.saved_listeners`): pushes "look again" to the agents on a call."""
+    """Follows saved interactions (the bus): pushes "look again" to the agents on a call."""
 
     def __init__(self, routing: RoutingService, hub: LiveHub) -> None:
         self.routing = routing
         self.hub = hub
 
-    def interaction_saved(self, interaction_id: str, events: Sequence[InteractionEvent]) -> None:
-        if not any(changes_call(e.kind) for e in events):
+    def interaction_saved(self, notice: InteractionSaved) -> None:
+        interaction_id = notice.interaction_id
+        if not any(changes_call(e.kind) for e in notice.events):
             return
         for agent in self.routing.agents.values():
             if agent.interaction_id == interaction_id:

@@ -21,19 +21,16 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, web
 
-from app.appkeys import AUTH, LIVE, POPS, ROUTING, SETTINGS
-from app.domain.access import (
-    AGENT_ROLES,
-    Principal,
-    may_change_state,
-    may_supervise,
-    may_view_agent,
-)
+from app.domain.access import AGENT_ROLES, Principal, may_supervise
 from app.errors import AppError
 from app.panel import calls, pages, pop_pages, softphone
-from app.panel.auth import (
+from app.panel.i18n import LANG_COOKIE, Lang, pick_language, t
+from app.panel.live import LIVE, Subscription
+from app.panel.pop import POPS
+from app.routing.http import DESK, agent_view, change_state
+from app.web.auth import (
+    AUTH,
     CSRF_FIELD,
-    CSRF_HEADER,
     SESSION_COOKIE,
     CsrfFailed,
     Forbidden,
@@ -42,10 +39,11 @@ from app.panel.auth import (
     SessionExpired,
     TooManyAttempts,
     WrongCredentials,
+    same_origin,
+    session_of,
+    writing_session,
 )
-from app.panel.i18n import LANG_COOKIE, Lang, pick_language, t
-from app.panel.live import Subscription
-from app.web.api import BadRequest, agent_view, json_body
+from app.web.http import SETTINGS, BadRequest, json_body
 
 log = logging.getLogger(__name__)
 
@@ -104,29 +102,6 @@ def html(
 def wants_json(request: web.Request) -> bool:
     accept = request.headers.get("Accept", "")
     return request.content_type == "application/json" or "application/json" in accept
-
-
-def same_origin(request: web.Request) -> None:
-    """Browsers name the page that sent a request in Origin; refuse writes from other sites."""
-    origin = request.headers.get("Origin")
-    if origin is not None and urlsplit(origin).netloc != request.host:
-        raise Forbidden(f"cross-site request refused (Origin {origin})")
-
-
-async def session_of(request: web.Request) -> PanelSession:
-    return await request.app[AUTH].session_for(request.cookies.get(SESSION_COOKIE))
-
-
-async def writing_session(request: web.Request, form: Mapping[str, Any] | None = None) -> PanelSession:
-    """The session of a state-changing request, with its origin and CSRF token checked."""
-    session = await session_of(request)
-    same_origin(request)
-    presented = request.headers.get(CSRF_HEADER)
-    if presented is None and form is not None:
-        value = form.get(CSRF_FIELD)
-        presented = value if isinstance(value, str) else None
-    request.app[AUTH].check_csrf(session, presented)
-    return session
 
 
 def home_of(who: Principal) -> str:
@@ -300,7 +275,7 @@ async def agent_page(request: web.Request) -> web.Response:
     if who.agent_id is None:
         return see_other(home_of(who))
     lang = language(request)
-    agent = agent_view(request.app[ROUTING].agent(who.agent_id))
+    agent = agent_view(request.app[DESK].agent(who.agent_id))
     web_settings = request.app[SETTINGS].web
     # The call's controls first (the agent's hands are there during a call), then the pop.
     pop = calls.call_section(lang) + pop_pages.pop_section(lang, session.csrf_token, web_settings, agent)
@@ -328,7 +303,7 @@ async def supervisor_page(request: web.Request) -> web.Response:
     if not may_supervise(session.principal):
         page = pages.message_page(lang, t(lang, "supervisor"), t(lang, "forbidden"), session.csrf_token)
         return html(request, page, 403)
-    agents = [agent_view(a) for a in request.app[ROUTING].agents.values()]
+    agents = [agent_view(a) for a in request.app[DESK].agents.values()]
     reasons = request.app[SETTINGS].web.not_ready_reasons
     return html(
         request, pages.supervisor_page(lang, session.csrf_token, user_line(lang, session), agents, reasons)
@@ -346,7 +321,7 @@ async def state_form(request: web.Request) -> web.Response:
             raise Forbidden("only agents have a state of their own")
         reason = form.get("reason")
         change_state(
-            request,
+            request.app,
             who,
             who.agent_id,
             str(form.get("state", "")),
@@ -372,77 +347,11 @@ def me_view(session: PanelSession) -> dict[str, Any]:
     }
 
 
-def change_state(
-    request: web.Request, who: Principal, agent_id: str, state: str, reason: str | None
-) -> dict[str, Any]:
-    if not may_change_state(who, agent_id):
-        raise Forbidden("agents may change only their own state")
-    allowed = ("ready", "not_ready", "logged_out") if may_supervise(who) else ("ready", "not_ready")
-    if state not in allowed:
-        raise BadRequest(f"state must be one of {', '.join(allowed)}; got {state!r}")
-    codes = [r.code for r in request.app[SETTINGS].web.not_ready_reasons]
-    if state == "not_ready" and reason not in codes:
-        raise BadRequest(f"Not Ready needs a reason code, one of {', '.join(codes)}; got {reason!r}")
-    agent = request.app[ROUTING].set_state(agent_id, state, reason if state == "not_ready" else None)
-    log.info("panel: %s set agent %s %s (%s)", who.username, agent_id, state, reason or "-")
-    return agent_view(agent)
-
-
 async def api_me(request: web.Request) -> web.Response:
     session = await session_of(request)
     who = session.principal
-    agent = agent_view(request.app[ROUTING].agent(who.agent_id)) if who.agent_id else None
+    agent = agent_view(request.app[DESK].agent(who.agent_id)) if who.agent_id else None
     return web.json_response({"user": me_view(session), "agent": agent, "csrf_token": session.csrf_token})
-
-
-async def api_agents(request: web.Request) -> web.Response:
-    session = await session_of(request)
-    if not may_supervise(session.principal):
-        raise Forbidden("only supervisors and admins may list every agent")
-    return web.json_response([agent_view(a) for a in request.app[ROUTING].agents.values()])
-
-
-async def api_agent(request: web.Request) -> web.Response:
-    session = await session_of(request)
-    agent_id = request.match_info["agent_id"]
-    if not may_view_agent(session.principal, agent_id):
-        raise Forbidden("agents may see only their own state")
-    return web.json_response(agent_view(request.app[ROUTING].agent(agent_id)))
-
-
-async def api_set_state(request: web.Request) -> web.Response:
-    session = await writing_session(request)
-    body = await json_body(request)
-    state, reason = body.get("state"), body.get("reason")
-    if not isinstance(state, str) or (reason is not None and not isinstance(reason, str)):
-        raise BadRequest("expected {'state': 'ready'|'not_ready', 'reason': a reason code}")
-    return web.json_response(
-        change_state(request, session.principal, request.match_info["agent_id"], state, reason)
-    )
-
-
-async def _skill(request: web.Request, session: PanelSession, level: int | None) -> web.Response:
-    who = session.principal
-    if not may_supervise(who):
-        raise Forbidden("only supervisors and admins may change skills")
-    agent_id, skill = request.match_info["agent_id"], request.match_info["skill"]
-    agent = await request.app[ROUTING].set_skill(agent_id, skill, level, f"panel:{who.username}")
-    return web.json_response(agent_view(agent))
-
-
-async def api_put_skill(request: web.Request) -> web.Response:
-    session = await writing_session(request)
-    if not may_supervise(session.principal):  # before the body is even read
-        raise Forbidden("only supervisors and admins may change skills")
-    body = await json_body(request)
-    level = body.get("level")
-    if not isinstance(level, int) or isinstance(level, bool):
-        raise BadRequest("expected {'level': 1..10}")
-    return await _skill(request, session, level)
-
-
-async def api_delete_skill(request: web.Request) -> web.Response:
-    return await _skill(request, await writing_session(request), None)
 
 
 # -- live -----------------------------------------------------------------------------------------
@@ -458,7 +367,7 @@ async def live_socket(request: web.Request) -> web.StreamResponse:
     session = await auth.session_for(token)
     who = session.principal
     agent_ids = None if may_supervise(who) else frozenset({who.agent_id} if who.agent_id else ())
-    hub, routing = request.app[LIVE], request.app[ROUTING]
+    hub, routing = request.app[LIVE], request.app[DESK]
     sub = hub.subscribe(agent_ids, session.token_hash)
     ws = web.WebSocketResponse(heartbeat=25)
     try:
@@ -523,10 +432,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/panel/state", state_form)
     app.router.add_get("/supervisor", supervisor_page)
     app.router.add_get("/panel/api/me", api_me)
-    app.router.add_get("/panel/api/agents", api_agents)
-    app.router.add_get("/panel/api/agents/{agent_id}", api_agent)
-    app.router.add_post("/panel/api/agents/{agent_id}/state", api_set_state)
-    app.router.add_put("/panel/api/agents/{agent_id}/skills/{skill}", api_put_skill)
-    app.router.add_delete("/panel/api/agents/{agent_id}/skills/{skill}", api_delete_skill)
     app.router.add_get("/ws", live_socket)
     app.router.add_static("/static/", STATIC_DIR)

@@ -1,6 +1,6 @@
 """Live agent state for the panel's websockets.
 
-The routing desk tells the hub which agents changed (`AgentListener`); the hub turns each
+The routing desk announces which agents changed (`AgentsChanged` on the bus); the hub turns each
 into a JSON-ready view at once (the Agent objects keep changing) and queues it for every
 subscriber allowed to see that agent. Each websocket drains its own queue, so a slow
 browser never holds up routing: past `max_backlog` unsent messages it is cut off and
@@ -10,10 +10,13 @@ reconnects for a fresh snapshot.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from aiohttp import web
+
+from app.bus import AgentsChanged
 from app.domain.agent_state import Agent
 
 Message = dict[str, Any]
@@ -50,8 +53,8 @@ class LiveHub:
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)
 
-    def agents_changed(self, agents: Sequence[Agent]) -> None:
-        views = [self.view(a) for a in agents]
+    def agents_changed(self, notice: AgentsChanged) -> None:
+        views = [self.view(a) for a in notice.agents]
         for sub in self._subs:
             for view in views:
                 if sub.ended is not None or not sub.wants(view["id"]):
@@ -83,3 +86,6 @@ class LiveHub:
     def close_all(self) -> None:
         for sub in self._subs:
             sub.end("server-stopping")
+
+
+LIVE = web.AppKey("live", LiveHub)

@@ -1,6 +1,6 @@
 """The screen pop: what an agent sees the moment a call is offered to them.
 
-`PopService` is one of the routing desk's agent listeners. When an agent is reserved for an
+`PopService` follows the bus: agents' state changes and saved interactions. When an agent is reserved for an
 interaction (or found ringing or on a call with one not yet shown), it reads the interaction's
 context from PostgreSQL (customer, IVR journey, callback and voicemail, recent history), adds
 what the desk decided in memory (the route reason, which may not be written yet), and pushes
@@ -14,16 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from aiohttp import web
+
 from app.adapters.pop_store import CustomerProfile, PopContext, PopStore
-from app.domain.agent_state import Agent, AgentState
-from app.domain.interaction import InteractionEvent
+from app.bus import AgentsChanged, InteractionSaved
+from app.domain.agent_state import AgentState
 from app.domain.screen_pop import POP_STATES, REFRESH_KINDS, PopTracker, journey
-from app.flows.routing import RoutingService
 from app.panel.live import LiveHub
+from app.routing.desk import RoutingService
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +76,18 @@ class PopService:
 
     # -- the listener -------------------------------------------------------------------------
 
-    def agents_changed(self, agents: Sequence[Agent]) -> None:
-        for agent in agents:
+    def agents_changed(self, notice: AgentsChanged) -> None:
+        for agent in notice.agents:
             interaction_id = agent.interaction_id
             if self._tracker.should_pop(agent.id, agent.state, interaction_id) and interaction_id:
                 self._spawn(agent.id, interaction_id, "offer")
             elif interaction_id is None:
                 self._last.pop(agent.id, None)  # idle again: a repeated offer is sent in full
 
-    def interaction_saved(self, interaction_id: str, events: Sequence[InteractionEvent]) -> None:
-        """The store's listener: events that complete a pop on someone's screen send it again."""
-        if not any(e.kind in REFRESH_KINDS for e in events):
+    def interaction_saved(self, notice: InteractionSaved) -> None:
+        """Events that complete a pop on someone's screen send it again."""
+        interaction_id = notice.interaction_id
+        if not any(e.kind in REFRESH_KINDS for e in notice.events):
             return
         for agent_id in self._tracker.showing(interaction_id):
             self._spawn(agent_id, interaction_id, "refresh")
@@ -213,3 +216,6 @@ class PopService:
                 else None
             ),
         }
+
+
+POPS = web.AppKey("pops", PopService)

@@ -15,7 +15,6 @@ from typing import Any
 
 from aiohttp import web
 
-from app.appkeys import POPS, ROUTING, SETTINGS, VOICEMAIL
 from app.domain.access import AGENT_ROLES, Principal
 from app.domain.screen_pop import (
     IDLE_REASON,
@@ -28,11 +27,13 @@ from app.domain.screen_pop import (
 )
 from app.errors import AppError
 from app.panel import pages
-from app.panel.auth import Forbidden, NotSignedIn, SessionExpired
-from app.panel.http import html, language, redirect_to_login, see_other, session_of, writing_session
+from app.panel.http import html, language, redirect_to_login, see_other
 from app.panel.i18n import t
-from app.panel.pop import customer_view
-from app.web.api import BadRequest, agent_view, json_body
+from app.panel.pop import POPS, customer_view
+from app.routing.http import DESK, agent_view
+from app.voicemail.http import VOICEMAIL
+from app.web.auth import Forbidden, NotSignedIn, SessionExpired, session_of, writing_session
+from app.web.http import SETTINGS, BadRequest, json_body
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ async def api_create_customer(request: web.Request) -> web.Response:
         owner = await pops.store.owner(iid)
         if owner is None:
             raise NotFound(f"no interaction {iid}")
-        holds = who.agent_id is not None and request.app[ROUTING].agent(who.agent_id).interaction_id == iid
+        holds = who.agent_id is not None and request.app[DESK].agent(who.agent_id).interaction_id == iid
         if not may_work_on(who, holds, owner.agent_id):
             raise Forbidden("agents create a profile only for a caller offered to them or whom they served")
         if owner.customer_id is not None:
@@ -156,7 +157,7 @@ async def api_voicemail_audio(request: web.Request) -> web.StreamResponse:
         raise NotFound(f"no voicemail {vm_id}")
     holds = handled = False
     if who.agent_id is not None and callback_id is not None:
-        current = request.app[ROUTING].agent(who.agent_id).interaction_id
+        current = request.app[DESK].agent(who.agent_id).interaction_id
         owner = await pops.store.owner(current) if current else None
         holds = owner is not None and owner.callback_id == callback_id
         handled = holds or await pops.store.agent_took_callback(who.agent_id, callback_id)
@@ -194,7 +195,7 @@ async def api_idle(request: web.Request) -> web.Response:
     agent_id = request.match_info["agent_id"]
     if who.agent_id != agent_id:
         raise Forbidden("only the agent's own panel reports them idle")
-    routing = request.app[ROUTING]
+    routing = request.app[DESK]
     agent = routing.agent(agent_id)
     if not may_go_idle(agent.state):
         raise NotIdleNow(agent.state.value)

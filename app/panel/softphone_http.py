@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from app.appkeys import AUTH, SECRETS, SETTINGS
 from app.errors import AppError
 from app.panel import softphone
-from app.panel.auth import CSRF_HEADER, SESSION_COOKIE, Forbidden
+from app.web.auth import AUTH, CSRF_HEADER, SESSION_COOKIE, Forbidden
+from app.web.http import SECRETS, SETTINGS
 
 log = logging.getLogger(__name__)
 

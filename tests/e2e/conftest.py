@@ -10,13 +10,12 @@ import pytest
 from tests.support.audio import write_tone
 from tests.support.calls import AGENT_TONE_HZ, CALLER_TONE_HZ
 from tests.support.sip_phone import PhoneLab
-from tests.support.stack import Stack, write_config
+from tests.support.stack import Stack, scratch_database, write_config
 
 
 @pytest.fixture(scope="module")
 def stack(
     tmp_path_factory: pytest.TempPathFactory,
-    db_url: str,
     asterisk_prefix: Path,
     artifacts: Path,
     request: pytest.FixtureRequest,
@@ -25,11 +24,14 @@ def stack(
     d = tmp_path_factory.mktemp(name)
     # A test module may shape its contact center with a module-level STACK_CONFIG.
     settings = write_config(d / "center.yaml", d / "var", **getattr(request.module, "STACK_CONFIG", {}))
-    s = Stack(d / "center.yaml", d / "var", db_url, asterisk_prefix, artifacts / f"{name}.log", settings)
-    s.start()
-    yield s
-    assert s.stop() == 0, s.tail()
-    assert s.asterisk_pids() == [], "Asterisk still running after the app stopped"
+    # Each module's center has a database of its own: a center restores its agents and its
+    # queues' statistics from its history at start, and another module's history is not its own.
+    with scratch_database(f"lianluo_{name}"[:40]) as db_url:
+        s = Stack(d / "center.yaml", d / "var", db_url, asterisk_prefix, artifacts / f"{name}.log", settings)
+        s.start()
+        yield s
+        assert s.stop() == 0, s.tail()
+        assert s.asterisk_pids() == [], "Asterisk still running after the app stopped"
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -39,7 +39,7 @@ STACK_CONFIG = {
 def control(stack: Stack, it: dict[str, Any], action: str, **body: str) -> dict[str, Any]:
     status, result = stack.api("POST", f"/api/calls/{it['id']}/{action}", body)
     assert status == 200, (action, status, result)
-    return result
+    return cast(dict[str, Any], result)
 
 
 # When each caller's recording started (media up): positions in it are wall-clock offsets,
@@ -60,7 +60,7 @@ def both_heard(call: Call, start: float, end: float, tones: tuple[float, float])
     spectrum = np.abs(np.fft.rfft(part))
     freqs = np.fft.rfftfreq(len(part), 1 / rate)
     peak = [spectrum[(freqs > hz - 15) & (freqs < hz + 15)].max() for hz in tones]
-    return min(peak) > 0.2 * spectrum.max()
+    return bool(min(peak) > 0.2 * spectrum.max())
 
 
 def mark(call: Call, seconds: float) -> tuple[float, float]:
@@ -157,7 +157,9 @@ def test_blind_transfer_to_a_queue_then_a_conference(
     alice_leg.wait_disconnected(timeout=10)
     chen_leg = chen.wait_incoming(timeout=20)
     chen_leg.answer(play=chen_tone, loop=True)
-    eventually(lambda: stack.interaction("id = %s", it["id"])["agent_id"] == "1003", 10, "Chen on the call")
+    eventually(
+        lambda: stack.interaction_row("id = %s", it["id"])["agent_id"] == "1003", 10, "Chen on the call"
+    )
     queued = [d for k, d in stack.events(it["id"]) if k == "queued"]
     assert queued[-1]["queue"] == "billing" and queued[-1]["reason"] == "transfer"
 

@@ -109,7 +109,7 @@ def test_callback_keeps_place_between_earlier_and_later_callers(
         lambda: callback_row(stack, "origin_interaction_id = %s", second_it["id"]), 10, "the callback row"
     )
     assert cb["phone"] == "13700000002" and cb["source"] == "ivr"
-    queued_at = stack.interaction("id = %s", second_it["id"])["queued_at"]
+    queued_at = stack.interaction_row("id = %s", second_it["id"])["queued_at"]
     assert cb["place_at"] == queued_at, "the callback keeps the caller's place in line"
     heard = second.recording()
     confirmed = PromptText(CONFIRMED.format(number=" ".join("13700000002")))
@@ -141,14 +141,14 @@ def test_callback_keeps_place_between_earlier_and_later_callers(
     )
     assert attempt["agent_id"] == "1001"
     customer.wait_rx_audio(2.0, timeout=10)  # the agent's voice reaches the customer
-    assert stack.interaction("id = %s", third_it["id"])["answered_at"] is None, "caller 3 waits"
-    assert stack.interaction("id = %s", first_it["id"])["answered_at"] < attempt["answered_at"]
+    assert stack.interaction_row("id = %s", third_it["id"])["answered_at"] is None, "caller 3 waits"
+    assert stack.interaction_row("id = %s", first_it["id"])["answered_at"] < attempt["answered_at"]
 
     customer.hangup()
     agent_leg.wait_disconnected(timeout=10)
     agent.wait_incoming(timeout=15).answer(play=tones[1], loop=True)
     stack.wait_event(third_it["id"], "connected")
-    assert stack.interaction("id = %s", third_it["id"])["answered_at"] > attempt["answered_at"]
+    assert stack.interaction_row("id = %s", third_it["id"])["answered_at"] > attempt["answered_at"]
     done = callback_row(stack, "id = %s", cb["id"])
     assert done is not None and done["status"] == "completed" and done["attempts"] == 1
     for call in (busy, first, third):

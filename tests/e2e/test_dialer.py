@@ -141,7 +141,9 @@ def test_progressive_campaign_sorts_results_and_only_people_reach_agents(
     ringing.hangup()
     for phone, result in ((BUSY, "busy"), (MACHINE, "machine"), (SILENT, "no_answer"), (HUMAN, "connected")):
         eventually(
-            lambda p=phone: attempts(stack, p) and attempts(stack, p)[-1]["result"], 60, f"{phone} dialled"
+            lambda p=phone: attempts(stack, p) and attempts(stack, p)[-1]["result"],  # type: ignore[misc]
+            60,
+            f"{phone} dialled",
         )
         assert attempts(stack, phone)[-1]["result"] == result, (phone, attempts(stack, phone))
     stack.api("POST", "/api/campaigns/renewals/active", {"active": False})

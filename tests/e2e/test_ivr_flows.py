@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
@@ -33,7 +34,7 @@ STACK_CONFIG = {
 }
 
 
-def dial(lab: PhoneLab, stack: Stack, ani: str, play: Path, record: Path) -> tuple[Call, dict]:
+def dial(lab: PhoneLab, stack: Stack, ani: str, play: Path, record: Path) -> tuple[Call, dict[str, Any]]:
     caller = lab.phone("127.0.0.2", user=ani)
     call = caller.call(f"sip:7000@127.0.0.1:{stack.sip_port}", play=play, record=record, loop=True)
     call.wait_confirmed(timeout=10)
@@ -41,11 +42,11 @@ def dial(lab: PhoneLab, stack: Stack, ani: str, play: Path, record: Path) -> tup
     return call, it
 
 
-def prompt_played(stack: Stack, it: dict, node: str) -> bool:
+def prompt_played(stack: Stack, it: dict[str, Any], node: str) -> bool:
     return any(k == "prompt_played" and d.get("prompt") == node for k, d in stack.events(it["id"]))
 
 
-def keys_pressed(stack: Stack, it: dict) -> int:
+def keys_pressed(stack: Stack, it: dict[str, Any]) -> int:
     return sum(1 for k, _ in stack.events(it["id"]) if k == "dtmf")
 
 

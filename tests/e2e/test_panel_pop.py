@@ -24,9 +24,7 @@ from tests.support.sip_phone import Call, PhoneLab
 from tests.support.stack import Stack, eventually
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-Browser = playwright_api.Browser
-Page = playwright_api.Page
-expect = playwright_api.expect
+from playwright.sync_api import Browser, Page, expect  # noqa: E402  (typed names, once the skip has passed)
 
 pytestmark = [
     pytest.mark.e2e,

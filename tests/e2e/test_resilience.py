@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.calls import call_in, ended, register_agent
+from tests.support.audio import tone_seconds
+from tests.support.calls import AGENT_TONE_HZ, call_in, ended, register_agent
 from tests.support.sip_phone import PhoneLab
 from tests.support.stack import REPO, Stack, eventually
 
@@ -105,3 +106,92 @@ def test_caller_hanging_up_as_the_agent_answers_leaves_the_agent_free(
     call.hangup()  # races the bridge being built
     ended(stack, it["id"])
     eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "agent 1001 ready again")
+
+
+def test_a_planned_restart_hands_over_without_dropping_the_call(
+    stack: Stack, lab: PhoneLab, tones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`python -m app restart` (SIGHUP) and SIGTERM from a service manager: the call stays up,
+    each side still hears the other, the same Asterisk serves on, and the app follows the call to
+    its end. The Not Ready agent stays Not Ready."""
+    stack.api("POST", "/api/agents/1001/state", {"state": "ready"})
+    agent = register_agent(lab, stack, "1001")
+    register_agent(lab, stack, "1002")
+    eventually(lambda: stack.agent_state("1002")["device_registered"], 10, "1002 registered")
+    stack.api("POST", "/api/agents/1002/state", {"state": "not_ready", "reason": "lunch"})
+    eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "agent 1001 ready")
+    call, it = call_in(lab, stack, "13800138105", tones[0], tmp_path / "caller.wav")
+    stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
+    call.send_dtmf("1")
+    answered = agent.wait_incoming(timeout=15)
+    answered.answer(play=tones[1], record=tmp_path / "agent.wav", loop=True)
+    stack.wait_event(it["id"], "connected", timeout=10)
+    asterisk = stack.asterisk_pids()
+    pid = stack.proc.pid if stack.proc else None
+
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "restart", "--config", str(stack.config_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "DATABASE_URL": stack.db_url,
+            "LIANLUO_ASTERISK_PREFIX": str(stack.asterisk_prefix),
+        },
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "serves again" in result.stdout
+    assert stack.proc is not None and stack.proc.pid == pid and stack.proc.poll() is None, (
+        "restarted in place"
+    )
+    stack.wait_event(it["id"], "recovered", timeout=15)
+    assert stack.asterisk_pids() == asterisk and not call.is_disconnected
+
+    # SIGTERM: the same hand-over, and the process exits for its service manager to start it.
+    assert stack.proc is not None
+    stack.proc.send_signal(signal.SIGTERM)
+    assert stack.proc.wait(30) == 0
+    assert stack.asterisk_pids() == asterisk and not call.is_disconnected
+    stack.start()
+    eventually(
+        lambda: [k for k, _ in stack.events(it["id"])].count("recovered") == 2, 15, "the second hand-over"
+    )
+    assert stack.agent_state("1001")["state"] == "on_call"
+    lunch = stack.agent_state("1002")
+    assert (lunch["state"], lunch["not_ready_reason"]) == ("not_ready", "lunch")
+
+    status, body = stack.api("POST", f"/api/calls/{it['id']}/hold")
+    assert status == 200, body  # the controls work on the call taken over
+    stack.api("POST", f"/api/calls/{it['id']}/resume")
+    call.hangup()
+    row = ended(stack, it["id"])
+    assert row["outcome"] == "completed" and row["agent_id"] == "1001"
+    assert tone_seconds(call.recording(), AGENT_TONE_HZ) > 2.0, "the caller heard the agent throughout"
+    stack.api("POST", "/api/agents/1002/state", {"state": "ready"})
+
+
+def test_ctrl_c_ends_the_calls_it_says_it_ends_and_stops_everything(
+    stack: Stack, lab: PhoneLab, tones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    stack.api("POST", "/api/agents/1001/state", {"state": "ready"})
+    agent = register_agent(lab, stack, "1001")
+    eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "agent 1001 ready")
+    call, it = call_in(lab, stack, "13800138106", tones[0], tmp_path / "caller.wav")
+    stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
+    call.send_dtmf("1")
+    agent.wait_incoming(timeout=15).answer(play=tones[1], loop=True)
+    stack.wait_event(it["id"], "connected", timeout=10)
+    try:
+        assert stack.stop() == 0  # SIGINT, what Ctrl-C sends
+        assert "Stopping: ending 1 call(s) in progress." in stack.tail(200)
+        assert stack.asterisk_pids() == []
+        call.wait_disconnected(timeout=10)
+        row = stack.interaction_row("id = %s", it["id"])
+        assert row["outcome"] == "dropped", row
+        assert dict(stack.events(it["id"]))["ended"]["reason"] == "the center was stopped"
+        states = stack.query("SELECT state FROM agents WHERE id = '1001'")
+        assert states == [("logged_out",)], "a stopped center logs its agents out"
+    finally:
+        stack.start()

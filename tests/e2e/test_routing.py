@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.e2e
 STACK_CONFIG = {
     "agents": [
         {"id": "1001", "name": "Alice Wang", "skills": {"billing": 8}},
-        {"id": "1002", "name": "Bob Li", "skills": {"tech": 7}},
+        {"id": "1002", "name": "Bob Li", "skills": {"tech": 7}, "groups": ["seniors"]},
         {"id": "1003", "name": "Chen Jing", "skills": {"billing": 4}},
     ],
     "queues": [
@@ -34,10 +35,22 @@ STACK_CONFIG = {
             "ring_timeout_s": 8,
             "wrap_up_s": 0,
         },
+        {
+            # Named members and a group: either admits an agent (one rule, app/domain/routing.py).
+            "name": "escalations",
+            "members": ["1001"],
+            "groups": ["seniors"],
+            "ring_timeout_s": 8,
+            "wrap_up_s": 0,
+        },
     ],
     "ivr": {
         "greeting": [{"text": "Billing, press 1. Technical support, press 2.", "lang": "en"}],
-        "menu": [{"digit": "1", "queue": "billing"}, {"digit": "2", "queue": "tech"}],
+        "menu": [
+            {"digit": "1", "queue": "billing"},
+            {"digit": "2", "queue": "tech"},
+            {"digit": "3", "queue": "escalations"},
+        ],
         "digit_timeout_s": 5,
         "attempts": 2,
     },
@@ -48,7 +61,7 @@ STACK_CONFIG = {
 def agents(lab: PhoneLab, stack: Stack) -> dict[str, Phone]:
     phones = {agent_id: register_agent(lab, stack, agent_id) for agent_id in ("1001", "1002", "1003")}
     for agent_id in phones:
-        eventually(lambda a=agent_id: stack.agent_state(a)["device_registered"], 10, f"{agent_id} registered")
+        eventually(lambda a=agent_id: stack.agent_state(a)["device_registered"], 10, f"{agent_id} registered")  # type: ignore[misc]
         status, body = stack.api("POST", f"/api/agents/{agent_id}/state", {"state": "ready"})
         assert status == 200, body
     return phones
@@ -56,7 +69,7 @@ def agents(lab: PhoneLab, stack: Stack) -> dict[str, Phone]:
 
 def choose(
     lab: PhoneLab, stack: Stack, ani: str, digit: str, tone: Path, tmp_path: Path
-) -> tuple[Call, dict]:
+) -> tuple[Call, dict[str, Any]]:
     call, it = call_in(lab, stack, ani, tone, tmp_path / f"{ani}.wav")
     stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
     call.send_dtmf(digit)  # interrupts the greeting, as callers who know the menu do
@@ -88,7 +101,7 @@ def test_each_caller_reaches_an_agent_with_the_skill(
     for call, it in ((billing, b_it), (tech, t_it)):
         call.hangup()
         assert ended(stack, it["id"])["outcome"] == "completed"
-    assert stack.interaction("id = %s", b_it["id"])["queue"] == "billing"
+    assert stack.interaction_row("id = %s", b_it["id"])["queue"] == "billing"
 
 
 def test_vip_caller_jumps_the_line(
@@ -103,12 +116,12 @@ def test_vip_caller_jumps_the_line(
 
     regular, regular_it = choose(lab, stack, "13900000011", "1", tones[0], tmp_path)
     vip, vip_it = choose(lab, stack, "13900000099", "1", tones[0], tmp_path)
-    assert stack.interaction("id = %s", vip_it["id"])["tier"] == "top"
+    assert stack.interaction_row("id = %s", vip_it["id"])["tier"] == "top"
 
     first_leg.hangup()  # Alice frees up: the VIP, who arrived later, is served first
     answer(agents["1001"], "13900000099", tones[1])
     stack.wait_event(vip_it["id"], "connected")
-    assert stack.interaction("id = %s", regular_it["id"])["answered_at"] is None
+    assert stack.interaction_row("id = %s", regular_it["id"])["answered_at"] is None
 
     for call in (first, regular, vip):
         call.hangup()
@@ -158,6 +171,20 @@ def test_supervisor_changes_a_skill_and_the_next_call_follows_it(
     ended(stack, it["id"])
     rows = stack.query("SELECT agent_id, skill, level FROM agent_skill_overrides ORDER BY agent_id")
     assert ("1001", "billing", None) in rows and ("1002", "billing", 10) in rows
+
+
+def test_a_queue_naming_members_and_a_group_reaches_an_agent_only_in_the_group(
+    stack: Stack, lab: PhoneLab, agents: dict[str, Phone], tones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # Alice is the named member, logged in but on a break; Bob is in the queue only by his group.
+    stack.api("POST", "/api/agents/1001/state", {"state": "not_ready", "reason": "break"})
+    call, it = choose(lab, stack, "13900000030", "3", tones[0], tmp_path)
+    answer(agents["1002"], "13900000030", tones[1])
+    assert stack.wait_event(it["id"], "connected")["agent_id"] == "1002"
+    assert "no_agent_available" not in [kind for kind, _ in stack.events(it["id"])]
+    call.hangup()
+    assert ended(stack, it["id"])["outcome"] == "completed"
+    stack.api("POST", "/api/agents/1001/state", {"state": "ready"})
 
 
 def test_api_rejects_bad_input_clearly(stack: Stack) -> None:

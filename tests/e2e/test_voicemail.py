@@ -119,7 +119,7 @@ def test_no_agent_caller_leaves_a_message_that_becomes_work(
     attachments = list(mail.iter_attachments())
     assert len(attachments) == 1 and attachments[0].get_content_type() == "audio/wav"
     assert attachments[0].get_content() == audio.read_bytes()
-    assert eventually(lambda: voicemail_of(stack, it["id"])["emailed_at"], 10, "emailed_at set")
+    assert eventually(lambda: (voicemail_of(stack, it["id"]) or {})["emailed_at"], 10, "emailed_at set")
 
     # It is work now: a callback task in the caller's place, pointing at the message.
     rows = stack.query("SELECT source, status, phone, data FROM callbacks WHERE id = %s", vm["callback_id"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,9 @@ STACK_CONFIG = {
 }
 
 
-def queue_up(lab: PhoneLab, stack: Stack, ani: str, tone: Path, tmp_path: Path) -> tuple[Call, dict]:
+def queue_up(
+    lab: PhoneLab, stack: Stack, ani: str, tone: Path, tmp_path: Path
+) -> tuple[Call, dict[str, Any]]:
     call, it = call_in(lab, stack, ani, tone, tmp_path / f"{ani}.wav")
     stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
     call.send_dtmf("1")
@@ -35,7 +38,7 @@ def queue_up(lab: PhoneLab, stack: Stack, ani: str, tone: Path, tmp_path: Path) 
     return call, it
 
 
-def announced(stack: Stack, it: dict, position: int) -> bool:
+def announced(stack: Stack, it: dict[str, Any], position: int) -> bool:
     return any(k == "announced" and d["position"] == position for k, d in stack.events(it["id"]))
 
 
@@ -68,12 +71,12 @@ def test_waiting_callers_hear_their_place_and_it_moves_up(
     # The database is shared by the whole test session: only this test's states count.
     states = stack.query(
         "SELECT to_state, at FROM agent_state_events WHERE agent_id = '1001' AND at >= %s ORDER BY at, id",
-        stack.interaction("id = %s", first_it["id"])["arrived_at"],
+        stack.interaction_row("id = %s", first_it["id"])["arrived_at"],
     )
     wrap = next(at for state, at in states if state == "wrap_up")
     back = next(at for state, at in states if state == "ready" and at > wrap)
     assert (back - wrap).total_seconds() >= 2.0
-    assert stack.interaction("id = %s", second_it["id"])["answered_at"] > back
+    assert stack.interaction_row("id = %s", second_it["id"])["answered_at"] > back
     third.wait_rx_audio(third.rx_audio_seconds() + 3.0, timeout=10)  # let the announcement play out
 
     for call in (first, second, third):

@@ -20,11 +20,13 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from app.appkeys import ROUTING, SETTINGS
-from app.bootstrap import database_ctx, error_middleware, panel_ctx, routing_ctx
+from app.bootstrap import PARTS, SHUTDOWN, Parts, Shutdown, database_ctx, panel_ctx, routing_ctx
 from app.config import AgentSettings, DatabaseSettings, QueueSettings, Settings, WebSettings, WebUserSettings
-from app.flows.routing import RoutingService
 from app.panel import http as panel_http
+from app.routing import http as routing_http
+from app.routing.desk import RoutingService
+from app.routing.http import DESK
+from app.web.http import SETTINGS, error_middleware
 from tests.support.stack import scratch_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -43,7 +45,7 @@ class Panel:
 
     @property
     def routing(self) -> RoutingService:
-        return self.app[ROUTING]
+        return self.app[DESK]
 
     async def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         async with await psycopg.AsyncConnection.connect(self.db_url, autocommit=True) as conn:
@@ -78,9 +80,11 @@ async def panel(tmp_path_factory: pytest.TempPathFactory, db_url: str) -> AsyncI
     )
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings
+    app[PARTS], app[SHUTDOWN] = Parts(), Shutdown()
     app.cleanup_ctx.extend([database_ctx, routing_ctx, panel_ctx])
     app.on_shutdown.append(panel_http.close_live_sockets)
     panel_http.add_routes(app)
+    routing_http.add_routes(app)
     server = TestServer(app)
     await server.start_server()
     try:

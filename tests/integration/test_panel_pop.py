@@ -24,17 +24,19 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from psycopg.types.json import Jsonb
 
-from app.appkeys import POPS, ROUTING, SETTINGS, STORE, VOICEMAIL
-from app.bootstrap import database_ctx, error_middleware, panel_ctx, routing_ctx
+from app.bootstrap import PARTS, SHUTDOWN, Parts, Shutdown, database_ctx, panel_ctx, routing_ctx, utcnow
 from app.config import AgentSettings, DatabaseSettings, QueueSettings, Settings, WebSettings, WebUserSettings
 from app.domain.interaction import Interaction, Phase
 from app.domain.routing import WaitingInteraction
-from app.flows.inbound import utcnow
-from app.flows.routing import RoutingService
-from app.flows.voicemail import VoicemailService
 from app.panel import http as panel_http
 from app.panel import pop_http
-from app.panel.pop import PopService
+from app.panel.pop import POPS, PopService
+from app.routing import http as routing_http
+from app.routing.desk import RoutingService
+from app.routing.http import DESK
+from app.voicemail.http import VOICEMAIL
+from app.voicemail.service import VoicemailService
+from app.web.http import SETTINGS, error_middleware
 from tests.support.stack import scratch_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -56,7 +58,7 @@ class Panel:
 
     @property
     def routing(self) -> RoutingService:
-        return self.app[ROUTING]
+        return self.app[DESK]
 
     @property
     def pops(self) -> PopService:
@@ -87,10 +89,12 @@ async def panel(tmp_path_factory: pytest.TempPathFactory, db_url: str) -> AsyncI
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings
     # Only its directory is used here; recording and e-mail need Asterisk.
-    app[VOICEMAIL] = VoicemailService(None, None, settings, None, var, utcnow)  # type: ignore[arg-type]
+    app[VOICEMAIL] = VoicemailService(None, None, settings, None, None, var, utcnow)  # type: ignore[arg-type]
+    app[PARTS], app[SHUTDOWN] = Parts(), Shutdown()
     app.cleanup_ctx.extend([database_ctx, routing_ctx, panel_ctx])
     app.on_shutdown.append(panel_http.close_live_sockets)
     panel_http.add_routes(app)
+    routing_http.add_routes(app)
     pop_http.add_routes(app)
     server = TestServer(app)
     await server.start_server()
@@ -284,7 +288,9 @@ async def test_an_offer_pops_the_caller_ivr_reason_and_history(panel: Panel, bro
         call = Interaction(iid, "chan", ani, "7000", datetime.now(UTC), customer_id=cid, phase=Phase.QUEUED)
         call.queue, call.tier, call.digits = "general", "top", "1"
         call.offer(datetime.now(UTC), ("1001",), "the desk's reason")
-        await panel.app[STORE].save(call)
+        writer = panel.app[PARTS].writer
+        assert writer is not None
+        writer.save(call)  # the one path interactions take to PostgreSQL, announced when written
         completed = await next_pop(ws)
         assert completed["interaction_id"] == iid and completed["offered_at"] is not None
     print(f"\n[pop] offer to pop on the agent's socket: {took_ms:.1f} ms")
@@ -511,7 +517,10 @@ async def test_an_unknown_caller_gets_a_profile_from_the_panel(panel: Panel, bro
     assert (got, again["error_id"]) == (409, "customer-exists")
     # The call's own later writes (it does not know about the profile) keep the link.
     call = Interaction(iid, "chan", ani, "7000", datetime.now(UTC), customer_id=None, phase=Phase.QUEUED)
-    await panel.app[STORE].save(call)
+    writer = panel.app[PARTS].writer
+    assert writer is not None
+    writer.save(call)
+    assert await writer.flush(iid, timeout=5)
     assert await panel.query("SELECT customer_id FROM interactions WHERE id = %s", iid) == linked
     leave_idle(panel, "1004")
 

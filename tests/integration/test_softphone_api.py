@@ -15,8 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from app.adapters.asterisk_instance import load_or_create_secrets
-from app.appkeys import SECRETS, SETTINGS
-from app.bootstrap import database_ctx, error_middleware, panel_ctx, routing_ctx
+from app.bootstrap import PARTS, SHUTDOWN, Parts, Shutdown, database_ctx, panel_ctx, routing_ctx
 from app.config import (
     AgentSettings,
     AsteriskSettings,
@@ -28,6 +27,7 @@ from app.config import (
 )
 from app.panel import http as panel_http
 from app.panel import softphone_http
+from app.web.http import SECRETS, SETTINGS, error_middleware
 from tests.support.stack import scratch_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -59,6 +59,7 @@ async def panel(tmp_path_factory: pytest.TempPathFactory, db_url: str) -> AsyncI
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings
     app[SECRETS] = load_or_create_secrets(var, [a.id for a in settings.agents])
+    app[PARTS], app[SHUTDOWN] = Parts(), Shutdown()
     app.cleanup_ctx.extend([database_ctx, routing_ctx, panel_ctx])
     panel_http.add_routes(app)
     softphone_http.add_routes(app)

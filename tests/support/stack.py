@@ -249,6 +249,13 @@ class Stack:
             cur.execute(f"SELECT * FROM interactions WHERE {where} ORDER BY arrived_at DESC LIMIT 1", params)
             return cur.fetchone()
 
+    def interaction_row(self, where: str, *params: Any) -> dict[str, Any]:
+        """`interaction`, for a row that must exist: its absence is an error here."""
+        row = self.interaction(where, *params)
+        if row is None:
+            raise LookupError(f"no interaction where {where} {params}")
+        return row
+
     def events(self, interaction_id: Any) -> list[tuple[str, dict[str, Any]]]:
         rows = self.query(
             "SELECT kind, data FROM interaction_events WHERE interaction_id = %s ORDER BY id", interaction_id
@@ -267,7 +274,7 @@ class Stack:
 
 def _terminate_with_parent() -> None:
     pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
 
 
 def asterisk_pids_for(var_dir: Path) -> list[int]:

@@ -58,7 +58,7 @@ def test_unreached_customer_is_retried_after_the_pause_then_given_up() -> None:
     assert cb.place_at == T0, "a retry keeps the original place in line"
     cb.start_attempt("1002")
     cb.finish_attempt(AttemptResult.NO_ANSWER, T0, POLICY)
-    assert cb.status is CallbackStatus.FAILED and cb.attempts == 2 and cb.last_result == "no_answer"
+    assert cb.status is CallbackStatus.FAILED and cb.attempts == 2 and cb.last_result == "no_answer"  # type: ignore[comparison-overlap]
 
 
 def test_an_agent_who_misses_it_costs_the_customer_no_attempt() -> None:

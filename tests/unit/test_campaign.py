@@ -55,7 +55,7 @@ def test_busy_is_retried_after_its_pause_up_to_its_limit() -> None:
     assert why_not_callable(lead, RULES, NOW + timedelta(seconds=599), False) == "retry pause"
     assert why_not_callable(lead, RULES, NOW + timedelta(seconds=600), False) is None
     after_call(lead, CallResult.BUSY, RULES, NOW)
-    assert lead.status is LeadStatus.EXHAUSTED
+    assert lead.status is LeadStatus.EXHAUSTED  # type: ignore[comparison-overlap]
 
 
 def test_an_abandoned_call_locks_the_number_out_for_72_hours() -> None:

@@ -6,17 +6,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.config import AgentSettings, CampaignSettings, CarrierSettings, QueueSettings, Settings
+from app.dialer.service import DialerService
 from app.domain.routing import WaitingInteraction
-from app.flows.dialer import DialerService
-from app.flows.routing import RoutingService
+from app.routing.desk import RoutingService
 
 
 class NoStore:
     async def skill_overrides(self) -> dict[str, dict[str, int | None]]:
         return {}
 
-    async def save_agent_events(self, events: Any, reasons: Any) -> None:
+    async def save_agent_events(self, events: Any, now: Any) -> None:
         pass
+
+    async def agent_snapshots(self) -> dict[str, Any]:
+        return {}
+
+    async def routing_history(self, since: Any) -> list[Any]:
+        return []
 
 
 def floor(blend: bool) -> tuple[RoutingService, DialerService]:
@@ -33,7 +39,20 @@ def floor(blend: bool) -> tuple[RoutingService, DialerService]:
     routing = RoutingService(settings, NoStore(), lambda: datetime.now(UTC))  # type: ignore[arg-type]
     for agent_id in ("1001", "1002", "1003"):
         routing.device_changed(agent_id, True)  # registered: logged in, ready
-    return routing, DialerService(None, routing, None, settings, lambda: datetime.now(UTC))  # type: ignore[arg-type]
+    nothing: Any = None  # the pacing reads only the desk and the campaigns
+    dialer = DialerService(
+        pbx=nothing,
+        writer=nothing,
+        board=nothing,
+        desk=routing,
+        line=nothing,
+        room=nothing,
+        voice=nothing,
+        store=nothing,
+        settings=settings,
+        clock=lambda: datetime.now(UTC),
+    )
+    return routing, dialer
 
 
 async def test_progressive_counts_the_free_agents_of_the_campaigns_queue() -> None:

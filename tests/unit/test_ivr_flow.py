@@ -25,7 +25,7 @@ from app.domain.ivr_flow import (
     menu_target,
 )
 from app.errors import ConfigError
-from app.ivr_config import classic_flow, load_flows
+from app.inbound.flow_files import classic_flow, load_flows
 
 REPO = Path(__file__).resolve().parents[2]
 SAY = (PromptText("Hello."),)

@@ -7,14 +7,18 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
+from app.bus import InteractionSaved
+from app.calls.conversation import Consult, Conversation, Dialing
+from app.calls.http import call_of_agent, consulted_call
+from app.calls.legs import Leg
+from app.calls.switchboard import Switchboard
 from app.domain.agent_state import Agent
 from app.domain.interaction import InteractionEvent, Phase
-from app.flows.inbound import InboundService
-from app.flows.routing import RoutingService
 from app.panel.calls import CallWatch, call_section, calls_client_data, changes_call
 from app.panel.i18n import TEXT
 from app.panel.live import LiveHub
-from app.web.api import agent_view
+from app.routing.desk import RoutingService
+from app.routing.http import agent_view
 
 
 def test_every_button_has_both_languages_and_reaches_the_script() -> None:
@@ -61,31 +65,35 @@ async def test_the_agents_holding_the_call_are_told_it_changed() -> None:
     routing = cast(RoutingService, SimpleNamespace(agents={a.id: a for a in (alice, bob, chen)}))
     watch = CallWatch(routing, hub)
 
-    watch.interaction_saved("it-1", [InteractionEvent(now, "dtmf", {"digit": "1"})])
+    watch.interaction_saved(InteractionSaved("it-1", (InteractionEvent(now, "dtmf", {"digit": "1"}),)))
     assert all(drain(s.queue) == [] for s in subs.values())
-    watch.interaction_saved("it-1", [InteractionEvent(now, "control_hold", {"by": "1001"})])
+    watch.interaction_saved(
+        InteractionSaved("it-1", (InteractionEvent(now, "control_hold", {"by": "1001"}),))
+    )
     told = {a: drain(s.queue) for a, s in subs.items()}
     assert told["1001"] == told["1002"] == [{"type": "call", "interaction_id": "it-1"}]
     assert told["1003"] == [] and drain(lead.queue) == []  # supervisors follow states, not calls
 
 
 def test_an_ended_call_is_nobodys_current_call() -> None:
-    """Between the end of a call and its cleanup the session still exists; the agent's panel,
+    """Between the end of a call and its cleanup the call still exists; the agent's panel,
     asking again as their state turns to wrap-up, must already see no call."""
+    board = Switchboard(cast(Any, None))
 
-    def session(phase: Phase, agent: str) -> SimpleNamespace:
-        return SimpleNamespace(
-            it=SimpleNamespace(phase=phase),
-            agent_on_call=agent,
-            extra_agents={},
-            controls=SimpleNamespace(consult=SimpleNamespace(agent_id="1002")),
-        )
+    def call(phase: Phase, agent: str) -> Conversation:
+        it = SimpleNamespace(id=f"it-{agent}", phase=phase)
+        c = SimpleNamespace(it=it, ended=phase is Phase.ENDED, conversation=None)
+        c.when_over = lambda step: None
+        conv = Conversation(cast(Any, c), cast(Any, None), Dialing("carrier", "7000", "test"))
+        conv.agent = Leg(f"ch-{agent}", agent_id=agent)
+        conv.consult = Consult("1002", "ch-consult")
+        board._calls[it.id] = cast(Any, c)
+        return conv
 
-    talking, ended = session(Phase.CONNECTED, "1001"), session(Phase.ENDED, "1003")
-    inbound = InboundService.__new__(InboundService)  # only its registry of sessions is used
-    inbound.sessions = cast(dict[str, Any], {"c1": talking, "c2": ended})
-    assert inbound.call_of_agent("1001") is talking
-    assert inbound.call_of_agent("1003") is None
-    assert inbound.consulted_call("1002") is talking
-    inbound.sessions = cast(dict[str, Any], {"c2": ended})
-    assert inbound.consulted_call("1002") is None
+    talking, ended = call(Phase.CONNECTED, "1001"), call(Phase.ENDED, "1003")
+    assert call_of_agent(board, "1001") is talking
+    assert call_of_agent(board, "1003") is None
+    assert consulted_call(board, "1002") is talking
+    del board._calls[talking.call.it.id]
+    assert consulted_call(board, "1002") is None
+    assert ended.call.ended

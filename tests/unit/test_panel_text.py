@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
+from app.bus import AgentsChanged
 from app.config import DEFAULT_NOT_READY_REASONS
 from app.domain.agent_state import Agent
 from app.panel import pages
 from app.panel.i18n import TEXT, pick_language
 from app.panel.live import LiveHub
-from app.web.api import agent_view
+from app.routing.http import agent_view
 
 
 def test_every_text_exists_in_both_languages() -> None:
@@ -59,23 +61,23 @@ async def test_live_hub_sends_each_viewer_what_they_may_see() -> None:
     lead = hub.subscribe(None, b"s2")
     a, b = Agent("1001", "Alice"), Agent("1002", "Bob")
     a.login(datetime.now(UTC))
-    hub.agents_changed([a, b])
+    hub.agents_changed(AgentsChanged((a, b)))
     assert [m["agent"]["id"] for m in drain(alice.queue)] == ["1001"]
     assert [m["agent"]["id"] for m in drain(lead.queue)] == ["1001", "1002"]
     assert drain(alice.queue) == [] and alice.ended is None
     # A viewer who does not read falls behind and is cut off, not queued for ever.
     for _ in range(4):
-        hub.agents_changed([a])
+        hub.agents_changed(AgentsChanged((a,)))
         drain(lead.queue)  # the supervisor keeps up
     assert alice.ended == "too-slow" and lead.ended is None
     hub.end_session(b"s2")
     assert drain(lead.queue)[-1] == {"type": "end", "reason": "signed-out"}
     hub.unsubscribe(alice)
     hub.unsubscribe(lead)
-    hub.agents_changed([a])  # nobody listening: nothing to do, nothing fails
+    hub.agents_changed(AgentsChanged((a,)))  # nobody listening: nothing to do, nothing fails
 
 
-def drain(queue: asyncio.Queue[dict[str, object]]) -> list[dict[str, object]]:
+def drain(queue: asyncio.Queue[dict[str, object]]) -> list[dict[str, Any]]:
     out = []
     while not queue.empty():
         out.append(queue.get_nowait())

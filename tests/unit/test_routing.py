@@ -20,7 +20,11 @@ from app.domain.routing import (
     Strategy,
     Tier,
     WaitingInteraction,
+    could_ever_serve,
+    customer_tier,
     eligible,
+    is_member,
+    qualifies,
     risk_order,
     slack_s,
 )
@@ -635,3 +639,41 @@ def test_an_agent_taken_by_another_queue_is_not_offered_again_past_an_excluded_o
         waiting("w3", "q", waited_s=10, excluded_agents=frozenset({"x"})),  # nobody left
     ]
     assert picks(r.decide(ws, agents, NOW)) == [("w1", ("z",)), ("w2", ("y",))]
+
+
+def test_members_and_groups_combine_in_one_membership_rule() -> None:
+    """A queue naming both admits its members and its groups' agents; the router, the desk's
+    "could anyone answer" and the dialer's count all ask this one rule."""
+    q = QueueConfig(
+        "escalations",
+        members=("1001",),
+        groups=frozenset({"seniors"}),
+        relaxations=(Relaxation(60, 0, frozenset({"juniors"})),),
+    )
+    member, senior, junior, other = (
+        ready("1001"),
+        ready("1002", groups=frozenset({"seniors"})),
+        ready("1003", groups=frozenset({"juniors"})),
+        ready("1004"),
+    )
+    assert is_member(member, q) and is_member(senior, q)
+    assert not is_member(junior, q) and is_member(junior, q, step=1) and is_member(junior, q, step=None)
+    assert not is_member(other, q, step=None)
+    assert could_ever_serve(senior, q) and could_ever_serve(junior, q) and not could_ever_serve(other, q)
+    senior.device_registered = False
+    assert not could_ever_serve(senior, q)
+    assert qualifies(member, q) and not qualifies(junior, q)
+    decision = Router({"escalations": q}).decide([waiting("w", "escalations")], [senior, ready("1005")], NOW)
+    assert decision == []  # 1005 is no member; the senior's phone is gone
+    senior.device_registered = True
+    [d] = Router({"escalations": q}).decide([waiting("w", "escalations")], [senior, other], NOW)
+    assert d.agent_ids == ("1002",)
+    everyone = QueueConfig("open")
+    assert is_member(other, everyone) and could_ever_serve(other, everyone)
+
+
+def test_a_customers_tier() -> None:
+    assert customer_tier(True, "low") is Tier.TOP
+    assert customer_tier(False, "high") is Tier.HIGH
+    assert customer_tier(False, None) is Tier.MEDIUM
+    assert customer_tier(False, "gold") is Tier.MEDIUM

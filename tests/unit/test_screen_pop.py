@@ -17,6 +17,7 @@ from app.adapters.pop_store import (
     PopContext,
     VoicemailFacts,
 )
+from app.bus import AgentsChanged
 from app.config import AgentSettings, QueueSettings, Settings, WebSettings, WrapUpCode, load_settings
 from app.domain.access import Principal, Role
 from app.domain.agent_state import Agent, AgentState
@@ -36,11 +37,11 @@ from app.domain.screen_pop import (
     wrap_up_left_s,
 )
 from app.errors import ConfigError
-from app.flows.routing import RoutingService
 from app.panel import pages, pop_pages
 from app.panel.live import LiveHub
 from app.panel.pop import PopService
-from app.web.api import agent_view
+from app.routing.desk import RoutingService
+from app.routing.http import agent_view
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -199,8 +200,14 @@ class FakeRoutingStore:
     async def skill_overrides(self) -> dict[str, dict[str, int | None]]:
         return {}
 
-    async def save_agent_events(self, events: Any, reasons: Any) -> None:
+    async def save_agent_events(self, events: Any, now: Any) -> None:
         pass
+
+    async def agent_snapshots(self) -> dict[str, Any]:
+        return {}
+
+    async def routing_history(self, since: Any) -> list[Any]:
+        return []
 
 
 class FakePopStore:
@@ -250,7 +257,8 @@ async def test_reserving_an_agent_pushes_one_pop_to_their_panel() -> None:
     hub = LiveHub(agent_view)
     store = FakePopStore({"it-1": context("it-1", [EventRecord(at(1), "dtmf", {"digit": "1"})])})
     pops = PopService(store, routing, hub, lambda: datetime.now(UTC))  # type: ignore[arg-type]
-    routing.listeners += [hub, pops]
+    routing.bus.subscribe(AgentsChanged, hub.agents_changed)
+    routing.bus.subscribe(AgentsChanged, pops.agents_changed)
     alice = hub.subscribe(frozenset({"1001"}), b"a")
     lead = hub.subscribe(None, b"l")
     for agent_id in ("1001", "1002"):

@@ -1,4 +1,5 @@
-"""Panel sign-in: users from the configuration, sessions in PostgreSQL, CSRF, throttling.
+"""Who is asking: panel sign-in (users from the configuration, sessions in PostgreSQL, CSRF,
+throttling) and the bearer token of the API for scripts and other machines.
 
 - **Users.** Every configured agent is a user (username = agent id, role agent or expert);
   `web.users` adds supervisors and admins. Passwords are generated once into
@@ -10,6 +11,9 @@
   it in the `X-CSRF-Token` header (scripts) or a `csrf_token` form field (plain forms).
 - **Throttling.** See app/domain/access.py: failures per (username, address), charged
   before the hash is checked.
+- **The token.** Scripts and other machines send `Authorization: Bearer <api_token>` (one
+  generated token in var/secrets.yaml); it stands for the supervisor/admin role. Every route
+  that changes something takes either way of asking, with the same rules (`principal`).
 """
 
 from __future__ import annotations
@@ -23,14 +27,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
+from aiohttp import web
 
 from app.adapters.passwords import Passwords
 from app.adapters.web_users import UserRecord, WebUserStore
 from app.config import Settings, WebSettings
 from app.domain.access import Principal, Role, SessionVerdict, retry_after_s, session_verdict
 from app.errors import AppError
+from app.web.http import SECRETS
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,13 @@ MAX_PASSWORD = 256
 
 
 # -- errors: one model, JSON for API calls (app/bootstrap.py error_middleware) ----------------
+
+
+class Unauthorized(AppError):
+    def __init__(self) -> None:
+        super().__init__(
+            "unauthorized", "a valid 'Authorization: Bearer <api_token>' header is required", {}, 401
+        )
 
 
 class NotSignedIn(AppError):
@@ -250,3 +264,51 @@ class AuthService:
     def check_csrf(session: PanelSession, presented: str | None) -> None:
         if not presented or not hmac.compare_digest(presented.encode(), session.csrf_token.encode()):
             raise CsrfFailed()
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+AUTH = web.AppKey("auth", AuthService)
+# What the bearer token stands for in the access rules.
+TOKEN_PRINCIPAL = Principal("supervisor-api", Role.ADMIN, None)
+
+
+def same_origin(request: web.Request) -> None:
+    """Browsers name the page that sent a request in Origin; refuse writes from other sites."""
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        raise Forbidden(f"cross-site request refused (Origin {origin})")
+
+
+async def session_of(request: web.Request) -> PanelSession:
+    return await request.app[AUTH].session_for(request.cookies.get(SESSION_COOKIE))
+
+
+async def writing_session(request: web.Request, form: Mapping[str, object] | None = None) -> PanelSession:
+    """The session of a state-changing request, with its origin and CSRF token checked."""
+    session = await session_of(request)
+    same_origin(request)
+    presented = request.headers.get(CSRF_HEADER)
+    if presented is None and form is not None:
+        value = form.get(CSRF_FIELD)
+        presented = value if isinstance(value, str) else None
+    request.app[AUTH].check_csrf(session, presented)
+    return session
+
+
+def bearer(request: web.Request) -> Principal:
+    """The API token's principal, or Unauthorized."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    expected = request.app[SECRETS].api_token
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise Unauthorized()
+    return TOKEN_PRINCIPAL
+
+
+async def principal(request: web.Request, write: bool) -> Principal:
+    """Who is asking: the bearer token (scripts; no cookie, so no CSRF to check) or a panel
+    session (checked for origin and CSRF token when it changes something)."""
+    if "Authorization" in request.headers:
+        return bearer(request)
+    session = await writing_session(request) if write else await session_of(request)
+    return session.principal

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.appkeys import DIALER
+from app.dialer.service import DialerService
 from app.domain.campaign import Lead
 from app.errors import AppError
-from app.web.api import BadRequest, authorize, json_body
+from app.web.auth import bearer
+from app.web.http import BadRequest, json_body
+
+DIALER = web.AppKey("dialer", DialerService)
 
 
 class CampaignNotFound(AppError):
@@ -16,13 +19,13 @@ class CampaignNotFound(AppError):
 
 
 async def list_campaigns(request: web.Request) -> web.Response:
-    authorize(request)
+    bearer(request)
     dialer = request.app[DIALER]
     return web.json_response([dialer.view(state) for state in dialer.campaigns.values()])
 
 
 async def set_active(request: web.Request) -> web.Response:
-    authorize(request)
+    bearer(request)
     dialer = request.app[DIALER]
     name = request.match_info["name"]
     if name not in dialer.campaigns:
@@ -61,13 +64,13 @@ def _lead_view(lead: Lead) -> dict[str, object]:
 
 async def preview_next(request: web.Request) -> web.Response:
     """Preview mode: the next customer for an agent to look at (held for them)."""
-    authorize(request)
+    bearer(request)
     lead = await request.app[DIALER].preview_next(request.match_info["name"], await _agent_of(request))
     return web.json_response(_lead_view(lead) if lead is not None else None)
 
 
 async def preview_call(request: web.Request) -> web.Response:
-    authorize(request)
+    bearer(request)
     attempt = await request.app[DIALER].preview_call(
         request.match_info["name"], _lead_id(request), await _agent_of(request)
     )
@@ -75,7 +78,7 @@ async def preview_call(request: web.Request) -> web.Response:
 
 
 async def preview_skip(request: web.Request) -> web.Response:
-    authorize(request)
+    bearer(request)
     await request.app[DIALER].preview_skip(
         request.match_info["name"], _lead_id(request), await _agent_of(request)
     )

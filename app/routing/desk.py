@@ -14,14 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from app.adapters.db import Store
+from app.adapters.db import PastInteraction
+from app.bus import AgentsChanged, Bus, QueueChanged
 from app.config import QueueSettings, Settings
-from app.domain.agent_state import Agent, AgentState, AgentStateEvent, IllegalAgentTransition
+from app.domain.agent_state import Agent, AgentSnapshot, AgentState, AgentStateEvent, IllegalAgentTransition
 from app.domain.routing import (
     Decision,
     Overflow,
@@ -34,6 +35,7 @@ from app.domain.routing import (
     Strategy,
     Tier,
     WaitingInteraction,
+    could_ever_serve,
     risk_order,
 )
 from app.errors import AppError
@@ -75,10 +77,19 @@ def queue_config(q: QueueSettings) -> QueueConfig:
     )
 
 
-class AgentListener(Protocol):
-    """Told about agents whose state changed (e.g. the panel's live push). Must not block."""
+class AgentStore(Protocol):
+    """What the desk keeps in PostgreSQL: agents' state history and live skill changes."""
 
-    def agents_changed(self, agents: Sequence[Agent]) -> None: ...
+    async def skill_overrides(self) -> dict[str, dict[str, int | None]]: ...
+    async def set_skill_override(
+        self, agent_id: str, skill: str, level: int | None, changed_by: str
+    ) -> None: ...
+    async def save_agent_events(
+        self, events: Sequence[AgentStateEvent], now: Mapping[str, AgentSnapshot]
+    ) -> None: ...
+    async def agent_snapshots(self) -> dict[str, AgentSnapshot]: ...
+    async def routing_history(self, since: datetime) -> list[PastInteraction]: ...
+    async def last_agent_for(self, customer_id: int | None, ani: str, since: datetime) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -100,10 +111,13 @@ class Ticket:
 
 
 class RoutingService:
-    def __init__(self, settings: Settings, store: Store, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, settings: Settings, store: AgentStore, clock: Callable[[], datetime], bus: Bus | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.bus = bus or Bus()
         self.queue_settings = {q.name: q for q in settings.queues}
         self.router = Router({q.name: queue_config(q) for q in settings.queues})
         self.agents: dict[str, Agent] = {
@@ -114,9 +128,14 @@ class RoutingService:
         self._kick = asyncio.Event()
         self._wrap_up_timers: dict[str, asyncio.TimerHandle] = {}
         self._persist: asyncio.Queue[None] = asyncio.Queue()
+        self._unsaved: list[AgentStateEvent] = []  # told to listeners, not yet in PostgreSQL
         self._tasks: list[asyncio.Task[None]] = []
-        self.listeners: list[AgentListener] = []
         self.offers: dict[str, Offer] = {}  # agent id -> the latest offer made to them
+        # Agents change far less often than calls ask: what a pass needs is kept between changes
+        # instead of scanning every agent for every decision (1,000 agents, 20 calls a second).
+        self._version = 0
+        self._free_cache: tuple[int, list[Agent]] = (-1, [])
+        self._staffed: dict[str, tuple[int, bool]] = {}
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -131,10 +150,59 @@ class RoutingService:
                     agent.skills.pop(skill, None)
                 else:
                     agent.skills[skill] = level
+        await self._restore_agents()
+        await self._rebuild_statistics()
         self._tasks = [
             asyncio.create_task(self._dispatch_loop(), name="routing-dispatch"),
             asyncio.create_task(self._persist_loop(), name="routing-persist"),
         ]
+
+    async def _restore_agents(self) -> None:
+        """Each agent as they were before the restart (Not Ready with its reason, wrap-up with
+        its remaining time, on a call), from what was stored, not from their phone."""
+        now = self.clock()
+        for agent_id, snap in (await self.store.agent_snapshots()).items():
+            agent = self.agents.get(agent_id)
+            if agent is None or snap.state is AgentState.LOGGED_OUT:
+                continue
+            agent.restore(
+                now,
+                snap.state,
+                snap.since,
+                snap.reason,
+                snap.interaction_id,
+                snap.wrap_up_until,
+                snap.logged_in_at,
+            )
+            if agent.state is AgentState.WRAP_UP:
+                left = (agent.wrap_up_until - now).total_seconds() if agent.wrap_up_until else 0.0
+                self._schedule_wrap_up_end(agent_id, max(0.0, left))
+            log.info("agent %s restored: %s %s", agent_id, agent.state.value, agent.not_ready_reason or "")
+        self._changed()
+
+    async def _rebuild_statistics(self) -> None:
+        """What routing depends on besides the agents, from the last window of history: speed of
+        answer and service level, handle times for the expected wait, abandons, and where each
+        round-robin rotation stands."""
+        now = self.clock()
+        since = now - timedelta(seconds=self.router.window_s)
+        for past in await self.store.routing_history(since):
+            if past.queue not in self.queue_settings:
+                continue
+            tier = Tier(past.tier) if past.tier in {t.value for t in Tier} else Tier.MEDIUM
+            if past.answered_at is not None:
+                waited = (past.answered_at - past.queued_at).total_seconds()
+                self.router.record_answer(past.queue, past.id, waited, past.answered_at, tier)
+                if past.agent_id is not None:
+                    self.router.remember_rotation(past.queue, past.agent_id)
+                if past.ended_at is not None:
+                    wrap_up = self.queue_settings[past.queue].wrap_up_s
+                    handle = (past.ended_at - past.answered_at).total_seconds() + wrap_up
+                    self.router.record_handle_time(past.queue, handle, past.ended_at)
+            elif past.outcome == "abandoned" and past.ended_at is not None:
+                self.router.record_abandon(
+                    past.queue, (past.ended_at - past.queued_at).total_seconds(), past.ended_at
+                )
 
     async def stop(self) -> None:
         for timer in self._wrap_up_timers.values():
@@ -144,15 +212,25 @@ class RoutingService:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._flush_agent_events()
+        with contextlib.suppress(Exception):  # the database may be gone: the history says so
+            await self._flush_agent_events()
 
     def kick(self) -> None:
         self._kick.set()
 
     def _changed(self) -> None:
         """An agent's state changed: persist it and look for work for them."""
+        self._version += 1
         self._persist.put_nowait(None)
         self.kick()
+
+    def free_agents(self) -> list[Agent]:
+        """The agents a call could be offered to now (Ready, phone registered)."""
+        version, free = self._free_cache
+        if version != self._version:
+            free = [a for a in self.agents.values() if a.routable]
+            self._free_cache = (self._version, free)
+        return free
 
     async def _dispatch_loop(self) -> None:
         while True:
@@ -165,31 +243,40 @@ class RoutingService:
             self.dispatch_now()
 
     async def _persist_loop(self) -> None:
+        backoff = 0.2
         while True:
             await self._persist.get()
             # One loop turn later: the step that changed the agent (e.g. a call about to originate)
             # sends its own requests first; the write is behind them anyway.
             await asyncio.sleep(0)
-            try:
-                await self._flush_agent_events()
-            except Exception:
-                log.exception("could not save agent state events")
+            while True:
+                try:
+                    await self._flush_agent_events()
+                    backoff = 0.2
+                    break
+                except Exception as exc:  # kept in memory and tried again: none is lost
+                    log.warning("could not save %d agent state event(s): %s", len(self._unsaved), exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
 
     async def _flush_agent_events(self) -> None:
         events = [e for agent in self.agents.values() if agent.pending for e in agent.drain()]
         if events:
             events.sort(key=lambda e: e.at)
             self._tell_listeners(events)
-            reasons = {e.agent_id: self.agents[e.agent_id].not_ready_reason for e in events}
-            await self.store.save_agent_events(events, reasons)
+            self._unsaved.extend(events)
+        if not self._unsaved:
+            return
+        batch = list(self._unsaved)
+        now = {
+            a: self.agents[a].snapshot() for a in dict.fromkeys(e.agent_id for e in batch) if a in self.agents
+        }
+        await self.store.save_agent_events(batch, now)
+        del self._unsaved[: len(batch)]
 
     def _tell_listeners(self, events: Sequence[AgentStateEvent]) -> None:
         changed = [self.agents[i] for i in dict.fromkeys(e.agent_id for e in events) if i in self.agents]
-        for listener in self.listeners:
-            try:
-                listener.agents_changed(changed)
-            except Exception:
-                log.exception("agent listener %r failed", listener)
+        self.bus.publish(AgentsChanged(tuple(changed)))
 
     # -- waiting interactions ---------------------------------------------------
 
@@ -198,6 +285,7 @@ class RoutingService:
     ) -> Ticket:
         ticket = Ticket(waiting, asyncio.get_running_loop().create_future(), on_overflow)
         self.tickets[waiting.id] = ticket
+        self.bus.publish(QueueChanged(waiting.queue))
         self.kick()
         return ticket
 
@@ -212,6 +300,7 @@ class RoutingService:
             self.router.record_abandon(ticket.waiting.queue, waited_s, now)
         if not ticket.decided.done():
             ticket.decided.cancel()
+        self.bus.publish(QueueChanged(ticket.waiting.queue))
 
     def dispatch_now(self) -> None:
         """A routing pass at once, in the calling task, its errors logged (the desk's loop runs
@@ -227,17 +316,25 @@ class RoutingService:
             return []  # nothing waits; a pass would only re-index every agent
         now = self.clock()
         waiting = [t.waiting for t in self.tickets.values()]
-        agents = list(self.agents.values())
-        for interaction_id, target in self.router.overflows(waiting, agents, now).items():
+        queues = self.router.queues
+        overflows = (
+            self.router.overflows(waiting, list(self.agents.values()), now)
+            if any(queues[w.queue].overflow for w in waiting if w.queue in queues)
+            else {}
+        )
+        for interaction_id, target in overflows.items():
             ticket = self.tickets[interaction_id]
             if target != ticket.waiting.queue:
                 log.info("interaction %s overflows %s -> %s", interaction_id, ticket.waiting.queue, target)
                 ticket.waiting.queue = target
                 if ticket.on_overflow is not None:
                     ticket.on_overflow(target)
+        free = self.free_agents()
         for ticket in self.tickets.values():
-            self._forgive_if_everyone_tried(ticket)
-        decisions = self.router.decide(waiting, agents, now)
+            self._forgive_if_everyone_tried(ticket, free)
+        decisions = self.router.decide(waiting, free, now)
+        if decisions:
+            self._version += 1  # the reserved agents are not free any more
         for d in decisions:
             ticket = self.tickets.pop(d.interaction_id)
             for agent_id in d.agent_ids:
@@ -246,33 +343,49 @@ class RoutingService:
             ticket.decided.set_result(d)
         if decisions:
             self._persist.put_nowait(None)
+            for queue in dict.fromkeys(d.queue for d in decisions):
+                self.bus.publish(QueueChanged(queue))
         return decisions
 
-    def _forgive_if_everyone_tried(self, ticket: Ticket) -> None:
+    def _forgive_if_everyone_tried(self, ticket: Ticket, free: list[Agent]) -> None:
         """Agents who let this call ring out are skipped, until every ready agent has had a turn."""
         w = ticket.waiting
         if not w.excluded_agents:
             return
-        ready = {a.id for a in self.agents.values() if a.routable}
-        if ready and ready <= w.excluded_agents:
+        if free and all(a.id in w.excluded_agents for a in free):
             w.excluded_agents = frozenset()
 
     def anyone_logged_in(self, queue: str) -> bool:
         """Could anyone ever take a call from this queue? (No: tell the caller.)"""
-        cfg = self.router.queues[queue]
-        for agent in self.agents.values():
-            if agent.state is AgentState.LOGGED_OUT or not agent.device_registered:
-                continue
-            if cfg.members and agent.id not in cfg.members:
-                continue
-            if (
-                cfg.groups
-                and not (agent.groups & cfg.groups)
-                and not any(r.add_groups & agent.groups for r in cfg.relaxations)
-            ):
-                continue
-            return True
-        return False
+        version, staffed = self._staffed.get(queue, (-1, False))
+        if version != self._version:
+            cfg = self.router.queues[queue]
+            staffed = any(could_ever_serve(agent, cfg) for agent in self.agents.values())
+            self._staffed[queue] = (self._version, staffed)
+        return staffed
+
+    async def last_agent(self, customer_id: int | None, ani: str, queue: str) -> str | None:
+        """For sticky routing: the agent who last served this customer (or number), if the queue
+        is sticky and it was recent enough. None when the database does not answer at once."""
+        q = self.queue_settings.get(queue)
+        if q is None or q.sticky_s <= 0:
+            return None
+        since = self.clock() - timedelta(seconds=self.settings.routing.sticky_history_s)
+        try:
+            async with asyncio.timeout(1.0):
+                return await self.store.last_agent_for(customer_id, ani, since)
+        except Exception as exc:  # the database is slow or down: route without the preference
+            log.warning("no sticky agent for %s: %s", ani, exc)
+            return None
+
+    def queue_rules(self, queue: str) -> QueueSettings | None:
+        return self.queue_settings.get(queue)
+
+    def is_queue(self, queue: str) -> bool:
+        return queue in self.queue_settings
+
+    def is_agent(self, agent_id: str) -> bool:
+        return agent_id in self.agents
 
     def place_in_line(self, interaction_id: str) -> tuple[int, float | None] | None:
         """(position, expected wait in seconds or None) of a waiting interaction; None if not waiting."""
@@ -362,6 +475,45 @@ class RoutingService:
         self._apply(agent_id, lambda a, now: a.hang_up(now, wrap_up_s))
         if wrap_up_s > 0:
             self._schedule_wrap_up_end(agent_id, wrap_up_s)
+
+    def log_everyone_out(self, reason: str) -> None:
+        """The center is stopping (not restarting): every agent is logged out, so the next start
+        finds nobody Ready whose phone may not be there."""
+        now = self.clock()
+        for agent in self.agents.values():
+            try:
+                if agent.state in (AgentState.RESERVED, AgentState.RINGING):
+                    agent.offer_failed(now, reason, set_not_ready=False)
+                elif agent.state is AgentState.ON_CALL:
+                    agent.hang_up(now, 0.0)
+                if agent.state is not AgentState.LOGGED_OUT:
+                    agent.logout(now, reason)
+            except IllegalAgentTransition as exc:
+                log.warning("agent %s: %s", agent.id, exc)
+        self._changed()
+
+    def interaction_gone(self, interaction_id: str, queue: str | None) -> None:
+        """An interaction ended without its call saying so (closed after a restart): the agents
+        still holding it are freed as after a normal end (an offer fails, a call goes to wrap-up)."""
+        for agent in self.agents.values():
+            if agent.interaction_id == interaction_id:
+                self._free(agent, queue)
+
+    def release_orphans(self, followed: set[str]) -> None:
+        """After recovery: agents busy with an interaction that no call follows any more."""
+        for agent in self.agents.values():
+            if agent.interaction_id is None or agent.interaction_id in followed:
+                continue
+            if agent.state in (AgentState.RESERVED, AgentState.RINGING, AgentState.ON_CALL):
+                offer = self.offers.get(agent.id)
+                self._free(agent, offer.decision.queue if offer else None)
+
+    def _free(self, agent: Agent, queue: str | None) -> None:
+        if agent.state in (AgentState.RESERVED, AgentState.RINGING):
+            self.offer_failed(agent.id, queue or "", "call gone", no_answer=False)
+        elif agent.state is AgentState.ON_CALL:
+            since = agent.state_since or self.clock()
+            self.hung_up(agent.id, queue, (self.clock() - since).total_seconds())
 
     def recover_on_call(self, agent_id: str, interaction_id: str) -> None:
         """After a restart, an agent found talking in a bridge is on a call, whatever we knew."""

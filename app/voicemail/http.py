@@ -8,10 +8,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from app.appkeys import VOICEMAIL
 from app.errors import AppError
-from app.flows.voicemail import voicemail_view
-from app.web.api import authorize
+from app.voicemail.service import VoicemailService, voicemail_view
+from app.web.auth import bearer
+
+VOICEMAIL = web.AppKey("voicemail", VoicemailService)
 
 
 class VoicemailNotFound(AppError):
@@ -20,14 +21,14 @@ class VoicemailNotFound(AppError):
 
 
 async def list_voicemails(request: web.Request) -> web.Response:
-    authorize(request)
+    bearer(request)
     new_only = request.query.get("new", "") in ("1", "true", "yes")
     messages = await request.app[VOICEMAIL].store.voicemails(new_only=new_only)
     return web.json_response([voicemail_view(vm) for vm in messages])
 
 
 async def voicemail_audio(request: web.Request) -> web.StreamResponse:
-    authorize(request)
+    bearer(request)
     voicemail_id = request.match_info["voicemail_id"]
     try:
         uuid.UUID(voicemail_id)

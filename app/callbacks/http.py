@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.appkeys import CALLBACKS
+from app.callbacks.service import CallbackService, callback_view
 from app.domain.callback import CallbackSource
-from app.flows.callbacks import callback_view
-from app.web.api import BadRequest, authorize, json_body
+from app.web.auth import bearer
+from app.web.http import BadRequest, json_body
+
+CALLBACKS = web.AppKey("callbacks", CallbackService)
 
 
 async def request_callback(request: web.Request) -> web.Response:
-    authorize(request)
+    bearer(request)
     body = await json_body(request)
     phone, queue, name = body.get("phone"), body.get("queue"), body.get("name")
     if not isinstance(phone, str) or not isinstance(queue, str) or not isinstance(name, str | None):
@@ -30,14 +32,14 @@ async def request_callback(request: web.Request) -> web.Response:
 
 
 async def list_callbacks(request: web.Request) -> web.Response:
-    authorize(request)
+    bearer(request)
     open_only = request.query.get("open", "") in ("1", "true", "yes")
     callbacks = await request.app[CALLBACKS].store.callbacks(open_only=open_only)
     return web.json_response([callback_view(cb) for cb in callbacks])
 
 
 async def cancel_callback(request: web.Request) -> web.Response:
-    authorize(request)
+    bearer(request)
     cb = await request.app[CALLBACKS].cancel(request.match_info["callback_id"])
     return web.json_response(callback_view(cb))
 

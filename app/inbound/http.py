@@ -12,25 +12,28 @@ import logging
 
 from aiohttp import web
 
-from app.appkeys import INBOUND, PROMPT_CACHE, SETTINGS
-from app.ivr_config import load_flows, prerender_flow_prompts
-from app.web.api import authorize
+from app.inbound.calls import InboundCalls
+from app.inbound.flow_files import load_flows, prerender_flow_prompts
+from app.web.auth import bearer
+from app.web.http import SETTINGS
+
+INBOUND = web.AppKey("inbound", InboundCalls)
 
 log = logging.getLogger(__name__)
 
 
 async def reload_flows(request: web.Request) -> web.Response:
-    authorize(request)
+    bearer(request)
     app = request.app
     flows = await asyncio.to_thread(load_flows, app[SETTINGS])  # ConfigError: 400, nothing changes
-    await prerender_flow_prompts(app[PROMPT_CACHE], flows)
+    await prerender_flow_prompts(app[INBOUND].voice.cache, flows)
     app[INBOUND].flows = flows
     log.info("IVR flows reloaded: %s", ", ".join(sorted(flows.flows)))
     return web.json_response({"flows": sorted(flows.flows)})
 
 
 async def list_flows(request: web.Request) -> web.Response:
-    authorize(request)
+    bearer(request)
     flows = request.app[INBOUND].flows
     return web.json_response(
         [

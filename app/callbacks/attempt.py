@@ -1,0 +1,216 @@
+"""One try at a callback: a silent wait in line, the agent first, then the customer.
+
+It is a call whose "caller" (the customer's channel) does not exist until the agent has
+answered: it waits in line like a caller (the desk's rules, its original place), the chosen
+agent's phone rings, the agent hears a short whisper and ringing while the customer is dialled
+through the carrier trunk, and when the customer answers both talk, with the same controls as
+any call (app/calls/conversation.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+
+from app.adapters.ari import ChannelDestroyed, ChannelHangupRequest, PlaybackFinished, StasisEnd, StasisStart
+from app.calls.events import DialFailed, PbxLost
+from app.calls.legs import place, ring_agents
+from app.calls.line import Line, WaitingRoom
+from app.calls.ports import Desk, Ticket
+from app.calls.session import Call
+from app.calls.voice import Voice
+from app.config import CallbackSettings, CarrierSettings
+from app.domain.callback import AttemptResult, Callback, RetryPolicy, attempt_result
+from app.domain.interaction import Outcome, Phase
+from app.domain.routing import Decision, Tier, WaitingInteraction
+from app.errors import PbxError
+
+
+class CallbackAttempt:
+    def __init__(
+        self,
+        call: Call,
+        cb: Callback,
+        *,
+        desk: Desk,
+        line: Line,
+        room: WaitingRoom,
+        voice: Voice,
+        carrier: CarrierSettings,
+        center_name: str,
+        rules: CallbackSettings,
+        policy: RetryPolicy,
+        save_callback: Callable[[Callback], Awaitable[None]],
+    ) -> None:
+        self.call = call
+        self.cb = cb
+        self.desk = desk
+        self.line = line
+        self.room = room
+        self.voice = voice
+        self.carrier = carrier
+        self.center_name = center_name
+        self.rules = rules
+        self.policy = policy
+        self.save_callback = save_callback
+        self.result: AttemptResult | None = None
+        self.ticket: Ticket | None = None
+        call.agent_variables.update(self._call_data())
+
+    def _call_data(self) -> dict[str, str]:
+        out = {"LIANLUO_CALLBACK": self.cb.id, "PJSIP_HEADER(add,X-Lianluo-Callback)": self.cb.id}
+        voicemail_id = self.cb.data.get("voicemail_id")
+        if isinstance(voicemail_id, str):  # the agent can play the message before the call
+            out["LIANLUO_VOICEMAIL"] = voicemail_id
+            out["PJSIP_HEADER(add,X-Lianluo-Voicemail)"] = voicemail_id
+        return out
+
+    def withdraw(self) -> None:
+        """Cancelled while waiting in line."""
+        if self.ticket is not None and not self.ticket.decided.done():
+            self.desk.withdraw(self.call.it.id)
+
+    async def run(self) -> None:
+        """The try, start to end; `self.result` says how it went for the customer."""
+        try:
+            await self.call.run(
+                self.attempt,
+                when_caller_leaves=lambda _: Outcome.COMPLETED,  # the customer hung up after talking
+                caller_is="customer",
+            )
+        except asyncio.CancelledError:
+            self.withdraw()
+            raise
+        finally:
+            if self.call.ended:
+                await self.call.hang_up()
+
+    async def attempt(self) -> None:
+        call, cb = self.call, self.cb
+        it = call.it
+        it.queued_at = cb.place_at  # the place in line kept from the original call
+        it.record(call.now(), "callback_attempt", callback_id=cb.id, attempt=cb.attempts + 1, number=cb.phone)
+        it.enqueue(call.now(), cb.queue, cb.tier, f"callback:{cb.source.value}")
+        call.create()
+        waiting = WaitingInteraction(
+            id=it.id,
+            queue=cb.queue,
+            queued_at=cb.place_at,
+            tier=Tier(cb.tier),
+            customer_value=0.0,
+            last_agent_id=await self.desk.last_agent(cb.customer_id, cb.phone, cb.queue),
+            data={"ani": cb.phone, "callback_id": cb.id, **{k: str(v) for k, v in cb.data.items()}},
+        )
+        while True:
+            decision = await self.wait_in_line(waiting)
+            if decision is None:
+                return  # withdrawn (cancelled)
+            leg = await ring_agents(
+                call,
+                self.desk,
+                decision,
+                waiting.queue,
+                ring_timeout_s=self.line.ring_timeout(waiting.queue),
+                hold_caller=False,
+            )
+            if leg is not None:
+                break
+            waiting.excluded_agents = waiting.excluded_agents | frozenset(decision.agent_ids)
+        agent_leg = leg
+
+        async def release_agent() -> None:
+            """The customer never came on: the agent's part ends with the try (once a
+            conversation exists, it ends the agent's part itself)."""
+            if call.conversation is None:
+                await call.hang_up(agent_leg.channel_id)
+                talk_s = (call.now() - (agent_leg.answered_at or call.now())).total_seconds()
+                self.desk.hung_up(agent_leg.agent_id or "", it.queue, talk_s)
+
+        call.when_over(release_agent)
+        cb.start_attempt(leg.agent_id or "?")
+        await self.save_callback(cb)
+        await call.play(self.voice["callback_whisper"], interruptible=False, channel=leg.channel_id)
+        self.result = None if leg.channel_id in call.gone else await self.dial_customer(leg.channel_id)
+        if self.result is AttemptResult.ANSWERED:
+            cb.finish_attempt(AttemptResult.ANSWERED, call.now(), self.policy)
+            await self.save_callback(cb)
+            await self.line.conversation(call).join(leg)
+            call.log.info("callback %s: customer %s connected to agent %s", cb.id, cb.phone, leg.agent_id)
+            await self.line.follow(call, waiting, self.room)
+            return
+        if self.result is None:  # the agent hung up before the customer answered
+            cb.agent_missed()
+            it.end(call.now(), Outcome.FAILED, ended_by="agent", reason="agent left before answer")
+            return
+        it.record(call.now(), "customer_unreached", result=self.result.value)
+        await call.play(self.voice["callback_unreached"], interruptible=False, channel=leg.channel_id)
+        it.end(call.now(), Outcome.CUSTOMER_UNREACHED, ended_by="system", result=self.result.value)
+
+    async def wait_in_line(self, waiting: WaitingInteraction) -> Decision | None:
+        call = self.call
+
+        def overflowed(queue: str) -> None:
+            self.cb.queue = queue
+            call.it.enqueue(call.now(), queue, waiting.tier.value, "overflow")
+            call.save_soon()
+
+        self.ticket = self.desk.enqueue(waiting, on_overflow=overflowed)
+        await asyncio.wait([self.ticket.decided])
+        if self.ticket.decided.cancelled():
+            call.it.end(call.now(), Outcome.FAILED, ended_by="system", reason="callback cancelled")
+            return None
+        return self.ticket.decided.result()
+
+    async def dial_customer(self, agent_channel: str) -> AttemptResult | None:
+        """Ring the customer while the agent hears ringing. None if the agent left meanwhile."""
+        call = self.call
+        tone_id = f"pb-{uuid.uuid4()}"
+        call.route(tone_id, channel=False)
+        with contextlib.suppress(PbxError):
+            await call.pbx.play(agent_channel, "tone:ring;tonezone=us", tone_id)
+        call.it.record(call.now(), "dialing_customer", number=self.cb.phone)
+        call.save_soon()
+        try:
+            placed = await place(
+                call,
+                endpoint=f"PJSIP/{self.cb.phone}@{self.carrier.name}",
+                kind="callback",
+                channel_id=call.caller,
+                caller_id=f'"{self.center_name}" <{call.it.dnis}>',
+                timeout_s=self.rules.customer_ring_s,
+                variables={"LIANLUO_INTERACTION": call.it.id, "LIANLUO_CALLBACK": self.cb.id},
+            )
+            if placed is None:
+                return AttemptResult.FAILED
+            # Not next_event: the customer's leg is this call's "caller", and it ending unanswered
+            # is a result here, not the end of the script.
+            while True:
+                ev = await call.events.get()
+                if isinstance(ev, StasisStart) and ev.channel.id == call.caller:
+                    return AttemptResult.ANSWERED
+                if isinstance(ev, ChannelDestroyed) and ev.channel.id == call.caller:
+                    return attempt_result(ev.cause)
+                if isinstance(ev, DialFailed) and ev.channel_id == call.caller:
+                    return AttemptResult.FAILED
+                if isinstance(ev, PbxLost) and ev.channel_ids & {agent_channel, call.caller}:
+                    await call.hang_up()
+                    return None
+                if (
+                    isinstance(ev, ChannelDestroyed | ChannelHangupRequest | StasisEnd)
+                    and ev.channel.id == agent_channel
+                ):
+                    call.gone.add(agent_channel)
+                    await call.hang_up()
+                    return None
+                if isinstance(ev, PlaybackFinished) and ev.playback_id == tone_id:
+                    continue
+        finally:
+            call.unroute(tone_id)
+            with contextlib.suppress(PbxError):
+                await call.pbx.stop_playback(tone_id)
+
+    @property
+    def dialling(self) -> bool:
+        return self.call.it.phase is not Phase.ENDED and self.result is None

@@ -1,0 +1,558 @@
+"""The connected phase of a call: who talks with the caller, and what people do with the call.
+
+A `Conversation` starts when the first agent answers and lives as long as the call. It owns
+the bridge, the agent in control, the other agents of a three-way call, hold, mute, a
+consultation and an external party, in one place. People's requests (hold, mute, keys,
+hang-up, transfers, consult, conference) are put in the call's own queue and carried out
+between its ARI events, so a control never races a hang-up.
+
+A blind transfer to a queue or an agent is not carried out here: `run` returns it as a
+`Transfer` and the call's line (app/calls/line.py) puts the caller back in line. A transfer to a
+number is: `to_number` rings it through the carrier and bridges it. Every change is written to
+the interaction's `legs` so that a restarted app takes the conversation over as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.adapters.ari import ChannelDestroyed, StasisStart
+from app.calls.events import CallEvent, ControlRequest, PbxLost
+from app.calls.legs import Leg, place, wait_answer
+from app.calls.ports import Desk
+from app.calls.session import HANGUP_EVENTS, Call
+from app.domain.callback import valid_phone
+from app.domain.interaction import Outcome
+from app.domain.routing import Tier
+from app.errors import AppError, PbxError
+
+ACTIONS = (
+    "hold",
+    "resume",
+    "mute",
+    "unmute",
+    "dtmf",
+    "hangup",
+    "transfer",
+    "consult",
+    "complete",
+    "conference",
+    "cancel",
+)
+_DTMF = re.compile(r"^[0-9*#A-D]{1,32}$")
+
+
+class ControlError(AppError):
+    def __init__(self, message: str, http_status: int = 409) -> None:
+        super().__init__("call-control", message, {}, http_status)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """The caller leaves their agent for another agent, a queue or a number (blind transfer)."""
+
+    queue: str | None
+    agent_id: str | None
+    number: str | None = None
+
+    @property
+    def target(self) -> str:
+        if self.number is not None:
+            return f"number:{self.number}"
+        return f"queue:{self.queue}" if self.queue else f"agent:{self.agent_id}"
+
+
+@dataclass
+class Consult:
+    agent_id: str
+    channel_id: str
+    answered: bool = False
+
+
+@dataclass(frozen=True)
+class Dialing:
+    """How the center reaches numbers outside: the carrier trunk, the number it shows, and the
+    prefixes a transfer may go to (none by default: open transfers invite toll fraud)."""
+
+    carrier: str
+    presented_number: str
+    center_name: str
+    transfer_prefixes: tuple[str, ...] = ()
+    external_ring_s: float = 30.0
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+class Conversation:
+    def __init__(self, call: Call, desk: Desk, dialing: Dialing) -> None:
+        self.call = call
+        self.desk = desk
+        self.dialing = dialing
+        self.bridge_id: str | None = None
+        self.agent: Leg | None = None  # the agent on the call, who controls it
+        self.conference: dict[str, str] = {}  # the other agents of a three-way call: channel -> agent
+        self.held = False
+        self.muted = False
+        self.consult: Consult | None = None
+        self.external: Leg | None = None  # a number the caller was transferred to
+        self.joined: dict[str, datetime] = {}  # agent -> when they started talking on this call
+        self.active = False  # True while `run` carries out requests
+        call.conversation = self
+        call.when_over(self.hang_up_everyone)
+
+    @property
+    def queue(self) -> str:
+        return self.call.it.queue or ""
+
+    @property
+    def agent_id(self) -> str | None:
+        return self.agent.agent_id if self.agent is not None else None
+
+    def has_agent(self, agent_id: str) -> bool:
+        """Is this agent talking on the call (in control or in a conference)?"""
+        return self.agent_id == agent_id or agent_id in self.conference.values()
+
+    # -- joining ----------------------------------------------------------------
+
+    async def _bridge(self) -> str:
+        if self.bridge_id is None:
+            bridge_id = f"call-{self.call.it.id}"
+            await self.call.pbx.create_bridge(bridge_id, name=f"interaction {self.call.it.id}")
+            self.bridge_id = bridge_id
+        return self.bridge_id
+
+    async def join(self, leg: Leg) -> None:
+        """The caller and the agent who answered talk: one bridge, the interaction connected."""
+        call = self.call
+        # The agent is on this call from their answer: if the caller is gone before the bridge
+        # is up, the end of the call still hangs up their leg and starts their wrap-up.
+        self.agent = leg
+        self.held = self.muted = False
+        at = leg.answered_at or call.now()
+        if leg.agent_id is not None:
+            self.joined[leg.agent_id] = at
+        bridge = await self._bridge()
+        await call.pbx.stop_moh(call.caller)
+        await call.pbx.add_to_bridge(bridge, [call.caller, leg.channel_id])
+        call.it.connect(at, leg.agent_id or "?")
+        self.remember()
+        call.save_soon()
+
+    # -- talking ----------------------------------------------------------------
+
+    async def run(self) -> Transfer | None:
+        """The caller and the agent talk until one of them hangs up (None), or the agent
+        transfers the call blind (the Transfer; the caller then holds with music)."""
+        call = self.call
+        self.active = True
+        try:
+            while True:
+                ev = await call.next_event()
+                if ev is None:
+                    continue
+                if isinstance(ev, ControlRequest):
+                    transfer = await self.handle(ev)
+                    if transfer is not None:
+                        return transfer
+                    continue
+                if await self._consult_event(ev):
+                    continue
+                for channel_id in _ended(ev):
+                    if await self._party_left(channel_id):
+                        return None
+        finally:
+            self.active = False
+            await self._close_consult()
+
+    async def _party_left(self, channel_id: str) -> bool:
+        """A leg of the conversation ended; True when that ends the call."""
+        call = self.call
+        if channel_id in self.conference:  # one agent leaves a three-way call
+            call.unroute(channel_id)
+            self.agent_done(self.conference.pop(channel_id))
+            self.remember()
+            call.save_soon()
+            return False
+        if self.agent is None or channel_id != self.agent.channel_id:
+            return False
+        call.unroute(channel_id)
+        left = self.agent.agent_id
+        if self.conference:  # the conference goes on with the other agent, now in control
+            if left is not None:
+                self.agent_done(left)
+            channel, agent_id = self.conference.popitem()
+            self.agent = Leg(channel, agent_id=agent_id, answered_at=self.joined.get(agent_id))
+            call.it.hand_over(call.now(), agent_id)
+            self.remember()
+            call.save_soon()
+            return False
+        call.it.end(call.now(), Outcome.COMPLETED, ended_by="agent")
+        await call.hang_up()
+        return True
+
+    async def control(self, req: ControlRequest, timeout: float = 10.0) -> dict[str, Any]:
+        """A person's request, carried out in this call's own order of events."""
+        if not self.active:
+            raise ControlError("the call is not connected to an agent right now")
+        self.call.events.put_nowait(req)
+        async with asyncio.timeout(timeout):
+            return await req.done
+
+    async def handle(self, req: ControlRequest) -> Transfer | None:
+        """Carry out one request; a Transfer means the caller leaves this agent."""
+        call = self.call
+        try:
+            result, transfer = await self._do(req)
+        except AppError as exc:  # PbxError included: the person is told, the call goes on
+            if not req.done.done():
+                req.done.set_exception(exc)
+            return None
+        call.it.record(call.now(), f"control_{req.action}", by=req.by, **result)
+        if transfer is not None:
+            call.it.transfer(call.now(), transfer.target)
+        self.remember()
+        call.save_soon()
+        if not req.done.done():
+            req.done.set_result({"action": req.action, **result})
+        return transfer
+
+    async def _do(self, req: ControlRequest) -> tuple[dict[str, Any], Transfer | None]:
+        call = self.call
+        agent = self.agent
+        if agent is None:
+            raise ControlError("the call has no agent any more")
+        if req.action == "hold":
+            if self.held:
+                raise ControlError("the caller is already on hold")
+            await self._hold()
+            return {}, None
+        if req.action == "resume":
+            if not self.held:
+                raise ControlError("the caller is not on hold")
+            if self.consult is not None:
+                raise ControlError("end the consultation first: complete, conference or cancel")
+            await self._resume()
+            return {}, None
+        if req.action in ("mute", "unmute"):
+            if req.action == "mute":
+                await call.pbx.mute(agent.channel_id)
+            else:
+                await call.pbx.unmute(agent.channel_id)
+            self.muted = req.action == "mute"
+            return {}, None
+        if req.action == "dtmf":
+            if req.digits is None or not _DTMF.fullmatch(req.digits):
+                raise ControlError("digits: 1-32 of 0-9 * # A-D", 400)
+            await call.pbx.send_dtmf(call.caller, req.digits)
+            return {"digits": req.digits}, None
+        if req.action == "hangup":
+            await call.pbx.hangup(agent.channel_id)  # its hang-up event ends the call as the agent's
+            return {}, None
+        if req.action == "transfer":
+            if self.consult is not None:
+                raise ControlError("end the consultation first: complete, conference or cancel")
+            target = self._target(req.target)
+            await self._leave_agent()
+            return {"to": req.target}, target
+        if req.action == "consult":
+            return await self._start_consult(req.target), None
+        if req.action in ("complete", "conference", "cancel"):
+            return await self._end_consult(req.action), None
+        raise ControlError(f"unknown action {req.action!r}; use one of {', '.join(ACTIONS)}", 400)
+
+    def _target(self, target: str | None) -> Transfer:
+        kind, _, name = (target or "").partition(":")
+        desk = self.desk
+        if kind == "queue" and desk.is_queue(name):
+            if not desk.anyone_logged_in(name):
+                raise ControlError(f"nobody is logged in to queue {name}: the caller stays with you")
+            return Transfer(queue=name, agent_id=None)
+        if kind == "agent" and desk.is_agent(name):
+            if name == self.agent_id:
+                raise ControlError("that is the agent on the call")
+            return Transfer(queue=None, agent_id=name)
+        if kind == "number":
+            if not valid_phone(name):
+                raise ControlError(f"not a phone number: {name!r}", 400)
+            if not any(name.startswith(prefix) for prefix in self.dialing.transfer_prefixes):
+                raise ControlError(
+                    f"transfers to {name} are not allowed here (routing.transfer_numbers)", 403
+                )
+            return Transfer(queue=None, agent_id=None, number=name)
+        raise ControlError(
+            f"transfer target must be 'agent:<id>', 'queue:<name>' or 'number:<digits>', got {target!r}", 400
+        )
+
+    # -- hold -------------------------------------------------------------------
+
+    async def _hold(self) -> None:
+        call = self.call
+        if self.bridge_id is not None:
+            await call.pbx.remove_from_bridge(self.bridge_id, [call.caller])
+        await call.pbx.start_moh(call.caller)
+        self.held = True
+
+    async def _resume(self) -> None:
+        call = self.call
+        await call.pbx.stop_moh(call.caller)
+        if self.bridge_id is not None:
+            await call.pbx.add_to_bridge(self.bridge_id, [call.caller])
+        self.held = False
+
+    async def _leave_agent(self) -> None:
+        """The agent drops off (blind transfer): their leg ends and their wrap-up starts; the caller
+        holds with music until the next party answers."""
+        call = self.call
+        agent, self.agent = self.agent, None
+        if not self.held:
+            await self._hold()
+        self.muted = False
+        if agent is not None:
+            call.unroute(agent.channel_id)
+            await call.hang_up(agent.channel_id)
+            if agent.agent_id is not None:
+                self.agent_done(agent.agent_id)
+
+    def agent_done(self, agent_id: str) -> None:
+        """An agent's part in this call is over: their handle time counts, wrap-up starts."""
+        call = self.call
+        since = self.joined.pop(agent_id, None) or call.it.answered_at or call.now()
+        self.desk.hung_up(agent_id, call.it.queue, (call.now() - since).total_seconds())
+
+    # -- consultation -----------------------------------------------------------
+
+    async def _start_consult(self, target: str | None) -> dict[str, Any]:
+        call = self.call
+        if self.consult is not None:
+            raise ControlError("a consultation is already under way")
+        kind, _, agent_id = (target or "").partition(":")
+        if kind != "agent" or not self.desk.is_agent(agent_id) or agent_id == self.agent_id:
+            raise ControlError(f"consult target must be another agent as 'agent:<id>', got {target!r}", 400)
+        self.desk.reserve_direct(agent_id, call.it.id)  # refused (409) unless they are Ready
+        if not self.held:
+            await self._hold()
+        first = self.agent_id or ""
+        rules = self.desk.queue_rules(self.queue)
+        channel_id = await place(
+            call,
+            endpoint=f"PJSIP/{agent_id}",
+            kind="agent",
+            channel_id=f"consult-{uuid.uuid4()}",
+            caller_id=f'"{first}" <{first}>',
+            timeout_s=rules.ring_timeout_s if rules is not None else 15.0,
+            variables={
+                "LIANLUO_INTERACTION": call.it.id,
+                "LIANLUO_CONSULT_FROM": first,
+                "PJSIP_HEADER(add,X-Lianluo-Interaction)": call.it.id,
+                "PJSIP_HEADER(add,X-Lianluo-Consult)": first,
+            },
+        )
+        if channel_id is None:
+            self.desk.offer_failed(agent_id, self.queue, "originate failed", no_answer=False)
+            raise ControlError(f"could not ring agent {agent_id}", 502)
+        self.desk.ringing(agent_id)
+        self.consult = Consult(agent_id, channel_id)
+        return {"to": target, "state": "ringing"}
+
+    async def _end_consult(self, how: str) -> dict[str, Any]:
+        call = self.call
+        c = self.consult
+        if c is None:
+            raise ControlError("there is no consultation to end")
+        if how == "cancel":
+            await call.hang_up(c.channel_id)
+            self.consult = None
+            self._consult_gone(c)
+            await self._resume()
+            return {"with": c.agent_id}
+        if not c.answered:
+            raise ControlError(f"agent {c.agent_id} has not answered yet")
+        self.consult = None
+        await self._resume()
+        if how == "conference":
+            self.conference[c.channel_id] = c.agent_id
+            return {"with": c.agent_id}
+        # complete: the caller stays with the consulted agent; the first agent drops off
+        old = self.agent
+        self.agent = Leg(c.channel_id, agent_id=c.agent_id, answered_at=self.joined.get(c.agent_id))
+        call.it.hand_over(call.now(), c.agent_id)
+        if old is not None:
+            call.unroute(old.channel_id)
+            await call.hang_up(old.channel_id)
+            if old.agent_id is not None:
+                self.agent_done(old.agent_id)
+        return {"to": c.agent_id, "from": old.agent_id if old else None}
+
+    async def _consult_event(self, ev: CallEvent) -> bool:
+        """ARI events about the consulted agent's leg; True when the event was theirs."""
+        c = self.consult
+        call = self.call
+        if c is None:
+            return False
+        if isinstance(ev, StasisStart) and ev.channel.id == c.channel_id:
+            c.answered = True
+            self.joined[c.agent_id] = call.now()
+            tier = Tier(call.it.tier or "medium")
+            self.desk.answered(c.agent_id, self.queue, 0.0, call.it.id, tier, first=False)
+            if self.bridge_id is not None:
+                await call.pbx.add_to_bridge(self.bridge_id, [c.channel_id])
+            call.it.record(call.now(), "consult_answered", agent_id=c.agent_id)
+            self.remember()
+            call.save_soon()
+            return True
+        if c.channel_id in _ended(ev):
+            self.consult = None
+            self._consult_gone(c)
+            return True
+        return False
+
+    def _consult_gone(self, c: Consult) -> None:
+        call = self.call
+        call.unroute(c.channel_id)
+        if c.answered:
+            self.agent_done(c.agent_id)
+        else:
+            self.desk.offer_failed(c.agent_id, self.queue, "consult not answered", no_answer=False)
+        call.it.record(call.now(), "consult_ended", agent_id=c.agent_id, answered=c.answered)
+        self.remember()
+        call.save_soon()
+
+    async def _close_consult(self) -> None:
+        """The conversation stops (call over or transferred): no consultation is left ringing."""
+        c, self.consult = self.consult, None
+        if c is not None and self.call.ended:
+            await self.call.hang_up(c.channel_id)
+            self._consult_gone(c)
+        elif c is not None:
+            self.consult = c  # stopped for a restart: the next start takes it over
+
+    # -- an external party ------------------------------------------------------
+
+    async def to_number(self, number: str) -> bool:
+        """Blind transfer to a number through the carrier: True once that call has ended; False
+        if nobody answered (the caller goes back in line, in their place)."""
+        call = self.call
+        d = self.dialing
+        call.it.record(call.now(), "dialing_external", number=number)
+        call.save_soon()
+        channel_id = await place(
+            call,
+            endpoint=f"PJSIP/{number}@{d.carrier}",
+            kind="external",
+            caller_id=f'"{d.center_name}" <{d.presented_number or call.it.dnis}>',
+            timeout_s=d.external_ring_s,
+            variables={"LIANLUO_INTERACTION": call.it.id},
+        )
+        if channel_id is None:
+            call.it.record(call.now(), "external_failed", number=number, reason="could not dial")
+            call.save_soon()
+            return False
+        self.external = Leg(channel_id, number=number)
+        self.remember()
+        failed = await wait_answer(call, channel_id, d.external_ring_s + 5)
+        if failed is not None:
+            self.external = None
+            call.it.record(call.now(), "external_failed", number=number, reason=failed.cause_txt)
+            self.remember()
+            call.save_soon()
+            return False
+        await call.pbx.stop_moh(call.caller)
+        self.held = False
+        await call.pbx.add_to_bridge(await self._bridge(), [call.caller, channel_id])
+        call.it.record(call.now(), "external_connected", number=number)
+        self.remember()
+        call.save_soon()
+        await self.follow_external()
+        return True
+
+    async def follow_external(self) -> None:
+        """The caller talks with the external party until either hangs up."""
+        call = self.call
+        assert self.external is not None
+        while True:
+            ev = await call.next_event()
+            if ev is not None and self.external.channel_id in _ended(ev):
+                call.it.end(call.now(), Outcome.COMPLETED, ended_by="external")
+                await call.hang_up()
+                return
+
+    # -- the end ----------------------------------------------------------------
+
+    async def hang_up_everyone(self) -> None:
+        """The call is over: every leg still up ends, every agent on it starts wrap-up."""
+        call = self.call
+        legs = [c for c in self.conference]
+        if self.agent is not None:
+            legs.append(self.agent.channel_id)
+        if self.external is not None:
+            legs.append(self.external.channel_id)
+        if self.consult is not None:
+            legs.append(self.consult.channel_id)
+            self._consult_gone(self.consult)
+            self.consult = None
+        for channel_id in legs:
+            await call.hang_up(channel_id)
+        if self.bridge_id is not None:
+            try:
+                await call.pbx.destroy_bridge(self.bridge_id)
+            except PbxError as exc:
+                call.log.info("bridge %s: %s", self.bridge_id, exc.message)
+        for agent_id in list(self.conference.values()):
+            self.agent_done(agent_id)
+        self.conference.clear()
+        if self.agent is not None and self.agent.agent_id is not None:
+            self.joined.setdefault(self.agent.agent_id, self.agent.answered_at or call.now())
+            self.agent_done(self.agent.agent_id)
+        self.agent = None
+        self.remember()
+
+    # -- what it looks like, and what survives a restart -------------------------
+
+    def view(self) -> dict[str, Any]:
+        """For the agent's call box and the API."""
+        it = self.call.it
+        return {
+            "interaction_id": it.id,
+            "ani": it.ani,
+            "queue": it.queue,
+            "agent_id": self.agent_id,
+            "conference": sorted(self.conference.values()),
+            "held": self.held,
+            "muted": self.muted,
+            "consult": None
+            if self.consult is None
+            else {"agent_id": self.consult.agent_id, "answered": self.consult.answered},
+        }
+
+    def remember(self) -> None:
+        """Write where the conversation stands into the interaction (saved with it)."""
+        self.call.it.legs["talk"] = {
+            "bridge": self.bridge_id,
+            "agent": None if self.agent is None else [self.agent.channel_id, self.agent.agent_id],
+            "conference": dict(self.conference),
+            "held": self.held,
+            "muted": self.muted,
+            "consult": None
+            if self.consult is None
+            else [self.consult.agent_id, self.consult.channel_id, self.consult.answered],
+            "external": None if self.external is None else [self.external.channel_id, self.external.number],
+            "joined": {a: _iso(t) for a, t in self.joined.items()},
+        }
+
+
+def _ended(ev: CallEvent | None) -> frozenset[str]:
+    """The channels an event says are gone."""
+    if isinstance(ev, PbxLost):
+        return ev.channel_ids
+    if isinstance(ev, ChannelDestroyed):
+        return frozenset({ev.channel.id})
+    if ev is not None and isinstance(ev, HANGUP_EVENTS):
+        return frozenset({ev.channel.id})
+    return frozenset()

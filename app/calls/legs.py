@@ -1,0 +1,218 @@
+"""The legs of a call: an agent's phone, a number through the carrier, an expert.
+
+`place` is the one way a leg is originated: its events are routed to the call before the
+request goes out (an answer can come back faster than the HTTP response), and unrouted again if
+the PBX refuses it. `ring_agents` rings the agents of one routing decision and tells the desk
+what each did: ringing, answered, no answer, refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlencode
+
+from app.adapters.ari import Channel, ChannelDestroyed, StasisStart
+from app.calls.events import CallDropped, CallerGone, DialFailed
+from app.calls.ports import Desk
+from app.calls.session import Call
+from app.domain.routing import Decision, Tier
+from app.errors import PbxError
+
+# Q.850 causes that mean "the phone rang and nobody picked up" (ring-no-answer).
+NO_ANSWER_CAUSES = frozenset({0, 18, 19})
+# Asterisk cancels the ring itself after the ring timeout; this margin covers call set-up.
+RING_MARGIN_S = 5.0
+
+
+@dataclass
+class Leg:
+    """One channel of a call besides the caller's."""
+
+    channel_id: str
+    agent_id: str | None = None  # an agent's (or expert's) phone
+    number: str | None = None  # a number reached through the carrier
+    answered_at: datetime | None = None
+
+
+async def place(
+    call: Call,
+    *,
+    endpoint: str,
+    kind: str,
+    caller_id: str,
+    timeout_s: float,
+    variables: Mapping[str, str],
+    channel_id: str | None = None,
+    dialplan_context: str | None = None,
+) -> str | None:
+    """Originate a leg of `call`: its channel id, or None when the PBX refused it (logged).
+
+    With `dialplan_context` the answered leg runs that context first (e.g. AMD) and enters our
+    Stasis app from there; otherwise it enters Stasis as `<kind>,<interaction id>` on answer."""
+    channel_id = channel_id or f"{kind}-{uuid.uuid4()}"
+    call.route(channel_id)
+    try:
+        if dialplan_context is not None:
+            await call.pbx.originate_to_dialplan(
+                endpoint=endpoint,
+                channel_id=channel_id,
+                context=dialplan_context,
+                caller_id=caller_id,
+                timeout_s=max(1, round(timeout_s)),
+                variables=variables,
+            )
+        else:
+            await call.pbx.originate(
+                endpoint=endpoint,
+                channel_id=channel_id,
+                app_args=f"{kind},{call.it.id}",
+                caller_id=caller_id,
+                timeout_s=max(1, round(timeout_s)),
+                variables=variables,
+            )
+    except PbxError as exc:
+        call.unroute(channel_id)
+        call.log.warning("could not place %s leg to %s: %s", kind, endpoint, exc.message)
+        return None
+    if channel_id == call.caller:
+        call.caller_placed = True
+    return channel_id
+
+
+async def wait_answer(call: Call, channel_id: str, timeout: float | None = None) -> ChannelDestroyed | None:
+    """Wait until the leg answers (None) or ends unanswered (its ChannelDestroyed). A timeout
+    counts as unanswered: the leg is hung up."""
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    while True:
+        left = None if deadline is None else max(0.01, deadline - loop.time())
+        ev = await call.next_event(left)
+        if ev is None:
+            await call.hang_up(channel_id)
+            call.unroute(channel_id)
+            return ChannelDestroyed(_channel(channel_id), 19, "no answer (timeout)")
+        if isinstance(ev, StasisStart) and ev.channel.id == channel_id:
+            return None
+        if isinstance(ev, ChannelDestroyed) and ev.channel.id == channel_id:
+            call.unroute(channel_id)
+            return ev
+        if isinstance(ev, DialFailed) and ev.channel_id == channel_id:
+            call.unroute(channel_id)
+            return ChannelDestroyed(_channel(channel_id), 0, ev.reason)
+
+
+def _channel(channel_id: str) -> Channel:
+    return Channel(channel_id, "", "", "", "", "", "", "", "")
+
+
+def agent_call_data(call: Call, queue: str, reason: str) -> dict[str, str]:
+    """What travels to the agent's phone: channel variables and SIP headers."""
+    it = call.it
+    out = {
+        "LIANLUO_INTERACTION": it.id,
+        "LIANLUO_ANI": it.ani,
+        "LIANLUO_DNIS": it.dnis,
+        "LIANLUO_IVR_DIGITS": it.digits,
+        "LIANLUO_QUEUE": queue,
+        "LIANLUO_ROUTE_REASON": reason,
+        "PJSIP_HEADER(add,X-Lianluo-Interaction)": it.id,
+        "PJSIP_HEADER(add,X-Lianluo-Queue)": queue,
+    }
+    if it.collected:
+        out.update({f"LIANLUO_DATA_{k.upper()}": v for k, v in it.collected.items()})
+        out["PJSIP_HEADER(add,X-Lianluo-Data)"] = urlencode(it.collected)
+    out.update(call.agent_variables)
+    return out
+
+
+async def ring_agents(
+    call: Call,
+    desk: Desk,
+    decision: Decision,
+    queue: str,
+    *,
+    ring_timeout_s: float,
+    hold_caller: bool,
+    within_s: float | None = None,
+) -> Leg | None:
+    """Ring the chosen agent(s); the leg of the one who answered, or None.
+
+    The agent who answers is on this call from then on (the desk is told); the others stop
+    ringing. `within_s` cuts the ring short of the queue's ring timeout (the dialer's connect
+    window). If the caller leaves meanwhile, every ringing phone stops and its agent is free."""
+    it = call.it
+    it.offer(call.now(), decision.agent_ids, decision.reason)
+    call.save_soon()
+    ring_s = ring_timeout_s if within_s is None else within_s
+    ringing: dict[str, str] = {}  # channel -> agent
+    variables = agent_call_data(call, queue, decision.reason)
+    for agent_id in decision.agent_ids:
+        channel_id = await place(
+            call,
+            endpoint=f"PJSIP/{agent_id}",
+            kind="agent",
+            caller_id=f'"{it.ani}" <{it.ani}>',
+            timeout_s=ring_s,
+            variables=variables,
+        )
+        if channel_id is None:
+            desk.offer_failed(agent_id, queue, "originate failed", no_answer=False)
+            continue
+        ringing[channel_id] = agent_id
+        desk.ringing(agent_id)
+    it.legs["ringing"] = dict(ringing)
+    if not ringing:
+        it.offer_failed(call.now(), ",".join(decision.agent_ids), "originate failed")
+        it.legs.pop("ringing", None)
+        call.save_soon()
+        return None
+    if hold_caller:
+        await call.pbx.start_moh(call.caller)  # music while the agent's phone rings
+
+    def ring_ended(channel_id: str, reason: str, no_answer: bool) -> None:
+        agent_id = ringing.pop(channel_id, None)
+        call.unroute(channel_id)
+        if agent_id is not None:
+            desk.offer_failed(agent_id, queue, reason, no_answer=no_answer)
+            it.record(call.now(), "ring_ended", agent_id=agent_id, reason=reason, no_answer=no_answer)
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ring_s + (RING_MARGIN_S if within_s is None else 0)
+    winner: str | None = None
+    try:
+        while ringing and winner is None:
+            ev = await call.next_event(max(deadline - loop.time(), 0.01))
+            if ev is None:
+                for channel_id in list(ringing):
+                    await call.hang_up(channel_id)
+                    ring_ended(channel_id, "ring timeout", no_answer=True)
+            elif isinstance(ev, StasisStart) and ev.channel.id in ringing:
+                winner = ev.channel.id
+            elif isinstance(ev, ChannelDestroyed) and ev.channel.id in ringing:
+                cause = ev.cause_txt or f"cause {ev.cause}"
+                ring_ended(ev.channel.id, cause, ev.cause in NO_ANSWER_CAUSES)
+    except (CallerGone, CallDropped):
+        for channel_id in list(ringing):  # the caller left while agents rang
+            with contextlib.suppress(PbxError):
+                await call.pbx.hangup(channel_id)
+            ring_ended(channel_id, "caller hung up", no_answer=False)
+        it.legs.pop("ringing", None)
+        raise
+    it.legs.pop("ringing", None)
+    if winner is None:
+        it.offer_failed(call.now(), ",".join(decision.agent_ids), "no agent answered")
+        call.save_soon()
+        return None
+    agent_id = ringing.pop(winner)
+    answered_at = call.now()
+    waited = (answered_at - (it.queued_at or answered_at)).total_seconds()
+    desk.answered(agent_id, queue, waited, it.id, Tier(it.tier or "medium"), first=it.answered_at is None)
+    for channel_id in list(ringing):  # ring-all: the others stop ringing
+        await call.hang_up(channel_id)
+        ring_ended(channel_id, "answered elsewhere", no_answer=False)
+    return Leg(winner, agent_id=agent_id, answered_at=answered_at)

@@ -1,0 +1,176 @@
+"""Inbound calls: from Stasis entry through the IVR to an agent.
+
+A caller on a service line enters our Stasis app as `inbound,<DNIS>,<ANI>`. The call gets an
+interaction, its customer is looked up by ANI, it is answered and walks the flow for its number
+(app/inbound/ivr.py); a queue node puts it in line (app/calls/line.py) with the flow's skills,
+the customer's tier and what the caller entered, to wait in the inbound waiting room
+(app/inbound/waiting.py). After a restart, `resume` takes each caller up where they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+
+from app.adapters.ari import Channel
+from app.adapters.db import Customer
+from app.adapters.speech import Recognizer
+from app.calls.conversation import Conversation
+from app.calls.line import Line, WaitingRoom, waiting_of
+from app.calls.ports import Clock, Desk, Pbx
+from app.calls.recovery import Found, back_in_line, restore_conversation, talking
+from app.calls.session import Call
+from app.calls.switchboard import Switchboard
+from app.calls.voice import Voice
+from app.calls.writer import InteractionWriter
+from app.domain.interaction import Interaction, Phase
+from app.domain.ivr_flow import FlowSet
+from app.domain.routing import customer_tier
+from app.inbound.ivr import IvrWalker, Lookup
+from app.voicemail.service import VoicemailService
+
+log = logging.getLogger(__name__)
+
+KIND = "inbound"
+# A caller is answered even when the customer database is slow: the lookup waits this long.
+CUSTOMER_LOOKUP_S = 1.0
+
+
+class InboundCalls:
+    def __init__(
+        self,
+        *,
+        pbx: Pbx,
+        writer: InteractionWriter,
+        board: Switchboard,
+        desk: Desk,
+        line: Line,
+        room: WaitingRoom,
+        voice: Voice,
+        flows: FlowSet,
+        customers: Callable[[str], Awaitable[Customer | None]],
+        lookup: Lookup,
+        recognizer: Recognizer | None,
+        voicemail: VoicemailService | None,
+        default_queue: str,
+        clock: Clock,
+    ) -> None:
+        self.pbx = pbx
+        self.writer = writer
+        self.board = board
+        self.desk = desk
+        self.line = line
+        self.room = room
+        self.voice = voice
+        self.flows = flows  # replaced whole on a reload; a call keeps the flow it started
+        self.customers = customers
+        self.voicemail = voicemail
+        self.default_queue = default_queue  # where a resumed caller without a queue waits
+        self.clock = clock
+        self.ivr = IvrWalker(voice, recognizer, lookup, self.to_queue, self.to_voicemail)
+        board.on_stasis(KIND, self.arrived)
+
+    # -- a new caller ---------------------------------------------------------------
+
+    async def arrived(self, channel: Channel, args: tuple[str, ...]) -> None:
+        """A caller entered Stasis: their call starts at once (its own task does the rest)."""
+        dnis = args[1] if len(args) > 1 else channel.exten
+        ani = args[2] if len(args) > 2 and args[2] else channel.caller_number
+        it = Interaction(str(uuid.uuid4()), channel.id, ani=ani, dnis=dnis, arrived_at=self.clock())
+        it.legs["kind"] = KIND
+        call = self.new_call(it)
+        self.board.launch(call, lambda: call.run(lambda: self.answer(call, channel)))
+
+    def new_call(self, it: Interaction, customer: Customer | None = None) -> Call:
+        return Call(
+            it, KIND, pbx=self.pbx, writer=self.writer, routes=self.board, clock=self.clock, customer=customer
+        )
+
+    async def find_customer(self, ani: str) -> Customer | None:
+        try:
+            async with asyncio.timeout(CUSTOMER_LOOKUP_S):
+                return await self.customers(ani)
+        except Exception as exc:  # the database is slow or down: serve the caller as unknown
+            log.warning("customer lookup for %s failed (%s); the caller is served as unknown", ani, exc)
+            return None
+
+    async def answer(self, call: Call, channel: Channel) -> None:
+        it = call.it
+        call.customer = customer = await self.find_customer(it.ani)
+        it.customer_id = customer.id if customer else None
+        it.record(
+            it.arrived_at,
+            "arrived",
+            channel=channel.name,
+            customer_id=it.customer_id,
+            customer_name=customer.name if customer else None,
+        )
+        call.create()
+        call.log.info("ANI %s DNIS %s customer %s", it.ani, it.dnis, customer.name if customer else "unknown")
+        await self.pbx.answer(call.caller)
+        it.record(call.now(), "answered_by_ivr")
+        # Written behind, in order: the caller hears the first prompt without waiting for the
+        # database (benchmarks/answer_to_prompt.py measured the awaited write as half the delay).
+        call.save_soon()
+        # The flow is taken once: a reload meanwhile does not change this call's path.
+        await self.ivr.walk(call, self.flows.for_dnis(it.dnis))
+
+    # -- where the flow leads -------------------------------------------------------
+
+    async def to_queue(self, call: Call, queue: str, skills: Mapping[str, int], reason: str) -> None:
+        """Wait in `queue` for an agent, talk, and follow any transfer, until the call ends."""
+        it = call.it
+        customer = call.customer
+        tier = customer_tier(customer.vip, customer.tier) if customer else customer_tier(False, None)
+        it.skills = dict(skills)
+        it.enqueue(call.now(), queue, tier.value, reason)
+        call.save_soon()
+        last_agent = await self.desk.last_agent(it.customer_id, it.ani, queue)
+        waiting = waiting_of(call, queue, customer.value if customer else 0.0, last_agent)
+        await self.line.to_agent(call, waiting, self.room)
+
+    async def to_voicemail(self, call: Call, queue: str | None) -> None:
+        if self.voicemail is None:
+            raise RuntimeError("a flow leads to voicemail, but voicemail is not configured")
+        await self.voicemail.leave(call, queue)
+
+    # -- after a restart ------------------------------------------------------------
+
+    def resume(self, it: Interaction, found: Found) -> bool:
+        """Take a caller up where they were: in the menu again, back in line in their place (with
+        their flow's skills and what they entered), still talking, or still leaving a message."""
+        call = self.new_call(it)
+        call.recorded = True
+        # Claimed now, before anything else looks at Asterisk's channels: the legs still talking.
+        conv = restore_conversation(call, self.line, found) if talking(it, found) else None
+        self.board.launch(call, lambda: call.run(lambda: self._resume(call, found, conv)))
+        return True
+
+    async def _resume(self, call: Call, found: Found, conv: Conversation | None) -> None:
+        it = call.it
+        call.customer = await self.find_customer(it.ani)
+        if "voicemail" in it.legs and self.voicemail is not None:
+            await self.voicemail.resume(call)
+            return
+        if it.phase is Phase.IVR:
+            it.record(call.now(), "ivr_resumed")
+            call.save_soon()
+            await self.ivr.walk(call, self.flows.for_dnis(it.dnis))
+            return
+        customer = call.customer
+        value = customer.value if customer else 0.0
+        queue = it.queue or self.default_queue
+        if conv is not None:
+            waiting = waiting_of(call, queue, value)
+            if conv.external is not None:
+                await conv.follow_external()
+                return
+            await self.line.follow(call, waiting, self.room)
+            return
+        await back_in_line(call, self.desk, found, "app restarted")
+        it.enqueue(call.now(), queue, it.tier or "medium", "resumed")
+        call.save_soon()
+        waiting = waiting_of(call, queue, value)
+        await self.line.to_agent(call, waiting, self.room)

@@ -1,0 +1,253 @@
+"""Walking an IVR flow on a live call: play, listen (keys or speech), collect, look up, branch.
+
+The rules (which node next, whether input is valid, which branch) are in
+app/domain/ivr_flow.py; this module does the talking to Asterisk and PostgreSQL for one
+call, through the runtime's `Call`. Every step lands in the interaction's events, and
+whatever the caller entered travels with the call to the agent who answers.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+import wave
+from collections.abc import Awaitable, Callable, Mapping
+
+from app.adapters.speech import Recognizer
+from app.calls.events import CallerGone
+from app.calls.session import Call
+from app.calls.voice import Voice
+from app.domain.interaction import Outcome
+from app.domain.ivr_flow import (
+    CallFacts,
+    Flow,
+    Node,
+    after_attempts,
+    branch_target,
+    fill,
+    input_problem,
+    menu_target,
+    word_target,
+)
+from app.errors import PbxError
+
+# A flow that loops without ever waiting for the caller would spin forever: stop it.
+MAX_STEPS = 200
+_HANGUP_OUTCOMES = {
+    "self_service": Outcome.SELF_SERVICE,
+    "closed": Outcome.CLOSED,
+    "blocked": Outcome.BLOCKED,
+    "no_input": Outcome.NO_INPUT,
+}
+
+Lookup = Callable[[str, str], Awaitable[Mapping[str, str] | None]]  # (lookup name, key) -> fields
+ToQueue = Callable[[Call, str, dict[str, int], str], Awaitable[None]]  # (call, queue, skills, reason)
+ToVoicemail = Callable[[Call, str | None], Awaitable[None]]
+
+
+class IvrWalker:
+    """Walks one flow on one call; what happens after a queue or voicemail node is the caller's
+    (inbound's) business, given as `to_queue` and `to_voicemail`."""
+
+    def __init__(
+        self,
+        voice: Voice,
+        recognizer: Recognizer | None,
+        lookup: Lookup,
+        to_queue: ToQueue,
+        to_voicemail: ToVoicemail,
+    ) -> None:
+        self.voice = voice
+        self.recognizer = recognizer
+        self.lookup_fields = lookup
+        self.to_queue = to_queue
+        self.to_voicemail = to_voicemail
+
+    async def walk(self, call: Call, flow: Flow) -> None:
+        """Run the flow from its start until the call reaches a queue, voicemail or hang-up."""
+        it = call.it
+        it.record(call.now(), "flow", name=flow.name)
+        name: str | None = flow.start
+        for _ in range(MAX_STEPS):
+            if name is None:
+                await self.goodbye(call, Outcome.NO_INPUT)
+                return
+            node = flow.nodes[name]
+            if node.type == "menu":
+                name = await self.menu(call, flow, name, node)
+            elif node.type == "collect":
+                name = await self.collect(call, flow, node)
+            elif node.type == "lookup":
+                name = await self.lookup(call, flow, node)
+            elif node.type == "branch":
+                name = self.branch(call, flow, name, node)
+            elif node.type == "play":
+                await call.play(await self.voice.say(list(node.prompt)), interruptible=False)
+                name = node.next
+            elif node.type == "queue":
+                await self.to_queue(call, node.queue or "", dict(node.skills), f"flow:{flow.name}:{name}")
+                return
+            elif node.type == "voicemail":
+                await self.to_voicemail(call, node.queue)
+                return
+            else:  # hangup
+                await call.play(await self.voice.say(list(node.prompt)), interruptible=False)
+                await self.goodbye(call, _HANGUP_OUTCOMES[node.outcome], played=True)
+                return
+        call.log.error(
+            "flow %s ran %d steps without waiting for the caller; ending the call", flow.name, MAX_STEPS
+        )
+        await self.goodbye(call, Outcome.FAILED)
+
+    async def goodbye(self, call: Call, outcome: Outcome, played: bool = False) -> None:
+        if not played:
+            await call.play(self.voice["goodbye"], interruptible=False)
+        call.it.end(call.now(), outcome, ended_by="system")
+        await call.hang_up()
+
+    async def menu(self, call: Call, flow: Flow, name: str, node: Node) -> str | None:
+        it = call.it
+        uris = await self.voice.say(list(node.prompt))
+        invalid = await self.voice.say(list(node.invalid or flow.invalid))
+        for attempt in range(1, node.attempts + 1):
+            digit = await call.play(uris, interruptible=True)
+            phrase: str | None = None
+            if digit is None:
+                it.record(call.now(), "prompt_played", prompt=name, attempt=attempt)
+                call.save_soon()
+                if node.words and self.recognizer is not None:
+                    digit, phrase = await self.listen(call, node)
+                else:
+                    digit = await call.wait_digit(node.timeout_s)
+            if digit is not None:
+                it.digit(call.now(), digit)
+                call.save_soon()
+                target = menu_target(flow, node, digit)
+                if target is not None:
+                    it.record(call.now(), "menu_choice", menu=name, key=digit, to=target)
+                    return target
+                it.record(call.now(), "invalid_input", digit=digit, attempt=attempt)
+                await call.play(invalid, interruptible=False)
+                continue
+            if phrase is not None:
+                target = word_target(node, phrase)
+                if target is not None:
+                    it.record(call.now(), "menu_choice", menu=name, word=phrase, to=target)
+                    return target
+            it.record(call.now(), "no_input", attempt=attempt)
+            call.save_soon()
+        return after_attempts(flow, node)
+
+    async def listen(self, call: Call, node: Node) -> tuple[str | None, str | None]:
+        """Record what the caller says (a key ends it at once); (key pressed, phrase heard)."""
+        recognizer = self.recognizer
+        assert recognizer is not None
+        name = f"listen-{uuid.uuid4()}"
+        keys: list[str] = []
+
+        def key(digit: str) -> bool:
+            keys.append(digit)
+            return False  # the recording stops on any key by itself (terminate_on="any")
+
+        finished, caller_left = await call.record(
+            name,
+            max_duration_s=max(2, round(node.timeout_s)),
+            max_silence_s=2,
+            terminate_on="any",
+            beep=False,
+            on_key=key,
+        )
+        if caller_left:
+            await call.pbx.delete_stored_recording(name)
+            raise CallerGone()
+        if keys or finished is None:
+            await call.pbx.delete_stored_recording(name)
+            return (keys[0] if keys else None), None
+        try:
+            audio = await call.pbx.stored_recording(name)
+        except PbxError as exc:
+            call.log.warning("could not fetch what the caller said: %s", exc)
+            return None, None
+        finally:
+            await call.pbx.delete_stored_recording(name)
+        pcm, rate = _pcm(audio)
+        heard = await recognizer.recognize(pcm, rate, list(node.words))
+        call.it.record(
+            call.now(),
+            "speech",
+            heard=heard.text,
+            phrase=heard.phrase,
+            confidence=round(heard.confidence, 3),
+            engine=heard.engine,
+            decode_ms=round(heard.decode_ms),
+        )
+        return None, heard.phrase
+
+    async def collect(self, call: Call, flow: Flow, node: Node) -> str | None:
+        """Digits into a named field, checked; the caller is told and asked again when wrong."""
+        it = call.it
+        field = node.into or "value"
+        uris = await self.voice.say(list(node.prompt))
+        invalid = await self.voice.say(list(node.invalid or flow.invalid))
+        typed_ahead: str | None = None
+        for attempt in range(1, node.attempts + 1):
+            digits = await self.gather(call, uris, node, typed_ahead)
+            typed_ahead = None
+            problem = input_problem(node, digits)
+            if problem is None:
+                it.collect(call.now(), field, digits)
+                call.save_soon()
+                return node.next
+            it.record(call.now(), "invalid_entry", field=field, reason=problem, attempt=attempt)
+            call.save_soon()
+            if attempt < node.attempts:
+                # A caller who knows the drill types again over "not valid": their first key counts.
+                typed_ahead = await call.play(invalid, interruptible=True)
+        return after_attempts(flow, node)
+
+    @staticmethod
+    async def gather(call: Call, uris: list[str], node: Node, first: str | None = None) -> str:
+        """Keys until #, the longest length, or a pause of timeout_s (the prompt is skipped when
+        the caller already started typing)."""
+        digits = ""
+        if first is None:
+            first = await call.play(uris, interruptible=True)
+        if first is not None:
+            if first == "#":
+                return digits
+            digits += first
+        while len(digits) < node.max_digits:
+            key = await call.wait_digit(node.timeout_s)
+            if key is None or key == "#":
+                break
+            digits += key
+        return digits
+
+    async def lookup(self, call: Call, flow: Flow, node: Node) -> str | None:
+        key = call.it.collected.get(node.key or "", "")
+        found = await self.lookup_fields(node.lookup or "", key) if key else None
+        call.it.record(call.now(), "self_service", lookup=node.lookup, key=key, found=found is not None)
+        call.save_soon()
+        if found is None:
+            return node.not_found or flow.operator
+        await call.play(await self.voice.say(list(fill(node.prompt, dict(found)))), interruptible=False)
+        return node.next
+
+    @staticmethod
+    def branch(call: Call, flow: Flow, name: str, node: Node) -> str | None:
+        customer = call.customer
+        facts = CallFacts(
+            ani=call.it.ani,
+            customer_known=customer is not None,
+            customer_vip=customer is not None and (customer.vip or customer.tier == "top"),
+            now=call.now(),
+            collected=call.it.collected,
+        )
+        target = branch_target(flow, node, facts)
+        call.it.record(call.now(), "branch", node=name, to=target)
+        return target
+
+
+def _pcm(wav_bytes: bytes) -> tuple[bytes, int]:
+    with wave.open(io.BytesIO(wav_bytes)) as w:
+        return w.readframes(w.getnframes()), w.getframerate()

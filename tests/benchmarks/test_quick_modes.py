@@ -1,0 +1,137 @@
+"""Every benchmark's `--quick` mode runs its whole path, prints its figures and exits 0.
+
+Figures are not judged here (benchmarks/README.md says how to read them); these tests only
+say that each benchmark still measures something: a broken path exits non-zero (no call
+measured, no estimate given) or prints no table. Each runs as a subprocess from the repository
+root, as a person would run it. Quick runs write their JSON under a temporary directory, never
+over benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+NUMBER = r"-?[\d,]+(?:\.\d+)?%?"
+
+
+def run_quick(script: str, *args: str, timeout: float, env: dict[str, str] | None = None) -> str:
+    """Run benchmarks/<script> --quick; its stdout, once it has exited 0."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), "--quick", *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, (
+        f"{script} --quick exited {proc.returncode}\n"
+        f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+    )
+    return proc.stdout
+
+
+def stack_env(asterisk_prefix: Path) -> dict[str, str]:
+    """The database and the Asterisk build the benchmark's own stack uses."""
+    env = {"LIANLUO_ASTERISK_PREFIX": str(asterisk_prefix)}
+    if "DATABASE_URL" in os.environ:
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    return env
+
+
+def table_rows(out: str, first_cell: str) -> list[list[str]]:
+    """The cells of the markdown table rows whose first cell starts with `first_cell`."""
+    rows = []
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.lstrip().startswith("|") and cells[0].startswith(first_cell):
+            rows.append(cells)
+    return rows
+
+
+def test_routing_decisions() -> None:
+    out = run_quick("routing_decisions.py", timeout=120)
+    assert "burst: every agent ready" in out and "one ready: a single agent" in out
+    rows = re.findall(rf"^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\d+\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}", out, re.M)
+    assert len(rows) >= 8, out
+    assert all(int(decided) > 0 for *_, decided in rows), out
+
+
+def test_dialer_sim() -> None:
+    out = run_quick("dialer_sim.py", timeout=120)
+    ours = table_rows(out, "ours")
+    assert len(ours) >= 4, out  # ours and ours +1, in each quick scenario
+    assert all(re.fullmatch(NUMBER, cell) for row in ours for cell in row[1:]), ours
+    summary = out.split("Summary:", 1)[1]
+    assert len(table_rows(summary, "answer ")) == 2, out
+
+
+def test_dialer_sim_model_check() -> None:
+    out = run_quick("dialer_sim.py", "--check-model", timeout=120)
+    rows = table_rows(out, "answer ")
+    assert len(rows) == 2, out
+    assert all(int(row[1]) > 0 and re.fullmatch(NUMBER, row[4]) for row in rows), rows
+
+
+def test_ewt() -> None:
+    out = run_quick("ewt.py", timeout=120)
+    for label in ("on arrival, had to wait", "every 30 s while waiting", "on arrival, burst, had to wait"):
+        assert re.search(rf"{label}\s+{NUMBER}(\s+{NUMBER}){{4}}\s+[+-]{NUMBER}", out), label
+    summary = table_rows(out.split("Summary:", 1)[1], "")
+    scenarios = [row for row in summary if row[0] != "scenario" and not row[0].startswith("-")]
+    assert len(scenarios) == 3, out
+    assert all(re.fullmatch(NUMBER, cell) for row in scenarios for cell in row[2:]), scenarios
+
+
+@pytest.mark.e2e
+def test_answer_to_prompt(tmp_path: Path, asterisk_prefix: Path) -> None:
+    output = tmp_path / "answer_to_prompt.json"
+    out = run_quick(
+        "answer_to_prompt.py", "--output", str(output), timeout=150, env=stack_env(asterisk_prefix)
+    )
+    for label in ("ours: Stasis", "baseline: Answer()"):
+        (row,) = table_rows(out, label)
+        assert int(row[1]) > 0 and all(re.fullmatch(NUMBER, c) for c in row[2:]), row
+    (ratio,) = table_rows(out, "ratio ours/baseline")
+    assert all(re.fullmatch(NUMBER, c) for c in ratio[2:]), ratio
+    doc = json.loads(output.read_text())
+    assert all(doc["sides"][path]["measured"] > 0 for path in ("ours", "baseline")), doc["sides"]
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="needs SIPp (apt-get install sip-tester)")
+def test_queue_vs_stasis(tmp_path: Path, asterisk_prefix: Path) -> None:
+    output = tmp_path / "queue_vs_stasis.json"
+    out = run_quick(
+        "queue_vs_stasis.py", "--output", str(output), timeout=150, env=stack_env(asterisk_prefix)
+    )
+    rows = table_rows(out, "10")
+    for churn in ("no", "pause", "register"):
+        for path in ("A Queue()", "B Stasis"):
+            (row,) = [r for r in rows if r[2] == churn and r[3] == path and "/" in r[4]]
+            paired, calls = map(int, row[4].split("/"))
+            assert 0 < paired <= calls and re.fullmatch(NUMBER, row[5]), row
+    churned = [r for r in rows if "/" not in r[4]]
+    assert len(churned) == 4 and all(float(r[5]) > 0 for r in churned), churned  # applied/s
+    assert len(json.loads(output.read_text())["cells"]) == 3
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(os.geteuid() != 0, reason="captures on lo with a raw socket: needs root")
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="needs SIPp (apt-get install sip-tester)")
+def test_offer_trace(asterisk_prefix: Path) -> None:
+    out = run_quick("offer_trace.py", timeout=150, env=stack_env(asterisk_prefix))
+    assert re.search(r"stasis, 10 members, 2 calls/s: [1-9]\d* calls traced", out), out
+    for step in ("ari-dtmf", "originate", "invite"):
+        (row,) = [r for r in table_rows(out, step) if r[0] == step]
+        assert int(row[1]) > 0 and re.fullmatch(NUMBER, row[2]), row
+    assert re.search(rf"loop busy between end packet and INVITE: p50 {NUMBER} ms", out), out

@@ -1,0 +1,400 @@
+"""The call scripts against a fake PBX (tests/support/fake_pbx.py): no Asterisk, no database.
+
+The runtime, the inbound call kind and the routing desk are the real ones; only Asterisk and
+PostgreSQL are played by fakes. Each test drives the world (a caller arrives, presses a key, a
+phone rings out, an agent answers or asks for a control) and checks what a person would notice:
+whose phone rang, who talks with whom, what the record says, what state each agent is in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from app.bus import Bus
+from app.calls.conversation import Conversation, Dialing
+from app.calls.events import ControlRequest
+from app.calls.line import Line
+from app.calls.recovery import Recovery
+from app.calls.switchboard import Switchboard
+from app.calls.writer import InteractionWriter
+from app.config import AgentSettings, IvrSettings, PromptText, QueueSettings, Settings
+from app.domain.agent_state import AgentState
+from app.domain.interaction import Interaction, Outcome, Phase
+from app.domain.ivr_flow import FlowSet
+from app.inbound.calls import InboundCalls
+from app.inbound.flow_files import classic_flow
+from app.inbound.waiting import InboundRoom
+from app.routing.desk import RoutingService
+from tests.support.fake_pbx import FakePbx, FakeStore, now
+
+
+class FakeVoice:
+    """Prompts by name; texts said at call time come out as one sound each."""
+
+    cache: Any = None
+
+    def __getitem__(self, name: str) -> list[str]:
+        return [f"sound:{name}"]
+
+    async def say(self, texts: Any) -> list[str]:
+        return [f"said:{t.text}" for t in texts]
+
+
+@dataclass
+class Center:
+    pbx: FakePbx
+    store: FakeStore
+    desk: RoutingService
+    board: Switchboard
+    writer: InteractionWriter
+    line: Line
+    recovery: Recovery
+    inbound: InboundCalls
+
+    async def until(self, check: Callable[[], Any], what: str, timeout: float = 3.0) -> Any:
+        """Poll the in-memory world until `check` holds (never a fixed sleep)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            value = check()
+            if value:
+                return value
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            await asyncio.sleep(0.005)
+
+    def interaction_of(self, caller: str) -> Interaction | None:
+        return next((it for it in self.store.rows.values() if it.caller_channel_id == caller), None)
+
+    async def caller_in_line(self, ani: str = "13800000001") -> tuple[str, str]:
+        """A caller dials in and presses 1 (general): (their channel, interaction id)."""
+        caller = self.pbx.caller_arrives(ani)
+        it = await self.until(lambda: self.interaction_of(caller), "the interaction")
+        await self.until(lambda: "prompt_played" in self.store.kinds(it.id), "the menu")
+        self.pbx.press(caller, "1")
+        await self.until(lambda: "queued" in self.store.kinds(it.id), "the caller in line")
+        return caller, it.id
+
+    async def rings(self, agent_id: str) -> str:
+        return str(
+            await self.until(
+                lambda: self.pbx.ringing(f"PJSIP/{agent_id}"), f"agent {agent_id}'s phone to ring"
+            )
+        )
+
+    async def talking(self, agent_id: str = "1001") -> tuple[str, str, str]:
+        """A caller connected to `agent_id`: (caller channel, interaction id, agent channel)."""
+        caller, iid = await self.caller_in_line()
+        leg = await self.rings(agent_id)
+        self.pbx.pick_up(leg)
+        await self.until(lambda: "connected" in self.store.kinds(iid), "the conversation")
+        return caller, iid, leg
+
+    def state(self, agent_id: str) -> AgentState:
+        return self.desk.agents[agent_id].state
+
+    def conversation(self, iid: str) -> Conversation:
+        call = self.board.call(iid)
+        assert call is not None and isinstance(call.conversation, Conversation)
+        return call.conversation
+
+    async def control(self, iid: str, action: str, target: str | None = None) -> dict[str, Any]:
+        return await self.conversation(iid).control(ControlRequest(action, "test", target=target))
+
+    async def outcome(self, iid: str) -> Outcome | None:
+        await self.until(lambda: self.store.rows[iid].phase is Phase.ENDED, f"interaction {iid} to end")
+        return self.store.rows[iid].outcome
+
+
+@contextlib.asynccontextmanager
+async def center(
+    agents: tuple[str, ...] = ("1001", "1002"), wrap_up_s: float = 0.0, ready: bool = True
+) -> AsyncIterator[Center]:
+    settings = Settings(
+        agents=tuple(AgentSettings(a, f"Agent {a}") for a in agents),
+        queues=(QueueSettings("general", ring_timeout_s=5, wrap_up_s=wrap_up_s),),
+        ivr=IvrSettings(digit_timeout_s=10, connecting=(PromptText("Please hold."),)),
+    )
+    pbx, store, bus = FakePbx(), FakeStore(), Bus()
+    desk = RoutingService(settings, store, now, bus)
+    await desk.start()
+    writer = InteractionWriter(store, bus)
+    writer.start()
+    board = Switchboard(pbx)
+    line = Line(desk, Dialing("carrier", "7000", "Test center", ("139",)))
+    voice: Any = FakeVoice()
+    room = InboundRoom(desk, voice, settings.ivr, None, None)
+    inbound = InboundCalls(
+        pbx=pbx,
+        writer=writer,
+        board=board,
+        desk=desk,
+        line=line,
+        room=room,
+        voice=voice,
+        flows=FlowSet({"main": classic_flow(settings)}),
+        customers=store.customer_by_phone,
+        lookup=store.self_service,
+        recognizer=None,
+        voicemail=None,
+        default_queue="general",
+        clock=now,
+    )
+    recovery = Recovery(
+        pbx=pbx, board=board, store=store, writer=writer, desk=desk, clock=now, app_name="lianluo"
+    )
+    recovery.register("inbound", inbound.resume)
+    board.on_connect(recovery.reconcile)
+    events = asyncio.create_task(board.run())
+    await board.ready.wait()
+    for agent_id in agents:
+        desk.device_changed(agent_id, True)  # registered: logged in
+        desk.set_state(agent_id, "ready" if ready else "not_ready", None if ready else "break")
+    c = Center(pbx, store, desk, board, writer, line, recovery, inbound)
+    try:
+        yield c
+    finally:
+        await board.stop_calls()
+        events.cancel()
+        await asyncio.gather(events, return_exceptions=True)
+        await writer.stop(timeout=1)
+        await desk.stop()
+
+
+async def test_a_phone_that_rings_out_passes_the_call_to_the_next_agent() -> None:
+    async with center() as c:
+        caller, iid = await c.caller_in_line()
+        first = await c.until(
+            lambda: c.pbx.ringing("PJSIP/1001") or c.pbx.ringing("PJSIP/1002"), "a phone to ring"
+        )
+        silent = c.pbx.legs[first].endpoint.removeprefix("PJSIP/")
+        other = "1002" if silent == "1001" else "1001"
+        c.pbx.hang_up(first, cause=19)  # no answer
+        leg = await c.rings(other)
+        c.pbx.pick_up(leg)
+        await c.until(lambda: "connected" in c.store.kinds(iid), "the conversation")
+        assert c.pbx.bridge_of(caller) == c.pbx.bridge_of(leg) is not None
+        assert c.state(silent) is AgentState.NOT_READY  # a silent agent is not rung again
+        assert c.desk.agents[silent].not_ready_reason == "no answer"
+        assert c.state(other) is AgentState.ON_CALL
+        kinds = c.store.kinds(iid)
+        assert kinds.index("ring_ended") < kinds.index("connected")
+        c.pbx.hang_up(caller)
+        assert await c.outcome(iid) is Outcome.COMPLETED
+        assert c.store.rows[iid].agent_id == other
+        assert leg not in c.pbx.legs, "the agent's leg ends with the call"
+        await c.until(lambda: c.state(other) is AgentState.READY, "the agent free again")
+
+
+async def test_a_caller_who_hangs_up_while_the_agent_rings_stops_the_ringing() -> None:
+    async with center(agents=("1001",)) as c:
+        caller, iid = await c.caller_in_line()
+        leg = await c.rings("1001")
+        assert caller in c.pbx.moh, "the caller hears music while the agent's phone rings"
+        c.pbx.hang_up(caller)
+        assert await c.outcome(iid) is Outcome.ABANDONED
+        await c.until(lambda: leg not in c.pbx.legs, "the agent's phone to stop ringing")
+        await c.until(lambda: c.state("1001") is AgentState.READY, "the agent Ready again")
+        assert c.desk.tickets == {}
+
+
+async def test_a_blind_transfer_to_a_queue_keeps_the_callers_place() -> None:
+    async with center(wrap_up_s=30) as c:
+        caller, iid, first_leg = await c.talking("1001")
+        queued_at = c.store.rows[iid].queued_at
+        result = await c.control(iid, "transfer", "queue:general")
+        assert result["to"] == "queue:general"
+        assert first_leg not in c.pbx.legs and caller in c.pbx.moh
+        await c.until(lambda: c.state("1001") is AgentState.WRAP_UP, "the first agent's wrap-up")
+        second = await c.rings("1002")
+        c.pbx.pick_up(second)
+        await c.until(lambda: c.store.rows[iid].agent_id == "1002", "the second agent on the call")
+        row = c.store.rows[iid]
+        assert row.queued_at == queued_at, "the transfer kept the original place in line"
+        assert row.phase is Phase.CONNECTED and caller not in c.pbx.moh
+        assert c.pbx.bridge_of(caller) == c.pbx.bridge_of(second)
+        assert "transferred" in c.store.kinds(iid)
+
+
+async def test_consult_then_complete_hands_the_caller_to_the_second_agent() -> None:
+    async with center(wrap_up_s=30) as c:
+        caller, iid, first_leg = await c.talking("1001")
+        await c.control(iid, "consult", "agent:1002")
+        assert caller in c.pbx.moh, "the caller holds while the second agent rings"
+        consult_leg = await c.rings("1002")
+        assert c.pbx.legs[consult_leg].variables["PJSIP_HEADER(add,X-Lianluo-Consult)"] == "1001"
+        c.pbx.pick_up(consult_leg)
+        await c.until(lambda: "consult_answered" in c.store.kinds(iid), "the consulted agent")
+        assert c.pbx.bridge_of(consult_leg) == c.pbx.bridge_of(first_leg)  # the agents talk
+        assert c.pbx.bridge_of(caller) is None
+        await c.control(iid, "complete")
+        assert first_leg not in c.pbx.legs
+        assert c.pbx.bridge_of(caller) == c.pbx.bridge_of(consult_leg) and caller not in c.pbx.moh
+        assert c.conversation(iid).agent_id == "1002"
+        await c.until(lambda: c.state("1001") is AgentState.WRAP_UP, "the first agent's wrap-up")
+        assert c.state("1002") is AgentState.ON_CALL
+        c.pbx.hang_up(consult_leg)  # the second agent ends it
+        assert await c.outcome(iid) is Outcome.COMPLETED
+        assert caller not in c.pbx.legs
+
+
+async def test_hold_and_resume() -> None:
+    async with center() as c:
+        caller, iid, leg = await c.talking("1001")
+        bridge = c.pbx.bridge_of(caller)
+        await c.control(iid, "hold")
+        assert c.pbx.bridge_of(caller) is None and caller in c.pbx.moh
+        assert c.pbx.bridge_of(leg) == bridge
+        refused = c.control(iid, "hold")
+        try:
+            await refused
+            raise AssertionError("holding twice must be refused")
+        except Exception as exc:
+            assert "already on hold" in str(exc)
+        await c.control(iid, "resume")
+        assert c.pbx.bridge_of(caller) == bridge and caller not in c.pbx.moh
+        await c.until(lambda: "control_resume" in c.store.kinds(iid), "the resume in the record")
+        assert c.store.rows[iid].legs["talk"]["held"] is False
+
+
+# -- recovery: the app is killed and started again; Asterisk kept the calls ------------------
+
+
+async def restart_app(c: Center) -> None:
+    """What a SIGKILL and a new start amount to for the calls: the old process's tasks are gone
+    (nothing of them runs any more), Asterisk keeps its channels, and the new process reconciles
+    from PostgreSQL."""
+    await c.writer.flush(timeout=2)
+    for call in list(c.board.calls()):
+        assert call.task is not None
+        call.task.cancel()  # a killed process runs no cleanup: keep Asterisk's state as it is
+    for call in list(c.board.calls()):
+        with contextlib.suppress(asyncio.CancelledError, BaseException):
+            await call.task  # type: ignore[misc]
+        c.board.remove(call)
+    await c.recovery.reconcile(reconnect=False)
+
+
+async def test_recovery_puts_a_waiting_caller_back_in_their_place_with_their_data() -> None:
+    async with center(agents=("1001",), ready=False) as c:
+        _, iid = await c.caller_in_line()
+        call = c.board.call(iid)
+        assert call is not None
+        call.it.collected["account"] = "79927398713"
+        call.it.skills = {"billing": 3}
+        call.save_soon()
+        placed = c.store.rows[iid].queued_at
+        await restart_app(c)
+        await c.until(lambda: iid in c.desk.tickets, "the caller back in line")
+        await c.until(lambda: "recovered" in c.store.kinds(iid), "the recovery in the record")
+        assert c.store.kinds(iid).count("recovered") == 1
+        waiting = c.desk.tickets[iid].waiting
+        assert waiting.queued_at == placed and waiting.data["account"] == "79927398713"
+        assert {s.skill for s in waiting.required_skills} == {"billing"}
+
+
+async def test_recovery_follows_a_held_conversation_and_its_controls_still_work() -> None:
+    async with center() as c:
+        caller, iid, leg = await c.talking("1001")
+        await c.control(iid, "hold")
+        await restart_app(c)
+        conv = await c.until(lambda: getattr(c.board.call(iid), "conversation", None), "the call followed")
+        await c.until(lambda: conv.active, "the conversation running again")
+        assert conv.held and conv.agent_id == "1001" and caller in c.pbx.moh
+        assert c.state("1001") is AgentState.ON_CALL
+        await c.control(iid, "resume")
+        assert c.pbx.bridge_of(caller) == c.pbx.bridge_of(leg) is not None
+        c.pbx.hang_up(leg)
+        assert await c.outcome(iid) is Outcome.COMPLETED
+
+
+async def test_recovery_closes_a_call_whose_caller_left_and_frees_the_agent() -> None:
+    async with center(wrap_up_s=0) as c:
+        caller, iid, leg = await c.talking("1001")
+        await c.writer.flush(timeout=2)
+        for call in list(c.board.calls()):
+            assert call.task is not None
+            call.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, BaseException):
+                await call.task
+            c.board.remove(call)
+        c.pbx.hang_up(caller)  # while the app was down: nobody hears it
+        await c.recovery.reconcile(reconnect=False)
+        assert await c.outcome(iid) is Outcome.LOST
+        assert leg not in c.pbx.legs, "the agent is not left alone in the bridge"
+        await c.until(lambda: c.state("1001") is AgentState.READY, "the agent free")
+
+
+async def test_asterisk_restarting_drops_the_calls_it_had_and_frees_their_agents() -> None:
+    async with center(wrap_up_s=0) as c:
+        _, iid, _ = await c.talking("1001")
+        _, waiting_iid = await c.caller_in_line("13800000002")
+        c.pbx.restart()
+        await c.recovery.reconcile(reconnect=True)
+        assert await c.outcome(iid) is Outcome.DROPPED
+        assert await c.outcome(waiting_iid) is Outcome.DROPPED
+        await c.until(lambda: c.state("1001") is AgentState.READY, "agent 1001 free")
+        assert c.desk.tickets == {}, "no dead caller is offered to anyone"
+        assert c.state("1002") is AgentState.READY
+
+
+async def test_a_database_outage_loses_no_event() -> None:
+    async with center() as c:
+        c.store.down = True
+        caller = c.pbx.caller_arrives()
+        await c.until(lambda: c.writer.failing_since is not None, "the writer to notice")
+        c.store.down = False
+        it = await c.until(lambda: c.interaction_of(caller), "the interaction written once back", timeout=8)
+        await c.until(lambda: "answered_by_ivr" in c.store.kinds(it.id), "its events")
+        assert c.store.kinds(it.id)[:2] == ["arrived", "answered_by_ivr"]
+
+
+async def test_recovery_walks_the_menu_again_for_a_caller_in_the_ivr() -> None:
+    async with center() as c:
+        caller = c.pbx.caller_arrives()
+        it = await c.until(lambda: c.interaction_of(caller), "the interaction")
+        await c.until(lambda: "prompt_played" in c.store.kinds(it.id), "the menu")
+        await restart_app(c)
+        await c.until(lambda: "ivr_resumed" in c.store.kinds(it.id), "the menu again")
+        c.pbx.press(caller, "1")
+        await c.until(lambda: c.pbx.ringing("PJSIP/1001") or c.pbx.ringing("PJSIP/1002"), "an agent's phone")
+        assert c.store.kinds(it.id).count("answered_by_ivr") == 1  # answered once, not again
+
+
+async def test_recovery_keeps_a_conference_going_when_one_agent_leaves() -> None:
+    async with center(agents=("1001", "1002", "1003")) as c:
+        c.desk.set_state("1003", "not_ready", "break")
+        caller, iid, first = await c.talking("1001")
+        await c.control(iid, "consult", "agent:1002")
+        second = await c.rings("1002")
+        c.pbx.pick_up(second)
+        await c.until(lambda: "consult_answered" in c.store.kinds(iid), "the consulted agent")
+        await c.control(iid, "conference")
+        await restart_app(c)
+        conv = await c.until(lambda: getattr(c.board.call(iid), "conversation", None), "the call followed")
+        await c.until(lambda: conv.active, "the conversation running again")
+        assert conv.agent_id == "1001" and list(conv.conference.values()) == ["1002"]
+        assert c.state("1001") is AgentState.ON_CALL and c.state("1002") is AgentState.ON_CALL
+        c.pbx.hang_up(first)  # the first agent leaves: the other goes on with the caller
+        await c.until(lambda: conv.agent_id == "1002", "the second agent in control")
+        assert caller in c.pbx.legs
+        c.pbx.hang_up(second)
+        assert await c.outcome(iid) is Outcome.COMPLETED
+
+
+async def test_recovery_follows_a_caller_transferred_to_an_outside_number() -> None:
+    async with center() as c:
+        caller, iid, _ = await c.talking("1001")
+        await c.control(iid, "transfer", "number:13900000001")
+        outside = await c.until(lambda: c.pbx.ringing("PJSIP/13900000001@carrier"), "the outside number")
+        c.pbx.pick_up(outside)
+        await c.until(lambda: "external_connected" in c.store.kinds(iid), "the outside party on")
+        await restart_app(c)
+        await c.until(lambda: c.board.call(iid) is not None, "the call followed")
+        assert c.pbx.bridge_of(caller) == c.pbx.bridge_of(outside) is not None
+        c.pbx.hang_up(outside)
+        assert await c.outcome(iid) is Outcome.COMPLETED
+        assert caller not in c.pbx.legs
