@@ -581,18 +581,7 @@ class Store:
                     agent_id=r["agent_id"],
                     interaction_id=str(r["interaction_id"]) if r["interaction_id"] else None,
                 ),
-                Lead(
-                    id=r["lead_id"],
-                    phone=r["lead_phone"],
-                    timezone=r["timezone"],
-                    attributes=dict(r["attributes"]),
-                    status=LeadStatus(r["status"]),
-                    attempts=r["attempts"],
-                    results=dict(r["results"]),
-                    next_attempt_at=r["next_attempt_at"],
-                    locked_until=r["locked_until"],
-                    last_result=CallResult(r["last_result"]) if r["last_result"] else None,
-                ),
+                _lead({**r, "id": r["lead_id"], "phone": r["lead_phone"]}),
             )
             for r in rows
         ]
@@ -611,21 +600,7 @@ class Store:
                 (campaign, now, now, limit),
             )
             rows = await cur.fetchall()
-        return [
-            Lead(
-                id=r["id"],
-                phone=r["phone"],
-                timezone=r["timezone"],
-                attributes=dict(r["attributes"]),
-                status=LeadStatus(r["status"]),
-                attempts=r["attempts"],
-                results=dict(r["results"]),
-                next_attempt_at=r["next_attempt_at"],
-                locked_until=r["locked_until"],
-                last_result=CallResult(r["last_result"]) if r["last_result"] else None,
-            )
-            for r in rows
-        ]
+        return [_lead(r) for r in rows]
 
     async def save_lead(self, lead: Lead) -> None:
         async with self.pool.connection() as conn:
@@ -695,6 +670,21 @@ class Store:
             )
             row = await cur.fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def _lead(r: Mapping[str, Any]) -> Lead:
+    return Lead(
+        id=r["id"],
+        phone=r["phone"],
+        timezone=r["timezone"],
+        attributes=dict(r["attributes"]),
+        status=LeadStatus(r["status"]),
+        attempts=r["attempts"],
+        results=dict(r["results"]),
+        next_attempt_at=r["next_attempt_at"],
+        locked_until=r["locked_until"],
+        last_result=CallResult(r["last_result"]) if r["last_result"] else None,
+    )
 
 
 def _spoken(value: object) -> str:

@@ -90,25 +90,26 @@ def _changed_by(who: Principal) -> str:
 
 
 async def put_skill(request: web.Request) -> web.Response:
-    who = await principal(request, write=True)
-    if not may_supervise(who):  # before the body is even read
-        raise Forbidden("only supervisors and admins may change skills")
-    body = await json_body(request)
-    level = body.get("level")
-    if not isinstance(level, int) or isinstance(level, bool):
-        raise BadRequest("expected {'level': 1..10}")
-    agent = await request.app[DESK].set_skill(
-        request.match_info["agent_id"], request.match_info["skill"], level, _changed_by(who)
-    )
-    return web.json_response(agent_view(agent))
+    return await _skill(request, remove=False)
 
 
 async def delete_skill(request: web.Request) -> web.Response:
+    return await _skill(request, remove=True)
+
+
+async def _skill(request: web.Request, remove: bool) -> web.Response:
     who = await principal(request, write=True)
-    if not may_supervise(who):
+    if not may_supervise(who):  # before the body is even read
         raise Forbidden("only supervisors and admins may change skills")
+    level: int | None = None
+    if not remove:
+        body = await json_body(request)
+        value = body.get("level")
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise BadRequest("expected {'level': 1..10}")
+        level = value
     agent = await request.app[DESK].set_skill(
-        request.match_info["agent_id"], request.match_info["skill"], None, _changed_by(who)
+        request.match_info["agent_id"], request.match_info["skill"], level, _changed_by(who)
     )
     return web.json_response(agent_view(agent))
 
