@@ -150,19 +150,27 @@ class InboundRoom:
             call.save_soon()
             await call.play(self.voice["callback_refused"], interruptible=False)
             return False
-        await call.save()  # the callback row refers to this interaction
         waiting = ticket.waiting
-        cb = await self.callbacks.request(
-            phone=number,
-            queue=waiting.queue,
-            source=CallbackSource.IVR,
-            place_at=waiting.queued_at,
-            tier=waiting.tier.value,
-            customer_id=it.customer_id,
-            origin_interaction_id=it.id,
-            data={"ivr_digits": it.digits, "dnis": it.dnis},
-            hold=True,
-        )
+        try:
+            if not await call.save():  # the callback row refers to this interaction
+                raise ConnectionError("the interaction is not in the database yet")
+            cb = await self.callbacks.request(
+                phone=number,
+                queue=waiting.queue,
+                source=CallbackSource.IVR,
+                place_at=waiting.queued_at,
+                tier=waiting.tier.value,
+                customer_id=it.customer_id,
+                origin_interaction_id=it.id,
+                data={"ivr_digits": it.digits, "dnis": it.dnis},
+                hold=True,
+            )
+        except Exception as exc:  # e.g. the database is away: the caller stays in line instead
+            call.log.warning("callback for %s not recorded: %s", number, exc)
+            it.record(call.now(), "callback_refused", number=number, reason=str(exc)[:200])
+            call.save_soon()
+            await call.play(self.voice["callback_refused"], interruptible=False)
+            return False
         # It joins the line when this call is over, so the agent never rings a busy customer.
         call.cleanup.callback(self.callbacks.release, cb)
         it.record(call.now(), "callback_requested", callback_id=cb.id, number=number)

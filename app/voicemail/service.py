@@ -16,9 +16,10 @@ import io
 import logging
 import uuid
 import wave
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from app.adapters.db import Store
 from app.adapters.mail import MailError, send_mail
@@ -170,30 +171,70 @@ class VoicemailService:
             file_path=str(path),
             size_bytes=len(audio),
         )
-        if self.callbacks is not None and queue is not None and valid_phone(it.ani):
-            try:
-                cb = await self.callbacks.request(
-                    phone=it.ani,
-                    queue=queue,
-                    source=CallbackSource.VOICEMAIL,
-                    place_at=it.queued_at,
-                    tier=it.tier,
-                    customer_id=it.customer_id,
-                    origin_interaction_id=it.id,
-                    data={"voicemail_id": vm_id},
-                    hold=True,
-                    require_offer=False,
-                )
-                vm.callback_id = cb.id
-            except AppError as exc:
-                log.info("voicemail %s: no callback task: %s", vm_id, exc.message)
-        await self.store.create_voicemail(vm)
+        made: list[Callback] = []  # a retry after an outage must not make a second callback
+        try:
+            cb = await self._rows(vm, it, queue, made)
+        except Exception as exc:  # the database is away: the message is on disk, its rows follow
+            log.warning("voicemail %s kept on disk; its rows wait for the database: %s", vm_id, exc)
+            self._in_background(self._rows_later(vm, it, queue, made), f"voicemail-rows-{vm_id}")
+            return vm, None
         log.info("voicemail %s from %s kept (%s s, %d bytes)", vm_id, it.ani, duration_s, len(audio))
-        if self.settings.voicemail.email_to:
-            task = asyncio.create_task(self._email(vm), name=f"voicemail-mail-{vm_id}")
-            self._deliveries.add(task)
-            task.add_done_callback(self._deliveries.discard)
+        self._deliver(vm)
         return vm, cb
+
+    async def _rows(
+        self, vm: Voicemail, it: Interaction, queue: str | None, made: list[Callback]
+    ) -> Callback | None:
+        """The voicemail's row, and the callback that makes it work when the center can dial out."""
+        if not made and self.callbacks is not None and queue is not None and valid_phone(it.ani):
+            try:
+                made.append(
+                    await self.callbacks.request(
+                        phone=it.ani,
+                        queue=queue,
+                        source=CallbackSource.VOICEMAIL,
+                        place_at=it.queued_at,
+                        tier=it.tier,
+                        customer_id=it.customer_id,
+                        origin_interaction_id=it.id,
+                        data={"voicemail_id": vm.id},
+                        hold=True,
+                        require_offer=False,
+                    )
+                )
+            except AppError as exc:
+                log.info("voicemail %s: no callback task: %s", vm.id, exc.message)
+        vm.callback_id = made[0].id if made else None
+        await self.store.create_voicemail(vm)
+        return made[0] if made else None
+
+    async def _rows_later(
+        self, vm: Voicemail, it: Interaction, queue: str | None, made: list[Callback]
+    ) -> None:
+        backoff = 1.0
+        for _ in range(120):  # about an hour of trying, then it is for a person to see in the log
+            await asyncio.sleep(backoff)
+            try:
+                cb = await self._rows(vm, it, queue, made)
+            except Exception as exc:
+                backoff = min(backoff * 2, 30.0)
+                log.info("voicemail %s: rows still waiting: %s", vm.id, exc)
+                continue
+            if cb is not None and self.callbacks is not None:
+                self.callbacks.release(cb)  # the call is long over
+            log.info("voicemail %s: rows written after the outage", vm.id)
+            self._deliver(vm)
+            return
+        log.error("voicemail %s: rows never written; the audio is %s", vm.id, vm.file_path)
+
+    def _deliver(self, vm: Voicemail) -> None:
+        if self.settings.voicemail.email_to:
+            self._in_background(self._email(vm), f"voicemail-mail-{vm.id}")
+
+    def _in_background(self, step: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(step, name=name)
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
 
     async def _email(self, vm: Voicemail) -> None:
         cfg = self.settings.voicemail
