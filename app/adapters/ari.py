@@ -299,6 +299,13 @@ class AriClient:
             params={"media": ",".join(uris), "lang": lang},
         )
 
+    async def playback_alive(self, playback_id: str) -> bool:
+        try:
+            await self.request("GET", f"/playbacks/{playback_id}")
+        except AriNotFound:
+            return False
+        return True
+
     async def stop_playback(self, playback_id: str) -> None:
         try:
             await self.request("DELETE", f"/playbacks/{playback_id}")

@@ -39,6 +39,12 @@ class PbxLost:
     why: str = ""
 
 
+@dataclass(frozen=True)
+class Reconnected:
+    """The ARI websocket came back: events of this call may have been lost meanwhile (e.g. the end
+    of a prompt), so a step waiting for one looks again."""
+
+
 @dataclass
 class ControlRequest:
     """Asked by a person (panel or API); carried out between the call's events and answered
@@ -53,7 +59,7 @@ class ControlRequest:
     )
 
 
-CallEvent = AriEvent | Decided | Overflowed | DialFailed | PbxLost | ControlRequest
+CallEvent = AriEvent | Decided | Overflowed | DialFailed | PbxLost | Reconnected | ControlRequest
 
 
 class CallerGone(Exception):

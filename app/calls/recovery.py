@@ -25,7 +25,7 @@ from typing import Any
 
 from app.adapters.ari import Bridge, Channel, StasisStart
 from app.calls.conversation import Consult, Conversation
-from app.calls.events import PbxLost
+from app.calls.events import PbxLost, Reconnected
 from app.calls.legs import Leg
 from app.calls.line import Line
 from app.calls.ports import Clock, Desk, InteractionStore, Pbx
@@ -227,12 +227,15 @@ class Recovery:
         self.found = found
         counts = {"told": 0, "resumed": 0, "closed": 0, "new": 0, "orphans": 0}
         for call in self.board.calls():
+            if call.ended:
+                continue
             missing = call.channels - found.channels.keys()
-            if missing and not call.ended:
+            if missing:
                 counts["told"] += 1
                 restarted = restarted_now or found.restarted_since(call.it.arrived_at)
                 why = "Asterisk restarted" if restarted else ""
                 call.events.put_nowait(PbxLost(frozenset(missing), restarted, why))
+            call.events.put_nowait(Reconnected())
         for it in await self.store.open_interactions():
             if self.board.call(it.id) is not None:
                 continue

@@ -31,7 +31,7 @@ from app.adapters.ari import (
     RecordingFinished,
     StasisEnd,
 )
-from app.calls.events import CallDropped, CallerGone, CallEvent, PbxLost
+from app.calls.events import CallDropped, CallerGone, CallEvent, PbxLost, Reconnected
 from app.calls.ports import Clock, Pbx
 from app.calls.writer import InteractionWriter
 from app.domain.interaction import Interaction, Outcome, Phase, outcome_when_caller_leaves
@@ -204,6 +204,8 @@ class Call:
                 ev = await self.next_event()
                 if isinstance(ev, PlaybackFinished) and ev.playback_id == playback_id:
                     return None
+                if isinstance(ev, Reconnected) and not await self.pbx.playback_alive(playback_id):
+                    return None  # it finished while the events were not coming in
                 if isinstance(ev, ChannelDtmfReceived) and ev.channel.id == channel and interruptible:
                     # Not awaited: the key goes on to routing while Asterisk stops the prompt.
                     self.in_background(self.pbx.stop_playback(playback_id))

@@ -165,6 +165,9 @@ class FakePbx:
         if not self.hold_playbacks:
             self.finish_playbacks()
 
+    async def playback_alive(self, playback_id: str) -> bool:
+        return playback_id in self.playing
+
     async def stop_playback(self, playback_id: str) -> None:
         if self.playing.pop(playback_id, None) is not None:
             self.queue.put_nowait(PlaybackFinished(playback_id, "done"))

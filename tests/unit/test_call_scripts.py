@@ -398,3 +398,17 @@ async def test_recovery_follows_a_caller_transferred_to_an_outside_number() -> N
         c.pbx.hang_up(outside)
         assert await c.outcome(iid) is Outcome.COMPLETED
         assert caller not in c.pbx.legs
+
+
+async def test_a_prompt_that_ended_while_the_events_were_lost_does_not_hold_the_call() -> None:
+    """The ARI websocket drops and comes back (Asterisk did not restart): a prompt that finished
+    meanwhile sent its PlaybackFinished to nobody; the call must not wait for it for ever."""
+    async with center() as c:
+        c.pbx.hold_playbacks = True
+        caller = c.pbx.caller_arrives()
+        it = await c.until(lambda: c.interaction_of(caller), "the interaction")
+        await c.until(lambda: c.pbx.playing, "the greeting playing")
+        c.pbx.playing.clear()  # it ends, and its event is lost with the websocket
+        await c.recovery.reconcile(reconnect=True)
+        await c.until(lambda: "prompt_played" in c.store.kinds(it.id), "the menu to go on")
+        assert c.store.rows[it.id].phase is Phase.IVR
