@@ -11,7 +11,7 @@ arrive and again every 30 s while they wait; we keep every estimate of callers w
 and compare it with the wait that actually followed. Three estimators see the same events:
 
 - ours: what the product runs. A `Router` (app/domain/routing.py) holding one queue, fed as
-  app/flows/routing.py feeds it (`record_answer` when a caller is connected, `record_handle_time`
+  app/routing/desk.py feeds it (`record_answer` when a caller is connected, `record_handle_time`
   when a call ends, `record_abandon` when a caller gives up) and asked
   `Router.expected_wait(queue, position, agents_ready, agents_serving)`, as the announcements
   ask it (`RoutingService.place_in_line`). Every agent serves the queue, so agents serving is c;
@@ -101,7 +101,7 @@ class AsteriskHoldtime:
 
 class Ours:
     """The product's expected wait: a `Router` with one queue, fed and asked as
-    app/flows/routing.py does (simulated seconds become datetimes from a fixed start)."""
+    app/routing/desk.py does (simulated seconds become datetimes from a fixed start)."""
 
     QUEUE = "ewt"
     START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""The routing desk (app/flows/routing.py) with an in-memory store: no Asterisk, no database."""
+"""The routing desk (app/routing/desk.py) with an in-memory store: no Asterisk, no database."""
 
 from __future__ import annotations
 
