@@ -86,12 +86,18 @@ def legs_of(it: Interaction) -> set[str]:
 
 
 def talking(it: Interaction, found: Found) -> bool:
-    """Is someone still on the line with the caller (an agent, a conference, an outside party)?"""
+    """Is someone still on the line with the caller (an agent, a conference, an outside party)?
+
+    A caller transferred blind to a number talks there while the interaction stays queued (no
+    agent of ours took it), so an outside party counts by its leg being up, whatever the phase."""
     talk = it.legs.get("talk") or {}
     parties = [talk["agent"][0]] if talk.get("agent") else []
     parties += list(talk.get("conference") or {})
-    if talk.get("external"):
-        parties.append(talk["external"][0])
+    external = str(talk["external"][0]) if talk.get("external") else None
+    if external is not None and found.live(external) and found.channels[external].state == "Up":
+        return True
+    if external is not None:
+        parties.append(external)
     return it.phase is Phase.CONNECTED and any(found.live(str(c)) for c in parties)
 
 
