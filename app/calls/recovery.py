@@ -165,13 +165,17 @@ def restore_conversation(call: Call, line: Line, found: Found) -> Conversation |
 
 async def back_in_line(call: Call, desk: Desk, found: Found, reason: str) -> None:
     """A resumed call that was being offered (or whose agent is gone) waits again in its place:
-    phones still ringing for it stop, and their agents are free again."""
+    phones still ringing for it stop, and every agent held for it is free again."""
     it = call.it
     ringing = dict(it.legs.pop("ringing", None) or {})
     for channel_id, agent_id in ringing.items():
         if found.live(channel_id):
             await call.hang_up(channel_id)
         desk.offer_failed(agent_id, it.queue or "", reason, no_answer=False)
+    # Anyone the desk still holds for this call (reserved or rung just before the restart, before
+    # that was saved; or talking until their leg went while the app was down) is freed by the
+    # center's rule: the offer failed, or the call is over for them (wrap-up).
+    desk.interaction_gone(it.id, it.queue)
     if it.phase is Phase.OFFERED:
         it.offer_failed(call.now(), ",".join(ringing.values()) or "?", reason)
     elif it.phase is Phase.CONNECTED:

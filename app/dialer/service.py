@@ -30,7 +30,7 @@ from typing import Any
 from app.adapters.db import Store
 from app.calls.line import Line, WaitingRoom, waiting_of
 from app.calls.ports import Clock, Pbx
-from app.calls.recovery import Found, restore_conversation, talking
+from app.calls.recovery import Found, back_in_line, restore_conversation, talking
 from app.calls.session import Call
 from app.calls.switchboard import Switchboard
 from app.calls.voice import Voice
@@ -228,6 +228,9 @@ class DialerService:
                         caller_is="customer",
                     )
                 else:
+                    # The agents rung for the customer before the restart are free again; the
+                    # customer, past the connect window, hears the identifying message.
+                    await back_in_line(call, self.routing, found, "app restarted")
                     await call.run(dialer_call.abandon, caller_is="customer")
             finally:
                 await self.finish(dialer_call)
