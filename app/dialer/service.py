@@ -248,6 +248,8 @@ class DialerService:
                     # customer, past the connect window, hears the identifying message.
                     await back_in_line(call, self.routing, found, "app restarted")
                     await call.run(dialer_call.abandon, caller_is="customer")
+                    if call.ended:
+                        await call.hang_up()  # the message said goodbye (as `DialerCall.run` does)
             finally:
                 await self.finish(dialer_call)
 
