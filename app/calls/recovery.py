@@ -236,6 +236,9 @@ class Recovery:
         self.pbx_started_at = started
         self.found = found
         counts = {"told": 0, "resumed": 0, "closed": 0, "new": 0, "orphans": 0}
+        # Calls this process follows end by themselves when told; one may be gone from the board
+        # before its end is written, and must not be taken for an interaction nobody follows.
+        followed = {call.it.id for call in self.board.calls()}
         for call in self.board.calls():
             missing = call.channels - found.channels.keys()
             if missing and not call.ended:
@@ -244,7 +247,7 @@ class Recovery:
                 why = "Asterisk restarted" if restarted else ""
                 call.events.put_nowait(PbxLost(frozenset(missing), restarted, why))
         for it in await self.store.open_interactions():
-            if self.board.call(it.id) is not None:
+            if it.id in followed or self.board.call(it.id) is not None:
                 continue
             kind = kind_of(it)
             resume = self._resume.get(kind)
