@@ -277,7 +277,9 @@ class Recovery:
                     await self.pbx.hangup(channel.id)
                 except PbxError as exc:
                     log.info("orphan %s: %s", channel.id, exc.message)
-        self.desk.release_orphans({c.it.id for c in self.board.live_calls()})
+        # A call that has just ended (e.g. told above that Asterisk restarted) is still closing:
+        # it frees its own agents by its queue's rule; only agents of no call at all are orphans.
+        self.desk.release_orphans({c.it.id for c in self.board.calls()})
         self.last = counts
         log.info("reconciled after %s: %s", "a reconnect" if reconnect else "start", counts)
 
