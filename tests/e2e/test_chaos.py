@@ -89,40 +89,36 @@ AGENT_WORKER = {
 CARRIER_WORKER = 6
 WORKERS = 9
 
-FLOWS = Path(tempfile.mkdtemp(prefix="lianluo-chaos-flows-"))
-(FLOWS / "chaos.yaml").write_text(
-    json.dumps(
-        {
-            "name": "chaos",
-            "default": True,
-            "start": "menu",
-            "operator": "general",
-            "nodes": {
-                # The menu waits long: callers left in it are still there after the restarts.
-                "menu": {
-                    "type": "menu",
-                    "prompt": {"text": MENU, "lang": "en"},
-                    "options": {"1": "general", "2": "account", "3": "message", "4": "desk"},
-                    "timeout_s": 60,
-                    "attempts": 5,
-                },
-                "account": {
-                    "type": "collect",
-                    "into": "account",
-                    "prompt": {"text": "Your account number, then the pound key.", "lang": "en"},
-                    "min_digits": 4,
-                    "max_digits": 12,
-                    "timeout_s": 10,
-                    "next": "billing",
-                },
-                "general": {"type": "queue", "queue": "general"},
-                "billing": {"type": "queue", "queue": "billing", "skills": {"billing": 3}},
-                "message": {"type": "voicemail", "queue": "messages"},
-                "desk": {"type": "queue", "queue": "desk"},
-            },
-        }
-    )
-)
+# The IVR flow, written next to the configuration by the stack fixture.
+FLOW: dict[str, Any] = {
+    "name": "chaos",
+    "default": True,
+    "start": "menu",
+    "operator": "general",
+    "nodes": {
+        # The menu waits long: callers left in it are still there after the restarts.
+        "menu": {
+            "type": "menu",
+            "prompt": {"text": MENU, "lang": "en"},
+            "options": {"1": "general", "2": "account", "3": "message", "4": "desk"},
+            "timeout_s": 60,
+            "attempts": 5,
+        },
+        "account": {
+            "type": "collect",
+            "into": "account",
+            "prompt": {"text": "Your account number, then the pound key.", "lang": "en"},
+            "min_digits": 4,
+            "max_digits": 12,
+            "timeout_s": 10,
+            "next": "billing",
+        },
+        "general": {"type": "queue", "queue": "general"},
+        "billing": {"type": "queue", "queue": "billing", "skills": {"billing": 3}},
+        "message": {"type": "voicemail", "queue": "messages"},
+        "desk": {"type": "queue", "queue": "desk"},
+    },
+}
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 STACK_CONFIG: dict[str, Any] = {
     "carrier": {"outbound_contact": f"sip:127.0.0.2:{CARRIER_PORT}", "caller_id": "7000"},
@@ -165,7 +161,7 @@ STACK_CONFIG: dict[str, Any] = {
             "voicemail": {"offer": True, "max_s": 300, "max_silence_s": 30},
         },
     ],
-    "ivr": {"flows": str(FLOWS), "connecting": []},
+    "ivr": {"flows": "flows", "connecting": []},  # relative to the configuration file
     "campaigns": [
         {
             "name": "chaos",
@@ -242,6 +238,8 @@ def stack(
     postgres: PrivatePostgres,
 ) -> Iterator[Stack]:
     d = tmp_path_factory.mktemp("chaos")
+    (d / "flows").mkdir()
+    (d / "flows" / "chaos.yaml").write_text(json.dumps(FLOW))
     settings = write_config(d / "center.yaml", d / "var", **STACK_CONFIG)
     url = postgres.url("lianluo_chaos")
     s = Stack(d / "center.yaml", d / "var", url, asterisk_prefix, artifacts / "chaos.log", settings)
