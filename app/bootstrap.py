@@ -375,12 +375,36 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         recovery.register("callback", callbacks.resume, callbacks.gone)
         recovery.register("dialer", dialer.resume)
 
+        ami = app[health.AMI]
+        qualifying: set[asyncio.Task[None]] = set()
+
+        async def qualify(agent_ids: list[str]) -> None:
+            # AMI may still be reconnecting to an Asterisk that has just restarted.
+            for _ in range(20):
+                if await ami.ping(timeout=1.0):
+                    break
+                await asyncio.sleep(0.5)
+            for agent_id in agent_ids:
+                await ami.qualify(agent_id)
+
         async def devices(reconnect: bool) -> None:
             """Events were lost while disconnected: read every agent's device state afresh."""
             await ari.subscribe("endpoint:PJSIP")
+            offline = []
             for agent_id in desk.agents:
                 endpoint = await ari.endpoint("PJSIP", agent_id)
-                desk.device_changed(agent_id, endpoint is not None and endpoint.online)
+                online = endpoint is not None and endpoint.online
+                desk.device_changed(agent_id, online)
+                if not online:
+                    offline.append(agent_id)
+            # A (re)started Asterisk knows the phones registered with it before, but holds them
+            # unreachable until it has qualified them, which it spreads over qualify_frequency
+            # (30 s): ask now, so agents take calls again at once (their state follows as
+            # endpoint events).
+            if offline:
+                task = asyncio.create_task(qualify(offline), name="qualify-agents")
+                qualifying.add(task)
+                task.add_done_callback(qualifying.discard)
 
         board.on_endpoint(desk.device_changed)
         board.on_connect(devices)
@@ -404,6 +428,8 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             await dialer.start(recovery.found)
             yield
         finally:
+            for task in qualifying:
+                task.cancel()
             shutdown = app[SHUTDOWN]
             if not shutdown.handover:
                 shutdown.calls_ended = await end_every_call(board)
@@ -448,7 +474,7 @@ def build_app(settings: Settings) -> web.Application:
     app[PARTS] = Parts()
     app[health.APP] = health.AppStatus(utcnow().isoformat())
     app.cleanup_ctx.extend(
-        [database_ctx, asterisk_ctx, prompts_ctx, speech_ctx, routing_ctx, panel_ctx, calls_ctx, ami_ctx]
+        [database_ctx, asterisk_ctx, prompts_ctx, speech_ctx, routing_ctx, panel_ctx, ami_ctx, calls_ctx]
     )
     app.on_shutdown.append(panel_http.close_live_sockets)
     app.router.add_get("/health", health.handler)

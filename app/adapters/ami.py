@@ -1,4 +1,5 @@
-"""AMI through panoramisk. For now: a supervised connection used for health checks.
+"""AMI through panoramisk. For now: a supervised connection used for health checks, and to have
+phones qualified at once when Asterisk (re)starts.
 
 AMI carries what ARI does not (queue and agent events, originate with AMD for the
 dialer); later features hang their event handlers on this connection.
@@ -46,6 +47,16 @@ class AmiConnection:
     async def ping(self, timeout: float = 2.0) -> bool:
         try:
             resp: Any = await asyncio.wait_for(self._manager.send_action({"Action": "Ping"}), timeout)
+        except (TimeoutError, OSError, ConnectionError):
+            return False
+        return str(getattr(resp, "Response", "")) == "Success"
+
+    async def qualify(self, endpoint: str, timeout: float = 2.0) -> bool:
+        """Have Asterisk qualify a PJSIP endpoint's contacts now (PJSIPQualify)."""
+        try:
+            resp: Any = await asyncio.wait_for(
+                self._manager.send_action({"Action": "PJSIPQualify", "Endpoint": endpoint}), timeout
+            )
         except (TimeoutError, OSError, ConnectionError):
             return False
         return str(getattr(resp, "Response", "")) == "Success"

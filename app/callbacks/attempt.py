@@ -58,6 +58,7 @@ class CallbackAttempt:
         self.result: AttemptResult | None = None
         self.ticket: Ticket | None = None
         call.agent_variables.update(self._call_data())
+        call.caller_placed = False  # the customer's leg exists only once the agent has answered
 
     def _call_data(self) -> dict[str, str]:
         out = {"LIANLUO_CALLBACK": self.cb.id, "PJSIP_HEADER(add,X-Lianluo-Callback)": self.cb.id}
@@ -172,6 +173,7 @@ class CallbackAttempt:
             await call.pbx.play(agent_channel, "tone:ring;tonezone=us", tone_id)
         call.it.record(call.now(), "dialing_customer", number=self.cb.phone)
         call.save_soon()
+        call.caller_placed = True
         try:
             placed = await place(
                 call,

@@ -166,6 +166,9 @@ async def ring_agents(
         ringing[channel_id] = agent_id
         desk.ringing(agent_id)
     it.legs["ringing"] = dict(ringing)
+    # Saved at once: an app restarted while these phones ring must find them (to stop them and
+    # free their agents); the next save would come only when the ringing is over.
+    call.save_soon()
     if not ringing:
         it.offer_failed(call.now(), ",".join(decision.agent_ids), "originate failed")
         it.legs.pop("ringing", None)

@@ -86,13 +86,19 @@ def legs_of(it: Interaction) -> set[str]:
 
 
 def talking(it: Interaction, found: Found) -> bool:
-    """Is someone still on the line with the caller (an agent, a conference, an outside party)?"""
+    """Is someone still on the line with the caller (an agent, a conference, an outside party)?
+
+    A caller transferred blind to a number talks there while the interaction stays queued (no
+    agent of ours took it), so an outside party counts by its leg being up, whatever the phase."""
     talk = it.legs.get("talk") or {}
     parties = [talk["agent"][0]] if talk.get("agent") else []
     parties += list(talk.get("conference") or {})
-    if talk.get("external"):
-        parties.append(talk["external"][0])
-    return it.phase is not Phase.ENDED and any(found.live(str(c)) for c in parties)
+    external = str(talk["external"][0]) if talk.get("external") else None
+    if external is not None and found.live(external) and found.channels[external].state == "Up":
+        return True
+    if external is not None:
+        parties.append(external)
+    return it.phase is Phase.CONNECTED and any(found.live(str(c)) for c in parties)
 
 
 def _at(value: Any) -> datetime | None:
@@ -159,13 +165,17 @@ def restore_conversation(call: Call, line: Line, found: Found) -> Conversation |
 
 async def back_in_line(call: Call, desk: Desk, found: Found, reason: str) -> None:
     """A resumed call that was being offered (or whose agent is gone) waits again in its place:
-    phones still ringing for it stop, and their agents are free again."""
+    phones still ringing for it stop, and every agent held for it is free again."""
     it = call.it
     ringing = dict(it.legs.pop("ringing", None) or {})
     for channel_id, agent_id in ringing.items():
         if found.live(channel_id):
             await call.hang_up(channel_id)
         desk.offer_failed(agent_id, it.queue or "", reason, no_answer=False)
+    # Anyone the desk still holds for this call (reserved or rung just before the restart, before
+    # that was saved; or talking until their leg went while the app was down) is freed by the
+    # center's rule: the offer failed, or the call is over for them (wrap-up).
+    desk.interaction_gone(it.id, it.queue)
     if it.phase is Phase.OFFERED:
         it.offer_failed(call.now(), ",".join(ringing.values()) or "?", reason)
     elif it.phase is Phase.CONNECTED:
@@ -226,6 +236,9 @@ class Recovery:
         self.pbx_started_at = started
         self.found = found
         counts = {"told": 0, "resumed": 0, "closed": 0, "new": 0, "orphans": 0}
+        # Calls this process follows end by themselves when told; one may be gone from the board
+        # before its end is written, and must not be taken for an interaction nobody follows.
+        followed = {call.it.id for call in self.board.calls()}
         for call in self.board.calls():
             if call.ended:
                 continue
@@ -237,7 +250,7 @@ class Recovery:
                 call.events.put_nowait(PbxLost(frozenset(missing), restarted, why))
             call.events.put_nowait(Reconnected())
         for it in await self.store.open_interactions():
-            if self.board.call(it.id) is not None:
+            if it.id in followed or self.board.call(it.id) is not None:
                 continue
             kind = kind_of(it)
             resume = self._resume.get(kind)
@@ -267,7 +280,9 @@ class Recovery:
                     await self.pbx.hangup(channel.id)
                 except PbxError as exc:
                     log.info("orphan %s: %s", channel.id, exc.message)
-        self.desk.release_orphans({c.it.id for c in self.board.live_calls()})
+        # A call that has just ended (e.g. told above that Asterisk restarted) is still closing:
+        # it frees its own agents by its queue's rule; only agents of no call at all are orphans.
+        self.desk.release_orphans({c.it.id for c in self.board.calls()})
         self.last = counts
         log.info("reconciled after %s: %s", "a reconnect" if reconnect else "start", counts)
 

@@ -81,9 +81,8 @@ class Call:
         self.clock = clock
         self.customer = customer
         self.recorded = recorded  # its row exists (or is on its way): saves go out
-        # The caller's channel exists: an inbound caller from the start, a customer we call once
-        # their leg is placed (app/calls/legs.py `place`).
-        self.caller_placed = kind == "inbound" or recorded
+        # False while the caller is someone we have yet to call (a callback's customer).
+        self.caller_placed = True
         self.events: asyncio.Queue[CallEvent] = asyncio.Queue()
         self.gone: set[str] = set()  # channels of this call seen hanging up
         # Call data that goes to an agent's phone besides the standard set (e.g. the campaign).
@@ -146,11 +145,10 @@ class Call:
 
     @property
     def channels(self) -> frozenset[str]:
-        """The channels of this call that exist now: its legs', and the caller's once it is up
-        (a callback's customer is not called until an agent has answered)."""
-        if self.caller_placed:
-            return frozenset(self._channels | {self.caller})
-        return frozenset(self._channels - {self.caller})
+        """The channels of this call the app follows now (the caller's, once placed, and its
+        legs'). Asterisk cannot lose a caller we have not called yet (a callback waiting in line)."""
+        channels = self._channels | {self.caller}
+        return frozenset(channels if self.caller_placed else channels - {self.caller})
 
     async def next_event(self, timeout: float | None = None) -> CallEvent | None:
         """The next event for this call; None on timeout. Raises CallerGone when the caller's

@@ -91,6 +91,7 @@ class DialerCall:
     async def dial_customer(self, amd: bool) -> None:
         """The customer's leg, through the campaign's trunk; its answered side runs AMD if asked."""
         a = self.attempt
+        self.call.caller_placed = True
         placed = await place(
             self.call,
             endpoint=f"PJSIP/{a.phone}@{a.trunk}",
@@ -216,6 +217,7 @@ class PreviewCall(DialerCall):
     async def place(self) -> None:
         call, a, c = self.call, self.attempt, self.campaign
         assert self.decision is not None
+        call.caller_placed = False  # the customer is called once the agent has answered
         self.answered = True  # our side is live from the agent's answer: clean up as a call
         call.it.record(call.now(), "preview_call", campaign=c.name, attempt=a.id)
         call.it.enqueue(call.now(), c.queue, Tier.TOP.value, f"preview:{c.name}")

@@ -30,7 +30,7 @@ from typing import Any
 from app.adapters.db import Store
 from app.calls.line import Line, WaitingRoom, waiting_of
 from app.calls.ports import Clock, Pbx
-from app.calls.recovery import Found, restore_conversation, talking
+from app.calls.recovery import Found, back_in_line, restore_conversation, talking
 from app.calls.session import Call
 from app.calls.switchboard import Switchboard
 from app.calls.voice import Voice
@@ -131,11 +131,15 @@ class DialerService:
             for c in settings.campaigns
         }
         self._task: asyncio.Task[None] | None = None
+        self._claims: list[asyncio.Future[None]] = []  # calls taken up, telling which attempt is theirs
 
     async def start(self, found: Found | None = None) -> None:
         """Pick up where the last run stopped: calls still followed (taken up by recovery) go on;
         calls placed and not followed are over (hung up if still ringing) and recorded so; their
         leads are dialled again in turn."""
+        if self._claims:  # the calls taken up by recovery find their attempts first
+            await asyncio.wait(self._claims, timeout=10)
+            self._claims.clear()
         followed = {dc.attempt.id for st in self.campaigns.values() for dc in st.in_flight.values()}
         for attempt, lead in await self.store.open_dial_attempts():
             if attempt.id in followed:
@@ -190,12 +194,23 @@ class DialerService:
         call = Call(it, KIND, pbx=self.pbx, writer=self.writer, routes=self.board, clock=self.clock)
         call.recorded = True
         conv = restore_conversation(call, self.line, found) if talking(it, found) else None
+        # `start` (right after recovery) closes the attempts nobody follows: it waits for this.
+        claimed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._claims = [*(c for c in self._claims if not c.done()), claimed]
 
         async def main() -> None:
+            try:
+                await follow()
+            finally:
+                if not claimed.done():
+                    claimed.set_result(None)
+
+        async def follow() -> None:
             opened = {a.id: (a, lead) for a, lead in await self.store.open_dial_attempts()}
             attempt, lead = opened.get(attempt_id, (None, None))
             state = self.campaigns.get(attempt.campaign) if attempt is not None else None
             if attempt is None or lead is None or state is None:  # a campaign since removed
+                claimed.set_result(None)
                 queue = it.queue or self.settings.queues[0].name
                 if conv is not None:
                     await call.run(lambda: self.line.follow(call, waiting_of(call, queue), self.room))
@@ -220,6 +235,7 @@ class DialerService:
             )
             dialer_call.answered = True
             state.in_flight[attempt.id] = dialer_call
+            claimed.set_result(None)
             try:
                 if conv is not None:
                     await call.run(
@@ -228,7 +244,12 @@ class DialerService:
                         caller_is="customer",
                     )
                 else:
+                    # The agents rung for the customer before the restart are free again; the
+                    # customer, past the connect window, hears the identifying message.
+                    await back_in_line(call, self.routing, found, "app restarted")
                     await call.run(dialer_call.abandon, caller_is="customer")
+                    if call.ended:
+                        await call.hang_up()  # the message said goodbye (as `DialerCall.run` does)
             finally:
                 await self.finish(dialer_call)
 

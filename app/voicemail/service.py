@@ -99,6 +99,7 @@ class VoicemailService:
         saved = call.it.legs.get("voicemail") or {}
         name, queue = str(saved.get("recording", f"vm-{call.it.id}")), saved.get("queue")
         call.it.record(call.now(), "voicemail_resumed", recording=name)
+        call.save_soon()  # the record says at once that the message is followed again
         live = await call.pbx.live_recording(name)
         duration: float | None = None
         caller_left = call.caller in call.gone

@@ -331,6 +331,13 @@ class Call:
     def is_disconnected(self) -> bool:
         return bool(self.state == pj.PJSIP_INV_STATE_DISCONNECTED)
 
+    @property
+    def to_user(self) -> str:
+        """The user part of an incoming INVITE's request URI ("" for outgoing calls)."""
+        first = self.invite.split("\n", 1)[0]
+        m = re.match(r"\s*INVITE\s+sips?:([^@;>\s]+)@", first)
+        return m.group(1) if m else ""
+
     def header(self, name: str) -> str | None:
         """First value of an INVITE header (incoming calls), or None."""
         key = name.lower()
@@ -750,8 +757,12 @@ class Phone:
         record: Path | str | None = None,
         loop: bool = False,
         headers: Mapping[str, str] | None = None,
+        from_user: str | None = None,
     ) -> Call:
-        """Place a call. ``play``/``record`` start when media becomes active (see ``Call.answer``)."""
+        """Place a call. ``play``/``record`` start when media becomes active (see ``Call.answer``).
+
+        ``from_user`` replaces the user part of From for this call only: one phone on the
+        carrier's address can then be many callers (pjsua allows only 8 phones per process)."""
         lab = self._lab()
         lab._ensure_thread()
         lab._reap()
@@ -764,18 +775,33 @@ class Phone:
             h = pj.SipHeader()
             h.hName, h.hValue = name, value
             prm.txOption.headers.append(h)
+        if from_user is not None:
+            prm.txOption.localUri = f"sip:{from_user}@{self.bind_ip}"
         try:
             call._pj.makeCall(uri, prm)
         except pj.Error as e:
             raise PhoneError(f"makeCall({uri}) from {self!r} failed: {e.info()}") from None
         return call
 
-    def wait_incoming(self, timeout: float = DEFAULT_TIMEOUT) -> Call:
-        """Return the oldest incoming call not yet returned by this method."""
+    def wait_incoming(self, timeout: float = DEFAULT_TIMEOUT, to_user: str | None = None) -> Call:
+        """Return the oldest incoming call not yet returned by this method; with ``to_user``, the
+        oldest whose request URI names that user (one phone answering for several agents' static
+        contacts, each ``sip:<agent>@<this phone>``)."""
         lab = self._lab()
-        lab._wait(lambda: bool(self._unclaimed), timeout, lambda: f"an incoming call on {self!r}")
+
+        def match() -> Call | None:
+            return next((c for c in self._unclaimed if to_user is None or c.to_user == to_user), None)
+
+        lab._wait(
+            lambda: match() is not None,
+            timeout,
+            lambda: f"an incoming call{f' for {to_user}' if to_user else ''} on {self!r}",
+        )
         with lab._cond:
-            return self._unclaimed.pop(0)
+            call = match()
+            assert call is not None
+            self._unclaimed.remove(call)
+            return call
 
     def wait_registered(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         lab = self._lab()
