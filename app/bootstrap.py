@@ -260,7 +260,12 @@ async def panel_ctx(app: web.Application) -> AsyncIterator[None]:
     passwords = await asyncio.to_thread(
         load_or_create_panel_passwords, Paths.of(settings).var_dir, [u.username for u in users]
     )
-    await auth.sync_users(users, passwords)
+    # Checking every user's password (argon2, about 150 ms each) must not hold up taking calls
+    # over after a restart: when every user is in the database already, they sign in meanwhile
+    # and the check runs behind; a new user is created before anyone may sign in.
+    synced = asyncio.create_task(auth.sync_users(users, passwords), name="panel-users")
+    if not await auth.knows(u.username for u in users):
+        await synced
     hub = LiveHub(routing_http.agent_view)
     desk = app[routing_http.DESK]
     pops = PopService(PopStore(p.store.pool), desk, hub, utcnow)
@@ -281,6 +286,7 @@ async def panel_ctx(app: web.Application) -> AsyncIterator[None]:
         for stop in unsubscribe:
             stop()
         await pops.stop()
+        await asyncio.gather(synced, return_exceptions=True)
 
 
 async def calls_ctx(app: web.Application) -> AsyncIterator[None]:

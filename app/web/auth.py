@@ -23,7 +23,7 @@ import hmac
 import logging
 import os
 import secrets as pysecrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -204,6 +204,11 @@ class AuthService:
                     log.info("panel user %s: password changed in secrets.yaml; sessions ended", user.username)
             await self.store.save_user(user.username, user.name, user.role, user.agent_id, new_hash)
         await self.store.deactivate_others([u.username for u in users])
+
+    async def knows(self, usernames: Iterable[str]) -> bool:
+        """Are all these users in the database already?"""
+        stored = await self.store.users()
+        return all(u in stored for u in usernames)
 
     async def sign_in(self, username: str, password: str, remote: str, user_agent: str) -> SignedIn:
         username = username.strip().lower()[:MAX_USERNAME]
