@@ -47,6 +47,7 @@ from app.calls.conversation import Dialing
 from app.calls.events import PbxLost
 from app.calls.line import Line
 from app.calls.recovery import Recovery
+from app.calls.runtime import Runtime
 from app.calls.switchboard import Switchboard
 from app.calls.voice import Voice
 from app.calls.writer import InteractionWriter
@@ -324,15 +325,13 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         # Where a transferred callback or dialer customer waits: music and announcements, no
         # keys to leave the line (they are already someone we called).
         plain_room = InboundRoom(desk, voice, settings.ivr, None, None)
+        runtime = Runtime(ari, writer, board, utcnow)
         callbacks = CallbackService(
-            pbx=ari,
-            writer=writer,
-            board=board,
-            clock=utcnow,
+            runtime=runtime,
             desk=desk,
             line=line,
-            room=plain_room,
             voice=voice,
+            room=plain_room,
             store=store,
             settings=settings,
         )
@@ -341,14 +340,11 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         room = InboundRoom(desk, voice, settings.ivr, callbacks, voicemail)
         inbound = InboundCalls(
-            pbx=ari,
-            writer=writer,
-            board=board,
-            clock=utcnow,
+            runtime=runtime,
             desk=desk,
             line=line,
-            room=room,
             voice=voice,
+            room=room,
             flows=p.flows,
             customers=store.customer_by_phone,
             lookup=store.self_service,
@@ -357,26 +353,15 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             default_queue=settings.ivr.menu[0].queue if settings.ivr.menu else settings.queues[0].name,
         )
         dialer = DialerService(
-            pbx=ari,
-            writer=writer,
-            board=board,
-            clock=utcnow,
+            runtime=runtime,
             desk=desk,
             line=line,
-            room=plain_room,
             voice=voice,
+            room=plain_room,
             store=store,
             settings=settings,
         )
-        recovery = Recovery(
-            pbx=ari,
-            board=board,
-            store=store,
-            writer=writer,
-            desk=desk,
-            clock=utcnow,
-            app_name=settings.ari_app,
-        )
+        recovery = Recovery(runtime=runtime, store=store, desk=desk, app_name=settings.ari_app)
         recovery.register("inbound", inbound.resume)
         recovery.register("callback", callbacks.resume, callbacks.gone)
         recovery.register("dialer", dialer.resume)

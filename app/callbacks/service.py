@@ -24,12 +24,10 @@ from typing import Any
 from app.adapters.db import Store
 from app.callbacks.attempt import CallbackAttempt
 from app.calls.line import Line, WaitingRoom, waiting_of
-from app.calls.ports import Clock, Desk, Pbx
+from app.calls.ports import Desk
 from app.calls.recovery import Found, restore_conversation, talking
-from app.calls.session import Call
-from app.calls.switchboard import Switchboard
+from app.calls.runtime import Runtime
 from app.calls.voice import Voice
-from app.calls.writer import InteractionWriter
 from app.config import CallbackSettings, Settings
 from app.domain.callback import (
     AttemptResult,
@@ -55,27 +53,23 @@ class CallbackService:
     def __init__(
         self,
         *,
-        pbx: Pbx,
-        writer: InteractionWriter,
-        board: Switchboard,
+        runtime: Runtime,
         desk: Desk,
         line: Line,
         room: WaitingRoom,
         voice: Voice,
         store: Store,
         settings: Settings,
-        clock: Clock,
     ) -> None:
-        self.pbx = pbx
-        self.writer = writer
-        self.board = board
+        self.runtime = runtime
+        self.board = runtime.board
         self.desk = desk
         self.line = line
         self.room = room  # where a transferred callback waits (the inbound callers' room)
         self.voice = voice
         self.store = store
         self.settings = settings
-        self.clock = clock
+        self.clock = runtime.clock
         self.queue_settings = {q.name: q for q in settings.queues}
         self.default_queue = settings.queues[0].name
         self.open: dict[str, Callback] = {}
@@ -229,7 +223,7 @@ class CallbackService:
             callback_id=cb.id,
         )
         it.legs["kind"] = "callback"
-        call = Call(it, "callback", pbx=self.pbx, writer=self.writer, routes=self.board, clock=self.clock)
+        call = self.runtime.call(it, "callback")
         attempt = CallbackAttempt(
             call,
             cb,
@@ -282,8 +276,7 @@ class CallbackService:
         before that is closed (see `gone`) and its callback retried by `start`."""
         if not talking(it, found):
             return False
-        call = Call(it, "callback", pbx=self.pbx, writer=self.writer, routes=self.board, clock=self.clock)
-        call.recorded = True
+        call = self.runtime.call(it, "callback", recorded=True)
         conv = restore_conversation(call, self.line, found)
         waiting = waiting_of(call, it.queue or self.default_queue)
 

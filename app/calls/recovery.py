@@ -28,10 +28,9 @@ from app.calls.conversation import Consult, Conversation
 from app.calls.events import PbxLost, Reconnected
 from app.calls.legs import Leg
 from app.calls.line import Line
-from app.calls.ports import Clock, Desk, InteractionStore, Pbx
+from app.calls.ports import Desk, InteractionStore
+from app.calls.runtime import Runtime
 from app.calls.session import Call
-from app.calls.switchboard import Switchboard
-from app.calls.writer import InteractionWriter
 from app.domain.interaction import Interaction, Outcome, Phase
 from app.errors import PbxError
 
@@ -186,20 +185,17 @@ class Recovery:
     def __init__(
         self,
         *,
-        pbx: Pbx,
-        board: Switchboard,
+        runtime: Runtime,
         store: InteractionStore,
-        writer: InteractionWriter,
         desk: Desk,
-        clock: Clock,
         app_name: str,
     ) -> None:
-        self.pbx = pbx
-        self.board = board
+        self.pbx = runtime.pbx
+        self.board = runtime.board
         self.store = store
-        self.writer = writer
+        self.writer = runtime.writer
         self.desk = desk
-        self.clock = clock
+        self.clock = runtime.clock
         self.app_name = app_name
         self._resume: dict[str, Resume] = {}
         self._gone: dict[str, Gone] = {}

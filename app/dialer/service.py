@@ -29,12 +29,9 @@ from typing import Any
 
 from app.adapters.db import Store
 from app.calls.line import Line, WaitingRoom, waiting_of
-from app.calls.ports import Clock, Pbx
 from app.calls.recovery import Found, back_in_line, restore_conversation, talking
-from app.calls.session import Call
-from app.calls.switchboard import Switchboard
+from app.calls.runtime import Runtime
 from app.calls.voice import Voice
-from app.calls.writer import InteractionWriter
 from app.config import CampaignSettings, Settings
 from app.dialer.calls import DialerCall, PreviewCall, Reach
 from app.dialer.lists import rules_of
@@ -103,27 +100,24 @@ class DialerService:
     def __init__(
         self,
         *,
-        pbx: Pbx,
-        writer: InteractionWriter,
-        board: Switchboard,
+        runtime: Runtime,
         desk: RoutingService,
         line: Line,
         room: WaitingRoom,
         voice: Voice,
         store: Store,
         settings: Settings,
-        clock: Clock,
     ) -> None:
-        self.pbx = pbx
-        self.writer = writer
-        self.board = board
+        self.runtime = runtime
+        self.pbx = runtime.pbx
+        self.board = runtime.board
         self.routing = desk
         self.line = line
         self.room = room
         self.voice = voice
         self.store = store
         self.settings = settings
-        self.clock = clock
+        self.clock = runtime.clock
         self.campaigns = {
             c.name: CampaignState(
                 c, rules_of(c, settings), c.active, ComplianceGauge(c.abandon_target_pct / 100)
@@ -191,8 +185,7 @@ class DialerService:
         attempt_id = it.legs.get("attempt")
         if not isinstance(attempt_id, str):
             return False
-        call = Call(it, KIND, pbx=self.pbx, writer=self.writer, routes=self.board, clock=self.clock)
-        call.recorded = True
+        call = self.runtime.call(it, KIND, recorded=True)
         conv = restore_conversation(call, self.line, found) if talking(it, found) else None
         # `start` (right after recovery) closes the attempts nobody follows: it waits for this.
         claimed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -356,7 +349,7 @@ class DialerService:
         )
         it.legs["kind"] = KIND
         it.legs["attempt"] = attempt.id
-        call = Call(it, KIND, pbx=self.pbx, writer=self.writer, routes=self.board, clock=self.clock)
+        call = self.runtime.call(it, KIND)
         kind = PreviewCall if preview else DialerCall
         return kind(
             call,

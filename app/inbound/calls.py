@@ -19,12 +19,11 @@ from app.adapters.db import Customer
 from app.adapters.speech import Recognizer
 from app.calls.conversation import Conversation
 from app.calls.line import Line, WaitingRoom, waiting_of
-from app.calls.ports import Clock, Desk, Pbx
+from app.calls.ports import Desk
 from app.calls.recovery import Found, back_in_line, restore_conversation, talking
+from app.calls.runtime import Runtime
 from app.calls.session import Call
-from app.calls.switchboard import Switchboard
 from app.calls.voice import Voice
-from app.calls.writer import InteractionWriter
 from app.domain.interaction import Interaction, Phase
 from app.domain.ivr_flow import FlowSet
 from app.domain.routing import customer_tier
@@ -42,9 +41,7 @@ class InboundCalls:
     def __init__(
         self,
         *,
-        pbx: Pbx,
-        writer: InteractionWriter,
-        board: Switchboard,
+        runtime: Runtime,
         desk: Desk,
         line: Line,
         room: WaitingRoom,
@@ -55,11 +52,9 @@ class InboundCalls:
         recognizer: Recognizer | None,
         voicemail: VoicemailService | None,
         default_queue: str,
-        clock: Clock,
     ) -> None:
-        self.pbx = pbx
-        self.writer = writer
-        self.board = board
+        self.runtime = runtime
+        self.board = runtime.board
         self.desk = desk
         self.line = line
         self.room = room
@@ -68,9 +63,8 @@ class InboundCalls:
         self.customers = customers
         self.voicemail = voicemail
         self.default_queue = default_queue  # where a resumed caller without a queue waits
-        self.clock = clock
         self.ivr = IvrWalker(voice, recognizer, lookup, self.to_queue, self.to_voicemail)
-        board.on_stasis(KIND, self.arrived)
+        self.board.on_stasis(KIND, self.arrived)
 
     # -- a new caller ---------------------------------------------------------------
 
@@ -78,15 +72,10 @@ class InboundCalls:
         """A caller entered Stasis: their call starts at once (its own task does the rest)."""
         dnis = args[1] if len(args) > 1 else channel.exten
         ani = args[2] if len(args) > 2 and args[2] else channel.caller_number
-        it = Interaction(str(uuid.uuid4()), channel.id, ani=ani, dnis=dnis, arrived_at=self.clock())
+        it = Interaction(str(uuid.uuid4()), channel.id, ani=ani, dnis=dnis, arrived_at=self.runtime.clock())
         it.legs["kind"] = KIND
-        call = self.new_call(it)
+        call = self.runtime.call(it, KIND)
         self.board.launch(call, lambda: call.run(lambda: self.answer(call, channel)))
-
-    def new_call(self, it: Interaction, customer: Customer | None = None) -> Call:
-        return Call(
-            it, KIND, pbx=self.pbx, writer=self.writer, routes=self.board, clock=self.clock, customer=customer
-        )
 
     async def find_customer(self, ani: str) -> Customer | None:
         try:
@@ -109,7 +98,7 @@ class InboundCalls:
         )
         call.create()
         call.log.info("ANI %s DNIS %s customer %s", it.ani, it.dnis, customer.name if customer else "unknown")
-        await self.pbx.answer(call.caller)
+        await call.pbx.answer(call.caller)
         it.record(call.now(), "answered_by_ivr")
         # Written behind, in order: the caller hears the first prompt without waiting for the
         # database (benchmarks/answer_to_prompt.py measured the awaited write as half the delay).
@@ -141,8 +130,7 @@ class InboundCalls:
     def resume(self, it: Interaction, found: Found) -> bool:
         """Take a caller up where they were: in the menu again, back in line in their place (with
         their flow's skills and what they entered), still talking, or still leaving a message."""
-        call = self.new_call(it)
-        call.recorded = True
+        call = self.runtime.call(it, KIND, recorded=True)
         # Claimed now, before anything else looks at Asterisk's channels: the legs still talking.
         conv = restore_conversation(call, self.line, found) if talking(it, found) else None
         self.board.launch(call, lambda: call.run(lambda: self._resume(call, found, conv)))

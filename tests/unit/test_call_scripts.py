@@ -19,6 +19,7 @@ from app.calls.conversation import Conversation, Dialing
 from app.calls.events import ControlRequest
 from app.calls.line import Line
 from app.calls.recovery import Recovery
+from app.calls.runtime import Runtime
 from app.calls.switchboard import Switchboard
 from app.calls.writer import InteractionWriter
 from app.config import AgentSettings, IvrSettings, PromptText, QueueSettings, Settings
@@ -127,10 +128,9 @@ async def center(
     line = Line(desk, Dialing("carrier", "7000", "Test center", ("139",)))
     voice: Any = FakeVoice()
     room = InboundRoom(desk, voice, settings.ivr, None, None)
+    runtime = Runtime(pbx, writer, board, now)
     inbound = InboundCalls(
-        pbx=pbx,
-        writer=writer,
-        board=board,
+        runtime=runtime,
         desk=desk,
         line=line,
         room=room,
@@ -141,11 +141,8 @@ async def center(
         recognizer=None,
         voicemail=None,
         default_queue="general",
-        clock=now,
     )
-    recovery = Recovery(
-        pbx=pbx, board=board, store=store, writer=writer, desk=desk, clock=now, app_name="lianluo"
-    )
+    recovery = Recovery(runtime=runtime, store=store, desk=desk, app_name="lianluo")
     recovery.register("inbound", inbound.resume)
     board.on_connect(recovery.reconcile)
     events = asyncio.create_task(board.run())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from app.calls.runtime import Runtime
 from app.config import AgentSettings, CampaignSettings, CarrierSettings, QueueSettings, Settings
 from app.dialer.service import DialerService
 from app.domain.routing import WaitingInteraction
@@ -41,16 +42,13 @@ def floor(blend: bool) -> tuple[RoutingService, DialerService]:
         routing.device_changed(agent_id, True)  # registered: logged in, ready
     nothing: Any = None  # the pacing reads only the desk and the campaigns
     dialer = DialerService(
-        pbx=nothing,
-        writer=nothing,
-        board=nothing,
+        runtime=Runtime(nothing, nothing, nothing, lambda: datetime.now(UTC)),
         desk=routing,
         line=nothing,
         room=nothing,
         voice=nothing,
         store=nothing,
         settings=settings,
-        clock=lambda: datetime.now(UTC),
     )
     return routing, dialer
 

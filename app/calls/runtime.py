@@ -1,0 +1,39 @@
+"""What every call of every kind is made with: the PBX, the interaction writer, the switchboard
+and the clock, handed to each call kind as one piece by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from app.calls.ports import Clock, Pbx
+from app.calls.session import Call
+from app.calls.switchboard import Switchboard
+from app.calls.writer import InteractionWriter
+from app.domain.interaction import Interaction
+
+if TYPE_CHECKING:
+    from app.adapters.db import Customer
+
+
+@dataclass(frozen=True)
+class Runtime:
+    pbx: Pbx
+    writer: InteractionWriter
+    board: Switchboard
+    clock: Clock
+
+    def call(
+        self, it: Interaction, kind: str, *, customer: Customer | None = None, recorded: bool = False
+    ) -> Call:
+        """A new call of `kind` for this interaction (`recorded`: its row exists already)."""
+        return Call(
+            it,
+            kind,
+            pbx=self.pbx,
+            writer=self.writer,
+            routes=self.board,
+            clock=self.clock,
+            customer=customer,
+            recorded=recorded,
+        )
