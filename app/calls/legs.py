@@ -17,7 +17,7 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from app.adapters.ari import Channel, ChannelDestroyed, StasisStart
-from app.calls.events import CallDropped, CallerGone, DialFailed
+from app.calls.events import CallDropped, CallerGone, DialFailed, PbxLost
 from app.calls.ports import Desk
 from app.calls.session import Call
 from app.domain.routing import Decision, Tier
@@ -199,6 +199,9 @@ async def ring_agents(
             elif isinstance(ev, ChannelDestroyed) and ev.channel.id in ringing:
                 cause = ev.cause_txt or f"cause {ev.cause}"
                 ring_ended(ev.channel.id, cause, ev.cause in NO_ANSWER_CAUSES)
+            elif isinstance(ev, PbxLost):  # Asterisk lost the ringing phone: not the agent's doing
+                for channel_id in ev.channel_ids & ringing.keys():
+                    ring_ended(channel_id, ev.why or "lost by the PBX", no_answer=False)
     except (CallerGone, CallDropped):
         for channel_id in list(ringing):  # the caller left while agents rang
             with contextlib.suppress(PbxError):

@@ -100,12 +100,17 @@ class VoicemailService:
         name, queue = str(saved.get("recording", f"vm-{call.it.id}")), saved.get("queue")
         call.it.record(call.now(), "voicemail_resumed", recording=name)
         call.save_soon()  # the record says at once that the message is followed again
+        # Its events come to this call before its state is read: a recording that ends in between
+        # is not waited for in vain.
+        call.route(name, channel=False)
         live = await call.pbx.live_recording(name)
         duration: float | None = None
         caller_left = call.caller in call.gone
         if live is not None and live.state in ("queued", "recording", "paused"):
-            finished, caller_left = await call.wait_recording(name)
+            q = self.queues.get(str(queue))
+            finished, caller_left = await call.wait_recording(name, (q.voicemail.max_s if q else 600) + 15)
             duration = finished.duration_s if finished else None
+        call.unroute(name)
         await self._finish(call, name, str(queue) if queue else None, duration, caller_left)
 
     async def _finish(

@@ -409,3 +409,18 @@ async def test_a_prompt_that_ended_while_the_events_were_lost_does_not_hold_the_
         await c.recovery.reconcile(reconnect=True)
         await c.until(lambda: "prompt_played" in c.store.kinds(it.id), "the menu to go on")
         assert c.store.rows[it.id].phase is Phase.IVR
+
+
+async def test_a_ringing_phone_the_pbx_lost_is_not_the_agents_no_answer() -> None:
+    async with center() as c:
+        _, iid = await c.caller_in_line()
+        first = await c.until(
+            lambda: c.pbx.ringing("PJSIP/1001") or c.pbx.ringing("PJSIP/1002"), "a phone to ring"
+        )
+        agent = c.pbx.legs[first].endpoint.removeprefix("PJSIP/")
+        del c.pbx.legs[first]  # gone from Asterisk while the events were not coming in
+        await c.recovery.reconcile(reconnect=True)
+        await c.until(lambda: "ring_ended" in c.store.kinds(iid), "the ring to end")
+        assert c.state(agent) is AgentState.READY, "not set Not Ready for a phone the PBX lost"
+        other = "1002" if agent == "1001" else "1001"
+        await c.rings(other)
