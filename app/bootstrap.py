@@ -55,6 +55,7 @@ from app.config import Settings
 from app.dialer import http as dialer_http
 from app.dialer.service import DialerService
 from app.domain.ivr_flow import FlowSet
+from app.domain.outbound import OutboundPolicy
 from app.errors import PbxError
 from app.inbound import http as inbound_http
 from app.inbound.calls import InboundCalls
@@ -203,6 +204,7 @@ async def prompts_ctx(app: web.Application) -> AsyncIterator[None]:
         "callback_unreached": ivr.callback_unreached,
         "voicemail_intro": ivr.voicemail_intro,
         "voicemail_saved": ivr.voicemail_saved,
+        "voicemail_saved_no_callback": ivr.voicemail_saved_no_callback,
     }
     uris: dict[str, list[str]] = {}
     for name, texts in wanted.items():
@@ -325,7 +327,8 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         # Where a transferred callback or dialer customer waits: music and announcements, no
         # keys to leave the line (they are already someone we called).
         plain_room = InboundRoom(desk, voice, settings.ivr, None, None)
-        runtime = Runtime(ari, writer, board, utcnow)
+        # One outbound policy for every call the center places (app/domain/outbound.py).
+        runtime = Runtime(ari, writer, board, utcnow, OutboundPolicy(settings.outbound.dial_plan()))
         callbacks = CallbackService(
             runtime=runtime,
             desk=desk,

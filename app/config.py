@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from app.domain.outbound import DEFAULT_KINDS, DialPlan, Purpose
 from app.domain.prompt import PromptText as PromptText  # configured prompts are made of these
 from app.errors import ConfigError
 
@@ -236,6 +237,10 @@ class IvrSettings:
     voicemail_saved: Prompts = (
         PromptText("Thank you. Your message is saved. We will call you back. Goodbye."),
     )
+    # The message is kept, but the caller's number is not one the center may call back.
+    voicemail_saved_no_callback: Prompts = (
+        PromptText("Thank you. Your message is saved. We cannot call you back at this number. Goodbye."),
+    )
     digit_timeout_s: float = 6.0
     attempts: int = 3
     menu: tuple[MenuOption, ...] = (MenuOption("1", "general"),)
@@ -401,6 +406,47 @@ class CampaignSettings:
 
 
 @dataclass(frozen=True)
+class CallLimit:
+    per_hour: int
+    per_day: int
+
+
+@dataclass(frozen=True)
+class OutboundSettings:
+    """Which numbers the center may call, for what, and how often (app/domain/outbound.py).
+    The defaults are mainland China's mobiles and landlines, nothing abroad."""
+
+    country_code: str = "86"
+    international_prefix: str = "00"
+    national_prefix: str = "0"
+    # Kinds of number the trunks may dial, in national form: name -> regular expression.
+    numbers: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_KINDS))
+    # National-form prefixes never called, even where a kind matches (premium-rate ranges).
+    deny: tuple[str, ...] = ()
+    # Numbers with another country code; allowed ones are of the kind "international".
+    international: bool = False
+    # callback / transfer / dialer / expert / fax -> the kinds it may reach (not named: all).
+    purposes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    per_number: CallLimit = CallLimit(per_hour=4, per_day=10)
+    per_trunk: CallLimit = CallLimit(per_hour=1000, per_day=10000)
+
+    def dial_plan(self) -> DialPlan:
+        return DialPlan(
+            country_code=self.country_code,
+            international_prefix=self.international_prefix,
+            national_prefix=self.national_prefix,
+            kinds=tuple(self.numbers.items()),
+            denied_prefixes=self.deny,
+            international=self.international,
+            purposes={Purpose(k): v for k, v in self.purposes.items()},
+            per_number_hour=self.per_number.per_hour,
+            per_number_day=self.per_number.per_day,
+            per_trunk_hour=self.per_trunk.per_hour,
+            per_trunk_day=self.per_trunk.per_day,
+        )
+
+
+@dataclass(frozen=True)
 class DatabaseSettings:
     # None: DATABASE_URL, else the local server on 127.0.0.1:5432, else a private cluster.
     url: str | None = None
@@ -421,6 +467,7 @@ class Settings:
     voicemail: VoicemailSettings = VoicemailSettings()
     speech: SpeechConfig | None = None
     campaigns: tuple[CampaignSettings, ...] = ()
+    outbound: OutboundSettings = OutboundSettings()
     database: DatabaseSettings = DatabaseSettings()
     # Where this configuration came from, for messages; not read from YAML.
     source: str = field(default="<defaults>", metadata={"internal": True})
@@ -571,6 +618,42 @@ def _describe(node: yaml.Node) -> str:
     if isinstance(node, yaml.SequenceNode):
         return "a list"
     return repr(node.value)
+
+
+def _check_outbound(o: OutboundSettings, bad: Callable[[str, str], ConfigError]) -> None:
+    for path, value in (
+        ("outbound.country_code", o.country_code),
+        ("outbound.international_prefix", o.international_prefix),
+        ("outbound.national_prefix", o.national_prefix),
+    ):
+        if not re.fullmatch(r"[0-9]{0,4}", value) or (path == "outbound.country_code" and not value):
+            raise bad(path, f"digits expected, got {value!r}")
+    if not o.numbers:
+        raise bad("outbound.numbers", "name at least one kind of number, or the center can call nobody")
+    for name, pattern in o.numbers.items():
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name):
+            raise bad(f"outbound.numbers.{name}", "a kind's name is 1-32 of a-z, 0-9 and '_'")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise bad(f"outbound.numbers.{name}", f"not a regular expression: {exc}") from exc
+    for i, prefix in enumerate(o.deny):
+        if not re.fullmatch(r"[0-9]{1,20}", prefix):
+            raise bad(f"outbound.deny[{i}]", f"a number prefix (digits), got {prefix!r}")
+    kinds = set(o.numbers) | ({"international"} if o.international else set())
+    for purpose, allowed in o.purposes.items():
+        if purpose not in {p.value for p in Purpose}:
+            choices = ", ".join(p.value for p in Purpose)
+            raise bad(f"outbound.purposes.{purpose}", f"unknown purpose (one of {choices})")
+        for i, kind in enumerate(allowed):
+            if kind not in kinds:
+                raise bad(
+                    f"outbound.purposes.{purpose}[{i}]",
+                    f"no kind of number {kind!r} (outbound.numbers has {', '.join(sorted(kinds))})",
+                )
+    for path, limit in (("outbound.per_number", o.per_number), ("outbound.per_trunk", o.per_trunk)):
+        if limit.per_hour < 1 or limit.per_day < limit.per_hour:
+            raise bad(path, "per_hour must be at least 1 and per_day at least per_hour")
 
 
 _AGENT_ID = re.compile(r"^[0-9]{2,8}$")
@@ -739,6 +822,7 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         "voicemail_offer": {"key"},
         "voicemail_intro": set(),
         "voicemail_saved": set(),
+        "voicemail_saved_no_callback": set(),
     }
     for name, keys in allowed.items():
         for j, prompt in enumerate(getattr(s.ivr, name)):
@@ -759,6 +843,7 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
             raise bad(f"routing.transfer_numbers[{i}]", f"a number prefix (digits), got {prefix!r}")
         if s.carrier.outbound_contact is None:
             raise bad(f"routing.transfer_numbers[{i}]", "transfers to numbers need carrier.outbound_contact")
+    _check_outbound(s.outbound, bad)
     if s.speech is not None:
         if s.speech.engine == "vosk" and not s.speech.model_path:
             raise bad("speech.model_path", "the vosk engine needs the directory of a vosk model")

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from app.adapters.ari import ChannelDestroyed, ChannelHangupRequest, PlaybackFinished, StasisEnd, StasisStart
 from app.calls.events import DialFailed, PbxLost
-from app.calls.legs import place, ring_agents
+from app.calls.legs import OutboundRefused, dial_out, ring_agents
 from app.calls.line import Line, WaitingRoom
 from app.calls.ports import Desk, Ticket
 from app.calls.session import Call
@@ -24,6 +24,7 @@ from app.calls.voice import Voice
 from app.config import CallbackSettings, CarrierSettings
 from app.domain.callback import AttemptResult, Callback, RetryPolicy, attempt_result
 from app.domain.interaction import Outcome, Phase
+from app.domain.outbound import Purpose
 from app.domain.routing import Decision, Tier, WaitingInteraction
 from app.errors import PbxError
 
@@ -95,6 +96,21 @@ class CallbackAttempt:
         it.record(call.now(), "callback_attempt", callback_id=cb.id, attempt=cb.attempts + 1, number=cb.phone)
         it.enqueue(call.now(), cb.queue, cb.tier, f"callback:{cb.source.value}")
         call.create()
+        refusal = call.outbound.check(cb.phone, Purpose.CALLBACK, self.carrier.name, call.now())
+        if refusal is not None and refusal.reason.lasting:
+            # Made before the policy said no (an older release, a changed dial plan): nobody rings.
+            it.record(
+                call.now(),
+                "outbound_refused",
+                number=cb.phone,
+                purpose="callback",
+                reason=refusal.reason.value,
+            )
+            cb.refuse()
+            await self.save_callback(cb)
+            self.result = AttemptResult.REFUSED
+            it.end(call.now(), Outcome.FAILED, ended_by="system", reason=refusal.detail)
+            return
         waiting = WaitingInteraction(
             id=it.id,
             queue=cb.queue,
@@ -175,15 +191,21 @@ class CallbackAttempt:
         call.save_soon()
         call.caller_placed = True
         try:
-            placed = await place(
-                call,
-                endpoint=f"PJSIP/{self.cb.phone}@{self.carrier.name}",
-                kind="callback",
-                channel_id=call.caller,
-                caller_id=f'"{self.center_name}" <{call.it.dnis}>',
-                timeout_s=self.rules.customer_ring_s,
-                variables={"LIANLUO_INTERACTION": call.it.id, "LIANLUO_CALLBACK": self.cb.id},
-            )
+            try:
+                placed = await dial_out(
+                    call,
+                    number=self.cb.phone,
+                    trunk=self.carrier.name,
+                    purpose=Purpose.CALLBACK,
+                    kind="callback",
+                    channel_id=call.caller,
+                    caller_id=f'"{self.center_name}" <{call.it.dnis}>',
+                    timeout_s=self.rules.customer_ring_s,
+                    variables={"LIANLUO_INTERACTION": call.it.id, "LIANLUO_CALLBACK": self.cb.id},
+                )
+            except OutboundRefused as refused:
+                # A limit may pass by the next try; a number outside the dial plan never will.
+                return AttemptResult.REFUSED if refused.refusal.reason.lasting else AttemptResult.FAILED
             if placed is None:
                 return AttemptResult.FAILED
             # Not next_event: the customer's leg is this call's "caller", and it ending unanswered

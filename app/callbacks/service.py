@@ -38,6 +38,7 @@ from app.domain.callback import (
     RetryPolicy,
 )
 from app.domain.interaction import Interaction, Outcome, Phase
+from app.domain.outbound import Purpose, Refusal, Refused
 from app.domain.routing import customer_tier
 from app.errors import AppError
 
@@ -84,6 +85,14 @@ class CallbackService:
     def queue_callbacks(self, queue: str) -> CallbackSettings:
         q = self.queue_settings.get(queue)
         return q.callback if q is not None else CallbackSettings()
+
+    def refusal(self, phone: str) -> Refusal | None:
+        """Why this number can never be called back (the outbound policy), or None. Limits are
+        not asked here: they are met at dialling time, and a later try may pass them."""
+        refusal = self.runtime.outbound.check(
+            phone, Purpose.CALLBACK, self.settings.carrier.name, self.clock()
+        )
+        return refusal if refusal is not None and refusal.reason.lasting else None
 
     def key(self, queue: str) -> str | None:
         """The key that asks for a callback while waiting in this queue, if it offers them."""
@@ -164,6 +173,11 @@ class CallbackService:
             raise CallbackRequestError(f"no queue named {queue!r}", 404)
         if self.settings.carrier.outbound_contact is None:
             raise CallbackRequestError("the center cannot dial out (no carrier.outbound_contact)", 409)
+        refusal = self.refusal(phone)
+        if refusal is not None:
+            log.warning("callback to %r refused: %s", phone, refusal.detail)
+            malformed = refusal.reason is Refused.MALFORMED  # bad input, not a forbidden number
+            raise CallbackRequestError(refusal.detail, 400 if malformed else 403)
         if require_offer and not self.queue_callbacks(queue).offer:
             raise CallbackRequestError(f"queue {queue} does not offer callbacks", 409)
         now = self.clock()

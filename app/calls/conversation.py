@@ -23,11 +23,12 @@ from typing import Any
 
 from app.adapters.ari import ChannelDestroyed, StasisStart
 from app.calls.events import CallEvent, ControlRequest, PbxLost
-from app.calls.legs import Leg, place, wait_answer
+from app.calls.legs import Leg, OutboundRefused, dial_out, place, wait_answer
 from app.calls.ports import Desk
 from app.calls.session import HANGUP_EVENTS, Call
 from app.domain.callback import valid_phone
 from app.domain.interaction import Outcome
+from app.domain.outbound import Purpose
 from app.domain.routing import Tier
 from app.errors import AppError, PbxError
 
@@ -285,6 +286,9 @@ class Conversation:
                 raise ControlError(
                     f"transfers to {name} are not allowed here (routing.transfer_numbers)", 403
                 )
+            refusal = self.call.outbound.check(name, Purpose.TRANSFER, self.dialing.carrier, self.call.now())
+            if refusal is not None:
+                raise ControlError(refusal.detail, 403)
             return Transfer(queue=None, agent_id=None, number=name)
         raise ControlError(
             f"transfer target must be 'agent:<id>', 'queue:<name>' or 'number:<digits>', got {target!r}", 400
@@ -442,14 +446,19 @@ class Conversation:
         d = self.dialing
         call.it.record(call.now(), "dialing_external", number=number)
         call.save_soon()
-        channel_id = await place(
-            call,
-            endpoint=f"PJSIP/{number}@{d.carrier}",
-            kind="external",
-            caller_id=f'"{d.center_name}" <{d.presented_number or call.it.dnis}>',
-            timeout_s=d.external_ring_s,
-            variables={"LIANLUO_INTERACTION": call.it.id},
-        )
+        try:
+            channel_id = await dial_out(
+                call,
+                number=number,
+                trunk=d.carrier,
+                purpose=Purpose.TRANSFER,
+                kind="external",
+                caller_id=f'"{d.center_name}" <{d.presented_number or call.it.dnis}>',
+                timeout_s=d.external_ring_s,
+                variables={"LIANLUO_INTERACTION": call.it.id},
+            )
+        except OutboundRefused:
+            channel_id = None
         if channel_id is None:
             call.it.record(call.now(), "external_failed", number=number, reason="could not dial")
             call.save_soon()

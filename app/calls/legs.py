@@ -2,8 +2,10 @@
 
 `place` is the one way a leg is originated: its events are routed to the call before the
 request goes out (an answer can come back faster than the HTTP response), and unrouted again if
-the PBX refuses it. `ring_agents` rings the agents of one routing decision and tells the desk
-what each did: ringing, answered, no answer, refused.
+the PBX refuses it. `dial_out` is the one way a number is called through a trunk: the outbound
+policy admits it first (app/domain/outbound.py), or it is refused, recorded and never dialled.
+`ring_agents` rings the agents of one routing decision and tells the desk what each did:
+ringing, answered, no answer, refused.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from app.adapters.ari import Channel, ChannelDestroyed, StasisStart
 from app.calls.events import CallDropped, CallerGone, DialFailed, PbxLost
 from app.calls.ports import Desk
 from app.calls.session import Call
+from app.domain.outbound import Purpose, Refusal
 from app.domain.routing import Decision, Tier
-from app.errors import PbxError
+from app.errors import AppError, PbxError
 
 # Q.850 causes that mean "the phone rang and nobody picked up" (ring-no-answer).
 NO_ANSWER_CAUSES = frozenset({0, 18, 19})
@@ -82,6 +85,55 @@ async def place(
     if channel_id == call.caller:
         call.caller_placed = True
     return channel_id
+
+
+class OutboundRefused(AppError):
+    """The outbound policy refused a destination: nothing was dialled."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(
+            "outbound-refused",
+            refusal.detail,
+            {"number": refusal.number, "purpose": refusal.purpose.value, "reason": refusal.reason.value},
+            403,
+        )
+        self.refusal = refusal
+
+
+async def dial_out(
+    call: Call,
+    *,
+    number: str,
+    trunk: str,
+    purpose: Purpose,
+    kind: str,
+    caller_id: str,
+    timeout_s: float,
+    variables: Mapping[str, str],
+    channel_id: str | None = None,
+    dialplan_context: str | None = None,
+) -> str | None:
+    """`place` a leg to `number` through `trunk`, once the outbound policy admits it.
+
+    Raises OutboundRefused (recorded on the interaction as `outbound_refused`) when it does not."""
+    refusal = call.outbound.admit(number, purpose, trunk, call.now())
+    if refusal is not None:
+        call.it.record(
+            call.now(), "outbound_refused", number=number, purpose=purpose.value, reason=refusal.reason.value
+        )
+        call.save_soon()
+        call.log.warning("outbound policy refused %r (%s): %s", number, purpose.value, refusal.detail)
+        raise OutboundRefused(refusal)
+    return await place(
+        call,
+        endpoint=f"PJSIP/{number}@{trunk}",
+        kind=kind,
+        caller_id=caller_id,
+        timeout_s=timeout_s,
+        variables=variables,
+        channel_id=channel_id,
+        dialplan_context=dialplan_context,
+    )
 
 
 async def wait_answer(call: Call, channel_id: str, timeout: float | None = None) -> ChannelDestroyed | None:

@@ -1,5 +1,5 @@
-"""What every call of every kind is made with: the PBX, the interaction writer, the switchboard
-and the clock, handed to each call kind as one piece by the composition root."""
+"""What every call of every kind is made with: the PBX, the interaction writer, the switchboard,
+the clock and the outbound policy, handed to each call kind as one piece by the composition root."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from app.calls.session import Call
 from app.calls.switchboard import Switchboard
 from app.calls.writer import InteractionWriter
 from app.domain.interaction import Interaction
+from app.domain.outbound import OutboundPolicy
 
 if TYPE_CHECKING:
     from app.adapters.db import Customer
@@ -22,6 +23,7 @@ class Runtime:
     writer: InteractionWriter
     board: Switchboard
     clock: Clock
+    outbound: OutboundPolicy  # asked before any leg goes out through a trunk (legs.dial_out)
 
     def call(
         self, it: Interaction, kind: str, *, customer: Customer | None = None, recorded: bool = False
@@ -34,6 +36,7 @@ class Runtime:
             writer=self.writer,
             routes=self.board,
             clock=self.clock,
+            outbound=self.outbound,
             customer=customer,
             recorded=recorded,
         )

@@ -35,6 +35,7 @@ from app.calls.events import CallDropped, CallerGone, CallEvent, PbxLost, Reconn
 from app.calls.ports import Clock, Pbx
 from app.calls.writer import InteractionWriter
 from app.domain.interaction import Interaction, Outcome, Phase, outcome_when_caller_leaves
+from app.domain.outbound import OutboundPolicy
 from app.errors import PbxError
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class Call:
         writer: InteractionWriter,
         routes: Routes,
         clock: Clock,
+        outbound: OutboundPolicy,
         customer: Customer | None = None,
         recorded: bool = False,
     ) -> None:
@@ -79,6 +81,7 @@ class Call:
         self.writer = writer
         self.routes = routes
         self.clock = clock
+        self.outbound = outbound
         self.customer = customer
         self.recorded = recorded  # its row exists (or is on its way): saves go out
         # False while the caller is someone we have yet to call (a callback's customer).

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from app.adapters.ari import ChannelDestroyed, StasisStart
 from app.adapters.db import Store
 from app.calls.events import CallerGone, DialFailed, PbxLost
-from app.calls.legs import place, ring_agents
+from app.calls.legs import OutboundRefused, dial_out, ring_agents
 from app.calls.line import Line, WaitingRoom, waiting_of
 from app.calls.session import Call
 from app.calls.voice import Voice
 from app.config import CampaignSettings
 from app.domain.campaign import CallResult, DialAttempt, Lead, answered_result, unanswered_result
 from app.domain.interaction import Outcome, Phase
+from app.domain.outbound import Purpose
 from app.domain.routing import Decision, Tier, WaitingInteraction
 from app.errors import PbxError
 
@@ -92,18 +93,26 @@ class DialerCall:
         """The customer's leg, through the campaign's trunk; its answered side runs AMD if asked."""
         a = self.attempt
         self.call.caller_placed = True
-        placed = await place(
-            self.call,
-            endpoint=f"PJSIP/{a.phone}@{a.trunk}",
-            kind="dialer",
-            channel_id=self.call.caller,
-            caller_id=f'"{self.reach.center_name}" <{self.reach.caller_id}>',
-            timeout_s=self.campaign.ring_s,
-            variables={"LIANLUO_ATTEMPT": a.id, "LIANLUO_AMD": "yes" if amd else "no"},
-            dialplan_context=DIALPLAN_CONTEXT,
-        )
-        if placed is None:  # the trunk refused the call before it rang
-            self.call.events.put_nowait(DialFailed(self.call.caller, "could not dial"))
+        try:
+            placed = await dial_out(
+                self.call,
+                number=a.phone,
+                trunk=a.trunk,
+                purpose=Purpose.DIALER,
+                kind="dialer",
+                channel_id=self.call.caller,
+                caller_id=f'"{self.reach.center_name}" <{self.reach.caller_id}>',
+                timeout_s=self.campaign.ring_s,
+                variables={"LIANLUO_ATTEMPT": a.id, "LIANLUO_AMD": "yes" if amd else "no"},
+                dialplan_context=DIALPLAN_CONTEXT,
+            )
+        except OutboundRefused as refused:
+            placed = None
+            reason = refused.refusal.detail
+        else:
+            reason = "could not dial"
+        if placed is None:  # the trunk (or the outbound policy) refused the call before it rang
+            self.call.events.put_nowait(DialFailed(self.call.caller, reason))
 
     async def run(self) -> None:
         """The call start to end; `attempt.result` says how it went."""

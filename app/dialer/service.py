@@ -47,6 +47,7 @@ from app.domain.campaign import (
     why_not_callable,
 )
 from app.domain.interaction import Interaction, Outcome
+from app.domain.outbound import Purpose
 from app.domain.pacing import (
     BusyAgent,
     CampaignStatistics,
@@ -384,6 +385,8 @@ class DialerService:
         if trunk is None:
             log.warning("campaign %s: no trunk for %s; lead skipped", c.name, lead.phone)
             return
+        if await self._refused(lead, trunk):
+            return
         attempt = DialAttempt(str(uuid.uuid4()), c.name, lead.id, lead.phone, trunk, self.clock())
         dialer_call = self._new_call(state, lead, attempt, preview=False)
         lead.status = LeadStatus.DIALING
@@ -391,6 +394,22 @@ class DialerService:
         await self.store.save_dial_attempt(attempt)
         self._launch(dialer_call)
         await dialer_call.dial_customer(amd=c.amd)
+
+    async def _refused(self, lead: Lead, trunk: str) -> bool:
+        """True when the outbound policy does not let us call this lead now: a number it never
+        will is set invalid, one over a limit waits an hour."""
+        now = self.clock()
+        refusal = self.runtime.outbound.check(lead.phone, Purpose.DIALER, trunk, now)
+        if refusal is None:
+            return False
+        log.warning("lead %s (%r) not dialled: %s", lead.id, lead.phone, refusal.detail)
+        if refusal.reason.lasting:
+            lead.status = LeadStatus.INVALID
+        else:
+            lead.status = LeadStatus.PENDING
+            lead.next_attempt_at = now + timedelta(hours=1)
+        await self.store.save_lead(lead)
+        return True
 
     # -- preview: the agent sees the customer first, then calls or skips -------------------
 
@@ -435,6 +454,9 @@ class DialerService:
         trunk = trunk_for(lead.phone, state.rules.trunks)
         if trunk is None:
             raise DialerError(f"no trunk reaches {lead.phone}", 409)
+        refusal = self.runtime.outbound.check(lead.phone, Purpose.DIALER, trunk, self.clock())
+        if refusal is not None:
+            raise DialerError(refusal.detail, 403)
         attempt = DialAttempt(str(uuid.uuid4()), name, lead.id, lead.phone, trunk, self.clock())
         dialer_call = self._new_call(state, lead, attempt, preview=True)
         assert isinstance(dialer_call, PreviewCall)

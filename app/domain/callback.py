@@ -39,6 +39,7 @@ class AttemptResult(StrEnum):
     BUSY = "busy"
     NO_ANSWER = "no_answer"
     FAILED = "failed"  # congestion, invalid number, the trunk refused
+    REFUSED = "refused"  # the outbound policy will never let us call this number: no retry
 
 
 # Q.850 causes seen when dialling out, mapped to what they mean for a retry.
@@ -120,7 +121,7 @@ class Callback:
         self.last_result = result.value
         if result is AttemptResult.ANSWERED:
             self.status = CallbackStatus.COMPLETED
-        elif self.attempts >= policy.max_attempts:
+        elif result is AttemptResult.REFUSED or self.attempts >= policy.max_attempts:
             self.status = CallbackStatus.FAILED
         else:
             self.status = CallbackStatus.WAITING
@@ -131,6 +132,14 @@ class Callback:
         """The service stopped mid-attempt: count it as unanswered and try again later."""
         if self.status is CallbackStatus.DIALING:
             self.finish_attempt(AttemptResult.FAILED, now, policy)
+
+    def refuse(self) -> None:
+        """The outbound policy will never let us call this number: the callback ends, failed."""
+        if not self.open:
+            raise CallbackError(f"callback {self.id} is already {self.status.value}")
+        self.status = CallbackStatus.FAILED
+        self.last_result = AttemptResult.REFUSED.value
+        self.agent_id = None
 
     def cancel(self) -> None:
         if not self.open:

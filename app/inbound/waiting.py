@@ -19,7 +19,7 @@ from app.calls.ports import Desk, Ticket
 from app.calls.session import Call
 from app.calls.voice import Voice, filled
 from app.config import IvrSettings
-from app.domain.callback import CallbackSource, valid_phone
+from app.domain.callback import CallbackSource
 from app.domain.interaction import Outcome
 from app.domain.routing import Decision
 from app.voicemail.service import VoicemailService
@@ -145,8 +145,10 @@ class InboundRoom:
         it = call.it
         number = it.ani
         await call.pbx.stop_moh(call.caller)
-        if self.callbacks is None or not valid_phone(number):
-            it.record(call.now(), "callback_refused", number=number)
+        refusal = None if self.callbacks is None else self.callbacks.refusal(number)
+        if self.callbacks is None or refusal is not None:
+            reason = "cannot dial out" if refusal is None else refusal.reason.value
+            it.record(call.now(), "callback_refused", number=number, reason=reason)
             call.save_soon()
             await call.play(self.voice["callback_refused"], interruptible=False)
             return False

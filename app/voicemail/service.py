@@ -29,7 +29,7 @@ from app.calls.ports import Clock, Pbx
 from app.calls.session import Call
 from app.calls.voice import Voice
 from app.config import QueueSettings, Settings
-from app.domain.callback import Callback, CallbackSource, valid_phone
+from app.domain.callback import Callback, CallbackSource
 from app.domain.interaction import Interaction, Outcome
 from app.domain.voicemail import Voicemail, email_subject, worth_keeping
 from app.errors import AppError, PbxError
@@ -140,8 +140,10 @@ class VoicemailService:
         call.save_soon()
         if not caller_left:
             if kept is not None:
+                refused = self.callbacks is not None and self.callbacks.refusal(call.it.ani) is not None
+                saved = "voicemail_saved_no_callback" if refused else "voicemail_saved"
                 with contextlib.suppress(CallerGone):
-                    await call.play(self.voice["voicemail_saved"], interruptible=False)
+                    await call.play(self.voice[saved], interruptible=False)
             await call.hang_up()
 
     # -- keeping it -----------------------------------------------------------
@@ -192,7 +194,12 @@ class VoicemailService:
         self, vm: Voicemail, it: Interaction, queue: str | None, made: list[Callback]
     ) -> Callback | None:
         """The voicemail's row, and the callback that makes it work when the center can dial out."""
-        if not made and self.callbacks is not None and queue is not None and valid_phone(it.ani):
+        if (
+            not made
+            and self.callbacks is not None
+            and queue is not None
+            and self.callbacks.refusal(it.ani) is None
+        ):
             try:
                 made.append(
                     await self.callbacks.request(

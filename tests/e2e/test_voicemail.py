@@ -24,6 +24,7 @@ pytestmark = pytest.mark.e2e
 SMTP_PORT = free_port()
 INTRO = "Leave your message after the tone, then press the pound key."
 SAVED = "Your message is saved. Goodbye."
+NOT_CALLABLE = "Your message is saved. We cannot call you back at this number."
 OFFER = "To leave a message, press {key}."
 STACK_CONFIG = {
     "carrier": {"outbound_contact": f"sip:127.0.0.2:{free_sip_port()}"},
@@ -44,6 +45,7 @@ STACK_CONFIG = {
         "voicemail_offer": [{"text": OFFER, "lang": "en"}],
         "voicemail_intro": [{"text": INTRO, "lang": "en"}],
         "voicemail_saved": [{"text": SAVED, "lang": "en"}],
+        "voicemail_saved_no_callback": [{"text": NOT_CALLABLE, "lang": "en"}],
         "menu": [{"digit": "1", "queue": "general"}],
     },
     "voicemail": {
@@ -128,6 +130,36 @@ def test_no_agent_caller_leaves_a_message_that_becomes_work(
     status, listed = stack.api("GET", "/api/voicemails?new=1")
     assert status == 200 and str(vm["id"]) in [v["id"] for v in listed]
     assert stack.api("DELETE", f"/api/callbacks/{vm['callback_id']}")[0] == 200  # not dialled in this test
+
+
+def test_a_message_from_a_number_outside_the_dial_plan_is_kept_but_never_called_back(
+    stack: Stack, lab: PhoneLab, mailbox: Mailbox, tones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # Toll fraud as it was tried: a carrier call whose caller ID is an international dial string
+    # leaves a message with nobody logged in, so that an agent's answer dials that number.
+    hostile = "9011441234567"
+    call, it = call_in(lab, stack, hostile, tones[0], tmp_path / "caller.wav")
+    stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
+    call.send_dtmf("1")
+    stack.wait_event(it["id"], "voicemail_started", timeout=10)
+    call.wait_rx_audio(call.rx_audio_seconds() + 9.0, timeout=20)
+    call.send_dtmf("#")
+    call.wait_disconnected(timeout=20)
+    assert ended(stack, it["id"])["outcome"] == "voicemail"
+    heard = call.recording()
+    told = best_match(heard, prompt_wav(PromptText(NOT_CALLABLE)))
+    assert told > HEARD, "the caller was not told that we cannot call back"
+    # The usual "saved" prompt starts with the same words: it matches the heard audio only in part.
+    assert best_match(heard, prompt_wav(PromptText(SAVED))) < told
+    vm = voicemail_of(stack, it["id"])
+    assert vm is not None and vm["phone"] == hostile and vm["callback_id"] is None  # kept, no task
+    assert stack.query("SELECT id FROM callbacks WHERE phone = %s", hostile) == []
+    # Nor through the API, nor to an international premium range.
+    for number in (hostile, "+88212345678"):
+        status, body = stack.api("POST", "/api/callbacks", {"phone": number, "queue": "general"})
+        assert status == 403 and "number" in body["message"], body
+    assert stack.query("SELECT id FROM callbacks WHERE phone IN (%s, %s)", hostile, "+88212345678") == []
+    eventually(lambda: mailbox.about(hostile), 20, "the voicemail e-mail")  # the message is still work
 
 
 def test_waiting_caller_presses_2_and_hangs_up_mid_message(

@@ -5,7 +5,8 @@ made only for type checking):
 - the call runtime (app/calls) imports no call kind (inbound, callbacks, voicemail, dialer);
 - the domain imports no I/O library, no adapter, no configuration, nothing outside app/domain;
 - the shared web edge (app/web) does not import the panel (app/panel);
-- a call kind's folder does not import the composition root.
+- a call kind's folder does not import the composition root;
+- a number is dialled through a trunk in one place only, behind the outbound policy.
 """
 
 from __future__ import annotations
@@ -163,3 +164,18 @@ def test_the_rules_see_real_imports() -> None:
     assert "app.calls.line" in edges["app.inbound.calls"]
     assert "app.web.health" in edges["app.bootstrap"]  # `from app.web import health`
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_every_number_goes_out_through_the_outbound_policy() -> None:
+    """A trunk dial string (`PJSIP/<number>@<trunk>`) is written in one place: `legs.dial_out`,
+    which asks the outbound policy first. Anywhere else it would be a path to a trunk that skips it."""
+    found = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.JoinedStr):
+                continue
+            parts = [v.value if isinstance(v, ast.Constant) else "{}" for v in node.values]
+            text = "".join(str(p) for p in parts)
+            if text.startswith("PJSIP/") and "@" in text:
+                found.append(f"{name}:{node.lineno}")
+    assert len(found) == 1 and found[0].startswith("app.calls.legs:"), found

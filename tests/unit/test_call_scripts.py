@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.bus import Bus
-from app.calls.conversation import Conversation, Dialing
+from app.calls.conversation import ControlError, Conversation, Dialing
 from app.calls.events import ControlRequest
 from app.calls.line import Line
 from app.calls.recovery import Recovery
@@ -26,6 +26,7 @@ from app.config import AgentSettings, IvrSettings, PromptText, QueueSettings, Se
 from app.domain.agent_state import AgentState
 from app.domain.interaction import Interaction, Outcome, Phase
 from app.domain.ivr_flow import FlowSet
+from app.domain.outbound import DialPlan, OutboundPolicy
 from app.inbound.calls import InboundCalls
 from app.inbound.flow_files import classic_flow
 from app.inbound.waiting import InboundRoom
@@ -128,7 +129,7 @@ async def center(
     line = Line(desk, Dialing("carrier", "7000", "Test center", ("139",)))
     voice: Any = FakeVoice()
     room = InboundRoom(desk, voice, settings.ivr, None, None)
-    runtime = Runtime(pbx, writer, board, now)
+    runtime = Runtime(pbx, writer, board, now, OutboundPolicy(DialPlan()))
     inbound = InboundCalls(
         runtime=runtime,
         desk=desk,
@@ -424,3 +425,19 @@ async def test_a_ringing_phone_the_pbx_lost_is_not_the_agents_no_answer() -> Non
         assert c.state(agent) is AgentState.READY, "not set Not Ready for a phone the PBX lost"
         other = "1002" if agent == "1001" else "1001"
         await c.rings(other)
+
+
+async def test_a_transfer_to_a_number_outside_the_dial_plan_is_refused_and_never_dialled() -> None:
+    async with center() as c:
+        caller, iid, leg = await c.talking("1001")
+        for target, words in (
+            ("number:1390", "not a number this center calls"),  # allowed prefix, not a real number
+            ("number:+8821390001", "not allowed here"),  # not an allowed prefix at all
+        ):
+            try:
+                await c.control(iid, "transfer", target)
+                raise AssertionError(f"a transfer to {target} must be refused")
+            except ControlError as exc:
+                assert exc.http_status == 403 and words in exc.message, exc.message
+        assert c.pbx.originated("PJSIP/1390") == [] and c.pbx.originated("PJSIP/+882") == []
+        assert c.pbx.bridge_of(caller) == c.pbx.bridge_of(leg) is not None, "the caller stays with the agent"

@@ -102,6 +102,23 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
         ("routing:\n  transfer_numbers: ['139']\n", 2, "routing.transfer_numbers[0]", "outbound_contact"),
         ("routing:\n  transfer_numbers: ['13x']\n", 2, "routing.transfer_numbers[0]", "number prefix"),
         (
+            "outbound:\n  numbers: {mobile: '1[3-9'}\n",
+            2,
+            "outbound.numbers.mobile",
+            "not a regular expression",
+        ),
+        ("outbound:\n  numbers: {}\n", 2, "outbound.numbers", "can call nobody"),
+        ("outbound:\n  purposes: {robocall: [mobile]}\n", 2, "outbound.purposes.robocall", "unknown purpose"),
+        (
+            "outbound:\n  purposes:\n    callback: [satellite]\n",
+            3,
+            "outbound.purposes.callback[0]",
+            "no kind",
+        ),
+        ("outbound:\n  deny: ['+882']\n", 2, "outbound.deny[0]", "number prefix"),
+        ("outbound:\n  per_number: {per_hour: 5, per_day: 2}\n", 2, "outbound.per_number", "per_day"),
+        ("outbound:\n  country_code: ''\n", 2, "outbound.country_code", "digits"),
+        (
             "ivr:\n  callback_offer: [{text: 'press {digit}'}]\n",
             2,
             "ivr.callback_offer[0].text",

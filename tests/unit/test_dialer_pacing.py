@@ -8,6 +8,7 @@ from typing import Any
 from app.calls.runtime import Runtime
 from app.config import AgentSettings, CampaignSettings, CarrierSettings, QueueSettings, Settings
 from app.dialer.service import DialerService
+from app.domain.outbound import DialPlan, OutboundPolicy
 from app.domain.routing import WaitingInteraction
 from app.routing.desk import RoutingService
 
@@ -42,7 +43,7 @@ def floor(blend: bool) -> tuple[RoutingService, DialerService]:
         routing.device_changed(agent_id, True)  # registered: logged in, ready
     nothing: Any = None  # the pacing reads only the desk and the campaigns
     dialer = DialerService(
-        runtime=Runtime(nothing, nothing, nothing, lambda: datetime.now(UTC)),
+        runtime=Runtime(nothing, nothing, nothing, lambda: datetime.now(UTC), OutboundPolicy(DialPlan())),
         desk=routing,
         line=nothing,
         room=nothing,
