@@ -43,7 +43,7 @@ from app.web.auth import (
     session_of,
     writing_session,
 )
-from app.web.http import SETTINGS, BadRequest, json_body
+from app.web.http import SETTINGS, BadRequest, form_body, json_body
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         if not isinstance(username, str) or not isinstance(password, str):
             raise BadRequest("expected {'username': text, 'password': text}")
     else:
-        form = await request.post()
+        form = await form_body(request)
         username, password = str(form.get("username", "")), str(form.get("password", ""))
         cookie = request.cookies.get(LOGIN_FORM_COOKIE)
         field = form.get(CSRF_FIELD)
@@ -234,7 +234,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    form = None if request.content_type == "application/json" else await request.post()
+    form = None if request.content_type == "application/json" else await form_body(request)
     try:
         session = await writing_session(request, form)
     except (NotSignedIn, SessionExpired) as exc:
@@ -312,7 +312,7 @@ async def supervisor_page(request: web.Request) -> web.Response:
 
 async def state_form(request: web.Request) -> web.Response:
     """The Ready / Not Ready buttons without JavaScript: a form post, then back to the panel."""
-    form = await request.post()
+    form = await form_body(request)
     lang = language(request)
     try:
         session = await writing_session(request, form)

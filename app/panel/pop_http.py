@@ -33,7 +33,7 @@ from app.panel.pop import POPS, customer_view
 from app.routing.http import DESK, agent_view
 from app.voicemail.http import VOICEMAIL
 from app.web.auth import Forbidden, NotSignedIn, SessionExpired, session_of, writing_session
-from app.web.http import SETTINGS, BadRequest, json_body
+from app.web.http import SETTINGS, BadRequest, form_body, json_body
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ async def api_disposition(request: web.Request) -> web.Response:
 
 async def disposition_form(request: web.Request) -> web.Response:
     """The after-call form without JavaScript: a plain post, then back to the panel."""
-    form = await request.post()
+    form = await form_body(request)
     lang = language(request)
     try:
         session = await writing_session(request, form)

@@ -384,6 +384,51 @@ async def test_supervisor_changes_any_agent(panel: Panel, new_browser: Any) -> N
     assert (status, location) == (303, "/supervisor")
 
 
+# -- hostile input -----------------------------------------------------------------------------
+
+
+async def raw_post(browser: Browser, path: str, raw: bytes) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json", "X-CSRF-Token": browser.csrf}
+    async with browser.http.post(path.lstrip("/"), data=raw, headers=headers) as resp:
+        assert resp.content_type == "application/json", await resp.text()
+        return resp.status, await resp.json()
+
+
+async def test_hostile_bodies_get_a_clear_error_and_change_nothing(panel: Panel, new_browser: Any) -> None:
+    stranger = new_browser()
+    # Deep JSON on the unauthenticated sign-in: refused before parsing (size) or after (depth).
+    assert (await raw_post(stranger, "/login", b"[" * 50_000 + b"]" * 50_000))[0] == 413
+    status, body = await raw_post(stranger, "/login", b'{"username": ' + b"[" * 1_000 + b"]" * 1_000 + b"}")
+    assert status == 400 and "nested deeper" in body["message"]
+    for raw, words in (
+        (rb'{"username": "ro\u0000ot", "password": "x"}', "NUL"),
+        (rb'{"username": "\ud800", "password": "x"}', "surrogate"),
+        (b'{"username": "root", "password": "\xff"}', "not JSON"),  # not UTF-8
+        (b'{"username": "root", "password": "x"', "not JSON"),
+    ):
+        status, body = await raw_post(stranger, "/login", raw)
+        assert status == 400 and words in body["message"], (raw, body)
+    assert await panel.query("SELECT count(*) FROM web_sessions WHERE username = 'root'") == [(0,)]
+
+    lead = new_browser()
+    assert (await lead.sign_in("lead"))[0] == 200
+    before = await settled(panel)
+    for path, raw in (
+        ("/panel/api/agents/1002/state", rb'{"state": "not_ready", "reason": "lunch\u0000"}'),
+        ("/panel/api/agents/1002/state", rb'{"state": "not_ready", "reason": "\udfff"}'),
+    ):
+        status, body = await raw_post(lead, path, raw)
+        assert status == 400, body
+    status, body, _ = await lead.call("PUT", "/panel/api/agents/1002/skills/bill%00ing", {"level": 6})
+    assert status == 400 and "NUL" in body["message"]
+    status, body, _ = await lead.call("GET", "/panel/api/agents?x=%00")
+    assert status == 400 and "NUL" in body["message"]
+    assert await settled(panel) == before, "a refused request changed something"
+    # What is answered is not for caches: JSON carries agents, calls and customers.
+    status, _, resp = await lead.call("GET", "/panel/api/agents")
+    assert status == 200 and resp.headers["Cache-Control"] == "no-store"
+
+
 # -- throttling -----------------------------------------------------------------------------------
 
 
