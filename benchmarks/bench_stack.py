@@ -422,6 +422,37 @@ def agent_invites(log: Path) -> dict[str, float]:
     return seen
 
 
+def caller_command(
+    stack: BenchStack,
+    scenario: Path,
+    did: str,
+    rate: float,
+    calls: int,
+    code: int,
+    log: Path,
+    media_port: int | None = None,
+) -> list[str]:
+    """SIPp placing `calls` calls to `did` from the carrier's address at `rate` calls/s, each
+    marked "<code><call number>" in its From user, logging its <log> actions to `log`."""
+    cmd = [
+        "sipp",
+        f"127.0.0.1:{stack.sip_port}",
+        "-sf", str(scenario),
+        "-s", did,
+        "-i", CARRIER_IP,
+        "-p", str(free_udp_port(CARRIER_IP)),
+        "-mi", CARRIER_IP,
+        "-mp", str(media_port or free_udp_port(CARRIER_IP)),
+        "-r", str(rate),
+        "-m", str(calls),
+        "-l", str(max(calls, 1)),
+        "-key", "run", str(code),
+        "-trace_logs", "-log_file", str(log),
+        "-nostdin",
+    ]  # fmt: skip
+    return cmd
+
+
 class DriverStats(Protocol):
     def summary(self) -> dict[str, Any]: ...
 
@@ -446,25 +477,8 @@ class Bench:
     def caller(self, stack: BenchStack, did: str, rate: float, calls: int, code: int) -> Path:
         """Run the SIPp caller to completion; returns its log of <log> actions."""
         log = self.work / f"caller-{code}.log"
-        port = free_udp_port(CARRIER_IP)
-        media_port = free_udp_port(CARRIER_IP)
-        cmd = [
-            "sipp",
-            f"127.0.0.1:{stack.sip_port}",
-            "-sf", str(SIPP_DIR / "caller.xml"),
-            "-s", did,
-            "-i", CARRIER_IP,
-            "-p", str(port),
-            "-mi", CARRIER_IP,
-            "-mp", str(media_port),
-            "-r", str(rate),
-            "-m", str(calls),
-            "-l", str(max(calls, 1)),
-            "-key", "run", str(code),
-            "-trace_logs", "-log_file", str(log),
-            "-nostdin",
-            "-timeout", f"{int(calls / rate + 60)}s",
-        ]  # fmt: skip
+        cmd = caller_command(stack, SIPP_DIR / "caller.xml", did, rate, calls, code, log)
+        cmd += ["-timeout", f"{int(calls / rate + 60)}s"]
         with open(self.work / f"caller-{code}.out", "wb") as out:
             proc = subprocess.Popen(
                 cmd, cwd=self.work, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -548,17 +562,25 @@ def interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def start_agents(work: Path, port: int, log: Path, out: IO[bytes]) -> subprocess.Popen[bytes]:
+def start_agents(
+    work: Path,
+    port: int,
+    log: Path,
+    out: IO[bytes],
+    scenario: Path = SIPP_DIR / "agents.xml",
+    extra: tuple[str, ...] = (),
+) -> subprocess.Popen[bytes]:
     """One SIPp UAS answering for every agent (their AORs' static contacts point at it)."""
     cmd = [
         "sipp",
-        "-sf", str(SIPP_DIR / "agents.xml"),
+        "-sf", str(scenario),
         "-i", "127.0.0.1",
         "-p", str(port),
         "-mi", "127.0.0.1",
         "-mp", str(free_udp_port("127.0.0.1")),
         "-trace_logs", "-log_file", str(log),
         "-nostdin",
+        *extra,
     ]  # fmt: skip
     return subprocess.Popen(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
