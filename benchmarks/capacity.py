@@ -38,6 +38,7 @@ Ctrl-C, SIGTERM or error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -496,6 +497,12 @@ def app_calls(stack: BenchStack) -> int:
     return int(body.get("app", {}).get("calls", -1)) if status == 200 else -1
 
 
+def settled(stack: BenchStack) -> bool:
+    status, body = stack.health()
+    app = body.get("app", {})
+    return status == 200 and app.get("calls") == 0 and app.get("writes_waiting") == 0
+
+
 def restart_once(bench: Bench, stack: BenchStack, n: int, args: argparse.Namespace) -> dict[str, Any]:
     log_line(f"restart: {n} held calls on {PATHS['stasis']}")
     held = HeldCalls(bench, stack, STASIS_DID)
@@ -531,6 +538,9 @@ def restart_once(bench: Bench, stack: BenchStack, n: int, args: argparse.Namespa
         dropped = len(held.lines("BYE"))
     finally:
         held.end()
+    # The outcomes once the app has ended every call and written it (the write is behind the call).
+    with contextlib.suppress(AssertionError):
+        eventually(lambda: settled(stack), 60, "the app to end and write every call", 0.3)
     outcomes = dict(
         stack.query(
             "SELECT coalesce(outcome, 'open'), count(*) FROM interactions WHERE ani LIKE %s GROUP BY 1",
