@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-import queue_vs_stasis as qs  # noqa: E402
+import bench_stack as qs  # noqa: E402
 
 from tests.support.stack import free_sip_port, installed_asterisk_prefix, scratch_database  # noqa: E402
 
@@ -311,7 +311,7 @@ def trace(args: argparse.Namespace) -> int:
             agents_port = free_sip_port()
             agents = qs.start_agents(work, agents_port, work / "agents.log", out)
             bench = qs.Bench(work, work / "agents.log", digit_end_s)
-            stack = qs.make_stack(work, args.members, 0, agents_port, db_url, prefix)
+            stack = qs.make_stack(work, args.members, agents_port, db_url, prefix, name="queue_vs_stasis")
             trace = work / "loop.trace"
             if args.loop:
                 (work / "hook").mkdir()

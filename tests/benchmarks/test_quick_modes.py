@@ -135,3 +135,61 @@ def test_offer_trace(asterisk_prefix: Path) -> None:
         (row,) = [r for r in table_rows(out, step) if r[0] == step]
         assert int(row[1]) > 0 and re.fullmatch(NUMBER, row[2]), row
     assert re.search(rf"loop busy between end packet and INVITE: p50 {NUMBER} ms", out), out
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="needs SIPp (apt-get install sip-tester)")
+def test_capacity_rate(tmp_path: Path, asterisk_prefix: Path) -> None:
+    output = tmp_path / "capacity.json"
+    out = run_quick(
+        "capacity.py", "--mode", "rate", "--output", str(output), timeout=150, env=stack_env(asterisk_prefix)
+    )
+    for path in ("A Queue()", "B Stasis"):
+        rows = [r for r in table_rows(out, "step") + table_rows(out, "hold") if r[2] == path]
+        assert len(rows) == 3, out  # two rates and the hold
+        paired, calls = map(int, rows[0][3].split("/"))
+        assert 0 < paired <= calls and re.fullmatch(NUMBER, rows[0][6]), rows
+    assert "B's p95 within 2x A's up to:" in out and "p95 passes 100 ms at:" in out, out
+    assert len(json.loads(output.read_text())["rate"]["steps"]) == 2
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="needs SIPp (apt-get install sip-tester)")
+def test_capacity_concurrent(tmp_path: Path, asterisk_prefix: Path) -> None:
+    output = tmp_path / "capacity.json"
+    out = run_quick(
+        "capacity.py",
+        "--mode",
+        "concurrent",
+        "--output",
+        str(output),
+        timeout=150,
+        env=stack_env(asterisk_prefix),
+    )
+    for path in ("A Queue()", "B Stasis"):
+        rows = table_rows(out, path)
+        assert rows and all(re.fullmatch(NUMBER, r[3]) for r in rows), out  # set-up p95 per step
+        assert int(rows[0][1]) > 0 and re.fullmatch(NUMBER, rows[0][12]), rows  # RSS KB per call
+    assert "most concurrent calls with set-up p95 <= 1 s" in out, out
+    steps = json.loads(output.read_text())["concurrent"]["steps"]
+    assert all(s[0]["setup_ms"] for s in steps.values()), steps
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="needs SIPp (apt-get install sip-tester)")
+def test_capacity_restart(tmp_path: Path, asterisk_prefix: Path) -> None:
+    output = tmp_path / "capacity.json"
+    out = run_quick(
+        "capacity.py",
+        "--mode",
+        "restart",
+        "--output",
+        str(output),
+        timeout=150,
+        env=stack_env(asterisk_prefix),
+    )
+    (row,) = [r for r in table_rows(out, "") if r[0].isdigit()]
+    calls = int(row[0])
+    assert re.fullmatch(NUMBER, row[2]) and int(row[4]) == calls, row  # followed; every call recovered
+    (result,) = json.loads(output.read_text())["restart"]
+    assert result["recovered_events"] == calls, result

@@ -1,0 +1,589 @@
+"""The stack the call benchmarks share: one real Lianluo with its own Asterisk, SIPp agents and
+callers, and the app_queue baseline beside our Stasis path.
+
+  A  DID 7200 -> Answer(), Read() one digit, Queue(bench): app_queue with static members,
+     written into the instance's `extensions_local.conf` and `queues_local.conf`;
+  B  DID 7100 -> Stasis: the app answers, plays a one-word greeting, takes digit 1 and routes
+     to queue `general` (longest idle), with no "please hold" prompt.
+
+Used by queue_vs_stasis.py and capacity.py (see benchmarks/README.md). Everything here
+starts processes the caller must stop: BenchStack.shutdown, stop_process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support.stack import (  # noqa: E402
+    Stack,
+    asterisk_pids_for,
+    eventually,
+    free_sip_port,
+    installed_asterisk_prefix,
+    scratch_database,
+    write_config,
+)
+
+__all__ = [
+    "Stack",
+    "eventually",
+    "free_sip_port",
+    "installed_asterisk_prefix",
+    "scratch_database",
+]
+
+SIPP_DIR = REPO / "benchmarks" / "sipp"
+
+INSTANCE = "bench"
+STASIS_DID = "7100"
+QUEUE_DID = "7200"
+CARRIER_IP = "127.0.0.2"
+FIRST_AGENT = 30000  # agent ids 30000, 30001, ...
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# ---------------------------------------------------------------------------
+# The caller's media: voice, then RFC 2833 digit 1, then voice
+# ---------------------------------------------------------------------------
+
+VOICE_LEAD_MS = 160  # voice before the digit: Answer()'s wait ends on the first frame
+DIGIT_MS = 100  # longer than Asterisk's 80 ms minimum, so no DTMF emulation delays it
+MEDIA_MS = 1000
+
+
+def write_caller_pcap(path: Path) -> float:
+    """Write the caller's media as a pcap for SIPp's play_pcap_audio.
+
+    Returns the offset (s) of the digit's first end packet: Asterisk delivers the digit (to
+    Read() or as ARI ChannelDtmfReceived) when that packet arrives.
+    """
+    ssrc, seq, ts = 0x1A2B3C4D, 1000, 8000
+    packets: list[tuple[int, bytes]] = []  # (offset ms, RTP packet)
+
+    def rtp(pt: int, marker: bool, payload: bytes, timestamp: int) -> bytes:
+        nonlocal seq
+        seq += 1
+        return (
+            struct.pack("!BBHII", 0x80, (0x80 if marker else 0) | pt, seq & 0xFFFF, timestamp, ssrc) + payload
+        )
+
+    t = 0
+    while t < VOICE_LEAD_MS:
+        packets.append((t, rtp(0, t == 0, b"\xff" * 160, ts)))
+        t += 20
+        ts += 160
+    event_ts = ts
+    for i in range(DIGIT_MS // 20):
+        duration = (i + 1) * 160
+        packets.append((t, rtp(101, i == 0, struct.pack("!BBH", 1, 10, duration), event_ts)))
+        t += 20
+    end_ms = t
+    for _ in range(3):  # the end packet, sent three times as RFC 4733 asks
+        packets.append((t, rtp(101, False, struct.pack("!BBH", 1, 0x80 | 10, DIGIT_MS * 8), event_ts)))
+    ts = event_ts + DIGIT_MS * 8
+    t += 20
+    while t < MEDIA_MS:
+        packets.append((t, rtp(0, False, b"\xff" * 160, ts)))
+        t += 20
+        ts += 160
+
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]  # Ethernet link type
+    base = 1_700_000_000
+    for offset_ms, packet in packets:
+        udp = struct.pack("!HHHH", 40000, 40002, 8 + len(packet), 0) + packet
+        ip = struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, b"\x0a\0\0\1", b"\x0a\0\0\2"
+        )
+        frame = b"\x00" * 12 + b"\x08\x00" + ip + udp
+        out.append(
+            struct.pack("<IIII", base + offset_ms // 1000, (offset_ms % 1000) * 1000, len(frame), len(frame))
+        )
+        out.append(frame)
+    path.write_bytes(b"".join(out))
+    return end_ms / 1000
+
+
+# ---------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------
+
+
+def free_udp_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Stop one process we started: SIGTERM, then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, in seconds (fields 14 and 15 of /proc/<pid>/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+class BenchStack(Stack):
+    """tests.support.stack.Stack, started at log level INFO (see make_stack): DEBUG logging
+    would cost the app CPU that production does not spend."""
+
+    def start(self, timeout: float = 180.0) -> None:
+        super().start(timeout)
+
+    def asterisk_pid(self) -> int:
+        pids = self.asterisk_pids()
+        if len(pids) != 1:
+            raise BenchError(f"expected one Asterisk for {self.var_dir}, found {pids}")
+        return pids[0]
+
+    def shutdown(self) -> None:
+        """Stop the app (which stops its Asterisk); then make sure no Asterisk of ours is left."""
+        try:
+            self.stop(timeout=45)
+        finally:
+            for pid in asterisk_pids_for(self.var_dir):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------------
+# The contact center under test
+# ---------------------------------------------------------------------------
+
+
+def agent_ids(members: int) -> list[str]:
+    return [str(FIRST_AGENT + i) for i in range(members)]
+
+
+def write_baseline(etc: Path, members: list[str]) -> None:
+    """Site-local files for the app_queue baseline (`members`: every static member's agent id);
+    Lianluo never overwrites them."""
+    etc.mkdir(parents=True, exist_ok=True)
+    (etc / "extensions_local.conf").write_text(
+        "; queue_vs_stasis baseline: the same caller flow as the Stasis side (answer, one\n"
+        "; digit), then app_queue with static members.\n"
+        "[from-carrier](+)\n"
+        f"exten => {QUEUE_DID},1,Answer()\n"
+        " same => n,Read(BENCH_DIGIT,,1,,1,10)\n"
+        " same => n,Queue(bench,,,,30)\n"
+        " same => n,Hangup()\n"
+    )
+    lines = [
+        "; queue_vs_stasis baseline queue",
+        "[bench]",
+        "strategy = leastrecent",
+        "timeout = 15",
+        "retry = 1",
+        "wrapuptime = 0",
+        "ringinuse = no",
+        "autofill = yes",
+        "joinempty = yes",
+        "leavewhenempty = no",
+        "announce-frequency = 0",
+        "periodic-announce-frequency = 0",
+        "announce-holdtime = no",
+        "announce-position = no",
+        "musicclass = default",
+    ]
+    lines += [f"member => PJSIP/{a}" for a in members]
+    (etc / "queues_local.conf").write_text("\n".join(lines) + "\n")
+
+
+def make_stack(
+    work: Path,
+    members: int,
+    agents_port: int,
+    db_url: str,
+    prefix: Path,
+    *,
+    name: str,
+    flappers: list[str] | None = None,
+    rtp: tuple[int, int] = (20000, 21999),
+) -> BenchStack:
+    """The benchmark's contact center: `members` agents with a static contact on the agents'
+    SIPp, and `flappers` (agent ids) whose phones register by themselves; members of the
+    baseline's queue too. `rtp`: Asterisk's RTP port range (two ports per call leg)."""
+    flappers = flappers or []
+    var_dir = work / f"var-{members}"
+    config = work / f"center-{members}.yaml"
+    settings = write_config(
+        config,
+        var_dir,
+        instance=INSTANCE,
+        center_name=f"{name} {members}",
+        asterisk={"rtp_start": rtp[0], "rtp_end": rtp[1]},
+        # Only the Stasis DID is Lianluo's: were the baseline's DID listed too, its generated
+        # priority 1 (into Stasis) would win over the one extensions_local.conf appends.
+        carrier={"name": "carrier", "match": [CARRIER_IP], "dids": [STASIS_DID]},
+        agents=[
+            {"id": a, "name": f"Agent {a}", "contact": f"sip:{a}@127.0.0.1:{agents_port}"}
+            for a in agent_ids(members)
+        ]
+        # The register churn's agents: no static contact, their phones register (Registrar).
+        + [{"id": a, "name": f"Flapper {a}"} for a in flappers],
+        queues=[{"name": "general", "strategy": "longest_idle", "ring_timeout_s": 15, "wrap_up_s": 0}],
+        ivr={
+            "greeting": [{"text": "Press 1.", "lang": "en"}],
+            "connecting": [],
+            "menu": [{"digit": "1", "queue": "general"}],
+            "digit_timeout_s": 10,
+            "attempts": 1,
+        },
+    )
+    write_baseline(var_dir / "asterisk" / INSTANCE / "etc", agent_ids(members) + flappers)
+    # Given to the constructor: Stack's generated __init__ calls no __post_init__ of a subclass,
+    # so setting it there (as the first version did) left the app logging at DEBUG.
+    return BenchStack(
+        config, var_dir, db_url, prefix, work / f"app-{members}.log", settings, log_level="INFO"
+    )
+
+
+def wait_ready(stack: BenchStack, members: int) -> None:
+    """Every agent online and Ready in Lianluo, and Not in use in app_queue."""
+
+    def agents_ready() -> bool:
+        status, agents = stack.api("GET", "/api/agents")
+        if status != 200:
+            return False
+        return sum(1 for a in agents if a["device_registered"] and a["state"] == "ready") == members
+
+    eventually(agents_ready, 90, f"{members} agents online and ready in Lianluo", 0.5)
+
+    measured = {f"PJSIP/{a}" for a in agent_ids(members)}
+
+    def members_free() -> bool:
+        # Only the measured agents: the register churn's extra members stay paused throughout.
+        lines = [
+            ln
+            for ln in stack.cli("queue show bench").splitlines()
+            if ln.split()[:1] and ln.split()[0] in measured
+        ]
+        return len(lines) == members and all("(Not in use)" in ln and "(paused" not in ln for ln in lines)
+
+    eventually(members_free, 60, f"{members} queue members not in use and not paused", 0.5)
+    check = stack.cli(f"dialplan show {QUEUE_DID}@from-carrier")
+    if "Queue(bench" not in check or "lianluo-inbound" in check:
+        raise BenchError(f"extensions_local.conf did not add {QUEUE_DID} to from-carrier:\n{check}")
+
+
+def wait_idle(stack: BenchStack, members: int, timeout: float = 60) -> None:
+    """No channel left in Asterisk and every agent Ready again, before the next measurement."""
+
+    def no_channels() -> bool:
+        out = stack.cli("core show channels count")
+        m = re.search(r"(\d+) active channels?", out)
+        return m is not None and int(m.group(1)) == 0
+
+    eventually(no_channels, timeout, "Asterisk to have no channels", 0.3)
+    wait_ready(stack, members)
+
+
+AMI_USER = "lianluo"  # the app's AMI user (manager.conf); its password is in var/secrets.yaml
+
+
+class AmiClient:
+    """Just enough AMI for QueuePause: one connection, events off, responses matched by ActionID."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, asyncio.Future[dict[str, str]]] = {}
+        self._n = 0
+
+    async def open(self, port: int, user: str, secret: str) -> None:
+        self._reader, self._writer = await asyncio.open_connection("127.0.0.1", port)
+        await self._reader.readline()  # "Asterisk Call Manager/..."
+        self._task = asyncio.create_task(self._read())
+        resp = await self.action({"Action": "Login", "Username": user, "Secret": secret, "Events": "off"})
+        if resp.get("Response") != "Success":
+            raise BenchError(f"AMI login refused: {resp}")
+
+    async def action(self, fields: dict[str, str]) -> dict[str, str]:
+        self._n += 1
+        action_id = str(self._n)
+        fut: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+        self._waiting[action_id] = fut
+        text = "".join(f"{k}: {v}\r\n" for k, v in {**fields, "ActionID": action_id}.items())
+        self._writer.write((text + "\r\n").encode())
+        return await fut
+
+    async def _read(self) -> None:
+        block: dict[str, str] = {}
+        while line := await self._reader.readline():
+            text = line.decode(errors="replace").rstrip("\r\n")
+            if text:
+                key, _, value = text.partition(":")
+                block[key.strip()] = value.strip()
+                continue
+            fut = self._waiting.pop(block.get("ActionID", ""), None)
+            if fut is not None and not fut.done():
+                fut.set_result(block)
+            block = {}
+        for fut in self._waiting.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError("AMI connection closed"))
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.action({"Action": "Logoff"})
+        self._task.cancel()
+        self._writer.close()
+
+
+def qualify_now(stack: BenchStack, agents: list[str]) -> None:
+    """Have Asterisk qualify the agents' static contacts at once (AMI PJSIPQualify). Left to
+    itself it spreads each contact's first qualify over qualify_frequency (30 s), and an agent
+    is online in Lianluo and Not in use in app_queue only once its contact has answered."""
+
+    async def main() -> None:
+        ami = AmiClient()
+        await ami.open(int(stack.settings["asterisk"]["ami_port"]), AMI_USER, stack.secrets["ami_password"])
+        try:
+            for agent in agents:
+                resp = await ami.action({"Action": "PJSIPQualify", "Endpoint": agent})
+                if resp.get("Response") != "Success":
+                    raise BenchError(f"could not qualify agent {agent}'s contact: {resp}")
+        finally:
+            await ami.close()
+
+    asyncio.run(main())
+
+
+EPOCH = re.compile(r"(\d{9,11}\.\d{6})")
+
+
+@dataclass
+class SideResult:
+    path: str  # "queue" (A) or "stasis" (B)
+    calls: int
+    paired: int
+    timeouts: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    asterisk_cpu_pct: float
+    python_cpu_pct: float
+    seconds: float
+    load1: float  # the host's 1-minute load average at the end of the caller run
+    churn: dict[str, Any] | None = None  # ChurnStats.summary() when agents churned meanwhile
+    latencies_ms: list[float] = field(repr=False, default_factory=list)
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not sorted_values:
+        return None
+    pos = (len(sorted_values) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def agent_invites(log: Path) -> dict[str, float]:
+    """Marker -> time the agent SIPp received the first INVITE carrying it."""
+    seen: dict[str, float] = {}
+    if not log.exists():
+        return seen
+    for line in log.read_text(errors="replace").splitlines():
+        if not line.startswith("INVITE "):
+            continue
+        t, m = EPOCH.search(line), re.search(r"sip:(\d+)@", line)
+        if t and m:
+            seen.setdefault(m.group(1), float(t.group(1)))
+    return seen
+
+
+def caller_command(
+    stack: BenchStack,
+    scenario: Path,
+    did: str,
+    rate: float,
+    calls: int,
+    code: int,
+    log: Path,
+    media_port: int | None = None,
+) -> list[str]:
+    """SIPp placing `calls` calls to `did` from the carrier's address at `rate` calls/s, each
+    marked "<code><call number>" in its From user, logging its <log> actions to `log`."""
+    cmd = [
+        "sipp",
+        f"127.0.0.1:{stack.sip_port}",
+        "-sf", str(scenario),
+        "-s", did,
+        "-i", CARRIER_IP,
+        "-p", str(free_udp_port(CARRIER_IP)),
+        "-mi", CARRIER_IP,
+        "-mp", str(media_port or free_udp_port(CARRIER_IP)),
+        "-r", str(rate),
+        "-m", str(calls),
+        "-l", str(max(calls, 1)),
+        "-key", "run", str(code),
+        "-trace_logs", "-log_file", str(log),
+        "-nostdin",
+    ]  # fmt: skip
+    return cmd
+
+
+class DriverStats(Protocol):
+    def summary(self) -> dict[str, Any]: ...
+
+
+class Driver(Protocol):
+    """Something that runs beside a caller run (queue_vs_stasis's Churn): started just before
+    it, stopped just after, its summary kept with the run's figures."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> DriverStats: ...
+
+
+class Bench:
+    def __init__(self, work: Path, agents_log: Path, digit_end_s: float) -> None:
+        self.work = work
+        self.agents_log = agents_log
+        self.digit_end_s = digit_end_s
+        self.next_code = 1000  # the fixed-width first part of each call's marker
+        self.cells = 0
+
+    def caller(self, stack: BenchStack, did: str, rate: float, calls: int, code: int) -> Path:
+        """Run the SIPp caller to completion; returns its log of <log> actions."""
+        log = self.work / f"caller-{code}.log"
+        cmd = caller_command(stack, SIPP_DIR / "caller.xml", did, rate, calls, code, log)
+        cmd += ["-timeout", f"{int(calls / rate + 60)}s"]
+        with open(self.work / f"caller-{code}.out", "wb") as out:
+            proc = subprocess.Popen(
+                cmd, cwd=self.work, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            try:
+                proc.wait(calls / rate + 90)
+            except subprocess.TimeoutExpired:
+                raise BenchError(f"SIPp caller {code} did not finish") from None
+            finally:
+                stop_process(proc)
+        return log
+
+    def invites_for(self, markers: dict[str, float], timeout: float = 3.0) -> dict[str, float]:
+        """The agents' INVITE times; SIPp may write the last lines a moment after the caller ends."""
+        deadline = time.monotonic() + timeout
+        while True:
+            invites = agent_invites(self.agents_log)
+            if all(m in invites for m in markers) or time.monotonic() > deadline:
+                return invites
+            time.sleep(0.2)
+
+    def measure(
+        self, stack: BenchStack, path: str, rate: float, calls: int, churn: Driver | None = None
+    ) -> SideResult:
+        """One caller run on one path; with `churn`, its agents change state all along."""
+        did = QUEUE_DID if path == "queue" else STASIS_DID
+        code = self.next_code
+        self.next_code += 1
+        assert stack.proc is not None
+        ast_pid, py_pid = stack.asterisk_pid(), stack.proc.pid
+        if churn is not None:
+            churn.start()
+        cpu0 = (cpu_seconds(ast_pid), cpu_seconds(py_pid))
+        t0 = time.monotonic()
+        try:
+            log = self.caller(stack, did, rate, calls, code)
+        finally:
+            wall = time.monotonic() - t0
+            cpu1 = (cpu_seconds(ast_pid), cpu_seconds(py_pid))
+            churned = churn.stop().summary() if churn is not None else None
+
+        ready_at: dict[str, float] = {}
+        timeouts = 0
+        for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+            t = EPOCH.search(line)
+            marker = line.split()[-1] if line.split() else ""
+            if line.startswith("MEDIA ") and t:
+                ready_at[marker] = float(t.group(1)) + self.digit_end_s
+            elif line.startswith("TIMEOUT "):
+                timeouts += 1
+        invites = self.invites_for(ready_at)
+        latencies = sorted((invites[m] - t) * 1000 for m, t in ready_at.items() if m in invites)
+        return SideResult(
+            path=path,
+            calls=calls,
+            paired=len(latencies),
+            timeouts=timeouts,
+            p50_ms=percentile(latencies, 0.50),
+            p95_ms=percentile(latencies, 0.95),
+            p99_ms=percentile(latencies, 0.99),
+            max_ms=latencies[-1] if latencies else None,
+            asterisk_cpu_pct=100 * (cpu1[0] - cpu0[0]) / wall,
+            python_cpu_pct=100 * (cpu1[1] - cpu0[1]) / wall,
+            seconds=wall,
+            load1=os.getloadavg()[0],
+            churn=churned,
+            latencies_ms=[round(x, 3) for x in latencies],
+        )
+
+
+def fmt(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def ratio(b: float | None, a: float | None) -> float | None:
+    return None if a is None or b is None or a <= 0 else b / a
+
+
+def interrupted(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so every `finally` cleans up what it started."""
+    raise KeyboardInterrupt
+
+
+def start_agents(
+    work: Path,
+    port: int,
+    log: Path,
+    out: IO[bytes],
+    scenario: Path = SIPP_DIR / "agents.xml",
+    extra: tuple[str, ...] = (),
+) -> subprocess.Popen[bytes]:
+    """One SIPp UAS answering for every agent (their AORs' static contacts point at it)."""
+    cmd = [
+        "sipp",
+        "-sf", str(scenario),
+        "-i", "127.0.0.1",
+        "-p", str(port),
+        "-mi", "127.0.0.1",
+        "-mp", str(free_udp_port("127.0.0.1")),
+        "-trace_logs", "-log_file", str(log),
+        "-nostdin",
+        *extra,
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def log_line(text: str) -> None:
+    print(f"# {text}", file=sys.stderr, flush=True)
