@@ -39,8 +39,10 @@ class AsteriskSettings:
     sip_port: int = 5060
     http_port: int = 8088
     ami_port: int = 5038
+    # Two ports per call leg (RTP, RTCP), two legs per call through a queue: 10,000 ports hold
+    # 2,500 calls (Asterisk's own default range). A range that runs out refuses calls with 488.
     rtp_start: int = 10000
-    rtp_end: int = 10999
+    rtp_end: int = 19999
     # WebRTC softphones reach Asterisk over a SIP websocket. "ws": plain, on the HTTP server
     # above (loopback; enough for a browser on this machine). "wss": TLS on wss_bind:wss_port
     # with the certificate generated into var/tls/ (needed once browsers are on other machines).

@@ -94,7 +94,8 @@ QUICK_RESULTS = Path(tempfile.gettempdir()) / "lianluo-bench-quick" / "capacity.
 MODES = ("rate", "concurrent", "restart")
 PATHS = {"queue": "A Queue()", "stasis": "B Stasis"}
 # Asterisk's RTP ports: two per call leg (RTP, RTCP), two legs per call. 10,000 ports hold
-# 2,500 calls; the default range (10000-10999) holds 250.
+# 2,500 calls, as the default range (10000-19999) does; this one does not collide with a demo
+# running beside the benchmark.
 RTP_RANGE = (20000, 29999)
 AUDIO = "agent_audio.ulaw"  # what a held agent streams, looped (agents_capacity.xml names it)
 SLOW_MS = 100.0  # "where each path's p95 passes 100 ms"
