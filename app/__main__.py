@@ -29,19 +29,23 @@ from app.errors import AppError, ConfigError
 from app.inbound.flow_files import load_flows
 
 
-def banner(settings: Settings, agent_passwords: dict[str, str], database: str) -> str:
+def banner(settings: Settings, database: str) -> str:
+    """What a person starting the center needs, and where to read the secrets: never the secrets
+    themselves (a run log is often kept, shared or world-readable)."""
     a = settings.asterisk
+    secrets = f"{settings.var_dir.rstrip('/')}/secrets.yaml"
     lines = [
         "",
         f"Lianluo is running: {settings.center_name}",
         f"  health page:  http://{settings.web.host}:{settings.web.port}/health",
         f"  SIP server:   {a.sip_bind}:{a.sip_port} (UDP)",
-        "  Agents: register a softphone with username = the agent number and this password:",
+        "  Agents: register a softphone with username = the agent number; the passwords are",
+        f"    `agent_passwords` in {secrets} (mode 0600); list them with",
+        f"    {_list_command('agent_passwords', secrets)}",
     ]
     for agent in settings.agents[:10]:
-        password = agent_passwords.get(agent.id, "?")
         phone = "  (browser softphone: sign in to the agent panel)" if agent.webrtc else ""
-        lines.append(f"    {agent.id}  {agent.name:<12}  password {password}{phone}")
+        lines.append(f"    {agent.id}  {agent.name}{phone}")
     lines += panel_banner(settings)
     dids = ", ".join(settings.carrier.dids)
     lines += [
@@ -64,8 +68,12 @@ def panel_banner(settings: Settings) -> list[str]:
         f"  Agent panel:  http://{web.host}:{web.port}/login",
         "    agents sign in with their number" + (f"; also {others}" if others else ""),
         f"    passwords: `panel_passwords` in {secrets}; list them with",
-        f"    awk '/^panel_passwords:/ {{p=1; next}} /^[^ ]/ {{p=0}} p' {secrets}",
+        f"    {_list_command('panel_passwords', secrets)}",
     ]
+
+
+def _list_command(key: str, secrets: str) -> str:
+    return f"awk '/^{key}:/ {{p=1; next}} /^[^ ]/ {{p=0}} p' {secrets}"
 
 
 async def import_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -149,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     from app.adapters.asterisk_instance import lock_instance
     from app.bootstrap import DATABASE_URL, SHUTDOWN, Paths, build_app  # after logging is set
-    from app.web.http import SECRETS, SETTINGS
+    from app.web.http import SETTINGS
 
     try:
         lock_instance(Paths.of(settings).var_dir, settings.asterisk.instance)
@@ -169,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
     async def announce(app: web.Application) -> None:
         print(
-            banner(app[SETTINGS], dict(app[SECRETS].agent_passwords), safe_url(app[DATABASE_URL])), flush=True
+            banner(app[SETTINGS], safe_url(app[DATABASE_URL])), flush=True
         )
         # Once running: SIGTERM and SIGHUP hand the calls over instead of ending them (SIGINT,
         # Ctrl-C, keeps aiohttp's handler: stop everything).

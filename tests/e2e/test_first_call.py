@@ -38,6 +38,22 @@ def test_health_page_reports_every_part(stack: Stack) -> None:
     assert body["ari"]["version"].startswith("22.")
 
 
+def test_the_run_log_holds_no_secret(stack: Stack) -> None:
+    """The banner says where the passwords are, never what they are: run logs are kept and shared."""
+    log = stack.log_path.read_text(errors="replace")
+    assert "Lianluo is running" in log and "secrets.yaml" in log
+    secrets = stack.secrets
+    for name, value in (
+        *((f"agent {a}", p) for a, p in secrets["agent_passwords"].items()),
+        *((f"panel user {u}", p) for u, p in secrets["panel_passwords"].items()),
+        ("the API token", secrets["api_token"]),
+        ("the ARI password", secrets["ari_password"]),
+        ("the AMI password", secrets["ami_password"]),
+    ):
+        assert str(value) not in log, f"the password of {name} is in the run log"
+    assert (stack.var_dir / "secrets.yaml").stat().st_mode & 0o077 == 0, "secrets.yaml is readable by others"
+
+
 def test_caller_presses_1_and_talks_to_agent(
     stack: Stack, lab: PhoneLab, tones: tuple[Path, Path], tmp_path: Path
 ) -> None:
