@@ -176,9 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     app = build_app(settings)
 
     async def announce(app: web.Application) -> None:
-        print(
-            banner(app[SETTINGS], safe_url(app[DATABASE_URL])), flush=True
-        )
+        print(banner(app[SETTINGS], safe_url(app[DATABASE_URL])), flush=True)
         # Once running: SIGTERM and SIGHUP hand the calls over instead of ending them (SIGINT,
         # Ctrl-C, keeps aiohttp's handler: stop everything).
         loop = asyncio.get_running_loop()

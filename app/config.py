@@ -328,6 +328,10 @@ class WebSettings:
     # Failed sign-ins allowed per username and address within the window, then 429.
     login_max_failures: int = 5
     login_window_s: float = 300.0
+    # And across the board: per username from any address (a botnet guessing one account), per
+    # address for any username (one source spraying a password over many accounts).
+    login_max_failures_per_user: int = 20
+    login_max_failures_per_address: int = 20
     # Disposition codes offered in after-call work (labels in English and Chinese).
     wrap_up_codes: tuple[WrapUpCode, ...] = DEFAULT_WRAP_UP_CODES
     # A Ready agent whose panel sees no keyboard or mouse for this long goes Not Ready ("idle"); 0 = off.
@@ -884,6 +888,11 @@ def _check_web(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> No
         codes.add(reason.code)
     if s.web.session_idle_s < 60 or s.web.session_max_s < s.web.session_idle_s:
         raise bad("web.session_idle_s", "session_idle_s must be >= 60 and session_max_s >= session_idle_s")
+    if (
+        min(s.web.login_max_failures_per_user, s.web.login_max_failures_per_address)
+        < s.web.login_max_failures
+    ):
+        raise bad("web.login_max_failures_per_user", "the wider limits must be at least login_max_failures")
     if s.web.login_max_failures < 1 or s.web.login_window_s <= 0:
         raise bad("web.login_max_failures", "login_max_failures must be >= 1 and login_window_s positive")
     if not s.web.wrap_up_codes:

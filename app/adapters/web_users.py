@@ -155,9 +155,9 @@ class WebUserStore:
 
     async def charge_attempt(
         self, username: str, remote: str, at: datetime, window_start: datetime
-    ) -> tuple[int, list[datetime]]:
-        """Record this attempt as a failure up front. Returns its id and the times of the
-        other failures for the same key inside the window.
+    ) -> tuple[int, list[tuple[str, str, datetime]]]:
+        """Record this attempt as a failure up front. Returns its id and the other failures
+        inside the window for this username or this address, as (username, address, time).
 
         The insert is committed before the count is read: of two concurrent attempts, the
         one that counts last always sees the other, so the limit holds exactly."""
@@ -172,11 +172,11 @@ class WebUserStore:
             assert row is not None
             attempt_id = int(row[0])
             cur = await conn.execute(
-                "SELECT at FROM web_login_failures"
-                " WHERE username = %s AND remote = %s AND at >= %s AND id <> %s",
+                "SELECT username, remote, at FROM web_login_failures"
+                " WHERE (username = %s OR remote = %s) AND at >= %s AND id <> %s",
                 (username, remote, window_start, attempt_id),
             )
-            others = [r[0] for r in await cur.fetchall()]
+            others = [(r[0], r[1], r[2]) for r in await cur.fetchall()]
         return attempt_id, others
 
     async def refund_attempt(self, attempt_id: int) -> None:

@@ -9,8 +9,8 @@ throttling) and the bearer token of the API for scripts and other machines.
 - **Sessions.** The cookie carries 32 random bytes; the table keeps their SHA-256. Each
   session has its own CSRF token (synchronizer pattern): a state-changing request must echo
   it in the `X-CSRF-Token` header (scripts) or a `csrf_token` form field (plain forms).
-- **Throttling.** See app/domain/access.py: failures per (username, address), charged
-  before the hash is checked.
+- **Throttling.** See app/domain/access.py: failures per (username, address), per username
+  from any address and per address for any username, charged before the hash is checked.
 - **The token.** Scripts and other machines send `Authorization: Bearer <api_token>` (one
   generated token in var/secrets.yaml); it stands for the supervisor/admin role. Every route
   that changes something takes either way of asking, with the same rules (`principal`).
@@ -217,7 +217,21 @@ class AuthService:
         now = self.clock()
         window_start = now - timedelta(seconds=self.web.login_window_s)
         attempt, others = await self.store.charge_attempt(username, remote, now, window_start)
-        wait = retry_after_s(others, now, self.web.login_max_failures, self.web.login_window_s)
+        web, window = self.web, self.web.login_window_s
+        wait = max(
+            retry_after_s(
+                [at for u, r, at in others if u == username and r == remote],
+                now,
+                web.login_max_failures,
+                window,
+            ),
+            retry_after_s(
+                [at for u, _, at in others if u == username], now, web.login_max_failures_per_user, window
+            ),
+            retry_after_s(
+                [at for _, r, at in others if r == remote], now, web.login_max_failures_per_address, window
+            ),
+        )
         if wait:
             await self.store.refund_attempt(attempt)  # a refused attempt does not extend the lock
             log.warning("panel sign-in throttled for %r from %s (%d s)", username, remote, wait)

@@ -26,6 +26,7 @@ from app.panel import http as panel_http
 from app.routing import http as routing_http
 from app.routing.desk import RoutingService
 from app.routing.http import DESK
+from app.web.auth import AUTH, TooManyAttempts, WrongCredentials
 from app.web.http import SETTINGS, error_middleware
 from tests.support.stack import scratch_database
 
@@ -469,6 +470,26 @@ async def test_concurrent_guesses_cannot_pass_the_limit(panel: Panel, new_browse
     statuses = sorted(status for status, _ in results)
     assert statuses.count(401) <= 5 and set(statuses) <= {401, 429}, statuses
     await panel.query("DELETE FROM web_login_failures WHERE username = 'lead'")
+
+
+async def test_guessing_across_addresses_or_accounts_is_throttled_too(panel: Panel) -> None:
+    auth = panel.app[AUTH]
+    right = panel.passwords["1004"]
+    # One address spraying a guess over many accounts (most of them not even users).
+    for i in range(20):
+        with pytest.raises(WrongCredentials):
+            await auth.sign_in(f"user{i}", "Winter2026!", "198.51.100.7", "spray")
+    with pytest.raises(TooManyAttempts):
+        await auth.sign_in("1004", right, "198.51.100.7", "spray")  # even a real user, rightly
+    # Many addresses guessing one account: 4 tries each stays under the per-address-pair limit.
+    for i in range(20):
+        with pytest.raises(WrongCredentials):
+            await auth.sign_in("1003", f"guess{i}", f"203.0.113.{i // 4}", "botnet")
+    with pytest.raises(TooManyAttempts):
+        await auth.sign_in("1003", panel.passwords["1003"], "203.0.113.200", "botnet")
+    # Others are not affected: another user from another address signs in.
+    assert (await auth.sign_in("1004", right, "192.0.2.1", "desk")).session.user.username == "1004"
+    await panel.query("DELETE FROM web_login_failures")
 
 
 # -- live -----------------------------------------------------------------------------------------
