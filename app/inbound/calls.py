@@ -24,6 +24,7 @@ from app.calls.recovery import Found, back_in_line, restore_conversation, talkin
 from app.calls.runtime import Runtime
 from app.calls.session import Call
 from app.calls.voice import Voice
+from app.domain.caller_id import caller_number
 from app.domain.interaction import Interaction, Phase
 from app.domain.ivr_flow import FlowSet
 from app.domain.routing import customer_tier
@@ -71,7 +72,8 @@ class InboundCalls:
     async def arrived(self, channel: Channel, args: tuple[str, ...]) -> None:
         """A caller entered Stasis: their call starts at once (its own task does the rest)."""
         dnis = args[1] if len(args) > 1 else channel.exten
-        ani = args[2] if len(args) > 2 and args[2] else channel.caller_number
+        # From the channel, not a Stasis argument: a comma in the caller ID would cut that.
+        ani = caller_number(channel.caller_number)
         it = Interaction(str(uuid.uuid4()), channel.id, ani=ani, dnis=dnis, arrived_at=self.runtime.clock())
         it.legs["kind"] = KIND
         call = self.runtime.call(it, KIND)

@@ -73,9 +73,9 @@ class FakePbx:
 
     def caller_arrives(self, ani: str = "13800000001", dnis: str = "7000") -> str:
         channel_id = f"caller-{next(self._ids)}"
-        channel = self._channel(channel_id, ani, dnis, f"{APP},inbound,{dnis},{ani}")
+        channel = self._channel(channel_id, ani, dnis, f"{APP},inbound,{dnis}")  # as the dialplan does
         self.legs[channel_id] = Leg(channel, in_stasis=True)
-        self.queue.put_nowait(StasisStart(channel, ("inbound", dnis, ani)))
+        self.queue.put_nowait(StasisStart(channel, ("inbound", dnis)))
         return channel_id
 
     def pick_up(self, channel_id: str, *args: str) -> None:

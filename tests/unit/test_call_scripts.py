@@ -441,3 +441,16 @@ async def test_a_transfer_to_a_number_outside_the_dial_plan_is_refused_and_never
                 assert exc.http_status == 403 and words in exc.message, exc.message
         assert c.pbx.originated("PJSIP/1390") == [] and c.pbx.originated("PJSIP/+882") == []
         assert c.pbx.bridge_of(caller) == c.pbx.bridge_of(leg) is not None, "the caller stays with the agent"
+
+
+async def test_a_hostile_caller_id_reaches_no_agent_header_and_no_record() -> None:
+    async with center(agents=("1001",)) as c:
+        caller, iid = await c.caller_in_line(ani='13800000001\r\nX-Forged: 1"<sip:evil>')
+        leg = await c.rings("1001")
+        assert c.store.rows[iid].ani == "", "an unusable caller ID is kept as unknown"
+        offered = c.pbx.legs[leg]
+        shown = offered.channel.caller_number  # what the agent's phone is sent as the caller
+        assert "\r" not in shown and "\n" not in shown and "evil" not in shown
+        assert all("\r" not in v and "\n" not in v for v in offered.variables.values())
+        c.pbx.hang_up(caller)
+        assert await c.outcome(iid) is Outcome.ABANDONED
