@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -254,13 +255,28 @@ def _started_at(url: str) -> str | None:
     return str(app.get("started_at")) if isinstance(app, dict) and body.get("status") == "ok" else None
 
 
+# What could make one record look like several (CR, LF, the Unicode line separators), hide text
+# (other control characters) or fail the write (lone surrogates), in what callers and browsers send.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape", "backslashreplace").decode("ascii")
+
+
 class CallFormatter(logging.Formatter):
-    """Every log line about a call carries its interaction id (``extra={"call": id}``)."""
+    """Every log line about a call carries its interaction id (``extra={"call": id}``), and one
+    record is one line: control characters in the message (a caller ID, a username, a body) are
+    written escaped, so no input can forge a line. A traceback keeps its lines."""
 
     def format(self, record: logging.LogRecord) -> str:
         call = getattr(record, "call", None)
         record.callprefix = f"[{call}] " if call else ""
         return super().format(record)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = _UNSAFE.sub(_escaped, record.message)
+        return super().formatMessage(record)
 
 
 if __name__ == "__main__":
