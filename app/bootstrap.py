@@ -400,7 +400,14 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
                 qualifying.add(task)
                 task.add_done_callback(qualifying.discard)
 
+        async def events_used(reconnect: bool) -> None:
+            """Only the events the calls act on: most of what Asterisk sends about a call (each
+            parsed on the event loop) is never looked at. Set on every connect, since a
+            restarted Asterisk forgets it."""
+            await ari.filter_events()
+
         board.on_endpoint(desk.device_changed)
+        board.on_connect(events_used)
         board.on_connect(devices)
         board.on_connect(recovery.reconcile)
         app[inbound_http.INBOUND] = inbound

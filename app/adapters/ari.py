@@ -15,7 +15,7 @@ import json
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,6 +190,23 @@ AriEvent = (
     | RecordingFinished
     | RecordingFailed
     | OtherEvent
+)
+
+
+# The event types the app acts on. Asterisk sends about 120 events per routed call when
+# nothing is filtered (variables set, dialplan steps, bridges, connected lines, device and
+# contact states...), each one parsed on the event loop; told to send only these, it sends
+# about a quarter of that (`AriClient.filter_events`).
+EVENTS_USED = (
+    "StasisStart",
+    "StasisEnd",
+    "ChannelDtmfReceived",
+    "ChannelHangupRequest",
+    "ChannelDestroyed",
+    "PlaybackFinished",
+    "RecordingFinished",
+    "RecordingFailed",
+    "EndpointStateChange",
 )
 
 
@@ -446,6 +463,12 @@ class AriClient:
         """Also receive events of e.g. ``endpoint:PJSIP`` (device registrations)."""
         await self.request(
             "POST", f"/applications/{self.app}/subscription", params={"eventSource": event_source}
+        )
+
+    async def filter_events(self, types: Sequence[str] = EVENTS_USED) -> None:
+        """Receive only these event types (until Asterisk restarts: set again on each connect)."""
+        await self.request(
+            "PUT", f"/applications/{self.app}/eventFilter", body={"allowed": [{"type": t} for t in types]}
         )
 
     async def create_bridge(self, bridge_id: str, name: str) -> Bridge:
