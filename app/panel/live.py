@@ -64,6 +64,13 @@ class LiveHub:
                     continue
                 sub.queue.put_nowait({"type": "agent", "agent": view})
 
+    def watching(self, agent_id: str) -> bool:
+        """Whether any of this agent's own panels is open (what `push` would reach)."""
+        return any(
+            sub.ended is None and sub.agent_ids is not None and agent_id in sub.agent_ids
+            for sub in self._subs
+        )
+
     def push(self, agent_id: str, message: Message) -> int:
         """Send a message meant for one agent's own panels (e.g. a screen pop); supervisors'
         sockets, which follow every agent, do not get it. Returns how many sockets it went to."""

@@ -7,6 +7,7 @@ what the desk decided in memory (the route reason, which may not be written yet)
 one `{"type": "pop"}` message to that agent's own panels. Nothing is polled: the push follows
 the state change that the routing core announces, and the store's note that the call's
 `offered` event is written (the pop is then sent again, complete, if anything changed).
+Only agents with a panel open get one built.
 """
 
 from __future__ import annotations
@@ -93,6 +94,11 @@ class PopService:
             self._spawn(agent_id, interaction_id, "refresh")
 
     def _spawn(self, agent_id: str, interaction_id: str, why: str) -> None:
+        if not self.hub.watching(agent_id):
+            # Nobody would see it: a desk phone with no panel open. A panel that opens later
+            # gets the pop of the current call when it connects (`current`). At 40 calls a
+            # second the queries of pops nobody saw were a tenth of the event loop's time.
+            return
         task = asyncio.create_task(self._pop(agent_id, interaction_id, why), name=f"pop-{agent_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -288,6 +288,33 @@ async def test_reserving_an_agent_pushes_one_pop_to_their_panel() -> None:
         await pops.stop()
 
 
+async def test_an_agent_with_no_panel_open_costs_no_pop_query() -> None:
+    settings = Settings(agents=(AgentSettings("1001", "Alice"),), queues=(QueueSettings("general"),))
+    routing = RoutingService(settings, FakeRoutingStore(), lambda: datetime.now(UTC))  # type: ignore[arg-type]
+    hub = LiveHub(agent_view)
+    store = FakePopStore({"it-1": context("it-1", [])})
+    pops = PopService(store, routing, hub, lambda: datetime.now(UTC))  # type: ignore[arg-type]
+    routing.bus.subscribe(AgentsChanged, pops.agents_changed)
+    lead = hub.subscribe(None, b"l")  # a supervisor follows every agent, but sees no pops
+    routing.device_changed("1001", True)
+    await routing.start()
+    try:
+        routing.enqueue(WaitingInteraction("it-1", "general", at(0)))
+        await asyncio.sleep(0.05)
+        assert routing.agents["1001"].interaction_id == "it-1"
+        assert store.asked == []
+        # A panel opened later asks for the pop of the call in hand.
+        alice = hub.subscribe(frozenset({"1001"}), b"a")
+        assert (await pops.current("1001") or {}).get("interaction_id") == "it-1"
+        assert store.asked == ["it-1"]
+        assert hub.watching("1001") and not hub.watching("1002")
+        hub.unsubscribe(alice)
+        hub.unsubscribe(lead)
+    finally:
+        await routing.stop()
+        await pops.stop()
+
+
 async def _next_of_type(queue: asyncio.Queue[dict[str, Any]], kind: str) -> dict[str, Any]:
     while True:
         message = await queue.get()
