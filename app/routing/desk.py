@@ -45,6 +45,11 @@ log = logging.getLogger(__name__)
 # How often waiting interactions are re-examined even when nothing happened:
 # relaxation, sticky windows and overflow rules are all functions of time.
 TICK_S = 0.5
+# Agents' state changes are written to PostgreSQL in batches at most this often: a routed call
+# changes its agent's state four times (reserved, ringing, on call, after the call), and a write
+# per change was a transaction per change on the event loop. Listeners (panels, screen pops)
+# hear of each change at once all the same.
+SAVE_WINDOW_S = 0.1
 
 
 class RoutingError(AppError):
@@ -127,7 +132,8 @@ class RoutingService:
         self.tickets: dict[str, Ticket] = {}
         self._kick = asyncio.Event()
         self._wrap_up_timers: dict[str, asyncio.TimerHandle] = {}
-        self._persist: asyncio.Queue[None] = asyncio.Queue()
+        self._announce_due = False  # an announcement of agents' changes is scheduled
+        self._save_due = asyncio.Event()
         self._unsaved: list[AgentStateEvent] = []  # told to listeners, not yet in PostgreSQL
         self._tasks: list[asyncio.Task[None]] = []
         self.offers: dict[str, Offer] = {}  # agent id -> the latest offer made to them
@@ -219,10 +225,36 @@ class RoutingService:
         self._kick.set()
 
     def _changed(self) -> None:
-        """An agent's state changed: persist it and look for work for them."""
+        """An agent's state changed: announce and persist it, and look for work for them."""
         self._version += 1
-        self._persist.put_nowait(None)
+        self._announce_soon()
         self.kick()
+
+    def _announce_soon(self) -> None:
+        """One loop turn later (the step that changed the agent, e.g. a call about to originate,
+        sends its own requests first), once for a burst of changes."""
+        if self._announce_due:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # set up before the loop runs: the first announcement takes them
+            return
+        self._announce_due = True
+        loop.call_soon(self._announce)
+
+    def _announce(self) -> None:
+        """Tell the listeners of the changes so far, and hand them to the writing task."""
+        self._announce_due = False
+        events = [e for agent in self.agents.values() if agent.pending for e in agent.drain()]
+        if not events:
+            return
+        events.sort(key=lambda e: e.at)
+        self._unsaved.extend(events)
+        self._save_due.set()
+        try:
+            self._tell_listeners(events)
+        except Exception:
+            log.exception("agent change listeners failed")
 
     def free_agents(self) -> list[Agent]:
         """The agents a call could be offered to now (Ready, phone registered)."""
@@ -245,13 +277,12 @@ class RoutingService:
     async def _persist_loop(self) -> None:
         backoff = 0.2
         while True:
-            await self._persist.get()
-            # One loop turn later: the step that changed the agent (e.g. a call about to originate)
-            # sends its own requests first; the write is behind them anyway.
-            await asyncio.sleep(0)
+            await self._save_due.wait()
+            await asyncio.sleep(SAVE_WINDOW_S)  # what else changes meanwhile goes in the same batch
+            self._save_due.clear()
             while True:
                 try:
-                    await self._flush_agent_events()
+                    await self._save_agent_events()
                     backoff = 0.2
                     break
                 except Exception as exc:  # kept in memory and tried again: none is lost
@@ -260,11 +291,13 @@ class RoutingService:
                     backoff = min(backoff * 2, 5.0)
 
     async def _flush_agent_events(self) -> None:
-        events = [e for agent in self.agents.values() if agent.pending for e in agent.drain()]
-        if events:
-            events.sort(key=lambda e: e.at)
-            self._tell_listeners(events)
-            self._unsaved.extend(events)
+        """Announce what has not been yet, and write everything unsaved (at stop)."""
+        self._announce()
+        await self._save_agent_events()
+
+    async def _save_agent_events(self) -> None:
+        """One transaction for every change not yet written: the history rows in order, and
+        each agent's state as it stands now (so a restart finds them as they are)."""
         if not self._unsaved:
             return
         batch = list(self._unsaved)
@@ -342,7 +375,7 @@ class RoutingService:
                 self.offers[agent_id] = Offer(d, ticket.waiting, now)
             ticket.decided.set_result(d)
         if decisions:
-            self._persist.put_nowait(None)
+            self._announce_soon()
             for queue in dict.fromkeys(d.queue for d in decisions):
                 self.bus.publish(QueueChanged(queue))
         return decisions
