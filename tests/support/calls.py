@@ -41,10 +41,17 @@ def no_agent_registered(stack: Stack) -> None:
 
 def call_in(lab: PhoneLab, stack: Stack, ani: str, tone: Path, record: Path) -> tuple[Call, dict[str, Any]]:
     """A caller on the carrier's address dials the main service line."""
+    # This call's row, not an earlier call's of the same number: rows are written behind the
+    # call, so the new one may not be there yet when the caller hears the answer.
+    before = [r[0] for r in stack.query("SELECT id FROM interactions WHERE ani = %s", ani)]
     caller = lab.phone("127.0.0.2", user=ani)
     call = caller.call(f"sip:7000@127.0.0.1:{stack.sip_port}", play=tone, record=record, loop=True)
     call.wait_confirmed(timeout=10)
-    it = eventually(lambda: stack.interaction("ani = %s", ani), 10, f"an interaction for ANI {ani}")
+    it = eventually(
+        lambda: stack.interaction("ani = %s AND NOT (id = ANY(%s))", ani, before),
+        10,
+        f"an interaction for ANI {ani}",
+    )
     return call, it
 
 

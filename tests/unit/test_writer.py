@@ -41,7 +41,7 @@ async def test_saves_that_wait_together_go_out_as_one_row_write_with_every_event
     store, bus = SlowStore(), Bus()
     saved: list[InteractionSaved] = []
     bus.subscribe(InteractionSaved, saved.append)
-    writer = InteractionWriter(store, bus)
+    writer = InteractionWriter(store, bus, batch_window_s=0)
     writer.start()
     store.gate.clear()  # the database is slow: writes pile up behind the first
     a, b = interaction("a"), interaction("b")
@@ -81,4 +81,24 @@ async def test_an_outage_keeps_every_write_and_flush_waits_for_the_database() ->
     assert await writer.flush("c", timeout=8)
     assert store.batches == [[("c", True, ["arrived", "answered_by_ivr"])]]
     assert writer.failing_since is None
+    await writer.stop()
+
+
+async def test_saves_within_the_batch_window_go_out_in_one_transaction_and_flush_does_not_wait_for_it() -> (
+    None
+):
+    store = SlowStore()
+    writer = InteractionWriter(store, Bus(), batch_window_s=5.0)
+    writer.start()
+    a, b = interaction("a"), interaction("b")
+    a.record(a.arrived_at, "arrived")
+    writer.create(a)
+    await asyncio.sleep(0.05)
+    b.record(b.arrived_at, "arrived")
+    writer.create(b)
+    await asyncio.sleep(0.05)
+    assert store.batches == []  # still gathering
+    # A step that needs its row on disk does not wait for the window to close.
+    assert await writer.flush("b", timeout=1)
+    assert store.batches == [[("a", True, ["arrived"]), ("b", True, ["arrived"])]]
     await writer.stop()
