@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 from app.adapters.ari import ChannelDtmfReceived
 from app.callbacks.service import CallbackService
@@ -106,11 +107,22 @@ class InboundRoom:
             texts += filled(ivr.callback_offer, key=callback_key)
         if voicemail_key is not None:
             texts += filled(ivr.voicemail_offer, key=voicemail_key)
+        # A position or wait not said before is synthesised first (a few hundred ms): the
+        # offer does not wait for it. An agent found meanwhile rings at once, unannounced.
+        say = asyncio.ensure_future(self.voice.say(texts))
+        first: list[asyncio.Future[Any]] = [say, ticket.decided]
+        try:
+            await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not say.done():
+                say.cancel()
+        if ticket.decided.done():
+            return None
+        uris = say.result()
         call.it.record(
             call.now(), "announced", position=position, expected_wait_s=None if ewt is None else round(ewt)
         )
         call.save_soon()
-        uris = await self.voice.say(texts)
         await call.pbx.stop_moh(call.caller)
         keys = callback_key is not None or voicemail_key is not None
         digit = await call.play(uris, interruptible=keys, until=ticket.decided)

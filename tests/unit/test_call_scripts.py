@@ -46,6 +46,21 @@ class FakeVoice:
         return [f"said:{t.text}" for t in texts]
 
 
+class SlowVoice(FakeVoice):
+    """Texts said at call time take until the test lets them (a synthesis not cached yet)."""
+
+    def __init__(self) -> None:
+        self.slow = False  # the menu's prompts are cached
+        self.synthesised = asyncio.Event()
+        self.asked = 0
+
+    async def say(self, texts: Any) -> list[str]:
+        if self.slow:
+            self.asked += 1
+            await self.synthesised.wait()
+        return await super().say(texts)
+
+
 @dataclass
 class Center:
     pbx: FakePbx
@@ -113,7 +128,7 @@ class Center:
 
 @contextlib.asynccontextmanager
 async def center(
-    agents: tuple[str, ...] = ("1001", "1002"), wrap_up_s: float = 0.0, ready: bool = True
+    agents: tuple[str, ...] = ("1001", "1002"), wrap_up_s: float = 0.0, ready: bool = True, voice: Any = None
 ) -> AsyncIterator[Center]:
     settings = Settings(
         agents=tuple(AgentSettings(a, f"Agent {a}") for a in agents),
@@ -127,7 +142,7 @@ async def center(
     writer.start()
     board = Switchboard(pbx)
     line = Line(desk, Dialing("carrier", "7000", "Test center", ("139",)))
-    voice: Any = FakeVoice()
+    voice = voice or FakeVoice()
     room = InboundRoom(desk, voice, settings.ivr, None, None)
     runtime = Runtime(pbx, writer, board, now, OutboundPolicy(DialPlan()))
     inbound = InboundCalls(
@@ -185,6 +200,21 @@ async def test_a_phone_that_rings_out_passes_the_call_to_the_next_agent() -> Non
         assert c.store.rows[iid].agent_id == other
         assert leg not in c.pbx.legs, "the agent's leg ends with the call"
         await c.until(lambda: c.state(other) is AgentState.READY, "the agent free again")
+
+
+async def test_an_agent_found_while_the_announcement_is_synthesised_rings_at_once() -> None:
+    voice = SlowVoice()
+    async with center(ready=False, voice=voice) as c:
+        caller = c.pbx.caller_arrives("13800000001")
+        it = await c.until(lambda: c.interaction_of(caller), "the interaction")
+        iid = it.id
+        await c.until(lambda: "prompt_played" in c.store.kinds(iid), "the menu")
+        voice.slow = True
+        c.pbx.press(caller, "1")
+        await c.until(lambda: voice.asked, "the place in line to be synthesised")
+        c.desk.set_state("1001", "ready", None)
+        await c.rings("1001")  # while the synthesis still runs
+        assert "announced" not in c.store.kinds(iid)
 
 
 async def test_a_caller_who_hangs_up_while_the_agent_rings_stops_the_ringing() -> None:
