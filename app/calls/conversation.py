@@ -140,7 +140,7 @@ class Conversation:
         if leg.agent_id is not None:
             self.joined[leg.agent_id] = at
         bridge = await self._bridge()
-        await call.pbx.stop_moh(call.caller)
+        await call.music(False)
         await call.pbx.add_to_bridge(bridge, [call.caller, leg.channel_id])
         call.it.connect(at, leg.agent_id or "?")
         self.remember()
@@ -300,12 +300,12 @@ class Conversation:
         call = self.call
         if self.bridge_id is not None:
             await call.pbx.remove_from_bridge(self.bridge_id, [call.caller])
-        await call.pbx.start_moh(call.caller)
+        await call.music(True)
         self.held = True
 
     async def _resume(self) -> None:
         call = self.call
-        await call.pbx.stop_moh(call.caller)
+        await call.music(False)
         if self.bridge_id is not None:
             await call.pbx.add_to_bridge(self.bridge_id, [call.caller])
         self.held = False
@@ -472,7 +472,7 @@ class Conversation:
             self.remember()
             call.save_soon()
             return False
-        await call.pbx.stop_moh(call.caller)
+        await call.music(False)
         self.held = False
         await call.pbx.add_to_bridge(await self._bridge(), [call.caller, channel_id])
         call.it.record(call.now(), "external_connected", number=number)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from app.errors import AppError, PbxError
 NO_ANSWER_CAUSES = frozenset({0, 18, 19})
 # Asterisk cancels the ring itself after the ring timeout; this margin covers call set-up.
 RING_MARGIN_S = 5.0
+MUSIC_SETTLE_S = 0.2
 
 
 @dataclass
@@ -226,8 +228,6 @@ async def ring_agents(
         it.legs.pop("ringing", None)
         call.save_soon()
         return None
-    if hold_caller:
-        await call.pbx.start_moh(call.caller)  # music while the agent's phone rings
 
     def ring_ended(channel_id: str, reason: str, no_answer: bool) -> None:
         agent_id = ringing.pop(channel_id, None)
@@ -238,10 +238,18 @@ async def ring_agents(
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ring_s + (RING_MARGIN_S if within_s is None else 0)
+    # Music while the agent's phone rings, once it has rung a moment: an agent who answers at
+    # once costs no start and stop of the music (two requests to the PBX per call).
+    music_at = loop.time() + MUSIC_SETTLE_S if hold_caller else math.inf
     winner: str | None = None
     try:
         while ringing and winner is None:
-            ev = await call.next_event(max(deadline - loop.time(), 0.01))
+            ev = await call.next_event(max(min(deadline, music_at) - loop.time(), 0.01))
+            if ev is None and music_at <= loop.time() < deadline:
+                music_at = math.inf
+                with contextlib.suppress(PbxError):  # a caller gone meanwhile: its hang-up follows
+                    await call.music(True)
+                continue
             if ev is None:
                 for channel_id in list(ringing):
                     await call.hang_up(channel_id)

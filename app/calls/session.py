@@ -93,6 +93,9 @@ class Call:
         # The connected phase, once an agent (or anyone) answered: app/calls/conversation.py.
         self.conversation: Any = None
         self.task: asyncio.Task[None] | None = None
+        # Whether the caller hears music on hold: None when not known (a call taken over after
+        # a restart), so that the first change is always sent.
+        self.music_playing: bool | None = None if recorded else False
         self.cleanup = contextlib.AsyncExitStack()
         self._side_steps: set[asyncio.Task[None]] = set()
         self._keys: set[str] = set()
@@ -223,6 +226,18 @@ class Call:
             return None
         finally:
             self.unroute(playback_id)
+
+    async def music(self, on: bool) -> None:
+        """Music on hold for the caller, on or off. A request goes to the PBX only when it
+        changes something: the caller of an agent who answers at once never had music started,
+        so none is stopped either."""
+        if self.music_playing is on:
+            return
+        if on:
+            await self.pbx.start_moh(self.caller)
+        else:
+            await self.pbx.stop_moh(self.caller)
+        self.music_playing = on
 
     async def wait_digit(self, timeout: float) -> str | None:
         loop = asyncio.get_running_loop()

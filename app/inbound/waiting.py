@@ -68,7 +68,7 @@ class InboundRoom:
                 if leave is not None:
                     return leave
             else:
-                await call.pbx.start_moh(call.caller)
+                await call.music(True)
         next_at = loop.time() + every if every else math.inf
         while not ticket.decided.done():
             ev = await call.next_event(timeout=max(0.01, min(1.0, next_at - loop.time())))
@@ -123,7 +123,7 @@ class InboundRoom:
             call.now(), "announced", position=position, expected_wait_s=None if ewt is None else round(ewt)
         )
         call.save_soon()
-        await call.pbx.stop_moh(call.caller)
+        await call.music(False)
         keys = callback_key is not None or voicemail_key is not None
         digit = await call.play(uris, interruptible=keys, until=ticket.decided)
         if digit is not None:
@@ -131,7 +131,7 @@ class InboundRoom:
             if leave is not None:
                 return leave
         if not ticket.decided.done():
-            await call.pbx.start_moh(call.caller)
+            await call.music(True)
         return None
 
     def key(self, call: Call, digit: str, ticket: Ticket) -> Leave | None:
@@ -156,7 +156,7 @@ class InboundRoom:
         cannot call them back (no dialable number): they stay in line."""
         it = call.it
         number = it.ani
-        await call.pbx.stop_moh(call.caller)
+        await call.music(False)
         refusal = None if self.callbacks is None else self.callbacks.refusal(number)
         if self.callbacks is None or refusal is not None:
             reason = "cannot dial out" if refusal is None else refusal.reason.value
@@ -201,7 +201,7 @@ class InboundRoom:
         if self.voicemail is not None and self.voicemail.when_no_agent(queue):
             await self.voicemail.leave(call, queue)
             return
-        await call.pbx.stop_moh(call.caller)
+        await call.music(False)
         await call.play(self.voice["no_agent"], interruptible=False)
         call.it.end(call.now(), Outcome.NO_AGENT, ended_by="system")
         await call.hang_up()

@@ -81,7 +81,7 @@ class VoicemailService:
         q = self.queues.get(queue or "")
         if q is None:
             raise AppError("voicemail-error", f"no queue {queue!r} for a message", {}, 500)
-        await call.pbx.stop_moh(call.caller)
+        await call.music(False)
         call.it.record(call.now(), "voicemail_started", queue=q.name)
         call.save_soon()
         await call.play(self.voice["voicemail_intro"], interruptible=False)

@@ -221,12 +221,20 @@ async def test_a_caller_who_hangs_up_while_the_agent_rings_stops_the_ringing() -
     async with center(agents=("1001",)) as c:
         caller, iid = await c.caller_in_line()
         leg = await c.rings("1001")
-        assert caller in c.pbx.moh, "the caller hears music while the agent's phone rings"
+        await c.until(lambda: caller in c.pbx.moh, "the caller to hear music while the phone rings")
         c.pbx.hang_up(caller)
         assert await c.outcome(iid) is Outcome.ABANDONED
         await c.until(lambda: leg not in c.pbx.legs, "the agent's phone to stop ringing")
         await c.until(lambda: c.state("1001") is AgentState.READY, "the agent Ready again")
         assert c.desk.tickets == {}
+
+
+async def test_an_agent_who_answers_at_once_costs_no_music_requests() -> None:
+    async with center(agents=("1001",)) as c:
+        caller, iid = await c.caller_in_line()
+        c.pbx.pick_up(await c.rings("1001"))
+        await c.until(lambda: "connected" in c.store.kinds(iid), "the conversation")
+        assert not [r for r in c.pbx.requests if r[0] in ("start_moh", "stop_moh")]
 
 
 async def test_a_blind_transfer_to_a_queue_keeps_the_callers_place() -> None:
