@@ -507,7 +507,8 @@ class Conversation:
             self._consult_gone(self.consult)
             self.consult = None
         for channel_id in legs:
-            await call.hang_up(channel_id)
+            if channel_id not in call.gone:  # one seen hanging up (e.g. the agent's) needs no request
+                await call.hang_up(channel_id)
         if self.bridge_id is not None:
             try:
                 await call.pbx.destroy_bridge(self.bridge_id)

@@ -171,7 +171,7 @@ class Call:
                     raise CallDropped(ev.why or "Asterisk restarted")
                 raise CallerGone()  # left while the app was not listening
             return ev
-        if isinstance(ev, ChannelDestroyed | StasisEnd):
+        if isinstance(ev, HANGUP_EVENTS):
             self.gone.add(ev.channel.id)
         if isinstance(ev, HANGUP_EVENTS) and ev.channel.id == self.caller:
             raise CallerGone()

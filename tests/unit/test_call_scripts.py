@@ -229,12 +229,18 @@ async def test_a_caller_who_hangs_up_while_the_agent_rings_stops_the_ringing() -
         assert c.desk.tickets == {}
 
 
-async def test_an_agent_who_answers_at_once_costs_no_music_requests() -> None:
+async def test_an_agent_who_answers_at_once_costs_no_music_and_no_hang_up_of_their_gone_leg() -> None:
     async with center(agents=("1001",)) as c:
         caller, iid = await c.caller_in_line()
         c.pbx.pick_up(await c.rings("1001"))
         await c.until(lambda: "connected" in c.store.kinds(iid), "the conversation")
         assert not [r for r in c.pbx.requests if r[0] in ("start_moh", "stop_moh")]
+        leg = c.conversation(iid).agent
+        assert leg is not None
+        c.pbx.hang_up(leg.channel_id)  # the agent ends the call
+        assert await c.outcome(iid) is Outcome.COMPLETED
+        await c.until(lambda: ("hangup", caller) in c.pbx.requests, "the caller hung up")
+        assert ("hangup", leg.channel_id) not in c.pbx.requests  # gone already: no request
 
 
 async def test_a_blind_transfer_to_a_queue_keeps_the_callers_place() -> None:
