@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -251,6 +252,9 @@ def parse_event(raw: Mapping[str, Any]) -> AriEvent:
 # ---------------------------------------------------------------------------
 
 
+_CHANNEL_GONE = re.compile(r"Channel not found|not in Stasis application", re.IGNORECASE)
+
+
 class AriClient:
     def __init__(
         self, session: aiohttp.ClientSession, base_url: str, user: str, password: str, app: str
@@ -282,8 +286,11 @@ class AriClient:
                 timeout=aiohttp.ClientTimeout(total=10),
             ) as resp:
                 text = await resp.text()
-                if resp.status == 404:
-                    raise AriNotFound(f"{method} {path}: not found", {"status": 404, "body": text}, 404)
+                if resp.status == 404 or (resp.status in (400, 422) and _CHANNEL_GONE.search(text)):
+                    # 400/422 are how a bridge request says one of its channels is gone (or
+                    # leaving): a hang-up racing the request, like a 404.
+                    details = {"status": resp.status, "body": text}
+                    raise AriNotFound(f"{method} {path}: not found", details, 404)
                 if resp.status >= 400:
                     raise PbxError(f"{method} {path} failed ({resp.status}): {text}", {"status": resp.status})
                 if not text:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from app.adapters.ari import ChannelDestroyed, StasisStart
+from app.adapters.ari import AriNotFound, ChannelDestroyed, StasisStart
 from app.calls.events import CallEvent, ControlRequest, PbxLost
 from app.calls.legs import Leg, OutboundRefused, dial_out, place, wait_answer
 from app.calls.ports import Desk
@@ -141,7 +141,13 @@ class Conversation:
             self.joined[leg.agent_id] = at
         bridge = await self._bridge()
         await call.music(False)
-        await call.pbx.add_to_bridge(bridge, [call.caller, leg.channel_id])
+        try:
+            await call.pbx.add_to_bridge(bridge, [call.caller, leg.channel_id])
+        except AriNotFound as exc:
+            # One of them hung up between the answer and the bridge (an agent who answers and
+            # drops at once): they did talk, for no time. That hang-up's event comes next and
+            # ends the conversation as any hang-up does, with the agent's wrap-up.
+            call.log.info("a party left before the bridge was up: %s", exc.message)
         call.it.connect(at, leg.agent_id or "?")
         self.remember()
         call.save_soon()

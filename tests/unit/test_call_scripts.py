@@ -498,3 +498,16 @@ async def test_a_hostile_caller_id_reaches_no_agent_header_and_no_record() -> No
         assert all("\r" not in v and "\n" not in v for v in offered.variables.values())
         c.pbx.hang_up(caller)
         assert await c.outcome(iid) is Outcome.ABANDONED
+
+
+async def test_an_agent_who_answers_and_drops_at_once_ends_a_short_call_not_a_failed_one() -> None:
+    async with center(agents=("1001",)) as c:
+        caller, iid = await c.caller_in_line()
+        leg = await c.rings("1001")
+        c.pbx.pick_up(leg)
+        c.pbx.hang_up(leg)  # gone before the bridge request reaches the PBX
+        assert await c.outcome(iid) is Outcome.COMPLETED
+        row = c.store.rows[iid]
+        assert row.agent_id == "1001" and "connected" in c.store.kinds(iid)
+        assert caller not in c.pbx.legs, "the caller is hung up, as after any agent's hang-up"
+        await c.until(lambda: c.state("1001") is AgentState.READY, "the agent free again")
