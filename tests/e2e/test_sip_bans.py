@@ -141,3 +141,21 @@ def test_banning_and_unbanning_leave_a_call_in_progress_and_registered_phones_al
     call.hangup()
     call.wait_disconnected(timeout=10)
     ringing.wait_disconnected(timeout=10)
+
+
+def test_a_fast_guesser_gets_few_guesses_checked_past_the_limit(stack: Stack) -> None:
+    """Guessing as fast as one client can (each guess waits for its answer): count how many
+    passwords Asterisk still checks between the limit and the ACL taking effect."""
+    guesser = "127.0.0.8"
+    checked, refused, started = 0, 0, time.monotonic()
+    while time.monotonic() - started < 5:
+        status = register(server(stack), guesser, "1001", f"guess-{checked}", timeout=0.5)
+        if status != 401:
+            refused = status
+            break
+        checked += 1
+    elapsed = time.monotonic() - started
+    print(f"\n{checked} guesses checked in {elapsed:.3f} s, then refused with {refused or 'no answer'}")
+    assert refused in (403, 0), "never refused"
+    assert MAX_FAILURES <= checked <= MAX_FAILURES + 200
+    eventually(lambda: bans(stack).get(guesser), 5, "the fast guesser's ban")
