@@ -159,3 +159,22 @@ def test_a_fast_guesser_gets_few_guesses_checked_past_the_limit(stack: Stack) ->
     assert refused in (403, 0), "never refused"
     assert MAX_FAILURES <= checked <= MAX_FAILURES + 200
     eventually(lambda: bans(stack).get(guesser), 5, "the fast guesser's ban")
+
+
+def test_bans_kept_in_the_database_are_enforced_again_after_an_app_restart(stack: Stack) -> None:
+    """The ban is put in PostgreSQL only (no ACL file had it), so only the restart's rebuild can
+    enforce it."""
+    kept = "127.0.0.9"
+    password = stack.agent_password("1001")
+    stack.query(
+        "INSERT INTO sip_bans (address, since, until, failures)"
+        " VALUES (%s, now(), now() + interval '10 minutes', 10)",
+        kept,
+    )
+    assert register(server(stack), kept, "1001", password) == 200  # not yet enforced
+    assert stack.stop() == 0, stack.tail()
+    stack.start()
+    assert kept in bans(stack)
+    assert register(server(stack), kept, "1001", password, timeout=0.5) in (403, 0)
+    assert stack.api("DELETE", f"/api/security/bans/{kept}")[0] == 200
+    eventually(lambda: register(server(stack), kept, "1001", password) == 200 or None, 5, "the lifted source")
