@@ -11,6 +11,8 @@
   600 s, 600 s). Its failure history is then forgotten: once the ban ends, it starts afresh.
 - An address in the allow-list (addresses or networks) is never banned, whatever it sends.
 - A ban ends when its time is up (`expired`) or when a supervisor lifts it (`lift`).
+- At most `max_tracked` sources are followed at once: a flood from many (perhaps spoofed)
+  addresses forgets the source heard from least recently first, so memory stays bounded.
 
 Addresses are compared in their canonical form (`ipaddress`), so `::ffff:…` spellings or
 leading zeros cannot dodge a ban or the allow-list.
@@ -35,6 +37,7 @@ class BanRules:
     find_time_s: float = 600.0
     ban_time_s: float = 600.0
     allow: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.1/32"),)
+    max_tracked: int = 65_536
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,10 @@ class Bans:
         address = canonical(address) or address
         if address in self._bans or canonical(address) is None or self.allowed(address):
             return None
-        window = self._failures.setdefault(address, deque())
+        window = self._failures.pop(address, None) or deque()
+        self._failures[address] = window  # last heard from: last in order
+        if len(self._failures) > self.rules.max_tracked:
+            del self._failures[next(iter(self._failures))]
         window.append(at)
         self._forget_before(address, at - timedelta(seconds=self.rules.find_time_s))
         if len(window) < self.rules.max_failures:

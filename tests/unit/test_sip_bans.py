@@ -58,6 +58,18 @@ def test_allow_listed_addresses_and_networks_are_never_banned() -> None:
     assert bans.active == []
 
 
+def test_a_flood_from_many_sources_forgets_the_least_recent_one_first() -> None:
+    bans = Bans(BanRules(max_failures=3, find_time_s=60, ban_time_s=100, allow=(), max_tracked=2))
+    bans.failure("192.0.2.1", at(0))
+    bans.failure("192.0.2.2", at(1))
+    bans.failure("192.0.2.1", at(2))  # .1 heard from again: .2 is now the least recent
+    bans.failure("192.0.2.3", at(3))  # a third source: .2 is forgotten, .1 is not
+    assert bans.failure("192.0.2.1", at(4)) is not None
+    assert bans.failure("192.0.2.2", at(5)) is None
+    assert bans.failure("192.0.2.2", at(6)) is None  # it counts from nothing again
+    assert bans.failure("192.0.2.2", at(7)) is not None
+
+
 def test_ipv4_mapped_ipv6_spelling_is_the_same_source() -> None:
     bans = Bans(RULES)
     bans.failure("192.0.2.1", at(0))
