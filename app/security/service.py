@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol
@@ -120,13 +121,18 @@ class SipBanService:
             return True
         self._acl_stale = False
         addresses = [b.address for b in self._bans.active]
+        started = time.monotonic()
         try:
             await self._acl.apply(addresses)
         except Exception:
             log.exception("could not apply the SIP ban list (%d address(es)); retrying", len(addresses))
             self._acl_stale = True
             return False
-        log.info("SIP ban list applied: %d address(es) denied", len(addresses))
+        log.info(
+            "SIP ban list applied in %.0f ms: %d address(es) denied",
+            (time.monotonic() - started) * 1000,
+            len(addresses),
+        )
         return True
 
     async def _flush(self) -> None:
