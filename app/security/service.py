@@ -10,6 +10,7 @@ rewrites the ACL first (the guesser is stopped) and writes the rows after.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -45,6 +46,7 @@ class SipBanService:
         self._acl_stale = True
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def now(self) -> datetime:
         return self._clock()
@@ -67,8 +69,14 @@ class SipBanService:
         self._task = asyncio.create_task(self._run(), name="sip-bans")
 
     async def stop(self) -> None:
+        # Asked, not cancelled: a cancellation landing as the wait's own timeout fires can be
+        # swallowed on Python 3.11 (seen here: the app then never stopped on Ctrl-C).
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
+            done, _ = await asyncio.wait({self._task}, timeout=5.0)
+            if not done:
+                self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         await self._flush()
@@ -144,7 +152,7 @@ class SipBanService:
                 log.exception("could not record a SIP ban change in the database")
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             self._end_expired()
             applied = await self._apply_acl()
@@ -152,8 +160,8 @@ class SipBanService:
             timeout = RETRY_S if not applied else 60.0
             expiry = self._bans.next_expiry()
             if expiry is not None:
-                timeout = min(timeout, max(0.0, (expiry - self._clock()).total_seconds()))
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
+                timeout = min(timeout, max(0.01, (expiry - self._clock()).total_seconds()))
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()

@@ -178,3 +178,20 @@ def test_bans_kept_in_the_database_are_enforced_again_after_an_app_restart(stack
     assert register(server(stack), kept, "1001", password, timeout=0.5) in (403, 0)
     assert stack.api("DELETE", f"/api/security/bans/{kept}")[0] == 200
     eventually(lambda: register(server(stack), kept, "1001", password) == 200 or None, 5, "the lifted source")
+
+
+def test_guessers_are_still_banned_after_the_app_is_killed_and_adopts_its_running_asterisk(
+    stack: Stack,
+) -> None:
+    stack.kill()
+    stack.start()  # Asterisk ran on; the new app adopts it and logs in to AMI again
+    guesser = "127.0.0.10"
+    guess(stack, guesser, "1001", MAX_FAILURES)
+    eventually(lambda: bans(stack).get(guesser), 5, "the ban after adoption")
+    password = stack.agent_password("1001")
+    eventually(  # the API shows the decision; the ACL follows within milliseconds
+        lambda: register(server(stack), guesser, "1001", password, timeout=0.5) in (403, 0) or None,
+        5,
+        "the guesser refused after adoption",
+    )
+    assert stack.api("DELETE", f"/api/security/bans/{guesser}")[0] == 200
