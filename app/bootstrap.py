@@ -30,6 +30,7 @@ from app.adapters.ari import AriClient
 from app.adapters.asterisk_instance import (
     REPO_ROOT,
     AsteriskProcess,
+    InstancePaths,
     load_or_create_secrets,
     render_instance,
 )
@@ -37,6 +38,8 @@ from app.adapters.db import Store, ensure_database, migrate, resolve_url
 from app.adapters.passwords import Passwords
 from app.adapters.pop_store import PopStore
 from app.adapters.prompts import Prompt, PromptCache
+from app.adapters.sip_acl import PjsipAcl
+from app.adapters.sip_ban_store import SipBanStore
 from app.adapters.speech import ManagedRecognizer, SpeechSettings, recognizer_from_settings
 from app.adapters.web_users import WebUserStore
 from app.bus import AgentsChanged, Bus, InteractionSaved
@@ -51,7 +54,7 @@ from app.calls.runtime import Runtime
 from app.calls.switchboard import Switchboard
 from app.calls.voice import Voice
 from app.calls.writer import InteractionWriter
-from app.config import Settings
+from app.config import Settings, ban_rules
 from app.dialer import http as dialer_http
 from app.dialer.service import DialerService
 from app.domain.ivr_flow import FlowSet
@@ -68,6 +71,8 @@ from app.panel.live import LIVE, LiveHub
 from app.panel.pop import POPS, PopService
 from app.routing import http as routing_http
 from app.routing.desk import RoutingService
+from app.security import http as security_http
+from app.security.service import SipBanService
 from app.voicemail import http as voicemail_http
 from app.voicemail.service import VoicemailService
 from app.web import health
@@ -468,6 +473,28 @@ async def ami_ctx(app: web.Application) -> AsyncIterator[None]:
         ami.close()
 
 
+async def sip_bans_ctx(app: web.Application) -> AsyncIterator[None]:
+    """SIP bans: AMI's failed authentications in, a PJSIP ACL out (app/security/)."""
+    settings = app[SETTINGS]
+    p = parts(app)
+    assert p.store is not None
+    ami = app[health.AMI]
+    etc = InstancePaths.under(Paths.of(settings).var_dir, settings.asterisk.instance).etc
+    service = SipBanService(
+        ban_rules(settings), SipBanStore(p.store.pool), PjsipAcl(etc, ami.command), utcnow
+    )
+    app[security_http.BANS] = service
+    if not settings.security.sip_bans.enabled:
+        yield
+        return
+    await service.start()
+    ami.on_auth_failure(service.auth_failure)
+    try:
+        yield
+    finally:
+        await service.stop()
+
+
 def build_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings
@@ -475,7 +502,17 @@ def build_app(settings: Settings) -> web.Application:
     app[PARTS] = Parts()
     app[health.APP] = health.AppStatus(utcnow().isoformat())
     app.cleanup_ctx.extend(
-        [database_ctx, asterisk_ctx, prompts_ctx, speech_ctx, routing_ctx, panel_ctx, ami_ctx, calls_ctx]
+        [
+            database_ctx,
+            asterisk_ctx,
+            prompts_ctx,
+            speech_ctx,
+            routing_ctx,
+            panel_ctx,
+            ami_ctx,
+            sip_bans_ctx,
+            calls_ctx,
+        ]
     )
     app.on_shutdown.append(panel_http.close_live_sockets)
     app.router.add_get("/health", health.handler)
@@ -488,4 +525,5 @@ def build_app(settings: Settings) -> web.Application:
     panel_http.add_routes(app)
     pop_http.add_routes(app)
     softphone_http.add_routes(app)
+    security_http.add_routes(app)
     return app

@@ -23,6 +23,7 @@ import yaml
 
 from app.domain.outbound import DEFAULT_KINDS, DialPlan, Purpose
 from app.domain.prompt import PromptText as PromptText  # configured prompts are made of these
+from app.domain.sip_bans import BanRules
 from app.errors import ConfigError
 
 # ---------------------------------------------------------------------------
@@ -453,9 +454,41 @@ class OutboundSettings:
 
 
 @dataclass(frozen=True)
+class SipBanSettings:
+    """fail2ban's Asterisk jail inside the product (app/security/): a source with
+    `max_failures` failed SIP authentications within `find_time_s` is refused by Asterisk for
+    `ban_time_s`."""
+
+    enabled: bool = True
+    max_failures: int = 10
+    find_time_s: float = 600.0
+    ban_time_s: float = 600.0
+    # Addresses or networks never banned. The carrier trunk's `match` addresses are added:
+    # a trunk is identified by address, and banning it would cut every inbound call.
+    allow: tuple[str, ...] = ("127.0.0.1/32",)
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    sip_bans: SipBanSettings = SipBanSettings()
+
+
+@dataclass(frozen=True)
 class DatabaseSettings:
     # None: DATABASE_URL, else the local server on 127.0.0.1:5432, else a private cluster.
     url: str | None = None
+
+
+def ban_rules(s: Settings) -> BanRules:
+    """The SIP ban rule's settings: the allow-list with the carrier trunk's addresses added."""
+    b = s.security.sip_bans
+    allow = [ipaddress.ip_network(a, strict=False) for a in b.allow]
+    for match in s.carrier.match:
+        try:
+            allow.append(ipaddress.ip_network(match, strict=False))
+        except ValueError:
+            pass  # a host name: Asterisk resolves it; nothing to allow here
+    return BanRules(b.max_failures, b.find_time_s, b.ban_time_s, tuple(dict.fromkeys(allow)))
 
 
 @dataclass(frozen=True)
@@ -474,6 +507,7 @@ class Settings:
     speech: SpeechConfig | None = None
     campaigns: tuple[CampaignSettings, ...] = ()
     outbound: OutboundSettings = OutboundSettings()
+    security: SecuritySettings = SecuritySettings()
     database: DatabaseSettings = DatabaseSettings()
     # Where this configuration came from, for messages; not read from YAML.
     source: str = field(default="<defaults>", metadata={"internal": True})
@@ -860,6 +894,23 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
     if s.ivr.digit_timeout_s <= 0:
         raise bad("ivr.digit_timeout_s", "must be positive")
     _check_web(s, bad)
+    _check_security(s, bad)
+
+
+def _check_security(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> None:
+    b = s.security.sip_bans
+    if b.max_failures < 1:
+        raise bad("security.sip_bans.max_failures", f"must be at least 1; got {b.max_failures}")
+    for name in ("find_time_s", "ban_time_s"):
+        if getattr(b, name) <= 0:
+            raise bad(f"security.sip_bans.{name}", f"must be positive; got {getattr(b, name)}")
+    for i, entry in enumerate(b.allow):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise bad(
+                f"security.sip_bans.allow[{i}]", f"not an IP address or network (e.g. 10.0.0.0/8): {entry!r}"
+            ) from None
 
 
 def _check_web(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> None:

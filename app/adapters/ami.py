@@ -1,5 +1,5 @@
-"""AMI through panoramisk. For now: a supervised connection used for health checks, and to have
-phones qualified at once when Asterisk (re)starts.
+"""AMI through panoramisk: a supervised connection for health checks, to have phones qualified
+at once when Asterisk (re)starts, and for the security events that SIP bans feed on.
 
 AMI carries what ARI does not (queue and agent events, originate with AMD for the
 dialer); later features hang their event handlers on this connection.
@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from panoramisk import Manager
 
+from app.domain.sip_bans import FAILURE_EVENTS, AuthFailure, parse_security_event
 from app.errors import PbxError
 
 log = logging.getLogger(__name__)
@@ -26,9 +28,9 @@ class AmiConnection:
             port=port,
             username=user,
             secret=secret,
-            # No feature listens to AMI events yet; parsing every call's dozens of events
-            # would only cost CPU on the loop that routes calls. Switch on when one does.
-            events="off",
+            # Only the security class (authentication failures, for SIP bans): every call's
+            # dozens of other events would only cost CPU on the loop that routes calls.
+            events="security",
             ping_delay=10,
             reconnect_timeout=2,
             loop=asyncio.get_running_loop(),
@@ -60,6 +62,30 @@ class AmiConnection:
         except (TimeoutError, OSError, ConnectionError):
             return False
         return str(getattr(resp, "Response", "")) == "Success"
+
+    def on_auth_failure(self, handler: Callable[[AuthFailure], None]) -> None:
+        """Call `handler` for every failed authentication Asterisk reports (security events)."""
+
+        def dispatch(_manager: Any, message: Mapping[str, str]) -> None:
+            failure = parse_security_event({k: str(v) for k, v in message.items()})
+            if failure is not None:
+                handler(failure)
+
+        for name in sorted(FAILURE_EVENTS):
+            self._manager.register_event(name, dispatch)
+
+    async def command(self, command: str, timeout: float = 5.0) -> str:
+        """Run an Asterisk CLI command over AMI (no process forked); its output."""
+        try:
+            resp: Any = await asyncio.wait_for(
+                self._manager.send_action({"Action": "Command", "Command": command}), timeout
+            )
+        except (TimeoutError, OSError, ConnectionError) as exc:
+            raise PbxError(f"AMI command {command!r} failed: {exc!r}") from exc
+        if str(getattr(resp, "Response", "")) not in ("Success", "Follows"):
+            raise PbxError(f"AMI command {command!r} refused: {getattr(resp, 'Message', '')}")
+        output = getattr(resp, "Output", "")
+        return "\n".join(output) if isinstance(output, list) else str(output)
 
     def close(self) -> None:
         self._manager.close()

@@ -448,6 +448,13 @@ class AsteriskProcess:
         else:
             await self._spawn()
         await self.wait_booted(boot_timeout)
+        if pid is not None:
+            # The AMI user's rights were rendered afresh (an upgrade may add an event class,
+            # e.g. `security` for SIP bans); the app's AMI login comes after this.
+            try:
+                await self.cli("manager reload")
+            except PbxError as exc:
+                log.warning("could not reload AMI users of the adopted Asterisk: %s", exc)
         self._supervisor = asyncio.create_task(self._supervise(), name="asterisk-supervisor")
 
     async def _spawn(self) -> None:

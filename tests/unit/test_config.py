@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Settings, load_settings
+from app.config import Settings, ban_rules, load_settings
 from app.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,6 +146,15 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
         ("web:\n  not_ready_reasons: []\n", 2, "web.not_ready_reasons", "at least one"),
         ("web:\n  not_ready_reasons: [{code: Lunch Break}]\n", 2, "web.not_ready_reasons[0].code", "a-z"),
         ("web:\n  session_idle_s: 10\n", 2, "web.session_idle_s", ">= 60"),
+        (
+            "security:\n  sip_bans:\n    allow:\n      - 10.0.0.0/8\n      - the office\n",
+            5,
+            "security.sip_bans.allow[1]",
+            "not an IP address or network",
+        ),
+        ("security:\n  sip_bans:\n    max_failures: 0\n", 3, "security.sip_bans.max_failures", "at least 1"),
+        ("security:\n  sip_bans:\n    ban_time_s: -5\n", 3, "security.sip_bans.ban_time_s", "positive"),
+        ("security:\n  sip_bans:\n    bantime: 5\n", 3, "security.sip_bans.bantime", "unknown field"),
     ],
 )
 def test_bad_config_names_file_line_and_field(
@@ -189,3 +198,15 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 def test_numbers_are_accepted_for_text_fields(tmp_path: Path) -> None:
     s = load_settings(write(tmp_path, "carrier:\n  dids: [7000, '7001']\n"))
     assert s.carrier.dids == ("7000", "7001")
+
+
+def test_sip_ban_rules_allow_the_carrier_trunk_and_loopback_by_default(tmp_path: Path) -> None:
+    s = load_settings(
+        write(
+            tmp_path,
+            "carrier:\n  match: [192.0.2.10, 198.51.100.0/24]\nsecurity:\n  sip_bans:\n    ban_time_s: 60\n",
+        )
+    )
+    rules = ban_rules(s)
+    assert (rules.max_failures, rules.find_time_s, rules.ban_time_s) == (10, 600, 60)
+    assert [str(n) for n in rules.allow] == ["127.0.0.1/32", "192.0.2.10/32", "198.51.100.0/24"]

@@ -1,0 +1,1 @@
+"""Edge defence: sources that guess SIP passwords are banned inside Asterisk."""
