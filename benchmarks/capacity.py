@@ -498,6 +498,11 @@ def app_calls(stack: BenchStack) -> int:
     return int(body.get("app", {}).get("calls", -1)) if status == 200 else -1
 
 
+def writes_waiting(stack: BenchStack) -> int:
+    status, body = stack.health()
+    return int(body.get("app", {}).get("writes_waiting", -1)) if status == 200 else -1
+
+
 def settled(stack: BenchStack) -> bool:
     status, body = stack.health()
     app = body.get("app", {})
@@ -526,6 +531,8 @@ def restart_once(bench: Bench, stack: BenchStack, n: int, args: argparse.Namespa
         followed_at = eventually(
             lambda: time.time() if app_calls(stack) >= n else None, 60, f"{n} calls followed again", 0.05
         )
+        # The 'recovered' events are written behind the calls, in the writer's next batch.
+        eventually(lambda: writes_waiting(stack) == 0, 30, "the recovered calls' rows written", 0.05)
         rows = stack.query(
             "SELECT max(e.at), count(*) FROM interaction_events e JOIN interactions i "
             "ON i.id = e.interaction_id WHERE e.kind = 'recovered' AND i.ani LIKE %s "
