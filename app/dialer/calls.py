@@ -171,10 +171,16 @@ class DialerCall:
             a.result = CallResult.CONNECTED
             a.agent_id = self.agent_id
             self.connected_loop_time = asyncio.get_running_loop().time()
-            await self.store.save_dial_attempt(a)  # reports see it while the call is on
+            await self.record_attempt()  # reports see it while the call is on
             await self.line.follow(call, waiting, self.room)
             return
         await self.abandon()
+
+    async def record_attempt(self) -> None:
+        """Write the attempt's row; the interaction it refers to goes first (the writer batches
+        interactions, so it may not be on disk yet)."""
+        await self.call.save()
+        await self.store.save_dial_attempt(self.attempt)
 
     async def to_agent_within(self, deadline: float) -> WaitingInteraction | None:
         """Offer the customer to an agent as a top-tier call; the line once an agent is talking."""
@@ -281,7 +287,7 @@ class PreviewCall(DialerCall):
                 await call.pbx.stop_playback(ringback)
                 conv.agent = None
                 await conv.join(leg)
-                await self.store.save_dial_attempt(a)
+                await self.record_attempt()
                 await self.line.follow(call, waiting_of(call, c.queue), self.room)
                 return
         call.it.record(call.now(), "customer_unreached", result=a.result.value if a.result else None)

@@ -492,6 +492,8 @@ class DialerService:
             else:
                 state.gauge.record_connected(at)
         try:
+            if attempt.interaction_id is not None:
+                await call.call.save()  # the row the attempt refers to, written first
             await self.store.save_dial_attempt(attempt)
             await self.store.save_lead(lead)
         except Exception:
