@@ -74,9 +74,11 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     shallow, valid UTF-8 and free of NUL characters and lone surrogates."""
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
         raise PayloadTooLarge(MAX_JSON_BYTES)
-    raw = await request.content.read(MAX_JSON_BYTES + 1)
-    if len(raw) > MAX_JSON_BYTES:
-        raise PayloadTooLarge(MAX_JSON_BYTES)
+    raw = bytearray()  # read() returns what has arrived so far: a body may come in pieces
+    while chunk := await request.content.read(MAX_JSON_BYTES + 1 - len(raw)):
+        raw += chunk
+        if len(raw) > MAX_JSON_BYTES:  # chunked, with no length said beforehand
+            raise PayloadTooLarge(MAX_JSON_BYTES)
     try:
         body = json.loads(raw.decode("utf-8"))
     except RecursionError as exc:

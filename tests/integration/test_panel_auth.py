@@ -8,6 +8,7 @@ twice: the answer is clear, and nothing changed in PostgreSQL or in the routing 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -388,6 +389,9 @@ async def test_supervisor_changes_any_agent(panel: Panel, new_browser: Any) -> N
 # -- hostile input -----------------------------------------------------------------------------
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 async def raw_post(browser: Browser, path: str, raw: bytes) -> tuple[int, Any]:
     headers = {"Content-Type": "application/json", "X-CSRF-Token": browser.csrf}
     async with browser.http.post(path.lstrip("/"), data=raw, headers=headers) as resp:
@@ -410,6 +414,18 @@ async def test_hostile_bodies_get_a_clear_error_and_change_nothing(panel: Panel,
         status, body = await raw_post(stranger, "/login", raw)
         assert status == 400 and words in body["message"], (raw, body)
     assert await panel.query("SELECT count(*) FROM web_sessions WHERE username = 'root'") == [(0,)]
+
+    # A body sent in pieces, with no length said beforehand, is read whole, and still limited.
+    async def pieces(body: bytes, size: int) -> AsyncIterator[bytes]:
+        for i in range(0, len(body), size):
+            await asyncio.sleep(0.01)
+            yield body[i : i + size]
+
+    login = json.dumps({"username": "1004", "password": panel.passwords["1004"]}).encode()
+    async with new_browser().http.post("login", data=pieces(login, 7), headers=JSON) as resp:
+        assert resp.status == 200, await resp.text()
+    async with stranger.http.post("login", data=pieces(b" " * 70_000 + login, 8192), headers=JSON) as resp:
+        assert resp.status == 413
 
     lead = new_browser()
     assert (await lead.sign_in("lead"))[0] == 200
