@@ -147,6 +147,9 @@ def test_a_broken_flow_file_is_refused_and_calls_carry_on(
     assert status == 200 and body == {"flows": ["main"]}, body
     call, it = dial(lab, stack, "13700000054", tones[0], tmp_path / "after.wav")
     eventually(lambda: prompt_played(stack, it, "main_menu"), 20, "the new main menu")
+    # The prompt's end is still on its way to the phone (network, jitter buffer) when Asterisk
+    # says it finished: hang up once the phone has heard it, not before.
+    call.wait_rx_audio(call.rx_audio_seconds() + 0.5, timeout=10)
     call.hangup()
     ended(stack, it["id"])
     new_prompt = PromptText(
