@@ -54,9 +54,10 @@ from app.calls.runtime import Runtime
 from app.calls.switchboard import Switchboard
 from app.calls.voice import Voice
 from app.calls.writer import InteractionWriter
-from app.config import Settings, ban_rules
+from app.config import Settings, ban_rules, call_limits
 from app.dialer import http as dialer_http
 from app.dialer.service import DialerService
+from app.domain.admission import Admission
 from app.domain.ivr_flow import FlowSet
 from app.domain.outbound import OutboundPolicy
 from app.errors import PbxError
@@ -359,6 +360,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             recognizer=p.recognizer,
             voicemail=voicemail,
             default_queue=settings.ivr.menu[0].queue if settings.ivr.menu else settings.queues[0].name,
+            admission=Admission(limits) if (limits := call_limits(settings)) else None,
         )
         dialer = DialerService(
             runtime=runtime,

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from app.domain.admission import CallLimits, Limit
 from app.domain.outbound import DEFAULT_KINDS, DialPlan, Purpose
 from app.domain.prompt import PromptText as PromptText  # configured prompts are made of these
 from app.domain.sip_bans import BanRules
@@ -469,14 +470,53 @@ class SipBanSettings:
 
 
 @dataclass(frozen=True)
+class AdmissionLimit:
+    calls_per_s: float
+    burst: int
+    # None: as many as the RTP port range carries (asterisk.rtp_start..rtp_end, two ports per
+    # leg, two legs per answered call), so a flood is refused before the ports run out.
+    concurrent: int | None = None
+
+
+@dataclass(frozen=True)
+class CallLimitSettings:
+    """Calls refused at the door (503, before answering) over these limits (app/domain/admission.py):
+    per source address, and per trunk (the carrier) for all its addresses together."""
+
+    enabled: bool = True
+    per_source: AdmissionLimit = AdmissionLimit(calls_per_s=10, burst=50)
+    per_trunk: AdmissionLimit = AdmissionLimit(calls_per_s=20, burst=100)
+
+
+@dataclass(frozen=True)
 class SecuritySettings:
     sip_bans: SipBanSettings = SipBanSettings()
+    call_limits: CallLimitSettings = CallLimitSettings()
 
 
 @dataclass(frozen=True)
 class DatabaseSettings:
     # None: DATABASE_URL, else the local server on 127.0.0.1:5432, else a private cluster.
     url: str | None = None
+
+
+def rtp_call_capacity(s: Settings) -> int:
+    """Calls the RTP port range carries at once: two ports (RTP, RTCP) per leg, the caller's leg
+    and an agent's."""
+    return (s.asterisk.rtp_end - s.asterisk.rtp_start + 1) // 4
+
+
+def call_limits(s: Settings) -> CallLimits | None:
+    """The admission limits, with unset concurrency filled in from the RTP range; None: off."""
+    c = s.security.call_limits
+    if not c.enabled:
+        return None
+    capacity = rtp_call_capacity(s)
+
+    def limit(a: AdmissionLimit) -> Limit:
+        return Limit(a.calls_per_s, a.burst, a.concurrent if a.concurrent is not None else capacity)
+
+    return CallLimits(limit(c.per_source), limit(c.per_trunk), frozenset({s.carrier.name}))
 
 
 def ban_rules(s: Settings) -> BanRules:
@@ -898,6 +938,21 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
 
 
 def _check_security(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> None:
+    capacity = rtp_call_capacity(s)
+    for name in ("per_source", "per_trunk"):
+        a: AdmissionLimit = getattr(s.security.call_limits, name)
+        where = f"security.call_limits.{name}"
+        if not a.calls_per_s > 0:
+            raise bad(f"{where}.calls_per_s", f"must be positive; got {a.calls_per_s}")
+        if a.burst < 1:
+            raise bad(f"{where}.burst", f"must be at least 1; got {a.burst}")
+        if a.concurrent is not None and not 1 <= a.concurrent <= capacity:
+            raise bad(
+                f"{where}.concurrent",
+                f"must be between 1 and {capacity}, the calls that asterisk.rtp_start..rtp_end"
+                f" ({s.asterisk.rtp_start}-{s.asterisk.rtp_end}) carries at two ports per leg and two"
+                f" legs per call; got {a.concurrent}",
+            )
     b = s.security.sip_bans
     if b.max_failures < 1:
         raise bad("security.sip_bans.max_failures", f"must be at least 1; got {b.max_failures}")

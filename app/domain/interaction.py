@@ -34,6 +34,7 @@ class Outcome(StrEnum):
     CLOSED = "closed"  # called outside opening hours
     BLOCKED = "blocked"  # a number the flow refuses
     DROPPED = "dropped"  # the PBX lost the call (e.g. Asterisk restarted): nobody's choice
+    REFUSED = "refused"  # turned away unanswered: its source or trunk was over its call limits
 
 
 class IllegalTransition(Exception):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -24,8 +25,9 @@ from app.calls.recovery import Found, back_in_line, restore_conversation, talkin
 from app.calls.runtime import Runtime
 from app.calls.session import Call
 from app.calls.voice import Voice
+from app.domain.admission import Admission, Refusal, source_address, trunk_of
 from app.domain.caller_id import caller_number
-from app.domain.interaction import Interaction, Phase
+from app.domain.interaction import Interaction, Outcome, Phase
 from app.domain.ivr_flow import FlowSet
 from app.domain.routing import customer_tier
 from app.inbound.ivr import IvrWalker, Lookup
@@ -53,8 +55,10 @@ class InboundCalls:
         recognizer: Recognizer | None,
         voicemail: VoicemailService | None,
         default_queue: str,
+        admission: Admission | None = None,
     ) -> None:
         self.runtime = runtime
+        self.admission = admission  # None: no call limits
         self.board = runtime.board
         self.desk = desk
         self.line = line
@@ -70,14 +74,41 @@ class InboundCalls:
     # -- a new caller ---------------------------------------------------------------
 
     async def arrived(self, channel: Channel, args: tuple[str, ...]) -> None:
-        """A caller entered Stasis: their call starts at once (its own task does the rest)."""
+        """A caller entered Stasis: their call starts at once (its own task does the rest), or
+        is refused unanswered if its source or trunk is over its limits."""
         dnis = args[1] if len(args) > 1 else channel.exten
         # From the channel, not a Stasis argument: a comma in the caller ID would cut that.
         ani = caller_number(channel.caller_number)
         it = Interaction(str(uuid.uuid4()), channel.id, ani=ani, dnis=dnis, arrived_at=self.runtime.clock())
         it.legs["kind"] = KIND
+        # The SIP peer's address (the dialplan passes it); the caller ID may be anything.
+        it.legs["source"] = source = source_address(args[2] if len(args) > 2 else "")
         call = self.runtime.call(it, KIND)
+        if self.admission is not None:
+            trunk = trunk_of(channel.name, self.admission.limits.trunks)
+            if trunk is not None:
+                it.legs["trunk"] = trunk
+            refusal = self.admission.admit(source, trunk, time.monotonic())
+            if refusal is not None:
+                self.board.launch(call, lambda: call.run(lambda: self.refuse(call, channel, refusal)))
+                return
+            self._hold_place(call, source, trunk)
         self.board.launch(call, lambda: call.run(lambda: self.answer(call, channel)))
+
+    def _hold_place(self, call: Call, source: str, trunk: str | None) -> None:
+        admission = self.admission
+        if admission is not None:
+            call.cleanup.callback(admission.release, source, trunk)
+
+    async def refuse(self, call: Call, channel: Channel, refusal: Refusal) -> None:
+        """Over a limit: one closed interaction, and a 503 before anything is answered."""
+        it = call.it
+        if refusal.first:
+            log.warning("refusing calls with 503: %s", refusal)
+        it.record(it.arrived_at, "arrived", channel=channel.name, source=it.legs["source"])
+        it.end(call.now(), Outcome.REFUSED, reason=refusal.rule.value, limit=refusal.limit)
+        call.create()
+        await call.pbx.hangup(call.caller, reason="congestion")
 
     async def find_customer(self, ani: str) -> Customer | None:
         try:
@@ -133,6 +164,10 @@ class InboundCalls:
         """Take a caller up where they were: in the menu again, back in line in their place (with
         their flow's skills and what they entered), still talking, or still leaving a message."""
         call = self.runtime.call(it, KIND, recorded=True)
+        if self.admission is not None:
+            source, trunk = it.legs.get("source", "unknown"), it.legs.get("trunk")
+            self.admission.occupy(source, trunk)
+            self._hold_place(call, source, trunk)
         # Claimed now, before anything else looks at Asterisk's channels: the legs still talking.
         conv = restore_conversation(call, self.line, found) if talking(it, found) else None
         self.board.launch(call, lambda: call.run(lambda: self._resume(call, found, conv)))

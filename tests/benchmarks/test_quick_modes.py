@@ -193,3 +193,16 @@ def test_capacity_restart(tmp_path: Path, asterisk_prefix: Path) -> None:
     assert re.fullmatch(NUMBER, row[2]) and int(row[4]) == calls, row  # followed; every call recovered
     (result,) = json.loads(output.read_text())["restart"]
     assert result["recovered_events"] == calls, result
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="needs SIPp (apt-get install sip-tester)")
+def test_flood(tmp_path: Path, asterisk_prefix: Path) -> None:
+    output = tmp_path / "flood.json"
+    out = run_quick("flood.py", "--output", str(output), timeout=150, env=stack_env(asterisk_prefix))
+    rows = table_rows(out, "alone") + table_rows(out, "under the flood")
+    assert len(rows) == 2 and all(re.fullmatch(NUMBER, r[5]) for r in rows), out  # set-up p95
+    (flood,) = table_rows(out, "127.0.0.2")
+    assert int(flood[3]) > 0, "the quick flood crosses the demo's limits: some calls refused"
+    res = json.loads(output.read_text())
+    assert res["flood_interactions"]["with_one_closed_interaction"] == res["flood"]["calls"]

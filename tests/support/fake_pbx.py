@@ -61,6 +61,7 @@ class FakePbx:
         self.playing: dict[str, str] = {}  # playback id -> channel
         self.played: list[tuple[str, tuple[str, ...]]] = []  # (channel, uris)
         self.requests: list[tuple[Any, ...]] = []
+        self.hangup_reasons: dict[str, str] = {}  # channel -> the reason we hung it up with
         self.hold_playbacks = False
         self.started = STARTED
         self.recordings: dict[str, str] = {}  # live recording name -> state
@@ -71,11 +72,16 @@ class FakePbx:
     def _channel(self, channel_id: str, number: str = "", exten: str = "", app_data: str = "") -> Channel:
         return Channel(channel_id, f"PJSIP/{channel_id}", "Up", number, "", exten, "", "Stasis", app_data)
 
-    def caller_arrives(self, ani: str = "13800000001", dnis: str = "7000") -> str:
+    def caller_arrives(
+        self, ani: str = "13800000001", dnis: str = "7000", source: str = "192.0.2.1:5060"
+    ) -> str:
+        """A caller from the carrier trunk at `source` (the SIP peer's address) dials `dnis`."""
         channel_id = f"caller-{next(self._ids)}"
-        channel = self._channel(channel_id, ani, dnis, f"{APP},inbound,{dnis}")  # as the dialplan does
+        # As the dialplan does: the DNIS and the peer's address as Stasis arguments.
+        channel = self._channel(channel_id, ani, dnis, f"{APP},inbound,{dnis},{source}")
+        channel = dataclasses.replace(channel, name=f"PJSIP/carrier-{channel_id}")
         self.legs[channel_id] = Leg(channel, in_stasis=True)
-        self.queue.put_nowait(StasisStart(channel, ("inbound", dnis)))
+        self.queue.put_nowait(StasisStart(channel, ("inbound", dnis, source)))
         return channel_id
 
     def pick_up(self, channel_id: str, *args: str) -> None:
@@ -153,6 +159,7 @@ class FakePbx:
 
     async def hangup(self, channel_id: str, reason: str = "normal") -> None:
         self.requests.append(("hangup", channel_id))
+        self.hangup_reasons[channel_id] = reason
         if channel_id in self.legs:
             self.hang_up(channel_id)
 

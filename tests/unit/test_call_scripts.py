@@ -23,6 +23,7 @@ from app.calls.runtime import Runtime
 from app.calls.switchboard import Switchboard
 from app.calls.writer import InteractionWriter
 from app.config import AgentSettings, IvrSettings, PromptText, QueueSettings, Settings
+from app.domain.admission import Admission, CallLimits, Limit
 from app.domain.agent_state import AgentState
 from app.domain.interaction import Interaction, Outcome, Phase
 from app.domain.ivr_flow import FlowSet
@@ -128,7 +129,11 @@ class Center:
 
 @contextlib.asynccontextmanager
 async def center(
-    agents: tuple[str, ...] = ("1001", "1002"), wrap_up_s: float = 0.0, ready: bool = True, voice: Any = None
+    agents: tuple[str, ...] = ("1001", "1002"),
+    wrap_up_s: float = 0.0,
+    ready: bool = True,
+    voice: Any = None,
+    limits: CallLimits | None = None,
 ) -> AsyncIterator[Center]:
     settings = Settings(
         agents=tuple(AgentSettings(a, f"Agent {a}") for a in agents),
@@ -157,6 +162,7 @@ async def center(
         recognizer=None,
         voicemail=None,
         default_queue="general",
+        admission=Admission(limits) if limits else None,
     )
     recovery = Recovery(runtime=runtime, store=store, desk=desk, app_name="lianluo")
     recovery.register("inbound", inbound.resume)
@@ -511,3 +517,29 @@ async def test_an_agent_who_answers_and_drops_at_once_ends_a_short_call_not_a_fa
         assert row.agent_id == "1001" and "connected" in c.store.kinds(iid)
         assert caller not in c.pbx.legs, "the caller is hung up, as after any agent's hang-up"
         await c.until(lambda: c.state("1001") is AgentState.READY, "the agent free again")
+
+
+async def test_calls_over_the_source_limit_are_refused_unanswered_each_with_one_closed_interaction() -> None:
+    limits = CallLimits(Limit(10, 3, 2), Limit(100, 100, 100), frozenset({"carrier"}))
+    async with center(agents=("1001",), limits=limits) as c:
+        flood = [c.pbx.caller_arrives(f"1380000000{i}", source="192.0.2.66:5060") for i in range(6)]
+        other = c.pbx.caller_arrives("13900000001", source="198.51.100.5:5060")
+        await c.until(lambda: all(c.interaction_of(ch) for ch in flood), "an interaction for each")
+        its = [it for ch in flood if (it := c.interaction_of(ch)) is not None]
+        refused = [it for it in its if it.outcome is Outcome.REFUSED]
+        assert len(refused) == 4, "two held at once from that source; the other four refused"
+        for it in refused:
+            assert await c.outcome(it.id) is Outcome.REFUSED
+            assert c.pbx.hangup_reasons[it.caller_channel_id] == "congestion"  # 503
+            assert ("answer", it.caller_channel_id) not in c.pbx.requests
+            assert c.store.kinds(it.id) == ["arrived", "ended"]
+        # Another source is served while the flood goes on.
+        it = await c.until(lambda: c.interaction_of(other), "the other source's interaction")
+        await c.until(lambda: "prompt_played" in c.store.kinds(it.id), "the other caller hears the menu")
+        # A held call ending frees its place.
+        admitted = [it for it in its if it.outcome is not Outcome.REFUSED]
+        c.pbx.hang_up(admitted[0].caller_channel_id)
+        assert await c.outcome(admitted[0].id) is Outcome.HUNG_UP_IN_IVR
+        late = c.pbx.caller_arrives("13800000009", source="192.0.2.66:5060")
+        late_it = await c.until(lambda: c.interaction_of(late), "the late caller's interaction")
+        await c.until(lambda: "prompt_played" in c.store.kinds(late_it.id), "the late caller is answered")

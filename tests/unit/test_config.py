@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Settings, ban_rules, load_settings
+from app.config import Settings, ban_rules, call_limits, load_settings
 from app.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,6 +155,18 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
         ("security:\n  sip_bans:\n    max_failures: 0\n", 3, "security.sip_bans.max_failures", "at least 1"),
         ("security:\n  sip_bans:\n    ban_time_s: -5\n", 3, "security.sip_bans.ban_time_s", "positive"),
         ("security:\n  sip_bans:\n    bantime: 5\n", 3, "security.sip_bans.bantime", "unknown field"),
+        (
+            "security:\n  call_limits:\n    per_source: {calls_per_s: 0, burst: 5}\n",
+            3,
+            "security.call_limits.per_source.calls_per_s",
+            "positive",
+        ),
+        (
+            "security:\n  call_limits:\n    per_trunk: {calls_per_s: 5, burst: 5, concurrent: 3000}\n",
+            3,
+            "security.call_limits.per_trunk.concurrent",
+            "between 1 and 2500",
+        ),
     ],
 )
 def test_bad_config_names_file_line_and_field(
@@ -210,3 +222,17 @@ def test_sip_ban_rules_allow_the_carrier_trunk_and_loopback_by_default(tmp_path:
     rules = ban_rules(s)
     assert (rules.max_failures, rules.find_time_s, rules.ban_time_s) == (10, 600, 60)
     assert [str(n) for n in rules.allow] == ["127.0.0.1/32", "192.0.2.10/32", "198.51.100.0/24"]
+
+
+def test_call_limits_default_to_what_the_rtp_range_carries(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, "asterisk:\n  rtp_start: 10000\n  rtp_end: 19999\n"))
+    limits = call_limits(s)
+    assert limits is not None
+    assert (limits.per_source.calls_per_s, limits.per_source.burst, limits.per_source.concurrent) == (
+        10,
+        50,
+        2500,
+    )
+    assert limits.per_trunk.concurrent == 2500 and limits.trunks == {"carrier"}
+    off = load_settings(write(tmp_path, "security:\n  call_limits: {enabled: false}\n"))
+    assert call_limits(off) is None
