@@ -41,3 +41,12 @@ class PbxError(AppError):
 
     def __init__(self, message: str, details: dict[str, Any] | None = None, http_status: int = 502) -> None:
         super().__init__("pbx-error", message, details or {}, http_status)
+
+
+class BadRecord(AppError):
+    """The database refused a record for what it holds (a value it cannot store, a broken
+    reference), not for being unreachable: writing it again would fail again. Writers of
+    batches write the others and drop only this one."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("bad-record", message, {}, 500)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -24,7 +25,7 @@ from app.domain.callback import Callback, CallbackSource, CallbackStatus
 from app.domain.campaign import CallResult, DialAttempt, Lead, LeadStatus
 from app.domain.interaction import Interaction, InteractionEvent, Phase
 from app.domain.voicemail import Voicemail
-from app.errors import AppError
+from app.errors import AppError, BadRecord
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,15 @@ _UPSERT_INTERACTION = (
 )
 
 
+@contextlib.contextmanager
+def _bad_record() -> Iterator[None]:
+    """A value PostgreSQL cannot store or a broken reference: not worth retrying as it is."""
+    try:
+        yield
+    except (psycopg.DataError, psycopg.IntegrityError) as exc:
+        raise BadRecord(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+
+
 def _interaction_row(it: Interaction) -> tuple[Any, ...]:
     return (
         it.id,
@@ -232,34 +242,42 @@ class Store:
         """State changes into the history, and each agent's state as it stands now."""
         if not events:
             return
-        async with self.pool.connection() as conn, conn.transaction():
-            async with conn.cursor() as cur:
-                await cur.executemany(
-                    "INSERT INTO agent_state_events"
-                    " (agent_id, at, from_state, to_state, reason, interaction_id)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)",
-                    [
-                        (e.agent_id, e.at, e.from_state.value, e.to_state.value, e.reason, e.interaction_id)
-                        for e in events
-                    ],
-                )
-                await cur.executemany(
-                    "UPDATE agents SET state = %s, state_since = %s, not_ready_reason = %s,"
-                    " interaction_id = %s, wrap_up_until = %s, logged_in_at = %s, updated_at = now()"
-                    " WHERE id = %s",
-                    [
-                        (
-                            s.state.value,
-                            s.since,
-                            s.reason,
-                            s.interaction_id,
-                            s.wrap_up_until,
-                            s.logged_in_at,
-                            agent_id,
-                        )
-                        for agent_id, s in now.items()
-                    ],
-                )
+        with _bad_record():
+            async with self.pool.connection() as conn, conn.transaction():
+                async with conn.cursor() as cur:
+                    await cur.executemany(
+                        "INSERT INTO agent_state_events"
+                        " (agent_id, at, from_state, to_state, reason, interaction_id)"
+                        " VALUES (%s, %s, %s, %s, %s, %s)",
+                        [
+                            (
+                                e.agent_id,
+                                e.at,
+                                e.from_state.value,
+                                e.to_state.value,
+                                e.reason,
+                                e.interaction_id,
+                            )
+                            for e in events
+                        ],
+                    )
+                    await cur.executemany(
+                        "UPDATE agents SET state = %s, state_since = %s, not_ready_reason = %s,"
+                        " interaction_id = %s, wrap_up_until = %s, logged_in_at = %s, updated_at = now()"
+                        " WHERE id = %s",
+                        [
+                            (
+                                s.state.value,
+                                s.since,
+                                s.reason,
+                                s.interaction_id,
+                                s.wrap_up_until,
+                                s.logged_in_at,
+                                agent_id,
+                            )
+                            for agent_id, s in now.items()
+                        ],
+                    )
 
     async def agent_snapshots(self) -> dict[str, AgentSnapshot]:
         """Every active agent's state as last stored."""
@@ -320,14 +338,16 @@ class Store:
         interaction writer's batch). A row is inserted the first time, updated after."""
         if not batch:
             return
-        async with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            await cur.executemany(_UPSERT_INTERACTION, [_interaction_row(it) for it, _, _ in batch])
-            events = [(it.id, e.at, e.kind, Jsonb(e.data)) for it, _, evs in batch for e in evs]
-            if events:
-                await cur.executemany(
-                    "INSERT INTO interaction_events (interaction_id, at, kind, data) VALUES (%s, %s, %s, %s)",
-                    events,
-                )
+        with _bad_record():
+            async with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                await cur.executemany(_UPSERT_INTERACTION, [_interaction_row(it) for it, _, _ in batch])
+                events = [(it.id, e.at, e.kind, Jsonb(e.data)) for it, _, evs in batch for e in evs]
+                if events:
+                    await cur.executemany(
+                        "INSERT INTO interaction_events (interaction_id, at, kind, data)"
+                        " VALUES (%s, %s, %s, %s)",
+                        events,
+                    )
 
     async def open_interactions(self) -> list[Interaction]:
         async with self.pool.connection() as conn:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from app.bus import Bus, InteractionSaved
 from app.calls.ports import InteractionStore
 from app.domain.interaction import Interaction, InteractionEvent
+from app.errors import BadRecord
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class InteractionWriter:
         self._in_flight = 0
         self.failing_since: float | None = None  # loop time of the first failure of an outage
         self.written = 0  # interactions written (a write of one may cover several saves)
+        self.dropped = 0  # writes the database refused for what they hold (logged, never retried)
 
     # -- the calls' side --------------------------------------------------------
 
@@ -154,7 +156,11 @@ class InteractionWriter:
                 batch = [self._pending.pop(i) for i in ids]
                 self._in_flight = len(batch)
                 try:
-                    await self.store.write_interactions([(p.snapshot, p.create, p.events) for p in batch])
+                    try:
+                        await self.store.write_interactions([(p.snapshot, p.create, p.events) for p in batch])
+                    except BadRecord as exc:
+                        # One record the database will never take must not hold back the rest.
+                        ids, batch = await self._one_by_one(ids, batch, exc)
                 except Exception as exc:
                     self._in_flight = 0
                     self._put_back(ids, batch)
@@ -179,6 +185,36 @@ class InteractionWriter:
                 self.written += len(batch)
                 await self._written(ids, batch)
 
+    async def _one_by_one(
+        self, ids: list[str], batch: list[_Pending], exc: BadRecord
+    ) -> tuple[list[str], list[_Pending]]:
+        """Write each of a refused batch alone; drop (loudly) the ones refused for what they hold.
+        The written and the dropped come back as done (nobody waits forever for a dropped one);
+        an outage meanwhile raises, and the rest is tried again as usual."""
+        done: list[tuple[str, _Pending]] = []
+        for n, (i, p) in enumerate(zip(ids, batch, strict=True)):
+            try:
+                await self.store.write_interactions([(p.snapshot, p.create, p.events)])
+            except BadRecord as bad:
+                self.dropped += 1
+                self._settle(i, p)
+                log.error(
+                    "interaction %s dropped: the database refuses it (%s); %d event(s) lost: %s",
+                    i,
+                    bad,
+                    len(p.events),
+                    ", ".join(e.kind for e in p.events),
+                )
+            except Exception:
+                if done:
+                    await self._written([d[0] for d in done], [d[1] for d in done])
+                self._put_back(ids[n:], batch[n:])
+                raise
+            done.append((i, p))
+        if len(batch) > 1:
+            log.warning("a batch of %d interactions was refused (%s); written one by one", len(batch), exc)
+        return [d[0] for d in done], [d[1] for d in done]
+
     def _put_back(self, ids: list[str], batch: list[_Pending]) -> None:
         """A failed batch goes back in front of anything queued since, merged per interaction."""
         newer = self._pending
@@ -188,12 +224,16 @@ class InteractionWriter:
         for i, p in newer.items():
             self._pending[i] = self._pending.pop(i).merge_newer(p) if i in self._pending else p
 
+    def _settle(self, i: str, p: _Pending) -> None:
+        """This write is behind us (on disk, or dropped): waiters on it may go on."""
+        self._done[i] = max(self._done.get(i, 0), p.seq)
+        if self._done[i] >= self._queued.get(i, 0):
+            self._queued.pop(i, None)
+            self._done.pop(i, None)
+
     async def _written(self, ids: list[str], batch: list[_Pending]) -> None:
         for i, p in zip(ids, batch, strict=True):
-            self._done[i] = max(self._done.get(i, 0), p.seq)
-            if self._done[i] >= self._queued.get(i, 0):
-                self._queued.pop(i, None)
-                self._done.pop(i, None)
+            self._settle(i, p)
             if p.events:
                 self.bus.publish(InteractionSaved(i, tuple(p.events)))
         async with self._progress:

@@ -38,7 +38,7 @@ from app.domain.routing import (
     could_ever_serve,
     risk_order,
 )
-from app.errors import AppError
+from app.errors import AppError, BadRecord
 
 log = logging.getLogger(__name__)
 
@@ -301,11 +301,23 @@ class RoutingService:
         if not self._unsaved:
             return
         batch = list(self._unsaved)
-        now = {
-            a: self.agents[a].snapshot() for a in dict.fromkeys(e.agent_id for e in batch) if a in self.agents
-        }
-        await self.store.save_agent_events(batch, now)
+        try:
+            await self.store.save_agent_events(batch, self._snapshots(batch))
+        except BadRecord as exc:
+            # One row the database will never take must not hold back (or lose) the others.
+            log.warning("%d agent state event(s) refused together (%s); saved one by one", len(batch), exc)
+            for event in batch:
+                try:
+                    await self.store.save_agent_events([event], self._snapshots([event]))
+                except BadRecord as bad:
+                    log.error("agent state event dropped, the database refuses it (%s): %r", bad, event)
+                self._unsaved.remove(event)
+            return
         del self._unsaved[: len(batch)]
+
+    def _snapshots(self, events: Sequence[AgentStateEvent]) -> dict[str, AgentSnapshot]:
+        agents = dict.fromkeys(e.agent_id for e in events)
+        return {a: self.agents[a].snapshot() for a in agents if a in self.agents}
 
     def _tell_listeners(self, events: Sequence[AgentStateEvent]) -> None:
         changed = [self.agents[i] for i in dict.fromkeys(e.agent_id for e in events) if i in self.agents]
