@@ -42,7 +42,7 @@ from app.adapters.sip_acl import PjsipAcl
 from app.adapters.sip_ban_store import SipBanStore
 from app.adapters.speech import ManagedRecognizer, SpeechSettings, recognizer_from_settings
 from app.adapters.web_users import WebUserStore
-from app.bus import AgentsChanged, Bus, InteractionSaved
+from app.bus import AgentsChanged, Bus, InteractionSaved, SipBansChanged
 from app.callbacks import http as callbacks_http
 from app.callbacks.service import CallbackService
 from app.calls import http as calls_http
@@ -285,6 +285,13 @@ async def panel_ctx(app: web.Application) -> AsyncIterator[None]:
         p.bus.subscribe(AgentsChanged, pops.agents_changed),
         p.bus.subscribe(InteractionSaved, pops.interaction_saved),
         p.bus.subscribe(InteractionSaved, calls.interaction_saved),
+        # Supervisors' screens list the SIP bans in force, live.
+        p.bus.subscribe(
+            SipBansChanged,
+            lambda n: hub.to_supervisors(
+                {"type": "sip_bans", "bans": [security_http.ban_view(b, utcnow()) for b in n.bans]}
+            ),
+        ),
     ]
     app[AUTH] = auth
     app[LIVE] = hub
@@ -482,8 +489,13 @@ async def sip_bans_ctx(app: web.Application) -> AsyncIterator[None]:
     assert p.store is not None
     ami = app[health.AMI]
     etc = InstancePaths.under(Paths.of(settings).var_dir, settings.asterisk.instance).etc
+    bus = p.bus
     service = SipBanService(
-        ban_rules(settings), SipBanStore(p.store.pool), PjsipAcl(etc, ami.command), utcnow
+        ban_rules(settings),
+        SipBanStore(p.store.pool),
+        PjsipAcl(etc, ami.command),
+        utcnow,
+        on_change=lambda bans: bus.publish(SipBansChanged(tuple(bans))),
     )
     app[security_http.BANS] = service
     if not settings.security.sip_bans.enabled:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from app.domain.agent_state import Agent
 from app.domain.interaction import InteractionEvent
+from app.domain.sip_bans import Ban
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,15 @@ class QueueChanged:
     queue: str
 
 
-Notice = InteractionSaved | AgentsChanged | QueueChanged
-N = TypeVar("N", InteractionSaved, AgentsChanged, QueueChanged)
+@dataclass(frozen=True)
+class SipBansChanged:
+    """A SIP source was banned, or a ban ended (expired or lifted): the bans in force now."""
+
+    bans: tuple[Ban, ...]
+
+
+Notice = InteractionSaved | AgentsChanged | QueueChanged | SipBansChanged
+N = TypeVar("N", InteractionSaved, AgentsChanged, QueueChanged, SipBansChanged)
 
 
 class Bus:

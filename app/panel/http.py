@@ -28,6 +28,7 @@ from app.panel.i18n import LANG_COOKIE, Lang, pick_language, t
 from app.panel.live import LIVE, Subscription
 from app.panel.pop import POPS
 from app.routing.http import DESK, agent_view, change_state
+from app.security.http import BANS, ban_view
 from app.web.auth import (
     AUTH,
     CSRF_FIELD,
@@ -305,8 +306,11 @@ async def supervisor_page(request: web.Request) -> web.Response:
         return html(request, page, 403)
     agents = [agent_view(a) for a in request.app[DESK].agents.values()]
     reasons = request.app[SETTINGS].web.not_ready_reasons
+    service = request.app.get(BANS)
+    bans = [ban_view(b, service.now()) for b in service.active] if service is not None else []
     return html(
-        request, pages.supervisor_page(lang, session.csrf_token, user_line(lang, session), agents, reasons)
+        request,
+        pages.supervisor_page(lang, session.csrf_token, user_line(lang, session), agents, reasons, bans),
     )
 
 

@@ -85,6 +85,16 @@ class LiveHub:
             sent += 1
         return sent
 
+    def to_supervisors(self, message: Message) -> None:
+        """Send a message to every supervisor's socket (those that follow every agent)."""
+        for sub in self._subs:
+            if sub.ended is not None or sub.agent_ids is not None:
+                continue
+            if sub.queue.qsize() >= self.max_backlog:
+                sub.end("too-slow")
+                continue
+            sub.queue.put_nowait(message)
+
     def end_session(self, session: bytes) -> None:
         for sub in self._subs:
             if sub.session == session:

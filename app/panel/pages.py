@@ -27,7 +27,18 @@ def reason_label(lang: Lang, reasons: Sequence[NotReadyReason], code: str | None
 
 def client_texts(lang: Lang, reasons: Sequence[NotReadyReason]) -> dict[str, Any]:
     """What panel.js needs to label live updates in the page's language."""
-    keys = ("since", "live", "offline", "phone_registered", "phone_not_registered", "yes", "no", "error")
+    keys = (
+        "since",
+        "live",
+        "offline",
+        "phone_registered",
+        "phone_not_registered",
+        "yes",
+        "no",
+        "error",
+        "sip_bans_none",
+        "ban.lift",
+    )
     return {
         "lang": lang,
         "text": {k: t(lang, k) for k in keys},
@@ -172,6 +183,7 @@ def supervisor_page(
     user_line: str,
     agents: Sequence[Mapping[str, Any]],
     reasons: Sequence[NotReadyReason],
+    bans: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     head = "".join(
         f"<th>{escape(t(lang, k))}</th>" for k in ("agent", "name", "state", "reason", "phone", "skills")
@@ -196,6 +208,7 @@ def supervisor_page(
     body = (
         f"<h1>{escape(t(lang, 'supervisor'))}</h1>{table}"
         f'<p class="live" id="live" data-live="false">{escape(t(lang, "offline"))}</p>'
+        f"{_bans_section(lang, bans)}"
     )
     return _layout(
         lang,
@@ -205,6 +218,30 @@ def supervisor_page(
         user_line=user_line,
         client=client_texts(lang, reasons),
         page="supervisor",
+    )
+
+
+def _bans_section(lang: Lang, bans: Sequence[Mapping[str, Any]]) -> str:
+    """The SIP bans in force, each with its Lift button (panel.js keeps the list live)."""
+    head = "".join(
+        f"<th>{escape(t(lang, 'ban.' + k))}</th>" for k in ("address", "since", "until", "failures")
+    )
+    rows = "".join(
+        f'<tr data-address="{escape(b["address"])}"><td>{escape(b["address"])}</td>'
+        f"<td>{_time(b['since'])}</td><td>{_time(b['until'])}</td><td>{int(b['failures'])}</td>"
+        f'<td><button type="button" class="lift-ban" data-address="{escape(b["address"])}">'
+        f"{escape(t(lang, 'ban.lift'))}</button></td></tr>"
+        for b in bans
+    )
+    empty = "" if bans else " hidden"
+    table_hidden = " hidden" if not bans else ""
+    return (
+        f'<section id="sip-bans"><h2>{escape(t(lang, "sip_bans"))}</h2>'
+        f'<p class="note">{escape(t(lang, "sip_bans_note"))}</p>'
+        '<p class="message" id="message" role="status"></p>'
+        f'<p id="sip-bans-none"{empty}>{escape(t(lang, "sip_bans_none"))}</p>'
+        f'<table id="sip-bans-table"{table_hidden}><thead><tr>{head}<th></th></tr></thead>'
+        f"<tbody>{rows}</tbody></table></section>"
     )
 
 

@@ -36,8 +36,16 @@ class Acl(Protocol):
 
 
 class SipBanService:
-    def __init__(self, rules: BanRules, store: BanStore, acl: Acl, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        rules: BanRules,
+        store: BanStore,
+        acl: Acl,
+        clock: Callable[[], datetime],
+        on_change: Callable[[list[Ban]], None] = lambda bans: None,
+    ) -> None:
         self.rules = rules
+        self._on_change = on_change  # told the bans in force after each change (supervisors' screens)
         self._store = store
         self._acl = acl
         self._clock = clock
@@ -116,13 +124,17 @@ class SipBanService:
     def _changed(self) -> None:
         self._acl_stale = True
         self._wake.set()
+        self._on_change(self._bans.active)
 
     def _end_expired(self) -> None:
         now = self._clock()
-        for ban in self._bans.expired(now):
+        expired = self._bans.expired(now)
+        for ban in expired:
             log.warning("SIP ban on %s expired (banned since %s)", ban.address, ban.since.isoformat())
             self._writes.append(functools.partial(self._store.ended, ban, "expired", now, {}))
             self._acl_stale = True
+        if expired:
+            self._on_change(self._bans.active)
 
     async def _apply_acl(self) -> bool:
         if not self._acl_stale:

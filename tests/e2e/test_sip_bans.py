@@ -8,12 +8,15 @@ client bound to its own 127.0.0.x address (tests/support/sip_register.py).
 
 from __future__ import annotations
 
+import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
 from tests.support.calls import call_in, register_agent
 from tests.support.sip_phone import PhoneLab
 from tests.support.sip_register import register
@@ -30,7 +33,8 @@ STACK_CONFIG = {
             "ban_time_s": BAN_S,
             "allow": ["127.0.0.1/32", "127.0.0.4/32"],
         }
-    }
+    },
+    "web": {"users": [{"username": "lead", "name": "Lee Lead", "role": "supervisor"}]},
 }
 
 
@@ -195,3 +199,38 @@ def test_guessers_are_still_banned_after_the_app_is_killed_and_adopts_its_runnin
         "the guesser refused after adoption",
     )
     assert stack.api("DELETE", f"/api/security/bans/{guesser}")[0] == 200
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (scripts/setup)")
+def test_a_supervisor_sees_a_ban_appear_on_the_screen_live_and_lifts_it_there(stack: Stack) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    guesser = "127.0.0.11"
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = chromium.new_context(locale="en-US").new_page()
+            page.goto(stack.web_url + "/supervisor")
+            page.fill("#username", "lead")
+            page.fill("#password", str(stack.secrets["panel_passwords"]["lead"]))
+            page.click("#sign-in")
+            expect(page).to_have_url(re.compile(r"/supervisor$"))
+            expect(page.locator("#live")).to_have_attribute("data-live", "true")
+            row = page.locator(f'#sip-bans-table tr[data-address="{guesser}"]')
+            expect(row).to_have_count(0)
+
+            guess(stack, guesser, "1001", MAX_FAILURES)
+            # On the open page without reloading it: pushed over the supervisor's socket.
+            expect(row).to_have_count(1, timeout=5000)
+            expect(row).to_contain_text(str(MAX_FAILURES))
+            row.get_by_role("button", name="Lift ban").click()
+            expect(row).to_have_count(0, timeout=5000)
+            expect(page.locator("#sip-bans-none")).to_be_visible()
+        finally:
+            chromium.close()
+    assert guesser not in bans(stack)
+    password = stack.agent_password("1001")
+    eventually(
+        lambda: register(server(stack), guesser, "1001", password) == 200 or None, 5, "the lifted source"
+    )
+    assert ban_events(stack, guesser) == ["banned", "lifted"]

@@ -110,6 +110,52 @@
       Object.entries(agent.skills).map(([k, v]) => k + " " + v).join(", ");
   }
   const show = page === "supervisor" ? showRow : showAgent;
+
+  // -- the supervisor's list of banned SIP sources -------------------------------------------
+  function showBans(bans) {
+    const table = document.getElementById("sip-bans-table");
+    if (!table) return;
+    const body = table.querySelector("tbody");
+    body.replaceChildren(...bans.map((b) => {
+      const row = document.createElement("tr");
+      row.dataset.address = b.address;
+      const cell = (node) => { const td = document.createElement("td"); td.append(node); row.append(td); };
+      cell(b.address);
+      cell(timeNode(b.since));
+      cell(timeNode(b.until));
+      cell(String(b.failures));
+      const lift = document.createElement("button");
+      lift.type = "button";
+      lift.className = "lift-ban";
+      lift.dataset.address = b.address;
+      lift.textContent = data.text["ban.lift"];
+      cell(lift);
+      return row;
+    }));
+    table.hidden = bans.length === 0;
+    document.getElementById("sip-bans-none").hidden = bans.length !== 0;
+  }
+  document.addEventListener("click", async (ev) => {
+    const button = ev.target.closest ? ev.target.closest("button.lift-ban") : null;
+    if (!button) return;
+    button.disabled = true;
+    try {
+      const resp = await fetch("/panel/api/security/bans/" + encodeURIComponent(button.dataset.address), {
+        method: "DELETE",
+        credentials: "same-origin",
+        headers: { "Accept": "application/json", "X-CSRF-Token": csrf },
+      });
+      if (!resp.ok && resp.status !== 404) {
+        const body = await resp.json().catch(() => ({}));
+        showMessage(data.text.error.replace("{message}", body.message || resp.statusText));
+        button.disabled = false;
+      }
+      // The list itself is updated by the live message that follows the change.
+    } catch (err) {
+      showMessage(data.text.error.replace("{message}", String(err)));
+      button.disabled = false;
+    }
+  });
   document.querySelectorAll("time[datetime]").forEach((t) => { t.textContent = timeOf(t.dateTime); });
 
   // -- live updates ----------------------------------------------------------------------------
@@ -122,6 +168,7 @@
       const msg = JSON.parse(ev.data);
       if (msg.type === "snapshot") msg.agents.forEach(show);
       else if (msg.type === "agent") show(msg.agent);
+      else if (msg.type === "sip_bans") showBans(msg.bans);
       // The page's other scripts (the screen pop) follow the same messages.
       document.dispatchEvent(new CustomEvent("lianluo:message", { detail: msg }));
     });
