@@ -464,6 +464,8 @@ class SipBanSettings:
     max_failures: int = 10
     find_time_s: float = 600.0
     ban_time_s: float = 600.0
+    # A source banned again within a day is banned twice as long as the time before, up to this.
+    max_ban_time_s: float = 7 * 86400.0
     # Addresses or networks never banned. The carrier trunk's `match` addresses are added:
     # a trunk is identified by address, and banning it would cut every inbound call.
     allow: tuple[str, ...] = ("127.0.0.1/32",)
@@ -528,7 +530,13 @@ def ban_rules(s: Settings) -> BanRules:
             allow.append(ipaddress.ip_network(match, strict=False))
         except ValueError:
             pass  # a host name: Asterisk resolves it; nothing to allow here
-    return BanRules(b.max_failures, b.find_time_s, b.ban_time_s, tuple(dict.fromkeys(allow)))
+    return BanRules(
+        b.max_failures,
+        b.find_time_s,
+        b.ban_time_s,
+        tuple(dict.fromkeys(allow)),
+        max_ban_time_s=b.max_ban_time_s,
+    )
 
 
 @dataclass(frozen=True)
@@ -565,6 +573,11 @@ def compose_file(path: Path) -> yaml.Node | None:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", file=file, line=None, field_path="") from exc
+    except UnicodeDecodeError as exc:
+        bad_line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=file, line=bad_line, field_path=""
+        ) from exc
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -573,6 +586,10 @@ def compose_file(path: Path) -> yaml.Node | None:
         raise ConfigError(
             f"malformed YAML: {exc.problem or exc}", file=file, line=line, field_path=""
         ) from exc
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (control characters)
+        at_line = text[: exc.position].count("\n") + 1
+        what = f"malformed YAML: character {exc.character!r} is not allowed"
+        raise ConfigError(what, file=file, line=at_line, field_path="") from exc
 
 
 def load_settings(path: str | Path) -> Settings:
@@ -959,6 +976,11 @@ def _check_security(s: Settings, bad: typing.Callable[[str, str], ConfigError]) 
     for name in ("find_time_s", "ban_time_s"):
         if getattr(b, name) <= 0:
             raise bad(f"security.sip_bans.{name}", f"must be positive; got {getattr(b, name)}")
+    if b.max_ban_time_s < b.ban_time_s:
+        raise bad(
+            "security.sip_bans.max_ban_time_s",
+            f"must be at least ban_time_s ({b.ban_time_s:g}); got {b.max_ban_time_s:g}",
+        )
     for i, entry in enumerate(b.allow):
         try:
             ipaddress.ip_network(entry, strict=False)

@@ -20,6 +20,16 @@ class SipBanStore:
             cur = await conn.execute("SELECT address, since, until, failures FROM sip_bans")
             return [Ban(str(a), s, u, int(f)) for a, s, u, f in await cur.fetchall()]
 
+    async def banned_since(self, since: datetime) -> list[Ban]:
+        """Every ban that started since then, ended or not (repeat offenders are banned longer)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT address, at, (data->>'until')::timestamptz, coalesce((data->>'failures')::int, 0)"
+                " FROM sip_ban_events WHERE kind = 'banned' AND at >= %s ORDER BY at",
+                (since,),
+            )
+            return [Ban(str(a), at, u or at, int(f)) for a, at, u, f in await cur.fetchall()]
+
     async def banned(self, ban: Ban, data: dict[str, Any]) -> None:
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(

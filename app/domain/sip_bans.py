@@ -9,6 +9,10 @@
 - A source address with `max_failures` failures within the last `find_time_s` seconds is
   banned until `ban_time_s` after the failure that tipped it (fail2ban's Asterisk jail: 10 in
   600 s, 600 s). Its failure history is then forgotten: once the ban ends, it starts afresh.
+- A repeat offender is banned longer (fail2ban's `bantime.increment`): each earlier ban of the
+  same address within the last `repeat_window_s` doubles the ban, up to `max_ban_time_s`. A
+  patient guesser who waits out each ban gets about `max_failures` guesses per ban, and the
+  bans grow: 10 min, 20, 40 ... up to a week by default.
 - An address in the allow-list (addresses or networks) is never banned, whatever it sends.
 - A ban ends when its time is up (`expired`) or when a supervisor lifts it (`lift`).
 - At most `max_tracked` sources are followed at once: a flood from many (perhaps spoofed)
@@ -38,6 +42,12 @@ class BanRules:
     ban_time_s: float = 600.0
     allow: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.1/32"),)
     max_tracked: int = 65_536
+    max_ban_time_s: float = 7 * 86400.0
+    repeat_window_s: float = 86400.0
+
+    def ban_time(self, earlier_bans: int) -> timedelta:
+        """How long a ban lasts for a source banned `earlier_bans` times within the window."""
+        return timedelta(seconds=min(self.max_ban_time_s, self.ban_time_s * 2 ** min(earlier_bans, 32)))
 
 
 @dataclass(frozen=True)
@@ -90,10 +100,16 @@ def parse_security_event(fields: Mapping[str, str]) -> AuthFailure | None:
 class Bans:
     """Failures per source within the window, and the bans they led to."""
 
-    def __init__(self, rules: BanRules, bans: Iterable[Ban] = ()) -> None:
+    def __init__(self, rules: BanRules, bans: Iterable[Ban] = (), history: Iterable[Ban] = ()) -> None:
         self.rules = rules
         self._failures: dict[str, deque[datetime]] = {}
         self._bans: dict[str, Ban] = {b.address: b for b in bans}
+        # When each source was banned before (for repeat offenders), oldest first.
+        self._history: dict[str, deque[datetime]] = {}
+        for b in sorted([*history, *bans], key=lambda b: b.since):
+            times = self._history.setdefault(b.address, deque())
+            if b.since not in times:
+                times.append(b.since)
 
     @property
     def active(self) -> list[Ban]:
@@ -120,7 +136,13 @@ class Bans:
         if len(window) < self.rules.max_failures:
             return None
         del self._failures[address]
-        ban = Ban(address, at, at + timedelta(seconds=self.rules.ban_time_s), len(window))
+        earlier = self._history.setdefault(address, deque())
+        while earlier and earlier[0] <= at - timedelta(seconds=self.rules.repeat_window_s):
+            earlier.popleft()
+        ban = Ban(address, at, at + self.rules.ban_time(len(earlier)), len(window))
+        earlier.append(at)
+        if len(self._history) > self.rules.max_tracked:
+            del self._history[next(iter(self._history))]
         self._bans[address] = ban
         return ban
 

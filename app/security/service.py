@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from app.domain.sip_bans import AuthFailure, Ban, BanRules, Bans
@@ -27,6 +27,7 @@ RETRY_S = 2.0
 
 class BanStore(Protocol):
     async def bans(self) -> list[Ban]: ...
+    async def banned_since(self, since: datetime) -> list[Ban]: ...
     async def banned(self, ban: Ban, data: dict[str, Any]) -> None: ...
     async def ended(self, ban: Ban, kind: str, at: datetime, data: dict[str, Any]) -> None: ...
 
@@ -67,7 +68,9 @@ class SipBanService:
         """Bans kept from before a restart are enforced again (or ended, if their time is up)
         before the first failure is counted."""
         found = await self._store.bans()
-        self._bans = Bans(self.rules, found)
+        window = timedelta(seconds=self.rules.repeat_window_s)
+        history = await self._store.banned_since(self._clock() - window)
+        self._bans = Bans(self.rules, found, history)
         for ban in found:
             log.info(
                 "SIP ban on %s kept from before the restart, until %s", ban.address, ban.until.isoformat()

@@ -93,12 +93,18 @@ async def json_body(request: web.Request) -> dict[str, Any]:
 
 async def form_body(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
     """The posted form, with every field name and text value checked as `clean_text` does."""
-    form = await request.post()
+    try:
+        form = await request.post()
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"the form is not valid UTF-8: {exc.reason} at byte {exc.start}") from exc
     for key, value in form.items():
         clean_text(key, "a form field's name")
         if isinstance(value, str):
             clean_text(value, f"form field {key}")
     return form
+
+
+_HTTP_ERROR_IDS = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
 
 
 @web.middleware
@@ -120,8 +126,15 @@ async def error_middleware(
             status=exc.http_status,
             headers=exc.headers,
         )
-    except web.HTTPException:
-        raise  # aiohttp's own answers (404 for an unknown path, 405, redirects)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith(("/api/", "/panel/api/")):
+            raise  # redirects, and the pages' own answers (an unknown page's 404)
+        # An API client gets the one error model even for aiohttp's own 404 and 405.
+        response = web.json_response(
+            {"error_id": _HTTP_ERROR_IDS.get(exc.status, "http-error"), "message": exc.reason, "details": {}},
+            status=exc.status,
+            headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"},
+        )
     except Exception:
         log.exception("%s %s failed", request.method, request.path.encode("unicode_escape").decode())
         response = web.json_response(

@@ -88,6 +88,35 @@ def test_a_ban_expires_at_its_time_and_the_source_starts_afresh() -> None:
     assert bans.failure("192.0.2.1", at(103)) is None  # its history went with the ban
 
 
+def test_a_repeat_offender_is_banned_twice_as_long_each_time_up_to_the_maximum() -> None:
+    rules = BanRules(max_failures=3, find_time_s=60, ban_time_s=100, max_ban_time_s=350)
+    bans = Bans(rules)
+    lengths = []
+    t = 0.0
+    for _ in range(4):
+        for _ in range(3):
+            t += 1
+            ban = bans.failure("192.0.2.1", at(t))
+        assert ban is not None
+        lengths.append((ban.until - ban.since).total_seconds())
+        t = (ban.until - T0).total_seconds()
+        bans.expired(at(t))
+    assert lengths == [100, 200, 350, 350]
+    # Another source starts at the base time; and a day later, so does this one.
+    other = [bans.failure("192.0.2.2", at(t + i)) for i in range(1, 4)][-1]
+    assert other is not None and other.until - other.since == timedelta(seconds=100)
+    later = t + 86400
+    again = [bans.failure("192.0.2.1", at(later + i)) for i in range(1, 4)][-1]
+    assert again is not None and again.until - again.since == timedelta(seconds=100)
+
+
+def test_earlier_bans_kept_in_the_database_count_after_a_restart() -> None:
+    history = [Ban("192.0.2.1", at(0), at(100), 3), Ban("192.0.2.1", at(200), at(400), 3)]
+    bans = Bans(RULES, (), history)
+    ban = [bans.failure("192.0.2.1", at(500 + i)) for i in range(3)][-1]
+    assert ban is not None and ban.until - ban.since == timedelta(seconds=400)
+
+
 def test_lifting_ends_a_ban_now() -> None:
     bans = Bans(RULES, [Ban("192.0.2.1", at(0), at(100), 3)])
     assert bans.lift("192.0.2.9") is None
@@ -149,6 +178,9 @@ class FakeStore:
 
     async def bans(self) -> list[Ban]:
         return list(self.rows.values())
+
+    async def banned_since(self, since: datetime) -> list[Ban]:
+        return []
 
     async def banned(self, ban: Ban, data: dict[str, Any]) -> None:
         self.rows[ban.address] = ban
