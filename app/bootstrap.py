@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -35,6 +35,7 @@ from app.adapters.asterisk_instance import (
     render_instance,
 )
 from app.adapters.db import Store, ensure_database, migrate, resolve_url
+from app.adapters.outbound_ledger import OutboundLedger
 from app.adapters.passwords import Passwords
 from app.adapters.pop_store import PopStore
 from app.adapters.prompts import Prompt, PromptCache
@@ -340,8 +341,15 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         # Where a transferred callback or dialer customer waits: music and announcements, no
         # keys to leave the line (they are already someone we called).
         plain_room = InboundRoom(desk, voice, settings.ivr, None, None)
-        # One outbound policy for every call the center places (app/domain/outbound.py).
-        runtime = Runtime(ari, writer, board, utcnow, OutboundPolicy(settings.outbound.dial_plan()))
+        # One outbound policy for every call the center places (app/domain/outbound.py), its
+        # counts kept in PostgreSQL so a restart does not reset the hourly and daily limits.
+        ledger = OutboundLedger(store.pool)
+        outbound = OutboundPolicy(settings.outbound.dial_plan(), on_admit=ledger.record)
+        restored = outbound.restore(await ledger.since(utcnow() - timedelta(days=1)), utcnow())
+        if restored:
+            log.info("outbound policy: %d call(s) dialled in the last day counted again", restored)
+        ledger.start()
+        runtime = Runtime(ari, writer, board, utcnow, outbound)
         callbacks = CallbackService(
             runtime=runtime,
             desk=desk,
@@ -454,6 +462,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             events.cancel()
             await voicemail.stop()
             await asyncio.gather(events, return_exceptions=True)
+            await ledger.stop()
 
 
 async def end_every_call(board: Switchboard, timeout: float = 10.0) -> int:

@@ -12,14 +12,15 @@ paying for calls someone else chose, so the rule is "refuse unless the dial plan
 - a destination may be called at most so many times an hour and a day, and a trunk carries at
   most so many calls an hour and a day (a spend-style cap: a flood of requests stops there).
 
-Pure: the caller passes the time; counts live in memory.
+Pure: the caller passes the time; counts live in memory, and each admitted call is handed to
+`on_admit` so the composition root can keep it in PostgreSQL and `restore` it after a restart.
 """
 
 from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -99,12 +100,34 @@ class Refusal:
         return self.detail
 
 
+@dataclass(frozen=True)
+class Dialled:
+    """A number the policy let through a trunk: what the hourly and daily limits count."""
+
+    at: datetime
+    number: str
+    trunk: str
+    purpose: Purpose
+
+
 class OutboundPolicy:
-    def __init__(self, plan: DialPlan) -> None:
+    def __init__(self, plan: DialPlan, on_admit: Callable[[Dialled], None] = lambda d: None) -> None:
         self.plan = plan
         self._kinds = [(name, re.compile(pattern)) for name, pattern in plan.kinds]
         self._by_number: dict[str, deque[datetime]] = {}
         self._by_trunk: dict[str, deque[datetime]] = {}
+        # Told of every admitted call, so its count can be kept where a restart finds it.
+        self._on_admit = on_admit
+
+    def restore(self, dialled: Iterable[Dialled], now: datetime) -> int:
+        """Count again what was dialled in the last day (read back after a restart), oldest first."""
+        n = 0
+        for d in sorted(dialled, key=lambda d: d.at):
+            if d.at > now - _DAY:
+                self._by_number.setdefault(d.number, deque()).append(d.at)
+                self._by_trunk.setdefault(d.trunk, deque()).append(d.at)
+                n += 1
+        return n
 
     def kind_of(self, number: str) -> str | Refused:
         """The dial plan's kind of this number, or why it has none."""
@@ -164,6 +187,7 @@ class OutboundPolicy:
         if refusal is None:
             self._by_number.setdefault(number, deque()).append(now)
             self._by_trunk.setdefault(trunk, deque()).append(now)
+            self._on_admit(Dialled(now, number, trunk, purpose))
         return refusal
 
 

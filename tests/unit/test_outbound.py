@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.domain.outbound import DialPlan, OutboundPolicy, Purpose, Refused
+from app.domain.outbound import Dialled, DialPlan, OutboundPolicy, Purpose, Refused
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 CARRIER = "carrier"
@@ -104,3 +104,22 @@ def test_a_refusal_says_why_in_words() -> None:
     refusal = OutboundPolicy(DialPlan()).check("+88212345678", Purpose.CALLBACK, CARRIER, T0)
     assert refusal is not None and refusal.reason.lasting
     assert str(refusal) == "+88212345678 is an international number; this center does not call abroad"
+
+
+def test_admitted_calls_are_handed_on_and_counted_again_after_a_restart() -> None:
+    kept: list[Dialled] = []
+    plan = DialPlan(per_number_hour=2, per_number_day=10, per_trunk_hour=100, per_trunk_day=3)
+    before = OutboundPolicy(plan, on_admit=kept.append)
+    for i in range(2):
+        assert before.admit("13800138000", Purpose.CALLBACK, CARRIER, T0 + timedelta(minutes=i)) is None
+    assert before.admit("13800138000", Purpose.CALLBACK, CARRIER, T0 + timedelta(minutes=2)) is not None
+    assert [(d.number, d.purpose) for d in kept] == [("13800138000", Purpose.CALLBACK)] * 2
+
+    after = OutboundPolicy(plan)  # a restart: new memory, the kept calls read back
+    stale = Dialled(T0 - timedelta(days=2), "13900139000", CARRIER, Purpose.DIALER)
+    assert after.restore([*kept, stale], T0 + timedelta(minutes=3)) == 2
+    refusal = after.check("13800138000", Purpose.CALLBACK, CARRIER, T0 + timedelta(minutes=3))
+    assert refusal is not None and refusal.reason is Refused.NUMBER_HOURLY_LIMIT
+    assert after.admit("13700137000", Purpose.DIALER, CARRIER, T0 + timedelta(minutes=4)) is None
+    refusal = after.check("13600136000", Purpose.DIALER, CARRIER, T0 + timedelta(minutes=5))
+    assert refusal is not None and refusal.reason is Refused.TRUNK_DAILY_LIMIT

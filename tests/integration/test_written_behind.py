@@ -1,4 +1,6 @@
-"""One record PostgreSQL will never take does not hold back or lose the others written with it.
+"""What the app writes behind the calls, against a real PostgreSQL: one record PostgreSQL will
+never take does not hold back or lose the others written with it, and the outbound policy's
+counts come back after a restart.
 
 Inputs are cleaned at the edge (caller ID, bodies, forms), so a NUL byte should never reach a
 row; this is the second line: if one does (a future input path, a bug), the interaction writer
@@ -10,18 +12,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
 from psycopg_pool import AsyncConnectionPool
 
 from app.adapters.db import Store, migrate
+from app.adapters.outbound_ledger import OutboundLedger
 from app.bus import Bus
 from app.calls.writer import InteractionWriter
 from app.config import AgentSettings, QueueSettings, Settings
 from app.domain.agent_state import AgentState, AgentStateEvent
 from app.domain.interaction import Interaction
+from app.domain.outbound import DialPlan, OutboundPolicy, Purpose, Refused
 from app.routing.desk import RoutingService
 from tests.support.stack import scratch_database
 
@@ -105,3 +109,20 @@ async def test_agent_state_history_keeps_every_other_change_when_one_is_refused(
             await conn.execute("SELECT agent_id, to_state FROM agent_state_events ORDER BY id")
         ).fetchall()
     assert rows == [("1001", "ready"), ("1002", "ready")]
+
+
+async def test_outbound_dial_counts_survive_a_restart_through_postgresql(store: Store) -> None:
+    """The per-number limit still holds after a restart: the counts come back from the ledger."""
+    plan = DialPlan(per_number_hour=2, per_number_day=10)
+    ledger = OutboundLedger(store.pool)
+    ledger.start()
+    policy = OutboundPolicy(plan, on_admit=ledger.record)
+    t = now()
+    assert policy.admit("13800138000", Purpose.CALLBACK, "carrier", t) is None
+    assert policy.admit("13800138000", Purpose.CALLBACK, "carrier", t) is None
+    await ledger.stop()  # the app stops: what was queued is written first
+
+    restarted = OutboundPolicy(plan)
+    assert restarted.restore(await OutboundLedger(store.pool).since(t - timedelta(days=1)), now()) == 2
+    refusal = restarted.check("13800138000", Purpose.CALLBACK, "carrier", now())
+    assert refusal is not None and refusal.reason is Refused.NUMBER_HOURLY_LIMIT
