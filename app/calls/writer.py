@@ -190,7 +190,8 @@ class InteractionWriter:
     ) -> tuple[list[str], list[_Pending]]:
         """Write each of a refused batch alone; drop (loudly) the ones refused for what they hold.
         The written and the dropped come back as done (nobody waits forever for a dropped one);
-        an outage meanwhile raises, and the rest is tried again as usual."""
+        an outage meanwhile raises with `ids` and `batch` cut to what is left, which the caller
+        puts back to be tried again as usual."""
         done: list[tuple[str, _Pending]] = []
         for n, (i, p) in enumerate(zip(ids, batch, strict=True)):
             try:
@@ -208,7 +209,9 @@ class InteractionWriter:
             except Exception:
                 if done:
                     await self._written([d[0] for d in done], [d[1] for d in done])
-                self._put_back(ids[n:], batch[n:])
+                # The caller puts back what is left (these very lists): not what is behind us.
+                del ids[:n]
+                del batch[:n]
                 raise
             done.append((i, p))
         if len(batch) > 1:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from app.bus import Bus, InteractionSaved
 from app.calls.writer import InteractionWriter
 from app.domain.interaction import Interaction, InteractionEvent, Outcome
+from app.errors import BadRecord
 
 
 class SlowStore:
@@ -102,3 +103,41 @@ async def test_saves_within_the_batch_window_go_out_in_one_transaction_and_flush
     assert await writer.flush("b", timeout=1)
     assert store.batches == [[("a", True, ["arrived"]), ("b", True, ["arrived"])]]
     await writer.stop()
+
+
+class PickyStore(SlowStore):
+    """Refuses any batch holding a "poison" interaction (as PostgreSQL refuses a NUL), and goes
+    down once, on demand, in the middle of the one-by-one writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_once_on: str | None = None
+
+    async def write_interactions(
+        self, batch: Sequence[tuple[Interaction, bool, Sequence[InteractionEvent]]]
+    ) -> None:
+        if any(it.id.startswith("poison") for it, _, _ in batch):
+            raise BadRecord("text cannot hold NUL")
+        if len(batch) == 1 and batch[0][0].id == self.fail_once_on:
+            self.fail_once_on = None
+            raise ConnectionError("database down")
+        await super().write_interactions(batch)
+
+
+async def test_a_refused_record_is_dropped_alone_and_an_outage_meanwhile_writes_nothing_twice() -> None:
+    store = PickyStore()
+    writer = InteractionWriter(store, Bus(), batch_window_s=0.01)
+    its = [interaction(i) for i in ("a", "poison", "b", "c")]
+    for it in its:
+        it.record(it.arrived_at, "arrived")
+        writer.create(it)
+    # "a" is written alone, the poison dropped, then the database is down as "b" is tried: "b"
+    # and "c" wait and go out later, and "a" is not written again.
+    store.fail_once_on = "b"
+    writer.start()
+    assert await writer.flush(timeout=5)
+    await writer.stop(timeout=1)
+    written = [row for batch in store.batches for row in batch]
+    assert sorted(iid for iid, _, _ in written) == ["a", "b", "c"], "each once, the poison dropped"
+    assert all(kinds == ["arrived"] for _, _, kinds in written)
+    assert writer.dropped == 1
