@@ -75,6 +75,8 @@ from app.routing import http as routing_http
 from app.routing.desk import RoutingService
 from app.security import http as security_http
 from app.security.service import SipBanService
+from app.supervision import metrics as metrics_http
+from app.supervision.metrics import METRICS, CenterMetrics, LiveSources
 from app.voicemail import http as voicemail_http
 from app.voicemail.service import VoicemailService
 from app.web import health
@@ -518,6 +520,34 @@ async def sip_bans_ctx(app: web.Application) -> AsyncIterator[None]:
         await service.stop()
 
 
+async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    """GET /metrics (app/supervision/metrics.py): live figures read at each scrape."""
+    p = parts(app)
+    desk = app[routing_http.DESK]
+
+    def calls() -> int:
+        board = app.get(calls_http.BOARD)
+        return sum(1 for _ in board.live_calls()) if board is not None else 0
+
+    def bans() -> int:
+        service = app.get(security_http.BANS)
+        return len(service.active) if service is not None else 0
+
+    sources = LiveSources(
+        queues=lambda: [desk.stats(q) for q in desk.queue_settings],
+        agents=lambda: desk.agents.values(),
+        calls=calls,
+        writes_waiting=lambda: p.writer.backlog if p.writer is not None else 0,
+        sip_bans=bans,
+    )
+    center_metrics = CenterMetrics(p.bus, sources)
+    app[METRICS] = center_metrics
+    try:
+        yield
+    finally:
+        center_metrics.close()
+
+
 def build_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings
@@ -534,6 +564,7 @@ def build_app(settings: Settings) -> web.Application:
             panel_ctx,
             ami_ctx,
             sip_bans_ctx,
+            metrics_ctx,
             calls_ctx,
         ]
     )
@@ -549,4 +580,5 @@ def build_app(settings: Settings) -> web.Application:
     pop_http.add_routes(app)
     softphone_http.add_routes(app)
     security_http.add_routes(app)
+    metrics_http.add_routes(app)
     return app
