@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
@@ -61,6 +62,8 @@ from app.dialer.service import DialerService
 from app.domain.admission import Admission
 from app.domain.ivr_flow import FlowSet
 from app.domain.outbound import OutboundPolicy
+from app.domain.routing import QueueConfig, Tier
+from app.domain.wallboard import Wallboard
 from app.errors import PbxError
 from app.inbound import http as inbound_http
 from app.inbound.calls import InboundCalls
@@ -72,11 +75,13 @@ from app.panel.calls import CallWatch
 from app.panel.live import LIVE, LiveHub
 from app.panel.pop import POPS, PopService
 from app.routing import http as routing_http
-from app.routing.desk import RoutingService
+from app.routing.desk import RoutingService, queue_config
 from app.security import http as security_http
 from app.security.service import SipBanService
+from app.supervision import http as supervision_http
 from app.supervision import metrics as metrics_http
 from app.supervision.metrics import METRICS, CenterMetrics, LiveSources
+from app.supervision.wallboard import WallboardService, day_start_in
 from app.voicemail import http as voicemail_http
 from app.voicemail.service import VoicemailService
 from app.web import health
@@ -542,9 +547,37 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     center_metrics = CenterMetrics(p.bus, sources)
     app[METRICS] = center_metrics
+    # The wallboard: figures folded from the saved events, pushed to supervisors' pages.
+    settings = app[SETTINGS]
+    configs = {q.name: queue_config(q) for q in settings.queues}
+
+    def target_s(queue: str, tier: str) -> float:
+        """The (queue, tier)'s service-level target; the defaults for one no longer configured."""
+        config = configs.get(queue) or QueueConfig(queue)
+        try:
+            return config.target(Tier(tier)).seconds
+        except ValueError:
+            return config.target(Tier.MEDIUM).seconds
+
+    assert p.store is not None
+    board = Wallboard(
+        target_s, day_start_in(ZoneInfo(settings.timezone)), settings.supervision.short_abandon_s
+    )
+    wall = WallboardService(
+        board,
+        p.bus,
+        p.store.queue_events_since,
+        lambda: [desk.stats(q) for q in desk.queue_settings],
+        lambda: [(a.state, a.not_ready_reason) for a in desk.agents.values()],
+        lambda message: app[LIVE].to_supervisors(message) if LIVE in app else None,
+        utcnow,
+    )
+    await wall.start()
+    app[supervision_http.WALLBOARD] = wall
     try:
         yield
     finally:
+        await wall.stop()
         center_metrics.close()
 
 
@@ -581,4 +614,5 @@ def build_app(settings: Settings) -> web.Application:
     softphone_http.add_routes(app)
     security_http.add_routes(app)
     metrics_http.add_routes(app)
+    supervision_http.add_routes(app)
     return app

@@ -540,8 +540,17 @@ def ban_rules(s: Settings) -> BanRules:
 
 
 @dataclass(frozen=True)
+class SupervisionSettings:
+    # Callers who give up sooner than this are "short abandons": counted apart on the wallboard
+    # and left out of the service level.
+    short_abandon_s: float = 5.0
+
+
+@dataclass(frozen=True)
 class Settings:
     center_name: str = "Lianluo"
+    # The center's time zone: where "today" starts on the wallboard and in reports.
+    timezone: str = "UTC"
     ari_app: str = "lianluo"
     var_dir: str = "var"
     asterisk: AsteriskSettings = AsteriskSettings()
@@ -556,6 +565,7 @@ class Settings:
     campaigns: tuple[CampaignSettings, ...] = ()
     outbound: OutboundSettings = OutboundSettings()
     security: SecuritySettings = SecuritySettings()
+    supervision: SupervisionSettings = SupervisionSettings()
     database: DatabaseSettings = DatabaseSettings()
     # Where this configuration came from, for messages; not read from YAML.
     source: str = field(default="<defaults>", metadata={"internal": True})
@@ -952,6 +962,12 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         raise bad("ivr.digit_timeout_s", "must be positive")
     _check_web(s, bad)
     _check_security(s, bad)
+    try:
+        ZoneInfo(s.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise bad("timezone", f"unknown time zone {s.timezone!r} (e.g. Asia/Shanghai)") from None
+    if s.supervision.short_abandon_s < 0:
+        raise bad("supervision.short_abandon_s", f"must be 0 or more; got {s.supervision.short_abandon_s}")
 
 
 def _check_security(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> None:

@@ -349,6 +349,16 @@ class Store:
                         events,
                     )
 
+    async def queue_events_since(self, since: datetime) -> list[tuple[str, str, datetime, dict[str, Any]]]:
+        """The events the wallboard folds (joining a queue, answered, ended) since a time, in order."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT interaction_id::text, kind, at, data FROM interaction_events"
+                " WHERE at >= %s AND kind IN ('queued', 'connected', 'ended') ORDER BY at, id",
+                (since,),
+            )
+            return [(str(i), str(k), at, dict(d or {})) for i, k, at, d in await cur.fetchall()]
+
     async def open_interactions(self) -> list[Interaction]:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)

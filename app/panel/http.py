@@ -29,6 +29,7 @@ from app.panel.live import LIVE, Subscription
 from app.panel.pop import POPS
 from app.routing.http import DESK, agent_view, change_state
 from app.security.http import BANS, ban_view
+from app.supervision.http import WALLBOARD
 from app.web.auth import (
     AUTH,
     CSRF_FIELD,
@@ -295,6 +296,20 @@ async def agent_page(request: web.Request) -> web.Response:
     )
 
 
+async def wallboard_page(request: web.Request) -> web.Response:
+    try:
+        session = await session_of(request)
+    except (NotSignedIn, SessionExpired) as exc:
+        return redirect_to_login(request, exc)
+    lang = language(request)
+    if not may_supervise(session.principal):
+        page = pages.message_page(lang, t(lang, "wallboard"), t(lang, "forbidden"), session.csrf_token)
+        return html(request, page, 403)
+    board = request.app[WALLBOARD].view()
+    big = request.query.get("big") == "1"
+    return html(request, pages.wallboard_page(lang, session.csrf_token, user_line(lang, session), board, big))
+
+
 async def supervisor_page(request: web.Request) -> web.Response:
     try:
         session = await session_of(request)
@@ -435,6 +450,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/panel", agent_page)
     app.router.add_post("/panel/state", state_form)
     app.router.add_get("/supervisor", supervisor_page)
+    app.router.add_get("/wallboard", wallboard_page)
     app.router.add_get("/panel/api/me", api_me)
     app.router.add_get("/ws", live_socket)
     app.router.add_static("/static/", STATIC_DIR)

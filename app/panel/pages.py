@@ -206,7 +206,8 @@ def supervisor_page(
         else f"<p>{escape(t(lang, 'no_agents'))}</p>"
     )
     body = (
-        f"<h1>{escape(t(lang, 'supervisor'))}</h1>{table}"
+        f"<h1>{escape(t(lang, 'supervisor'))}</h1>"
+        f'<p><a href="/wallboard" id="to-wallboard">{escape(t(lang, "wallboard"))}</a></p>{table}'
         f'<p class="live" id="live" data-live="false">{escape(t(lang, "offline"))}</p>'
         f"{_bans_section(lang, bans)}"
     )
@@ -242,6 +243,30 @@ def _bans_section(lang: Lang, bans: Sequence[Mapping[str, Any]]) -> str:
         f'<p id="sip-bans-none"{empty}>{escape(t(lang, "sip_bans_none"))}</p>'
         f'<table id="sip-bans-table"{table_hidden}><thead><tr>{head}<th></th></tr></thead>'
         f"<tbody>{rows}</tbody></table></section>"
+    )
+
+
+WALLBOARD_COLUMNS = (
+    "waiting", "longest", "sl_today", "sl_30", "asa", "offered", "answered", "abandoned", "short", "ready"
+)  # fmt: skip
+
+
+def wallboard_page(lang: Lang, csrf: str, user_line: str, board: Mapping[str, Any], big: bool) -> str:
+    """Queue tiles and agents by state; panel.js fills them from `board` and then live."""
+    head = f"<th>{escape(t(lang, 'wb.queue'))}</th>" + "".join(
+        f'<th data-col="{c}">{escape(t(lang, "wb." + c))}</th>' for c in WALLBOARD_COLUMNS
+    )
+    body = (
+        f"<h1>{escape(t(lang, 'wallboard'))}</h1>"
+        f'<p><a href="?big={0 if big else 1}" id="big">{escape(t(lang, "wb.big"))}</a></p>'
+        f'<table id="wallboard" class="wallboard{" big" if big else ""}"><thead><tr>{head}</tr></thead>'
+        "<tbody></tbody></table>"
+        f'<h2>{escape(t(lang, "wb.agents"))}</h2><ul id="agent-states" class="agent-states"></ul>'
+        f'<p class="live" id="live" data-live="false">{escape(t(lang, "offline"))}</p>'
+    )
+    client = {**client_texts(lang, ()), "board": board, "columns": WALLBOARD_COLUMNS}
+    return _layout(
+        lang, t(lang, "wallboard"), body, csrf=csrf, user_line=user_line, client=client, page="wallboard"
     )
 
 

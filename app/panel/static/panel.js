@@ -109,7 +109,50 @@
     row.querySelector('[data-field="skills"]').textContent =
       Object.entries(agent.skills).map(([k, v]) => k + " " + v).join(", ");
   }
-  const show = page === "supervisor" ? showRow : showAgent;
+  const show = page === "supervisor" ? showRow : page === "agent" ? showAgent : () => {};
+
+  // -- the wallboard ----------------------------------------------------------------------------
+  function pct(x) { return x === null || x === undefined ? "–" : x.toFixed(1) + "%"; }
+  function secs(x) { return x === null || x === undefined ? "–" : Math.round(x) + " s"; }
+  function showBoard(board) {
+    const table = document.getElementById("wallboard");
+    if (!table) return;
+    const body = table.querySelector("tbody");
+    body.replaceChildren(...Object.entries(board.queues).map(([name, q]) => {
+      const today = q.today || {}, recent = q.last_30_min || {};
+      const cells = {
+        waiting: String(q.waiting), longest: secs(q.longest_wait_s),
+        sl_today: pct(today.service_level_percent), sl_30: pct(recent.service_level_percent),
+        asa: secs(today.asa_s), offered: String(today.offered || 0), answered: String(today.answered || 0),
+        abandoned: String((today.abandoned || 0) - (today.short_abandoned || 0)),
+        short: String(today.short_abandoned || 0), ready: q.agents_ready + " / " + q.agents_logged_in,
+      };
+      const row = document.createElement("tr");
+      row.dataset.queue = name;
+      const th = document.createElement("th");
+      th.textContent = name;
+      row.append(th);
+      data.columns.forEach((c) => {
+        const td = document.createElement("td");
+        td.dataset.field = c;
+        td.textContent = cells[c];
+        row.append(td);
+      });
+      // A tile turns amber, then red: someone waits a minute, or the day's level falls.
+      const sl = today.service_level_percent;
+      row.className = (q.longest_wait_s >= 120 || (sl !== null && sl !== undefined && sl < 60)) ? "bad"
+        : (q.longest_wait_s >= 60 || (sl !== null && sl !== undefined && sl < 80)) ? "warn" : "";
+      return row;
+    }));
+    const states = document.getElementById("agent-states");
+    states.replaceChildren(...Object.entries(board.agents).filter(([, n]) => n > 0).map(([state, n]) => {
+      const li = document.createElement("li");
+      li.dataset.state = state;
+      li.textContent = stateLabel(state) + ": " + n;
+      return li;
+    }));
+  }
+  if (page === "wallboard") showBoard(data.board);
 
   // -- the supervisor's list of banned SIP sources -------------------------------------------
   function showBans(bans) {
@@ -169,6 +212,7 @@
       if (msg.type === "snapshot") msg.agents.forEach(show);
       else if (msg.type === "agent") show(msg.agent);
       else if (msg.type === "sip_bans") showBans(msg.bans);
+      else if (msg.type === "wallboard") showBoard(msg.board);
       // The page's other scripts (the screen pop) follow the same messages.
       document.dispatchEvent(new CustomEvent("lianluo:message", { detail: msg }));
     });
@@ -188,5 +232,5 @@
       delay = Math.min(delay * 2, 15000);
     });
   }
-  if (page === "agent" || page === "supervisor") connect();
+  if (page === "agent" || page === "supervisor" || page === "wallboard") connect();
 })();

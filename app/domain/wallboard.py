@@ -1,0 +1,164 @@
+"""The wallboard's figures, folded from the interaction events (the same records the reports
+read), so that the live board and tomorrow's report never disagree.
+
+Per queue and tier, for today (from the center's midnight) and for the last 30 minutes:
+offered (callers who joined the queue), answered, answered within the tier's target, abandoned
+(hung up waiting), short abandons (gave up sooner than `short_abandon_s`: counted apart and left
+out of the service level, as most centers do), the service level (answered within target over
+answered plus abandoned, short abandons excluded) and the ASA (mean wait of the answered).
+
+A call counts where it first joined a line (a transfer to another queue later does not count it
+twice). Pure: the caller feeds events and asks for figures at a time; no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+WINDOW = timedelta(minutes=30)
+
+
+@dataclass
+class Figures:
+    offered: int = 0
+    answered: int = 0
+    answered_in_target: int = 0
+    abandoned: int = 0
+    short_abandoned: int = 0
+    wait_answered_s: float = 0.0
+
+    @property
+    def service_level_percent(self) -> float | None:
+        counted = self.answered + self.abandoned - self.short_abandoned
+        return round(100 * self.answered_in_target / counted, 1) if counted else None
+
+    @property
+    def asa_s(self) -> float | None:
+        return round(self.wait_answered_s / self.answered, 1) if self.answered else None
+
+    def add(self, outcome: _Outcome, sign: int = 1) -> None:
+        if outcome.kind == "offered":
+            self.offered += sign
+        elif outcome.kind == "answered":
+            self.answered += sign
+            self.answered_in_target += sign * outcome.in_target
+            self.wait_answered_s += sign * outcome.wait_s
+        elif outcome.kind == "abandoned":
+            self.abandoned += sign
+            self.short_abandoned += sign * outcome.short
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "offered": self.offered,
+            "answered": self.answered,
+            "answered_in_target": self.answered_in_target,
+            "abandoned": self.abandoned,
+            "short_abandoned": self.short_abandoned,
+            "service_level_percent": self.service_level_percent,
+            "asa_s": self.asa_s,
+        }
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    at: datetime
+    queue: str
+    tier: str
+    kind: str  # offered, answered, abandoned
+    wait_s: float = 0.0
+    in_target: int = 0
+    short: int = 0
+
+
+@dataclass
+class _Line:
+    queue: str
+    tier: str
+    queued_at: datetime
+    settled: bool = False  # answered or abandoned: counted once
+
+
+@dataclass
+class Wallboard:
+    target_s: Callable[[str, str], float]  # the (queue, tier)'s service-level target
+    day_start: Callable[[datetime], datetime]  # the center's midnight before a time
+    short_abandon_s: float = 5.0
+    _lines: dict[str, _Line] = field(default_factory=dict)
+    _today: dict[tuple[str, str], Figures] = field(default_factory=dict)
+    _recent: dict[tuple[str, str], Figures] = field(default_factory=dict)
+    _window: deque[_Outcome] = field(default_factory=deque)
+    _day: datetime | None = None
+
+    def event(self, interaction_id: str, kind: str, at: datetime, data: Mapping[str, Any]) -> bool:
+        """Fold one saved event; True when a figure changed."""
+        if kind == "queued":
+            if interaction_id in self._lines:
+                return False  # back in line after a transfer: still the same call
+            joined = _Line(str(data.get("queue", "")), str(data.get("tier", "")), at)
+            self._lines[interaction_id] = joined
+            self._count(_Outcome(at, joined.queue, joined.tier, "offered"))
+            return True
+        line = self._lines.get(interaction_id)
+        if line is None or line.settled:
+            if kind == "ended":
+                self._lines.pop(interaction_id, None)
+            return False
+        if kind == "connected":
+            line.settled = True
+            wait = max(0.0, (at - line.queued_at).total_seconds())
+            in_target = int(wait <= self.target_s(line.queue, line.tier))
+            self._count(_Outcome(at, line.queue, line.tier, "answered", wait, in_target))
+            return True
+        if kind == "ended":
+            self._lines.pop(interaction_id, None)
+            if data.get("outcome") == "abandoned":
+                wait = max(0.0, (at - line.queued_at).total_seconds())
+                short = int(wait < self.short_abandon_s)
+                self._count(_Outcome(at, line.queue, line.tier, "abandoned", wait, 0, short))
+                return True
+        return False
+
+    def replay(self, events: Iterable[tuple[str, str, datetime, Mapping[str, Any]]]) -> None:
+        for interaction_id, kind, at, data in events:
+            self.event(interaction_id, kind, at, data)
+
+    def figures(self, now: datetime) -> dict[str, dict[str, Any]]:
+        """Per queue: today's and the last 30 minutes' figures, in total and per tier."""
+        self._roll(now)
+        out: dict[str, dict[str, Any]] = {}
+        for span, table in (("today", self._today), ("last_30_min", self._recent)):
+            for (queue, tier), figures in table.items():
+                q = out.setdefault(queue, {"today": Figures(), "last_30_min": Figures(), "tiers": {}})
+                total: Figures = q[span]
+                for name in ("offered", "answered", "answered_in_target", "abandoned", "short_abandoned"):
+                    setattr(total, name, getattr(total, name) + getattr(figures, name))
+                total.wait_answered_s += figures.wait_answered_s
+                q["tiers"].setdefault(tier, {})[span] = figures.view()
+        return {
+            queue: {"today": q["today"].view(), "last_30_min": q["last_30_min"].view(), "tiers": q["tiers"]}
+            for queue, q in out.items()
+        }
+
+    # -- inside ---------------------------------------------------------------------------
+
+    def _count(self, outcome: _Outcome) -> None:
+        self._roll(outcome.at)
+        key = (outcome.queue, outcome.tier)
+        if self._day is not None and outcome.at >= self._day:  # an outcome of yesterday is not today's
+            self._today.setdefault(key, Figures()).add(outcome)
+        self._recent.setdefault(key, Figures()).add(outcome)
+        self._window.append(outcome)
+
+    def _roll(self, now: datetime) -> None:
+        day = self.day_start(now)
+        if self._day is None or day > self._day:
+            if self._day is not None:
+                self._today.clear()
+            self._day = day
+        while self._window and self._window[0].at <= now - WINDOW:
+            old = self._window.popleft()
+            self._recent[(old.queue, old.tier)].add(old, -1)

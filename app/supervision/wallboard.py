@@ -1,0 +1,112 @@
+"""The wallboard: queue figures folded from the interaction events as they are saved (the same
+events the reports read; app/domain/wallboard.py), callers waiting and agents by state from the
+routing desk, pushed to every supervisor's open page within a fraction of a second of a change.
+
+At start, the day so far is read back from `interaction_events`, so a restart changes no figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from app.bus import AgentsChanged, Bus, InteractionSaved, QueueChanged
+from app.domain.agent_state import AgentState
+from app.domain.routing import QueueStats
+from app.domain.wallboard import WINDOW, Wallboard
+
+log = logging.getLogger(__name__)
+
+PUSH_EVERY_S = 0.25  # at most this often: a burst of events becomes one message
+Events = list[tuple[str, str, datetime, dict[str, Any]]]
+
+
+def day_start_in(zone: ZoneInfo) -> Callable[[datetime], datetime]:
+    def start(at: datetime) -> datetime:
+        local = at.astimezone(zone)
+        return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    return start
+
+
+class WallboardService:
+    def __init__(
+        self,
+        board: Wallboard,
+        bus: Bus,
+        events_since: Callable[[datetime], Awaitable[Events]],
+        queues: Callable[[], list[QueueStats]],
+        agents: Callable[[], list[tuple[AgentState, str | None]]],
+        push: Callable[[dict[str, Any]], None],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.board = board
+        self._bus = bus
+        self._events_since = events_since
+        self._queues = queues
+        self._agents = agents
+        self._push = push
+        self._clock = clock
+        self._due = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
+
+    async def start(self) -> None:
+        now = self._clock()
+        since = min(self.board.day_start(now), now - WINDOW) - timedelta(hours=2)
+        events = await self._events_since(since)
+        self.board.replay(events)
+        log.info("wallboard: %d event(s) of the day so far folded in", len(events))
+        self._unsubscribe = [
+            self._bus.subscribe(InteractionSaved, self._saved),
+            self._bus.subscribe(QueueChanged, lambda _: self._due.set()),
+            self._bus.subscribe(AgentsChanged, lambda _: self._due.set()),
+        ]
+        self._task = asyncio.create_task(self._run(), name="wallboard")
+
+    async def stop(self) -> None:
+        for stop in self._unsubscribe:
+            stop()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def _saved(self, notice: InteractionSaved) -> None:
+        changed = False
+        for e in notice.events:
+            changed |= self.board.event(notice.interaction_id, e.kind, e.at, e.data)
+        if changed:
+            self._due.set()
+
+    def view(self) -> dict[str, Any]:
+        now = self._clock()
+        figures = self.board.figures(now)
+        queues = {}
+        for st in self._queues():
+            queues[st.queue] = {
+                "waiting": st.waiting,
+                "longest_wait_s": round(st.oldest_wait_s, 1),
+                "agents_ready": st.agents_ready,
+                "agents_logged_in": st.agents_logged_in,
+                **figures.get(st.queue, {"today": None, "last_30_min": None, "tiers": {}}),
+            }
+        states: dict[str, int] = dict.fromkeys((s.value for s in AgentState), 0)
+        reasons: dict[str, int] = {}
+        for state, reason in self._agents():
+            states[state.value] += 1
+            if state is AgentState.NOT_READY:
+                reasons[reason or ""] = reasons.get(reason or "", 0) + 1
+        return {"at": now.isoformat(), "queues": queues, "agents": states, "not_ready_reasons": reasons}
+
+    async def _run(self) -> None:
+        while True:
+            await self._due.wait()
+            self._due.clear()
+            with contextlib.suppress(Exception):
+                self._push({"type": "wallboard", "board": self.view()})
+            await asyncio.sleep(PUSH_EVERY_S)

@@ -1,0 +1,150 @@
+"""The wallboard in Chromium while real callers wait, give up and are answered; its figures
+equal the same figures computed by SQL from the event log.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.calls import call_in, ended, register_agent
+from tests.support.sip_phone import PhoneLab
+from tests.support.stack import Stack, eventually
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (scripts/setup)"),
+]
+
+STACK_CONFIG = {
+    "web": {"users": [{"username": "lead", "name": "Lee Lead", "role": "supervisor"}]},
+    "supervision": {"short_abandon_s": 1},
+}
+
+# The same figures, from the event log: each interaction where it first joined a line.
+SQL = """
+WITH joined AS (
+    SELECT DISTINCT ON (interaction_id) interaction_id, at AS queued_at, data->>'queue' AS queue
+    FROM interaction_events WHERE kind = 'queued' ORDER BY interaction_id, id
+), answered AS (
+    SELECT DISTINCT ON (e.interaction_id) e.interaction_id, e.at
+    FROM interaction_events e JOIN joined j USING (interaction_id)
+    WHERE e.kind = 'connected' ORDER BY e.interaction_id, e.id
+), abandoned AS (
+    SELECT e.interaction_id, e.at FROM interaction_events e JOIN joined j USING (interaction_id)
+    WHERE e.kind = 'ended' AND e.data->>'outcome' = 'abandoned'
+      AND NOT EXISTS (SELECT 1 FROM answered a WHERE a.interaction_id = e.interaction_id)
+)
+SELECT j.queue, count(*), count(a.interaction_id), count(b.interaction_id),
+       count(b.interaction_id) FILTER (WHERE b.at - j.queued_at < interval '1 second')
+FROM joined j LEFT JOIN answered a USING (interaction_id) LEFT JOIN abandoned b USING (interaction_id)
+GROUP BY j.queue
+"""
+
+
+def board(stack: Stack) -> dict[str, Any]:
+    status, body = stack.api("GET", "/api/wallboard")
+    assert status == 200, body
+    return dict(body)
+
+
+def test_the_wallboard_follows_real_calls_live_and_agrees_with_the_event_log(
+    stack: Stack, lab: PhoneLab, tones: tuple[Path, Path], tmp_path: Path, artifacts: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = artifacts / "wallboard"
+    shots.mkdir(parents=True, exist_ok=True)
+    agent = register_agent(lab, stack, "1001")
+    eventually(lambda: stack.agent_state("1001")["state"] == "ready", 15, "agent 1001 ready")
+    assert stack.api("POST", "/api/agents/1001/state", {"state": "not_ready", "reason": "break"})[0] == 200
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = chromium.new_context(locale="en-US", viewport={"width": 1280, "height": 800}).new_page()
+            page.goto(stack.web_url + "/wallboard")
+            page.fill("#username", "lead")
+            page.fill("#password", str(stack.secrets["panel_passwords"]["lead"]))
+            page.click("#sign-in")
+            page.goto(stack.web_url + "/wallboard")
+            expect(page).to_have_url(re.compile(r"/wallboard$"))
+            expect(page.locator("#live")).to_have_attribute("data-live", "true")
+            waiting = page.locator('#wallboard tr[data-queue="general"] [data-field="waiting"]')
+            expect(waiting).to_have_text("0")
+
+            # A caller waits (the only agent is on a break): the tile shows it without a reload.
+            first, it1 = call_in(lab, stack, "13800000061", tones[0], tmp_path / "c1.wav")
+            stack.wait_event(it1["id"], "answered_by_ivr", timeout=10)
+            first.send_dtmf("1")
+            expect(waiting).to_have_text("1", timeout=5000)
+            page.screenshot(path=str(shots / "wallboard-en-waiting.png"))
+            # Gives up once past the 1 s short-abandon threshold (the board's own longest wait).
+            eventually(
+                lambda: board(stack)["queues"]["general"]["longest_wait_s"] >= 1.5, 10, "a wait past 1.5 s"
+            )
+            first.hangup()
+            assert ended(stack, it1["id"])["outcome"] == "abandoned"
+            expect(waiting).to_have_text("0", timeout=5000)
+            expect(page.locator('#wallboard tr[data-queue="general"] [data-field="abandoned"]')).to_have_text(
+                "1", timeout=5000
+            )
+
+            # The agent is back and answers the next caller.
+            assert stack.api("POST", "/api/agents/1001/state", {"state": "ready"})[0] == 200
+            second, it2 = call_in(lab, stack, "13800000062", tones[0], tmp_path / "c2.wav")
+            stack.wait_event(it2["id"], "answered_by_ivr", timeout=10)
+            second.send_dtmf("1")
+            leg = agent.wait_incoming(timeout=15)
+            leg.answer(play=tones[1], loop=True)
+            stack.wait_event(it2["id"], "connected", timeout=10)
+            expect(page.locator('#wallboard tr[data-queue="general"] [data-field="answered"]')).to_have_text(
+                "1", timeout=5000
+            )
+            second.hangup()
+            ended(stack, it2["id"])
+
+            zh = chromium.new_context(locale="zh-CN", viewport={"width": 1280, "height": 800})
+            zh.add_cookies(page.context.cookies())  # type: ignore[arg-type]  # the same session
+            big = zh.new_page()
+            big.goto(stack.web_url + "/wallboard?lang=zh&big=1")
+            expect(big.locator("h1")).to_have_text("实时看板")
+            big.screenshot(path=str(shots / "wallboard-zh-big.png"))
+            page.screenshot(path=str(shots / "wallboard-en.png"))
+        finally:
+            chromium.close()
+
+    # The board's figures for today equal the event log's, to the call.
+    rows = {r[0]: r[1:] for r in stack.query(SQL)}
+    today = board(stack)["queues"]["general"]["today"]
+    offered, answered, abandoned, short = rows["general"]
+    assert (today["offered"], today["answered"], today["abandoned"], today["short_abandoned"]) == (
+        offered,
+        answered,
+        abandoned,
+        short,
+    )
+    assert (offered, answered, abandoned) == (2, 1, 1)
+
+
+def test_an_agent_gets_403_on_the_wallboard(stack: Stack) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    login = json.dumps({"username": "1002", "password": stack.secrets["panel_passwords"]["1002"]}).encode()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    req = urllib.request.Request(
+        stack.web_url + "/login", data=login, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with opener.open(req, timeout=5) as resp:
+        assert resp.status == 200
+    for path in ("/wallboard", "/panel/api/wallboard"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            opener.open(stack.web_url + path, timeout=5)
+        assert err.value.code == 403, path

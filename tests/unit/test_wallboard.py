@@ -1,0 +1,86 @@
+"""The wallboard's fold of interaction events (app/domain/wallboard.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from app.domain.wallboard import Wallboard
+
+T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+
+
+def at(s: float) -> datetime:
+    return T0 + timedelta(seconds=s)
+
+
+def board() -> Wallboard:
+    return Wallboard(
+        target_s=lambda queue, tier: 10.0 if tier == "top" else 30.0,
+        day_start=lambda t: t.replace(hour=0, minute=0, second=0, microsecond=0),
+        short_abandon_s=5.0,
+    )
+
+
+def call(b: Wallboard, iid: str, queued: float, tier: str = "medium", queue: str = "general") -> None:
+    b.event(iid, "queued", at(queued), {"queue": queue, "tier": tier})
+
+
+def test_answered_abandoned_and_short_abandons_make_the_service_level_and_asa() -> None:
+    b = board()
+    call(b, "a", 0)
+    b.event("a", "connected", at(8), {})  # in target (30 s)
+    call(b, "b", 1)
+    b.event("b", "connected", at(41), {})  # 40 s: late
+    call(b, "c", 2)
+    b.event("c", "ended", at(4), {"outcome": "abandoned"})  # 2 s: a short abandon
+    call(b, "d", 3)
+    b.event("d", "ended", at(63), {"outcome": "abandoned"})
+    call(b, "e", 4, tier="top")
+    b.event("e", "connected", at(12), {})  # 8 s, top's target is 10 s
+    today = b.figures(at(100))["general"]["today"]
+    assert (today["offered"], today["answered"], today["abandoned"], today["short_abandoned"]) == (5, 3, 2, 1)
+    # In target: a and e, over 3 answered + 1 counted abandon (the short one left out).
+    assert today["service_level_percent"] == 50.0
+    assert today["asa_s"] == round((8 + 40 + 8) / 3, 1)
+    tiers = b.figures(at(100))["general"]["tiers"]
+    assert tiers["top"]["today"]["answered_in_target"] == 1
+
+
+def test_a_call_counts_once_where_it_first_joined_a_line() -> None:
+    b = board()
+    call(b, "a", 0)
+    b.event("a", "connected", at(5), {})
+    call(b, "a", 60, queue="billing")  # transferred to another queue: not offered twice
+    b.event("a", "connected", at(70), {})
+    b.event("a", "ended", at(200), {"outcome": "completed"})
+    figures = b.figures(at(300))
+    assert set(figures) == {"general"}
+    assert figures["general"]["today"]["offered"] == 1 and figures["general"]["today"]["answered"] == 1
+
+
+def test_the_last_30_minutes_forget_older_calls_and_a_new_day_starts_at_zero() -> None:
+    b = board()
+    call(b, "a", 0)
+    b.event("a", "connected", at(5), {})
+    call(b, "b", 1000)
+    b.event("b", "connected", at(1010), {})
+    f = b.figures(at(1900))["general"]
+    assert f["today"]["answered"] == 2 and f["last_30_min"]["answered"] == 1
+    tomorrow = T0 + timedelta(days=1)
+    f = b.figures(tomorrow)["general"]
+    assert f["today"]["offered"] == 0 and f["last_30_min"]["offered"] == 0
+
+
+def test_a_day_replayed_after_a_restart_gives_the_same_figures() -> None:
+    events = [
+        ("a", "queued", at(0), {"queue": "general", "tier": "medium"}),
+        ("b", "queued", at(1), {"queue": "general", "tier": "high"}),
+        ("a", "connected", at(20), {}),
+        ("b", "ended", at(50), {"outcome": "abandoned"}),
+        ("a", "ended", at(300), {"outcome": "completed"}),
+    ]
+    live, replayed = board(), board()
+    for e in events:
+        live.event(*e)
+    replayed.replay(events)
+    assert live.figures(at(400)) == replayed.figures(at(400))
