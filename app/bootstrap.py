@@ -81,6 +81,7 @@ from app.security.service import SipBanService
 from app.supervision import http as supervision_http
 from app.supervision import metrics as metrics_http
 from app.supervision.metrics import METRICS, CenterMetrics, LiveSources
+from app.supervision.reports import Reports
 from app.supervision.wallboard import WallboardService, day_start_in
 from app.voicemail import http as voicemail_http
 from app.voicemail.service import VoicemailService
@@ -574,6 +575,13 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     await wall.start()
     app[supervision_http.WALLBOARD] = wall
+    app[supervision_http.REPORTS] = Reports(
+        p.store.queued_calls,
+        ZoneInfo(settings.timezone),
+        target_s,
+        settings.supervision.short_abandon_s,
+        utcnow,
+    )
     try:
         yield
     finally:

@@ -15,6 +15,7 @@ import hmac
 import logging
 import secrets as pysecrets
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +30,7 @@ from app.panel.live import LIVE, Subscription
 from app.panel.pop import POPS
 from app.routing.http import DESK, agent_view, change_state
 from app.security.http import BANS, ban_view
-from app.supervision.http import WALLBOARD
+from app.supervision.http import REPORTS, WALLBOARD
 from app.web.auth import (
     AUTH,
     CSRF_FIELD,
@@ -310,6 +311,26 @@ async def wallboard_page(request: web.Request) -> web.Response:
     return html(request, pages.wallboard_page(lang, session.csrf_token, user_line(lang, session), board, big))
 
 
+async def reports_page(request: web.Request) -> web.Response:
+    try:
+        session = await session_of(request)
+    except (NotSignedIn, SessionExpired) as exc:
+        return redirect_to_login(request, exc)
+    lang = language(request)
+    if not may_supervise(session.principal):
+        page = pages.message_page(lang, t(lang, "reports"), t(lang, "forbidden"), session.csrf_token)
+        return html(request, page, 403)
+    try:
+        minutes = int(request.query.get("minutes", "30"))
+        day = date.fromisoformat(request.query["date"]) if request.query.get("date") else None
+    except ValueError:
+        minutes, day = 30, None
+    if minutes not in (15, 30, 60):
+        minutes = 30
+    report = await request.app[REPORTS].interval(day, minutes)
+    return html(request, pages.reports_page(lang, session.csrf_token, user_line(lang, session), report))
+
+
 async def supervisor_page(request: web.Request) -> web.Response:
     try:
         session = await session_of(request)
@@ -451,6 +472,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/panel/state", state_form)
     app.router.add_get("/supervisor", supervisor_page)
     app.router.add_get("/wallboard", wallboard_page)
+    app.router.add_get("/reports", reports_page)
     app.router.add_get("/panel/api/me", api_me)
     app.router.add_get("/ws", live_socket)
     app.router.add_static("/static/", STATIC_DIR)

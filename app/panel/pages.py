@@ -207,7 +207,8 @@ def supervisor_page(
     )
     body = (
         f"<h1>{escape(t(lang, 'supervisor'))}</h1>"
-        f'<p><a href="/wallboard" id="to-wallboard">{escape(t(lang, "wallboard"))}</a></p>{table}'
+        f'<p><a href="/wallboard" id="to-wallboard">{escape(t(lang, "wallboard"))}</a> · '
+        f'<a href="/reports" id="to-reports">{escape(t(lang, "reports"))}</a></p>{table}'
         f'<p class="live" id="live" data-live="false">{escape(t(lang, "offline"))}</p>'
         f"{_bans_section(lang, bans)}"
     )
@@ -267,6 +268,46 @@ def wallboard_page(lang: Lang, csrf: str, user_line: str, board: Mapping[str, An
     client = {**client_texts(lang, ()), "board": board, "columns": WALLBOARD_COLUMNS}
     return _layout(
         lang, t(lang, "wallboard"), body, csrf=csrf, user_line=user_line, client=client, page="wallboard"
+    )
+
+
+def reports_page(lang: Lang, csrf: str, user_line: str, report: Mapping[str, Any]) -> str:
+    """The interval report of a day: a chart (Chart.js, bundled) and the table, with CSV."""
+    from app.domain.reports import COLUMNS
+
+    day, minutes = str(report["date"]), int(report["minutes"])
+    csv_url = f"/panel/api/reports/interval?date={day}&minutes={minutes}&format=csv"
+    options = "".join(
+        f'<option value="{m}"{" selected" if m == minutes else ""}>{m}</option>' for m in (15, 30, 60)
+    )
+    head = "".join(f"<th>{escape(t(lang, 'rep.' + c))}</th>" for c in COLUMNS)
+
+    def cell(row: Mapping[str, Any], column: str) -> str:
+        value = row[column]
+        if column == "start":
+            return f"<td>{_time(value)}</td>"
+        return f"<td>{'' if value is None else escape(str(value))}</td>"
+
+    rows = "".join("<tr>" + "".join(cell(r, c) for c in COLUMNS) + "</tr>" for r in report["rows"])
+    table = (
+        f'<table id="report"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+        if report["rows"]
+        else f'<p id="report-none">{escape(t(lang, "rep.none"))}</p>'
+    )
+    body = (
+        f"<h1>{escape(t(lang, 'reports'))}</h1>"
+        '<form method="get" action="/reports" class="inline report-form">'
+        f'<label>{escape(t(lang, "rep.date"))} <input type="date" name="date" value="{escape(day)}"></label> '
+        f'<label>{escape(t(lang, "rep.minutes"))} <select name="minutes">{options}</select></label> '
+        f'<button type="submit">{escape(t(lang, "rep.show"))}</button></form> '
+        f'<a id="csv" href="{escape(csv_url)}">{escape(t(lang, "rep.csv"))}</a>'
+        '<div class="chart"><canvas id="report-chart" height="110"></canvas></div>'
+        f"{table}"
+        '<script src="/static/vendor/chart.umd.min.js" defer></script>'
+    )
+    client = {**client_texts(lang, ()), "report": report, "labels": {c: t(lang, "rep." + c) for c in COLUMNS}}
+    return _layout(
+        lang, t(lang, "reports"), body, csrf=csrf, user_line=user_line, client=client, page="reports"
     )
 
 

@@ -4,8 +4,11 @@ equal the same figures computed by SQL from the event log.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import shutil
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +119,17 @@ def test_the_wallboard_follows_real_calls_live_and_agrees_with_the_event_log(
             expect(big.locator("h1")).to_have_text("实时看板")
             big.screenshot(path=str(shots / "wallboard-zh-big.png"))
             page.screenshot(path=str(shots / "wallboard-en.png"))
+
+            # The day's interval report: the chart is drawn and the table holds the two calls.
+            page.goto(stack.web_url + "/reports?minutes=60")
+            expect(page.locator("#report-chart")).to_have_attribute("data-drawn", "true")
+            page.screenshot(path=str(shots / "report-en.png"))
+            table = [
+                [c.strip() for c in row]
+                for row in page.locator("#report tbody tr").evaluate_all(
+                    "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
+                )
+            ]
         finally:
             chromium.close()
 
@@ -130,6 +144,23 @@ def test_the_wallboard_follows_real_calls_live_and_agrees_with_the_event_log(
         short,
     )
     assert (offered, answered, abandoned) == (2, 1, 1)
+
+    # The report, as JSON, as CSV (Python's csv module) and on the page, says the same.
+    status, report = stack.api("GET", "/api/reports/interval?minutes=60")
+    assert status == 200, report
+    totals = {k: sum(r[k] for r in report["rows"]) for k in ("offered", "answered", "abandoned")}
+    assert totals == {"offered": 2, "answered": 1, "abandoned": 1}
+    req = urllib.request.Request(stack.web_url + "/api/reports/interval?minutes=60&format=csv")
+    req.add_header("Authorization", f"Bearer {stack.secrets['api_token']}")
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert resp.headers["Content-Type"].startswith("text/csv")
+        csv_rows = list(csv.DictReader(io.StringIO(resp.read().decode())))
+    assert [{k: r[k] for k in ("queue", "offered", "answered", "abandoned")} for r in csv_rows] == [
+        {k: str(r[k]) for k in ("queue", "offered", "answered", "abandoned")} for r in report["rows"]
+    ]
+    assert [[row[1], row[2], row[3], row[5]] for row in table] == [
+        [r["queue"], str(r["offered"]), str(r["answered"]), str(r["abandoned"])] for r in report["rows"]
+    ]
 
 
 def test_an_agent_gets_403_on_the_wallboard(stack: Stack) -> None:

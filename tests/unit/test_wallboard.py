@@ -1,9 +1,13 @@
-"""The wallboard's fold of interaction events (app/domain/wallboard.py)."""
+"""The wallboard's fold of interaction events (app/domain/wallboard.py) and the interval report
+that follows the same rules (app/domain/reports.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from app.domain.reports import CallFacts, interval_report
 from app.domain.wallboard import Wallboard
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
@@ -84,3 +88,27 @@ def test_a_day_replayed_after_a_restart_gives_the_same_figures() -> None:
         live.event(*e)
     replayed.replay(events)
     assert live.figures(at(400)) == replayed.figures(at(400))
+
+
+def test_the_interval_report_counts_by_the_wallboards_rules_per_interval() -> None:
+    facts = [
+        CallFacts("general", "medium", at(60), at(68), at(200), "completed"),  # in target, 132 s talk
+        CallFacts("general", "medium", at(120), None, at(122), "abandoned"),  # short
+        CallFacts("general", "top", at(1000), at(1015), at(1075), "completed"),  # late for top (10 s)
+        CallFacts("general", "medium", at(2000), None, at(2100), "abandoned"),  # next 30 min
+        CallFacts("billing", "medium", at(1500), at(1510), None, None),  # still talking: no AHT yet
+    ]
+    rows = interval_report(facts, T0, 30, lambda q, t: 10.0 if t == "top" else 30.0, 5.0)
+    assert [(r["start"][11:16], r["queue"]) for r in rows] == [
+        ("09:00", "billing"),
+        ("09:00", "general"),
+        ("09:30", "general"),
+    ]
+    general = rows[1]
+    assert (general["offered"], general["answered"], general["answered_in_target"]) == (3, 2, 1)
+    assert (general["abandoned"], general["short_abandoned"]) == (1, 1)
+    assert general["service_level_percent"] == 50.0  # 1 of 2 answered; the short abandon left out
+    assert general["aht_s"] == (132 + 60) / 2 and general["asa_s"] == (8 + 15) / 2
+    assert rows[0]["aht_s"] is None and rows[2]["service_level_percent"] == 0.0
+    with pytest.raises(ValueError):
+        interval_report(facts, T0, 20, lambda q, t: 30.0, 5.0)

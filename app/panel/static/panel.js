@@ -154,6 +154,36 @@
   }
   if (page === "wallboard") showBoard(data.board);
 
+  // -- the interval report's chart (Chart.js, loaded after this script: wait for it) ---------------
+  function drawReport() {
+    const canvas = document.getElementById("report-chart");
+    if (!canvas || !window.Chart || !data.report.rows.length) return;
+    const starts = [...new Set(data.report.rows.map((r) => r.start))];
+    const sum = (key) => starts.map((s) => data.report.rows.filter((r) => r.start === s)
+      .reduce((n, r) => n + (r[key] || 0), 0));
+    const answered = sum("answered"), inTarget = sum("answered_in_target");
+    const counted = starts.map((_, i) => answered[i] + sum("abandoned")[i] - sum("short_abandoned")[i]);
+    new window.Chart(canvas, {
+      data: {
+        labels: starts.map(timeOf),
+        datasets: [
+          { type: "bar", label: data.labels.offered, data: sum("offered"), yAxisID: "calls" },
+          { type: "bar", label: data.labels.answered, data: answered, yAxisID: "calls" },
+          { type: "bar", label: data.labels.abandoned, data: sum("abandoned"), yAxisID: "calls" },
+          { type: "line", label: data.labels.service_level_percent, yAxisID: "pct",
+            data: counted.map((c, i) => (c ? (100 * inTarget[i]) / c : null)) },
+        ],
+      },
+      options: {
+        animation: false,
+        scales: { calls: { position: "left", beginAtZero: true, ticks: { precision: 0 } },
+                  pct: { position: "right", min: 0, max: 100 } },
+      },
+    });
+    canvas.dataset.drawn = "true";
+  }
+  if (page === "reports") document.addEventListener("DOMContentLoaded", drawReport);
+
   // -- the supervisor's list of banned SIP sources -------------------------------------------
   function showBans(bans) {
     const table = document.getElementById("sip-bans-table");
