@@ -572,6 +572,10 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
         lambda: [(a.state, a.not_ready_reason) for a in desk.agents.values()],
         lambda message: app[LIVE].to_supervisors(message) if LIVE in app else None,
         utcnow,
+        work_waiting=p.store.work_waiting,
+        campaigns=lambda: (
+            [d.view(s) for s in d.campaigns.values()] if (d := app.get(dialer_http.DIALER)) else []
+        ),
     )
     await wall.start()
     app[supervision_http.WALLBOARD] = wall

@@ -350,6 +350,19 @@ class Store:
                         events,
                     )
 
+    async def work_waiting(self) -> dict[str, tuple[int, int]]:
+        """Per queue: callbacks not yet done (waiting or being dialled) and voicemails not yet
+        handled, for the wallboard."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT queue, sum(callbacks)::int, sum(voicemails)::int FROM ("
+                " SELECT queue, count(*) AS callbacks, 0 AS voicemails FROM callbacks"
+                "  WHERE status IN ('waiting', 'dialing') GROUP BY queue"
+                " UNION ALL SELECT coalesce(queue, ''), 0, count(*) FROM voicemails"
+                "  WHERE status = 'new' GROUP BY queue) t GROUP BY queue"
+            )
+            return {str(q): (int(c), int(v)) for q, c, v in await cur.fetchall()}
+
     async def queue_events_since(self, since: datetime) -> list[tuple[str, str, datetime, dict[str, Any]]]:
         """The events the wallboard folds (joining a queue, answered, ended) since a time, in order."""
         async with self.pool.connection() as conn:

@@ -248,7 +248,8 @@ def _bans_section(lang: Lang, bans: Sequence[Mapping[str, Any]]) -> str:
 
 
 WALLBOARD_COLUMNS = (
-    "waiting", "longest", "sl_today", "sl_30", "asa", "offered", "answered", "abandoned", "short", "ready"
+    "waiting", "longest", "sl_today", "sl_30", "asa", "offered", "answered", "abandoned", "short",
+    "callbacks", "voicemails", "ready",
 )  # fmt: skip
 
 
@@ -263,6 +264,7 @@ def wallboard_page(lang: Lang, csrf: str, user_line: str, board: Mapping[str, An
         f'<table id="wallboard" class="wallboard{" big" if big else ""}"><thead><tr>{head}</tr></thead>'
         "<tbody></tbody></table>"
         f'<h2>{escape(t(lang, "wb.agents"))}</h2><ul id="agent-states" class="agent-states"></ul>'
+        f'<h2>{escape(t(lang, "wb.campaigns"))}</h2><ul id="campaigns" class="agent-states"></ul>'
         f'<p class="live" id="live" data-live="false">{escape(t(lang, "offline"))}</p>'
     )
     client = {**client_texts(lang, ()), "board": board, "columns": WALLBOARD_COLUMNS}

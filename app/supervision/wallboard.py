@@ -23,6 +23,7 @@ from app.domain.wallboard import WINDOW, Wallboard
 log = logging.getLogger(__name__)
 
 PUSH_EVERY_S = 0.25  # at most this often: a burst of events becomes one message
+WORK_REFRESH_S = 5.0  # callbacks and voicemails handled with no call event show within this
 Events = list[tuple[str, str, datetime, dict[str, Any]]]
 
 
@@ -44,6 +45,8 @@ class WallboardService:
         agents: Callable[[], list[tuple[AgentState, str | None]]],
         push: Callable[[dict[str, Any]], None],
         clock: Callable[[], datetime],
+        work_waiting: Callable[[], Awaitable[dict[str, tuple[int, int]]]] | None = None,
+        campaigns: Callable[[], list[dict[str, Any]]] = list,
     ) -> None:
         self.board = board
         self._bus = bus
@@ -52,6 +55,12 @@ class WallboardService:
         self._agents = agents
         self._push = push
         self._clock = clock
+        self._work_waiting = work_waiting
+        self._campaigns = campaigns
+        # Callbacks pending and voicemails new per queue: read from the database before each push
+        # (and every few seconds: a callback or message handled through the API has no call event).
+        self._work: dict[str, tuple[int, int]] = {}
+        self._work_failing = False
         self._due = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: list[Callable[[], None]] = []
@@ -61,6 +70,7 @@ class WallboardService:
         since = min(self.board.day_start(now), now - WINDOW) - timedelta(hours=2)
         events = await self._events_since(since)
         self.board.replay(events)
+        await self.refresh_work()
         log.info("wallboard: %d event(s) of the day so far folded in", len(events))
         self._unsubscribe = [
             self._bus.subscribe(InteractionSaved, self._saved),
@@ -76,6 +86,19 @@ class WallboardService:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
+    async def refresh_work(self) -> None:
+        if self._work_waiting is None:
+            return
+        try:
+            self._work = await self._work_waiting()
+            self._work_failing = False
+        except Exception as exc:  # the board goes on with the last counts; said once per outage
+            if not self._work_failing:
+                log.warning(
+                    "wallboard: cannot count callbacks and voicemails (%s); showing the last counts", exc
+                )
+            self._work_failing = True
+
     def _saved(self, notice: InteractionSaved) -> None:
         changed = False
         for e in notice.events:
@@ -88,8 +111,11 @@ class WallboardService:
         figures = self.board.figures(now)
         queues = {}
         for st in self._queues():
+            callbacks, voicemails = self._work.get(st.queue, (0, 0))
             queues[st.queue] = {
                 "waiting": st.waiting,
+                "callbacks_pending": callbacks,
+                "voicemails_new": voicemails,
                 "longest_wait_s": round(st.oldest_wait_s, 1),
                 "agents_ready": st.agents_ready,
                 "agents_logged_in": st.agents_logged_in,
@@ -101,12 +127,34 @@ class WallboardService:
             states[state.value] += 1
             if state is AgentState.NOT_READY:
                 reasons[reason or ""] = reasons.get(reason or "", 0) + 1
-        return {"at": now.isoformat(), "queues": queues, "agents": states, "not_ready_reasons": reasons}
+        campaigns = [
+            {
+                k: c[k]
+                for k in (
+                    "name",
+                    "active",
+                    "abandon_rate_24h_pct",
+                    "abandon_rate_30d_pct",
+                    "abandon_target_pct",
+                )
+            }
+            for c in self._campaigns()
+        ]
+        return {
+            "at": now.isoformat(),
+            "queues": queues,
+            "agents": states,
+            "not_ready_reasons": reasons,
+            "campaigns": campaigns,
+        }
 
     async def _run(self) -> None:
         while True:
-            await self._due.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(WORK_REFRESH_S):
+                    await self._due.wait()
             self._due.clear()
+            await self.refresh_work()
             with contextlib.suppress(Exception):
                 self._push({"type": "wallboard", "board": self.view()})
             await asyncio.sleep(PUSH_EVERY_S)

@@ -126,3 +126,12 @@ async def test_outbound_dial_counts_survive_a_restart_through_postgresql(store: 
     assert restarted.restore(await OutboundLedger(store.pool).since(t - timedelta(days=1)), now()) == 2
     refusal = restarted.check("13800138000", Purpose.CALLBACK, "carrier", now())
     assert refusal is not None and refusal.reason is Refused.NUMBER_HOURLY_LIMIT
+
+
+async def test_the_wallboards_queries_run_on_the_real_schema(store: Store) -> None:
+    """What the wallboard and the interval report read (their figures are checked end to end in
+    tests/e2e/test_wallboard.py; here, that each query runs on an empty and a written day)."""
+    assert await store.work_waiting() == {}
+    events = await store.queue_events_since(now() - timedelta(days=1))
+    assert all(kind in ("queued", "connected", "ended") for _, kind, _, _ in events)
+    assert await store.queued_calls(now() - timedelta(days=1), now() + timedelta(days=1)) == []

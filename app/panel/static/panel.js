@@ -126,6 +126,7 @@
         asa: secs(today.asa_s), offered: String(today.offered || 0), answered: String(today.answered || 0),
         abandoned: String((today.abandoned || 0) - (today.short_abandoned || 0)),
         short: String(today.short_abandoned || 0), ready: q.agents_ready + " / " + q.agents_logged_in,
+        callbacks: String(q.callbacks_pending || 0), voicemails: String(q.voicemails_new || 0),
       };
       const row = document.createElement("tr");
       row.dataset.queue = name;
@@ -143,6 +144,15 @@
       row.className = (q.longest_wait_s >= 120 || (sl !== null && sl !== undefined && sl < 60)) ? "bad"
         : (q.longest_wait_s >= 60 || (sl !== null && sl !== undefined && sl < 80)) ? "warn" : "";
       return row;
+    }));
+    const campaigns = document.getElementById("campaigns");
+    campaigns.replaceChildren(...(board.campaigns || []).map((c) => {
+      const li = document.createElement("li");
+      li.dataset.campaign = c.name;
+      li.className = c.abandon_rate_24h_pct > c.abandon_target_pct ? "bad" : "";
+      li.textContent = c.name + ": " + c.abandon_rate_24h_pct.toFixed(1) + "% / "
+        + c.abandon_rate_30d_pct.toFixed(1) + "% (" + c.abandon_target_pct + "%)";
+      return li;
     }));
     const states = document.getElementById("agent-states");
     states.replaceChildren(...Object.entries(board.agents).filter(([, n]) => n > 0).map(([state, n]) => {
