@@ -261,9 +261,10 @@ def make_stack(
         # The register churn's agents: no static contact, their phones register (Registrar).
         + [{"id": a, "name": f"Flapper {a}"} for a in flappers],
         queues=[{"name": "general", "strategy": "longest_idle", "ring_timeout_s": 15, "wrap_up_s": 0}],
+        # The demo's "please hold" prompt stays: with a free agent it is not played (their phone
+        # rings at once), so this is the path the demo takes.
         ivr={
             "greeting": [{"text": "Press 1.", "lang": "en"}],
-            "connecting": [],
             "menu": [{"digit": "1", "queue": "general"}],
             "digit_timeout_s": 10,
             "attempts": 1,

@@ -543,3 +543,25 @@ async def test_calls_over_the_source_limit_are_refused_unanswered_each_with_one_
         late = c.pbx.caller_arrives("13800000009", source="192.0.2.66:5060")
         late_it = await c.until(lambda: c.interaction_of(late), "the late caller's interaction")
         await c.until(lambda: "prompt_played" in c.store.kinds(late_it.id), "the late caller is answered")
+
+
+async def test_a_free_agent_rings_at_once_with_no_please_hold_and_a_waiting_caller_has_it_cut_short() -> None:
+    async with center(agents=("1001",), ready=True) as c:
+        caller, iid = await c.caller_in_line()
+        await c.rings("1001")
+        heard = [uris for channel, uris in c.pbx.played if channel == caller]
+        assert not any("sound:connecting" in u for u in heard[1:]), "no 'please hold' before ringing"
+        assert "announced" not in c.store.kinds(iid)
+        c.pbx.hang_up(caller)
+        await c.outcome(iid)
+    async with center(agents=("1001",), ready=False) as c:
+        caller = c.pbx.caller_arrives("13800000001")
+        it = await c.until(lambda: c.interaction_of(caller), "the interaction")
+        await c.until(lambda: "prompt_played" in c.store.kinds(it.id), "the menu")
+        c.pbx.hold_playbacks = True  # from now on a prompt plays until it is stopped
+        c.pbx.press(caller, "1")
+        await c.until(lambda: "queued" in c.store.kinds(it.id), "the caller in line")
+        await c.until(lambda: any("sound:connecting" in u for ch, u in c.pbx.played if ch == caller), "hold")
+        c.desk.set_state("1001", "ready", None)
+        await c.rings("1001")  # the prompt was stopped for the agent found meanwhile
+        assert caller not in c.pbx.playing.values(), "'please hold' stopped when the agent was found"
