@@ -56,7 +56,7 @@ from app.calls.runtime import Runtime
 from app.calls.switchboard import Switchboard
 from app.calls.voice import Voice
 from app.calls.writer import InteractionWriter
-from app.config import Settings, ban_rules, call_limits
+from app.config import Settings, ban_rules, call_limits, expert_directory
 from app.dialer import http as dialer_http
 from app.dialer.service import DialerService
 from app.domain.admission import Admission
@@ -65,6 +65,9 @@ from app.domain.outbound import OutboundPolicy
 from app.domain.routing import QueueConfig, Tier
 from app.domain.wallboard import Wallboard
 from app.errors import PbxError
+from app.experts import http as experts_http
+from app.experts.service import ExpertService
+from app.experts.store import ExpertStore
 from app.inbound import http as inbound_http
 from app.inbound.calls import InboundCalls
 from app.inbound.flow_files import load_flows, prerender_flow_prompts
@@ -337,6 +340,17 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         app[calls_http.BOARD] = board
         app[health.APP].calls = lambda: sum(1 for _ in board.live_calls())
         app[health.APP].writes_waiting = lambda: writer.backlog
+        # Experts outside the center, asked from the agent's call box (app/experts/).
+        experts = ExpertService(
+            expert_directory(settings),
+            desk,
+            utcnow,
+            push=app[LIVE].push,
+            own_expert=ExpertStore(store.pool).own_expert,
+            no_response_reason=settings.experts.no_response_reason,
+            number_ring_s=settings.experts.number_ring_s,
+        )
+        app[experts_http.EXPERTS] = experts
         line = Line(
             desk,
             Dialing(
@@ -345,6 +359,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
                 center_name=settings.center_name,
                 transfer_prefixes=tuple(settings.routing.transfer_numbers),
             ),
+            experts if settings.experts.directory else None,
         )
         # Where a transferred callback or dialer customer waits: music and announcements, no
         # keys to leave the line (they are already someone we called).
@@ -627,4 +642,5 @@ def build_app(settings: Settings) -> web.Application:
     security_http.add_routes(app)
     metrics_http.add_routes(app)
     supervision_http.add_routes(app)
+    experts_http.add_routes(app)
     return app

@@ -1,0 +1,100 @@
+"""Experts over HTTP: an agent asks from the call box, an expert accepts or rejects the preview.
+
+| call | who |
+|---|---|
+| `GET /panel/api/experts`, `GET /api/experts` | anyone signed in: the directory with live state |
+| `POST /panel/api/experts/ask/{interaction id}` | the agent on that call (or a supervisor) |
+| `GET /panel/api/experts/offer` | the signed-in expert: the preview they hold, or null |
+| `POST /panel/api/experts/offers/{offer id}/{accept or reject}` | the expert offered it |
+| `POST /api/experts/{id}/state` | supervisors: Ready / Not Ready of an expert on an outside number |
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from app.calls.events import ControlRequest
+from app.calls.http import BOARD, conversation_of
+from app.domain.access import SUPERVISING_ROLES, may_supervise
+from app.experts.service import ExpertService
+from app.web.auth import Forbidden, principal
+from app.web.http import BadRequest, NotFound, json_body
+
+EXPERTS = web.AppKey("experts", ExpertService)
+
+MAX_NOTE = 500
+
+
+async def directory(request: web.Request) -> web.Response:
+    await principal(request, write=False)
+    service = request.app[EXPERTS]
+    return web.json_response([service.view(e) for e in service.directory.experts])
+
+
+async def ask(request: web.Request) -> web.Response:
+    """Ask an expert about the caller: {"target": "group:mortgage" | "expertise:<tag>" |
+    "expert:<id>", "note": text, "blind": false}."""
+    who = await principal(request, write=True)
+    interaction_id = request.match_info["interaction_id"]
+    conv = conversation_of(request.app[BOARD].call(interaction_id))
+    if conv is None or conv.call.ended:
+        raise NotFound(f"no call {interaction_id} in progress")
+    if who.role not in SUPERVISING_ROLES and (who.agent_id is None or who.agent_id != conv.agent_id):
+        raise Forbidden("only the agent on this call (or a supervisor) can ask an expert about it")
+    body = await json_body(request)
+    target, note, blind = body.get("target"), body.get("note", ""), body.get("blind", False)
+    if not isinstance(target, str) or not isinstance(note, str) or not isinstance(blind, bool):
+        raise BadRequest("expected {'target': 'group:<name>', 'note': text, 'blind': true or false}")
+    if len(note) > MAX_NOTE:
+        raise BadRequest(f"the note is at most {MAX_NOTE} characters")
+    service = request.app[EXPERTS]
+    asker = service.desk.agents.get(conv.agent_id or "")
+    groups = tuple(sorted(asker.groups)) if asker is not None else ()
+    if who.role in SUPERVISING_ROLES and asker is None:
+        groups = tuple(sorted({g for a in service.desk.agents.values() for g in a.groups}))
+    the_ask = await service.ask_for(conv.call, target, groups)
+    req = ControlRequest("expert", who.username, target=target, note=note.strip(), blind=blind, ask=the_ask)
+    result = await conv.control(req)
+    return web.json_response({**result, "call": conv.view()})
+
+
+async def my_offer(request: web.Request) -> web.Response:
+    who = await principal(request, write=False)
+    if who.agent_id is None:
+        return web.json_response(None)
+    return web.json_response(request.app[EXPERTS].offer_of(who.agent_id))
+
+
+async def reply(request: web.Request) -> web.Response:
+    who = await principal(request, write=True)
+    verdict = request.match_info["verdict"]
+    offer_id = request.match_info["offer_id"]
+    if who.agent_id is None:
+        raise Forbidden("only the expert offered the call can accept or reject it")
+    request.app[EXPERTS].reply(offer_id, verdict, who.agent_id, who.username)
+    return web.json_response({"offer_id": offer_id, "verdict": verdict}, status=202)
+
+
+async def outside_state(request: web.Request) -> web.Response:
+    who = await principal(request, write=True)
+    if not may_supervise(who):
+        raise Forbidden("supervisors set an outside expert's state")
+    body = await json_body(request)
+    state, reason = body.get("state"), body.get("reason")
+    if not isinstance(state, str) or not isinstance(reason, str | None):
+        raise BadRequest("expected {'state': 'ready' or 'not_ready', 'reason': text}")
+    view: dict[str, Any] = request.app[EXPERTS].set_outside_state(
+        request.match_info["expert_id"], state, reason
+    )
+    return web.json_response(view)
+
+
+def add_routes(app: web.Application) -> None:
+    for prefix in ("/api", "/panel/api"):
+        app.router.add_get(f"{prefix}/experts", directory)
+        app.router.add_post(f"{prefix}/experts/ask/{{interaction_id}}", ask)
+        app.router.add_post(f"{prefix}/experts/{{expert_id}}/state", outside_state)
+    app.router.add_get("/panel/api/experts/offer", my_offer)
+    app.router.add_post("/panel/api/experts/offers/{offer_id}/{verdict}", reply)
