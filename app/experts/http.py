@@ -30,7 +30,12 @@ MAX_NOTE = 500
 async def directory(request: web.Request) -> web.Response:
     await principal(request, write=False)
     service = request.app[EXPERTS]
-    return web.json_response([service.view(e) for e in service.directory.experts])
+    return web.json_response(
+        {
+            "experts": [service.view(e) for e in service.directory.experts],
+            "groups": [{"name": g.name, "offer_s": g.offer_s} for g in service.directory.groups],
+        }
+    )
 
 
 async def ask(request: web.Request) -> web.Response:

@@ -1,0 +1,234 @@
+"""Asking an expert on a live call (issue 13): real Asterisk, real SIP phones, real Chromium.
+
+Alice (a pjsua desk phone) talks with a caller who pressed 1, and asks the "mortgage" group with
+a note. The experts Xu (best level) and Yang have desk phones and their panels open in Chromium.
+
+1. Xu's panel previews the offer (the caller's keys and Alice's note, a countdown) while no
+   phone rings; Xu lets it time out: Xu is Not Ready "no response" and Yang's panel previews it;
+   Yang accepts, Yang's phone rings (only then) and Alice consults Yang; Alice cancels.
+2. Xu is Ready again; Alice asks again: Xu rejects, Yang accepts, answers, and Alice completes
+   the transfer: the caller hears Yang.
+
+The journey lists every hop in order. Screenshots go to test-artifacts/experts/.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.audio import read_wav, tone_seconds, write_tone
+from tests.support.calls import ended, register_agent
+from tests.support.sip_phone import Phone, PhoneLab
+from tests.support.stack import Stack, eventually
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import Browser, Page, expect  # noqa: E402  (typed names, once the skip has passed)
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (scripts/setup)"),
+]
+
+OFFER_S = 4
+ALICE_HZ = 1330
+YANG_HZ = 620
+NOTE = "Asks about early repayment of a mortgage"
+STACK_CONFIG = {
+    "agents": [
+        {"id": "1001", "name": "Alice Wang", "groups": ["front"]},
+        {"id": "1101", "name": "Xu Ming", "role": "expert"},
+        {"id": "1102", "name": "Yang Fei", "role": "expert"},
+    ],
+    "queues": [
+        {"name": "general", "members": ["1001"], "ring_timeout_s": 10, "wrap_up_s": 0, "announce_every_s": 0}
+    ],
+    "ivr": {"connecting": [], "greeting": [{"text": "Press 1.", "lang": "en"}]},
+    "experts": {
+        "groups": [{"name": "mortgage", "offer_s": OFFER_S, "expertise": "mortgage", "asked_by": ["front"]}],
+        "directory": [
+            {
+                "id": "xu",
+                "name": "Xu Ming",
+                "agent": "1101",
+                "expertise": {"mortgage": 9},
+                "groups": ["mortgage"],
+            },
+            {
+                "id": "yang",
+                "name": "Yang Fei",
+                "agent": "1102",
+                "expertise": {"mortgage": 7},
+                "groups": ["mortgage"],
+            },
+        ],
+    },
+}
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def sign_in(page: Page, stack: Stack, username: str) -> None:
+    page.goto(stack.web_url + "/panel")
+    page.fill("#username", username)
+    page.fill("#password", str(stack.secrets["panel_passwords"][username]))
+    page.click("#sign-in")
+    expect(page).to_have_url(re.compile(r"/panel$"))
+    expect(page.locator("#live")).to_have_attribute("data-live", "true")
+
+
+def ask(stack: Stack, it: dict[str, Any], target: str = "group:mortgage") -> dict[str, Any]:
+    status, result = stack.api("POST", f"/api/experts/ask/{it['id']}", {"target": target, "note": NOTE})
+    assert status == 200, (status, result)
+    return dict(result)
+
+
+def control(stack: Stack, it: dict[str, Any], action: str) -> None:
+    status, result = stack.api("POST", f"/api/calls/{it['id']}/{action}", {})
+    assert status == 200, (action, status, result)
+
+
+def expert_journey(stack: Stack, it: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(k, d.get("expert_id")) for k, d in stack.events(it["id"]) if k.startswith("expert_")]
+
+
+def no_call_on(phone: Phone) -> bool:
+    return not phone._unclaimed  # the lab's record of calls that reached this phone
+
+
+def preview_shows(page: Page) -> None:
+    offer = page.locator("#expert-offer")
+    expect(offer).to_be_visible(timeout=5_000)
+    expect(page.locator("#expert-offer-note")).to_have_text(NOTE)
+    expect(page.locator("#expert-offer-ivr")).to_contain_text("keys: 1")
+    expect(page.locator("#expert-offer-asked-by")).to_have_text("Alice Wang")
+    expect(page.locator("#expert-offer-left")).to_contain_text(" s left")
+    expect(page.locator("#expert-offer-reason")).to_contain_text("group mortgage")
+
+
+def test_preview_accept_reject_and_timeout_with_real_phones_and_panels(
+    stack: Stack, lab: PhoneLab, browser: Browser, artifacts: Path, tones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    shots = artifacts / "experts"
+    shots.mkdir(parents=True, exist_ok=True)
+    alice = register_agent(lab, stack, "1001")
+    xu_phone = register_agent(lab, stack, "1101")
+    yang_phone = register_agent(lab, stack, "1102")
+
+    def everyone_ready() -> bool:
+        return all(stack.agent_state(a)["state"] == "ready" for a in ("1001", "1101", "1102"))
+
+    eventually(everyone_ready, 10, "Alice and the experts ready (their phones registered)")
+    context = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 1000})
+    other = browser.new_context(
+        locale="en-US", viewport={"width": 1100, "height": 1000}
+    )  # Yang's own cookies
+    try:
+        xu, yang = context.new_page(), other.new_page()
+        sign_in(xu, stack, "1101")
+        sign_in(yang, stack, "1102")
+
+        caller_phone = lab.phone("127.0.0.2", user="13700000131")
+        caller = caller_phone.call(
+            f"sip:7000@127.0.0.1:{stack.sip_port}", play=tones[0], record=tmp_path / "caller.wav", loop=True
+        )
+        caller.wait_confirmed(timeout=10)
+        it = eventually(lambda: stack.interaction("ani = %s", "13700000131"), 10, "the interaction")
+        stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
+        caller.send_dtmf("1")
+        alice_leg = alice.wait_incoming(timeout=15)
+        alice_leg.answer(play=write_tone(tmp_path / "alice.wav", ALICE_HZ, 60), loop=True)
+        stack.wait_event(it["id"], "connected")
+
+        # -- 1. Xu is silent: the offer times out, Xu goes Not Ready, Yang accepts ---------------
+        asked_at = time.monotonic()
+        assert ask(stack, it)["state"] == "offering"
+        preview_shows(xu)
+        preview_ms = (time.monotonic() - asked_at) * 1000
+        xu.screenshot(path=str(shots / "xu-preview.png"))
+        assert no_call_on(xu_phone) and no_call_on(yang_phone), "no phone rings before an expert accepts"
+        preview_shows(yang)  # after Xu's OFFER_S
+        expect(xu.locator("#expert-offer")).to_be_hidden()
+        expect(xu.locator("#expert-offer-closed")).to_contain_text("timed out")
+        xu_state = stack.agent_state("1101")
+        assert xu_state["state"] == "not_ready" and xu_state["not_ready_reason"] == "no response", xu_state
+        yang.screenshot(path=str(shots / "yang-preview.png"))
+        accepted_at = time.monotonic()
+        yang.click("#expert-offer-accept")
+        yang_leg = yang_phone.wait_incoming(timeout=10)
+        ring_ms = (time.monotonic() - accepted_at) * 1000
+        assert yang_leg.header("X-Lianluo-Expert") == "yang"
+        assert no_call_on(xu_phone)
+        yang_leg.answer(play=write_tone(tmp_path / "yang.wav", YANG_HZ, 60), loop=True)
+        stack.wait_event(it["id"], "expert_connected", timeout=10)
+        control(stack, it, "cancel")  # Alice has her answer: back to the caller
+        yang_leg.wait_disconnected(timeout=10)
+        eventually(lambda: stack.agent_state("1102")["state"] == "ready", 10, "Yang free again")
+
+        # -- 2. Xu rejects, Yang accepts, Alice completes the transfer --------------------------
+        status, _ = stack.api("POST", "/api/agents/1101/state", {"state": "ready"})
+        assert status == 200
+        ask(stack, it)
+        preview_shows(xu)
+        xu.click("#expert-offer-reject")
+        preview_shows(yang)
+        expect(xu.locator("#expert-offer-closed")).to_have_text("Rejected.")
+        assert stack.agent_state("1101")["state"] == "ready", "a rejection does not set Not Ready"
+        yang.click("#expert-offer-accept")
+        yang_leg = yang_phone.wait_incoming(timeout=10)
+        yang_leg.answer(play=write_tone(tmp_path / "yang.wav", YANG_HZ, 60), loop=True)
+        stack.wait_event(it["id"], "expert_connected", timeout=10)
+        control(stack, it, "complete")
+        alice_leg.wait_disconnected(timeout=10)
+        before = caller.rx_audio_seconds()
+        caller.wait_rx_audio(before + 2.5, timeout=15)
+        caller.hangup()
+        done = ended(stack, it["id"])
+        assert done["agent_id"] == "1102" and done["outcome"] == "completed"
+        samples, rate = read_wav(caller.recording())
+        assert tone_seconds((samples[int(before * rate) :], rate), YANG_HZ) > 1.5, "the caller heard Yang"
+
+        assert expert_journey(stack, it) == [
+            ("expert_asked", None),
+            ("expert_offered", "xu"),
+            ("expert_timeout", "xu"),
+            ("expert_offered", "yang"),
+            ("expert_accepted", "yang"),
+            ("expert_ringing", "yang"),
+            ("expert_connected", "yang"),
+            ("expert_asked", None),
+            ("expert_offered", "xu"),
+            ("expert_rejected", "xu"),
+            ("expert_offered", "yang"),
+            ("expert_accepted", "yang"),
+            ("expert_ringing", "yang"),
+            ("expert_connected", "yang"),
+        ]
+        print(
+            f"\nask -> preview on screen: {preview_ms:.0f} ms;"
+            f" accept -> expert's phone rings: {ring_ms:.0f} ms"
+        )
+    finally:
+        context.close()
+        other.close()
+
+
+def test_refusals_change_nothing(stack: Stack) -> None:
+    status, result = stack.api("POST", "/api/experts/ask/no-such-call", {"target": "group:mortgage"})
+    assert status == 404, result
+    status, listing = stack.api("GET", "/api/experts")
+    assert status == 200 and [e["id"] for e in listing["experts"]] == ["xu", "yang"]
+    assert listing["groups"] == [{"name": "mortgage", "offer_s": OFFER_S}]
