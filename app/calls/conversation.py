@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from app.adapters.ari import AriNotFound, ChannelDestroyed, StasisStart
 from app.calls.events import CallEvent, ControlRequest, OfferReply, PbxLost
-from app.calls.legs import Leg, OutboundRefused, dial_out, place, wait_answer
+from app.calls.legs import Leg, OutboundRefused, agent_call_data, dial_out, place, wait_answer
 from app.calls.ports import Desk
 from app.calls.session import HANGUP_EVENTS, Call
 from app.domain.callback import valid_phone
@@ -620,8 +620,8 @@ class Conversation:
         a.offer = None
         self.experts.closed(call, offer, "accept")
         first = self.agent_id or ""
-        variables = {
-            "LIANLUO_INTERACTION": call.it.id,
+        variables = {  # the call's data travels on this hop too (IVR keys, collected data, queue)
+            **agent_call_data(call, self.queue, offer.reason),
             "LIANLUO_CONSULT_FROM": first,
             "LIANLUO_EXPERT": offer.expert_id,
             "PJSIP_HEADER(add,X-Lianluo-Interaction)": call.it.id,

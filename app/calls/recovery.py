@@ -139,9 +139,11 @@ def restore_conversation(call: Call, line: Line, found: Found) -> Conversation |
         agent_id, channel_id, answered = str(consult[0]), str(consult[1]), bool(consult[2])
         if found.live(channel_id):
             call.route(channel_id)
-            if answered:
+            if answered and agent_id:
                 desk.recover_on_call(agent_id, it.id)
             conv.consult = Consult(agent_id, channel_id, answered)
+        elif not agent_id:
+            pass  # an expert on an outside number: no agent state to put right
         elif answered:
             conv.joined.setdefault(agent_id, call.now())
             conv.agent_done(agent_id)

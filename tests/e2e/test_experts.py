@@ -26,7 +26,7 @@ import pytest
 from tests.support.audio import read_wav, tone_seconds, write_tone
 from tests.support.calls import ended, register_agent
 from tests.support.sip_phone import Phone, PhoneLab
-from tests.support.stack import Stack, eventually
+from tests.support.stack import Stack, eventually, free_sip_port
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, Page, expect  # noqa: E402  (typed names, once the skip has passed)
@@ -40,7 +40,10 @@ OFFER_S = 4
 ALICE_HZ = 1330
 YANG_HZ = 620
 NOTE = "Asks about early repayment of a mortgage"
+CARRIER_PORT = free_sip_port()  # a phone here is the mobile network outside experts are on
+BRANCH = "13912340001"
 STACK_CONFIG = {
+    "carrier": {"outbound_contact": f"sip:127.0.0.2:{CARRIER_PORT}", "caller_id": "7000"},
     "agents": [
         {"id": "1001", "name": "Alice Wang", "groups": ["front"]},
         {"id": "1101", "name": "Xu Ming", "role": "expert"},
@@ -67,6 +70,7 @@ STACK_CONFIG = {
                 "expertise": {"mortgage": 7},
                 "groups": ["mortgage"],
             },
+            {"id": "zhou", "name": "Zhou Bo (branch)", "number": BRANCH, "expertise": {"mortgage": 5}},
         ],
     },
 }
@@ -230,5 +234,73 @@ def test_refusals_change_nothing(stack: Stack) -> None:
     status, result = stack.api("POST", "/api/experts/ask/no-such-call", {"target": "group:mortgage"})
     assert status == 404, result
     status, listing = stack.api("GET", "/api/experts")
-    assert status == 200 and [e["id"] for e in listing["experts"]] == ["xu", "yang"]
+    assert status == 200 and [e["id"] for e in listing["experts"]] == ["xu", "yang", "zhou"]
     assert listing["groups"] == [{"name": "mortgage", "offer_s": OFFER_S}]
+
+
+def test_an_outside_expert_asked_from_the_agents_panel_takes_the_caller_blind(
+    stack: Stack, lab: PhoneLab, browser: Browser, artifacts: Path, tones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Alice asks in her panel (expertise "mortgage", a note, blind); the panel experts are Not
+    Ready, so the branch expert's mobile rings through the carrier (the outbound policy's
+    "expert" purpose); when they answer, Alice drops off and the caller talks with them."""
+    mobile_network = lab.phone("127.0.0.2", port=CARRIER_PORT)
+    alice = register_agent(lab, stack, "1001")
+    eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "Alice ready")
+    for expert in ("1101", "1102"):
+        status, _ = stack.api(
+            "POST", f"/api/agents/{expert}/state", {"state": "not_ready", "reason": "meeting"}
+        )
+        assert status == 200
+    context = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 1000})
+    try:
+        page = context.new_page()
+        sign_in(page, stack, "1001")
+        caller_phone = lab.phone("127.0.0.2", user="13700000132")
+        caller = caller_phone.call(
+            f"sip:7000@127.0.0.1:{stack.sip_port}", play=tones[0], record=tmp_path / "caller.wav", loop=True
+        )
+        caller.wait_confirmed(timeout=10)
+        it = eventually(lambda: stack.interaction("ani = %s", "13700000132"), 10, "the interaction")
+        stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
+        caller.send_dtmf("1")
+        alice_leg = alice.wait_incoming(timeout=15)
+        alice_leg.answer(play=write_tone(tmp_path / "alice.wav", ALICE_HZ, 60), loop=True)
+        stack.wait_event(it["id"], "connected")
+
+        ask_box = page.locator("#experts-ask")
+        expect(ask_box).to_be_visible(timeout=10_000)
+        expect(page.locator("#experts-target option[value='expertise:mortgage']")).to_have_count(1)
+        page.select_option("#experts-target", "expertise:mortgage")
+        page.fill("#experts-note", NOTE)
+        page.screenshot(path=str(artifacts / "experts" / "alice-ask.png"))
+        page.click("#experts-blind")
+        far = mobile_network.wait_incoming(timeout=15)
+        assert (far.invite or "").splitlines()[0].startswith(f"INVITE sip:{BRANCH}@")
+        assert far.from_user == "7000", "the expert's mobile sees the center's number"
+        expect(page.locator("#experts-status")).to_contain_text("Zhou Bo (branch)")
+        far.answer(play=write_tone(tmp_path / "zhou.wav", YANG_HZ, 60), loop=True)
+        stack.wait_event(it["id"], "expert_blind_completed", timeout=10)
+        alice_leg.wait_disconnected(timeout=10)
+        before = caller.rx_audio_seconds()
+        caller.wait_rx_audio(before + 2.5, timeout=15)
+        far.hangup()
+        caller.wait_disconnected(timeout=10)
+        done = ended(stack, it["id"])
+        assert done["outcome"] == "completed"
+        samples, rate = read_wav(caller.recording())
+        assert tone_seconds((samples[int(before * rate) :], rate), YANG_HZ) > 1.5, (
+            "the caller heard the expert"
+        )
+        assert expert_journey(stack, it) == [
+            ("expert_asked", None),
+            ("expert_offered", "zhou"),
+            ("expert_ringing", "zhou"),
+            ("expert_connected", "zhou"),
+            ("expert_blind_completed", "zhou"),
+        ]
+        asked = next(d for k, d in stack.events(it["id"]) if k == "expert_asked")
+        assert asked["note"] == NOTE and asked["blind"] is True and asked["target"] == "expertise:mortgage"
+        eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "Alice free again")
+    finally:
+        context.close()

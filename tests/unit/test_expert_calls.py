@@ -210,6 +210,7 @@ async def test_the_preview_comes_before_any_phone_rings_and_accept_rings_the_exp
         variables = c.pbx.legs[expert_leg].variables
         assert variables["PJSIP_HEADER(add,X-Lianluo-Expert)"] == "x"
         assert variables["LIANLUO_NOTE"] == "asks about early repayment"
+        assert variables["PJSIP_HEADER(add,X-Lianluo-Data)"] == "account=6222001234"  # the IVR's data travels
         assert c.closed(X) == ["accept"]
         c.pbx.pick_up(expert_leg)
         await c.until(lambda: "expert_connected" in c.store.kinds(iid), "the expert on the line")
