@@ -304,3 +304,94 @@ def test_an_outside_expert_asked_from_the_agents_panel_takes_the_caller_blind(
         eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "Alice free again")
     finally:
         context.close()
+
+
+TRIES = 50
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def test_how_fast_the_preview_shows_and_the_expert_rings(
+    stack: Stack, lab: PhoneLab, browser: Browser, tones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Ask -> the preview on the expert's screen, and Accept -> the expert's phone rings, over
+    TRIES tries each, beside a plain consultation of the same person (ask -> their phone rings)
+    measured in the same run, alternating."""
+    alice = register_agent(lab, stack, "1001")
+    xu_phone = register_agent(lab, stack, "1101")
+    status, _ = stack.api("POST", "/api/agents/1102/state", {"state": "not_ready", "reason": "meeting"})
+    assert status == 200
+    stack.api("POST", "/api/agents/1101/state", {"state": "ready"})
+    eventually(lambda: stack.agent_state("1101")["state"] == "ready", 10, "Xu ready")
+    eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "Alice ready")
+    context = browser.new_context(locale="en-US")
+    try:
+        page = context.new_page()
+        sign_in(page, stack, "1101")
+        caller_phone = lab.phone("127.0.0.2", user="13700000133")
+        caller = caller_phone.call(f"sip:7000@127.0.0.1:{stack.sip_port}", play=tones[0], loop=True)
+        caller.wait_confirmed(timeout=10)
+        it = eventually(lambda: stack.interaction("ani = %s", "13700000133"), 10, "the interaction")
+        stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
+        caller.send_dtmf("1")
+        alice.wait_incoming(timeout=15).answer(play=tones[1], loop=True)
+        stack.wait_event(it["id"], "connected")
+
+        preview_ms: list[float] = []
+        accept_ring_ms: list[float] = []
+        consult_ring_ms: list[float] = []
+        shown = "() => document.getElementById('expert-offer').dataset.offerId || ''"
+        for _ in range(TRIES):
+            before = page.evaluate(shown)
+            asked_at = time.time() * 1000
+            status, result = stack.api(
+                "POST", f"/api/experts/ask/{it['id']}", {"target": "expert:xu", "note": "timing"}
+            )
+            assert status == 200, result
+            page.wait_for_function(
+                "prev => { const b = document.getElementById('expert-offer');"
+                " return !b.hidden && b.dataset.offerId !== prev; }",
+                arg=before,
+            )
+            preview_ms.append(
+                float(page.evaluate("document.getElementById('expert-offer').dataset.shownAt")) - asked_at
+            )
+            # The expert's click, as the page sees it (Playwright's own click adds its checks).
+            accepted_at = float(
+                page.evaluate(
+                    "() => { const t = Date.now();"
+                    " document.getElementById('expert-offer-accept').click(); return t; }"
+                )
+            )
+            leg = xu_phone.wait_incoming(timeout=10)
+            accept_ring_ms.append(time.time() * 1000 - accepted_at)
+            control(stack, it, "cancel")
+            leg.wait_disconnected(timeout=10)
+            eventually(lambda: stack.agent_state("1101")["state"] == "ready", 10, "Xu ready")
+
+            consulted_at = time.time() * 1000
+            status, result = stack.api("POST", f"/api/calls/{it['id']}/consult", {"target": "agent:1101"})
+            assert status == 200, result
+            leg = xu_phone.wait_incoming(timeout=10)
+            consult_ring_ms.append(time.time() * 1000 - consulted_at)
+            control(stack, it, "cancel")
+            leg.wait_disconnected(timeout=10)
+            eventually(lambda: stack.agent_state("1101")["state"] == "ready", 10, "Xu ready")
+        caller.hangup()
+        ended(stack, it["id"])
+    finally:
+        context.close()
+    lines = [
+        f"{name}: p50 {percentile(v, 50):.0f} ms, p95 {percentile(v, 95):.0f} ms (n={len(v)})"
+        for name, v in (
+            ("ask -> preview on the expert's screen", preview_ms),
+            ("accept -> the expert's phone rings", accept_ring_ms),
+            ("plain consult -> the same phone rings", consult_ring_ms),
+        )
+    ]
+    print("\n" + "\n".join(lines))
+    assert percentile(preview_ms, 95) < 1000, lines
+    assert percentile(accept_ring_ms, 95) < 1000, lines

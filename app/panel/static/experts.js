@@ -120,6 +120,7 @@
     closedLine.textContent = "";
     offerBox.hidden = false;
     offerBox.dataset.offerId = o.offer_id;
+    offerBox.dataset.shownAt = String(Date.now()); // when the preview was on screen (measured by tests)
     clearInterval(ticking);
     tick();
     ticking = setInterval(tick, 250);
