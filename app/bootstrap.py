@@ -341,12 +341,14 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         app[health.APP].calls = lambda: sum(1 for _ in board.live_calls())
         app[health.APP].writes_waiting = lambda: writer.backlog
         # Experts outside the center, asked from the agent's call box (app/experts/).
+        expert_store = ExpertStore(store.pool)
         experts = ExpertService(
             expert_directory(settings),
             desk,
             utcnow,
             push=app[LIVE].push,
-            own_expert=ExpertStore(store.pool).own_expert,
+            own_expert=expert_store.own_expert,
+            journeys=expert_store.journeys,
             no_response_reason=settings.experts.no_response_reason,
             number_ring_s=settings.experts.number_ring_s,
         )

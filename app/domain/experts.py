@@ -222,3 +222,110 @@ def choose(directory: Directory, ask: Ask, statuses: Mapping[str, Status], now: 
     else:
         reason = f"{ask.kind.value} {ask.name}: longest idle"
     return Choice(best, reason, directory.offer_s(ask, best))
+
+
+# -- reports ----------------------------------------------------------------------------------
+
+REPORT_KINDS = (
+    "expert_offered",
+    "expert_accepted",
+    "expert_rejected",
+    "expert_timeout",
+    "expert_failed",
+    "expert_connected",
+    "consult_ended",
+    "ended",
+)
+
+
+@dataclass(frozen=True)
+class JourneyEvent:
+    """One saved interaction event, as the report reads it."""
+
+    interaction_id: str
+    at: datetime
+    kind: str
+    data: Mapping[str, object]
+
+
+@dataclass
+class ExpertFigures:
+    offers: int = 0
+    accepts: int = 0
+    rejects: int = 0
+    timeouts: int = 0
+    failed: int = 0  # could not be rung (refused number, phone not answered after accepting)
+    connected: int = 0
+    accept_s: list[float] = field(default_factory=list)  # offer -> accept, previewed offers
+    talk_s: list[float] = field(default_factory=list)  # connected -> their part over
+
+    def view(self) -> dict[str, object]:
+        def mean(values: list[float]) -> float | None:
+            return round(sum(values) / len(values), 3) if values else None
+
+        return {
+            "offers": self.offers,
+            "accepts": self.accepts,
+            "rejects": self.rejects,
+            "timeouts": self.timeouts,
+            "failed": self.failed,
+            "connected": self.connected,
+            "mean_time_to_accept_s": mean(self.accept_s),
+            "talk_s": round(sum(self.talk_s), 3),
+        }
+
+
+def report(directory: Directory, events: Iterable[JourneyEvent]) -> dict[str, dict[str, dict[str, object]]]:
+    """Offers, accepts, rejects, timeouts, time to accept and talk time per expert and per group,
+    from the journey's events (in the order they happened, per interaction). An expert's talk
+    ends at the first `consult_ended` or `ended` of that interaction after they connected."""
+    per: dict[str, ExpertFigures] = {e.id: ExpertFigures() for e in directory.experts}
+    open_offers: dict[tuple[str, str], datetime] = {}  # (interaction, expert) -> offered at
+    talking: dict[str, tuple[str, datetime]] = {}  # interaction -> (expert, since)
+    for ev in events:
+        expert_id = str(ev.data.get("expert_id") or "")
+        key = (ev.interaction_id, expert_id)
+        if ev.kind in ("consult_ended", "ended"):
+            if ev.interaction_id in talking:
+                who, since = talking.pop(ev.interaction_id)
+                per[who].talk_s.append((ev.at - since).total_seconds())
+            continue
+        if not expert_id:
+            continue
+        f = per.setdefault(expert_id, ExpertFigures())
+        if ev.kind == "expert_offered":
+            f.offers += 1
+            open_offers[key] = ev.at
+        elif ev.kind == "expert_accepted" or (ev.kind == "expert_connected" and key in open_offers):
+            # An outside number has no preview: answering it is the acceptance.
+            f.accepts += 1
+            offered = open_offers.pop(key, None)
+            if offered is not None:
+                f.accept_s.append((ev.at - offered).total_seconds())
+        elif ev.kind in ("expert_rejected", "expert_timeout", "expert_failed"):
+            open_offers.pop(key, None)
+            if ev.kind == "expert_rejected":
+                f.rejects += 1
+            elif ev.kind == "expert_timeout":
+                f.timeouts += 1
+            else:
+                f.failed += 1
+        if ev.kind == "expert_connected":
+            f.connected += 1
+            talking[ev.interaction_id] = (expert_id, ev.at)
+    groups: dict[str, ExpertFigures] = {g.name: ExpertFigures() for g in directory.groups}
+    for e in directory.experts:
+        for name in e.groups:
+            g, f = groups.setdefault(name, ExpertFigures()), per[e.id]
+            g.offers += f.offers
+            g.accepts += f.accepts
+            g.rejects += f.rejects
+            g.timeouts += f.timeouts
+            g.failed += f.failed
+            g.connected += f.connected
+            g.accept_s.extend(f.accept_s)
+            g.talk_s.extend(f.talk_s)
+    return {
+        "experts": {k: v.view() for k, v in per.items()},
+        "groups": {k: v.view() for k, v in groups.items()},
+    }

@@ -7,6 +7,7 @@
 | `GET /panel/api/experts/offer` | the signed-in expert: the preview they hold, or null |
 | `POST /panel/api/experts/offers/{offer id}/{accept or reject}` | the expert offered it |
 | `POST /api/experts/{id}/state` | supervisors: Ready / Not Ready of an expert on an outside number |
+| `GET /api/experts/report?hours=24` | supervisors: offers, accepts, rejects, timeouts, talk time... |
 """
 
 from __future__ import annotations
@@ -96,8 +97,22 @@ async def outside_state(request: web.Request) -> web.Response:
     return web.json_response(view)
 
 
+async def expert_report(request: web.Request) -> web.Response:
+    who = await principal(request, write=False)
+    if not may_supervise(who):
+        raise Forbidden("expert reports are for supervisors")
+    try:
+        hours = float(request.query.get("hours", "24"))
+    except ValueError as exc:
+        raise BadRequest("hours: a number") from exc
+    if not 0 < hours <= 24 * 92:
+        raise BadRequest("hours: more than 0, at most 92 days")
+    return web.json_response(await request.app[EXPERTS].report(hours))
+
+
 def add_routes(app: web.Application) -> None:
     for prefix in ("/api", "/panel/api"):
+        app.router.add_get(f"{prefix}/experts/report", expert_report)
         app.router.add_get(f"{prefix}/experts", directory)
         app.router.add_post(f"{prefix}/experts/ask/{{interaction_id}}", ask)
         app.router.add_post(f"{prefix}/experts/{{expert_id}}/state", outside_state)

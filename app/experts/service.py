@@ -26,13 +26,24 @@ from app.calls.conversation import ExpertOffer
 from app.calls.events import OfferReply
 from app.calls.session import Call
 from app.domain.agent_state import AgentState
-from app.domain.experts import Ask, Directory, Expert, Presence, Status, choose, unavailable
+from app.domain.experts import (
+    Ask,
+    Directory,
+    Expert,
+    JourneyEvent,
+    Presence,
+    Status,
+    choose,
+    report,
+    unavailable,
+)
 from app.errors import AppError
 
 log = logging.getLogger(__name__)
 
 Push = Callable[[str, dict[str, Any]], int]
 OwnExpert = Callable[[int], Awaitable[str | None]]
+Journeys = Callable[[datetime], Awaitable[list[JourneyEvent]]]
 
 
 class ExpertError(AppError):
@@ -67,6 +78,7 @@ class ExpertService:
         *,
         push: Push | None = None,
         own_expert: OwnExpert | None = None,
+        journeys: Journeys | None = None,
         no_response_reason: str = "no response",
         number_ring_s: float = 30.0,
     ) -> None:
@@ -75,6 +87,7 @@ class ExpertService:
         self.clock = clock
         self.push: Push = push or (lambda agent_id, message: 0)
         self.own_expert = own_expert
+        self.journeys = journeys
         self.no_response_reason = no_response_reason
         self.number_ring_s = number_ring_s
         self.pending: dict[str, Pending] = {}  # offer id -> the offer being previewed
@@ -264,3 +277,14 @@ class ExpertService:
         if p is None or (agent_id is not None and p.offer.agent_id != agent_id):
             raise ExpertError("no such offer (it may have timed out or been withdrawn)", 404)
         p.call.events.put_nowait(OfferReply(offer_id, verdict, by))
+
+    # -- reports --------------------------------------------------------------------------
+
+    async def report(self, hours: float) -> dict[str, Any]:
+        """Per expert and group, over the last `hours`: offers, accepts, rejects, timeouts, time to
+        accept and talk time, from the journeys' events."""
+        if self.journeys is None:
+            raise ExpertError("no event log to report from", 503)
+        since = self.clock() - timedelta(hours=hours)
+        figures = report(self.directory, await self.journeys(since))
+        return {"since": since.isoformat(), **figures}

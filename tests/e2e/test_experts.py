@@ -221,6 +221,13 @@ def test_preview_accept_reject_and_timeout_with_real_phones_and_panels(
             ("expert_ringing", "yang"),
             ("expert_connected", "yang"),
         ]
+        status, figures = stack.api("GET", "/api/experts/report?hours=1")
+        assert status == 200, figures
+        xu_row, yang_row = figures["experts"]["xu"], figures["experts"]["yang"]
+        assert (xu_row["offers"], xu_row["timeouts"], xu_row["rejects"], xu_row["accepts"]) == (2, 1, 1, 0)
+        assert (yang_row["offers"], yang_row["accepts"], yang_row["connected"]) == (2, 2, 2)
+        assert yang_row["talk_s"] > 0 and yang_row["mean_time_to_accept_s"] < OFFER_S
+        assert figures["groups"]["mortgage"]["offers"] == 4
         print(
             f"\nask -> preview on screen: {preview_ms:.0f} ms;"
             f" accept -> expert's phone rings: {ring_ms:.0f} ms"

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from app.adapters.db import Customer
 from app.bus import Bus
 from app.calls.conversation import ControlError, Conversation, Dialing
 from app.calls.events import ControlRequest
@@ -131,6 +132,10 @@ def directory(offer_s: float = 5.0, outside: bool = False) -> Directory:
     return Directory(tuple(experts), (ExpertGroup("mortgage", offer_s, "mortgage", ("front",)),))
 
 
+async def own_expert_is_yang(customer_id: int) -> str | None:
+    return "y" if customer_id == 42 else None
+
+
 @contextlib.asynccontextmanager
 async def center(offer_s: float = 5.0, outside: bool = False) -> AsyncIterator[Center]:
     agents = (
@@ -155,7 +160,9 @@ async def center(offer_s: float = 5.0, outside: bool = False) -> AsyncIterator[C
         pushed.append((agent_id, message))
         return 1
 
-    experts = ExpertService(directory(offer_s, outside), desk, now, push=push, number_ring_s=20)
+    experts = ExpertService(
+        directory(offer_s, outside), desk, now, push=push, own_expert=own_expert_is_yang, number_ring_s=20
+    )
     line = Line(desk, Dialing("carrier", "7000", "Test center", ("139",)), experts)
     voice: Any = FakeVoice()
     runtime = Runtime(pbx, writer, board, now, OutboundPolicy(DialPlan()))
@@ -344,3 +351,21 @@ async def test_the_agent_can_cancel_while_the_expert_previews() -> None:
         assert caller not in c.pbx.moh
         await c.until(lambda: c.state(X) is AgentState.READY, "the expert free again")
         await c.until(lambda: "expert_cancelled" in c.store.kinds(iid), "the cancel on the record")
+
+
+async def test_a_vip_customers_own_expert_is_offered_the_call_first() -> None:
+    async with center() as c:
+        _, iid, _ = await c.talking()
+        c.conversation(iid).call.customer = Customer(42, "Wang Xiaoming", True, "top", 0.0)
+        await c.ask(iid, "group:mortgage")
+        own = await c.preview(Y)  # Xu has the better level, Yang is the customer's own
+        assert own["reason"] == "the customer's own expert"
+        assert own["customer"] == {
+            "ani": "13800000001",
+            "name": "Wang Xiaoming",
+            "tier": "medium",
+            "vip": True,
+        }
+        assert c.previews(X) == []
+        c.experts.reply(own["offer_id"], "reject", Y, Y)
+        await c.preview(X)  # then the group

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,9 +14,11 @@ from app.domain.experts import (
     Directory,
     Expert,
     ExpertGroup,
+    JourneyEvent,
     Presence,
     Status,
     choose,
+    report,
     unavailable,
 )
 from app.domain.ivr_flow import Hours
@@ -217,3 +219,37 @@ def test_a_group_asked_by_an_unknown_agent_group_is_refused(tmp_path: Path) -> N
         ConfigError, match=r"center.yaml:7: experts.groups\[0\].asked_by\[0\]: no agent is in group"
     ):
         load_settings(path)
+
+
+def ev(iid: str, second: int, kind: str, **data: object) -> JourneyEvent:
+    return JourneyEvent(iid, t(2, 0) + timedelta(seconds=second), kind, data)
+
+
+def test_the_report_counts_each_experts_offers_and_times() -> None:
+    d = directory(X, Y, Z)
+    events = [
+        # call a: X times out, Y rejects, Z (no panel) answers and talks 60 s
+        ev("a", 0, "expert_offered", expert_id="x", preview=True),
+        ev("a", 15, "expert_timeout", expert_id="x"),
+        ev("a", 15, "expert_offered", expert_id="y", preview=True),
+        ev("a", 18, "expert_rejected", expert_id="y"),
+        ev("a", 18, "expert_offered", expert_id="z", preview=False),
+        ev("a", 18, "expert_ringing", expert_id="z"),
+        ev("a", 25, "expert_connected", expert_id="z"),
+        ev("a", 85, "ended"),
+        # call b: X accepts after 4 s, talks 30 s in a consultation
+        ev("b", 0, "expert_offered", expert_id="x", preview=True),
+        ev("b", 4, "expert_accepted", expert_id="x"),
+        ev("b", 6, "expert_connected", expert_id="x"),
+        ev("b", 36, "consult_ended", agent_id="1101", answered=True),
+        ev("b", 90, "ended"),
+    ]
+    r = report(d, events)
+    x, y, z = r["experts"]["x"], r["experts"]["y"], r["experts"]["z"]
+    assert (x["offers"], x["accepts"], x["timeouts"], x["connected"]) == (2, 1, 1, 1)
+    assert x["mean_time_to_accept_s"] == 4.0 and x["talk_s"] == 30.0
+    assert (y["offers"], y["rejects"], y["accepts"]) == (1, 1, 0)
+    assert (z["accepts"], z["mean_time_to_accept_s"], z["talk_s"]) == (1, 7.0, 60.0)  # answering is accepting
+    group = r["groups"]["mortgage"]
+    assert (group["offers"], group["accepts"], group["rejects"], group["timeouts"]) == (4, 2, 1, 1)
+    assert group["talk_s"] == 90.0
