@@ -349,6 +349,9 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             push=app[LIVE].push,
             own_expert=expert_store.own_expert,
             journeys=expert_store.journeys,
+            say=voice.say,
+            center_name=settings.center_name,
+            key_s=settings.experts.key_s,
             no_response_reason=settings.experts.no_response_reason,
             number_ring_s=settings.experts.number_ring_s,
         )

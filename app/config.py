@@ -570,6 +570,8 @@ class ExpertsSettings:
     no_response_reason: str = "no response"
     # How long an outside number rings before the next expert is tried.
     number_ring_s: float = 30.0
+    # An outside expert hears a summary on answering, then has this long to press 1 (take) or 2.
+    key_s: float = 10.0
 
 
 def ban_rules(s: Settings) -> BanRules:
@@ -1237,6 +1239,8 @@ def _check_experts(
         raise bad("experts.no_response_reason", "1-40 characters")
     if not 10 <= x.number_ring_s <= 120:
         raise bad("experts.number_ring_s", f"10-120 s, got {x.number_ring_s}")
+    if not 3 <= x.key_s <= 60:
+        raise bad("experts.key_s", f"3-60 s, got {x.key_s}")
 
 
 def expert_directory(s: Settings) -> Directory:

@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from app.adapters.ari import AriNotFound, ChannelDestroyed, StasisStart
+from app.adapters.ari import (
+    AriNotFound,
+    Channel,
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    PlaybackFinished,
+    StasisStart,
+)
 from app.calls.events import CallEvent, ControlRequest, OfferReply, PbxLost
 from app.calls.legs import Leg, OutboundRefused, agent_call_data, dial_out, place, wait_answer
 from app.calls.ports import Desk
@@ -88,6 +95,10 @@ class Experts(Protocol):
     """Experts outside the center, as a conversation asks them (app/experts/service.py)."""
 
     number_ring_s: float
+    key_s: float  # an outside expert's time to press 1 or 2 once the summary has been read
+
+    async def summary(self, call: Call, offer: ExpertOffer, note: str) -> list[str]:
+        """What an outside expert hears on answering: the call's data and "press 1 or 2" (sounds)."""
 
     def next_offer(self, call: Call, ask: Ask, note: str, by: str) -> ExpertOffer | None:
         """Choose the next expert for `ask` and offer them the call: reserved, their panel shows
@@ -119,6 +130,11 @@ class Consult:
     answered: bool = False
     expert: ExpertOffer | None = None  # a consulted expert (agent_id "" when on an outside number)
     asking: Asking | None = None  # what to try next if the expert's phone is not answered
+    # An outside expert who answered hears the summary and takes the call with 1 (or not).
+    summary: asyncio.Task[list[str]] | None = None
+    hearing: bool = False  # answered, listening to the summary, no key yet
+    playback_id: str | None = None
+    key_timer: asyncio.TimerHandle | None = None
 
 
 @dataclass(frozen=True)
@@ -482,6 +498,21 @@ class Conversation:
         call = self.call
         if c is None:
             return False
+        if isinstance(ev, StasisStart) and ev.channel.id == c.channel_id and c.summary is not None:
+            await self._read_summary(c)
+            return True
+        if isinstance(ev, PlaybackFinished) and c.hearing and ev.playback_id == c.playback_id:
+            call.unroute(ev.playback_id)
+            c.playback_id = None
+            assert c.expert is not None
+            call.it.record(call.now(), "expert_whispered", expert_id=c.expert.expert_id)
+            call.save_soon()
+            self._start_key_timer(c)
+            return True
+        if isinstance(ev, ChannelDtmfReceived) and c.hearing and ev.channel.id == c.channel_id:
+            if ev.digit in ("1", "2"):
+                await self._outside_key(c, ev.digit)
+            return True
         if isinstance(ev, StasisStart) and ev.channel.id == c.channel_id:
             c.answered = True
             if c.agent_id:
@@ -503,6 +534,7 @@ class Conversation:
             return True
         if c.channel_id in _ended(ev):
             self.consult = None
+            self._stop_hearing(c)
             self._consult_gone(c)
             if c.expert is not None and not c.answered and c.asking is not None:
                 # The expert accepted but their phone was not answered: the next expert.
@@ -514,6 +546,7 @@ class Conversation:
 
     def _consult_gone(self, c: Consult) -> None:
         call = self.call
+        self._stop_hearing(c)
         call.unroute(c.channel_id)
         self._expert_leg_over(c.channel_id)
         if not c.agent_id:
@@ -594,6 +627,10 @@ class Conversation:
 
     async def _offer_reply(self, ev: OfferReply) -> None:
         call = self.call
+        c = self.consult
+        if c is not None and c.hearing and c.expert is not None and c.expert.offer_id == ev.offer_id:
+            await self._outside_key(c, None)  # no key in time counts as declining
+            return
         a = self.asking
         if a is None or a.offer is None or a.offer.offer_id != ev.offer_id or self.experts is None:
             return  # an answer to an offer that is over (e.g. its timer, after an accept)
@@ -670,11 +707,74 @@ class Conversation:
             return False
         self.asking = None
         self.consult = Consult(offer.agent_id or "", channel_id, expert=offer, asking=a)
+        if offer.number is not None:  # made while their phone rings, read when they answer
+            self.consult.summary = asyncio.create_task(self.experts.summary(call, offer, a.note))
         self.expert_legs[channel_id] = offer
         call.it.record(call.now(), "expert_ringing", expert_id=offer.expert_id, number=offer.number)
         self.remember()
         call.save_soon()
         return True
+
+    async def _read_summary(self, c: Consult) -> None:
+        """An outside expert answered: they hear who needs them and why, then press 1 or 2."""
+        call = self.call
+        assert c.summary is not None and c.expert is not None
+        c.hearing = True
+        call.it.record(call.now(), "expert_answered", expert_id=c.expert.expert_id)
+        call.save_soon()
+        try:
+            uris = await c.summary
+        except Exception:  # a summary that cannot be made must not lose the call: just the keys
+            call.log.exception("expert %s: no summary", c.expert.expert_id)
+            uris = []
+        if not c.hearing:
+            return
+        if not uris:
+            self._start_key_timer(c)
+            return
+        c.playback_id = f"pb-{uuid.uuid4()}"
+        call.route(c.playback_id, channel=False)
+        try:
+            await call.pbx.play(c.channel_id, uris, c.playback_id)
+        except PbxError as exc:  # they hung up meanwhile: their hang-up event follows
+            call.log.info("expert %s: summary not played: %s", c.expert.expert_id, exc.message)
+
+    def _start_key_timer(self, c: Consult) -> None:
+        assert self.experts is not None and c.expert is not None
+        reply = OfferReply(c.expert.offer_id, "timeout")
+        c.key_timer = asyncio.get_running_loop().call_later(
+            self.experts.key_s, self.call.events.put_nowait, reply
+        )
+
+    def _stop_hearing(self, c: Consult) -> None:
+        c.hearing = False
+        if c.key_timer is not None:
+            c.key_timer.cancel()
+            c.key_timer = None
+        if c.playback_id is not None:
+            self.call.unroute(c.playback_id)
+            c.playback_id = None
+        if c.summary is not None and not c.summary.done():
+            c.summary.cancel()
+
+    async def _outside_key(self, c: Consult, digit: str | None) -> None:
+        """1: the outside expert takes the call (as an answer); 2 or no key: the next expert."""
+        call = self.call
+        assert c.expert is not None
+        playback = c.playback_id
+        self._stop_hearing(c)
+        if playback is not None:
+            call.in_background(call.pbx.stop_playback(playback))
+        call.it.record(call.now(), "expert_key", expert_id=c.expert.expert_id, key=digit)
+        if digit == "1":
+            c.summary = None  # what follows is an answer like any other
+            await self._consult_event(StasisStart(_channel_of(c.channel_id), ()))
+            return
+        call.it.record(
+            call.now(), "expert_declined", expert_id=c.expert.expert_id, by="key" if digit else "no key"
+        )
+        call.save_soon()
+        await call.hang_up(c.channel_id)  # its end offers the call to the next expert
 
     async def _give_up(self) -> None:
         """Nobody (more) could take it: the caller is back with the agent who asked."""
@@ -839,3 +939,7 @@ def _ended(ev: CallEvent | None) -> frozenset[str]:
     if ev is not None and isinstance(ev, HANGUP_EVENTS):
         return frozenset({ev.channel.id})
     return frozenset()
+
+
+def _channel_of(channel_id: str) -> Channel:
+    return Channel(channel_id, "", "", "", "", "", "", "", "")

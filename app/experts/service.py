@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from app.calls.conversation import ExpertOffer
 from app.calls.events import OfferReply
@@ -37,6 +37,7 @@ from app.domain.experts import (
     report,
     unavailable,
 )
+from app.domain.prompt import PromptText
 from app.errors import AppError
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,17 @@ log = logging.getLogger(__name__)
 Push = Callable[[str, dict[str, Any]], int]
 OwnExpert = Callable[[int], Awaitable[str | None]]
 Journeys = Callable[[datetime], Awaitable[list[JourneyEvent]]]
+Say = Callable[[Sequence[PromptText]], Awaitable[list[str]]]
+
+# What an outside expert hears on answering, in their first language (English otherwise).
+SUMMARY = {
+    "en": (
+        "This is {center}. {agent} asks for your help with a caller. Customer: {customer}.{data}"
+        " Note from the agent: {note}. Press 1 to take the call, or 2 to decline."
+    ),
+    "zh": "这里是{center}。{agent}请您协助一位来电客户。客户：{customer}。{data}"
+    "坐席备注：{note}。接听请按1，拒绝请按2。",
+}
 
 
 class ExpertError(AppError):
@@ -79,6 +91,9 @@ class ExpertService:
         push: Push | None = None,
         own_expert: OwnExpert | None = None,
         journeys: Journeys | None = None,
+        say: Say | None = None,
+        center_name: str = "Lianluo",
+        key_s: float = 10.0,
         no_response_reason: str = "no response",
         number_ring_s: float = 30.0,
     ) -> None:
@@ -88,6 +103,9 @@ class ExpertService:
         self.push: Push = push or (lambda agent_id, message: 0)
         self.own_expert = own_expert
         self.journeys = journeys
+        self.say = say
+        self.center_name = center_name
+        self.key_s = key_s
         self.no_response_reason = no_response_reason
         self.number_ring_s = number_ring_s
         self.pending: dict[str, Pending] = {}  # offer id -> the offer being previewed
@@ -99,7 +117,7 @@ class ExpertService:
 
     def status(self, e: Expert) -> Status:
         if e.agent_id is None:
-            o = self.outside[e.id]
+            o = self.outside.setdefault(e.id, OutsideState())
             presence = (
                 Presence.BUSY if o.presence is Presence.READY and len(o.calls) >= e.max_calls else o.presence
             )
@@ -141,7 +159,7 @@ class ExpertService:
             raise ExpertError(f"expert {expert_id} is agent {e.agent_id}: change that agent's state", 409)
         if state not in ("ready", "not_ready"):
             raise ExpertError("state: ready or not_ready", 400)
-        o = self.outside[e.id]
+        o = self.outside.setdefault(e.id, OutsideState())
         o.presence = Presence(state)
         o.reason = (reason or "break") if state == "not_ready" else None
         return self.view(e)
@@ -187,7 +205,9 @@ class ExpertService:
                 number=e.number,
             )
             if e.agent_id is None:
-                self.outside[e.id].calls.add(call.it.id)  # their phone rings next: one call more
+                self.outside.setdefault(e.id, OutsideState()).calls.add(
+                    call.it.id
+                )  # their phone rings next: one call more
                 call.log.info("expert %s (%s) is offered the call: %s", e.id, e.number, choice.reason)
                 return offer
             try:
@@ -232,6 +252,41 @@ class ExpertService:
             "expires_at": (now + timedelta(seconds=offer.offer_s)).isoformat(),
         }
 
+    def summary_text(self, call: Call, offer: ExpertOffer, note: str) -> PromptText:
+        """The spoken summary: who asks, the customer, what the IVR collected, the note. Digits
+        are read one by one (an account number, not a quantity)."""
+        e = self.directory.expert(offer.expert_id)
+        lang: Literal["en", "zh"] = "zh" if e is not None and e.languages[:1] == ("zh",) else "en"
+        it = call.it
+        customer = call.customer
+        asker = self.desk.agents.get(it.agent_id or "")
+
+        def spoken(value: str) -> str:
+            return " ".join(value) if value.isdigit() else value
+
+        who = customer.name if customer is not None else spoken(it.ani)
+        entered = [f"{k.replace('_', ' ')}: {spoken(v)}." for k, v in it.collected.items()]
+        if lang == "zh":
+            data = "".join(f"{k}：{spoken(v)}。" for k, v in it.collected.items())
+        else:
+            data = " " + " ".join(["The caller entered", *entered]) if entered else ""
+        text = SUMMARY[lang].format(
+            center=self.center_name,
+            agent=asker.name if asker is not None else "An agent",
+            customer=who,
+            data=data,
+            note=note or ("无" if lang == "zh" else "none"),
+        )
+        return PromptText(text, lang)
+
+    async def summary(self, call: Call, offer: ExpertOffer, note: str) -> list[str]:
+        text = self.summary_text(call, offer, note)
+        call.it.record(
+            call.now(), "expert_summary", expert_id=offer.expert_id, lang=text.lang, text=text.text
+        )
+        call.save_soon()
+        return await self.say([text]) if self.say is not None else []
+
     def closed(self, call: Call, offer: ExpertOffer, verdict: str) -> None:
         pending = self.pending.pop(offer.offer_id, None)
         if pending is not None:
@@ -256,7 +311,7 @@ class ExpertService:
 
     def released(self, call: Call, offer: ExpertOffer) -> None:
         if offer.agent_id is None:
-            o = self.outside[offer.expert_id]
+            o = self.outside.setdefault(offer.expert_id, OutsideState())
             o.calls.discard(call.it.id)
             o.idle_since = self.clock()
 

@@ -137,7 +137,7 @@ async def own_expert_is_yang(customer_id: int) -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def center(offer_s: float = 5.0, outside: bool = False) -> AsyncIterator[Center]:
+async def center(offer_s: float = 5.0, outside: bool = False, key_s: float = 5.0) -> AsyncIterator[Center]:
     agents = (
         AgentSettings(AGENT, "Alice", groups=("front",)),
         AgentSettings(X, "Xu"),
@@ -160,8 +160,19 @@ async def center(offer_s: float = 5.0, outside: bool = False) -> AsyncIterator[C
         pushed.append((agent_id, message))
         return 1
 
+    async def say(texts: Any) -> list[str]:
+        return [f"said:{t.lang}:{t.text}" for t in texts]
+
     experts = ExpertService(
-        directory(offer_s, outside), desk, now, push=push, own_expert=own_expert_is_yang, number_ring_s=20
+        directory(offer_s, outside),
+        desk,
+        now,
+        push=push,
+        own_expert=own_expert_is_yang,
+        number_ring_s=20,
+        say=say,
+        center_name="Test center",
+        key_s=key_s,
     )
     line = Line(desk, Dialing("carrier", "7000", "Test center", ("139",)), experts)
     voice: Any = FakeVoice()
@@ -288,12 +299,24 @@ async def test_an_outside_expert_is_dialled_through_the_outbound_policy_and_blin
         for expert in (X, Y):
             c.desk.set_state(expert, "not_ready", "meeting")
         caller, iid, agent_leg = await c.talking()
+        c.conversation(iid).call.it.collected["account"] = "6222"  # entered in the IVR
         result = await c.ask(iid, "group:mortgage", note="branch question", blind=True)
         assert result["state"] == "ringing"  # no panel: ringing their number is the offer
         leg = await c.rings(f"PJSIP/{OUTSIDE}@carrier")
         assert c.pbx.legs[leg].variables["LIANLUO_NOTE"] == "branch question"
         assert c.experts.status(c.experts.directory.experts[2]).presence.value == "busy"
         c.pbx.pick_up(leg)
+        summary = await c.until(
+            lambda: [u for ch, u in c.pbx.played if ch == leg], "the summary to the expert"
+        )
+        assert summary[0] == (
+            "said:en:This is Test center. Alice asks for your help with a caller."
+            " Customer: 1 3 8 0 0 0 0 0 0 0 1. The caller entered account: 6 2 2 2."
+            " Note from the agent: branch question."
+            " Press 1 to take the call, or 2 to decline.",
+        )
+        assert caller in c.pbx.moh and agent_leg in c.pbx.legs, "nothing changes before the expert's key"
+        c.pbx.press(leg, "1")
         await c.until(lambda: "expert_blind_completed" in c.store.kinds(iid), "the blind hand-over")
         assert agent_leg not in c.pbx.legs, "blind: the agent dropped off when the expert answered"
         assert c.pbx.bridge_of(caller) == c.pbx.bridge_of(leg) is not None
@@ -369,3 +392,41 @@ async def test_a_vip_customers_own_expert_is_offered_the_call_first() -> None:
         assert c.previews(X) == []
         c.experts.reply(own["offer_id"], "reject", Y, Y)
         await c.preview(X)  # then the group
+
+
+async def test_an_outside_expert_who_presses_2_or_nothing_passes_the_call_on() -> None:
+    async with center(outside=True, key_s=0.3) as c:
+        c.desk.set_state(Y, "not_ready", "meeting")
+        c.experts.directory = Directory(
+            (
+                *c.experts.directory.experts,
+                Expert("w", "Wu", {"mortgage": 1}, ("mortgage",), number="13912340002"),
+            ),
+            c.experts.directory.groups,
+        )
+        caller, iid, _ = await c.talking()
+        await c.ask(iid, "group:mortgage")
+        first = await c.preview(X)
+        c.experts.reply(first["offer_id"], "reject", X, X)
+        zhou = await c.rings(f"PJSIP/{OUTSIDE}@carrier")
+        c.pbx.pick_up(zhou)
+        await c.until(lambda: "expert_answered" in c.store.kinds(iid), "Zhou hearing the summary")
+        c.pbx.press(zhou, "2")
+        wu = await c.rings("PJSIP/13912340002@carrier")
+        assert zhou not in c.pbx.legs, "declining hangs up"
+        c.pbx.pick_up(wu)  # Wu listens and presses nothing
+        await c.until(lambda: "expert_none" in c.store.kinds(iid), "nobody left")
+        assert wu not in c.pbx.legs
+        await c.until(lambda: caller not in c.pbx.moh, "the caller back with the agent")
+        keys = [
+            (k, d.get("expert_id"), d.get("key"), d.get("by"))
+            for k, d in ((e.kind, e.data) for e in c.store.events[iid])
+            if k in ("expert_key", "expert_declined")
+        ]
+        assert keys == [
+            ("expert_key", "z", "2", None),
+            ("expert_declined", "z", None, "key"),
+            ("expert_key", "w", None, None),
+            ("expert_declined", "w", None, "no key"),
+        ]
+        assert c.experts.outside["z"].calls == set() and c.experts.outside["w"].calls == set()
