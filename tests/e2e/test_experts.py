@@ -110,6 +110,22 @@ def expert_journey(stack: Stack, it: dict[str, Any]) -> list[tuple[str, Any]]:
     return [(k, d.get("expert_id")) for k, d in stack.events(it["id"]) if k.startswith("expert_")]
 
 
+def panel_post(page: Page, path: str, body: dict[str, Any] | None = None) -> int:
+    """A request from this panel's own session (cookie and CSRF token): the HTTP status."""
+    return int(
+        page.evaluate(
+            """async ([path, body]) => {
+                const csrf = document.querySelector('meta[name="csrf-token"]').content;
+                const resp = await fetch(path, {method: "POST", credentials: "same-origin",
+                    headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
+                    body: JSON.stringify(body)});
+                return resp.status;
+            }""",
+            [path, body or {}],
+        )
+    )
+
+
 def no_call_on(phone: Phone) -> bool:
     return not phone._unclaimed  # the lab's record of calls that reached this phone
 
@@ -165,6 +181,11 @@ def test_preview_accept_reject_and_timeout_with_real_phones_and_panels(
         preview_ms = (time.monotonic() - asked_at) * 1000
         xu.screenshot(path=str(shots / "xu-preview.png"))
         assert no_call_on(xu_phone) and no_call_on(yang_phone), "no phone rings before an expert accepts"
+        # Refusals change nothing: Yang cannot answer Xu's offer, nor ask an expert about Alice's call.
+        xu_offer = xu.locator("#expert-offer").get_attribute("data-offer-id")
+        assert panel_post(yang, f"/panel/api/experts/offers/{xu_offer}/accept") == 404
+        assert panel_post(yang, f"/panel/api/experts/ask/{it['id']}", {"target": "group:mortgage"}) == 403
+        assert no_call_on(xu_phone) and no_call_on(yang_phone)
         preview_shows(yang)  # after Xu's OFFER_S
         expect(xu.locator("#expert-offer")).to_be_hidden()
         expect(xu.locator("#expert-offer-closed")).to_contain_text("timed out")
