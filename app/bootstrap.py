@@ -36,6 +36,7 @@ from app.adapters.asterisk_instance import (
     render_instance,
 )
 from app.adapters.db import Store, ensure_database, migrate, resolve_url
+from app.adapters.mail import send_mail
 from app.adapters.outbound_ledger import OutboundLedger
 from app.adapters.passwords import Passwords
 from app.adapters.pop_store import PopStore
@@ -352,6 +353,10 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             say=voice.say,
             center_name=settings.center_name,
             key_s=settings.experts.key_s,
+            links=expert_store,
+            mail=lambda to, subject, body: send_mail(settings.voicemail.smtp, to, subject, body),
+            link_base=settings.experts.link_base_url or f"http://{settings.web.host}:{settings.web.port}",
+            link_ttl_s=settings.experts.link_ttl_s,
             no_response_reason=settings.experts.no_response_reason,
             number_ring_s=settings.experts.number_ring_s,
         )
@@ -489,6 +494,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             await board.stop_calls()
             events.cancel()
             await voicemail.stop()
+            await experts.stop()
             await asyncio.gather(events, return_exceptions=True)
             await ledger.stop()
 

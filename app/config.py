@@ -549,6 +549,8 @@ class ExpertSettings:
     timezone: str = "UTC"
     hours: ExpertHoursSettings | None = None  # none: any time
     max_calls: int = 1
+    # An outside expert gets a one-time link to the offer's preview here (needs voicemail.smtp).
+    email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -572,6 +574,10 @@ class ExpertsSettings:
     number_ring_s: float = 30.0
     # An outside expert hears a summary on answering, then has this long to press 1 (take) or 2.
     key_s: float = 10.0
+    # The one-time link to the preview: how long it lives, and the address it starts with
+    # (default: the panel's, http://web.host:web.port).
+    link_ttl_s: float = 600.0
+    link_base_url: str | None = None
 
 
 def ban_rules(s: Settings) -> BanRules:
@@ -1241,6 +1247,13 @@ def _check_experts(
         raise bad("experts.number_ring_s", f"10-120 s, got {x.number_ring_s}")
     if not 3 <= x.key_s <= 60:
         raise bad("experts.key_s", f"3-60 s, got {x.key_s}")
+    if not 5 <= x.link_ttl_s <= 3600:
+        raise bad("experts.link_ttl_s", f"5-3600 s, got {x.link_ttl_s}")
+    if x.link_base_url is not None and not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", x.link_base_url):
+        raise bad("experts.link_base_url", f"an http(s) address, got {x.link_base_url!r}")
+    for i, e in enumerate(x.directory):
+        if e.email is not None and not re.fullmatch(r"[^@\s,;<>]+@[^@\s,;<>]+", e.email):
+            raise bad(f"experts.directory[{i}].email", f"not an e-mail address: {e.email!r}")
 
 
 def expert_directory(s: Settings) -> Directory:
@@ -1259,6 +1272,7 @@ def expert_directory(s: Settings) -> Directory:
             if e.hours is None
             else Hours(days=e.hours.days, start=e.hours.start, end=e.hours.end, timezone=e.timezone),
             max_calls=e.max_calls,
+            email=e.email,
         )
         for e in s.experts.directory
     )

@@ -68,6 +68,7 @@ class Expert:
     number: str | None = None
     hours: Hours | None = None  # None: any time
     max_calls: int = 1
+    email: str | None = None  # where an outside expert's one-time preview link goes
 
     @property
     def has_panel(self) -> bool:

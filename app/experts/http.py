@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from aiohttp import web
@@ -110,7 +111,44 @@ async def expert_report(request: web.Request) -> web.Response:
     return web.json_response(await request.app[EXPERTS].report(hours))
 
 
+LINK_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+}
+
+
+async def link_page(request: web.Request) -> web.Response:
+    """An outside expert's one-time look at the offer's preview. Anything but a live, unopened
+    token gets the same 404, which says nothing about why."""
+    preview = await request.app[EXPERTS].open_link(request.match_info["token"])
+    if preview is None:
+        return web.Response(status=404, text="Not found.", headers=LINK_HEADERS)
+    c, ivr = preview["customer"], preview["ivr"]
+    rows = [
+        ("Customer", " · ".join(str(v) for v in (c.get("name"), c.get("ani"), c.get("tier")) if v)),
+        ("VIP", "yes" if c.get("vip") else "no"),
+        ("Keys pressed", ivr.get("digits") or "-"),
+        *((f"Entered: {k}", str(v)) for k, v in (ivr.get("collected") or {}).items()),
+        ("Agent's note", preview.get("note") or "-"),
+        ("Asked by", preview["asked_by"].get("name") or "-"),
+        ("Why you", preview.get("reason") or "-"),
+    ]
+    body = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
+    html = (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>A caller for you</title>"
+        "<style>body{font-family:sans-serif;margin:1em}dt{font-weight:bold}dd{margin:0 0 .6em}</style>"
+        f"</head><body><h1>A caller for you</h1><dl>{body}</dl>"
+        "<p>This page opens once: keep it open while you talk.</p></body></html>"
+    )
+    return web.Response(text=html, content_type="text/html", headers=LINK_HEADERS)
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/experts/link/{token}", link_page)
     for prefix in ("/api", "/panel/api"):
         app.router.add_get(f"{prefix}/experts/report", expert_report)
         app.router.add_get(f"{prefix}/experts", directory)

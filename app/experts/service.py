@@ -15,12 +15,14 @@ unless someone sets them Not Ready here, busy once they hold `max_calls` calls.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from app.calls.conversation import ExpertOffer
 from app.calls.events import OfferReply
@@ -46,6 +48,28 @@ Push = Callable[[str, dict[str, Any]], int]
 OwnExpert = Callable[[int], Awaitable[str | None]]
 Journeys = Callable[[datetime], Awaitable[list[JourneyEvent]]]
 Say = Callable[[Sequence[PromptText]], Awaitable[list[str]]]
+Mail = Callable[[tuple[str, ...], str, str], Awaitable[None]]
+
+
+class Links(Protocol):
+    """Where one-time preview links are kept (app/experts/store.py)."""
+
+    async def create_link(
+        self,
+        token_hash: bytes,
+        interaction_id: str,
+        expert_id: str,
+        preview: dict[str, Any],
+        created_at: datetime,
+        expires_at: datetime,
+    ) -> None: ...
+
+    async def open_link(self, token_hash: bytes, now: datetime) -> dict[str, Any] | None: ...
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
 
 # What an outside expert hears on answering, in their first language (English otherwise).
 SUMMARY = {
@@ -96,6 +120,10 @@ class ExpertService:
         key_s: float = 10.0,
         no_response_reason: str = "no response",
         number_ring_s: float = 30.0,
+        links: Links | None = None,
+        mail: Mail | None = None,
+        link_base: str = "http://127.0.0.1:8080",
+        link_ttl_s: float = 600.0,
     ) -> None:
         self.directory = directory
         self.desk = desk
@@ -106,6 +134,11 @@ class ExpertService:
         self.say = say
         self.center_name = center_name
         self.key_s = key_s
+        self.links = links
+        self.mail = mail
+        self.link_base = link_base.rstrip("/")
+        self.link_ttl_s = link_ttl_s
+        self._tasks: set[asyncio.Task[None]] = set()  # e-mails on their way
         self.no_response_reason = no_response_reason
         self.number_ring_s = number_ring_s
         self.pending: dict[str, Pending] = {}  # offer id -> the offer being previewed
@@ -280,12 +313,59 @@ class ExpertService:
         return PromptText(text, lang)
 
     async def summary(self, call: Call, offer: ExpertOffer, note: str) -> list[str]:
+        """What an outside expert gets while their phone rings: the spoken summary (returned), and
+        a one-time link to the preview, recorded in the journey and e-mailed to them."""
+        try:
+            await self._link(call, offer, note)
+        except Exception:  # the link is a help, not the call: the summary goes on without it
+            call.log.exception("expert %s: no preview link", offer.expert_id)
         text = self.summary_text(call, offer, note)
         call.it.record(
             call.now(), "expert_summary", expert_id=offer.expert_id, lang=text.lang, text=text.text
         )
         call.save_soon()
         return await self.say([text]) if self.say is not None else []
+
+    async def _link(self, call: Call, offer: ExpertOffer, note: str) -> None:
+        if self.links is None:
+            return
+        token = secrets.token_urlsafe(24)
+        now = self.clock()
+        expires = now + timedelta(seconds=self.link_ttl_s)
+        preview = self._preview(call, offer, note, call.it.agent_id or "")
+        await self.links.create_link(token_hash(token), call.it.id, offer.expert_id, preview, now, expires)
+        url = f"{self.link_base}/experts/link/{token}"
+        call.it.record(now, "expert_link", expert_id=offer.expert_id, url=url, expires_at=expires.isoformat())
+        call.save_soon()
+        e = self.directory.expert(offer.expert_id)
+        if e is not None and e.email and self.mail is not None:
+            body = (
+                f"{self.center_name}: {preview['asked_by']['name']} asks for your help with a caller"
+                f" ({preview['customer']['name'] or preview['customer']['ani']}).\n\n"
+                f"The call's details, for one look until {expires:%H:%M} UTC:\n{url}\n"
+            )
+            task = asyncio.create_task(self._send(call, e.email, body), name=f"expert-link-{offer.offer_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, call: Call, to: str, body: str) -> None:
+        assert self.mail is not None
+        try:
+            await self.mail((to,), f"{self.center_name}: a caller for you", body)
+            call.log.info("preview link e-mailed to %s", to)
+        except AppError as exc:
+            call.log.warning("preview link not e-mailed to %s: %s", to, exc.message)
+
+    async def open_link(self, token: str) -> dict[str, Any] | None:
+        """The preview behind a one-time link, the first time only; None otherwise."""
+        if self.links is None or not 16 <= len(token) <= 64:
+            return None
+        return await self.links.open_link(token_hash(token), self.clock())
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Let e-mails already on their way finish."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
 
     def closed(self, call: Call, offer: ExpertOffer, verdict: str) -> None:
         pending = self.pending.pop(offer.offer_id, None)

@@ -4,7 +4,9 @@ of the calls experts were offered (for the reports)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from app.domain.experts import REPORT_KINDS, JourneyEvent
@@ -32,3 +34,31 @@ class ExpertStore:
             )
             rows = await cur.fetchall()
         return [JourneyEvent(str(r[0]), r[1], str(r[2]), dict(r[3] or {})) for r in rows]
+
+    async def create_link(
+        self,
+        token_hash: bytes,
+        interaction_id: str,
+        expert_id: str,
+        preview: dict[str, Any],
+        created_at: datetime,
+        expires_at: datetime,
+    ) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO expert_links"
+                " (token_hash, interaction_id, expert_id, preview, created_at, expires_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (token_hash, interaction_id, expert_id, Jsonb(preview), created_at, expires_at),
+            )
+
+    async def open_link(self, token_hash: bytes, now: datetime) -> dict[str, Any] | None:
+        """The preview behind a link, once: None when unknown, expired or opened before."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE expert_links SET opened_at = %s"
+                " WHERE token_hash = %s AND opened_at IS NULL AND expires_at > %s RETURNING preview",
+                (now, token_hash, now),
+            )
+            row = await cur.fetchone()
+        return dict(row[0]) if row else None

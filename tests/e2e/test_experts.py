@@ -314,6 +314,22 @@ def test_an_outside_expert_asked_from_the_agents_panel_takes_the_caller_blind(
         # Zhou hears who needs them and why, then presses 1; until then the caller stays with Alice.
         said = stack.wait_event(it["id"], "expert_summary", timeout=10)
         assert NOTE in said["text"] and "1 3 7 0 0 0 0 0 1 3 2" in said["text"], said
+        # The expert's smartphone: the one-time link from the journey (and their e-mail).
+        link = str(stack.wait_event(it["id"], "expert_link", timeout=10)["url"])
+        phone_browser = browser.new_context(locale="en-US", viewport={"width": 400, "height": 800})
+        try:
+            smartphone = phone_browser.new_page()
+            first = smartphone.goto(link)
+            assert first is not None and first.status == 200
+            expect(smartphone.locator("body")).to_contain_text(NOTE)
+            expect(smartphone.locator("body")).to_contain_text("13700000132")
+            smartphone.screenshot(path=str(artifacts / "experts" / "zhou-link.png"))
+            again = smartphone.goto(link)
+            assert again is not None and again.status == 404 and NOTE not in smartphone.content()
+            wrong = smartphone.goto(link[:-4] + "AAAA")
+            assert wrong is not None and wrong.status == 404 and smartphone.inner_text("body") == "Not found."
+        finally:
+            phone_browser.close()
         summary = prompt_wav(PromptText(said["text"], said["lang"]))
         stack.wait_event(it["id"], "expert_whispered", timeout=duration(summary) + 15)
         assert not any(k == "expert_blind_completed" for k, _ in stack.events(it["id"]))
@@ -336,6 +352,7 @@ def test_an_outside_expert_asked_from_the_agents_panel_takes_the_caller_blind(
             ("expert_asked", None),
             ("expert_offered", "zhou"),
             ("expert_ringing", "zhou"),
+            ("expert_link", "zhou"),
             ("expert_summary", "zhou"),
             ("expert_answered", "zhou"),
             ("expert_whispered", "zhou"),

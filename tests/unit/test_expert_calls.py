@@ -128,8 +128,32 @@ def directory(offer_s: float = 5.0, outside: bool = False) -> Directory:
         Expert("y", "Yang", {"mortgage": 8}, ("mortgage",), agent_id=Y),
     ]
     if outside:
-        experts.append(Expert("z", "Zhou", {"mortgage": 5}, ("mortgage",), number=OUTSIDE, max_calls=1))
+        experts.append(
+            Expert(
+                "z", "Zhou", {"mortgage": 5}, ("mortgage",), number=OUTSIDE, max_calls=1, email="zhou@branch"
+            )
+        )
     return Directory(tuple(experts), (ExpertGroup("mortgage", offer_s, "mortgage", ("front",)),))
+
+
+class FakeLinks:
+    def __init__(self) -> None:
+        self.rows: dict[bytes, tuple[dict[str, Any], Any]] = {}
+
+    async def create_link(
+        self,
+        token_hash: bytes,
+        interaction_id: str,
+        expert_id: str,
+        preview: dict[str, Any],
+        created_at: Any,
+        expires_at: Any,
+    ) -> None:
+        self.rows[token_hash] = (preview, expires_at)
+
+    async def open_link(self, token_hash: bytes, now: Any) -> dict[str, Any] | None:
+        row = self.rows.pop(token_hash, None)
+        return row[0] if row is not None and now < row[1] else None
 
 
 async def own_expert_is_yang(customer_id: int) -> str | None:
@@ -160,6 +184,11 @@ async def center(offer_s: float = 5.0, outside: bool = False, key_s: float = 5.0
         pushed.append((agent_id, message))
         return 1
 
+    mails: list[tuple[tuple[str, ...], str, str]] = []
+
+    async def mail(to: tuple[str, ...], subject: str, body: str) -> None:
+        mails.append((to, subject, body))
+
     async def say(texts: Any) -> list[str]:
         return [f"said:{t.lang}:{t.text}" for t in texts]
 
@@ -173,7 +202,11 @@ async def center(offer_s: float = 5.0, outside: bool = False, key_s: float = 5.0
         say=say,
         center_name="Test center",
         key_s=key_s,
+        links=FakeLinks(),
+        mail=mail,
+        link_base="http://panel.test",
     )
+    experts.mails = mails  # type: ignore[attr-defined]  # what was e-mailed, for the tests
     line = Line(desk, Dialing("carrier", "7000", "Test center", ("139",)), experts)
     voice: Any = FakeVoice()
     runtime = Runtime(pbx, writer, board, now, OutboundPolicy(DialPlan()))
@@ -316,6 +349,24 @@ async def test_an_outside_expert_is_dialled_through_the_outbound_policy_and_blin
             " Press 1 to take the call, or 2 to decline.",
         )
         assert caller in c.pbx.moh and agent_leg in c.pbx.legs, "nothing changes before the expert's key"
+        links = await c.until(
+            lambda: [e.data for e in c.store.events[iid] if e.kind == "expert_link"],
+            "the link in the journey",
+        )
+        link = links[0]
+        assert str(link["url"]).startswith("http://panel.test/experts/link/")
+        token = str(link["url"]).rsplit("/", 1)[1]
+        mails = c.experts.mails  # type: ignore[attr-defined]
+        await c.until(lambda: mails, "the link e-mailed")
+        assert mails[0][0] == ("zhou@branch",) and str(link["url"]) in mails[0][2]
+        seen = await c.experts.open_link(token)
+        assert (
+            seen is not None
+            and seen["note"] == "branch question"
+            and seen["ivr"]["collected"] == {"account": "6222"}
+        )
+        assert await c.experts.open_link(token) is None, "one look only"
+        assert await c.experts.open_link("x" * 32) is None
         c.pbx.press(leg, "1")
         await c.until(lambda: "expert_blind_completed" in c.store.kinds(iid), "the blind hand-over")
         assert agent_leg not in c.pbx.legs, "blind: the agent dropped off when the expert answered"
