@@ -354,12 +354,14 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             center_name=settings.center_name,
             key_s=settings.experts.key_s,
             links=expert_store,
+            changes=expert_store,
             mail=lambda to, subject, body: send_mail(settings.voicemail.smtp, to, subject, body),
             link_base=settings.experts.link_base_url or f"http://{settings.web.host}:{settings.web.port}",
             link_ttl_s=settings.experts.link_ttl_s,
             no_response_reason=settings.experts.no_response_reason,
             number_ring_s=settings.experts.number_ring_s,
         )
+        await experts.start()  # the directory as changed over the API
         app[experts_http.EXPERTS] = experts
         line = Line(
             desk,

@@ -24,7 +24,7 @@ paragraph each:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -330,3 +330,54 @@ def report(directory: Directory, events: Iterable[JourneyEvent]) -> dict[str, di
         "experts": {k: v.view() for k, v in per.items()},
         "groups": {k: v.view() for k, v in groups.items()},
     }
+
+
+# -- live changes -----------------------------------------------------------------------------
+
+CHANGEABLE = ("expertise", "groups", "languages", "max_calls")
+
+
+def changed(directory: Directory, expert: Expert, changes: Mapping[str, object]) -> Expert:
+    """The expert with these changes (from the API, kept in PostgreSQL) applied over the
+    configuration; ValueError names the field that is wrong."""
+    unknown = sorted(set(changes) - set(CHANGEABLE))
+    if unknown:
+        raise ValueError(f"{unknown[0]}: cannot be changed here (only {', '.join(CHANGEABLE)})")
+    out = expert
+    if "expertise" in changes:
+        levels = changes["expertise"]
+        if not isinstance(levels, Mapping) or not all(
+            isinstance(k, str)
+            and 0 < len(k) <= 40
+            and isinstance(v, int)
+            and not isinstance(v, bool)
+            and 1 <= v <= 10
+            for k, v in levels.items()
+        ):
+            raise ValueError("expertise: a mapping of tag to level 1-10")
+        out = replace(out, expertise=dict(levels))
+    if "groups" in changes:
+        groups = changes["groups"]
+        if not isinstance(groups, list | tuple) or not all(isinstance(g, str) for g in groups):
+            raise ValueError("groups: a list of group names")
+        missing = [g for g in groups if directory.group(g) is None]
+        if missing:
+            raise ValueError(f"groups: no expert group {missing[0]!r}")
+        out = replace(out, groups=tuple(groups))
+    if "languages" in changes:
+        langs = changes["languages"]
+        if not isinstance(langs, list | tuple) or not langs or not all(isinstance(x, str) for x in langs):
+            raise ValueError("languages: a non-empty list, e.g. ['zh', 'en']")
+        out = replace(out, languages=tuple(langs))
+    if "max_calls" in changes:
+        n = changes["max_calls"]
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 10:
+            raise ValueError("max_calls: 1-10")
+        if expert.agent_id is not None and n != 1:
+            raise ValueError("max_calls: an expert on an agent's phone takes one call at a time")
+        out = replace(out, max_calls=n)
+    return out
+
+
+def with_expert(directory: Directory, expert: Expert) -> Directory:
+    return Directory(tuple(expert if e.id == expert.id else e for e in directory.experts), directory.groups)

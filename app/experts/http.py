@@ -7,6 +7,7 @@
 | `GET /panel/api/experts/offer` | the signed-in expert: the preview they hold, or null |
 | `POST /panel/api/experts/offers/{offer id}/{accept or reject}` | the expert offered it |
 | `POST /api/experts/{id}/state` | supervisors: Ready / Not Ready of an expert on an outside number |
+| `PATCH /api/experts/{id}` | supervisors: expertise, groups, languages, max_calls (kept) |
 | `GET /api/experts/report?hours=24` | supervisors: offers, accepts, rejects, timeouts, talk time... |
 """
 
@@ -98,6 +99,17 @@ async def outside_state(request: web.Request) -> web.Response:
     return web.json_response(view)
 
 
+async def change_expert(request: web.Request) -> web.Response:
+    """{"expertise": {"mortgage": 8}, "groups": [...], "languages": [...], "max_calls": 2}:
+    supervisors; kept over restarts; the next choice uses it."""
+    who = await principal(request, write=True)
+    if not may_supervise(who):
+        raise Forbidden("supervisors change the expert directory")
+    body = await json_body(request)
+    view = await request.app[EXPERTS].change(request.match_info["expert_id"], body, who.username)
+    return web.json_response(view)
+
+
 async def expert_report(request: web.Request) -> web.Response:
     who = await principal(request, write=False)
     if not may_supervise(who):
@@ -154,5 +166,6 @@ def add_routes(app: web.Application) -> None:
         app.router.add_get(f"{prefix}/experts", directory)
         app.router.add_post(f"{prefix}/experts/ask/{{interaction_id}}", ask)
         app.router.add_post(f"{prefix}/experts/{{expert_id}}/state", outside_state)
+        app.router.add_patch(f"{prefix}/experts/{{expert_id}}", change_expert)
     app.router.add_get("/panel/api/experts/offer", my_offer)
     app.router.add_post("/panel/api/experts/offers/{offer_id}/{verdict}", reply)

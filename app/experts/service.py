@@ -35,9 +35,11 @@ from app.domain.experts import (
     JourneyEvent,
     Presence,
     Status,
+    changed,
     choose,
     report,
     unavailable,
+    with_expert,
 )
 from app.domain.prompt import PromptText
 from app.errors import AppError
@@ -49,6 +51,15 @@ OwnExpert = Callable[[int], Awaitable[str | None]]
 Journeys = Callable[[datetime], Awaitable[list[JourneyEvent]]]
 Say = Callable[[Sequence[PromptText]], Awaitable[list[str]]]
 Mail = Callable[[tuple[str, ...], str, str], Awaitable[None]]
+
+
+class Changes(Protocol):
+    """Where changes made over the API are kept (app/experts/store.py)."""
+
+    async def expert_changes(self) -> dict[str, dict[str, Any]]: ...
+    async def save_expert_changes(
+        self, expert_id: str, changes: dict[str, Any], by: str, at: datetime
+    ) -> None: ...
 
 
 class Links(Protocol):
@@ -121,6 +132,7 @@ class ExpertService:
         no_response_reason: str = "no response",
         number_ring_s: float = 30.0,
         links: Links | None = None,
+        changes: Changes | None = None,
         mail: Mail | None = None,
         link_base: str = "http://127.0.0.1:8080",
         link_ttl_s: float = 600.0,
@@ -135,6 +147,7 @@ class ExpertService:
         self.center_name = center_name
         self.key_s = key_s
         self.links = links
+        self.changes = changes
         self.mail = mail
         self.link_base = link_base.rstrip("/")
         self.link_ttl_s = link_ttl_s
@@ -355,6 +368,38 @@ class ExpertService:
             call.log.info("preview link e-mailed to %s", to)
         except AppError as exc:
             call.log.warning("preview link not e-mailed to %s: %s", to, exc.message)
+
+    # -- live changes to the directory -------------------------------------------------------
+
+    async def start(self) -> None:
+        """Apply the changes made over the API before this start (those that still fit)."""
+        if self.changes is None:
+            return
+        for expert_id, changes in (await self.changes.expert_changes()).items():
+            e = self.directory.expert(expert_id)
+            if e is None:
+                continue  # no longer configured
+            try:
+                self.directory = with_expert(self.directory, changed(self.directory, e, changes))
+            except ValueError as exc:
+                log.warning(
+                    "expert %s: a saved change no longer applies (%s); the configuration holds", e.id, exc
+                )
+
+    async def change(self, expert_id: str, changes: dict[str, Any], by: str) -> dict[str, Any]:
+        """Change an expert's expertise, groups, languages or call limit; the next choice uses it."""
+        e = self.directory.expert(expert_id)
+        if e is None:
+            raise ExpertError(f"no expert {expert_id!r}", 404)
+        try:
+            new = changed(self.directory, e, changes)
+        except ValueError as exc:
+            raise ExpertError(str(exc), 400) from exc
+        if self.changes is not None:
+            await self.changes.save_expert_changes(expert_id, changes, by, self.clock())
+        self.directory = with_expert(self.directory, new)
+        log.info("expert %s changed by %s: %s", expert_id, by, changes)
+        return self.view(new)
 
     async def open_link(self, token: str) -> dict[str, Any] | None:
         """The preview behind a one-time link, the first time only; None otherwise."""

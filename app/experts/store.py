@@ -35,6 +35,25 @@ class ExpertStore:
             rows = await cur.fetchall()
         return [JourneyEvent(str(r[0]), r[1], str(r[2]), dict(r[3] or {})) for r in rows]
 
+    async def expert_changes(self) -> dict[str, dict[str, Any]]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT expert_id, changes FROM expert_changes")
+            rows = await cur.fetchall()
+        return {str(r[0]): dict(r[1]) for r in rows}
+
+    async def save_expert_changes(
+        self, expert_id: str, changes: dict[str, Any], by: str, at: datetime
+    ) -> None:
+        """Merged into what was changed before: each field keeps its latest value."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO expert_changes (expert_id, changes, changed_by, changed_at)"
+                " VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (expert_id) DO UPDATE SET changes = expert_changes.changes || EXCLUDED.changes,"
+                " changed_by = EXCLUDED.changed_by, changed_at = EXCLUDED.changed_at",
+                (expert_id, Jsonb(changes), by, at),
+            )
+
     async def create_link(
         self,
         token_hash: bytes,

@@ -15,3 +15,12 @@ CREATE TABLE expert_links (
     expires_at     timestamptz NOT NULL,
     opened_at      timestamptz
 );
+
+-- Changes to an expert made over the API (expertise, groups, languages, max_calls), applied over
+-- the configuration at every start, as agent_skill_overrides are for agents.
+CREATE TABLE expert_changes (
+    expert_id  text PRIMARY KEY,
+    changes    jsonb NOT NULL,
+    changed_by text NOT NULL,
+    changed_at timestamptz NOT NULL
+);

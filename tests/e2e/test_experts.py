@@ -265,6 +265,15 @@ def test_refusals_change_nothing(stack: Stack) -> None:
     status, listing = stack.api("GET", "/api/experts")
     assert status == 200 and [e["id"] for e in listing["experts"]] == ["xu", "yang", "zhou"]
     assert listing["groups"] == [{"name": "mortgage", "offer_s": OFFER_S}]
+    status, changed = stack.api("PATCH", "/api/experts/yang", {"expertise": {"mortgage": 8, "repairs": 3}})
+    assert status == 200 and changed["expertise"] == {"mortgage": 8, "repairs": 3}, changed
+    status, listing = stack.api("GET", "/api/experts")
+    assert next(e for e in listing["experts"] if e["id"] == "yang")["expertise"]["repairs"] == 3
+    status, refused = stack.api("PATCH", "/api/experts/xu", {"max_calls": 2})
+    assert status == 400 and "one call at a time" in refused["message"], refused
+    assert stack.query("SELECT changes FROM expert_changes WHERE expert_id = 'yang'")[0][0] == {
+        "expertise": {"mortgage": 8, "repairs": 3}
+    }
 
 
 def test_an_outside_expert_asked_from_the_agents_panel_takes_the_caller_blind(

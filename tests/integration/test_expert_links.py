@@ -46,3 +46,12 @@ async def test_an_expired_link_reveals_nothing(store: ExpertStore) -> None:
         token_hash("late-token"), "it-2", "zhou", PREVIEW, NOW, NOW + timedelta(seconds=60)
     )
     assert await store.open_link(token_hash("late-token"), NOW + timedelta(seconds=60)) is None
+
+
+async def test_changes_made_over_the_api_are_kept_and_merged(store: ExpertStore) -> None:
+    await store.save_expert_changes("zhou", {"expertise": {"mortgage": 8}}, "lead", NOW)
+    await store.save_expert_changes("zhou", {"max_calls": 2}, "lead", NOW + timedelta(seconds=1))
+    await store.save_expert_changes(
+        "zhou", {"expertise": {"repairs": 5}}, "admin", NOW + timedelta(seconds=2)
+    )
+    assert await store.expert_changes() == {"zhou": {"expertise": {"repairs": 5}, "max_calls": 2}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,9 +18,11 @@ from app.domain.experts import (
     JourneyEvent,
     Presence,
     Status,
+    changed,
     choose,
     report,
     unavailable,
+    with_expert,
 )
 from app.domain.ivr_flow import Hours
 from app.errors import ConfigError
@@ -253,3 +256,25 @@ def test_the_report_counts_each_experts_offers_and_times() -> None:
     group = r["groups"]["mortgage"]
     assert (group["offers"], group["accepts"], group["rejects"], group["timeouts"]) == (4, 2, 1, 1)
     assert group["talk_s"] == 90.0
+
+
+def test_live_changes_are_checked_and_applied() -> None:
+    d = directory(X, Z)
+    better = changed(d, Z, {"expertise": {"mortgage": 10}, "max_calls": 3, "languages": ["zh"]})
+    assert better.expertise == {"mortgage": 10} and better.max_calls == 3 and better.languages == ("zh",)
+    d2 = with_expert(d, better)
+    assert d2.expert("z") == better and d2.expert("x") == X
+    statuses = {"x": READY, "z": READY}
+    assert (c := choose(d2, ask(), statuses, NOW)) is not None and c.expert.id == "z"  # now the best level
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"expertise": {"mortgage": 11}}, "expertise: a mapping of tag to level 1-10"),
+        ({"groups": ["nope"]}, "no expert group 'nope'"),
+        ({"name": "Zed"}, "name: cannot be changed here"),
+        ({"max_calls": 0}, "max_calls: 1-10"),
+        ({"languages": []}, "languages: a non-empty list"),
+    ]
+    for bad, words in cases:
+        with pytest.raises(ValueError, match=re.escape(words)):
+            changed(d, Z, bad)
+    with pytest.raises(ValueError, match="one call at a time"):
+        changed(d, X, {"max_calls": 2})
