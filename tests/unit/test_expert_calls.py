@@ -17,7 +17,7 @@ import pytest
 
 from app.adapters.db import Customer
 from app.bus import Bus
-from app.calls.conversation import ControlError, Conversation, Dialing
+from app.calls.conversation import ControlError, Conversation, Dialing, ExpertOffer
 from app.calls.events import ControlRequest
 from app.calls.line import Line
 from app.calls.recovery import Recovery
@@ -481,3 +481,19 @@ async def test_an_outside_expert_who_presses_2_or_nothing_passes_the_call_on() -
             ("expert_declined", "w", None, "no key"),
         ]
         assert c.experts.outside["z"].calls == set() and c.experts.outside["w"].calls == set()
+
+
+async def test_the_summary_is_in_the_experts_own_language() -> None:
+    async with center(outside=True) as c:
+        _, iid, _ = await c.talking()
+        call = c.conversation(iid).call
+        call.it.collected["account"] = "6222"
+        zh = Expert("z", "Zhou", {"mortgage": 5}, ("mortgage",), languages=("zh", "en"), number=OUTSIDE)
+        c.experts.directory = Directory((zh,), c.experts.directory.groups)
+        offer = ExpertOffer("o1", "z", "Zhou", "asked by name", 15.0, number=OUTSIDE)
+        text = c.experts.summary_text(call, offer, "提前还款")
+        assert text.lang == "zh"
+        assert text.text == (
+            "这里是Test center。Alice请您协助一位来电客户。客户：1 3 8 0 0 0 0 0 0 0 1。"
+            "account：6 2 2 2。坐席备注：提前还款。接听请按1，拒绝请按2。"
+        )
