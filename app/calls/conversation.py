@@ -926,6 +926,10 @@ class Conversation:
             if self.consult is None
             else [self.consult.agent_id, self.consult.channel_id, self.consult.answered],
             "external": None if self.external is None else [self.external.channel_id, self.external.number],
+            # An expert previewing an offer: held for it, to be set free if the app restarts.
+            "asking": None
+            if self.asking is None or self.asking.offer is None
+            else [self.asking.offer.expert_id, self.asking.offer.agent_id],
             "joined": {a: _iso(t) for a, t in self.joined.items()},
         }
 

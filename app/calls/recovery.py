@@ -149,6 +149,10 @@ def restore_conversation(call: Call, line: Line, found: Found) -> Conversation |
             conv.agent_done(agent_id)
         else:
             desk.offer_failed(agent_id, it.queue or "", "consult lost in a restart", no_answer=False)
+    asking = saved.get("asking")
+    if asking and asking[1]:  # an expert was previewing an offer: the offer is over, they are free
+        desk.offer_failed(str(asking[1]), it.queue or "", "expert offer lost in a restart", no_answer=False)
+        it.record(call.now(), "expert_none", expert_id=str(asking[0]), reason="the app restarted")
     external = saved.get("external")
     if external and found.live(str(external[0])):
         call.route(str(external[0]))

@@ -61,6 +61,8 @@ class Center:
     board: Switchboard
     experts: ExpertService
     pushed: list[tuple[str, dict[str, Any]]]
+    writer: InteractionWriter
+    recovery: Recovery
 
     async def until(self, check: Callable[[], Any], what: str, timeout: float = 3.0) -> Any:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -232,7 +234,7 @@ async def center(offer_s: float = 5.0, outside: bool = False, key_s: float = 5.0
         desk.device_changed(agent_id, True)
         desk.set_state(agent_id, "ready", None)
     try:
-        yield Center(pbx, store, desk, board, experts, pushed)
+        yield Center(pbx, store, desk, board, experts, pushed, writer, recovery)
     finally:
         await board.stop_calls()
         events.cancel()
@@ -497,3 +499,28 @@ async def test_the_summary_is_in_the_experts_own_language() -> None:
             "这里是Test center。Alice请您协助一位来电客户。客户：1 3 8 0 0 0 0 0 0 0 1。"
             "account：6 2 2 2。坐席备注：提前还款。接听请按1，拒绝请按2。"
         )
+
+
+async def test_an_offer_being_previewed_when_the_app_restarts_sets_the_expert_free() -> None:
+    async with center() as c:
+        caller, iid, agent_leg = await c.talking()
+        await c.ask(iid, "group:mortgage")
+        await c.preview(X)
+        assert c.state(X) is AgentState.RESERVED
+        await c.writer.flush(timeout=2)
+        assert c.store.rows[iid].legs["talk"]["asking"] == ["x", X], "saved for the next start"
+        for call in list(c.board.calls()):  # the old process's calls stop; Asterisk keeps them
+            assert call.task is not None
+            call.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, BaseException):
+                await call.task
+            c.board.remove(call)
+        if c.state(X) is not AgentState.RESERVED:  # a SIGKILL runs no cleanup: the new start's desk
+            c.desk.reserve_direct(X, iid)  # holds the expert as its history says
+        await c.recovery.reconcile(reconnect=False)
+        await c.until(lambda: c.board.call(iid) is not None, "the call followed")
+        await c.until(lambda: c.state(X) is AgentState.READY, "the expert free again")
+        assert caller in c.pbx.moh, "the caller still holds, with the agent"
+        await c.until(lambda: c.conversation(iid).active, "the conversation taken up again")
+        await c.conversation(iid).control(ControlRequest("resume", "1001"))
+        assert c.pbx.bridge_of(caller) == c.pbx.bridge_of(agent_leg) is not None
