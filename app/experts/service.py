@@ -196,6 +196,9 @@ class ExpertService:
             "available": unavailable(e, s, self.clock()) is None,
         }
 
+    def views(self) -> list[dict[str, Any]]:
+        return [self.view(e) for e in self.directory.experts]
+
     def set_outside_state(self, expert_id: str, state: str, reason: str | None) -> dict[str, Any]:
         """Ready or Not Ready for an expert on an outside number (one with a panel uses the desk)."""
         e = self.directory.expert(expert_id)

@@ -9,7 +9,9 @@ here, in the page's language; the script sets text only, never HTML.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from html import escape
+from typing import Any
 
 from app.panel.i18n import Lang
 from app.panel.pages import _script_json as script_json
@@ -44,6 +46,21 @@ TEXT: dict[str, dict[str, str]] = {
         "offer.closed.reject": "Rejected.",
         "offer.closed.accept": "Accepted: your phone rings.",
         "error": "Refused: {message}",
+        "board.title": "Experts",
+        "board.expert": "Expert",
+        "board.reach": "Reached by",
+        "board.state": "State",
+        "board.calls": "Calls",
+        "board.expertise": "Expertise",
+        "board.available": "Can take a call",
+        "reach.panel": "panel and phone",
+        "reach.number": "outside number",
+        "state.ready": "Ready",
+        "state.not_ready": "Not Ready",
+        "state.busy": "Busy",
+        "state.offline": "Offline",
+        "yes": "yes",
+        "no": "no",
     },
     "zh": {
         "ask.title": "求助专家",
@@ -72,6 +89,21 @@ TEXT: dict[str, dict[str, str]] = {
         "offer.closed.reject": "已拒绝。",
         "offer.closed.accept": "已接受：您的电话正在振铃。",
         "error": "被拒绝：{message}",
+        "board.title": "专家",
+        "board.expert": "专家",
+        "board.reach": "联系方式",
+        "board.state": "状态",
+        "board.calls": "通话",
+        "board.expertise": "专长",
+        "board.available": "可接来电",
+        "reach.panel": "面板与话机",
+        "reach.number": "外部号码",
+        "state.ready": "就绪",
+        "state.not_ready": "未就绪",
+        "state.busy": "忙",
+        "state.offline": "离线",
+        "yes": "是",
+        "no": "否",
     },
 }
 
@@ -109,4 +141,43 @@ def expert_sections(lang: Lang) -> str:
         '<p class="expert-offer-closed" id="expert-offer-closed" role="status"></p>'
         '<script type="application/json" id="experts-data">' + script_json({"text": TEXT[lang]}) + "</script>"
         f'<script src="/static/experts.js?v={EXPERTS_ASSET_VERSION}" defer></script>'
+    )
+
+
+def _state(lang: Lang, e: Mapping[str, Any]) -> str:
+    label = TEXT[lang].get(f"state.{e['state']}", str(e["state"]))
+    return f"{label} ({e['reason']})" if e.get("reason") else label
+
+
+def supervisor_section(lang: Lang, experts: Sequence[Mapping[str, Any]]) -> str:
+    """The experts' live state on the supervisor's page (kept current by /static/experts-board.js)."""
+    if not experts:
+        return ""
+    head = "".join(
+        f"<th>{_t(lang, k)}</th>"
+        for k in (
+            "board.expert",
+            "board.reach",
+            "board.state",
+            "board.calls",
+            "board.expertise",
+            "board.available",
+        )
+    )
+    rows = "".join(
+        f'<tr data-expert-id="{escape(str(e["id"]))}"><td>{escape(str(e["name"]))}</td>'
+        f"<td>{_t(lang, 'reach.' + str(e['reach']))}</td>"
+        f'<td data-field="state" data-state="{escape(str(e["state"]))}">{escape(_state(lang, e))}</td>'
+        f'<td data-field="calls">{int(e["calls"])}</td>'
+        f"<td>{escape(', '.join(f'{k} {v}' for k, v in e['expertise'].items()))}</td>"
+        f'<td data-field="available">{_t(lang, "yes" if e["available"] else "no")}</td></tr>'
+        for e in experts
+    )
+    return (
+        f'<section class="experts-board"><h2>{_t(lang, "board.title")}</h2>'
+        f'<table id="experts"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></section>'
+        '<script type="application/json" id="experts-board-data">'
+        + script_json({"text": TEXT[lang]})
+        + "</script>"
+        f'<script src="/static/experts-board.js?v={EXPERTS_ASSET_VERSION}" defer></script>'
     )

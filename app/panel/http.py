@@ -24,6 +24,7 @@ from aiohttp import WSCloseCode, web
 
 from app.domain.access import AGENT_ROLES, Principal, may_supervise
 from app.errors import AppError
+from app.experts.http import EXPERTS
 from app.panel import calls, experts, pages, pop_pages, softphone
 from app.panel.i18n import LANG_COOKIE, Lang, pick_language, t
 from app.panel.live import LIVE, Subscription
@@ -345,9 +346,13 @@ async def supervisor_page(request: web.Request) -> web.Response:
     reasons = request.app[SETTINGS].web.not_ready_reasons
     service = request.app.get(BANS)
     bans = [ban_view(b, service.now()) for b in service.active] if service is not None else []
+    expert_service = request.app.get(EXPERTS)
+    board = "" if expert_service is None else experts.supervisor_section(lang, expert_service.views())
     return html(
         request,
-        pages.supervisor_page(lang, session.csrf_token, user_line(lang, session), agents, reasons, bans),
+        pages.supervisor_page(
+            lang, session.csrf_token, user_line(lang, session), agents, reasons, bans, board
+        ),
     )
 
 

@@ -54,6 +54,7 @@ STACK_CONFIG = {
         {"name": "general", "members": ["1001"], "ring_timeout_s": 10, "wrap_up_s": 0, "announce_every_s": 0}
     ],
     "ivr": {"connecting": [], "greeting": [{"text": "Press 1.", "lang": "en"}]},
+    "web": {"users": [{"username": "lead", "name": "Lin Lead", "role": "supervisor"}]},
     "experts": {
         "groups": [{"name": "mortgage", "offer_s": OFFER_S, "expertise": "mortgage", "asked_by": ["front"]}],
         "directory": [
@@ -86,12 +87,12 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-def sign_in(page: Page, stack: Stack, username: str) -> None:
-    page.goto(stack.web_url + "/panel")
+def sign_in(page: Page, stack: Stack, username: str, home: str = "/panel") -> None:
+    page.goto(stack.web_url + home)
     page.fill("#username", username)
     page.fill("#password", str(stack.secrets["panel_passwords"][username]))
     page.click("#sign-in")
-    expect(page).to_have_url(re.compile(r"/panel$"))
+    expect(page).to_have_url(re.compile(home + "$"))
     expect(page.locator("#live")).to_have_attribute("data-live", "true")
 
 
@@ -157,10 +158,15 @@ def test_preview_accept_reject_and_timeout_with_real_phones_and_panels(
     other = browser.new_context(
         locale="en-US", viewport={"width": 1100, "height": 1000}
     )  # Yang's own cookies
+    supervisor = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 1000})
     try:
         xu, yang = context.new_page(), other.new_page()
         sign_in(xu, stack, "1101")
         sign_in(yang, stack, "1102")
+        lead = supervisor.new_page()
+        sign_in(lead, stack, "lead", "/supervisor")
+        xu_row = lead.locator('#experts tr[data-expert-id="xu"] [data-field="state"]')
+        expect(xu_row).to_have_text("Ready")
 
         caller_phone = lab.phone("127.0.0.2", user="13700000131")
         caller = caller_phone.call(
@@ -191,6 +197,8 @@ def test_preview_accept_reject_and_timeout_with_real_phones_and_panels(
         expect(xu.locator("#expert-offer-closed")).to_contain_text("timed out")
         xu_state = stack.agent_state("1101")
         assert xu_state["state"] == "not_ready" and xu_state["not_ready_reason"] == "no response", xu_state
+        expect(xu_row).to_have_text("Not Ready (no response)")  # the supervisor sees it live
+        lead.screenshot(path=str(shots / "supervisor-experts.png"))
         yang.screenshot(path=str(shots / "yang-preview.png"))
         accepted_at = time.monotonic()
         yang.click("#expert-offer-accept")
@@ -257,6 +265,7 @@ def test_preview_accept_reject_and_timeout_with_real_phones_and_panels(
     finally:
         context.close()
         other.close()
+        supervisor.close()
 
 
 def test_refusals_change_nothing(stack: Stack) -> None:
