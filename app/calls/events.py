@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.adapters.ari import AriEvent
+from app.domain.experts import Ask
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class ControlRequest:
     digits: str | None = None
     note: str | None = None  # asking an expert: the agent's note, which travels with the call
     blind: bool = False  # asking an expert: hand the caller over as soon as the expert answers
-    ask: Any = None  # asking an expert: the domain's Ask (app/domain/experts.py)
+    ask: Ask | None = None  # asking an expert: whom (app/domain/experts.py)
     done: asyncio.Future[dict[str, Any]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
