@@ -36,6 +36,7 @@ from app.adapters.asterisk_instance import (
     render_instance,
 )
 from app.adapters.db import Store, ensure_database, migrate, resolve_url
+from app.adapters.mail import send_mail
 from app.adapters.outbound_ledger import OutboundLedger
 from app.adapters.passwords import Passwords
 from app.adapters.pop_store import PopStore
@@ -56,7 +57,7 @@ from app.calls.runtime import Runtime
 from app.calls.switchboard import Switchboard
 from app.calls.voice import Voice
 from app.calls.writer import InteractionWriter
-from app.config import Settings, ban_rules, call_limits
+from app.config import Settings, ban_rules, call_limits, expert_directory
 from app.dialer import http as dialer_http
 from app.dialer.service import DialerService
 from app.domain.admission import Admission
@@ -65,6 +66,9 @@ from app.domain.outbound import OutboundPolicy
 from app.domain.routing import QueueConfig, Tier
 from app.domain.wallboard import Wallboard
 from app.errors import PbxError
+from app.experts import http as experts_http
+from app.experts.service import ExpertService
+from app.experts.store import ExpertStore
 from app.inbound import http as inbound_http
 from app.inbound.calls import InboundCalls
 from app.inbound.flow_files import load_flows, prerender_flow_prompts
@@ -337,6 +341,28 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         app[calls_http.BOARD] = board
         app[health.APP].calls = lambda: sum(1 for _ in board.live_calls())
         app[health.APP].writes_waiting = lambda: writer.backlog
+        # Experts outside the center, asked from the agent's call box (app/experts/).
+        expert_store = ExpertStore(store.pool)
+        experts = ExpertService(
+            expert_directory(settings),
+            desk,
+            utcnow,
+            push=app[LIVE].push,
+            own_expert=expert_store.own_expert,
+            journeys=expert_store.journeys,
+            say=voice.say,
+            center_name=settings.center_name,
+            key_s=settings.experts.key_s,
+            links=expert_store,
+            changes=expert_store,
+            mail=lambda to, subject, body: send_mail(settings.voicemail.smtp, to, subject, body),
+            link_base=settings.experts.link_base_url or f"http://{settings.web.host}:{settings.web.port}",
+            link_ttl_s=settings.experts.link_ttl_s,
+            no_response_reason=settings.experts.no_response_reason,
+            number_ring_s=settings.experts.number_ring_s,
+        )
+        await experts.start()  # the directory as changed over the API
+        app[experts_http.EXPERTS] = experts
         line = Line(
             desk,
             Dialing(
@@ -345,6 +371,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
                 center_name=settings.center_name,
                 transfer_prefixes=tuple(settings.routing.transfer_numbers),
             ),
+            experts if settings.experts.directory else None,
         )
         # Where a transferred callback or dialer customer waits: music and announcements, no
         # keys to leave the line (they are already someone we called).
@@ -469,6 +496,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             await board.stop_calls()
             events.cancel()
             await voicemail.stop()
+            await experts.stop()
             await asyncio.gather(events, return_exceptions=True)
             await ledger.stop()
 
@@ -627,4 +655,5 @@ def build_app(settings: Settings) -> web.Application:
     security_http.add_routes(app)
     metrics_http.add_routes(app)
     supervision_http.add_routes(app)
+    experts_http.add_routes(app)
     return app

@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from app.domain.admission import CallLimits, Limit
+from app.domain.experts import Directory, Expert, ExpertGroup
+from app.domain.ivr_flow import Hours
 from app.domain.outbound import DEFAULT_KINDS, DialPlan, Purpose
 from app.domain.prompt import PromptText as PromptText  # configured prompts are made of these
 from app.domain.sip_bans import BanRules
@@ -521,6 +523,63 @@ def call_limits(s: Settings) -> CallLimits | None:
     return CallLimits(limit(c.per_source), limit(c.per_trunk), frozenset({s.carrier.name}))
 
 
+@dataclass(frozen=True)
+class ExpertHoursSettings:
+    """When an expert takes calls, in their own time zone (the expert's `timezone`)."""
+
+    days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+    start: str = "09:00"
+    end: str = "18:00"
+
+
+@dataclass(frozen=True)
+class ExpertSettings:
+    """One expert outside the center (app/domain/experts.py). Reached through `agent` (an agent
+    account of the center with `role: expert`: their phone, and the panel for the preview) or
+    `number` (an outside number, through the carrier and the outbound policy)."""
+
+    id: str
+    name: str
+    agent: str | None = None
+    number: str | None = None
+    # expertise tag -> level 1..10
+    expertise: dict[str, int] = field(default_factory=dict)
+    groups: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ("en",)
+    timezone: str = "UTC"
+    hours: ExpertHoursSettings | None = None  # none: any time
+    max_calls: int = 1
+    # An outside expert gets a one-time link to the offer's preview here (needs voicemail.smtp).
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class ExpertGroupSettings:
+    name: str
+    # How long an offer waits for Accept or Reject before the next expert is offered the call.
+    offer_s: float = 15.0
+    # The expertise tag whose level ranks the group's members (none: longest idle only).
+    expertise: str | None = None
+    # Agent groups allowed to ask this group (empty: every agent).
+    asked_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExpertsSettings:
+    groups: tuple[ExpertGroupSettings, ...] = ()
+    directory: tuple[ExpertSettings, ...] = ()
+    # The Not Ready reason of an expert who let an offer time out.
+    no_response_reason: str = "no response"
+    # How long an outside number rings before the next expert is tried.
+    number_ring_s: float = 30.0
+    # An outside expert hears a summary on answering, then has this long to press 1 (take) or 2.
+    key_s: float = 10.0
+    # The one-time link to the preview: how long it lives, and the address it starts with
+    # (default: the panel's, http://web.host:web.port).
+    link_ttl_s: float = 600.0
+    link_base_url: str | None = None
+
+
 def ban_rules(s: Settings) -> BanRules:
     """The SIP ban rule's settings: the allow-list with the carrier trunk's addresses added."""
     b = s.security.sip_bans
@@ -567,6 +626,7 @@ class Settings:
     security: SecuritySettings = SecuritySettings()
     supervision: SupervisionSettings = SupervisionSettings()
     database: DatabaseSettings = DatabaseSettings()
+    experts: ExpertsSettings = ExpertsSettings()
     # Where this configuration came from, for messages; not read from YAML.
     source: str = field(default="<defaults>", metadata={"internal": True})
 
@@ -968,6 +1028,7 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         raise bad("timezone", f"unknown time zone {s.timezone!r} (e.g. Asia/Shanghai)") from None
     if s.supervision.short_abandon_s < 0:
         raise bad("supervision.short_abandon_s", f"must be 0 or more; got {s.supervision.short_abandon_s}")
+    _check_experts(s, ids, groups, bad)
 
 
 def _check_security(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> None:
@@ -1114,3 +1175,105 @@ def _check_campaigns(s: Settings, queue_names: set[str], bad: Callable[[str, str
                 raise bad(
                     f"{at}.trunks[{j}].trunk", f"no trunk named {route.trunk!r} (have: {s.carrier.name})"
                 )
+
+
+def _check_experts(
+    s: Settings, agent_ids: set[str], agent_groups: set[str], bad: Callable[[str, str], ConfigError]
+) -> None:
+    x = s.experts
+    names: set[str] = set()
+    for i, g in enumerate(x.groups):
+        at = f"experts.groups[{i}]"
+        if not re.fullmatch(r"[a-z0-9_-]{1,40}", g.name):
+            raise bad(f"{at}.name", f"use 1-40 characters from a-z, 0-9, '_' and '-', got {g.name!r}")
+        if g.name in names:
+            raise bad(f"{at}.name", f"expert group {g.name} is given twice")
+        names.add(g.name)
+        if not 3 <= g.offer_s <= 120:
+            raise bad(f"{at}.offer_s", f"an offer waits 3-120 s, got {g.offer_s}")
+        for j, asker in enumerate(g.asked_by):
+            if asker not in agent_groups:
+                raise bad(f"{at}.asked_by[{j}]", f"no agent is in group {asker!r}")
+    ids: set[str] = set()
+    agents_used: set[str] = set()
+    for i, e in enumerate(x.directory):
+        at = f"experts.directory[{i}]"
+        if not re.fullmatch(r"[a-z0-9_-]{1,32}", e.id):
+            raise bad(f"{at}.id", f"use 1-32 characters from a-z, 0-9, '_' and '-', got {e.id!r}")
+        if e.id in ids:
+            raise bad(f"{at}.id", f"expert {e.id} is given twice")
+        ids.add(e.id)
+        if (e.agent is None) == (e.number is None):
+            raise bad(at, "give one way to reach the expert: `agent` (an agent id) or `number`")
+        if e.agent is not None:
+            if e.agent not in agent_ids:
+                raise bad(f"{at}.agent", f"no agent {e.agent!r} (an expert with a panel is an agent account)")
+            if e.agent in agents_used:
+                raise bad(f"{at}.agent", f"agent {e.agent} is already another expert")
+            agents_used.add(e.agent)
+            if e.max_calls != 1:
+                raise bad(f"{at}.max_calls", "an expert on an agent's phone takes one call at a time")
+        if e.number is not None:
+            if not re.fullmatch(r"\+?[0-9]{3,20}", e.number):
+                raise bad(f"{at}.number", f"not a phone number: {e.number!r}")
+            if s.carrier.outbound_contact is None:
+                raise bad(f"{at}.number", "experts on outside numbers need carrier.outbound_contact")
+        for tag, level in e.expertise.items():
+            if not re.fullmatch(r"[a-z0-9_-]{1,40}", tag):
+                raise bad(f"{at}.expertise.{tag}", "use 1-40 characters from a-z, 0-9, '_' and '-'")
+            if not 1 <= level <= 10:
+                raise bad(f"{at}.expertise.{tag}", f"level must be 1-10, got {level}")
+        for j, g_name in enumerate(e.groups):
+            if g_name not in names:
+                raise bad(f"{at}.groups[{j}]", f"no expert group {g_name!r} (experts.groups)")
+        try:
+            ZoneInfo(e.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise bad(f"{at}.timezone", f"unknown time zone {e.timezone!r}") from exc
+        if e.hours is not None:
+            if not e.hours.days or any(d not in _DAYS for d in e.hours.days):
+                raise bad(f"{at}.hours.days", f"days from {', '.join(_DAYS)}")
+            for attr in ("start", "end"):
+                if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", getattr(e.hours, attr)):
+                    raise bad(f"{at}.hours.{attr}", "a time of day like 09:00")
+        if not 1 <= e.max_calls <= 10:
+            raise bad(f"{at}.max_calls", f"1-10 calls at once, got {e.max_calls}")
+    for g in x.groups:
+        if g.expertise is not None and not any(g.expertise in e.expertise for e in x.directory):
+            raise bad(f"experts.groups[{x.groups.index(g)}].expertise", f"no expert has {g.expertise!r}")
+    if not x.no_response_reason.strip() or len(x.no_response_reason) > 40:
+        raise bad("experts.no_response_reason", "1-40 characters")
+    if not 10 <= x.number_ring_s <= 120:
+        raise bad("experts.number_ring_s", f"10-120 s, got {x.number_ring_s}")
+    if not 3 <= x.key_s <= 60:
+        raise bad("experts.key_s", f"3-60 s, got {x.key_s}")
+    if not 5 <= x.link_ttl_s <= 3600:
+        raise bad("experts.link_ttl_s", f"5-3600 s, got {x.link_ttl_s}")
+    if x.link_base_url is not None and not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", x.link_base_url):
+        raise bad("experts.link_base_url", f"an http(s) address, got {x.link_base_url!r}")
+    for i, e in enumerate(x.directory):
+        if e.email is not None and not re.fullmatch(r"[^@\s,;<>]+@[^@\s,;<>]+", e.email):
+            raise bad(f"experts.directory[{i}].email", f"not an e-mail address: {e.email!r}")
+
+
+def expert_directory(s: Settings) -> Directory:
+    """The configured experts as the rules see them (app/domain/experts.py)."""
+    groups = tuple(ExpertGroup(g.name, g.offer_s, g.expertise, g.asked_by) for g in s.experts.groups)
+    experts = tuple(
+        Expert(
+            id=e.id,
+            name=e.name,
+            expertise=dict(e.expertise),
+            groups=e.groups,
+            languages=e.languages,
+            agent_id=e.agent,
+            number=e.number,
+            hours=None
+            if e.hours is None
+            else Hours(days=e.hours.days, start=e.hours.start, end=e.hours.end, timezone=e.timezone),
+            max_calls=e.max_calls,
+            email=e.email,
+        )
+        for e in s.experts.directory
+    )
+    return Directory(experts, groups)

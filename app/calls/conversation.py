@@ -15,18 +15,27 @@ the interaction's `legs` so that a restarted app takes the conversation over as 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from app.adapters.ari import AriNotFound, ChannelDestroyed, StasisStart
-from app.calls.events import CallEvent, ControlRequest, PbxLost
-from app.calls.legs import Leg, OutboundRefused, dial_out, place, wait_answer
+from app.adapters.ari import (
+    AriNotFound,
+    Channel,
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    PlaybackFinished,
+    StasisStart,
+)
+from app.calls.events import CallEvent, ControlRequest, OfferReply, PbxLost
+from app.calls.legs import Leg, OutboundRefused, agent_call_data, dial_out, place, wait_answer
 from app.calls.ports import Desk
 from app.calls.session import HANGUP_EVENTS, Call
 from app.domain.callback import valid_phone
+from app.domain.experts import Ask
 from app.domain.interaction import Outcome
 from app.domain.outbound import Purpose
 from app.domain.routing import Tier
@@ -44,6 +53,7 @@ ACTIONS = (
     "complete",
     "conference",
     "cancel",
+    "expert",
 )
 _DTMF = re.compile(r"^[0-9*#A-D]{1,32}$")
 
@@ -68,11 +78,63 @@ class Transfer:
         return f"queue:{self.queue}" if self.queue else f"agent:{self.agent_id}"
 
 
+@dataclass(frozen=True)
+class ExpertOffer:
+    """One expert offered the call: previewed in their panel first when they have one."""
+
+    offer_id: str
+    expert_id: str
+    name: str
+    reason: str
+    offer_s: float
+    agent_id: str | None = None  # their agent account: the phone to ring, the panel that previews
+    number: str | None = None  # an outside number, reached through the carrier
+
+
+class Experts(Protocol):
+    """Experts outside the center, as a conversation asks them (app/experts/service.py)."""
+
+    number_ring_s: float
+    key_s: float  # an outside expert's time to press 1 or 2 once the summary has been read
+
+    async def summary(self, call: Call, offer: ExpertOffer, note: str) -> list[str]:
+        """What an outside expert hears on answering: the call's data and "press 1 or 2" (sounds)."""
+
+    def next_offer(self, call: Call, ask: Ask, note: str, by: str) -> ExpertOffer | None:
+        """Choose the next expert for `ask` and offer them the call: reserved, their panel shows
+        the preview, and the offer's time runs (an OfferReply "timeout" comes back to the call)."""
+
+    def closed(self, call: Call, offer: ExpertOffer, verdict: str) -> None:
+        """The offer is over: "accept" (their phone rings next), "reject" or "timeout" (set free;
+        a silent one goes Not Ready), "cancel" (the agent cancelled or the caller left)."""
+
+    def released(self, call: Call, offer: ExpertOffer) -> None:
+        """The expert's leg of this call is over (unanswered, cancelled, or their talk ended)."""
+
+
+@dataclass
+class Asking:
+    """An agent asked for an expert: the offers go round until one accepts and answers."""
+
+    ask: Ask
+    note: str
+    by: str
+    blind: bool
+    offer: ExpertOffer | None = None
+
+
 @dataclass
 class Consult:
     agent_id: str
     channel_id: str
     answered: bool = False
+    expert: ExpertOffer | None = None  # a consulted expert (agent_id "" when on an outside number)
+    asking: Asking | None = None  # what to try next if the expert's phone is not answered
+    # An outside expert who answered hears the summary and takes the call with 1 (or not).
+    summary: asyncio.Task[list[str]] | None = None
+    hearing: bool = False  # answered, listening to the summary, no key yet
+    playback_id: str | None = None
+    key_timer: asyncio.TimerHandle | None = None
 
 
 @dataclass(frozen=True)
@@ -92,10 +154,13 @@ def _iso(at: datetime | None) -> str | None:
 
 
 class Conversation:
-    def __init__(self, call: Call, desk: Desk, dialing: Dialing) -> None:
+    def __init__(self, call: Call, desk: Desk, dialing: Dialing, experts: Experts | None = None) -> None:
         self.call = call
         self.desk = desk
         self.dialing = dialing
+        self.experts = experts
+        self.asking: Asking | None = None  # an expert is being offered the call (preview)
+        self.expert_legs: dict[str, ExpertOffer] = {}  # channel -> the expert on it
         self.bridge_id: str | None = None
         self.agent: Leg | None = None  # the agent on the call, who controls it
         self.conference: dict[str, str] = {}  # the other agents of a three-way call: channel -> agent
@@ -169,6 +234,9 @@ class Conversation:
                     if transfer is not None:
                         return transfer
                     continue
+                if isinstance(ev, OfferReply):
+                    await self._offer_reply(ev)
+                    continue
                 if await self._consult_event(ev):
                     continue
                 for channel_id in _ended(ev):
@@ -176,11 +244,13 @@ class Conversation:
                         return None
         finally:
             self.active = False
+            self._close_asking()
             await self._close_consult()
 
     async def _party_left(self, channel_id: str) -> bool:
         """A leg of the conversation ended; True when that ends the call."""
         call = self.call
+        self._expert_leg_over(channel_id)
         if channel_id in self.conference:  # one agent leaves a three-way call
             call.unroute(channel_id)
             self.agent_done(self.conference.pop(channel_id))
@@ -243,7 +313,7 @@ class Conversation:
         if req.action == "resume":
             if not self.held:
                 raise ControlError("the caller is not on hold")
-            if self.consult is not None:
+            if self.consult is not None or self.asking is not None:
                 raise ControlError("end the consultation first: complete, conference or cancel")
             await self._resume()
             return {}, None
@@ -263,7 +333,7 @@ class Conversation:
             await call.pbx.hangup(agent.channel_id)  # its hang-up event ends the call as the agent's
             return {}, None
         if req.action == "transfer":
-            if self.consult is not None:
+            if self.consult is not None or self.asking is not None:
                 raise ControlError("end the consultation first: complete, conference or cancel")
             target = self._target(req.target)
             await self._leave_agent()
@@ -272,6 +342,8 @@ class Conversation:
             return await self._start_consult(req.target), None
         if req.action in ("complete", "conference", "cancel"):
             return await self._end_consult(req.action), None
+        if req.action == "expert":
+            return await self._ask_expert(req), None
         raise ControlError(f"unknown action {req.action!r}; use one of {', '.join(ACTIONS)}", 400)
 
     def _target(self, target: str | None) -> Transfer:
@@ -340,7 +412,7 @@ class Conversation:
 
     async def _start_consult(self, target: str | None) -> dict[str, Any]:
         call = self.call
-        if self.consult is not None:
+        if self.consult is not None or self.asking is not None:
             raise ControlError("a consultation is already under way")
         kind, _, agent_id = (target or "").partition(":")
         if kind != "agent" or not self.desk.is_agent(agent_id) or agent_id == self.agent_id:
@@ -374,6 +446,12 @@ class Conversation:
     async def _end_consult(self, how: str) -> dict[str, Any]:
         call = self.call
         c = self.consult
+        if c is None and self.asking is not None and how == "cancel":
+            offer = self.asking.offer
+            self._close_asking()
+            call.it.record(call.now(), "expert_cancelled", expert_id=offer.expert_id if offer else None)
+            await self._resume()
+            return {"with": offer.expert_id if offer else None}
         if c is None:
             raise ControlError("there is no consultation to end")
         if how == "cancel":
@@ -391,14 +469,28 @@ class Conversation:
             return {"with": c.agent_id}
         # complete: the caller stays with the consulted agent; the first agent drops off
         old = self.agent
-        self.agent = Leg(c.channel_id, agent_id=c.agent_id, answered_at=self.joined.get(c.agent_id))
-        call.it.hand_over(call.now(), c.agent_id)
+        if c.agent_id:
+            self.agent = Leg(c.channel_id, agent_id=c.agent_id, answered_at=self.joined.get(c.agent_id))
+            call.it.hand_over(call.now(), c.agent_id)
+        else:  # an expert on an outside number: not an agent of the center
+            assert c.expert is not None
+            self.agent = Leg(c.channel_id, number=c.expert.number, answered_at=call.now())
+            call.it.record(
+                call.now(),
+                "transferred",
+                to=f"expert:{c.expert.expert_id}",
+                from_agent=call.it.agent_id,
+                how="consult",
+            )
         if old is not None:
             call.unroute(old.channel_id)
             await call.hang_up(old.channel_id)
             if old.agent_id is not None:
                 self.agent_done(old.agent_id)
-        return {"to": c.agent_id, "from": old.agent_id if old else None}
+        return {
+            "to": c.agent_id or (c.expert.expert_id if c.expert else None),
+            "from": old.agent_id if old else None,
+        }
 
     async def _consult_event(self, ev: CallEvent) -> bool:
         """ARI events about the consulted agent's leg; True when the event was theirs."""
@@ -406,31 +498,64 @@ class Conversation:
         call = self.call
         if c is None:
             return False
+        if isinstance(ev, StasisStart) and ev.channel.id == c.channel_id and c.summary is not None:
+            await self._read_summary(c)
+            return True
+        if isinstance(ev, PlaybackFinished) and c.hearing and ev.playback_id == c.playback_id:
+            call.unroute(ev.playback_id)
+            c.playback_id = None
+            assert c.expert is not None
+            call.it.record(call.now(), "expert_whispered", expert_id=c.expert.expert_id)
+            call.save_soon()
+            self._start_key_timer(c)
+            return True
+        if isinstance(ev, ChannelDtmfReceived) and c.hearing and ev.channel.id == c.channel_id:
+            if ev.digit in ("1", "2"):
+                await self._outside_key(c, ev.digit)
+            return True
         if isinstance(ev, StasisStart) and ev.channel.id == c.channel_id:
             c.answered = True
-            self.joined[c.agent_id] = call.now()
-            tier = Tier(call.it.tier or "medium")
-            self.desk.answered(c.agent_id, self.queue, 0.0, call.it.id, tier, first=False)
+            if c.agent_id:
+                self.joined[c.agent_id] = call.now()
+                tier = Tier(call.it.tier or "medium")
+                self.desk.answered(c.agent_id, self.queue, 0.0, call.it.id, tier, first=False)
             if self.bridge_id is not None:
                 await call.pbx.add_to_bridge(self.bridge_id, [c.channel_id])
-            call.it.record(call.now(), "consult_answered", agent_id=c.agent_id)
+            call.it.record(call.now(), "consult_answered", agent_id=c.agent_id or None)
+            if c.expert is not None:
+                call.it.record(call.now(), "expert_connected", expert_id=c.expert.expert_id)
             self.remember()
             call.save_soon()
+            if c.expert is not None and c.asking is not None and c.asking.blind:
+                await self._end_consult("complete")  # blind: the agent drops off at the expert's answer
+                call.it.record(call.now(), "expert_blind_completed", expert_id=c.expert.expert_id)
+                self.remember()
+                call.save_soon()
             return True
         if c.channel_id in _ended(ev):
             self.consult = None
+            self._stop_hearing(c)
             self._consult_gone(c)
+            if c.expert is not None and not c.answered and c.asking is not None:
+                # The expert accepted but their phone was not answered: the next expert.
+                self.asking = dataclasses.replace(c.asking, offer=None)
+                if not await self._offer_next():
+                    await self._give_up()
             return True
         return False
 
     def _consult_gone(self, c: Consult) -> None:
         call = self.call
+        self._stop_hearing(c)
         call.unroute(c.channel_id)
-        if c.answered:
+        self._expert_leg_over(c.channel_id)
+        if not c.agent_id:
+            pass  # an expert on an outside number: no agent state to change
+        elif c.answered:
             self.agent_done(c.agent_id)
         else:
             self.desk.offer_failed(c.agent_id, self.queue, "consult not answered", no_answer=False)
-        call.it.record(call.now(), "consult_ended", agent_id=c.agent_id, answered=c.answered)
+        call.it.record(call.now(), "consult_ended", agent_id=c.agent_id or None, answered=c.answered)
         self.remember()
         call.save_soon()
 
@@ -442,6 +567,235 @@ class Conversation:
             self._consult_gone(c)
         elif c is not None:
             self.consult = c  # stopped for a restart: the next start takes it over
+
+    # -- asking an expert --------------------------------------------------------
+
+    async def _ask_expert(self, req: ControlRequest) -> dict[str, Any]:
+        """Offer the call to experts one by one (a preview first, for those with a panel) while the
+        caller holds; the first who accepts is rung and consulted (or, blind, takes the caller)."""
+        call = self.call
+        if self.experts is None:
+            raise ControlError("no experts are configured here", 404)
+        if not isinstance(req.ask, Ask):
+            raise ControlError("ask 'expertise:<tag>', 'group:<name>' or 'expert:<id>'", 400)
+        if self.consult is not None or self.asking is not None:
+            raise ControlError("a consultation is already under way")
+        note = (req.note or "").strip()
+        call.it.record(
+            call.now(), "expert_asked", by=self.agent_id, target=req.target, note=note, blind=req.blind
+        )
+        was_held = self.held
+        if not self.held:
+            await self._hold()
+        self.asking = Asking(req.ask, note, req.by, req.blind)
+        if await self._offer_next():
+            return {"to": req.target, "state": "offering" if self.consult is None else "ringing"}
+        self.asking = None
+        call.it.record(call.now(), "expert_none", target=req.target)
+        call.save_soon()
+        if not was_held:
+            await self._resume()
+        raise ControlError(f"no expert for {req.target} can take the call now: the caller stays with you")
+
+    async def _offer_next(self) -> bool:
+        """Offer the call to the next expert: True while one is previewing it or their phone rings."""
+        call = self.call
+        a = self.asking
+        assert a is not None and self.experts is not None
+        while True:
+            offer = self.experts.next_offer(call, a.ask, a.note, a.by)
+            if offer is None:
+                return False
+            a.offer = offer
+            a.ask = dataclasses.replace(a.ask, tried=a.ask.tried | {offer.expert_id})
+            call.it.record(
+                call.now(),
+                "expert_offered",
+                expert_id=offer.expert_id,
+                name=offer.name,
+                reason=offer.reason,
+                offer_s=offer.offer_s,
+                preview=offer.agent_id is not None,
+            )
+            self.remember()
+            call.save_soon()
+            if offer.agent_id is not None:
+                return True  # their panel previews it: Accept, Reject or the time runs out
+            # An outside number has no panel: ringing it is the offer, answering it the acceptance.
+            if await self._ring_expert(offer):
+                return True
+
+    async def _offer_reply(self, ev: OfferReply) -> None:
+        call = self.call
+        c = self.consult
+        if c is not None and c.hearing and c.expert is not None and c.expert.offer_id == ev.offer_id:
+            await self._outside_key(c, None)  # no key in time counts as declining
+            return
+        a = self.asking
+        if a is None or a.offer is None or a.offer.offer_id != ev.offer_id or self.experts is None:
+            return  # an answer to an offer that is over (e.g. its timer, after an accept)
+        offer = a.offer
+        if ev.verdict == "accept":
+            call.it.record(call.now(), "expert_accepted", expert_id=offer.expert_id, by=ev.by)
+            if await self._ring_expert(offer):
+                return
+        else:
+            a.offer = None
+            self.experts.closed(call, offer, ev.verdict)
+            kind = "expert_timeout" if ev.verdict == "timeout" else "expert_rejected"
+            call.it.record(call.now(), kind, expert_id=offer.expert_id, by=ev.by or None)
+        call.save_soon()
+        if not await self._offer_next():
+            await self._give_up()
+
+    async def _ring_expert(self, offer: ExpertOffer) -> bool:
+        """Ring the expert who accepted (their phone, or their number through the carrier and the
+        outbound policy); True once it rings, and the consultation is theirs."""
+        call = self.call
+        a = self.asking
+        assert a is not None and self.experts is not None
+        a.offer = None
+        self.experts.closed(call, offer, "accept")
+        first = self.agent_id or ""
+        variables = {  # the call's data travels on this hop too (IVR keys, collected data, queue)
+            **agent_call_data(call, self.queue, offer.reason),
+            "LIANLUO_CONSULT_FROM": first,
+            "LIANLUO_EXPERT": offer.expert_id,
+            "PJSIP_HEADER(add,X-Lianluo-Interaction)": call.it.id,
+            "PJSIP_HEADER(add,X-Lianluo-Consult)": first,
+            "PJSIP_HEADER(add,X-Lianluo-Expert)": offer.expert_id,
+        }
+        if a.note:
+            variables["LIANLUO_NOTE"] = a.note
+        channel_id: str | None
+        if offer.agent_id is not None:
+            rules = self.desk.queue_rules(self.queue)
+            channel_id = await place(
+                call,
+                endpoint=f"PJSIP/{offer.agent_id}",
+                kind="agent",
+                channel_id=f"consult-{uuid.uuid4()}",
+                caller_id=f'"{first}" <{first}>',
+                timeout_s=rules.ring_timeout_s if rules is not None else 15.0,
+                variables=variables,
+            )
+            if channel_id is None:
+                self.desk.offer_failed(offer.agent_id, self.queue, "originate failed", no_answer=False)
+            else:
+                self.desk.ringing(offer.agent_id)
+        else:
+            assert offer.number is not None
+            d = self.dialing
+            try:
+                channel_id = await dial_out(
+                    call,
+                    number=offer.number,
+                    trunk=d.carrier,
+                    purpose=Purpose.EXPERT,
+                    kind="external",
+                    channel_id=f"consult-{uuid.uuid4()}",
+                    caller_id=f'"{d.center_name}" <{d.presented_number or call.it.dnis}>',
+                    timeout_s=self.experts.number_ring_s,
+                    variables=variables,
+                )
+            except OutboundRefused:
+                channel_id = None
+        if channel_id is None:
+            self.experts.released(call, offer)
+            call.it.record(call.now(), "expert_failed", expert_id=offer.expert_id, reason="could not ring")
+            call.save_soon()
+            return False
+        self.asking = None
+        self.consult = Consult(offer.agent_id or "", channel_id, expert=offer, asking=a)
+        if offer.number is not None:  # made while their phone rings, read when they answer
+            self.consult.summary = asyncio.create_task(self.experts.summary(call, offer, a.note))
+        self.expert_legs[channel_id] = offer
+        call.it.record(call.now(), "expert_ringing", expert_id=offer.expert_id, number=offer.number)
+        self.remember()
+        call.save_soon()
+        return True
+
+    async def _read_summary(self, c: Consult) -> None:
+        """An outside expert answered: they hear who needs them and why, then press 1 or 2."""
+        call = self.call
+        assert c.summary is not None and c.expert is not None
+        c.hearing = True
+        call.it.record(call.now(), "expert_answered", expert_id=c.expert.expert_id)
+        call.save_soon()
+        try:
+            uris = await c.summary
+        except Exception:  # a summary that cannot be made must not lose the call: just the keys
+            call.log.exception("expert %s: no summary", c.expert.expert_id)
+            uris = []
+        if not c.hearing:
+            return
+        if not uris:
+            self._start_key_timer(c)
+            return
+        c.playback_id = f"pb-{uuid.uuid4()}"
+        call.route(c.playback_id, channel=False)
+        try:
+            await call.pbx.play(c.channel_id, uris, c.playback_id)
+        except PbxError as exc:  # they hung up meanwhile: their hang-up event follows
+            call.log.info("expert %s: summary not played: %s", c.expert.expert_id, exc.message)
+
+    def _start_key_timer(self, c: Consult) -> None:
+        assert self.experts is not None and c.expert is not None
+        reply = OfferReply(c.expert.offer_id, "timeout")
+        c.key_timer = asyncio.get_running_loop().call_later(
+            self.experts.key_s, self.call.events.put_nowait, reply
+        )
+
+    def _stop_hearing(self, c: Consult) -> None:
+        c.hearing = False
+        if c.key_timer is not None:
+            c.key_timer.cancel()
+            c.key_timer = None
+        if c.playback_id is not None:
+            self.call.unroute(c.playback_id)
+            c.playback_id = None
+        if c.summary is not None and not c.summary.done():
+            c.summary.cancel()
+
+    async def _outside_key(self, c: Consult, digit: str | None) -> None:
+        """1: the outside expert takes the call (as an answer); 2 or no key: the next expert."""
+        call = self.call
+        assert c.expert is not None
+        playback = c.playback_id
+        self._stop_hearing(c)
+        if playback is not None:
+            call.in_background(call.pbx.stop_playback(playback))
+        call.it.record(call.now(), "expert_key", expert_id=c.expert.expert_id, key=digit)
+        if digit == "1":
+            c.summary = None  # what follows is an answer like any other
+            await self._consult_event(StasisStart(_channel_of(c.channel_id), ()))
+            return
+        call.it.record(
+            call.now(), "expert_declined", expert_id=c.expert.expert_id, by="key" if digit else "no key"
+        )
+        call.save_soon()
+        await call.hang_up(c.channel_id)  # its end offers the call to the next expert
+
+    async def _give_up(self) -> None:
+        """Nobody (more) could take it: the caller is back with the agent who asked."""
+        call = self.call
+        self.asking = None
+        call.it.record(call.now(), "expert_none")
+        if self.held and self.agent is not None:
+            await self._resume()
+        self.remember()
+        call.save_soon()
+
+    def _close_asking(self) -> None:
+        """An offer still previewing ends with the call (or the agent's cancel): the expert is free."""
+        a, self.asking = self.asking, None
+        if a is not None and a.offer is not None and self.experts is not None:
+            self.experts.closed(self.call, a.offer, "cancel")
+
+    def _expert_leg_over(self, channel_id: str) -> None:
+        offer = self.expert_legs.pop(channel_id, None)
+        if offer is not None and self.experts is not None:
+            self.experts.released(self.call, offer)
 
     # -- an external party ------------------------------------------------------
 
@@ -503,6 +857,7 @@ class Conversation:
     async def hang_up_everyone(self) -> None:
         """The call is over: every leg still up ends, every agent on it starts wrap-up."""
         call = self.call
+        self._close_asking()
         legs = [c for c in self.conference]
         if self.agent is not None:
             legs.append(self.agent.channel_id)
@@ -515,6 +870,7 @@ class Conversation:
         for channel_id in legs:
             if channel_id not in call.gone:  # one seen hanging up (e.g. the agent's) needs no request
                 await call.hang_up(channel_id)
+            self._expert_leg_over(channel_id)
         if self.bridge_id is not None:
             try:
                 await call.pbx.destroy_bridge(self.bridge_id)
@@ -544,7 +900,18 @@ class Conversation:
             "muted": self.muted,
             "consult": None
             if self.consult is None
-            else {"agent_id": self.consult.agent_id, "answered": self.consult.answered},
+            else {
+                "agent_id": self.consult.agent_id,
+                "answered": self.consult.answered,
+                "expert": None if self.consult.expert is None else self.consult.expert.name,
+            },
+            "asking": None
+            if self.asking is None or self.asking.offer is None
+            else {
+                "expert_id": self.asking.offer.expert_id,
+                "expert": self.asking.offer.name,
+                "offer_s": self.asking.offer.offer_s,
+            },
         }
 
     def remember(self) -> None:
@@ -559,6 +926,10 @@ class Conversation:
             if self.consult is None
             else [self.consult.agent_id, self.consult.channel_id, self.consult.answered],
             "external": None if self.external is None else [self.external.channel_id, self.external.number],
+            # An expert previewing an offer: held for it, to be set free if the app restarts.
+            "asking": None
+            if self.asking is None or self.asking.offer is None
+            else [self.asking.offer.expert_id, self.asking.offer.agent_id],
             "joined": {a: _iso(t) for a, t in self.joined.items()},
         }
 
@@ -572,3 +943,7 @@ def _ended(ev: CallEvent | None) -> frozenset[str]:
     if ev is not None and isinstance(ev, HANGUP_EVENTS):
         return frozenset({ev.channel.id})
     return frozenset()
+
+
+def _channel_of(channel_id: str) -> Channel:
+    return Channel(channel_id, "", "", "", "", "", "", "", "")

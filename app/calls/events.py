@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.adapters.ari import AriEvent
+from app.domain.experts import Ask
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,16 @@ class Reconnected:
     of a prompt), so a step waiting for one looks again."""
 
 
+@dataclass(frozen=True)
+class OfferReply:
+    """An offer shown before any phone rings (an expert's preview) was answered: "accept",
+    "reject", or "timeout" when its time ran out."""
+
+    offer_id: str
+    verdict: str
+    by: str = ""
+
+
 @dataclass
 class ControlRequest:
     """Asked by a person (panel or API); carried out between the call's events and answered
@@ -54,12 +65,15 @@ class ControlRequest:
     by: str
     target: str | None = None  # transfer/consult: "agent:1002", "queue:billing", "number:139..."
     digits: str | None = None
+    note: str | None = None  # asking an expert: the agent's note, which travels with the call
+    blind: bool = False  # asking an expert: hand the caller over as soon as the expert answers
+    ask: Ask | None = None  # asking an expert: whom (app/domain/experts.py)
     done: asyncio.Future[dict[str, Any]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
 
-CallEvent = AriEvent | Decided | Overflowed | DialFailed | PbxLost | Reconnected | ControlRequest
+CallEvent = AriEvent | Decided | Overflowed | DialFailed | PbxLost | Reconnected | ControlRequest | OfferReply
 
 
 class CallerGone(Exception):

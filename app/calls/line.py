@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from app.calls.conversation import Conversation, Dialing, Transfer
+from app.calls.conversation import Conversation, Dialing, Experts, Transfer
 from app.calls.events import CallDropped, CallerGone, Decided, Overflowed
 from app.calls.legs import ring_agents
 from app.calls.ports import Desk, Ticket
@@ -83,9 +83,10 @@ def waiting_of(
 
 
 class Line:
-    def __init__(self, desk: Desk, dialing: Dialing) -> None:
+    def __init__(self, desk: Desk, dialing: Dialing, experts: Experts | None = None) -> None:
         self.desk = desk
         self.dialing = dialing
+        self.experts = experts  # asked from the call box (app/experts); None: not offered
 
     def ring_timeout(self, queue: str) -> float:
         rules = self.desk.queue_rules(queue)
@@ -94,7 +95,7 @@ class Line:
     def conversation(self, call: Call) -> Conversation:
         conv = call.conversation
         if not isinstance(conv, Conversation):
-            conv = Conversation(call, self.desk, self.dialing)
+            conv = Conversation(call, self.desk, self.dialing, self.experts)
         return conv
 
     async def to_agent(

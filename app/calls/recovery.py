@@ -139,14 +139,20 @@ def restore_conversation(call: Call, line: Line, found: Found) -> Conversation |
         agent_id, channel_id, answered = str(consult[0]), str(consult[1]), bool(consult[2])
         if found.live(channel_id):
             call.route(channel_id)
-            if answered:
+            if answered and agent_id:
                 desk.recover_on_call(agent_id, it.id)
             conv.consult = Consult(agent_id, channel_id, answered)
+        elif not agent_id:
+            pass  # an expert on an outside number: no agent state to put right
         elif answered:
             conv.joined.setdefault(agent_id, call.now())
             conv.agent_done(agent_id)
         else:
             desk.offer_failed(agent_id, it.queue or "", "consult lost in a restart", no_answer=False)
+    asking = saved.get("asking")
+    if asking and asking[1]:  # an expert was previewing an offer: the offer is over, they are free
+        desk.offer_failed(str(asking[1]), it.queue or "", "expert offer lost in a restart", no_answer=False)
+        it.record(call.now(), "expert_none", expert_id=str(asking[0]), reason="the app restarted")
     external = saved.get("external")
     if external and found.live(str(external[0])):
         call.route(str(external[0]))

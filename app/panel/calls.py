@@ -32,7 +32,7 @@ KEYPAD = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#")
 
 
 def changes_call(kind: str) -> bool:
-    return kind in CHANGE_KINDS or kind.startswith("control_")
+    return kind in CHANGE_KINDS or kind.startswith(("control_", "expert_"))
 
 
 class CallWatch:

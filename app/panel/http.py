@@ -24,7 +24,8 @@ from aiohttp import WSCloseCode, web
 
 from app.domain.access import AGENT_ROLES, Principal, may_supervise
 from app.errors import AppError
-from app.panel import calls, pages, pop_pages, softphone
+from app.experts.http import EXPERTS
+from app.panel import calls, experts, pages, pop_pages, softphone
 from app.panel.i18n import LANG_COOKIE, Lang, pick_language, t
 from app.panel.live import LIVE, Subscription
 from app.panel.pop import POPS
@@ -281,7 +282,8 @@ async def agent_page(request: web.Request) -> web.Response:
     agent = agent_view(request.app[DESK].agent(who.agent_id))
     web_settings = request.app[SETTINGS].web
     # The call's controls first (the agent's hands are there during a call), then the pop.
-    pop = calls.call_section(lang) + pop_pages.pop_section(lang, session.csrf_token, web_settings, agent)
+    pop = calls.call_section(lang) + experts.expert_sections(lang)  # asking an expert; an expert's preview
+    pop += pop_pages.pop_section(lang, session.csrf_token, web_settings, agent)
     phone = softphone.widget(lang) if softphone.enabled(request.app[SETTINGS], who.agent_id) else ""
     return html(
         request,
@@ -344,9 +346,13 @@ async def supervisor_page(request: web.Request) -> web.Response:
     reasons = request.app[SETTINGS].web.not_ready_reasons
     service = request.app.get(BANS)
     bans = [ban_view(b, service.now()) for b in service.active] if service is not None else []
+    expert_service = request.app.get(EXPERTS)
+    board = "" if expert_service is None else experts.supervisor_section(lang, expert_service.views())
     return html(
         request,
-        pages.supervisor_page(lang, session.csrf_token, user_line(lang, session), agents, reasons, bans),
+        pages.supervisor_page(
+            lang, session.csrf_token, user_line(lang, session), agents, reasons, bans, board
+        ),
     )
 
 

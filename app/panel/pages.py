@@ -184,6 +184,7 @@ def supervisor_page(
     agents: Sequence[Mapping[str, Any]],
     reasons: Sequence[NotReadyReason],
     bans: Sequence[Mapping[str, Any]] = (),
+    extra: str = "",  # further sections (the experts: app/panel/experts.py)
 ) -> str:
     head = "".join(
         f"<th>{escape(t(lang, k))}</th>" for k in ("agent", "name", "state", "reason", "phone", "skills")
@@ -210,7 +211,7 @@ def supervisor_page(
         f'<p><a href="/wallboard" id="to-wallboard">{escape(t(lang, "wallboard"))}</a> · '
         f'<a href="/reports" id="to-reports">{escape(t(lang, "reports"))}</a></p>{table}'
         f'<p class="live" id="live" data-live="false">{escape(t(lang, "offline"))}</p>'
-        f"{_bans_section(lang, bans)}"
+        f"{_bans_section(lang, bans)}{extra}"
     )
     return _layout(
         lang,

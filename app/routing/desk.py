@@ -505,10 +505,16 @@ class RoutingService:
         if first:
             self.router.record_answer(queue, interaction_id, waited_s, self.clock(), tier)
 
-    def offer_failed(self, agent_id: str, queue: str, reason: str, no_answer: bool) -> None:
+    def offer_failed(
+        self, agent_id: str, queue: str, reason: str, no_answer: bool, not_ready_reason: str | None = None
+    ) -> None:
+        """`not_ready_reason`: the agent goes Not Ready with it, whatever the queue says (an expert
+        who let a preview time out)."""
         q = self.queue_settings.get(queue)
-        set_not_ready = bool(no_answer and q is not None and q.no_answer_not_ready)
-        why = "no answer" if no_answer else reason
+        set_not_ready = (
+            bool(no_answer and q is not None and q.no_answer_not_ready) or not_ready_reason is not None
+        )
+        why = not_ready_reason or ("no answer" if no_answer else reason)
         self._apply(agent_id, lambda a, now: a.offer_failed(now, why, set_not_ready))
 
     def hung_up(self, agent_id: str, queue: str | None, talk_s: float) -> None:

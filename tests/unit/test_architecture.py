@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app"
-CALL_KINDS = ("app.inbound", "app.callbacks", "app.voicemail", "app.dialer")
+CALL_KINDS = ("app.inbound", "app.callbacks", "app.voicemail", "app.dialer", "app.experts")
 IO_LIBRARIES = {
     "asyncio",
     "aiohttp",
