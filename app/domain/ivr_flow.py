@@ -17,7 +17,7 @@ from datetime import date, datetime, time
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from app.domain.prompt import PromptText
+from app.domain.prompt import PromptText, Spoken
 
 NodeType = Literal["menu", "collect", "lookup", "branch", "play", "queue", "voicemail", "hangup"]
 HangupOutcome = Literal["self_service", "closed", "blocked", "no_input"]
@@ -201,16 +201,18 @@ def _holds(flow: Flow, rule: Rule, facts: CallFacts) -> bool:
 
 
 def fill(prompt: tuple[PromptText, ...], values: Mapping[str, object]) -> tuple[PromptText, ...]:
-    """A prompt with {placeholders} filled from a lookup's result or the collected fields."""
-    return tuple(PromptText(p.text.format_map(_Values(values)), p.lang) for p in prompt)
+    """A prompt with {placeholders} filled from a lookup's result or the collected fields, each
+    read as data is read to a caller (`Spoken`: identifiers digit by digit, `:money` as money)."""
+    return tuple(PromptText(p.text.format_map(_Values(values, p.lang)), p.lang) for p in prompt)
 
 
 class _Values(dict[str, object]):
-    def __init__(self, values: Mapping[str, object]) -> None:
-        super().__init__(values)
+    def __init__(self, values: Mapping[str, object], lang: str) -> None:
+        super().__init__({k: Spoken(v, lang) for k, v in values.items()})
+        self.lang = lang
 
     def __missing__(self, key: str) -> object:
-        return "unknown"
+        return "unknown" if self.lang == "en" else "未知"
 
 
 # -- checking ---------------------------------------------------------------------

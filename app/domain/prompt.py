@@ -11,3 +11,72 @@ from typing import Literal
 class PromptText:
     text: str
     lang: Literal["en", "zh"] = "en"
+
+
+# -- data read out to a caller ---------------------------------------------------------------
+
+_ZH_DIGITS = "零一二三四五六七八九"
+
+
+def digits_aloud(value: str, lang: str = "en") -> str:
+    """A digit string read as people read account and phone numbers: digit by digit, in groups
+    of four (three at the start when the length asks), each group its own breath. A speech
+    engine given "79900012345" says "seventy-nine billion ..."; given this it says the digits."""
+    digits = [c for c in value if c.isdigit()]
+    # Fours, with what is left over at the start: 3 (as in 138 0013 8000), 2, or, rather than
+    # a lone digit, 3 and 2.
+    lead = {0: [], 1: [3, 2] if len(digits) >= 5 else [1], 2: [2], 3: [3]}[len(digits) % 4]
+    groups, at = [], 0
+    for size in lead:
+        groups.append(digits[at : at + size])
+        at += size
+    groups += [digits[i : i + 4] for i in range(at, len(digits), 4)]
+    if lang == "zh":  # 一 is read 幺 in numbers people dial, as Mandarin speakers say them
+        return "，".join("".join("幺" if d == "1" else _ZH_DIGITS[int(d)] for d in g) for g in groups if g)
+    return ", ".join(" ".join(g) for g in groups if g)
+
+
+def money_aloud(value: object, lang: str = "en") -> str:
+    """An amount as money: "1234.50" -> "1234 yuan 50 fen" / "1234元5角" (the whole part as a
+    number, which is how amounts are said)."""
+    text = str(value).strip()
+    negative = text.startswith("-")
+    whole, _, cents = text.lstrip("-+").partition(".")
+    cents = (cents + "00")[:2]
+    if not whole.isdigit() or not cents.isdigit():
+        return text
+    if lang == "zh":
+        jiao, fen = cents[0], cents[1]
+        out = f"{int(whole)}元" + (f"{jiao}角" if jiao != "0" else "") + (f"{fen}分" if fen != "0" else "")
+        return ("负" if negative else "") + out
+    out = f"{int(whole)} yuan" + (f" {int(cents)} fen" if int(cents) else "")
+    return ("minus " if negative else "") + out
+
+
+class Spoken:
+    """A value to be read out in a prompt, with how to read it as the format spec:
+    `{account:digits}`, `{balance:money}`, `{count:number}`. Without a spec, a string of five or
+    more digits (or one starting with 0) is read digit by digit: that is an identifier, never a
+    quantity a caller needs to hear as one."""
+
+    def __init__(self, value: object, lang: str) -> None:
+        self.value = value
+        self.lang = lang
+
+    def __format__(self, spec: str) -> str:
+        text = str(self.value)
+        if spec == "digits":
+            return digits_aloud(text, self.lang)
+        if spec == "money":
+            return money_aloud(text, self.lang)
+        if spec in ("number", "text"):
+            return text
+        if spec:
+            return format(text, spec)
+        plain = text.strip()
+        if plain.isdigit() and (len(plain) >= 5 or (len(plain) > 1 and plain.startswith("0"))):
+            return digits_aloud(plain, self.lang)
+        return text
+
+    def __str__(self) -> str:
+        return format(self, "")

@@ -24,6 +24,7 @@ from app.domain.ivr_flow import (
     luhn_ok,
     menu_target,
 )
+from app.domain.prompt import digits_aloud, money_aloud
 from app.errors import ConfigError
 from app.inbound.flow_files import classic_flow, load_flows
 
@@ -209,3 +210,26 @@ def test_two_defaults_or_a_number_claimed_twice_are_refused(tmp_path: Path) -> N
 def test_demo_flows_load() -> None:
     flows = load_flows(load_settings(REPO / "config" / "demo.yaml"))
     assert flows.for_dnis("7000").name == "main"
+
+
+def test_identifiers_are_read_digit_by_digit_and_money_as_money_in_both_languages() -> None:
+    values = {
+        "account": "79900012345",
+        "order": "20231125",
+        "count": "42",
+        "area": "0755",
+        "balance": "1234.50",
+    }
+    en, zh = fill(
+        (
+            PromptText("Account {account}, order {order}, {count} items, area {area}, {balance:money}."),
+            PromptText("账户{account}，余额{balance:money}，订单{order:number}。", "zh"),
+        ),
+        values,
+    )
+    assert en.text == (
+        "Account 7 9 9, 0 0 0 1, 2 3 4 5, order 2 0 2 3, 1 1 2 5, 42 items, area 0 7 5 5, 1234 yuan 50 fen."
+    )
+    assert zh.text == "账户七九九，零零零幺，二三四五，余额1234元5角，订单20231125。"
+    assert digits_aloud("+86 138-0013-8000") == "8 6 1, 3 8, 0 0 1 3, 8 0 0 0"
+    assert money_aloud("-3.00") == "minus 3 yuan" and money_aloud("not money") == "not money"
