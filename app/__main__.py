@@ -28,6 +28,7 @@ from app.adapters.db import safe_url
 from app.config import Settings, load_settings
 from app.errors import AppError, ConfigError
 from app.inbound.flow_files import load_flows
+from app.recording.forms import load_forms
 
 
 def banner(settings: Settings, database: str) -> str:
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         load_flows(settings)  # flow files are checked before anything starts, too
+        load_forms(settings)  # and the QA scoring forms
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

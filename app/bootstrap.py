@@ -13,6 +13,7 @@ over (app/calls/recovery.py).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -41,6 +42,7 @@ from app.adapters.outbound_ledger import OutboundLedger
 from app.adapters.passwords import Passwords
 from app.adapters.pop_store import PopStore
 from app.adapters.prompts import Prompt, PromptCache
+from app.adapters.recording_store import EvaluationStore, RecordingStore
 from app.adapters.sip_acl import PjsipAcl
 from app.adapters.sip_ban_store import SipBanStore
 from app.adapters.speech import ManagedRecognizer, SpeechSettings, recognizer_from_settings
@@ -78,6 +80,11 @@ from app.panel import pop_http, softphone_http
 from app.panel.calls import CallWatch
 from app.panel.live import LIVE, LiveHub
 from app.panel.pop import POPS, PopService
+from app.recording import desk as qa_desk
+from app.recording import http as recording_http
+from app.recording import scoring
+from app.recording.forms import load_forms
+from app.recording.service import RecordingService
 from app.routing import http as routing_http
 from app.routing.desk import RoutingService, queue_config
 from app.security import http as security_http
@@ -384,7 +391,10 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         if restored:
             log.info("outbound policy: %d call(s) dialled in the last day counted again", restored)
         ledger.start()
+        recordings = app[recording_http.RECORDINGS] if settings.recording.enabled else None
         runtime = Runtime(ari, writer, board, utcnow, outbound)
+        if recordings is not None:  # app/recording/: the conversation tells it what happens
+            runtime = dataclasses.replace(runtime, recorder=recordings)
         callbacks = CallbackService(
             runtime=runtime,
             desk=desk,
@@ -397,7 +407,9 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         voicemail = VoicemailService(
             ari, store, settings, callbacks, voice, Paths.of(settings).var_dir, utcnow
         )
-        room = InboundRoom(desk, voice, settings.ivr, callbacks, voicemail)
+        room = InboundRoom(
+            desk, voice, settings.ivr, callbacks, voicemail, recordings.consent if recordings else None
+        )
         inbound = InboundCalls(
             runtime=runtime,
             desk=desk,
@@ -621,6 +633,43 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
         center_metrics.close()
 
 
+async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Call recording (app/recording/): MixMonitor over AMI, files under recording.directory,
+    rows in PostgreSQL, the sweep and retention job; the QA desk reads through it."""
+    settings = app[SETTINGS]
+    p = parts(app)
+    assert p.store is not None
+    directory = Path(settings.recording.directory)
+    if not directory.is_absolute():
+        directory = Paths.of(settings).var_dir / directory
+    rows = RecordingStore(p.store.pool)
+    service = RecordingService(
+        settings.recording.policy(),
+        app[health.AMI],
+        rows,
+        directory,
+        utcnow,
+        retention_check_s=settings.recording.retention_check_s,
+        ivr=settings.recording.ivr,
+    )
+    app[recording_http.RECORDINGS] = service
+    app[recording_http.RECORDING_ROWS] = rows
+    forms = await asyncio.to_thread(load_forms, settings)
+    app[scoring.SCORING] = scoring.Scoring(forms, EvaluationStore(p.store.pool), utcnow)
+    if not settings.recording.enabled:
+        yield
+        return
+    cache = PromptCache(Paths.of(settings).sounds_cache)
+    for text in settings.recording.consent_prompt:
+        path = await cache.render(Prompt(text.text, text.lang))
+        service.consent_uris.append(PromptCache.asterisk_uri(path))
+    await service.start()
+    try:
+        yield
+    finally:
+        await service.stop()
+
+
 def build_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings
@@ -638,6 +687,7 @@ def build_app(settings: Settings) -> web.Application:
             ami_ctx,
             sip_bans_ctx,
             metrics_ctx,
+            recording_ctx,
             calls_ctx,
         ]
     )
@@ -656,4 +706,7 @@ def build_app(settings: Settings) -> web.Application:
     metrics_http.add_routes(app)
     supervision_http.add_routes(app)
     experts_http.add_routes(app)
+    recording_http.add_routes(app)
+    scoring.add_routes(app)
+    qa_desk.add_routes(app)
     return app

@@ -26,6 +26,9 @@ from app.domain.experts import Directory, Expert, ExpertGroup
 from app.domain.ivr_flow import Hours
 from app.domain.outbound import DEFAULT_KINDS, DialPlan, Purpose
 from app.domain.prompt import PromptText as PromptText  # configured prompts are made of these
+from app.domain.recording import Mode as RecordingMode
+from app.domain.recording import RecordingPolicy
+from app.domain.recording import Rule as RecordingRule
 from app.domain.sip_bans import BanRules
 from app.errors import ConfigError
 
@@ -278,7 +281,7 @@ class WebUserSettings:
 
     username: str
     name: str
-    role: Literal["supervisor", "admin"] = "supervisor"
+    role: Literal["supervisor", "admin", "qa"] = "supervisor"
 
 
 @dataclass(frozen=True)
@@ -499,6 +502,57 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True)
+class RecordingRuleSettings:
+    """One recording rule: `all`, `none`, or `sample` with `percent` of the calls."""
+
+    mode: Literal["all", "sample", "none"] = "all"
+    percent: float = 100.0
+    # Kept this many days, then deleted by the retention job; 0 = kept for ever.
+    retention_days: int = 90
+    # Callers waiting in a queue hear `recording.consent_prompt` (where the rule records at all).
+    consent: bool = True
+
+    def rule(self) -> RecordingRule:
+        return RecordingRule(RecordingMode(self.mode), self.percent, self.retention_days, self.consent)
+
+
+@dataclass(frozen=True)
+class RecordingSettings:
+    """Call recording (app/recording/): one stereo file per interaction, from the agent's
+    answer until the caller leaves; the most specific rule decides (campaign, queue, direction,
+    default)."""
+
+    enabled: bool = False
+    # Where the files go; relative to var_dir.
+    directory: str = "recordings"
+    default: RecordingRuleSettings = RecordingRuleSettings()
+    queues: dict[str, RecordingRuleSettings] = field(default_factory=dict)
+    campaigns: dict[str, RecordingRuleSettings] = field(default_factory=dict)
+    directions: dict[str, RecordingRuleSettings] = field(default_factory=dict)
+    consent_prompt: Prompts = (
+        PromptText("This call may be recorded for quality and training.", "en"),
+        PromptText("您的通话可能会被录音，用于服务质量和培训。", "zh"),
+    )
+    # How often the retention job looks for expired recordings.
+    retention_check_s: float = 3600.0
+    # An agent may replay the recordings of their own calls in the QA desk.
+    agents_hear_own: bool = False
+    # A directory of QA scoring forms, one YAML file per form (relative to this file).
+    forms: str | None = None
+    # Record the caller's time in the IVR too (a second file of the interaction, paused in
+    # flow nodes marked `sensitive: true`), with the default rule's retention.
+    ivr: bool = False
+
+    def policy(self) -> RecordingPolicy:
+        return RecordingPolicy(
+            default=self.default.rule(),
+            queues={k: v.rule() for k, v in self.queues.items()},
+            campaigns={k: v.rule() for k, v in self.campaigns.items()},
+            directions={k: v.rule() for k, v in self.directions.items()},
+        )
+
+
+@dataclass(frozen=True)
 class DatabaseSettings:
     # None: DATABASE_URL, else the local server on 127.0.0.1:5432, else a private cluster.
     url: str | None = None
@@ -627,6 +681,7 @@ class Settings:
     supervision: SupervisionSettings = SupervisionSettings()
     database: DatabaseSettings = DatabaseSettings()
     experts: ExpertsSettings = ExpertsSettings()
+    recording: RecordingSettings = RecordingSettings()
     # Where this configuration came from, for messages; not read from YAML.
     source: str = field(default="<defaults>", metadata={"internal": True})
 
@@ -1029,6 +1084,7 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
     if s.supervision.short_abandon_s < 0:
         raise bad("supervision.short_abandon_s", f"must be 0 or more; got {s.supervision.short_abandon_s}")
     _check_experts(s, ids, groups, bad)
+    _check_recording(s, queue_names, bad)
 
 
 def _check_security(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> None:
@@ -1277,3 +1333,32 @@ def expert_directory(s: Settings) -> Directory:
         for e in s.experts.directory
     )
     return Directory(experts, groups)
+
+
+def _check_recording(s: Settings, queue_names: set[str], bad: Callable[[str, str], ConfigError]) -> None:
+    r = s.recording
+    rules = [("recording.default", r.default)]
+    for name, rule in r.queues.items():
+        if name not in queue_names:
+            raise bad(f"recording.queues.{name}", f"no queue named {name!r}")
+        rules.append((f"recording.queues.{name}", rule))
+    campaign_names = {c.name for c in s.campaigns}
+    for name, rule in r.campaigns.items():
+        if name not in campaign_names:
+            raise bad(f"recording.campaigns.{name}", f"no campaign named {name!r}")
+        rules.append((f"recording.campaigns.{name}", rule))
+    for name, rule in r.directions.items():
+        if name not in ("inbound", "outbound"):
+            raise bad(f"recording.directions.{name}", "a direction is 'inbound' or 'outbound'")
+        rules.append((f"recording.directions.{name}", rule))
+    for at, rule in rules:
+        if not 0 <= rule.percent <= 100:
+            raise bad(f"{at}.percent", f"a percentage, 0-100; got {rule.percent}")
+        if rule.mode == "sample" and rule.percent in (0, 100):
+            raise bad(f"{at}.mode", "a sample needs a percent between 0 and 100 (or use mode all / none)")
+        if rule.retention_days < 0:
+            raise bad(f"{at}.retention_days", "0 (kept for ever) or more days")
+    if not r.directory.strip():
+        raise bad("recording.directory", "name a directory")
+    if r.retention_check_s < 1:
+        raise bad("recording.retention_check_s", "at least 1 second")

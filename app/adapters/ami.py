@@ -87,5 +87,32 @@ class AmiConnection:
         output = getattr(resp, "Output", "")
         return "\n".join(output) if isinstance(output, list) else str(output)
 
+    async def action(self, fields: Mapping[str, str], timeout: float = 5.0) -> Mapping[str, str]:
+        """Send one AMI action; its response's fields. PbxError when refused or unanswered."""
+        try:
+            resp: Any = await asyncio.wait_for(self._manager.send_action(dict(fields)), timeout)
+        except (TimeoutError, OSError, ConnectionError) as exc:
+            raise PbxError(f"AMI {fields.get('Action')} failed: {exc!r}") from exc
+        if str(getattr(resp, "Response", "")) != "Success":
+            raise PbxError(f"AMI {fields.get('Action')} refused: {getattr(resp, 'Message', '')}")
+        return {str(k): str(v) for k, v in dict(resp).items()}
+
+    async def mix_monitor(self, channel: str, path: str, options: str, command: str = "") -> None:
+        """Start MixMonitor on a channel (by name or ARI id) into `path` (absolute)."""
+        fields = {"Action": "MixMonitor", "Channel": channel, "File": path, "Options": options}
+        if command:
+            fields["Command"] = command
+        await self.action(fields)
+
+    async def stop_mix_monitor(self, channel: str) -> None:
+        """Stop the channel's MixMonitor: Asterisk closes the file and runs its command."""
+        await self.action({"Action": "StopMixMonitor", "Channel": channel})
+
+    async def mix_monitor_mute(self, channel: str, on: bool) -> None:
+        """Silence (both directions) or restore a channel's MixMonitor recording."""
+        await self.action(
+            {"Action": "MixMonitorMute", "Channel": channel, "Direction": "both", "State": "1" if on else "0"}
+        )
+
     def close(self) -> None:
         self._manager.close()

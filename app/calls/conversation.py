@@ -54,6 +54,8 @@ ACTIONS = (
     "conference",
     "cancel",
     "expert",
+    "pause_recording",
+    "resume_recording",
 )
 _DTMF = re.compile(r"^[0-9*#A-D]{1,32}$")
 
@@ -172,6 +174,7 @@ class Conversation:
         self.active = False  # True while `run` carries out requests
         call.conversation = self
         call.when_over(self.hang_up_everyone)
+        call.when_over(lambda: call.recorder.over(call.it))  # runs first: the file closes with the caller
 
     @property
     def queue(self) -> str:
@@ -214,6 +217,7 @@ class Conversation:
             # ends the conversation as any hang-up does, with the agent's wrap-up.
             call.log.info("a party left before the bridge was up: %s", exc.message)
         call.it.connect(at, leg.agent_id or "?")
+        await call.recorder.connected(call.it, call.caller, call.agent_variables.get("LIANLUO_CAMPAIGN"))
         self.remember()
         call.save_soon()
 
@@ -344,6 +348,9 @@ class Conversation:
             return await self._end_consult(req.action), None
         if req.action == "expert":
             return await self._ask_expert(req), None
+        if req.action in ("pause_recording", "resume_recording"):
+            on = req.action == "pause_recording"
+            return await call.recorder.paused(call.it, call.caller, on, req.by), None
         raise ControlError(f"unknown action {req.action!r}; use one of {', '.join(ACTIONS)}", 400)
 
     def _target(self, target: str | None) -> Transfer:
@@ -380,6 +387,7 @@ class Conversation:
             await call.pbx.remove_from_bridge(self.bridge_id, [call.caller])
         await call.music(True)
         self.held = True
+        await call.recorder.held(call.it, call.caller, True)
 
     async def _resume(self) -> None:
         call = self.call
@@ -387,6 +395,7 @@ class Conversation:
         if self.bridge_id is not None:
             await call.pbx.add_to_bridge(self.bridge_id, [call.caller])
         self.held = False
+        await call.recorder.held(call.it, call.caller, False)
 
     async def _leave_agent(self) -> None:
         """The agent drops off (blind transfer): their leg ends and their wrap-up starts; the caller
@@ -519,6 +528,7 @@ class Conversation:
                 self.joined[c.agent_id] = call.now()
                 tier = Tier(call.it.tier or "medium")
                 self.desk.answered(c.agent_id, self.queue, 0.0, call.it.id, tier, first=False)
+                call.recorder.party(call.it.id, c.agent_id)
             if self.bridge_id is not None:
                 await call.pbx.add_to_bridge(self.bridge_id, [c.channel_id])
             call.it.record(call.now(), "consult_answered", agent_id=c.agent_id or None)
@@ -835,6 +845,7 @@ class Conversation:
         await call.music(False)
         self.held = False
         await call.pbx.add_to_bridge(await self._bridge(), [call.caller, channel_id])
+        await call.recorder.held(call.it, call.caller, False)
         call.it.record(call.now(), "external_connected", number=number)
         self.remember()
         call.save_soon()
@@ -912,6 +923,7 @@ class Conversation:
                 "expert": self.asking.offer.name,
                 "offer_s": self.asking.offer.offer_s,
             },
+            "recording": self.call.recorder.state(it.id),
         }
 
     def remember(self) -> None:

@@ -3,10 +3,11 @@ the clock and the outbound policy, handed to each call kind as one piece by the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from app.calls.ports import Clock, Pbx
+from app.calls.recorder import NoRecorder, Recorder
 from app.calls.session import Call
 from app.calls.switchboard import Switchboard
 from app.calls.writer import InteractionWriter
@@ -24,6 +25,7 @@ class Runtime:
     board: Switchboard
     clock: Clock
     outbound: OutboundPolicy  # asked before any leg goes out through a trunk (legs.dial_out)
+    recorder: Recorder = field(default_factory=NoRecorder)  # app/recording/, when recording is on
 
     def call(
         self, it: Interaction, kind: str, *, customer: Customer | None = None, recorded: bool = False
@@ -39,4 +41,5 @@ class Runtime:
             outbound=self.outbound,
             customer=customer,
             recorded=recorded,
+            recorder=self.recorder,
         )

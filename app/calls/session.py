@@ -33,6 +33,7 @@ from app.adapters.ari import (
 )
 from app.calls.events import CallDropped, CallerGone, CallEvent, PbxLost, Reconnected
 from app.calls.ports import Clock, Pbx
+from app.calls.recorder import NoRecorder, Recorder
 from app.calls.writer import InteractionWriter
 from app.domain.interaction import Interaction, Outcome, Phase, outcome_when_caller_leaves
 from app.domain.outbound import OutboundPolicy
@@ -74,6 +75,7 @@ class Call:
         outbound: OutboundPolicy,
         customer: Customer | None = None,
         recorded: bool = False,
+        recorder: Recorder | None = None,
     ) -> None:
         self.it = it
         self.kind = kind
@@ -84,6 +86,7 @@ class Call:
         self.outbound = outbound
         self.customer = customer
         self.recorded = recorded  # its row exists (or is on its way): saves go out
+        self.recorder: Recorder = recorder or NoRecorder()  # call recording (app/recording/)
         # False while the caller is someone we have yet to call (a callback's customer).
         self.caller_placed = True
         self.events: asyncio.Queue[CallEvent] = asyncio.Queue()

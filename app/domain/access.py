@@ -7,7 +7,8 @@ Roles, one line each:
 - agent: sees and changes only their own routing state;
 - expert: an agent others may consult; the same rights as an agent in this first slice;
 - supervisor: sees every agent, changes any agent's state and skills;
-- admin: everything a supervisor may do (user management will be theirs alone).
+- admin: everything a supervisor may do (user management will be theirs alone);
+- qa: finds and replays recorded calls (the QA desk), nothing else.
 
 Sessions end in two ways: idle (no request for `idle_s`; an open panel's websocket counts as
 a request) and absolute (`max_s` after sign-in, whatever the activity), so a stolen or forgotten
@@ -31,6 +32,7 @@ class Role(StrEnum):
     EXPERT = "expert"
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
+    QA = "qa"  # replays and scores recorded calls (app/recording/); no say over agents
 
 
 AGENT_ROLES = frozenset({Role.AGENT, Role.EXPERT})

@@ -69,6 +69,8 @@ class Node:
     skills: dict[str, int] = field(default_factory=dict)  # skill -> minimum level
     # hangup
     outcome: HangupOutcome = "self_service"
+    # The caller says or keys secrets here (a card number): the IVR's recording pauses.
+    sensitive: bool = False
 
 
 @dataclass(frozen=True)

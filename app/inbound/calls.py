@@ -133,6 +133,7 @@ class InboundCalls:
         call.log.info("ANI %s DNIS %s customer %s", it.ani, it.dnis, customer.name if customer else "unknown")
         await call.pbx.answer(call.caller)
         it.record(call.now(), "answered_by_ivr")
+        await call.recorder.ivr(it, call.caller, "start")  # the IVR part, where recording.ivr says so
         # Written behind, in order: the caller hears the first prompt without waiting for the
         # database (benchmarks/answer_to_prompt.py measured the awaited write as half the delay).
         call.save_soon()
@@ -144,6 +145,7 @@ class InboundCalls:
     async def to_queue(self, call: Call, queue: str, skills: Mapping[str, int], reason: str) -> None:
         """Wait in `queue` for an agent, talk, and follow any transfer, until the call ends."""
         it = call.it
+        await call.recorder.ivr(it, call.caller, "end")
         customer = call.customer
         tier = customer_tier(customer.vip, customer.tier) if customer else customer_tier(False, None)
         it.skills = dict(skills)
@@ -156,6 +158,7 @@ class InboundCalls:
     async def to_voicemail(self, call: Call, queue: str | None) -> None:
         if self.voicemail is None:
             raise RuntimeError("a flow leads to voicemail, but voicemail is not configured")
+        await call.recorder.ivr(call.it, call.caller, "end")
         await self.voicemail.leave(call, queue)
 
     # -- after a restart ------------------------------------------------------------

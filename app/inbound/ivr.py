@@ -73,6 +73,7 @@ class IvrWalker:
                 await self.goodbye(call, Outcome.NO_INPUT)
                 return
             node = flow.nodes[name]
+            await call.recorder.ivr(it, call.caller, "sensitive" if node.sensitive else "plain")
             if node.type == "menu":
                 name = await self.menu(call, flow, name, node)
             elif node.type == "collect":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from typing import Any
 
 from app.adapters.ari import ChannelDtmfReceived
@@ -39,12 +40,15 @@ class InboundRoom:
         ivr: IvrSettings,
         callbacks: CallbackService | None,
         voicemail: VoicemailService | None,
+        consent: Callable[[str], list[str]] | None = None,
     ) -> None:
         self.desk = desk
         self.voice = voice
         self.ivr = ivr
         self.callbacks = callbacks
         self.voicemail = voicemail
+        # "This call may be recorded", per queue (app/recording/): sounds, or none.
+        self.consent = consent
 
     def callback_key(self, queue: str) -> str | None:
         return self.callbacks.key(queue) if self.callbacks is not None else None
@@ -53,6 +57,10 @@ class InboundRoom:
         return self.voicemail.key(queue) if self.voicemail is not None else None
 
     async def greet(self, call: Call, ticket: Ticket) -> None:
+        # "This call may be recorded" comes first, where the queue records (a notice before
+        # anyone answers; app/recording/).
+        if self.consent is not None:
+            await call.play(self.consent(ticket.waiting.queue), interruptible=False)
         # The place in line is taken first. A free agent is found within a loop turn or two:
         # their phone rings at once and the caller hears it ring, not "please hold" (which
         # cost every answered call about 3 s). A caller who does wait hears why, cut short the

@@ -25,7 +25,7 @@ from app.routing.desk import RoutingService
 
 log = logging.getLogger(__name__)
 
-CALLS_ASSET_VERSION = "1"
+CALLS_ASSET_VERSION = "2"
 # Saved events after which a panel showing the call must look again.
 CHANGE_KINDS = frozenset({"connected", "consult_answered", "consult_ended", "transferred", "ended"})
 KEYPAD = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#")
@@ -82,6 +82,8 @@ def call_section(lang: Lang) -> str:
         + _button(lang, "call.mute", "call-mute", "mute")
         + _button(lang, "call.unmute", "call-unmute", "unmute", hidden=True)
         + _button(lang, "call.keypad", "call-keypad-toggle")
+        + _button(lang, "call.pause_recording", "call-rec-pause", "pause_recording", hidden=True)
+        + _button(lang, "call.resume_recording", "call-rec-resume", "resume_recording", hidden=True)
         + _button(lang, "call.hangup", "call-hangup", "hangup", "hangup")
         + "</div>"
         '<div class="call-keypad" id="call-keypad" hidden role="group"'

@@ -109,6 +109,8 @@ def wants_json(request: web.Request) -> bool:
 
 
 def home_of(who: Principal) -> str:
+    if who.role.value == "qa":
+        return "/qa"  # the QA desk (app/recording/http.py)
     return "/panel" if who.role in AGENT_ROLES else "/supervisor"
 
 

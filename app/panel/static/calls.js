@@ -123,6 +123,7 @@
       const others = [call.agent_id, ...call.conference].filter((id) => id && id !== agentId).map(agentLabel);
       parts.push(fill(text["call.conference_with"], { agents: others.join(", ") }));
     }
+    if (call.recording && call.recording.paused) parts.push(text["call.recording_paused"]);
     statusLine.textContent = parts.join(" · ");
 
     partLine.hidden = mine;
@@ -139,6 +140,11 @@
     $("call-resume").hidden = !call.held;
     $("call-mute").hidden = call.muted;
     $("call-unmute").hidden = !call.muted;
+    // Recording: pause for card numbers and other secrets (silence in the file, a marked span).
+    const rec = call.recording;
+    box.dataset.recording = rec ? (rec.paused ? "paused" : "on") : "";
+    $("call-rec-pause").hidden = !rec || rec.paused;
+    $("call-rec-resume").hidden = !rec || !rec.paused;
     if (consult) {
       const key = consult.answered ? "call.consult_answered" : "call.consulting";
       consultStatus.textContent = fill(text[key], { agent: agentLabel(consult.agent_id) });

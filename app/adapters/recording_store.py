@@ -1,0 +1,330 @@
+"""PostgreSQL for call recordings (migration 013): one row per recording, the QA desk's search,
+the retention job's deletions, and the audit log of every listen and download."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from app.domain.recording import Kept
+
+
+@dataclass(frozen=True)
+class RecordingRow:
+    id: str
+    interaction_id: str
+    direction: str
+    queue: str | None
+    campaign: str | None
+    ani: str
+    agents: tuple[str, ...]
+    started_at: datetime
+    duration_ms: int
+    channels: int
+    sample_rate: int
+    size_bytes: int
+    sha256: str
+    path: str
+    spans: list[dict[str, Any]]
+    rule: str
+    retention_days: int
+    levels: dict[str, Any] = field(default_factory=dict)  # the waveform: RMS per frame, each side
+    part: str = "conversation"  # or "ivr": the caller's time in the IVR, before any queue
+
+
+@dataclass(frozen=True)
+class Search:
+    """The QA desk's filters; None: any."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    agent: str | None = None
+    queue: str | None = None
+    ani: str | None = None  # a part of the caller's number
+    disposition: str | None = None
+    min_s: float | None = None
+    max_s: float | None = None
+    min_score: float | None = None  # the mean of the call's evaluations (amended scores count)
+    max_score: float | None = None
+    only_agent: str | None = None  # an agent who may hear only their own calls
+    limit: int = 100
+
+
+# The mean score of a recording's evaluations, each at its latest amendment.
+_SCORE = (
+    "(SELECT round(avg(COALESCE((SELECT x.score FROM evaluation_amendments x WHERE x.evaluation_id = e.id"
+    " ORDER BY x.id DESC LIMIT 1), e.score)), 1)::float FROM evaluations e WHERE e.recording_id = r.id)"
+)
+_COLUMNS = (
+    "r.id::text AS id, r.interaction_id::text AS interaction_id, r.direction, r.queue, r.campaign,"
+    " r.ani, r.agents, r.started_at, r.duration_ms, r.channels, r.sample_rate, r.size_bytes, r.sha256,"
+    f" r.path, r.spans, r.rule, r.retention_days, i.disposition, i.outcome, {_SCORE} AS score, r.part"
+)
+
+
+class RecordingStore:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def add(self, row: RecordingRow) -> bool:
+        """Insert the row (once per interaction and part); False if it was there already."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "INSERT INTO recordings (id, interaction_id, direction, queue, campaign, ani, agents,"
+                " started_at, duration_ms, channels, sample_rate, size_bytes, sha256, path, spans, rule,"
+                " retention_days, levels, part)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (interaction_id, part) DO NOTHING",
+                (
+                    row.id,
+                    row.interaction_id,
+                    row.direction,
+                    row.queue,
+                    row.campaign,
+                    row.ani,
+                    list(row.agents),
+                    row.started_at,
+                    row.duration_ms,
+                    row.channels,
+                    row.sample_rate,
+                    row.size_bytes,
+                    row.sha256,
+                    row.path,
+                    Jsonb(row.spans),
+                    row.rule,
+                    row.retention_days,
+                    Jsonb(row.levels),
+                    row.part,
+                ),
+            )
+            return cur.rowcount == 1
+
+    async def waveform(self, recording_id: str) -> dict[str, Any] | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT levels FROM recordings WHERE id = %s", (recording_id,))
+            row = await cur.fetchone()
+            return dict(row[0]) if row else None
+
+    async def search(self, s: Search) -> list[dict[str, Any]]:
+        where = ["r.deleted_at IS NULL"]
+        args: list[Any] = []
+        if s.since is not None:
+            where.append("r.started_at >= %s")
+            args.append(s.since)
+        if s.until is not None:
+            where.append("r.started_at < %s")
+            args.append(s.until)
+        for agent in (s.agent, s.only_agent):
+            if agent is not None:
+                where.append("%s = ANY (r.agents)")
+                args.append(agent)
+        if s.queue is not None:
+            where.append("r.queue = %s")
+            args.append(s.queue)
+        if s.ani is not None:
+            where.append("strpos(r.ani, %s) > 0")
+            args.append(s.ani)
+        if s.disposition is not None:
+            where.append("i.disposition = %s")
+            args.append(s.disposition)
+        if s.min_s is not None:
+            where.append("r.duration_ms >= %s")
+            args.append(int(s.min_s * 1000))
+        if s.max_s is not None:
+            where.append("r.duration_ms <= %s")
+            args.append(int(s.max_s * 1000))
+        if s.min_score is not None:
+            where.append(f"{_SCORE} >= %s")
+            args.append(s.min_score)
+        if s.max_score is not None:
+            where.append(f"{_SCORE} <= %s")
+            args.append(s.max_score)
+        args.append(max(1, min(s.limit, 500)))
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                f"SELECT {_COLUMNS} FROM recordings r JOIN interactions i ON i.id = r.interaction_id"
+                f" WHERE {' AND '.join(where)} ORDER BY r.started_at DESC LIMIT %s",
+                args,
+            )
+            return list(await cur.fetchall())
+
+    async def get(self, recording_id: str) -> dict[str, Any] | None:
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                f"SELECT {_COLUMNS} FROM recordings r JOIN interactions i ON i.id = r.interaction_id"
+                " WHERE r.id = %s AND r.deleted_at IS NULL",
+                (recording_id,),
+            )
+            return await cur.fetchone()
+
+    async def kept(self) -> list[tuple[Kept, str]]:
+        """Every recording not yet deleted, with its file's path."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id::text, started_at, retention_days, path FROM recordings WHERE deleted_at IS NULL"
+            )
+            return [(Kept(i, s, int(d)), str(p)) for i, s, d, p in await cur.fetchall()]
+
+    async def deleted(self, recording_id: str, at: datetime, reason: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE recordings SET deleted_at = %s, deleted_reason = %s WHERE id = %s",
+                (at, reason, recording_id),
+            )
+
+    async def audit(
+        self, recording_id: str, username: str, role: str, action: str, allowed: bool, remote: str
+    ) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO recording_access (recording_id, username, role, action, allowed, remote)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (recording_id, username, role, action, allowed, remote),
+            )
+
+    async def access_log(self, recording_id: str) -> list[dict[str, Any]]:
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT username, role, action, allowed, remote, at FROM recording_access"
+                " WHERE recording_id = %s ORDER BY id",
+                (recording_id,),
+            )
+            return list(await cur.fetchall())
+
+
+_EVALUATION = (
+    "e.id::text AS id, e.recording_id::text AS recording_id, e.interaction_id::text AS interaction_id,"
+    " e.agent_id, e.form_name, e.evaluator, e.answers, e.comment, e.score::float AS first_score,"
+    " e.failed_critical, e.submitted_at, e.acknowledged_at, e.disputed, e.agent_comment,"
+    " a.score::float AS amended_score, a.failed_critical AS amended_failed, a.by_user AS amended_by,"
+    " a.why AS amended_why, a.at AS amended_at, a.answers AS amended_answers,"
+    " COALESCE(a.score, e.score)::float AS score"
+)
+_LATEST = (
+    " LEFT JOIN LATERAL (SELECT * FROM evaluation_amendments x WHERE x.evaluation_id = e.id"
+    " ORDER BY x.id DESC LIMIT 1) a ON true"
+)
+
+
+@dataclass(frozen=True)
+class EvaluationRow:
+    id: str
+    recording_id: str
+    interaction_id: str
+    agent_id: str | None
+    form_name: str
+    form: dict[str, Any]
+    evaluator: str
+    answers: dict[str, Any]
+    comment: str
+    score: float
+    failed_critical: tuple[str, ...]
+    submitted_at: datetime
+
+
+class EvaluationStore:
+    """QA evaluations (migration 013): inserted once, never updated but for the agent's
+    acknowledgement; changes are amendments."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def add(self, e: EvaluationRow) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO evaluations (id, recording_id, interaction_id, agent_id, form_name, form,"
+                " evaluator, answers, comment, score, failed_critical, submitted_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    e.id,
+                    e.recording_id,
+                    e.interaction_id,
+                    e.agent_id,
+                    e.form_name,
+                    Jsonb(e.form),
+                    e.evaluator,
+                    Jsonb(e.answers),
+                    e.comment,
+                    e.score,
+                    list(e.failed_critical),
+                    e.submitted_at,
+                ),
+            )
+
+    async def _select(self, where: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                f"SELECT {_EVALUATION} FROM evaluations e{_LATEST} WHERE {where} ORDER BY e.submitted_at",
+                args,
+            )
+            return list(await cur.fetchall())
+
+    async def of_recording(self, recording_id: str) -> list[dict[str, Any]]:
+        return await self._select("e.recording_id = %s", (recording_id,))
+
+    async def of_agent(self, agent_id: str) -> list[dict[str, Any]]:
+        return await self._select("e.agent_id = %s", (agent_id,))
+
+    async def get(self, evaluation_id: str) -> dict[str, Any] | None:
+        rows = await self._select("e.id = %s", (evaluation_id,))
+        return rows[0] if rows else None
+
+    async def form_of(self, evaluation_id: str) -> dict[str, Any] | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT form FROM evaluations WHERE id = %s", (evaluation_id,))
+            row = await cur.fetchone()
+            return dict(row[0]) if row else None
+
+    async def amend(
+        self,
+        evaluation_id: str,
+        by: str,
+        why: str,
+        answers: dict[str, Any],
+        score: float,
+        failed: tuple[str, ...],
+        at: datetime,
+    ) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO evaluation_amendments (evaluation_id, by_user, why, answers, score,"
+                " failed_critical, at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (evaluation_id, by, why, Jsonb(answers), score, list(failed), at),
+            )
+
+    async def acknowledge(self, evaluation_id: str, disputed: bool, comment: str, at: datetime) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE evaluations SET acknowledged_at = %s, disputed = %s, agent_comment = %s"
+                " WHERE id = %s",
+                (at, disputed, comment, evaluation_id),
+            )
+
+
+async def qa_report_rows(pool: AsyncConnectionPool, by: str, since: datetime) -> list[dict[str, Any]]:
+    """Evaluations per agent (or queue) and week since `since`: count, mean score (amended
+    scores count), how many failed a critical question."""
+    key = {"agent": "e.agent_id", "queue": "r.queue"}[by]
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            "WITH latest AS ("
+            f" SELECT {key} AS key, e.submitted_at, COALESCE(a.score, e.score)::float AS score,"
+            " cardinality(COALESCE(a.failed_critical, e.failed_critical)) > 0 AS failed"
+            f" FROM evaluations e JOIN recordings r ON r.id = e.recording_id{_LATEST}"
+            " WHERE e.submitted_at >= %s)"
+            " SELECT key, date_trunc('week', submitted_at AT TIME ZONE 'UTC')::date AS week,"
+            " count(*) AS count, avg(score)::float AS mean, count(*) FILTER (WHERE failed) AS failed"
+            " FROM latest WHERE key IS NOT NULL GROUP BY key, week ORDER BY key, week",
+            (since,),
+        )
+        return list(await cur.fetchall())

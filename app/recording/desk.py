@@ -1,0 +1,130 @@
+"""The QA desk's page (/qa): search, the player, and scoring the call being played with a form
+(a plain form post, /qa/evaluate, so it works without script). The markup is
+app/panel/qa_pages.py; the JSON API is app/recording/http.py and app/recording/scoring.py."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from app.domain.evaluation import calibration
+from app.errors import AppError
+from app.panel import qa_pages
+from app.panel.http import html, language, redirect_to_login, see_other, user_line
+from app.recording.http import QA_ROLES, RECORDING_ROWS, may_search, search_of, view
+from app.recording.scoring import SCORING
+from app.recording.scoring import view as evaluation_view
+from app.web.auth import Forbidden, NotSignedIn, SessionExpired, session_of, writing_session
+from app.web.http import BadRequest, form_body
+
+
+async def qa_page(request: web.Request) -> web.Response:
+    try:
+        session = await session_of(request)
+    except (NotSignedIn, SessionExpired) as exc:
+        return redirect_to_login(request, exc)
+    lang = language(request)
+    who = session.principal
+    line = user_line(lang, session)
+    try:
+        only = may_search(request, who)
+        rows = [view(r) for r in await request.app[RECORDING_ROWS].search(search_of(request, only))]
+    except AppError as exc:
+        return html(request, qa_pages.message(lang, session.csrf_token, line, exc.message), exc.http_status)
+    filters = {k: request.query.get(k, "") for k in qa_pages.FILTERS}
+    playing = next((r for r in rows if r["id"] == request.query.get("play")), None)
+    scoring: dict[str, Any] | None = None
+    if playing is not None and who.role.value in QA_ROLES:
+        desk = request.app[SCORING]
+        evaluations = [evaluation_view(e) for e in await desk.store.of_recording(playing["id"])]
+        forms = list(desk.forms.values())
+        chosen = next((f for f in forms if f.name == request.query.get("form")), forms[0] if forms else None)
+        scoring = {
+            "form": chosen,
+            "forms": [f.name for f in forms],
+            "evaluations": evaluations,
+            "calibration": dataclasses.asdict(calibration([float(e["score"]) for e in evaluations])),
+            "message": request.query.get("scored", ""),
+        }
+    page = qa_pages.qa_page(lang, session.csrf_token, line, filters, rows, playing, scoring)
+    return html(request, page)
+
+
+async def evaluate(request: web.Request) -> web.Response:
+    """The scoring form of the player: answers as `q.<question id>` fields."""
+    form = await form_body(request)
+    try:
+        session = await writing_session(request, form)
+    except (NotSignedIn, SessionExpired) as exc:
+        return redirect_to_login(request, exc)
+    who = session.principal
+    if who.role.value not in QA_ROLES:
+        raise Forbidden("only QA staff and supervisors score calls")
+    recording_id = str(form.get("recording", ""))
+    row = await request.app[RECORDING_ROWS].get(recording_id) if len(recording_id) == 36 else None
+    if row is None:
+        raise BadRequest(f"no recording {recording_id}")
+    answers: dict[str, Any] = {}
+    for key, value in form.items():
+        if key.startswith("q.") and isinstance(value, str):
+            answers[key[2:]] = int(value) if value.isdigit() else value
+    back = {"play": recording_id, "ani": str(form.get("ani", "")), "form": str(form.get("form", ""))}
+    try:
+        result = await request.app[SCORING].submit(
+            row, str(form.get("form", "")), answers, str(form.get("comment", "")), who.username
+        )
+    except BadRequest as exc:
+        back["scored"] = exc.message
+    else:
+        back["scored"] = f"{result['score']:g}"
+    return see_other("/qa?" + urlencode({k: v for k, v in back.items() if v}))
+
+
+async def mine_page(request: web.Request) -> web.Response:
+    """The signed-in agent's evaluations (/qa/mine)."""
+    try:
+        session = await session_of(request)
+    except (NotSignedIn, SessionExpired) as exc:
+        return redirect_to_login(request, exc)
+    lang = language(request)
+    who = session.principal
+    line = user_line(lang, session)
+    if who.agent_id is None:
+        return html(
+            request, qa_pages.message(lang, session.csrf_token, line, "only agents have evaluations"), 403
+        )
+    rows = [evaluation_view(e) for e in await request.app[SCORING].store.of_agent(who.agent_id)]
+    return html(request, qa_pages.mine_page(lang, session.csrf_token, line, rows))
+
+
+async def answer(request: web.Request) -> web.Response:
+    """The agent acknowledges an evaluation, or disputes it with a comment."""
+    form = await form_body(request)
+    try:
+        session = await writing_session(request, form)
+    except (NotSignedIn, SessionExpired) as exc:
+        return redirect_to_login(request, exc)
+    who = session.principal
+    scoring = request.app[SCORING]
+    evaluation_id = str(form.get("evaluation", ""))
+    found = await scoring.store.get(evaluation_id) if len(evaluation_id) == 36 else None
+    if found is None:
+        raise BadRequest(f"no evaluation {evaluation_id}")
+    if who.agent_id is None or who.agent_id != found["agent_id"]:
+        raise Forbidden("only the agent evaluated acknowledges an evaluation")
+    disputed = form.get("dispute") == "1"
+    comment = str(form.get("comment", "")).strip()
+    if disputed and not comment:
+        raise BadRequest("a dispute says why (comment)")
+    await scoring.store.acknowledge(evaluation_id, disputed, comment, scoring.clock())
+    return see_other("/qa/mine")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/qa", qa_page)
+    app.router.add_post("/qa/evaluate", evaluate)
+    app.router.add_get("/qa/mine", mine_page)
+    app.router.add_post("/qa/mine/answer", answer)

@@ -1,0 +1,195 @@
+"""Recordings over HTTP: search, replay and download, the retention job (the QA desk's page is
+app/recording/desk.py).
+
+Who may hear what is `app/domain/recording.may_listen`: QA staff, supervisors and admins every
+recording; an agent only their own calls' and only where `recording.agents_hear_own` is set.
+Every listen and download, and every refused attempt, is a `recording_access` row. A player
+asks for the file in pieces (HTTP ranges, to seek): only the request that starts at the top
+of the file counts as a listen.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from app.adapters.recording_store import RecordingStore, Search
+from app.domain.access import SUPERVISING_ROLES, Principal
+from app.domain.recording import may_listen
+from app.recording.service import RecordingService
+from app.web.auth import Forbidden, principal
+from app.web.http import SETTINGS, BadRequest, NotFound
+
+RECORDINGS = web.AppKey("recordings", RecordingService)
+RECORDING_ROWS = web.AppKey("recording_rows", RecordingStore)
+
+QA_ROLES = frozenset({"qa", "supervisor", "admin"})
+
+
+def may_search(request: web.Request, who: Principal) -> str | None:
+    """None: every recording; an agent id: only that agent's; Forbidden otherwise."""
+    if who.role.value in QA_ROLES:
+        return None
+    if who.agent_id is not None and request.app[SETTINGS].recording.agents_hear_own:
+        return who.agent_id
+    raise Forbidden("the QA desk is for QA staff and supervisors")
+
+
+def _date(value: str | None, field: str, end: bool = False) -> datetime | None:
+    if not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{field}: a date (2026-12-03) or a time (2026-12-03T10:00:00+00:00)") from None
+    if end and len(value) == 10:  # a whole day: up to its end
+        at += timedelta(days=1)
+    return at
+
+
+def _number(value: str | None, field: str) -> float | None:
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise BadRequest(f"{field}: a number of seconds") from None
+
+
+def search_of(request: web.Request, only_agent: str | None) -> Search:
+    q = request.query
+    return Search(
+        since=_date(q.get("since"), "since"),
+        until=_date(q.get("until"), "until", end=True),
+        agent=q.get("agent") or None,
+        queue=q.get("queue") or None,
+        ani=q.get("ani") or None,
+        disposition=q.get("disposition") or None,
+        min_s=_number(q.get("min_s"), "min_s"),
+        max_s=_number(q.get("max_s"), "max_s"),
+        min_score=_number(q.get("min_score"), "min_score"),
+        max_score=_number(q.get("max_score"), "max_score"),
+        only_agent=only_agent,
+        limit=int(_number(q.get("limit"), "limit") or 100),
+    )
+
+
+def view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "interaction_id": row["interaction_id"],
+        "direction": row["direction"],
+        "queue": row["queue"],
+        "campaign": row["campaign"],
+        "ani": row["ani"],
+        "agents": list(row["agents"]),
+        "started_at": row["started_at"].isoformat(),
+        "duration_s": row["duration_ms"] / 1000,
+        "channels": row["channels"],
+        "sample_rate": row["sample_rate"],
+        "size_bytes": row["size_bytes"],
+        "sha256": row["sha256"],
+        "spans": row["spans"],
+        "rule": row["rule"],
+        "retention_days": row["retention_days"],
+        "disposition": row["disposition"],
+        "outcome": row["outcome"],
+        "score": row["score"],
+        "part": row["part"],
+    }
+
+
+async def search(request: web.Request) -> web.Response:
+    who = await principal(request, write=False)
+    only = may_search(request, who)
+    rows = await request.app[RECORDING_ROWS].search(search_of(request, only))
+    return web.json_response({"recordings": [view(r) for r in rows]})
+
+
+async def _allowed_row(request: web.Request, who: Principal, action: str | None) -> dict[str, Any]:
+    """The recording if `who` may hear it; refusals (and, for `action`, grants) are audited."""
+    recording_id = request.match_info["recording_id"]
+    try:
+        uuid.UUID(recording_id)
+    except ValueError:
+        raise NotFound(f"no recording {recording_id}") from None
+    rows = request.app[RECORDING_ROWS]
+    row = await rows.get(recording_id)
+    if row is None:
+        raise NotFound(f"no recording {recording_id}")
+    allowed = may_listen(
+        role=who.role.value,
+        agent_id=who.agent_id,
+        parties=row["agents"],
+        agents_hear_own=request.app[SETTINGS].recording.agents_hear_own,
+    )
+    if action is not None or not allowed:
+        await rows.audit(
+            recording_id, who.username, who.role.value, action or "listen", allowed, request.remote or ""
+        )
+    if not allowed:
+        raise Forbidden("you may not hear this recording")
+    return row
+
+
+async def detail(request: web.Request) -> web.Response:
+    """The recording's metadata, whether its file is still what was written, and (for
+    supervisors and QA) who has listened to it."""
+    who = await principal(request, write=False)
+    row = await _allowed_row(request, who, None)
+    service = request.app[RECORDINGS]
+    out = view(row)
+    out["checksum_ok"] = await service.verify(row["path"], row["sha256"])
+    if who.role.value in QA_ROLES:
+        out["access"] = [
+            {**a, "at": a["at"].isoformat()} for a in await request.app[RECORDING_ROWS].access_log(row["id"])
+        ]
+    return web.json_response(out)
+
+
+async def audio(request: web.Request) -> web.StreamResponse:
+    who = await principal(request, write=False)
+    download = request.query.get("download") == "1"
+    first_piece = request.http_range.start in (None, 0)
+    row = await _allowed_row(request, who, ("download" if download else "listen") if first_piece else None)
+    path = request.app[RECORDINGS].path_of(row["path"])
+    if not path.exists():
+        raise NotFound("the recording's file is gone")
+    disposition = "attachment" if download else "inline"
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": "audio/wav",
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'{disposition}; filename="{row["interaction_id"]}.wav"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+async def waveform(request: web.Request) -> web.Response:
+    """Each side's level per 100 ms, for the player's waveform (not audited: no sound)."""
+    who = await principal(request, write=False)
+    row = await _allowed_row(request, who, None)
+    return web.json_response(await request.app[RECORDING_ROWS].waveform(row["id"]) or {})
+
+
+async def retention(request: web.Request) -> web.Response:
+    """Run the retention job now (supervisors, admins, the token)."""
+    who = await principal(request, write=True)
+    if who.role not in SUPERVISING_ROLES:
+        raise Forbidden("only supervisors and admins run the retention job")
+    deleted = await request.app[RECORDINGS].run_retention()
+    return web.json_response({"deleted": deleted})
+
+
+def add_routes(app: web.Application) -> None:
+    for prefix in ("/api", "/panel/api"):
+        app.router.add_get(f"{prefix}/recordings", search)
+        app.router.add_get(f"{prefix}/recordings/{{recording_id}}", detail)
+        app.router.add_get(f"{prefix}/recordings/{{recording_id}}/audio", audio)
+        app.router.add_get(f"{prefix}/recordings/{{recording_id}}/waveform", waveform)
+        app.router.add_post(f"{prefix}/recordings/retention", retention)
