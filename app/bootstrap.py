@@ -161,6 +161,10 @@ async def asterisk_prefix() -> Path:
     return Path(out.decode().strip().splitlines()[-1])
 
 
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def parts(app: web.Application) -> Parts:
     return app[PARTS]
 
@@ -199,7 +203,7 @@ async def asterisk_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SECRETS] = secrets
     prefix = await asterisk_prefix()
     instance = render_instance(settings, secrets, prefix, paths.var_dir)
-    process = AsteriskProcess(prefix, instance)
+    process = AsteriskProcess(prefix, instance, external=not settings.asterisk.manage)
     if settings.asterisk.manage:
         await process.start()
     else:
@@ -338,7 +342,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession() as session:
         ari = AriClient(
             session,
-            f"http://127.0.0.1:{settings.asterisk.http_port}",
+            f"http://{_url_host(settings.asterisk.host)}:{settings.asterisk.http_port}",
             secrets.ari_user,
             secrets.ari_password,
             settings.ari_app,
@@ -530,7 +534,9 @@ async def end_every_call(board: Switchboard, timeout: float = 10.0) -> int:
 async def ami_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     secrets = app[SECRETS]
-    ami = AmiConnection("127.0.0.1", settings.asterisk.ami_port, secrets.ami_user, secrets.ami_password)
+    ami = AmiConnection(
+        settings.asterisk.host, settings.asterisk.ami_port, secrets.ami_user, secrets.ami_password
+    )
     await ami.start()
     app[health.AMI] = ami
     try:

@@ -58,6 +58,11 @@ class AsteriskSettings:
     wss_port: int = 8089
     # Start and supervise Asterisk from the app. False: connect to one started elsewhere.
     manage: bool = True
+    # Where Asterisk's HTTP server (ARI, the SIP websocket) and AMI listen, and where the app
+    # reaches them: loopback when both run here; in containers, e.g. 0.0.0.0 and the service
+    # name "asterisk" (the ports are then open to the container network, never published).
+    api_bind: str = "127.0.0.1"
+    host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -919,6 +924,12 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         ipaddress.ip_address(s.asterisk.wss_bind)
     except ValueError as exc:
         raise bad("asterisk.wss_bind", f"not an IP address: {s.asterisk.wss_bind!r}") from exc
+    try:
+        ipaddress.ip_address(s.asterisk.api_bind)
+    except ValueError as exc:
+        raise bad("asterisk.api_bind", f"not an IP address: {s.asterisk.api_bind!r}") from exc
+    if not re.fullmatch(r"[A-Za-z0-9.:_-]{1,253}", s.asterisk.host):
+        raise bad("asterisk.host", f"not a host name or address: {s.asterisk.host!r}")
     for i, addr in enumerate(s.carrier.match):
         try:
             ipaddress.ip_network(addr, strict=False)

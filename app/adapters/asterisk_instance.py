@@ -19,6 +19,7 @@ import os
 import re
 import secrets as pysecrets
 import signal
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -322,6 +323,14 @@ def _http_tls(settings: Settings, cert: CertFiles | None) -> str:
     )
 
 
+def _ami_permit(api_bind: str) -> str:
+    """AMI takes loopback peers only, unless it listens beyond loopback (containers: the app is
+    another host on the container network); the AMI password guards it there."""
+    if ipaddress.ip_address(api_bind).is_loopback:
+        return "permit = 127.0.0.1/255.255.255.255"
+    return "permit = 0.0.0.0/0.0.0.0"
+
+
 def _did_extensions(dids: tuple[str, ...]) -> str:
     return "\n".join(
         f"exten => {did},1,Gosub(lianluo-inbound,s,1({did}))\n same => n,Hangup()" for did in dids
@@ -373,6 +382,8 @@ def render_instance(settings: Settings, secrets: Secrets, prefix: Path, var_dir:
         "http_port": str(a.http_port),
         "http_tls": _http_tls(settings, webrtc.cert if webrtc else None),
         "ami_port": str(a.ami_port),
+        "api_bind": a.api_bind,
+        "ami_permit": _ami_permit(a.api_bind),
         "sip_bind": a.sip_bind,
         "sip_port": str(a.sip_port),
         "rtp_start": str(a.rtp_start),
@@ -404,12 +415,25 @@ def render_instance(settings: Settings, secrets: Secrets, prefix: Path, var_dir:
     return paths
 
 
+def _socket_answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 class AsteriskProcess:
     """Starts (or adopts) one Asterisk instance and restarts it if it dies."""
 
-    def __init__(self, prefix: Path, paths: InstancePaths) -> None:
+    def __init__(self, prefix: Path, paths: InstancePaths, *, external: bool = False) -> None:
         self.prefix = prefix
         self.paths = paths
+        # Started elsewhere (asterisk.manage: false, e.g. its own container): its pid is not ours
+        # to see, so it counts as running while its control socket answers.
+        self.external = external
         self._proc: asyncio.subprocess.Process | None = None
         self._pid: int | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -558,6 +582,8 @@ class AsteriskProcess:
 
     @property
     def running(self) -> bool:
+        if self.external:
+            return _socket_answers(self.paths.control_socket)
         return self._pid is not None and self._live_pid() == self._pid
 
     async def stop(self, timeout: float = 15.0) -> None:
