@@ -25,3 +25,18 @@ lint: setup
 
 clean-var:
 	rm -rf var
+
+# Containers (README, "Containers"): Docker or Podman, whichever works here.
+.PHONY: image compose-up compose-down compose-test
+
+image:
+	@scripts/containers image
+
+compose-up: image
+	@scripts/containers compose up -d
+
+compose-down:
+	@scripts/containers compose down
+
+compose-test: setup
+	@.venv/bin/python -m pytest tests/containers -v $(PYTEST_ARGS)

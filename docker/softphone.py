@@ -75,6 +75,11 @@ def wait_healthy(url: str) -> None:
         time.sleep(1.0)
 
 
+def calls_so_far() -> int:
+    """Calls recorded before (the volume outlives the container): numbering goes on from there."""
+    return max((int(p.stem.split("-")[1]) for p in OUT.glob("call-*.json")), default=0)
+
+
 def finished(n: int, record: Path, call_info: dict[str, object]) -> None:
     info = {"call": n, "recording": str(record), "ended_at": time.time(), **call_info}
     tmp = OUT / f"call-{n}.json.tmp"
@@ -100,7 +105,7 @@ def run_agent(lab: PhoneLab, args: argparse.Namespace) -> None:
     tone = write_tone(OUT / "tone.wav", args.tone, 30.0, amplitude=0.3)
     (OUT / "ready").touch()
     log.info("agent %s registered at %s", args.user, args.registrar)
-    n = 0
+    n = calls_so_far()
     while True:
         try:
             call = phone.wait_incoming(timeout=3600)
@@ -124,7 +129,7 @@ def run_caller(lab: PhoneLab, args: argparse.Namespace) -> None:
     if args.wait_for:
         wait_healthy(args.wait_for)
     time.sleep(args.first_after)
-    n = 0
+    n = calls_so_far()
     while True:
         n += 1
         record = OUT / f"call-{n}.wav"
