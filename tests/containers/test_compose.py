@@ -11,6 +11,7 @@ Skipped, saying why, only when no container engine works here and none can be in
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -149,6 +150,14 @@ def stack() -> Iterator[Stack]:
         "LIANLUO_CALLER_EVERY": "600",
     }
     s = Stack(done.stdout.strip(), env, base + 1, timings)
+    # One run at a time on this machine (several checkouts may run `make test`): the project
+    # name and the network's addresses are fixed.
+    lock_dir = Path(os.environ.get("LIANLUO_CACHE", Path.home() / ".cache" / "lianluo"))
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    lock = (lock_dir / "compose-test.lock").open("w")
+    t = time.monotonic()
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    timings["waited for another run"] = time.monotonic() - t
     s.compose("down", "-v")  # what an interrupted run may have left
     t = time.monotonic()
     try:
@@ -160,6 +169,7 @@ def stack() -> Iterator[Stack]:
         t = time.monotonic()
         s.compose("down", "-v")
         timings["compose down"] = time.monotonic() - t
+        lock.close()
         print("container timings (s):", {k: round(v, 1) for k, v in timings.items() if k != "started"})
 
 
