@@ -19,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import TypeVar
 
@@ -36,6 +37,7 @@ SERVICES = ("postgres", "asterisk", "app", "smtp", "agent1001", "agent1002", "ca
 AGENT_TONES = {"1001": 600.0, "1002": 900.0}  # as docker/compose.yaml gives them
 CALLER_TONE = 1000.0
 CALLER_HOLD_S = 40
+MAX_GAP_S = 1.0
 T = TypeVar("T")
 
 
@@ -218,10 +220,12 @@ def test_a_call_flows_from_the_caller_container_to_an_agent_container(stack: Sta
 
     # The caller heard the greeting, then its agent's tone until it hung up; the agent heard the caller.
     assert best_match(caller_wav, greeting_wav) > HEARD, "the caller did not hear the greeting"
-    # Unbroken through the app's restart: one interval to the end of the call.
+    # Through the app's restart to the end of the call, with no gap longer than jitter on a busy
+    # machine makes (the chaos test allows 2 s).
     heard = tone_intervals(caller_wav, AGENT_TONES[agent])
-    assert len(heard) == 1 and heard[0][1] - heard[0][0] > CALLER_HOLD_S - 15, (
-        f"the caller heard agent {agent}'s tone in {heard}, not unbroken to the end"
+    gaps = [later[0] - earlier[1] for earlier, later in pairwise(heard)]
+    assert heard and heard[-1][1] - heard[0][0] > CALLER_HOLD_S - 15 and max(gaps, default=0) <= MAX_GAP_S, (
+        f"the caller heard agent {agent}'s tone in {heard}, not to the end or with a gap"
     )
     assert tone_seconds(agent_wav, CALLER_TONE) > CALLER_HOLD_S - 15, "the agent did not hear the caller"
 
