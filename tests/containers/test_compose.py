@@ -18,7 +18,7 @@ import random
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import TypeVar
@@ -57,9 +57,46 @@ class Stack:
     env: dict[str, str]
     http_port: int
     timings: dict[str, float]
+    nudged: list[str] = field(default_factory=list)
 
     def compose(self, *args: str, timeout: float = 300) -> str:
         return containers("compose", "-p", PROJECT, *args, env=self.env, timeout=timeout)
+
+    def up(self) -> None:
+        """`compose up -d`. Twice in about twenty runs here, Podman left one container created but
+        not started (it started at once by hand) and podman-compose waited for it for ever: a
+        container still only created after two looks 15 s apart is started, and said so."""
+        proc = subprocess.Popen(
+            [str(SCRIPT), "compose", "-p", PROJECT, "up", "-d"],
+            cwd=REPO,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 300
+        stuck: set[str] = set()
+        while True:
+            try:
+                _, err = proc.communicate(timeout=15)
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    pytest.fail("compose up did not finish within 300 s")
+                created = set(
+                    self.engine(
+                        "ps", "-a", "--format", "{{.Names}}", "--filter", "status=created",
+                        "--filter", f"label=com.docker.compose.project={PROJECT}",
+                    ).split()
+                )  # fmt: skip
+                for name in sorted(created & stuck):
+                    print(f"compose up: {name} was created but not started; starting it")
+                    self.nudged.append(name)
+                    self.engine("start", name)
+                stuck = created
+        if proc.returncode != 0:
+            pytest.fail(f"compose up failed ({proc.returncode}):\n{err[-3000:]}")
 
     def engine(self, *args: str, timeout: float = 120) -> str:
         return containers("run", *args, env=self.env, timeout=timeout)
@@ -163,7 +200,7 @@ def stack() -> Iterator[Stack]:
     s.compose("down", "-v")  # what an interrupted run may have left
     t = time.monotonic()
     try:
-        s.compose("up", "-d")
+        s.up()
         timings["compose up"] = time.monotonic() - t
         timings["started"] = t
         yield s
@@ -173,6 +210,8 @@ def stack() -> Iterator[Stack]:
         timings["compose down"] = time.monotonic() - t
         lock.close()
         print("container timings (s):", {k: round(v, 1) for k, v in timings.items() if k != "started"})
+        if s.nudged:
+            print("containers started by hand after compose up left them created:", s.nudged)
 
 
 def test_a_call_flows_from_the_caller_container_to_an_agent_container(stack: Stack, tmp_path: Path) -> None:
@@ -240,7 +279,7 @@ def test_the_data_outlives_the_containers(stack: Stack) -> None:
     assert before
     stack.compose("down")
     t = time.monotonic()
-    stack.compose("up", "-d")
+    stack.up()
     stack.timings["compose up (volumes kept)"] = time.monotonic() - t
     assert stack.read("caller", "/phone/call-1.wav")
     after = eventually(
