@@ -25,8 +25,7 @@ from typing import TypeVar
 
 import pytest
 
-from tests.support.audio import best_match, tone_intervals, tone_seconds
-from tests.support.calls import HEARD
+from tests.support.audio import find_reference, tone_intervals, tone_seconds
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
@@ -38,6 +37,7 @@ AGENT_TONES = {"1001": 600.0, "1002": 900.0}  # as docker/compose.yaml gives the
 CALLER_TONE = 1000.0
 CALLER_HOLD_S = 40
 MAX_GAP_S = 1.0
+GREETING_HEARD = 0.3
 T = TypeVar("T")
 
 
@@ -258,10 +258,14 @@ def test_a_call_flows_from_the_caller_container_to_an_agent_container(stack: Sta
     greeting_wav = stack.copy("app", greeting, tmp_path / "greeting.wav")
 
     # The caller heard the greeting, then its agent's tone until it hung up; the agent heard the caller.
-    assert best_match(caller_wav, greeting_wav) > HEARD, "the caller did not hear the greeting"
+    # Through the containers' network on a busy machine the match runs lower than on loopback
+    # (0.40 seen once, over 0.5 otherwise); unrelated audio scores about 0.16.
+    greeting_heard = find_reference(caller_wav, greeting_wav)
+    assert greeting_heard.score > GREETING_HEARD, f"the caller did not hear the greeting: {greeting_heard}"
     # Through the app's restart to the end of the call, with no gap longer than jitter on a busy
     # machine makes (the chaos test allows 2 s).
     heard = tone_intervals(caller_wav, AGENT_TONES[agent])
+    assert heard and greeting_heard.offset < heard[0][0], f"the greeting came after the agent: {heard}"
     gaps = [later[0] - earlier[1] for earlier, later in pairwise(heard)]
     assert heard and heard[-1][1] - heard[0][0] > CALLER_HOLD_S - 15 and max(gaps, default=0) <= MAX_GAP_S, (
         f"the caller heard agent {agent}'s tone in {heard}, not to the end or with a gap"
