@@ -37,6 +37,8 @@ from app.adapters.asterisk_instance import (
     render_instance,
 )
 from app.adapters.db import Store, ensure_database, migrate, resolve_url
+from app.adapters.fax_pages import FaxPages
+from app.adapters.fax_store import FaxStore
 from app.adapters.mail import send_mail
 from app.adapters.outbound_ledger import OutboundLedger
 from app.adapters.passwords import Passwords
@@ -71,6 +73,10 @@ from app.errors import PbxError
 from app.experts import http as experts_http
 from app.experts.service import ExpertService
 from app.experts.store import ExpertStore
+from app.fax import http as fax_http
+from app.fax.catalogue import build_catalogue
+from app.fax.inbound import FaxReceiver
+from app.fax.ondemand import FaxOnDemand
 from app.inbound import http as inbound_http
 from app.inbound.calls import InboundCalls
 from app.inbound.flow_files import load_flows, prerender_flow_prompts
@@ -410,6 +416,35 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         room = InboundRoom(
             desk, voice, settings.ivr, callbacks, voicemail, recordings.consent if recordings else None
         )
+        # Fax (app/fax/): the catalogue's PDFs made into fax pages now (cached by content).
+        fax_dir = Paths.of(settings).var_dir / "fax"
+        fax_pages = FaxPages(fax_dir / "cache", settings.fax.paper)
+        fax_store = FaxStore(store.pool)
+        fax_station = settings.fax.station_id or carrier.presented_number
+        catalogue, _ = await build_catalogue(settings, fax_pages)  # problems are logged there
+        on_demand = FaxOnDemand(
+            catalogue=catalogue,
+            pages=fax_pages,
+            store=fax_store,
+            voice=voice,
+            out_dir=fax_dir / "out",
+            center_name=settings.center_name,
+            station_id=fax_station,
+            paper=settings.fax.paper,
+            max_documents=settings.fax.max_documents,
+        )
+        if catalogue.documents:
+            await on_demand.prerender()
+        FaxReceiver(
+            runtime=runtime,
+            store=fax_store,
+            pages=fax_pages,
+            in_dir=fax_dir / "in",
+            station_id=fax_station,
+            email_to=settings.fax.email_to,
+            smtp=settings.fax.smtp or settings.voicemail.smtp,
+        )
+        app[fax_http.FAXES] = fax_store
         inbound = InboundCalls(
             runtime=runtime,
             desk=desk,
@@ -423,6 +458,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             voicemail=voicemail,
             default_queue=settings.ivr.menu[0].queue if settings.ivr.menu else settings.queues[0].name,
             admission=Admission(limits) if (limits := call_limits(settings)) else None,
+            fax=on_demand.run,
         )
         dialer = DialerService(
             runtime=runtime,
@@ -709,4 +745,5 @@ def build_app(settings: Settings) -> web.Application:
     recording_http.add_routes(app)
     scoring.add_routes(app)
     qa_desk.add_routes(app)
+    fax_http.add_routes(app)
     return app

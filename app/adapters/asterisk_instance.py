@@ -387,6 +387,10 @@ def render_instance(settings: Settings, secrets: Secrets, prefix: Path, var_dir:
         "carrier_sections": _carrier_sections(settings),
         "agent_sections": _agent_sections(settings, secrets, webrtc),
         "did_extensions": _did_extensions(settings.carrier.dids),
+        "fax_did_extensions": "\n".join(
+            f"exten => {did},1,Gosub(lianluo-fax-in,s,1({did}))\n same => n,Hangup()"
+            for did in settings.fax.dids
+        ),
         "agent_extensions": "\n".join(
             f"exten => {ag.id},1,Dial(PJSIP/{ag.id},30)\n same => n,Hangup()" for ag in settings.agents
         ),
