@@ -38,6 +38,8 @@ FORM = REPO / "config" / "fax" / "repair-form.pdf"  # 1 page
 # black pixels at 204 x 196 dpi (1.0 = the same marks; unrelated pages of this kind: about 0.1).
 SIMILAR = 0.95
 SMTP_PORT = free_port()
+# The customer's line drops this long after the answer: mid-way through a 6-page fax.
+CUT_AFTER_S = 30
 FLOWS = Path(tempfile.mkdtemp(prefix="lianluo-fax-flows-"))
 (FLOWS / "main.yaml").write_text(
     "name: main\ndefault: true\ndnis: ['7000']\nstart: fax\n"
@@ -189,3 +191,38 @@ def test_a_fax_to_the_fax_number_is_stored_as_pdf_and_emailed(
     stack.wait_event(row["interaction_id"], "fax_received")
     it = stack.interaction_row("id = %s", row["interaction_id"])
     assert it["outcome"] == "fax" and it["dnis"] == "7002"
+
+
+def test_a_fax_cut_halfway_is_stored_and_reported_as_partial(
+    stack: Stack, machine: FaxMachine, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    six = tmp_path / "six.pdf"
+    lines = "".join(
+        f"60 {760 - i * 30} moveto (Page {{n}}, line {i}: a long letter that fills the page.) show "
+        for i in range(6)
+    )
+    program = "%!PS\n/Helvetica findfont 14 scalefont setfont\n" + "".join(
+        lines.replace("{n}", str(n)) + "showpage\n" for n in range(1, 7)
+    )
+    (tmp_path / "six.ps").write_text(program)
+    gs = ["gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sPAPERSIZE=a4", "-sDEVICE=pdfwrite"]
+    subprocess.run([*gs, f"-sOutputFile={six}", str(tmp_path / "six.ps")], check=True)
+    tiff, count = asyncio.run(FaxPages(tmp_path / "cache").convert(six))
+    assert count == 6
+    tag = machine.send("7002", tiff, cut_after_s=CUT_AFTER_S)
+    done = machine.done(tag, timeout=120)
+    assert done["status"] != "SUCCESS", done
+
+    row = eventually(
+        lambda: fax_row(stack, "direction = 'in' AND emailed_at IS NOT NULL AND status <> 'ok'"),
+        60,
+        "the cut fax's row, e-mailed",
+    )
+    print(f"cut fax: the sender saw {done}; stored {row['status']}, {row['pages']} page(s), {row['error']!r}")
+    assert row["status"] == "partial" and 0 < row["pages"] < 6, row
+    assert row["error"] and tiff_pages(Path(row["tiff_path"])) == row["pages"]
+    assert Path(row["pdf_path"]).read_bytes().startswith(b"%PDF")
+    mail = mailbox.about("PARTIAL fax from")
+    assert mail is not None, [str(m["Subject"]) for m in mailbox.messages]
+    assert f"({row['pages']} page" in str(mail["Subject"])
+    assert next(mail.iter_attachments()).get_content_type() == "application/pdf"

@@ -110,8 +110,9 @@ class FaxMachine:
         receive the fax. Returns the call's tag."""
         return self._call(number, "ondemand", KEYS="-".join(keys), PAUSE=str(pause_s))
 
-    def send(self, number: str, tiff: Path) -> str:
-        return self._call(number, "send", FAXFILE=str(tiff))
+    def send(self, number: str, tiff: Path, cut_after_s: int = 0) -> str:
+        """Send `tiff`; with `cut_after_s`, the line drops that long after the answer."""
+        return self._call(number, "send", FAXFILE=str(tiff), CUT=str(cut_after_s))
 
     def done(self, tag: str, timeout: float = 240) -> dict[str, str]:
         """Wait for the call's end; what Asterisk's fax session said (status, pages, error)."""
@@ -168,6 +169,7 @@ class FaxMachine:
             f" same => n,ReceiveFAX({faxes}/${{TAG}}.tif)\n"
             " same => n,Hangup()\n"
             "exten => send,1,Set(TAG=${GLOBAL(TAG)})\n"
+            " same => n,ExecIf($[${GLOBAL(CUT)} > 0]?Set(TIMEOUT(absolute)=${GLOBAL(CUT)}))\n"
             f" same => n,Set(FAXOPT(localstationid)={station})\n"
             " same => n,Set(FAXOPT(headerinfo)=Customer fax)\n"
             " same => n,Set(FAXOPT(ecm)=yes)\n"
