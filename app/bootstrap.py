@@ -65,6 +65,7 @@ from app.config import Settings, ban_rules, call_limits, expert_directory
 from app.dialer import http as dialer_http
 from app.dialer.service import DialerService
 from app.domain.admission import Admission
+from app.domain.fax import JobRules
 from app.domain.ivr_flow import FlowSet
 from app.domain.outbound import OutboundPolicy
 from app.domain.routing import QueueConfig, Tier
@@ -76,6 +77,7 @@ from app.experts.store import ExpertStore
 from app.fax import http as fax_http
 from app.fax.catalogue import build_catalogue
 from app.fax.inbound import FaxReceiver
+from app.fax.jobs import FaxJobs
 from app.fax.ondemand import FaxOnDemand
 from app.inbound import http as inbound_http
 from app.inbound.calls import InboundCalls
@@ -444,7 +446,25 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             email_to=settings.fax.email_to,
             smtp=settings.fax.smtp or settings.voicemail.smtp,
         )
+        fax_jobs = FaxJobs(
+            runtime=runtime,
+            store=fax_store,
+            pages=fax_pages,
+            catalogue=catalogue,
+            rules=JobRules(
+                settings.fax.job_attempts, settings.fax.job_retry_after_s, settings.fax.job_daily_limit
+            ),
+            out_dir=fax_dir / "out",
+            trunk=carrier.name,
+            center_name=settings.center_name,
+            presented_number=carrier.presented_number,
+            station_id=fax_station,
+            paper=settings.fax.paper,
+            ring_s=settings.fax.job_ring_s,
+            can_dial=carrier.outbound_contact is not None,
+        )
         app[fax_http.FAXES] = fax_store
+        app[fax_http.JOBS] = fax_jobs
         inbound = InboundCalls(
             runtime=runtime,
             desk=desk,
@@ -532,6 +552,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             # After reconciliation: a try still on the line was taken up there.
             await callbacks.start()
             await dialer.start(recovery.found)
+            await fax_jobs.start()
             yield
         finally:
             for task in qualifying:
@@ -541,6 +562,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
                 shutdown.calls_ended = await end_every_call(board)
             await dialer.stop(hand_over=shutdown.handover)
             await callbacks.stop()
+            await fax_jobs.stop()
             await board.stop_calls()
             events.cancel()
             await voicemail.stop()

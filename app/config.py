@@ -580,6 +580,12 @@ class FaxSettings:
     email_to: tuple[str, ...] = ()
     smtp: SmtpSettings | None = None
     max_documents: int = 5  # one caller's choice, per fax
+    # Jobs (a fax sent to a number, POST /api/faxes/jobs): tries, the pause after a busy,
+    # unanswered or failed try, how long the far end rings, and jobs a day to one number.
+    job_attempts: int = 3
+    job_retry_after_s: float = 300.0
+    job_ring_s: float = 45.0
+    job_daily_limit: int = 5
 
 
 @dataclass(frozen=True)
@@ -1151,6 +1157,10 @@ def _check_fax(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> No
             raise bad(f"fax.email_to[{i}]", f"not an e-mail address: {address!r}")
     if not 1 <= s.fax.max_documents <= 20:
         raise bad("fax.max_documents", "between 1 and 20")
+    if not 1 <= s.fax.job_attempts <= 10 or s.fax.job_retry_after_s < 0:
+        raise bad("fax.job_attempts", "job_attempts 1-10 and job_retry_after_s >= 0")
+    if s.fax.job_ring_s < 15 or s.fax.job_daily_limit < 1:
+        raise bad("fax.job_ring_s", "a fax machine rings at least 15 s; job_daily_limit >= 1")
 
 
 def _check_security(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> None:

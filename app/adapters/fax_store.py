@@ -8,7 +8,7 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from app.domain.fax import Fax
+from app.domain.fax import Fax, FaxJob
 
 _COLUMNS = (
     "id",
@@ -28,6 +28,19 @@ _COLUMNS = (
     "pdf_path",
     "started_at",
     "finished_at",
+    "job_id",
+)
+_JOB_COLUMNS = (
+    "id",
+    "number",
+    "documents",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "created_at",
+    "finished_at",
+    "created_by",
 )
 
 
@@ -63,6 +76,64 @@ class FaxStore:
             )
             rows = await cur.fetchall()
         return [
-            {k: (str(v) if k in ("id", "interaction_id") and v is not None else v) for k, v in r.items()}
+            {
+                k: (str(v) if k in ("id", "interaction_id", "job_id") and v is not None else v)
+                for k, v in r.items()
+            }
             for r in rows
         ]
+
+    # -- jobs -------------------------------------------------------------------
+
+    async def save_job(self, job: FaxJob) -> None:
+        values = [getattr(job, c) for c in _JOB_COLUMNS]
+        values[_JOB_COLUMNS.index("documents")] = list(job.documents)
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _JOB_COLUMNS[1:])
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                f"INSERT INTO fax_jobs ({', '.join(_JOB_COLUMNS)})"
+                f" VALUES ({', '.join(['%s'] * len(_JOB_COLUMNS))})"
+                f" ON CONFLICT (id) DO UPDATE SET {updates}",
+                values,
+            )
+
+    async def jobs_since(self, number: str, since: datetime) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) FROM fax_jobs WHERE number = %s AND created_at >= %s", (number, since)
+            )
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def due_jobs(self, now: datetime, limit: int) -> list[FaxJob]:
+        """Queued jobs whose next attempt is due, oldest first."""
+        return await self._jobs(
+            "WHERE status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)"
+            " ORDER BY created_at LIMIT %s",
+            (now, limit),
+        )
+
+    async def requeue_sending(self) -> int:
+        """Jobs left `sending` by an app that stopped mid-attempt go back in line."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("UPDATE fax_jobs SET status = 'queued' WHERE status = 'sending'")
+            return cur.rowcount
+
+    async def jobs(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Recent jobs, each with its attempts (the `faxes` rows of its tries)."""
+        jobs = await self._jobs("ORDER BY created_at DESC LIMIT %s", (limit,))
+        tries = [r for r in await self.recent(1000) if r.get("job_id")]
+        out = []
+        for job in jobs:
+            view: dict[str, Any] = {c: getattr(job, c) for c in _JOB_COLUMNS}
+            view["documents"] = list(job.documents)
+            view["attempt_results"] = [r for r in reversed(tries) if r["job_id"] == job.id]
+            out.append(view)
+        return out
+
+    async def _jobs(self, tail: str, params: tuple[Any, ...]) -> list[FaxJob]:
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(f"SELECT {', '.join(_JOB_COLUMNS)} FROM fax_jobs {tail}", params)
+            rows = await cur.fetchall()
+        return [FaxJob(**{**r, "id": str(r["id"]), "documents": tuple(r["documents"] or ())}) for r in rows]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 # Fine resolution (T.4): 204 x 196 dots per inch; every page is 1728 dots wide.
@@ -172,7 +172,7 @@ class Fax:
 
     id: str
     direction: str  # in / out
-    mode: str  # in / on_call
+    mode: str  # in / on_call / job
     number: str
     started_at: datetime
     status: str  # sending / receiving, then a FaxStatus
@@ -187,6 +187,7 @@ class Fax:
     tiff_path: str | None = None
     pdf_path: str | None = None
     finished_at: datetime | None = None
+    job_id: str | None = None
 
     def finish(self, result: FaxResult, at: datetime) -> None:
         self.status = result.status.value
@@ -206,3 +207,82 @@ def email_subject(fax: Fax) -> str:
         return f"Fax from {sender} ({pages})"
     what = "PARTIAL" if fax.status == FaxStatus.PARTIAL else "FAILED"
     return f"{what} fax from {sender} ({pages} received: {fax.error or 'no reason given'})"
+
+
+# -- outbound fax jobs --------------------------------------------------------------------
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"  # waiting for its next attempt
+    SENDING = "sending"  # an attempt is on the line
+    SENT = "sent"
+    FAILED = "failed"  # out of attempts
+    REFUSED = "refused"  # the outbound policy will never allow the number
+
+
+class AttemptOutcome(StrEnum):
+    SENT = "sent"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    FAILED = "failed"  # answered, but the fax did not (all) go; or the line failed
+    LIMITED = "limited"  # a call limit of the outbound policy: a later try may pass
+    REFUSED = "refused"  # the number is outside what the center may call
+
+
+_BUSY_CAUSES = frozenset({17})
+_NO_ANSWER_CAUSES = frozenset({0, 18, 19, 21})
+
+
+def unanswered(cause: int | None) -> AttemptOutcome:
+    """What a Q.850 hang-up cause of a call that never answered means for the job."""
+    if cause in _BUSY_CAUSES:
+        return AttemptOutcome.BUSY
+    if cause is None or cause in _NO_ANSWER_CAUSES:
+        return AttemptOutcome.NO_ANSWER
+    return AttemptOutcome.FAILED
+
+
+@dataclass(frozen=True)
+class JobRules:
+    max_attempts: int = 3
+    retry_after_s: float = 300.0
+    daily_limit: int = 5  # jobs a day to one number
+
+
+@dataclass
+class FaxJob:
+    """A fax to send to a number: attempts until it goes, or the rules say stop."""
+
+    id: str
+    number: str
+    documents: tuple[str, ...]
+    created_at: datetime
+    status: str = JobStatus.QUEUED.value
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str = ""
+    finished_at: datetime | None = None
+    created_by: str = ""
+
+    def after_attempt(self, outcome: AttemptOutcome, error: str, now: datetime, rules: JobRules) -> None:
+        """Count the attempt (a refused or limited one places no call and counts not) and decide
+        what comes next: done, another try after the pause, or give up."""
+        if outcome not in (AttemptOutcome.LIMITED, AttemptOutcome.REFUSED):
+            self.attempts += 1
+        self.last_error = "" if outcome is AttemptOutcome.SENT else error or outcome.value
+        if outcome is AttemptOutcome.SENT:
+            self.status, self.next_attempt_at, self.finished_at = JobStatus.SENT.value, None, now
+        elif outcome is AttemptOutcome.REFUSED:
+            self.status, self.next_attempt_at, self.finished_at = JobStatus.REFUSED.value, None, now
+        elif self.attempts >= rules.max_attempts:
+            self.status, self.next_attempt_at, self.finished_at = JobStatus.FAILED.value, None, now
+        else:
+            self.status = JobStatus.QUEUED.value
+            self.next_attempt_at = now + timedelta(seconds=rules.retry_after_s)
+
+
+def job_refusal(number_jobs_today: int, rules: JobRules) -> str | None:
+    """Why one more job to a number may not be queued today, or None."""
+    if number_jobs_today >= rules.daily_limit:
+        return f"this number has had {rules.daily_limit} faxes queued today (the limit)"
+    return None

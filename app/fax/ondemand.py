@@ -210,11 +210,24 @@ class FaxOnDemand:
         return digits
 
     async def compose(self, fax: Fax, docs: Sequence[FaxDocument], now: datetime) -> Path:
-        """The cover page and the documents as one TIFF for this fax."""
-        program = cover_postscript(cover_lines(self.center_name, now, docs), self.paper)
-        cover = await self.pages.page_from_postscript(program, self.out_dir / f"{fax.id}-cover.tif")
-        out = self.out_dir / f"{fax.id}.tif"
-        fax.pages_expected = await self.pages.join([cover, *(Path(d.tiff) for d in docs)], out)
-        cover.unlink(missing_ok=True)
-        fax.tiff_path = str(out)
-        return out
+        return await compose_fax(self.pages, self.out_dir, self.center_name, self.paper, fax, docs, now)
+
+
+async def compose_fax(
+    pages: FaxPages,
+    out_dir: Path,
+    center_name: str,
+    paper: str,
+    fax: Fax,
+    docs: Sequence[FaxDocument],
+    now: datetime,
+    to: str = "",
+) -> Path:
+    """The cover page and the documents as one TIFF for this fax (its pages_expected set)."""
+    program = cover_postscript(cover_lines(center_name, now, docs, to), paper)
+    cover = await pages.page_from_postscript(program, out_dir / f"{fax.id}-cover.tif")
+    out = out_dir / f"{fax.id}.tif"
+    fax.pages_expected = await pages.join([cover, *(Path(d.tiff) for d in docs)], out)
+    cover.unlink(missing_ok=True)
+    fax.tiff_path = str(out)
+    return out

@@ -2,7 +2,7 @@
 
 The caller's channel leaves Stasis for `lianluo-fax-session` (dialplans/extensions.conf) with
 the file and station id as channel variables. Whatever way the session ends (the far end hangs
-up when the fax is done, or mid-page), the context's `h` extension reports Asterisk's fax
+up when the fax is done, or mid-page), a hangup handler the context pushes reports Asterisk's fax
 variables as a `LianluoFax` user event, which reaches the call through the endpoint
 subscription like the channel's hang-up.
 """

@@ -45,11 +45,16 @@ FLOWS = Path(tempfile.mkdtemp(prefix="lianluo-fax-flows-"))
     "name: main\ndefault: true\ndnis: ['7000']\nstart: fax\n"
     "nodes:\n  fax: {type: fax, timeout_s: 8, attempts: 3}\n"
 )
+MACHINE = FaxMachine(Path(tempfile.mkdtemp(prefix="lianluo-fax-machine-")))
+JOB_NUMBER = "01055550100"  # the fax machine, reached through the carrier
 STACK_CONFIG = {
     "ivr": {"flows": str(FLOWS)},
+    "carrier": {"outbound_contact": MACHINE.contact, "caller_id": "7000"},
     "fax": {
         "dids": ["7002"],
         "station_id": "+86 10 7000",
+        "job_retry_after_s": 3,
+        "job_ring_s": 15,
         "email_to": ["faxes@example.com"],
         "smtp": {"host": "127.0.0.1", "port": SMTP_PORT, "sender": "lianluo@example.com"},
         "documents": [
@@ -88,9 +93,12 @@ def mailbox() -> Iterator[Mailbox]:
 
 
 @pytest.fixture(scope="module")
-def machine(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaxMachine]:
-    with FaxMachine(tmp_path_factory.mktemp("fax-machine"), stack.sip_port) as m:
-        yield m
+def machine(stack: Stack) -> Iterator[FaxMachine]:
+    MACHINE.start(stack.sip_port)
+    try:
+        yield MACHINE
+    finally:
+        MACHINE.stop()
 
 
 def fax_row(stack: Stack, where: str, *params: Any) -> dict[str, Any] | None:
@@ -226,3 +234,36 @@ def test_a_fax_cut_halfway_is_stored_and_reported_as_partial(
     assert mail is not None, [str(m["Subject"]) for m in mailbox.messages]
     assert f"({row['pages']} page" in str(mail["Subject"])
     assert next(mail.iter_attachments()).get_content_type() == "application/pdf"
+
+
+def test_a_fax_job_to_a_busy_number_is_tried_again_and_delivered(
+    stack: Stack, machine: FaxMachine, tmp_path: Path
+) -> None:
+    assert stack.api("POST", "/api/faxes/jobs", {"number": "+12025550100", "documents": ["102"]})[0] == 403
+    assert stack.api("POST", "/api/faxes/jobs", {"number": JOB_NUMBER, "documents": ["999"]})[0] == 400
+    machine.busy_once(JOB_NUMBER)
+    status, job = stack.api("POST", "/api/faxes/jobs", {"number": JOB_NUMBER, "documents": ["102"]})
+    assert status == 201, job
+    done = machine.done(JOB_NUMBER, timeout=180)
+    assert done["status"] == "SUCCESS", (done, stack.tail())
+    received = machine.received(JOB_NUMBER)
+    assert tiff_pages(received) == 2  # cover + the form
+
+    def sent() -> dict[str, Any] | None:
+        jobs = stack.api("GET", "/api/faxes/jobs")[1]
+        found = next((j for j in jobs if j["id"] == job["id"]), None)
+        return found if found and found["status"] == "sent" else None
+
+    final = eventually(sent, 60, "the job to be sent")
+    assert final["attempts"] == 2 and final["last_error"] == "", final
+    first, second = final["attempt_results"]
+    assert first["status"] == "failed" and first["pages"] == 0 and "busy" in first["error"], first
+    assert second["status"] == "ok" and second["pages"] == 2 == second["pages_expected"], second
+    assert second["rate"] >= 9600 and second["station_id"] == STATION_ID
+    pages = raster_pages(received, tmp_path / "received")
+    form = raster_pages(FORM, tmp_path / "form")[0]
+    score = similarity(without_header(pages[1], form), form)
+    print(
+        f"fax job: {final['attempts']} tries, {second['rate']} bit/s, ECM {second['ecm']}, similarity {score}"
+    )
+    assert score >= SIMILAR

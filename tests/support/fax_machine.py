@@ -6,6 +6,8 @@ calls Lianluo at 127.0.0.1:<its SIP port>:
 - `ask_for_documents(number, keys)`: dials the number, keys the document codes as a caller at
   a fax machine would (each group of keys after a pause), then "presses start": ReceiveFAX.
 - `send(number, tiff)`: dials the number and sends the TIFF with SendFAX.
+- Lianluo's calls to it (the carrier's outbound contact, `contact`) are answered with ReceiveFAX
+  into `<number>.tif`; `busy_once(number)` makes the next call to that number busy.
 
 Each call ends with `<tag>.done` in the machine's directory: Asterisk's fax status, pages and
 error, as its `h` extension saw them. A received fax is `<tag>.tif`.
@@ -27,9 +29,9 @@ NUMBER = "13800138000"  # the fax machine's own number (its caller ID)
 
 
 class FaxMachine:
-    def __init__(self, root: Path, lianluo_port: int) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root
-        self.lianluo_port = lianluo_port
+        self.lianluo_port = 0  # Lianluo's SIP port, given at start
         self.prefix = Path("/nonexistent")
         self.port = free_sip_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -43,14 +45,13 @@ class FaxMachine:
     def faxes(self) -> Path:
         return self.root / "faxes"
 
-    def __enter__(self) -> FaxMachine:
-        self.start()
-        return self
+    @property
+    def contact(self) -> str:
+        """Where Lianluo's carrier trunk reaches this machine."""
+        return f"sip:127.0.0.2:{self.port}"
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
+    def start(self, lianluo_port: int) -> None:
+        self.lianluo_port = lianluo_port
         self.prefix = installed_asterisk_prefix()
         for d in ("etc", "run", "log", "lib", "spool", "data", "faxes"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
@@ -125,6 +126,9 @@ class FaxMachine:
         status, pages, error = [*text.split("|"), "", "", ""][:3]
         return {"status": status, "pages": pages, "error": error}
 
+    def busy_once(self, number: str) -> None:
+        self.cli(f"dialplan set global BUSY_{number} 1")
+
     def received(self, tag: str) -> Path:
         return self.faxes / f"{tag}.tif"
 
@@ -175,8 +179,16 @@ class FaxMachine:
             " same => n,Set(FAXOPT(ecm)=yes)\n"
             " same => n,SendFAX(${GLOBAL(FAXFILE)})\n"
             " same => n,Hangup()\n"
-            "exten => h,1,System(echo"
-            f' "${{FAXSTATUS}}|${{FAXPAGES}}|${{FAXERROR}}" > {faxes}/${{TAG}}.done)\n'
+            "exten => _X.,1,Set(TAG=${EXTEN})\n"
+            ' same => n,GotoIf($["${GLOBAL(BUSY_${EXTEN})}" = "1"]?busy)\n'
+            f" same => n,Set(FAXOPT(localstationid)={station})\n"
+            " same => n,Set(FAXOPT(ecm)=yes)\n"
+            f" same => n,ReceiveFAX({faxes}/${{EXTEN}}.tif)\n"
+            " same => n,Hangup()\n"
+            " same => n(busy),Set(GLOBAL(BUSY_${EXTEN})=0)\n"
+            " same => n,Busy(5)\n"
+            'exten => h,1,ExecIf($["${FAXSTATUS}" != ""]?System(echo'
+            f' "${{FAXSTATUS}}|${{FAXPAGES}}|${{FAXERROR}}" > {faxes}/${{TAG}}.done))\n'
         )
 
 

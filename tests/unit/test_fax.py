@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from app.config import load_settings
 from app.domain.fax import (
+    AttemptOutcome,
     Catalogue,
     Fax,
     FaxDocument,
+    FaxJob,
     FaxStatus,
+    JobRules,
     choose,
     cover_lines,
     cover_postscript,
     email_subject,
     fax_result,
+    job_refusal,
+    unanswered,
 )
 from app.domain.ivr_flow import Flow, Node, check_flow
 from app.errors import ConfigError
@@ -131,3 +136,42 @@ def test_bad_fax_config_names_file_line_and_field(
         load_settings(write(tmp_path, text))
     assert err.value.details == {"file": str(tmp_path / "center.yaml"), "line": line, "field": field}
     assert words in err.value.message
+
+
+T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+RULES = JobRules(max_attempts=3, retry_after_s=300, daily_limit=2)
+
+
+def test_a_busy_fax_is_tried_again_after_the_pause_then_sent() -> None:
+    job = FaxJob("j", "01012345678", ("101",), T0)
+    job.after_attempt(AttemptOutcome.BUSY, "busy (User busy)", T0, RULES)
+    assert (job.status, job.attempts, job.next_attempt_at) == ("queued", 1, T0 + timedelta(seconds=300))
+    assert job.last_error == "busy (User busy)"
+    job.after_attempt(AttemptOutcome.SENT, "", T0 + timedelta(minutes=5), RULES)
+    assert (job.status, job.attempts, job.next_attempt_at, job.last_error) == ("sent", 2, None, "")
+
+
+def test_a_job_gives_up_after_its_attempts() -> None:
+    job = FaxJob("j", "01012345678", ("101",), T0)
+    for outcome in (AttemptOutcome.NO_ANSWER, AttemptOutcome.FAILED, AttemptOutcome.BUSY):
+        job.after_attempt(outcome, "", T0, RULES)
+    assert (job.status, job.attempts, job.finished_at, job.last_error) == ("failed", 3, T0, "busy")
+
+
+def test_a_limited_try_does_not_count_and_a_refused_number_ends_the_job() -> None:
+    job = FaxJob("j", "01012345678", ("101",), T0)
+    job.after_attempt(AttemptOutcome.LIMITED, "hourly limit", T0, RULES)
+    assert (job.status, job.attempts) == ("queued", 0)
+    job.after_attempt(AttemptOutcome.REFUSED, "not in the dial plan", T0, RULES)
+    assert (job.status, job.attempts) == ("refused", 0)
+
+
+def test_hang_up_causes_of_an_unanswered_fax_call() -> None:
+    assert unanswered(17) is AttemptOutcome.BUSY
+    assert unanswered(19) is AttemptOutcome.NO_ANSWER and unanswered(None) is AttemptOutcome.NO_ANSWER
+    assert unanswered(34) is AttemptOutcome.FAILED
+
+
+def test_one_number_gets_so_many_fax_jobs_a_day() -> None:
+    assert job_refusal(1, RULES) is None
+    assert "2 faxes queued today" in (job_refusal(2, RULES) or "")
