@@ -424,19 +424,6 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         fax_store = FaxStore(store.pool)
         fax_station = settings.fax.station_id or carrier.presented_number
         catalogue, _ = await build_catalogue(settings, fax_pages)  # problems are logged there
-        on_demand = FaxOnDemand(
-            catalogue=catalogue,
-            pages=fax_pages,
-            store=fax_store,
-            voice=voice,
-            out_dir=fax_dir / "out",
-            center_name=settings.center_name,
-            station_id=fax_station,
-            paper=settings.fax.paper,
-            max_documents=settings.fax.max_documents,
-        )
-        if catalogue.documents:
-            await on_demand.prerender()
         FaxReceiver(
             runtime=runtime,
             store=fax_store,
@@ -463,6 +450,21 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             ring_s=settings.fax.job_ring_s,
             can_dial=carrier.outbound_contact is not None,
         )
+        on_demand = FaxOnDemand(
+            catalogue=catalogue,
+            pages=fax_pages,
+            store=fax_store,
+            voice=voice,
+            out_dir=fax_dir / "out",
+            center_name=settings.center_name,
+            station_id=fax_station,
+            paper=settings.fax.paper,
+            max_documents=settings.fax.max_documents,
+            numbers=settings.fax.numbers,
+            queue_job=fax_jobs.queue,
+        )
+        if catalogue.documents:
+            await on_demand.prerender()
         app[fax_http.FAXES] = fax_store
         app[fax_http.JOBS] = fax_jobs
         inbound = InboundCalls(

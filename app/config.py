@@ -580,6 +580,9 @@ class FaxSettings:
     email_to: tuple[str, ...] = ()
     smtp: SmtpSettings | None = None
     max_documents: int = 5  # one caller's choice, per fax
+    # Callers may key a fax number to have the documents sent there later (a job), when it
+    # starts with one of these prefixes (and the outbound policy allows it); empty: not offered.
+    numbers: tuple[str, ...] = ()
     # Jobs (a fax sent to a number, POST /api/faxes/jobs): tries, the pause after a busy,
     # unanswered or failed try, how long the far end rings, and jobs a day to one number.
     job_attempts: int = 3
@@ -1155,6 +1158,11 @@ def _check_fax(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> No
     for i, address in enumerate(s.fax.email_to):
         if not re.fullmatch(r"[^@\s,;<>]+@[^@\s,;<>]+", address):
             raise bad(f"fax.email_to[{i}]", f"not an e-mail address: {address!r}")
+    for i, prefix in enumerate(s.fax.numbers):
+        if not re.fullmatch(r"[0-9]{1,20}", prefix):
+            raise bad(f"fax.numbers[{i}]", f"a number prefix (digits), got {prefix!r}")
+        if s.carrier.outbound_contact is None:
+            raise bad(f"fax.numbers[{i}]", "faxes to numbers need carrier.outbound_contact")
     if not 1 <= s.fax.max_documents <= 20:
         raise bad("fax.max_documents", "between 1 and 20")
     if not 1 <= s.fax.job_attempts <= 10 or s.fax.job_retry_after_s < 0:

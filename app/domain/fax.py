@@ -121,6 +121,16 @@ def choose(catalogue: Catalogue, chosen: Sequence[FaxDocument], code: str, limit
     return doc
 
 
+def keyed_number_problem(number: str, prefixes: Sequence[str]) -> str | None:
+    """Why a fax number a caller keyed is refused (said to the log), or None. Only numbers that
+    start with one of the center's prefixes are taken; the outbound policy is asked after this."""
+    if not number.isdigit() or not 5 <= len(number) <= 20:
+        return "not a phone number"
+    if not any(number.startswith(p) for p in prefixes):
+        return "not an allowed prefix"
+    return None
+
+
 # -- the cover page ----------------------------------------------------------------------
 
 

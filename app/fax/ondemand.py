@@ -10,7 +10,7 @@ pages) and the documents go out with SendFAX on this very call. The call ends th
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,20 +18,25 @@ from pathlib import Path
 from app.adapters.fax_pages import FaxPages
 from app.adapters.fax_store import FaxStore
 from app.calls.session import Call
-from app.calls.voice import Voice
+from app.calls.voice import Voice, filled
 from app.domain.fax import (
     Catalogue,
     Fax,
     FaxDocument,
+    FaxJob,
     choose,
     cover_lines,
     cover_postscript,
     fax_result,
+    keyed_number_problem,
 )
 from app.domain.interaction import Outcome
 from app.domain.ivr_flow import Node
 from app.domain.prompt import PromptText
+from app.errors import AppError
 from app.fax.session import fax_session
+
+QueueJob = Callable[[str, list[str], str], Awaitable[FaxJob]]  # (number, codes, by) -> the job
 
 MAX_CODE_DIGITS = 8
 # The longest a fax may take: set-up, then a generous minute per page.
@@ -58,6 +63,24 @@ class FaxPrompts:
     start: tuple[PromptText, ...] = (
         PromptText("Please press the start button on your fax machine now."),
         PromptText("现在请按下传真机上的开始键。", "zh"),
+    )
+    how: tuple[PromptText, ...] = (
+        PromptText(
+            "To receive your fax now on this call, press 1. To have it sent to a fax number, press 2."
+        ),
+        PromptText("现在在本次通话中接收传真，请按1。发送到传真号码，请按2。", "zh"),
+    )
+    ask_number: tuple[PromptText, ...] = (
+        PromptText("Please enter the fax number, then press the pound key."),
+        PromptText("请输入传真号码，以井号键结束。", "zh"),
+    )
+    number_refused: tuple[PromptText, ...] = (
+        PromptText("Sorry, we cannot send faxes to that number."),
+        PromptText("对不起，我们无法向该号码发送传真。", "zh"),
+    )
+    queued: tuple[PromptText, ...] = (
+        PromptText("Thank you. Your fax will be sent to {number}. Goodbye."),
+        PromptText("谢谢。您的传真将发送至{number}。再见。", "zh"),
     )
     nothing: tuple[PromptText, ...] = (
         PromptText("No document was chosen. Goodbye."),
@@ -86,6 +109,8 @@ class FaxOnDemand:
         paper: str,
         max_documents: int,
         prompts: FaxPrompts = FaxPrompts(),
+        numbers: tuple[str, ...] = (),
+        queue_job: QueueJob | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.pages = pages
@@ -97,11 +122,13 @@ class FaxOnDemand:
         self.paper = paper
         self.max_documents = max_documents
         self.prompts = prompts
+        self.numbers = numbers  # prefixes of fax numbers callers may key (a job); empty: not offered
+        self.queue_job = queue_job
 
     async def prerender(self) -> None:
         """The fixed prompts and every title, before the first caller asks."""
         p = self.prompts
-        for texts in (p.ask, p.more, p.unknown, p.start, p.nothing):
+        for texts in (p.ask, p.more, p.unknown, p.start, p.nothing, p.how, p.ask_number, p.number_refused):
             await self.voice.say(texts)
         for doc in self.catalogue.documents:
             await self.voice.say(chosen_prompt(doc))
@@ -114,6 +141,8 @@ class FaxOnDemand:
             await call.play(await self.voice.say(self.prompts.nothing), interruptible=False)
             it.end(call.now(), Outcome.NO_INPUT, ended_by="system")
             await call.hang_up()
+            return
+        if self.numbers and self.queue_job is not None and await self.later(call, node, chosen) != "now":
             return
         fax = Fax(
             id=str(uuid.uuid4()),
@@ -169,6 +198,42 @@ class FaxOnDemand:
         if call.caller not in call.gone:
             await call.hang_up()
 
+    async def later(self, call: Call, node: Node, chosen: Sequence[FaxDocument] = ()) -> str:
+        """Now on this call ("now", the default when no key comes), or a job to a number the
+        caller keys: "queued", or "refused" after the last refused try. The call ends unless now."""
+        it = call.it
+        key = await call.play(await self.voice.say(self.prompts.how), interruptible=True)
+        if key is None:
+            key = await call.wait_digit(node.timeout_s)
+        if key != "2":
+            return "now"
+        assert self.queue_job is not None
+        ask = await self.voice.say(self.prompts.ask_number)
+        refused = await self.voice.say(self.prompts.number_refused)
+        codes = [d.code for d in chosen]
+        for attempt in range(1, node.attempts + 1):
+            number = await self.gather(call, ask, node.timeout_s, longest=20)
+            problem = keyed_number_problem(number, self.numbers)
+            if problem is None:
+                try:
+                    job = await self.queue_job(number, codes, f"ivr:{it.id}")
+                except AppError as exc:
+                    problem = exc.message
+                else:
+                    it.record(call.now(), "fax_job_queued", job_id=job.id, number=number, documents=codes)
+                    it.end(call.now(), Outcome.FAX, ended_by="system")
+                    call.save_soon()
+                    spoken = " ".join(number)
+                    await call.play(await self.voice.say(filled(self.prompts.queued, number=spoken)), False)
+                    await call.hang_up()
+                    return "queued"
+            it.record(call.now(), "fax_number_refused", number=number, reason=problem, attempt=attempt)
+            call.save_soon()
+            await call.play(refused, interruptible=False)
+        it.end(call.now(), Outcome.NO_INPUT, ended_by="system")
+        await call.hang_up()
+        return "refused"
+
     async def choose(self, call: Call, node: Node) -> list[FaxDocument]:
         it = call.it
         ask = await self.voice.say(list(node.prompt) or self.prompts.ask)
@@ -198,13 +263,13 @@ class FaxOnDemand:
         return chosen
 
     @staticmethod
-    async def gather(call: Call, prompt: list[str], timeout_s: float) -> str:
+    async def gather(call: Call, prompt: list[str], timeout_s: float, longest: int = MAX_CODE_DIGITS) -> str:
         """Keys until #, the longest code, or a pause; the prompt stops at the first key."""
         digits = ""
         key = await call.play(prompt, interruptible=True)
         if key is None:
             key = await call.wait_digit(timeout_s)
-        while key is not None and key != "#" and len(digits) < MAX_CODE_DIGITS:
+        while key is not None and key != "#" and len(digits) < longest:
             digits += key
             key = await call.wait_digit(timeout_s)
         return digits

@@ -53,6 +53,7 @@ STACK_CONFIG = {
     "fax": {
         "dids": ["7002"],
         "station_id": "+86 10 7000",
+        "numbers": ["0105555"],  # callers may have documents faxed to these numbers only
         "job_retry_after_s": 3,
         "job_ring_s": 15,
         "email_to": ["faxes@example.com"],
@@ -127,7 +128,7 @@ def test_a_missing_document_is_reported_with_its_line_and_the_others_are_offered
 def test_the_caller_gets_two_documents_by_fax_on_the_same_call(
     stack: Stack, machine: FaxMachine, tmp_path: Path
 ) -> None:
-    tag = machine.ask_for_documents("7000", ["999#", "101#", "102#", "#"])
+    tag = machine.ask_for_documents("7000", ["999#", "101#", "102#", "#", "1"])
     done = machine.done(tag, timeout=300)
     assert done["status"] == "SUCCESS", (done, stack.tail())
     received = machine.received(tag)
@@ -267,3 +268,20 @@ def test_a_fax_job_to_a_busy_number_is_tried_again_and_delivered(
         f"fax job: {final['attempts']} tries, {second['rate']} bit/s, ECM {second['ecm']}, similarity {score}"
     )
     assert score >= SIMILAR
+
+
+def test_a_caller_has_a_document_faxed_to_a_number_they_key(stack: Stack, machine: FaxMachine) -> None:
+    number = "01055550102"
+    tag = machine.ask_for_documents("7000", ["101#", "#", "2", "02099999999#", f"{number}#"])
+    done = machine.done(number, timeout=240)
+    assert done["status"] == "SUCCESS" and done["pages"] == "3", (done, stack.tail())  # cover + 2
+    assert machine.done(tag, timeout=30)["status"] != "SUCCESS"  # nothing was faxed on the call itself
+    queued = eventually(
+        lambda: stack.query("SELECT interaction_id FROM interaction_events WHERE kind = 'fax_job_queued'"),
+        30,
+        "the caller's fax_job_queued event",
+    )
+    events = dict(stack.events(queued[0][0]))
+    assert events["fax_number_refused"]["number"] == "02099999999"
+    assert events["fax_number_refused"]["reason"] == "not an allowed prefix"
+    assert events["fax_job_queued"]["number"] == number and events["fax_job_queued"]["documents"] == ["101"]

@@ -22,6 +22,7 @@ from app.domain.fax import (
     email_subject,
     fax_result,
     job_refusal,
+    keyed_number_problem,
     unanswered,
 )
 from app.domain.ivr_flow import Flow, Node, check_flow
@@ -127,6 +128,13 @@ def test_fax_documents_keep_the_line_of_their_pdf(tmp_path: Path) -> None:
         ("carrier:\n  dids: ['7000']\nfax:\n  dids: ['7000']\n", 4, "fax.dids[0]", "voice number"),
         ("fax:\n  paper: a3\n", 2, "fax.paper", "expected one of"),
         ("fax:\n  email_to: [nobody]\n", 2, "fax.email_to[0]", "not an e-mail"),
+        ("fax:\n  numbers: ['010']\n", 2, "fax.numbers[0]", "need carrier.outbound_contact"),
+        (
+            "carrier: {outbound_contact: 'sip:127.0.0.2:5062'}\nfax:\n  numbers: ['01x']\n",
+            3,
+            "fax.numbers[0]",
+            "a number prefix",
+        ),
     ],
 )
 def test_bad_fax_config_names_file_line_and_field(
@@ -175,3 +183,10 @@ def test_hang_up_causes_of_an_unanswered_fax_call() -> None:
 def test_one_number_gets_so_many_fax_jobs_a_day() -> None:
     assert job_refusal(1, RULES) is None
     assert "2 faxes queued today" in (job_refusal(2, RULES) or "")
+
+
+def test_a_keyed_fax_number_must_start_with_an_allowed_prefix() -> None:
+    assert keyed_number_problem("01055550100", ["0105555"]) is None
+    assert keyed_number_problem("02099999999", ["0105555"]) == "not an allowed prefix"
+    assert keyed_number_problem("0105", ["0105"]) == "not a phone number"
+    assert keyed_number_problem("", ["0"]) == "not a phone number"
