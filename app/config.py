@@ -574,6 +574,9 @@ class FaxSettings:
     paper: Literal["a4", "letter"] = "a4"
     # Numbers that only take faxes (ReceiveFAX), e.g. ["7002"]; the carrier delivers them too.
     dids: tuple[str, ...] = ()
+    # Offer T.38 (fax over UDPTL) on the carrier trunk: a fax session asks the far end to switch
+    # to it, and falls back to G.711 audio when the far end will not.
+    t38: bool = False
     # Our fax station id (what the other machine shows); default: carrier.caller_id.
     station_id: str | None = None
     # Received faxes go to these people as PDF; smtp: voicemail's when not given.

@@ -212,6 +212,11 @@ def _carrier_sections(settings: Settings) -> str:
         "force_rport = yes",
         "dtmf_mode = rfc4733",
         "trust_id_inbound = yes",
+        *(
+            ["t38_udptl = yes", "t38_udptl_ec = redundancy", "t38_udptl_maxdatagram = 400"]
+            if settings.fax.t38
+            else []
+        ),
         "",
         f"[{c.name}-identify]",
         "type = identify",

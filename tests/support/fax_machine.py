@@ -29,8 +29,9 @@ NUMBER = "13800138000"  # the fax machine's own number (its caller ID)
 
 
 class FaxMachine:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, t38: bool = False) -> None:
         self.root = root
+        self.t38 = t38  # offer T.38 (fax over UDPTL) besides G.711
         self.lianluo_port = 0  # Lianluo's SIP port, given at start
         self.prefix = Path("/nonexistent")
         self.port = free_sip_port()
@@ -147,12 +148,19 @@ class FaxMachine:
         (etc / "modules.conf").write_text("\n".join(lines) + "\n")
         (etc / "logger.conf").write_text("[logfiles]\nmessages.log => notice,warning,error,verbose(3)\n")
         (etc / "rtp.conf").write_text("[general]\nrtpstart = 34000\nrtpend = 34999\n")
+        (etc / "udptl.conf").write_text("[general]\nudptlstart = 35000\nudptlend = 35999\n")
         (etc / "pjsip.conf").write_text(
             "[udp]\ntype = transport\nprotocol = udp\n"
             f"bind = 127.0.0.2:{self.port}\n\n"
             "[lianluo]\ntype = endpoint\ncontext = faxmachine\ndisallow = all\nallow = ulaw\n"
             f'direct_media = no\nrtp_symmetric = yes\ncallerid = "Fax" <{NUMBER}>\n'
-            f"from_user = {NUMBER}\naors = lianluo\n\n"
+            f"from_user = {NUMBER}\naors = lianluo\n"
+            + (
+                "t38_udptl = yes\nt38_udptl_ec = redundancy\nt38_udptl_maxdatagram = 400\n"
+                if self.t38
+                else ""
+            )
+            + "\n"
             f"[lianluo]\ntype = aor\ncontact = sip:127.0.0.1:{self.lianluo_port}\n\n"
             "[lianluo-identify]\ntype = identify\nendpoint = lianluo\nmatch = 127.0.0.1\n"
         )
