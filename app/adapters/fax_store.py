@@ -60,6 +60,19 @@ class FaxStore:
                 values,
             )
 
+    async def close_unfinished(self, before: datetime, at: datetime) -> int:
+        """Faxes an earlier run (started before `before`) left sending or receiving: the app
+        stopped during the session and cannot know how it ended. Kept and said so, never left
+        looking as if still going."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE faxes SET status = CASE WHEN pages > 0 THEN 'partial' ELSE 'failed' END,"
+                " error = 'result unknown: the app stopped during the fax', finished_at = %s"
+                " WHERE status IN ('sending', 'receiving') AND started_at < %s",
+                (at, before),
+            )
+            return cur.rowcount
+
     async def emailed(self, fax_id: str, at: datetime | None, error: str | None) -> None:
         async with self.pool.connection() as conn:
             await conn.execute(

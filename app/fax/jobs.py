@@ -87,6 +87,7 @@ class FaxJobs:
         self.paper = paper
         self.ring_s = ring_s
         self.can_dial = can_dial
+        self.built_at = runtime.clock()  # before this run took any call
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -116,6 +117,9 @@ class FaxJobs:
     # -- the loop ---------------------------------------------------------------
 
     async def start(self) -> None:
+        closed = await self.store.close_unfinished(self.built_at, self.runtime.clock())
+        if closed:
+            log.warning("%d fax session(s) cut by a stop: kept as failed, result unknown", closed)
         requeued = await self.store.requeue_sending()
         if requeued:
             log.info("%d fax job(s) cut by a stop go back in line", requeued)
