@@ -48,6 +48,8 @@ FLOWS = Path(tempfile.mkdtemp(prefix="lianluo-fax-flows-"))
 MACHINE = FaxMachine(Path(tempfile.mkdtemp(prefix="lianluo-fax-machine-")))
 JOB_NUMBER = "01055550100"  # the fax machine, reached through the carrier
 STACK_CONFIG = {
+    # RTP ports of its own: other test stacks on this machine use 30000-30999.
+    "asterisk": {"rtp_start": 36000, "rtp_end": 36499},
     "ivr": {"flows": str(FLOWS)},
     "carrier": {"outbound_contact": MACHINE.contact, "caller_id": "7000"},
     "fax": {

@@ -31,6 +31,8 @@ FLOWS = Path(tempfile.mkdtemp(prefix="lianluo-fax-t38-flows-"))
 )
 MACHINE = FaxMachine(Path(tempfile.mkdtemp(prefix="lianluo-fax-t38-machine-")), t38=True)
 STACK_CONFIG = {
+    # RTP ports of its own: other test stacks on this machine use 30000-30999.
+    "asterisk": {"rtp_start": 36500, "rtp_end": 36999},
     "ivr": {"flows": str(FLOWS)},
     "fax": {
         "dids": ["7002"],
