@@ -37,6 +37,8 @@ from app.adapters.asterisk_instance import (
     render_instance,
 )
 from app.adapters.db import Store, ensure_database, migrate, resolve_url
+from app.adapters.fax_pages import FaxPages
+from app.adapters.fax_store import FaxStore
 from app.adapters.mail import send_mail
 from app.adapters.outbound_ledger import OutboundLedger
 from app.adapters.passwords import Passwords
@@ -63,6 +65,7 @@ from app.config import Settings, ban_rules, call_limits, expert_directory
 from app.dialer import http as dialer_http
 from app.dialer.service import DialerService
 from app.domain.admission import Admission
+from app.domain.fax import JobRules
 from app.domain.ivr_flow import FlowSet
 from app.domain.outbound import OutboundPolicy
 from app.domain.routing import QueueConfig, Tier
@@ -71,6 +74,11 @@ from app.errors import PbxError
 from app.experts import http as experts_http
 from app.experts.service import ExpertService
 from app.experts.store import ExpertStore
+from app.fax import http as fax_http
+from app.fax.catalogue import build_catalogue
+from app.fax.inbound import FaxReceiver
+from app.fax.jobs import FaxJobs
+from app.fax.ondemand import FaxOnDemand
 from app.inbound import http as inbound_http
 from app.inbound.calls import InboundCalls
 from app.inbound.flow_files import load_flows, prerender_flow_prompts
@@ -414,6 +422,55 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         room = InboundRoom(
             desk, voice, settings.ivr, callbacks, voicemail, recordings.consent if recordings else None
         )
+        # Fax (app/fax/): the catalogue's PDFs made into fax pages now (cached by content).
+        fax_dir = Paths.of(settings).var_dir / "fax"
+        fax_pages = FaxPages(fax_dir / "cache", settings.fax.paper)
+        fax_store = FaxStore(store.pool)
+        fax_station = settings.fax.station_id or carrier.presented_number
+        catalogue, _ = await build_catalogue(settings, fax_pages)  # problems are logged there
+        FaxReceiver(
+            runtime=runtime,
+            store=fax_store,
+            pages=fax_pages,
+            in_dir=fax_dir / "in",
+            station_id=fax_station,
+            email_to=settings.fax.email_to,
+            smtp=settings.fax.smtp or settings.voicemail.smtp,
+        )
+        fax_jobs = FaxJobs(
+            runtime=runtime,
+            store=fax_store,
+            pages=fax_pages,
+            catalogue=catalogue,
+            rules=JobRules(
+                settings.fax.job_attempts, settings.fax.job_retry_after_s, settings.fax.job_daily_limit
+            ),
+            out_dir=fax_dir / "out",
+            trunk=carrier.name,
+            center_name=settings.center_name,
+            presented_number=carrier.presented_number,
+            station_id=fax_station,
+            paper=settings.fax.paper,
+            ring_s=settings.fax.job_ring_s,
+            can_dial=carrier.outbound_contact is not None,
+        )
+        on_demand = FaxOnDemand(
+            catalogue=catalogue,
+            pages=fax_pages,
+            store=fax_store,
+            voice=voice,
+            out_dir=fax_dir / "out",
+            center_name=settings.center_name,
+            station_id=fax_station,
+            paper=settings.fax.paper,
+            max_documents=settings.fax.max_documents,
+            numbers=settings.fax.numbers,
+            queue_job=fax_jobs.queue,
+        )
+        if catalogue.documents:
+            await on_demand.prerender()
+        app[fax_http.FAXES] = fax_store
+        app[fax_http.JOBS] = fax_jobs
         inbound = InboundCalls(
             runtime=runtime,
             desk=desk,
@@ -427,6 +484,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             voicemail=voicemail,
             default_queue=settings.ivr.menu[0].queue if settings.ivr.menu else settings.queues[0].name,
             admission=Admission(limits) if (limits := call_limits(settings)) else None,
+            fax=on_demand.run,
         )
         dialer = DialerService(
             runtime=runtime,
@@ -500,6 +558,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             # After reconciliation: a try still on the line was taken up there.
             await callbacks.start()
             await dialer.start(recovery.found)
+            await fax_jobs.start()
             yield
         finally:
             for task in qualifying:
@@ -509,6 +568,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
                 shutdown.calls_ended = await end_every_call(board)
             await dialer.stop(hand_over=shutdown.handover)
             await callbacks.stop()
+            await fax_jobs.stop()
             await board.stop_calls()
             events.cancel()
             await voicemail.stop()
@@ -715,4 +775,5 @@ def build_app(settings: Settings) -> web.Application:
     recording_http.add_routes(app)
     scoring.add_routes(app)
     qa_desk.add_routes(app)
+    fax_http.add_routes(app)
     return app

@@ -558,6 +558,48 @@ class RecordingSettings:
 
 
 @dataclass(frozen=True)
+class FaxDocumentSettings:
+    """A document callers may ask for by fax: its keypad code, its title in English (`en`) and
+    Mandarin (`zh`), and its PDF (relative to this file). A PDF that cannot be read is reported
+    at start with this entry's line, and left out; the other documents still go."""
+
+    code: str
+    en: str
+    pdf: str
+    zh: str = ""
+    # Where the entry's `pdf` is written, for that report; not read from YAML.
+    line: int | None = field(default=None, metadata={"internal": True})
+
+
+@dataclass(frozen=True)
+class FaxSettings:
+    """Fax-on-demand (the IVR's `fax` node) and inbound fax (app/fax/)."""
+
+    documents: tuple[FaxDocumentSettings, ...] = ()
+    paper: Literal["a4", "letter"] = "a4"
+    # Numbers that only take faxes (ReceiveFAX), e.g. ["7002"]; the carrier delivers them too.
+    dids: tuple[str, ...] = ()
+    # Offer T.38 (fax over UDPTL) on the carrier trunk: a fax session asks the far end to switch
+    # to it, and falls back to G.711 audio when the far end will not.
+    t38: bool = False
+    # Our fax station id (what the other machine shows); default: carrier.caller_id.
+    station_id: str | None = None
+    # Received faxes go to these people as PDF; smtp: voicemail's when not given.
+    email_to: tuple[str, ...] = ()
+    smtp: SmtpSettings | None = None
+    max_documents: int = 5  # one caller's choice, per fax
+    # Callers may key a fax number to have the documents sent there later (a job), when it
+    # starts with one of these prefixes (and the outbound policy allows it); empty: not offered.
+    numbers: tuple[str, ...] = ()
+    # Jobs (a fax sent to a number, POST /api/faxes/jobs): tries, the pause after a busy,
+    # unanswered or failed try, how long the far end rings, and jobs a day to one number.
+    job_attempts: int = 3
+    job_retry_after_s: float = 300.0
+    job_ring_s: float = 45.0
+    job_daily_limit: int = 5
+
+
+@dataclass(frozen=True)
 class DatabaseSettings:
     # None: DATABASE_URL, else the local server on 127.0.0.1:5432, else a private cluster.
     url: str | None = None
@@ -687,6 +729,7 @@ class Settings:
     database: DatabaseSettings = DatabaseSettings()
     experts: ExpertsSettings = ExpertsSettings()
     recording: RecordingSettings = RecordingSettings()
+    fax: FaxSettings = FaxSettings()
     # Where this configuration came from, for messages; not read from YAML.
     source: str = field(default="<defaults>", metadata={"internal": True})
 
@@ -730,7 +773,7 @@ def load_settings(path: str | Path) -> Settings:
     settings = Settings() if node is None else reader.read(Settings, node, "")
     settings = dataclasses.replace(settings, source=file)
     _check_semantics(settings, file, reader.lines)
-    return settings
+    return _with_fax_lines(settings, reader.lines)
 
 
 class _Reader:
@@ -1096,6 +1139,50 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         raise bad("supervision.short_abandon_s", f"must be 0 or more; got {s.supervision.short_abandon_s}")
     _check_experts(s, ids, groups, bad)
     _check_recording(s, queue_names, bad)
+    _check_fax(s, bad)
+
+
+def _with_fax_lines(s: Settings, lines: dict[str, int]) -> Settings:
+    docs = tuple(
+        dataclasses.replace(d, line=lines.get(f"fax.documents[{i}].pdf"))
+        for i, d in enumerate(s.fax.documents)
+    )
+    return dataclasses.replace(s, fax=dataclasses.replace(s.fax, documents=docs))
+
+
+def _check_fax(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> None:
+    codes: set[str] = set()
+    for i, doc in enumerate(s.fax.documents):
+        if not re.fullmatch(r"[0-9]{1,8}", doc.code):
+            raise bad(f"fax.documents[{i}].code", f"a keypad code: 1-8 digits, got {doc.code!r}")
+        if doc.code in codes:
+            raise bad(f"fax.documents[{i}].code", f"code {doc.code} is given twice")
+        codes.add(doc.code)
+        if not doc.en.strip():
+            raise bad(f"fax.documents[{i}].en", "give the title read back to callers")
+        if not doc.pdf.strip():
+            raise bad(f"fax.documents[{i}].pdf", "give the document's PDF file")
+    for i, did in enumerate(s.fax.dids):
+        if not _DID.fullmatch(did):
+            raise bad(f"fax.dids[{i}]", f"not a phone number: {did!r}")
+        if did in s.carrier.dids:
+            raise bad(f"fax.dids[{i}]", f"{did} is already a voice number (carrier.dids)")
+    if s.fax.station_id is not None and not re.fullmatch(r"[0-9+ ]{1,20}", s.fax.station_id):
+        raise bad("fax.station_id", "up to 20 digits, '+' and spaces (T.30 allows no more)")
+    for i, address in enumerate(s.fax.email_to):
+        if not re.fullmatch(r"[^@\s,;<>]+@[^@\s,;<>]+", address):
+            raise bad(f"fax.email_to[{i}]", f"not an e-mail address: {address!r}")
+    for i, prefix in enumerate(s.fax.numbers):
+        if not re.fullmatch(r"[0-9]{1,20}", prefix):
+            raise bad(f"fax.numbers[{i}]", f"a number prefix (digits), got {prefix!r}")
+        if s.carrier.outbound_contact is None:
+            raise bad(f"fax.numbers[{i}]", "faxes to numbers need carrier.outbound_contact")
+    if not 1 <= s.fax.max_documents <= 20:
+        raise bad("fax.max_documents", "between 1 and 20")
+    if not 1 <= s.fax.job_attempts <= 10 or s.fax.job_retry_after_s < 0:
+        raise bad("fax.job_attempts", "job_attempts 1-10 and job_retry_after_s >= 0")
+    if s.fax.job_ring_s < 15 or s.fax.job_daily_limit < 1:
+        raise bad("fax.job_ring_s", "a fax machine rings at least 15 s; job_daily_limit >= 1")
 
 
 def _check_security(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> None:

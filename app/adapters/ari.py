@@ -172,6 +172,15 @@ class EndpointStateChange:
 
 
 @dataclass(frozen=True)
+class ChannelUserevent:
+    """A dialplan's UserEvent(name,key: value,...) on a channel (e.g. a fax session's result)."""
+
+    channel: Channel
+    name: str
+    fields: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class OtherEvent:
     type: str
     raw: Mapping[str, Any]
@@ -190,6 +199,7 @@ AriEvent = (
     | EndpointStateChange
     | RecordingFinished
     | RecordingFailed
+    | ChannelUserevent
     | OtherEvent
 )
 
@@ -208,6 +218,7 @@ EVENTS_USED = (
     "RecordingFinished",
     "RecordingFailed",
     "EndpointStateChange",
+    "ChannelUserevent",
 )
 
 
@@ -239,6 +250,13 @@ def parse_event(raw: Mapping[str, Any]) -> AriEvent:
         if kind == "RecordingFailed":
             rec = raw["recording"]
             return RecordingFailed(str(rec["name"]), str(rec.get("cause", "")))
+        if kind == "ChannelUserevent":
+            body = raw.get("userevent") or {}
+            return ChannelUserevent(
+                Channel.parse(raw["channel"]),
+                str(raw["eventname"]),
+                {str(k).lower(): str(v) for k, v in body.items()},
+            )
         if kind == "PlaybackFinished":
             pb = raw["playback"]
             return PlaybackFinished(str(pb["id"]), str(pb.get("state", "done")))
@@ -404,6 +422,19 @@ class AriClient:
     async def set_variable(self, channel_id: str, name: str, value: str) -> None:
         await self.request(
             "POST", f"/channels/{channel_id}/variable", params={"variable": name, "value": value}
+        )
+
+    async def continue_in_dialplan(
+        self, channel_id: str, context: str, extension: str, variables: Mapping[str, str]
+    ) -> None:
+        """Set the channel's variables, then send it out of Stasis to run the dialplan there
+        (e.g. SendFAX, which ARI cannot run itself)."""
+        for name, value in variables.items():
+            await self.set_variable(channel_id, name, value)
+        await self.request(
+            "POST",
+            f"/channels/{channel_id}/continue",
+            params={"context": context, "extension": extension, "priority": 1},
         )
 
     async def originate(

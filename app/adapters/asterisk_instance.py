@@ -213,6 +213,11 @@ def _carrier_sections(settings: Settings) -> str:
         "force_rport = yes",
         "dtmf_mode = rfc4733",
         "trust_id_inbound = yes",
+        *(
+            ["t38_udptl = yes", "t38_udptl_ec = redundancy", "t38_udptl_maxdatagram = 400"]
+            if settings.fax.t38
+            else []
+        ),
         "",
         f"[{c.name}-identify]",
         "type = identify",
@@ -398,6 +403,10 @@ def render_instance(settings: Settings, secrets: Secrets, prefix: Path, var_dir:
         "carrier_sections": _carrier_sections(settings),
         "agent_sections": _agent_sections(settings, secrets, webrtc),
         "did_extensions": _did_extensions(settings.carrier.dids),
+        "fax_did_extensions": "\n".join(
+            f"exten => {did},1,Gosub(lianluo-fax-in,s,1({did}))\n same => n,Hangup()"
+            for did in settings.fax.dids
+        ),
         "agent_extensions": "\n".join(
             f"exten => {ag.id},1,Dial(PJSIP/{ag.id},30)\n same => n,Hangup()" for ag in settings.agents
         ),

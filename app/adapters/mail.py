@@ -17,7 +17,12 @@ class MailError(AppError):
 
 
 async def send_mail(
-    smtp: SmtpSettings, to: tuple[str, ...], subject: str, body: str, attachment: Path | None = None
+    smtp: SmtpSettings,
+    to: tuple[str, ...],
+    subject: str,
+    body: str,
+    attachment: Path | None = None,
+    attachment_type: tuple[str, str] = ("audio", "wav"),
 ) -> None:
     msg = EmailMessage()
     msg["From"] = smtp.sender
@@ -26,7 +31,9 @@ async def send_mail(
     msg.set_content(body)
     if attachment is not None:
         data = await asyncio.to_thread(attachment.read_bytes)
-        msg.add_attachment(data, maintype="audio", subtype="wav", filename=attachment.name)
+        msg.add_attachment(
+            data, maintype=attachment_type[0], subtype=attachment_type[1], filename=attachment.name
+        )
     await asyncio.to_thread(_send, smtp, msg)
 
 

@@ -35,6 +35,7 @@ class Outcome(StrEnum):
     BLOCKED = "blocked"  # a number the flow refuses
     DROPPED = "dropped"  # the PBX lost the call (e.g. Asterisk restarted): nobody's choice
     REFUSED = "refused"  # turned away unanswered: its source or trunk was over its call limits
+    FAX = "fax"  # a fax call: a document sent back on it, or a fax received (table faxes)
 
 
 class IllegalTransition(Exception):

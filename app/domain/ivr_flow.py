@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.domain.prompt import PromptText, Spoken
 
-NodeType = Literal["menu", "collect", "lookup", "branch", "play", "queue", "voicemail", "hangup"]
+NodeType = Literal["menu", "collect", "lookup", "branch", "play", "queue", "voicemail", "hangup", "fax"]
 HangupOutcome = Literal["self_service", "closed", "blocked", "no_input"]
 Lookup = Literal["account_balance", "order_status"]
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -276,6 +276,9 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "queue": ("queue",),
     "voicemail": ("queue",),
     "hangup": (),
+    # fax: the caller keys document codes and gets them back by fax on the call (app/fax/);
+    # `prompt` (optional) asks for the first code.
+    "fax": (),
 }
 
 

@@ -30,7 +30,7 @@ from app.domain.caller_id import caller_number
 from app.domain.interaction import Interaction, Outcome, Phase
 from app.domain.ivr_flow import FlowSet
 from app.domain.routing import customer_tier
-from app.inbound.ivr import IvrWalker, Lookup
+from app.inbound.ivr import IvrWalker, Lookup, ToFax
 from app.voicemail.service import VoicemailService
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class InboundCalls:
         voicemail: VoicemailService | None,
         default_queue: str,
         admission: Admission | None = None,
+        fax: ToFax | None = None,
     ) -> None:
         self.runtime = runtime
         self.admission = admission  # None: no call limits
@@ -68,7 +69,7 @@ class InboundCalls:
         self.customers = customers
         self.voicemail = voicemail
         self.default_queue = default_queue  # where a resumed caller without a queue waits
-        self.ivr = IvrWalker(voice, recognizer, lookup, self.to_queue, self.to_voicemail)
+        self.ivr = IvrWalker(voice, recognizer, lookup, self.to_queue, self.to_voicemail, fax)
         self.board.on_stasis(KIND, self.arrived)
 
     # -- a new caller ---------------------------------------------------------------

@@ -43,6 +43,7 @@ _HANGUP_OUTCOMES = {
 Lookup = Callable[[str, str], Awaitable[Mapping[str, str] | None]]  # (lookup name, key) -> fields
 ToQueue = Callable[[Call, str, dict[str, int], str], Awaitable[None]]  # (call, queue, skills, reason)
 ToVoicemail = Callable[[Call, str | None], Awaitable[None]]
+ToFax = Callable[[Call, Node], Awaitable[None]]  # fax-on-demand (app/fax/); the call ends there
 
 
 class IvrWalker:
@@ -56,12 +57,14 @@ class IvrWalker:
         lookup: Lookup,
         to_queue: ToQueue,
         to_voicemail: ToVoicemail,
+        to_fax: ToFax | None = None,
     ) -> None:
         self.voice = voice
         self.recognizer = recognizer
         self.lookup_fields = lookup
         self.to_queue = to_queue
         self.to_voicemail = to_voicemail
+        self.to_fax = to_fax
 
     async def walk(self, call: Call, flow: Flow) -> None:
         """Run the flow from its start until the call reaches a queue, voicemail or hang-up."""
@@ -90,6 +93,11 @@ class IvrWalker:
                 return
             elif node.type == "voicemail":
                 await self.to_voicemail(call, node.queue)
+                return
+            elif node.type == "fax":
+                if self.to_fax is None:
+                    raise RuntimeError("a flow leads to fax, but fax is not configured")
+                await self.to_fax(call, node)
                 return
             else:  # hangup
                 await call.play(await self.voice.say(list(node.prompt)), interruptible=False)

@@ -297,6 +297,11 @@ class FakePbx:
     async def subscribe(self, event_source: str) -> None:
         return None
 
+    async def continue_in_dialplan(
+        self, channel_id: str, context: str, extension: str, variables: Mapping[str, str]
+    ) -> None:
+        self.requests.append(("continue", channel_id, context, extension, dict(variables)))
+
 
 class FakeStore:
     """Interactions and agents' state changes, in memory."""

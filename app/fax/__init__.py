@@ -1,0 +1,1 @@
+"""Fax: fax-on-demand from the IVR (the `fax` flow node) and inbound fax to PDF and e-mail."""

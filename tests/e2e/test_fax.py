@@ -1,0 +1,289 @@
+"""Fax with real Asterisk on both sides: a second Asterisk plays the customer's fax machine.
+
+- Fax-on-demand: the machine calls the service line, keys an unknown code (refused, asked
+  again), then two documents' codes, and "presses start": ReceiveFAX gets the cover page and
+  the documents' pages on the same call. Each received document page is rasterised at fine
+  resolution and compared with the source PDF rendered at the same resolution.
+- Inbound: the machine sends a 3-page fax to the fax number 7002; it is stored as TIFF and PDF
+  with a row, and e-mailed (aiosmtpd here) with the PDF attached.
+
+G.711 (ulaw) only: T.38 is not configured yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from app.adapters.fax_pages import FaxPages, tiff_pages
+from tests.support.fax_machine import NUMBER, STATION_ID, FaxMachine, raster_pages, similarity, without_header
+from tests.support.stack import REPO, Stack, eventually, free_port
+
+pytestmark = pytest.mark.e2e
+
+SHEET = REPO / "config" / "fax" / "wm100-product-sheet.pdf"  # 2 pages
+FORM = REPO / "config" / "fax" / "repair-form.pdf"  # 1 page
+# Pages that went through a fax session must look like their source: Dice coefficient of the
+# black pixels at 204 x 196 dpi (1.0 = the same marks; unrelated pages of this kind: about 0.1).
+SIMILAR = 0.95
+SMTP_PORT = free_port()
+# The customer's line drops this long after the answer: mid-way through a 6-page fax.
+CUT_AFTER_S = 30
+FLOWS = Path(tempfile.mkdtemp(prefix="lianluo-fax-flows-"))
+(FLOWS / "main.yaml").write_text(
+    "name: main\ndefault: true\ndnis: ['7000']\nstart: fax\n"
+    "nodes:\n  fax: {type: fax, timeout_s: 8, attempts: 3}\n"
+)
+MACHINE = FaxMachine(Path(tempfile.mkdtemp(prefix="lianluo-fax-machine-")))
+JOB_NUMBER = "01055550100"  # the fax machine, reached through the carrier
+STACK_CONFIG = {
+    # RTP ports of its own: other test stacks on this machine use 30000-30999.
+    "asterisk": {"rtp_start": 36000, "rtp_end": 36499},
+    "ivr": {"flows": str(FLOWS)},
+    "carrier": {"outbound_contact": MACHINE.contact, "caller_id": "7000"},
+    "fax": {
+        "dids": ["7002"],
+        "station_id": "+86 10 7000",
+        "numbers": ["0105555"],  # callers may have documents faxed to these numbers only
+        "job_retry_after_s": 3,
+        "job_ring_s": 15,
+        "email_to": ["faxes@example.com"],
+        "smtp": {"host": "127.0.0.1", "port": SMTP_PORT, "sender": "lianluo@example.com"},
+        "documents": [
+            {"code": "101", "en": "the product sheet", "zh": "产品说明", "pdf": str(SHEET)},
+            {"code": "102", "en": "the repair form", "zh": "维修申请表", "pdf": str(FORM)},
+            {"code": "103", "en": "a missing document", "pdf": str(REPO / "config" / "fax" / "missing.pdf")},
+        ],
+    },
+}
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # the name aiosmtpd calls
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        with self._lock:
+            self.messages.append(msg)
+        return "250 OK"
+
+    def about(self, words: str) -> EmailMessage | None:
+        with self._lock:
+            return next((m for m in self.messages if words in str(m["Subject"])), None)
+
+
+@pytest.fixture(scope="module")
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=SMTP_PORT)
+    controller.start()
+    yield box
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def machine(stack: Stack) -> Iterator[FaxMachine]:
+    MACHINE.start(stack.sip_port)
+    try:
+        yield MACHINE
+    finally:
+        MACHINE.stop()
+
+
+def fax_row(stack: Stack, where: str, *params: Any) -> dict[str, Any] | None:
+    keys: tuple[str, ...] = ("id", "interaction_id", "direction", "status", "pages", "pages_expected")
+    keys += (
+        "documents",
+        "rate",
+        "ecm",
+        "station_id",
+        "error",
+        "tiff_path",
+        "pdf_path",
+        "number",
+        "emailed_at",
+        "email_error",
+    )
+    rows = stack.query(f"SELECT {', '.join(keys)} FROM faxes WHERE {where}", *params)
+    return dict(zip(keys, rows[0], strict=True)) if rows else None
+
+
+def test_a_missing_document_is_reported_with_its_line_and_the_others_are_offered(stack: Stack) -> None:
+    log = stack.log_path.read_text(errors="replace")
+    assert "fax.documents[2].pdf" in log and "missing.pdf" in log and "document 103 is not offered" in log
+
+
+def test_the_caller_gets_two_documents_by_fax_on_the_same_call(
+    stack: Stack, machine: FaxMachine, tmp_path: Path
+) -> None:
+    tag = machine.ask_for_documents("7000", ["999#", "101#", "102#", "#", "1"])
+    done = machine.done(tag, timeout=300)
+    assert done["status"] == "SUCCESS", (done, stack.tail())
+    received = machine.received(tag)
+    assert tiff_pages(received) == 4 == int(done["pages"])  # cover + 2 + 1
+
+    row = eventually(
+        lambda: fax_row(stack, "direction = 'out' AND status <> 'sending'"), 30, "the sent fax's row"
+    )
+    assert row["status"] == "ok" and row["pages"] == 4 and row["pages_expected"] == 4, row
+    assert row["documents"] == ["101", "102"] and row["number"] == NUMBER
+    assert row["station_id"] == STATION_ID and row["rate"] and row["rate"] >= 9600
+    stack.wait_event(row["interaction_id"], "fax_sent")  # events are written behind the call
+    events = [kind for kind, _ in stack.events(row["interaction_id"])]
+    assert "fax_invalid_code" in events  # 999 was refused and the caller asked again
+    assert events.count("fax_document_chosen") == 2 and "fax_sent" in events
+    it = stack.interaction_row("id = %s", row["interaction_id"])
+    assert it["outcome"] == "fax"
+
+    pages = raster_pages(received, tmp_path / "received")
+    source = raster_pages(SHEET, tmp_path / "sheet") + raster_pages(FORM, tmp_path / "form")
+    scores = [
+        similarity(without_header(got, want), want) for got, want in zip(pages[1:], source, strict=True)
+    ]
+    print(f"on-call fax: {done}, rate {row['rate']} bit/s, ECM {row['ecm']}, page similarity {scores}")
+    assert all(s >= SIMILAR for s in scores), scores
+    assert (
+        similarity(without_header(pages[1], source[2]), source[2]) < 0.5
+    )  # the measure does tell pages apart
+
+
+def test_a_fax_to_the_fax_number_is_stored_as_pdf_and_emailed(
+    stack: Stack, machine: FaxMachine, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    three = tmp_path / "three.ps"
+    marks = "".join(
+        f"60 700 moveto (Customer letter page {n}) show {n * 40} 100 {n * 40 + 200} 300 rectfill showpage\n"
+        for n in (1, 2, 3)
+    )
+    three.write_text("%!PS\n/Helvetica-Bold findfont 40 scalefont setfont\n" + marks)
+    pdf = tmp_path / "three.pdf"
+    gs = ["gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sPAPERSIZE=a4"]
+    subprocess.run([*gs, "-sDEVICE=pdfwrite", f"-sOutputFile={pdf}", str(three)], check=True)
+    tiff, count = asyncio.run(FaxPages(tmp_path / "cache").convert(pdf))
+    assert count == 3
+    tag = machine.send("7002", tiff)
+    done = machine.done(tag, timeout=300)
+    assert done["status"] == "SUCCESS", (done, stack.tail())
+
+    row = eventually(
+        lambda: fax_row(stack, "direction = 'in' AND status <> 'receiving' AND emailed_at IS NOT NULL"),
+        60,
+        "the received fax's row, e-mailed",
+    )
+    assert row["status"] == "ok" and row["pages"] == 3 and row["error"] == "", row
+    assert row["number"] == NUMBER and row["station_id"] == STATION_ID and row["email_error"] is None
+    stored = Path(row["pdf_path"])
+    assert stored.read_bytes().startswith(b"%PDF") and tiff_pages(Path(row["tiff_path"])) == 3
+    pages = raster_pages(stored, tmp_path / "stored")
+    source = raster_pages(pdf, tmp_path / "source")
+    scores = [similarity(without_header(got, want), want) for got, want in zip(pages, source, strict=True)]
+    print(f"inbound fax: rate {row['rate']} bit/s, ECM {row['ecm']}, page similarity {scores}")
+    assert all(s >= SIMILAR for s in scores), scores
+
+    mail = mailbox.about(f"Fax from {NUMBER} (3 pages)")
+    assert mail is not None, [str(m["Subject"]) for m in mailbox.messages]
+    attachment = next(p for p in mail.iter_attachments())
+    assert attachment.get_content_type() == "application/pdf"
+    assert attachment.get_content() == stored.read_bytes()
+    stack.wait_event(row["interaction_id"], "fax_received")
+    it = stack.interaction_row("id = %s", row["interaction_id"])
+    assert it["outcome"] == "fax" and it["dnis"] == "7002"
+
+
+def test_a_fax_cut_halfway_is_stored_and_reported_as_partial(
+    stack: Stack, machine: FaxMachine, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    six = tmp_path / "six.pdf"
+    lines = "".join(
+        f"60 {760 - i * 30} moveto (Page {{n}}, line {i}: a long letter that fills the page.) show "
+        for i in range(6)
+    )
+    program = "%!PS\n/Helvetica findfont 14 scalefont setfont\n" + "".join(
+        lines.replace("{n}", str(n)) + "showpage\n" for n in range(1, 7)
+    )
+    (tmp_path / "six.ps").write_text(program)
+    gs = ["gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sPAPERSIZE=a4", "-sDEVICE=pdfwrite"]
+    subprocess.run([*gs, f"-sOutputFile={six}", str(tmp_path / "six.ps")], check=True)
+    tiff, count = asyncio.run(FaxPages(tmp_path / "cache").convert(six))
+    assert count == 6
+    tag = machine.send("7002", tiff, cut_after_s=CUT_AFTER_S)
+    done = machine.done(tag, timeout=120)
+    assert done["status"] != "SUCCESS", done
+
+    row = eventually(
+        lambda: fax_row(stack, "direction = 'in' AND emailed_at IS NOT NULL AND status <> 'ok'"),
+        60,
+        "the cut fax's row, e-mailed",
+    )
+    print(f"cut fax: the sender saw {done}; stored {row['status']}, {row['pages']} page(s), {row['error']!r}")
+    assert row["status"] == "partial" and 0 < row["pages"] < 6, row
+    assert row["error"] and tiff_pages(Path(row["tiff_path"])) == row["pages"]
+    assert Path(row["pdf_path"]).read_bytes().startswith(b"%PDF")
+    mail = mailbox.about("PARTIAL fax from")
+    assert mail is not None, [str(m["Subject"]) for m in mailbox.messages]
+    assert f"({row['pages']} page" in str(mail["Subject"])
+    assert next(mail.iter_attachments()).get_content_type() == "application/pdf"
+
+
+def test_a_fax_job_to_a_busy_number_is_tried_again_and_delivered(
+    stack: Stack, machine: FaxMachine, tmp_path: Path
+) -> None:
+    assert stack.api("POST", "/api/faxes/jobs", {"number": "+12025550100", "documents": ["102"]})[0] == 403
+    assert stack.api("POST", "/api/faxes/jobs", {"number": JOB_NUMBER, "documents": ["999"]})[0] == 400
+    machine.busy_once(JOB_NUMBER)
+    status, job = stack.api("POST", "/api/faxes/jobs", {"number": JOB_NUMBER, "documents": ["102"]})
+    assert status == 201, job
+    done = machine.done(JOB_NUMBER, timeout=180)
+    assert done["status"] == "SUCCESS", (done, stack.tail())
+    received = machine.received(JOB_NUMBER)
+    assert tiff_pages(received) == 2  # cover + the form
+
+    def sent() -> dict[str, Any] | None:
+        jobs = stack.api("GET", "/api/faxes/jobs")[1]
+        found = next((j for j in jobs if j["id"] == job["id"]), None)
+        return found if found and found["status"] == "sent" else None
+
+    final = eventually(sent, 60, "the job to be sent")
+    assert final["attempts"] == 2 and final["last_error"] == "", final
+    first, second = final["attempt_results"]
+    assert first["status"] == "failed" and first["pages"] == 0 and "busy" in first["error"], first
+    assert second["status"] == "ok" and second["pages"] == 2 == second["pages_expected"], second
+    assert second["rate"] >= 9600 and second["station_id"] == STATION_ID
+    pages = raster_pages(received, tmp_path / "received")
+    form = raster_pages(FORM, tmp_path / "form")[0]
+    score = similarity(without_header(pages[1], form), form)
+    print(
+        f"fax job: {final['attempts']} tries, {second['rate']} bit/s, ECM {second['ecm']}, similarity {score}"
+    )
+    assert score >= SIMILAR
+
+
+def test_a_caller_has_a_document_faxed_to_a_number_they_key(stack: Stack, machine: FaxMachine) -> None:
+    number = "01055550102"
+    tag = machine.ask_for_documents("7000", ["101#", "#", "2", "02099999999#", f"{number}#"])
+    done = machine.done(number, timeout=240)
+    assert done["status"] == "SUCCESS" and done["pages"] == "3", (done, stack.tail())  # cover + 2
+    assert machine.done(tag, timeout=30)["status"] != "SUCCESS"  # nothing was faxed on the call itself
+    queued = eventually(
+        lambda: stack.query("SELECT interaction_id FROM interaction_events WHERE kind = 'fax_job_queued'"),
+        30,
+        "the caller's fax_job_queued event",
+    )
+    events = dict(stack.events(queued[0][0]))
+    assert events["fax_number_refused"]["number"] == "02099999999"
+    assert events["fax_number_refused"]["reason"] == "not an allowed prefix"
+    assert events["fax_job_queued"]["number"] == number and events["fax_job_queued"]["documents"] == ["101"]

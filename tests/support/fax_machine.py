@@ -1,0 +1,259 @@
+"""A second Asterisk playing a customer's fax machine (res_fax_spandsp, G.711), and page checks.
+
+It listens on 127.0.0.2 (the carrier's address, so Lianluo takes its calls as the carrier's) and
+calls Lianluo at 127.0.0.1:<its SIP port>:
+
+- `ask_for_documents(number, keys)`: dials the number, keys the document codes as a caller at
+  a fax machine would (each group of keys after a pause), then "presses start": ReceiveFAX.
+- `send(number, tiff)`: dials the number and sends the TIFF with SendFAX.
+- Lianluo's calls to it (the carrier's outbound contact, `contact`) are answered with ReceiveFAX
+  into `<number>.tif`; `busy_once(number)` makes the next call to that number busy.
+
+Each call ends with `<tag>.done` in the machine's directory: Asterisk's fax status, pages and
+error, as its `h` extension saw them. A received fax is `<tag>.tif`.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from tests.support.stack import _terminate_with_parent, eventually, free_sip_port, installed_asterisk_prefix
+
+STATION_ID = "+86 10 5555 0100"
+NUMBER = "13800138000"  # the fax machine's own number (its caller ID)
+
+
+class FaxMachine:
+    def __init__(self, root: Path, t38: bool = False) -> None:
+        self.root = root
+        self.t38 = t38  # offer T.38 (fax over UDPTL) besides G.711
+        self.lianluo_port = 0  # Lianluo's SIP port, given at start
+        self.prefix = Path("/nonexistent")
+        self.port = free_sip_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.calls = 0
+
+    @property
+    def conf(self) -> Path:
+        return self.root / "etc" / "asterisk.conf"
+
+    @property
+    def faxes(self) -> Path:
+        return self.root / "faxes"
+
+    @property
+    def contact(self) -> str:
+        """Where Lianluo's carrier trunk reaches this machine."""
+        return f"sip:127.0.0.2:{self.port}"
+
+    def start(self, lianluo_port: int) -> None:
+        self.lianluo_port = lianluo_port
+        self.prefix = installed_asterisk_prefix()
+        for d in ("etc", "run", "log", "lib", "spool", "data", "faxes"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        docs = self.root / "data" / "documentation"  # Asterisk refuses to start without it
+        if not docs.exists():
+            docs.symlink_to(self.prefix / "var/lib/asterisk/documentation")
+        self._write_config()
+        self.proc = subprocess.Popen(
+            [str(self.prefix / "sbin" / "asterisk"), "-C", str(self.conf), "-f", "-n"],
+            stdin=subprocess.DEVNULL,
+            stdout=(self.root / "log" / "stdout.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_terminate_with_parent,
+        )
+        eventually(self._booted, 30, "the fax machine's Asterisk to boot")
+        assert "res_fax_spandsp" in self.cli("module show like fax"), "res_fax_spandsp is not loaded"
+
+    def _booted(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            log = (self.root / "log" / "stdout.log").read_text()[-2000:]
+            raise RuntimeError(f"the fax machine's Asterisk exited: {log}")
+        return "fully booted" in self.cli("core waitfullybooted", timeout=5)
+
+    def cli(self, command: str, timeout: float = 10) -> str:
+        done = subprocess.run(
+            [str(self.prefix / "sbin" / "asterisk"), "-C", str(self.conf), "-rx", command],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return done.stdout
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    # -- calls ------------------------------------------------------------------
+
+    def _call(self, number: str, extension: str, **globals_: str) -> str:
+        self.calls += 1
+        tag = f"call{self.calls}"
+        for name, value in {"TAG": tag, **globals_}.items():
+            self.cli(f"dialplan set global {name} {value}")
+        self.cli(f"channel originate PJSIP/{number}@lianluo extension {extension}@faxmachine")
+        return tag
+
+    def ask_for_documents(self, number: str, keys: list[str], pause_s: int = 10) -> str:
+        """Call, key each group of `keys` after a pause (the prompts play meanwhile), then
+        receive the fax. Returns the call's tag."""
+        return self._call(number, "ondemand", KEYS="-".join(keys), PAUSE=str(pause_s))
+
+    def send(self, number: str, tiff: Path, cut_after_s: int = 0) -> str:
+        """Send `tiff`; with `cut_after_s`, the line drops that long after the answer."""
+        return self._call(number, "send", FAXFILE=str(tiff), CUT=str(cut_after_s))
+
+    def done(self, tag: str, timeout: float = 240) -> dict[str, str]:
+        """Wait for the call's end; what Asterisk's fax session said (status, pages, error)."""
+        path = self.faxes / f"{tag}.done"
+
+        def report() -> str | None:
+            return path.read_text().strip() or None if path.exists() else None
+
+        text = eventually(report, timeout, f"fax call {tag} to end")
+        status, pages, error = [*text.split("|"), "", "", ""][:3]
+        return {"status": status, "pages": pages, "error": error}
+
+    def busy_once(self, number: str) -> None:
+        self.cli(f"dialplan set global BUSY_{number} 1")
+
+    def received(self, tag: str) -> Path:
+        return self.faxes / f"{tag}.tif"
+
+    def _write_config(self) -> None:
+        etc, r = self.root / "etc", self.root
+        modules = self.prefix / "lib" / "asterisk" / "modules"
+        (etc / "asterisk.conf").write_text(
+            "[directories]\n"
+            f"astetcdir => {etc}\nastmoddir => {modules}\nastvarlibdir => {r / 'lib'}\n"
+            f"astdbdir => {r / 'lib'}\nastkeydir => {r / 'lib'}\nastdatadir => {r / 'data'}\n"
+            f"astagidir => {r / 'data'}\nastspooldir => {r / 'spool'}\nastrundir => {r / 'run'}\n"
+            f"astlogdir => {r / 'log'}\nastsbindir => {self.prefix / 'sbin'}\n"
+            "[options]\nverbose = 2\nastctl = asterisk.ctl\n"
+        )
+        lines = ["[modules]", "autoload = yes", "noload = chan_audiosocket.so", "noload = res_ari.so"]
+        (etc / "modules.conf").write_text("\n".join(lines) + "\n")
+        (etc / "logger.conf").write_text("[logfiles]\nmessages.log => notice,warning,error,verbose(3)\n")
+        (etc / "rtp.conf").write_text("[general]\nrtpstart = 34000\nrtpend = 34999\n")
+        (etc / "udptl.conf").write_text("[general]\nudptlstart = 35000\nudptlend = 35999\n")
+        (etc / "pjsip.conf").write_text(
+            "[udp]\ntype = transport\nprotocol = udp\n"
+            f"bind = 127.0.0.2:{self.port}\n\n"
+            "[lianluo]\ntype = endpoint\ncontext = faxmachine\ndisallow = all\nallow = ulaw\n"
+            f'direct_media = no\nrtp_symmetric = yes\ncallerid = "Fax" <{NUMBER}>\n'
+            f"from_user = {NUMBER}\naors = lianluo\n"
+            + (
+                "t38_udptl = yes\nt38_udptl_ec = redundancy\nt38_udptl_maxdatagram = 400\n"
+                if self.t38
+                else ""
+            )
+            + "\n"
+            f"[lianluo]\ntype = aor\ncontact = sip:127.0.0.1:{self.lianluo_port}\n\n"
+            "[lianluo-identify]\ntype = identify\nendpoint = lianluo\nmatch = 127.0.0.1\n"
+        )
+        faxes = self.faxes
+        station = STATION_ID
+        (etc / "extensions.conf").write_text(
+            "[faxmachine]\n"
+            "exten => ondemand,1,Set(TAG=${GLOBAL(TAG)})\n"
+            " same => n,Set(KEYS=${GLOBAL(KEYS)})\n"
+            " same => n,Set(I=1)\n"
+            " same => n(next),Wait(${GLOBAL(PAUSE)})\n"
+            " same => n,SendDTMF(${CUT(KEYS,-,${I})})\n"
+            " same => n,Set(I=$[${I} + 1])\n"
+            ' same => n,GotoIf($["${CUT(KEYS,-,${I})}" != ""]?next)\n'
+            " same => n,Wait(1)\n"
+            f" same => n,Set(FAXOPT(localstationid)={station})\n"
+            " same => n,Set(FAXOPT(ecm)=yes)\n"
+            f" same => n,ReceiveFAX({faxes}/${{TAG}}.tif)\n"
+            " same => n,Hangup()\n"
+            "exten => send,1,Set(TAG=${GLOBAL(TAG)})\n"
+            " same => n,ExecIf($[${GLOBAL(CUT)} > 0]?Set(TIMEOUT(absolute)=${GLOBAL(CUT)}))\n"
+            f" same => n,Set(FAXOPT(localstationid)={station})\n"
+            " same => n,Set(FAXOPT(headerinfo)=Customer fax)\n"
+            " same => n,Set(FAXOPT(ecm)=yes)\n"
+            " same => n,SendFAX(${GLOBAL(FAXFILE)})\n"
+            " same => n,Hangup()\n"
+            "exten => _X.,1,Set(TAG=${EXTEN})\n"
+            ' same => n,GotoIf($["${GLOBAL(BUSY_${EXTEN})}" = "1"]?busy)\n'
+            f" same => n,Set(FAXOPT(localstationid)={station})\n"
+            " same => n,Set(FAXOPT(ecm)=yes)\n"
+            f" same => n,ReceiveFAX({faxes}/${{EXTEN}}.tif)\n"
+            " same => n,Hangup()\n"
+            " same => n(busy),Set(GLOBAL(BUSY_${EXTEN})=0)\n"
+            " same => n,Busy(5)\n"
+            'exten => h,1,ExecIf($["${FAXSTATUS}" != ""]?System(echo'
+            f' "${{FAXSTATUS}}|${{FAXPAGES}}|${{FAXERROR}}" > {faxes}/${{TAG}}.done))\n'
+        )
+
+
+# -- pages --------------------------------------------------------------------------------
+
+Page = npt.NDArray[np.bool_]
+
+
+def raster_pages(source: Path, work: Path) -> list[Page]:
+    """A fax TIFF (through tiff2pdf) or a PDF as bilevel pages at fine resolution (204 x 196),
+    True for black."""
+    work.mkdir(parents=True, exist_ok=True)
+    pdf = source
+    if source.suffix == ".tif":
+        pdf = work / f"{source.stem}.pdf"
+        subprocess.run(["tiff2pdf", "-o", str(pdf), str(source)], check=True, capture_output=True)
+    out = work / f"{source.stem}-%03d.pbm"
+    subprocess.run(
+        [
+            "gs",
+            "-q",
+            "-dSAFER",
+            "-dBATCH",
+            "-dNOPAUSE",
+            "-sDEVICE=pbmraw",
+            "-r204x196",
+            f"-sOutputFile={out}",
+            str(pdf),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return [_read_pbm(p) for p in sorted(work.glob(f"{source.stem}-*.pbm"))]
+
+
+def _read_pbm(path: Path) -> Page:
+    data = path.read_bytes()
+    m = re.match(rb"P4\s+(?:#[^\n]*\n\s*)*(\d+)\s+(\d+)\s", data)
+    assert m, f"not a raw PBM: {path}"
+    width, height = int(m.group(1)), int(m.group(2))
+    row_bytes = (width + 7) // 8
+    bits = np.frombuffer(data[m.end() : m.end() + row_bytes * height], dtype=np.uint8).reshape(
+        height, row_bytes
+    )
+    return np.unpackbits(bits, axis=1)[:, :width].astype(bool)
+
+
+def without_header(received: Page, source: Page) -> Page:
+    """A received page less the header line the sending fax printed on top (its station id,
+    date and page number: the rows the received page has beyond the source's)."""
+    extra = max(0, received.shape[0] - source.shape[0])
+    return received[extra:]
+
+
+def similarity(a: Page, b: Page) -> float:
+    """Dice coefficient of the black pixels of two pages (1.0: the same marks), over their common area."""
+    h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+    a, b = a[:h, :w], b[:h, :w]
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total

@@ -1,0 +1,192 @@
+"""Fax rules: reading a session's result, choosing documents, the cover page, the config."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from app.config import load_settings
+from app.domain.fax import (
+    AttemptOutcome,
+    Catalogue,
+    Fax,
+    FaxDocument,
+    FaxJob,
+    FaxStatus,
+    JobRules,
+    choose,
+    cover_lines,
+    cover_postscript,
+    email_subject,
+    fax_result,
+    job_refusal,
+    keyed_number_problem,
+    unanswered,
+)
+from app.domain.ivr_flow import Flow, Node, check_flow
+from app.errors import ConfigError
+
+SHEET = FaxDocument("101", "the product sheet", "产品说明", 2, "/x/a.tif")
+FORM = FaxDocument("102", "the repair form (v2)", "", 1, "/x/b.tif")
+CATALOGUE = Catalogue((SHEET, FORM))
+
+
+def test_a_whole_fax_is_ok() -> None:
+    r = fax_result(
+        {"status": "SUCCESS", "error": "NO_ERROR", "pages": "4", "rate": "14400", "ecm": "yes"}
+        | {"remote": "86 10"},
+        expected_pages=4,
+    )
+    assert (r.status, r.pages, r.rate, r.ecm, r.error, r.remote_station) == (
+        FaxStatus.OK,
+        4,
+        14400,
+        True,
+        "",
+        "86 10",
+    )
+
+
+def test_a_fax_cut_halfway_is_partial_with_the_pages_that_went() -> None:
+    r = fax_result({"status": "FAILED", "error": "HANGUP", "statusstr": "Far end hung up", "pages": "2"})
+    assert r.status is FaxStatus.PARTIAL and r.pages == 2
+    assert r.error == "HANGUP: Far end hung up"
+
+
+def test_a_success_with_fewer_pages_than_meant_is_partial() -> None:
+    r = fax_result({"status": "SUCCESS", "pages": "3"}, expected_pages=4)
+    assert r.status is FaxStatus.PARTIAL and r.error == "3 of 4 pages sent"
+
+
+def test_no_session_at_all_is_a_failure_that_says_so() -> None:
+    r = fax_result({})
+    assert r.status is FaxStatus.FAILED and r.pages == 0 and r.rate is None and r.ecm is None
+    assert "hung up first" in r.error
+
+
+def test_choosing_documents_by_code() -> None:
+    assert choose(CATALOGUE, [], "101", 5) == SHEET
+    assert choose(CATALOGUE, [], "999", 5) == "unknown code"
+    assert choose(CATALOGUE, [SHEET], "101", 5) == "already chosen"
+    assert choose(CATALOGUE, [SHEET], "102", 1) == "too many documents"
+    assert choose(CATALOGUE, [], "1*", 5) == "not a code"
+
+
+def test_the_cover_page_names_center_date_documents_and_pages() -> None:
+    lines = cover_lines("Lianluo demo", datetime(2026, 12, 3, 9, 30, tzinfo=UTC), [SHEET, FORM])
+    assert lines[0] == "Fax from Lianluo demo"
+    assert "2026-12-03 09:30 UTC" in lines[1]
+    assert "Pages: 4 including this cover page" in lines
+    assert any("101" in line and "the product sheet" in line and "2 pages" in line for line in lines)
+    program = cover_postscript(lines, "a4")
+    assert "[595 842]" in program and "showpage" in program
+    assert "\\(v2\\)" in program  # parentheses escaped in PostScript strings
+    assert cover_postscript(["传真 fax"], "letter").count("( fax)") == 1  # no CJK glyphs: dropped
+
+
+def test_a_partial_fax_says_so_in_the_mail_subject() -> None:
+    fax = Fax("f", "in", "in", "13800000001", datetime.now(UTC), "partial", pages=2, error="HANGUP")
+    assert email_subject(fax) == "PARTIAL fax from 13800000001 (2 pages received: HANGUP)"
+    fax.status = FaxStatus.OK.value
+    assert email_subject(fax) == "Fax from 13800000001 (2 pages)"
+
+
+def test_a_flow_may_have_a_fax_node() -> None:
+    flow = Flow("f", "start", {"start": Node(type="fax")})
+    check_flow(flow, set())
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "center.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_fax_documents_keep_the_line_of_their_pdf(tmp_path: Path) -> None:
+    s = load_settings(
+        write(
+            tmp_path, "fax:\n  documents:\n    - code: '7'\n      en: A\n      pdf: a.pdf\n  dids: ['72']\n"
+        )
+    )
+    assert s.fax.documents[0].line == 5
+    assert s.fax.dids == ("72",)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field", "words"),
+    [
+        (
+            "fax:\n  documents:\n    - {code: '1', en: A, pdf: a}\n    - {code: '1', en: B, pdf: b}\n",
+            4,
+            "fax.documents[1].code",
+            "twice",
+        ),
+        ("fax:\n  documents:\n    - {code: 'A1', en: A, pdf: a.pdf}\n", 3, "fax.documents[0].code", "keypad"),
+        ("fax:\n  documents:\n    - {code: '1', en: A}\n", 3, "fax.documents[0].pdf", "required"),
+        ("carrier:\n  dids: ['7000']\nfax:\n  dids: ['7000']\n", 4, "fax.dids[0]", "voice number"),
+        ("fax:\n  paper: a3\n", 2, "fax.paper", "expected one of"),
+        ("fax:\n  email_to: [nobody]\n", 2, "fax.email_to[0]", "not an e-mail"),
+        ("fax:\n  numbers: ['010']\n", 2, "fax.numbers[0]", "need carrier.outbound_contact"),
+        (
+            "carrier: {outbound_contact: 'sip:127.0.0.2:5062'}\nfax:\n  numbers: ['01x']\n",
+            3,
+            "fax.numbers[0]",
+            "a number prefix",
+        ),
+    ],
+)
+def test_bad_fax_config_names_file_line_and_field(
+    tmp_path: Path, text: str, line: int, field: str, words: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text))
+    assert err.value.details == {"file": str(tmp_path / "center.yaml"), "line": line, "field": field}
+    assert words in err.value.message
+
+
+T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+RULES = JobRules(max_attempts=3, retry_after_s=300, daily_limit=2)
+
+
+def test_a_busy_fax_is_tried_again_after_the_pause_then_sent() -> None:
+    job = FaxJob("j", "01012345678", ("101",), T0)
+    job.after_attempt(AttemptOutcome.BUSY, "busy (User busy)", T0, RULES)
+    assert (job.status, job.attempts, job.next_attempt_at) == ("queued", 1, T0 + timedelta(seconds=300))
+    assert job.last_error == "busy (User busy)"
+    job.after_attempt(AttemptOutcome.SENT, "", T0 + timedelta(minutes=5), RULES)
+    assert (job.status, job.attempts, job.next_attempt_at, job.last_error) == ("sent", 2, None, "")
+
+
+def test_a_job_gives_up_after_its_attempts() -> None:
+    job = FaxJob("j", "01012345678", ("101",), T0)
+    for outcome in (AttemptOutcome.NO_ANSWER, AttemptOutcome.FAILED, AttemptOutcome.BUSY):
+        job.after_attempt(outcome, "", T0, RULES)
+    assert (job.status, job.attempts, job.finished_at, job.last_error) == ("failed", 3, T0, "busy")
+
+
+def test_a_limited_try_does_not_count_and_a_refused_number_ends_the_job() -> None:
+    job = FaxJob("j", "01012345678", ("101",), T0)
+    job.after_attempt(AttemptOutcome.LIMITED, "hourly limit", T0, RULES)
+    assert (job.status, job.attempts) == ("queued", 0)
+    job.after_attempt(AttemptOutcome.REFUSED, "not in the dial plan", T0, RULES)
+    assert (job.status, job.attempts) == ("refused", 0)
+
+
+def test_hang_up_causes_of_an_unanswered_fax_call() -> None:
+    assert unanswered(17) is AttemptOutcome.BUSY
+    assert unanswered(19) is AttemptOutcome.NO_ANSWER and unanswered(None) is AttemptOutcome.NO_ANSWER
+    assert unanswered(34) is AttemptOutcome.FAILED
+
+
+def test_one_number_gets_so_many_fax_jobs_a_day() -> None:
+    assert job_refusal(1, RULES) is None
+    assert "2 faxes queued today" in (job_refusal(2, RULES) or "")
+
+
+def test_a_keyed_fax_number_must_start_with_an_allowed_prefix() -> None:
+    assert keyed_number_problem("01055550100", ["0105555"]) is None
+    assert keyed_number_problem("02099999999", ["0105555"]) == "not an allowed prefix"
+    assert keyed_number_problem("0105", ["0105"]) == "not a phone number"
+    assert keyed_number_problem("", ["0"]) == "not a phone number"
