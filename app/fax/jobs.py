@@ -34,15 +34,14 @@ from app.domain.fax import (
     FaxStatus,
     JobRules,
     JobStatus,
-    fax_result,
     job_refusal,
     unanswered,
 )
 from app.domain.interaction import Interaction, Outcome
 from app.domain.outbound import Purpose
 from app.errors import AppError
-from app.fax.ondemand import SESSION_BASE_S, SESSION_PER_PAGE_S, compose_fax
-from app.fax.session import fax_session
+from app.fax.ondemand import compose_fax
+from app.fax.session import send_fax
 
 log = logging.getLogger(__name__)
 
@@ -271,16 +270,9 @@ class FaxJobs:
         if cause is not None:
             outcome = unanswered(cause[0])
             return outcome, failed(f"{outcome.value} ({cause[1]})")
-        expected = fax.pages_expected or 0
-        fields = await fax_session(
-            call,
-            "send",
-            tiff,
-            station_id=self.station_id,
-            header=self.center_name,
-            timeout_s=SESSION_BASE_S + SESSION_PER_PAGE_S * expected,
+        result = await send_fax(
+            call, tiff, station_id=self.station_id, header=self.center_name, pages=fax.pages_expected or 0
         )
-        result = fax_result(fields or {}, expected_pages=expected)
         return (AttemptOutcome.SENT if result.ok else AttemptOutcome.FAILED), result
 
     async def _wait_answer(self, call: Call) -> tuple[int | None, str] | None:

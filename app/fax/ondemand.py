@@ -27,21 +27,18 @@ from app.domain.fax import (
     choose,
     cover_lines,
     cover_postscript,
-    fax_result,
     keyed_number_problem,
 )
 from app.domain.interaction import Outcome
 from app.domain.ivr_flow import Node
 from app.domain.prompt import PromptText
 from app.errors import AppError
-from app.fax.session import fax_session
+from app.fax.session import send_fax
 
 QueueJob = Callable[[str, list[str], str], Awaitable[FaxJob]]  # (number, codes, by) -> the job
 
 MAX_CODE_DIGITS = 8
 # The longest a fax may take: set-up, then a generous minute per page.
-SESSION_BASE_S = 90.0
-SESSION_PER_PAGE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -162,15 +159,9 @@ class FaxOnDemand:
         await call.save()  # the fax row refers to the interaction
         await self.store.save(fax)
         expected = fax.pages_expected or 0
-        fields = await fax_session(
-            call,
-            "send",
-            tiff,
-            station_id=self.station_id,
-            header=self.center_name,
-            timeout_s=SESSION_BASE_S + SESSION_PER_PAGE_S * expected,
+        result = await send_fax(
+            call, tiff, station_id=self.station_id, header=self.center_name, pages=expected
         )
-        result = fax_result(fields or {}, expected_pages=expected)
         fax.finish(result, call.now())
         it.legs.pop("fax", None)
         it.record(

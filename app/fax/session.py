@@ -17,8 +17,12 @@ from typing import Literal
 from app.adapters.ari import ChannelDestroyed, ChannelUserevent
 from app.calls.events import CallDropped, PbxLost
 from app.calls.session import Call
+from app.domain.fax import FaxResult, fax_result
 
 CONTEXT = "lianluo-fax-session"
+# How long a sending session may take: the handshake, then each page (slow lines, retrains).
+SESSION_BASE_S = 90.0
+SESSION_PER_PAGE_S = 60.0
 REPORT = "LianluoFax"
 # After the channel is gone, how long its report may still be on its way.
 LATE_REPORT_S = 3.0
@@ -65,3 +69,16 @@ async def fax_session(
         call.log.warning("no fax report within %.0f s; hanging up", timeout_s)
         await call.hang_up()
     return None
+
+
+async def send_fax(call: Call, tiff: Path, *, station_id: str, header: str, pages: int) -> FaxResult:
+    """Send `tiff` (`pages` pages) on the caller's channel; what Asterisk reports of it."""
+    fields = await fax_session(
+        call,
+        "send",
+        tiff,
+        station_id=station_id,
+        header=header,
+        timeout_s=SESSION_BASE_S + SESSION_PER_PAGE_S * pages,
+    )
+    return fax_result(fields or {}, expected_pages=pages)

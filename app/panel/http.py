@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import logging
 import secrets as pysecrets
@@ -301,29 +302,42 @@ async def agent_page(request: web.Request) -> web.Response:
     )
 
 
-async def wallboard_page(request: web.Request) -> web.Response:
-    try:
-        session = await session_of(request)
-    except (NotSignedIn, SessionExpired) as exc:
-        return redirect_to_login(request, exc)
-    lang = language(request)
-    if not may_supervise(session.principal):
-        page = pages.message_page(lang, t(lang, "wallboard"), t(lang, "forbidden"), session.csrf_token)
-        return html(request, page, 403)
+SupervisorPage = Callable[[web.Request, PanelSession, Lang], Awaitable[web.Response]]
+
+
+def for_supervisors(
+    title: str,
+) -> Callable[[SupervisorPage], Callable[[web.Request], Awaitable[web.Response]]]:
+    """A page for supervisors and admins: others signed in get 403 (a page titled `title`),
+    anyone not signed in goes to sign in."""
+
+    def wrap(page: SupervisorPage) -> Callable[[web.Request], Awaitable[web.Response]]:
+        @functools.wraps(page)
+        async def handler(request: web.Request) -> web.Response:
+            try:
+                session = await session_of(request)
+            except (NotSignedIn, SessionExpired) as exc:
+                return redirect_to_login(request, exc)
+            lang = language(request)
+            if not may_supervise(session.principal):
+                refused = pages.message_page(lang, t(lang, title), t(lang, "forbidden"), session.csrf_token)
+                return html(request, refused, 403)
+            return await page(request, session, lang)
+
+        return handler
+
+    return wrap
+
+
+@for_supervisors("wallboard")
+async def wallboard_page(request: web.Request, session: PanelSession, lang: Lang) -> web.Response:
     board = request.app[WALLBOARD].view()
     big = request.query.get("big") == "1"
     return html(request, pages.wallboard_page(lang, session.csrf_token, user_line(lang, session), board, big))
 
 
-async def reports_page(request: web.Request) -> web.Response:
-    try:
-        session = await session_of(request)
-    except (NotSignedIn, SessionExpired) as exc:
-        return redirect_to_login(request, exc)
-    lang = language(request)
-    if not may_supervise(session.principal):
-        page = pages.message_page(lang, t(lang, "reports"), t(lang, "forbidden"), session.csrf_token)
-        return html(request, page, 403)
+@for_supervisors("reports")
+async def reports_page(request: web.Request, session: PanelSession, lang: Lang) -> web.Response:
     try:
         minutes = int(request.query.get("minutes", "30"))
         day = date.fromisoformat(request.query["date"]) if request.query.get("date") else None
@@ -335,15 +349,8 @@ async def reports_page(request: web.Request) -> web.Response:
     return html(request, pages.reports_page(lang, session.csrf_token, user_line(lang, session), report))
 
 
-async def supervisor_page(request: web.Request) -> web.Response:
-    try:
-        session = await session_of(request)
-    except (NotSignedIn, SessionExpired) as exc:
-        return redirect_to_login(request, exc)
-    lang = language(request)
-    if not may_supervise(session.principal):
-        page = pages.message_page(lang, t(lang, "supervisor"), t(lang, "forbidden"), session.csrf_token)
-        return html(request, page, 403)
+@for_supervisors("supervisor")
+async def supervisor_page(request: web.Request, session: PanelSession, lang: Lang) -> web.Response:
     agents = [agent_view(a) for a in request.app[DESK].agents.values()]
     reasons = request.app[SETTINGS].web.not_ready_reasons
     service = request.app.get(BANS)

@@ -61,23 +61,37 @@ class WallboardService:
         # (and every few seconds: a callback or message handled through the API has no call event).
         self._work: dict[str, tuple[int, int]] = {}
         self._work_failing = False
+        self._held: list[InteractionSaved] | None = []  # saved while the day is read back
         self._due = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: list[Callable[[], None]] = []
 
     async def start(self) -> None:
-        now = self._clock()
-        since = min(self.board.day_start(now), now - WINDOW) - timedelta(hours=2)
-        events = await self._events_since(since)
-        self.board.replay(events)
-        await self.refresh_work()
-        log.info("wallboard: %d event(s) of the day so far folded in", len(events))
+        """Follow saved events from now on; the day so far is read back behind, so that
+        start-up (taking calls over after a restart) does not wait for a day's events."""
         self._unsubscribe = [
             self._bus.subscribe(InteractionSaved, self._saved),
             self._bus.subscribe(QueueChanged, lambda _: self._due.set()),
             self._bus.subscribe(AgentsChanged, lambda _: self._due.set()),
         ]
         self._task = asyncio.create_task(self._run(), name="wallboard")
+
+    async def _catch_up(self) -> None:
+        now = self._clock()
+        since = min(self.board.day_start(now), now - WINDOW) - timedelta(hours=2)
+        try:
+            events = await self._events_since(since)
+        except Exception as exc:
+            log.warning("wallboard: cannot read the day so far (%s); counting from now", exc)
+            events = []
+        self.board.replay(events)
+        # Then the events saved meanwhile, in order, less those the read already had.
+        seen = {(i, kind, at) for i, kind, at, _ in events}
+        held, self._held = self._held, None
+        for notice in held or []:
+            fresh = tuple(e for e in notice.events if (notice.interaction_id, e.kind, e.at) not in seen)
+            self._fold(InteractionSaved(notice.interaction_id, fresh))
+        log.info("wallboard: %d event(s) of the day so far folded in", len(events))
 
     async def stop(self) -> None:
         for stop in self._unsubscribe:
@@ -100,6 +114,12 @@ class WallboardService:
             self._work_failing = True
 
     def _saved(self, notice: InteractionSaved) -> None:
+        if self._held is not None:  # still reading the day so far back
+            self._held.append(notice)
+            return
+        self._fold(notice)
+
+    def _fold(self, notice: InteractionSaved) -> None:
         changed = False
         for e in notice.events:
             changed |= self.board.event(notice.interaction_id, e.kind, e.at, e.data)
@@ -149,6 +169,8 @@ class WallboardService:
         }
 
     async def _run(self) -> None:
+        await self._catch_up()
+        self._due.set()
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(WORK_REFRESH_S):

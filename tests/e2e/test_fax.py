@@ -13,21 +13,17 @@ G.711 (ulaw) only: T.38 is not configured yet.
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from app.adapters.fax_pages import FaxPages, tiff_pages
 from tests.support.fax_machine import NUMBER, STATION_ID, FaxMachine, raster_pages, similarity, without_header
+from tests.support.mailbox import Mailbox, serving
 from tests.support.stack import REPO, Stack, eventually, free_port
 
 pytestmark = pytest.mark.e2e
@@ -69,30 +65,10 @@ STACK_CONFIG = {
 }
 
 
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self._lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # the name aiosmtpd calls
-        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(msg, EmailMessage)
-        with self._lock:
-            self.messages.append(msg)
-        return "250 OK"
-
-    def about(self, words: str) -> EmailMessage | None:
-        with self._lock:
-            return next((m for m in self.messages if words in str(m["Subject"])), None)
-
-
 @pytest.fixture(scope="module")
 def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=SMTP_PORT)
-    controller.start()
-    yield box
-    controller.stop()
+    with serving(SMTP_PORT) as box:
+        yield box
 
 
 @pytest.fixture(scope="module")

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
-import threading
 from collections.abc import Iterator
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from app.config import PromptText
 from tests.support.audio import best_match, tone_seconds
 from tests.support.calls import CALLER_TONE_HZ, HEARD, call_in, ended, prompt_wav, register_agent
+from tests.support.mailbox import Mailbox, serving
 from tests.support.sip_phone import PhoneLab
 from tests.support.stack import Stack, eventually, free_port, free_sip_port
 
@@ -55,32 +51,10 @@ STACK_CONFIG = {
 }
 
 
-class Mailbox:
-    """What the local SMTP server received."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self._lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # the name aiosmtpd calls
-        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(msg, EmailMessage)
-        with self._lock:
-            self.messages.append(msg)
-        return "250 OK"
-
-    def about(self, phone: str) -> EmailMessage | None:
-        with self._lock:
-            return next((m for m in self.messages if phone in str(m["Subject"])), None)
-
-
 @pytest.fixture(scope="module")
 def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=SMTP_PORT)
-    controller.start()
-    yield box
-    controller.stop()
+    with serving(SMTP_PORT) as box:
+        yield box
 
 
 def voicemail_of(stack: Stack, interaction_id: Any) -> dict[str, Any] | None:

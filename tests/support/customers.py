@@ -17,7 +17,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.support.stack import _terminate_with_parent, eventually, free_sip_port, installed_asterisk_prefix
+from tests.support.peer_asterisk import PeerAsterisk
 
 HELLO = "Hello?"
 MACHINE = (
@@ -25,23 +25,15 @@ MACHINE = (
 )
 
 
-class CustomerNetwork:
+class CustomerNetwork(PeerAsterisk):
+    name = "the customers"
+    dirs = ("recordings", "sounds")
+
     def __init__(self, root: Path, lianluo_address: str = "127.0.0.1") -> None:
-        self.root = root
-        self.prefix = Path("/nonexistent")  # the cached Asterisk install, found at start
-        self.port = free_sip_port()
+        super().__init__(root)
         self.lianluo_address = lianluo_address
         self.recordings = root / "recordings"
         self.sounds = root / "sounds"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def contact(self) -> str:
-        return f"sip:127.0.0.2:{self.port}"
-
-    @property
-    def conf(self) -> Path:
-        return self.root / "etc" / "asterisk.conf"
 
     def __enter__(self) -> CustomerNetwork:
         self.start()
@@ -51,50 +43,11 @@ class CustomerNetwork:
         self.stop()
 
     def start(self) -> None:
-        self.prefix = installed_asterisk_prefix()
-        for d in ("etc", "run", "log", "lib", "spool", "data", "recordings", "sounds"):
-            (self.root / d).mkdir(parents=True, exist_ok=True)
-        docs = self.root / "data" / "documentation"  # Asterisk refuses to start without it
-        if not docs.exists():
-            docs.symlink_to(self.prefix / "var/lib/asterisk/documentation")
+        self.prepare()
         _speak(HELLO, self.sounds / "hello.wav")
         _speak(MACHINE, self.sounds / "machine.wav")
         self._write_config()
-        self.proc = subprocess.Popen(
-            [str(self.prefix / "sbin" / "asterisk"), "-C", str(self.conf), "-f", "-n"],
-            stdin=subprocess.DEVNULL,
-            stdout=(self.root / "log" / "stdout.log").open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_terminate_with_parent,  # never left running after a crashed test run
-        )
-        eventually(self._booted, 30, "the customers' Asterisk to boot")
-
-    def _booted(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            log = (self.root / "log" / "stdout.log").read_text()[-2000:]
-            raise RuntimeError(f"the customers' Asterisk exited: {log}")
-        return "fully booted" in self.cli("core waitfullybooted", timeout=5)
-
-    def cli(self, command: str, timeout: float = 10) -> str:
-        done = subprocess.run(
-            [str(self.prefix / "sbin" / "asterisk"), "-C", str(self.conf), "-rx", command],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        return done.stdout
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        self.launch()
 
     def recording(self, number: str) -> Path:
         return self.recordings / f"{number}.wav"

@@ -22,80 +22,33 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from tests.support.stack import _terminate_with_parent, eventually, free_sip_port, installed_asterisk_prefix
+from tests.support.peer_asterisk import PeerAsterisk
+from tests.support.stack import eventually
 
 STATION_ID = "+86 10 5555 0100"
 NUMBER = "13800138000"  # the fax machine's own number (its caller ID)
 
 
-class FaxMachine:
+class FaxMachine(PeerAsterisk):
+    name = "the fax machine"
+    dirs = ("faxes",)
+
     def __init__(self, root: Path, t38: bool = False) -> None:
-        self.root = root
+        super().__init__(root)
         self.t38 = t38  # offer T.38 (fax over UDPTL) besides G.711
         self.lianluo_port = 0  # Lianluo's SIP port, given at start
-        self.prefix = Path("/nonexistent")
-        self.port = free_sip_port()
-        self.proc: subprocess.Popen[bytes] | None = None
         self.calls = 0
-
-    @property
-    def conf(self) -> Path:
-        return self.root / "etc" / "asterisk.conf"
 
     @property
     def faxes(self) -> Path:
         return self.root / "faxes"
 
-    @property
-    def contact(self) -> str:
-        """Where Lianluo's carrier trunk reaches this machine."""
-        return f"sip:127.0.0.2:{self.port}"
-
     def start(self, lianluo_port: int) -> None:
         self.lianluo_port = lianluo_port
-        self.prefix = installed_asterisk_prefix()
-        for d in ("etc", "run", "log", "lib", "spool", "data", "faxes"):
-            (self.root / d).mkdir(parents=True, exist_ok=True)
-        docs = self.root / "data" / "documentation"  # Asterisk refuses to start without it
-        if not docs.exists():
-            docs.symlink_to(self.prefix / "var/lib/asterisk/documentation")
+        self.prepare()
         self._write_config()
-        self.proc = subprocess.Popen(
-            [str(self.prefix / "sbin" / "asterisk"), "-C", str(self.conf), "-f", "-n"],
-            stdin=subprocess.DEVNULL,
-            stdout=(self.root / "log" / "stdout.log").open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_terminate_with_parent,
-        )
-        eventually(self._booted, 30, "the fax machine's Asterisk to boot")
+        self.launch()
         assert "res_fax_spandsp" in self.cli("module show like fax"), "res_fax_spandsp is not loaded"
-
-    def _booted(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            log = (self.root / "log" / "stdout.log").read_text()[-2000:]
-            raise RuntimeError(f"the fax machine's Asterisk exited: {log}")
-        return "fully booted" in self.cli("core waitfullybooted", timeout=5)
-
-    def cli(self, command: str, timeout: float = 10) -> str:
-        done = subprocess.run(
-            [str(self.prefix / "sbin" / "asterisk"), "-C", str(self.conf), "-rx", command],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        return done.stdout
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
 
     # -- calls ------------------------------------------------------------------
 

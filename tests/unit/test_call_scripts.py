@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from app.bus import Bus
-from app.calls.conversation import ControlError, Conversation, Dialing
+from app.calls.conversation import ControlError, Dialing
 from app.calls.events import ControlRequest
 from app.calls.line import Line
 from app.calls.recovery import Recovery
@@ -25,26 +25,15 @@ from app.calls.writer import InteractionWriter
 from app.config import AgentSettings, IvrSettings, PromptText, QueueSettings, Settings
 from app.domain.admission import Admission, CallLimits, Limit
 from app.domain.agent_state import AgentState
-from app.domain.interaction import Interaction, Outcome, Phase
+from app.domain.interaction import Outcome, Phase
 from app.domain.ivr_flow import FlowSet
 from app.domain.outbound import DialPlan, OutboundPolicy
 from app.inbound.calls import InboundCalls
 from app.inbound.flow_files import classic_flow
 from app.inbound.waiting import InboundRoom
 from app.routing.desk import RoutingService
+from tests.support.fake_center import CenterLookups, FakeVoice
 from tests.support.fake_pbx import FakePbx, FakeStore, now
-
-
-class FakeVoice:
-    """Prompts by name; texts said at call time come out as one sound each."""
-
-    cache: Any = None
-
-    def __getitem__(self, name: str) -> list[str]:
-        return [f"sound:{name}"]
-
-    async def say(self, texts: Any) -> list[str]:
-        return [f"said:{t.text}" for t in texts]
 
 
 class SlowVoice(FakeVoice):
@@ -63,7 +52,7 @@ class SlowVoice(FakeVoice):
 
 
 @dataclass
-class Center:
+class Center(CenterLookups):
     pbx: FakePbx
     store: FakeStore
     desk: RoutingService
@@ -72,20 +61,6 @@ class Center:
     line: Line
     recovery: Recovery
     inbound: InboundCalls
-
-    async def until(self, check: Callable[[], Any], what: str, timeout: float = 3.0) -> Any:
-        """Poll the in-memory world until `check` holds (never a fixed sleep)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            value = check()
-            if value:
-                return value
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            await asyncio.sleep(0.005)
-
-    def interaction_of(self, caller: str) -> Interaction | None:
-        return next((it for it in self.store.rows.values() if it.caller_channel_id == caller), None)
 
     async def caller_in_line(self, ani: str = "13800000001") -> tuple[str, str]:
         """A caller dials in and presses 1 (general): (their channel, interaction id)."""
@@ -96,13 +71,6 @@ class Center:
         await self.until(lambda: "queued" in self.store.kinds(it.id), "the caller in line")
         return caller, it.id
 
-    async def rings(self, agent_id: str) -> str:
-        return str(
-            await self.until(
-                lambda: self.pbx.ringing(f"PJSIP/{agent_id}"), f"agent {agent_id}'s phone to ring"
-            )
-        )
-
     async def talking(self, agent_id: str = "1001") -> tuple[str, str, str]:
         """A caller connected to `agent_id`: (caller channel, interaction id, agent channel)."""
         caller, iid = await self.caller_in_line()
@@ -111,20 +79,8 @@ class Center:
         await self.until(lambda: "connected" in self.store.kinds(iid), "the conversation")
         return caller, iid, leg
 
-    def state(self, agent_id: str) -> AgentState:
-        return self.desk.agents[agent_id].state
-
-    def conversation(self, iid: str) -> Conversation:
-        call = self.board.call(iid)
-        assert call is not None and isinstance(call.conversation, Conversation)
-        return call.conversation
-
     async def control(self, iid: str, action: str, target: str | None = None) -> dict[str, Any]:
         return await self.conversation(iid).control(ControlRequest(action, "test", target=target))
-
-    async def outcome(self, iid: str) -> Outcome | None:
-        await self.until(lambda: self.store.rows[iid].phase is Phase.ENDED, f"interaction {iid} to end")
-        return self.store.rows[iid].outcome
 
 
 @contextlib.asynccontextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ import pytest
 
 from app.adapters.db import Customer
 from app.bus import Bus
-from app.calls.conversation import ControlError, Conversation, Dialing, ExpertOffer
+from app.calls.conversation import ControlError, Dialing, ExpertOffer
 from app.calls.events import ControlRequest
 from app.calls.line import Line
 from app.calls.recovery import Recovery
@@ -27,7 +27,7 @@ from app.calls.writer import InteractionWriter
 from app.config import AgentSettings, IvrSettings, PromptText, QueueSettings, Settings
 from app.domain.agent_state import AgentState
 from app.domain.experts import Directory, Expert, ExpertGroup
-from app.domain.interaction import Interaction, Outcome, Phase
+from app.domain.interaction import Outcome
 from app.domain.ivr_flow import FlowSet
 from app.domain.outbound import DialPlan, OutboundPolicy
 from app.errors import AppError
@@ -36,6 +36,7 @@ from app.inbound.calls import InboundCalls
 from app.inbound.flow_files import classic_flow
 from app.inbound.waiting import InboundRoom
 from app.routing.desk import RoutingService
+from tests.support.fake_center import CenterLookups, FakeVoice
 from tests.support.fake_pbx import FakePbx, FakeStore, now
 
 AGENT = "1001"
@@ -43,18 +44,8 @@ X, Y = "1101", "1102"  # experts with a panel (agent accounts)
 OUTSIDE = "13912340001"  # an expert on an outside number
 
 
-class FakeVoice:
-    cache: Any = None
-
-    def __getitem__(self, name: str) -> list[str]:
-        return [f"sound:{name}"]
-
-    async def say(self, texts: Any) -> list[str]:
-        return [f"said:{t.text}" for t in texts]
-
-
 @dataclass
-class Center:
+class Center(CenterLookups):
     pbx: FakePbx
     store: FakeStore
     desk: RoutingService
@@ -63,19 +54,6 @@ class Center:
     pushed: list[tuple[str, dict[str, Any]]]
     writer: InteractionWriter
     recovery: Recovery
-
-    async def until(self, check: Callable[[], Any], what: str, timeout: float = 3.0) -> Any:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            value = check()
-            if value:
-                return value
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            await asyncio.sleep(0.005)
-
-    def interaction_of(self, caller: str) -> Interaction | None:
-        return next((it for it in self.store.rows.values() if it.caller_channel_id == caller), None)
 
     async def talking(self) -> tuple[str, str, str]:
         """A caller (who pressed 1) talks with agent 1001: (caller, interaction id, agent leg)."""
@@ -87,18 +65,6 @@ class Center:
         self.pbx.pick_up(leg)
         await self.until(lambda: "connected" in self.store.kinds(it.id), "the conversation")
         return caller, it.id, leg
-
-    async def rings(self, endpoint: str) -> str:
-        target = endpoint if "/" in endpoint else f"PJSIP/{endpoint}"
-        return str(await self.until(lambda: self.pbx.ringing(target), f"{target} to ring"))
-
-    def state(self, agent_id: str) -> AgentState:
-        return self.desk.agents[agent_id].state
-
-    def conversation(self, iid: str) -> Conversation:
-        call = self.board.call(iid)
-        assert call is not None and isinstance(call.conversation, Conversation)
-        return call.conversation
 
     async def ask(self, iid: str, target: str, note: str = "", blind: bool = False) -> dict[str, Any]:
         conv = self.conversation(iid)
@@ -118,10 +84,6 @@ class Center:
 
     def expert_events(self, iid: str) -> list[str]:
         return [k for k in self.store.kinds(iid) if k.startswith("expert_")]
-
-    async def outcome(self, iid: str) -> Outcome | None:
-        await self.until(lambda: self.store.rows[iid].phase is Phase.ENDED, f"interaction {iid} to end")
-        return self.store.rows[iid].outcome
 
 
 def directory(offer_s: float = 5.0, outside: bool = False) -> Directory:

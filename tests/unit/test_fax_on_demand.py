@@ -19,6 +19,7 @@ from app.domain.ivr_flow import Node
 from app.domain.outbound import DialPlan, OutboundPolicy
 from app.fax.ondemand import FaxOnDemand
 from app.fax.session import CONTEXT, REPORT
+from tests.support.fake_center import until
 from tests.support.fake_pbx import FakePbx, FakeStore, now
 
 SHEET = FaxDocument("101", "the product sheet", "产品说明", 2, "/cache/sheet.tif")
@@ -47,15 +48,6 @@ class Faxes:
 
     async def save(self, fax: Fax) -> None:
         self.saved.append(dataclasses.replace(fax))
-
-
-async def until(check: Any, what: str, timeout: float = 3.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (value := check()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
-    return value
 
 
 async def test_codes_are_checked_read_back_and_the_fax_goes_on_the_call(tmp_path: Path) -> None:

@@ -37,8 +37,9 @@ from app.inbound.waiting import InboundRoom
 from app.recording import files
 from app.recording.service import RecordingService, Take
 from app.routing.desk import RoutingService
+from tests.support.fake_center import FakeVoice
 from tests.support.fake_pbx import FakePbx, FakeStore, now
-from tests.unit.test_call_scripts import Center, FakeVoice, restart_app
+from tests.unit.test_call_scripts import Center, restart_app
 
 CONSENT = "sound:consent"
 # One stereo sample frame as MixMonitor's D option writes it: the caller 1000, the center -1000.

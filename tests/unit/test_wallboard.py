@@ -112,3 +112,43 @@ def test_the_interval_report_counts_by_the_wallboards_rules_per_interval() -> No
     assert rows[0]["aht_s"] is None and rows[2]["service_level_percent"] == 0.0
     with pytest.raises(ValueError):
         interval_report(facts, T0, 20, lambda q, t: 30.0, 5.0)
+
+
+async def test_events_saved_while_the_day_is_read_back_count_once() -> None:
+    """Start-up does not wait for the day's events: they are read back behind, and a call saved
+    meanwhile (also found by the read) is counted once."""
+    import asyncio
+
+    from app.bus import Bus, InteractionSaved
+    from app.domain.interaction import InteractionEvent
+    from app.supervision.wallboard import WallboardService
+    from tests.support.fake_center import until
+
+    bus = Bus()
+    read_started, release = asyncio.Event(), asyncio.Event()
+    day: list[tuple[str, str, datetime, dict[str, object]]] = [
+        ("a", "queued", at(0), {"queue": "general", "tier": "medium"}),
+        ("a", "ended", at(3), {"outcome": "abandoned"}),
+    ]
+
+    async def events_since(since: datetime) -> list[tuple[str, str, datetime, dict[str, object]]]:
+        read_started.set()
+        await release.wait()
+        return list(day)
+
+    service = WallboardService(
+        board(), bus, events_since, lambda: [], lambda: [], lambda m: None, lambda: at(100)
+    )
+    await service.start()  # returns before the day is read
+    await read_started.wait()
+    # While the read is under way: "a" (already in the read) and "b" (new) are saved.
+    bus.publish(InteractionSaved("a", tuple(InteractionEvent(t, k, d) for _, k, t, d in day)))
+    bus.publish(InteractionSaved("b", (InteractionEvent(at(50), "queued", {"queue": "general"}),)))
+    release.set()
+
+    def today() -> dict[str, object]:
+        return dict(service.board.figures(at(100)).get("general", {}).get("today") or {})
+
+    await until(lambda: today().get("offered") == 2, "both calls folded in")
+    await service.stop()
+    assert (today()["offered"], today()["abandoned"]) == (2, 1)
