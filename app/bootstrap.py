@@ -40,6 +40,7 @@ from app.adapters.db import Store, ensure_database, migrate, resolve_url
 from app.adapters.fax_pages import FaxPages
 from app.adapters.fax_store import FaxStore
 from app.adapters.mail import send_mail
+from app.adapters.mail_catcher import MailCatcher
 from app.adapters.outbound_ledger import OutboundLedger
 from app.adapters.passwords import Passwords
 from app.adapters.pop_store import PopStore
@@ -177,6 +178,24 @@ def parts(app: web.Application) -> Parts:
     return app[PARTS]
 
 
+async def mail_catcher_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The demo's local mail server (config `mail_catcher`), up before anything sends mail."""
+    settings = app[SETTINGS]
+    if settings.mail_catcher is None:
+        yield
+        return
+    maildir = Paths.of(settings).var_dir / settings.mail_catcher.maildir
+    catcher = MailCatcher(maildir, settings.mail_catcher.port)
+    try:
+        await asyncio.to_thread(catcher.start)
+    except Exception as exc:  # aiosmtpd re-raises its server thread's failure as it was
+        raise OSError(f"mail_catcher cannot listen on 127.0.0.1:{catcher.port}: {exc}") from exc
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(catcher.stop)
+
+
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     """The pool, the schema, and the one writer of interactions (flushed last at stop)."""
     settings = app[SETTINGS]
@@ -191,6 +210,8 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
             log.info("database migrated: %s", ", ".join(applied))
         store = Store(pool)
         await store.sync_agents(settings.agents)
+        if added := await store.add_sample_data(settings.sample_data):
+            log.info("sample data: %d rows added (config sample_data)", added)
         p = parts(app)
         p.store = store
         app[health.STORE] = store
@@ -744,6 +765,7 @@ def build_app(settings: Settings) -> web.Application:
     app[health.APP] = health.AppStatus(utcnow().isoformat())
     app.cleanup_ctx.extend(
         [
+            mail_catcher_ctx,
             database_ctx,
             asterisk_ctx,
             prompts_ctx,

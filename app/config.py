@@ -700,6 +700,46 @@ def ban_rules(s: Settings) -> BanRules:
 
 
 @dataclass(frozen=True)
+class MailCatcherSettings:
+    """A small SMTP server inside the center that keeps every message in a Maildir, for a demo or
+    a trial with no mail server: voicemail and fax e-mails can then be read on this machine."""
+
+    port: int = 2525  # on 127.0.0.1 only; voicemail.smtp must point here
+    maildir: str = "mail"  # under var_dir
+
+
+@dataclass(frozen=True)
+class SampleCustomer:
+    name: str
+    phone: str
+    tier: str = "medium"
+    vip: bool = False
+
+
+@dataclass(frozen=True)
+class SampleAccount:
+    account_number: str
+    balance: float
+    customer_phone: str | None = None
+
+
+@dataclass(frozen=True)
+class SampleOrder:
+    order_number: str
+    status: str  # spoken as written
+
+
+@dataclass(frozen=True)
+class SampleData:
+    """Rows the demo's journeys need (a VIP caller, a balance, an order): added at start where
+    missing, never overwriting a row someone changed."""
+
+    customers: tuple[SampleCustomer, ...] = ()
+    accounts: tuple[SampleAccount, ...] = ()
+    orders: tuple[SampleOrder, ...] = ()
+
+
+@dataclass(frozen=True)
 class SupervisionSettings:
     # Callers who give up sooner than this are "short abandons": counted apart on the wallboard
     # and left out of the service level.
@@ -730,6 +770,8 @@ class Settings:
     experts: ExpertsSettings = ExpertsSettings()
     recording: RecordingSettings = RecordingSettings()
     fax: FaxSettings = FaxSettings()
+    mail_catcher: MailCatcherSettings | None = None
+    sample_data: SampleData = SampleData()
     # Where this configuration came from, for messages; not read from YAML.
     source: str = field(default="<defaults>", metadata={"internal": True})
 
@@ -931,6 +973,44 @@ _DID = re.compile(r"^\+?[0-9]{2,20}$")
 _SIP_URI = re.compile(r"sips?:[^\s;,]+")
 
 
+def _check_mail_catcher(s: Settings, bad: Callable[[str, str], ConfigError]) -> None:
+    catcher = s.mail_catcher
+    if catcher is None:
+        return
+    if not 1 <= catcher.port <= 65535:
+        raise bad("mail_catcher.port", f"port {catcher.port} is out of range 1-65535")
+    if not catcher.maildir or Path(catcher.maildir).is_absolute() or ".." in Path(catcher.maildir).parts:
+        raise bad("mail_catcher.maildir", f"a directory under var_dir, got {catcher.maildir!r}")
+    smtp = s.voicemail.smtp
+    if (smtp.host, smtp.port) not in (("127.0.0.1", catcher.port), ("localhost", catcher.port)):
+        raise bad(
+            "voicemail.smtp",
+            f"the mail catcher listens on 127.0.0.1:{catcher.port} but mail goes to {smtp.host}:{smtp.port};"
+            " point voicemail.smtp there or remove mail_catcher",
+        )
+
+
+def _check_sample_data(data: SampleData, bad: Callable[[str, str], ConfigError]) -> None:
+    phones = {c.phone for c in data.customers}
+    for i, c in enumerate(data.customers):
+        if not re.fullmatch(r"\+?[0-9]{2,20}", c.phone):
+            raise bad(f"sample_data.customers[{i}].phone", f"a phone number (digits), got {c.phone!r}")
+        if c.tier not in ("top", "high", "medium", "low"):
+            raise bad(f"sample_data.customers[{i}].tier", f"one of top, high, medium, low; got {c.tier!r}")
+    for i, a in enumerate(data.accounts):
+        if not re.fullmatch(r"[0-9]{4,20}", a.account_number):
+            raise bad(f"sample_data.accounts[{i}].account_number", f"digits, got {a.account_number!r}")
+        if a.customer_phone is not None and a.customer_phone not in phones:
+            raise bad(
+                f"sample_data.accounts[{i}].customer_phone", f"no sample customer has {a.customer_phone!r}"
+            )
+    for i, o in enumerate(data.orders):
+        if not re.fullmatch(r"[0-9]{4,12}", o.order_number):
+            raise bad(f"sample_data.orders[{i}].order_number", f"digits, got {o.order_number!r}")
+        if not o.status.strip():
+            raise bad(f"sample_data.orders[{i}].status", "say the order's status in words")
+
+
 def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
     """Rules that span fields or need more than a type check."""
 
@@ -1113,6 +1193,8 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
             raise bad(f"voicemail.email_to[{i}]", f"not an e-mail address: {address!r}")
     if not 1 <= s.voicemail.smtp.port <= 65535:
         raise bad("voicemail.smtp.port", f"port {s.voicemail.smtp.port} is out of range 1-65535")
+    _check_mail_catcher(s, bad)
+    _check_sample_data(s.sample_data, bad)
     _check_campaigns(s, queue_names, bad)
     for i, prefix in enumerate(s.routing.transfer_numbers):
         if not re.fullmatch(r"\+?[0-9]{1,20}", prefix):

@@ -129,6 +129,46 @@ def menu_target(flow: Flow, node: Node, key: str) -> str | None:
     return None
 
 
+def main_menu(flow: Flow) -> Node | None:
+    """The first menu a caller meets on the usual path (branches' `otherwise`, plays' `next`):
+    what a person trying the center is told to press."""
+    seen: set[str] = set()
+    at: str | None = flow.start
+    while at is not None and at not in seen:
+        seen.add(at)
+        node = flow.nodes[at]
+        if node.type == "menu":
+            return node
+        at = node.otherwise if node.type == "branch" else node.next if node.type == "play" else None
+    return None
+
+
+def describe_choices(flow: Flow, menu: Node) -> list[tuple[str, str]]:
+    """(key, what it does) for each key of `menu`, the operator key last, in plain words."""
+    choices = [(key, _what(flow, target, depth=1)) for key, target in sorted(menu.options.items())]
+    if OPERATOR_KEY not in menu.options and flow.operator is not None:
+        choices.append((OPERATOR_KEY, "an operator"))
+    return choices
+
+
+def _what(flow: Flow, name: str, depth: int) -> str:
+    node = flow.nodes[name]
+    match node.type:
+        case "queue":
+            return f"the {node.queue} team"
+        case "collect":
+            return f"enter your {node.into}"
+        case "fax":
+            return "documents by fax"
+        case "voicemail":
+            return "leave a message"
+        case "menu" if depth > 0:
+            inner = ", ".join(f"{k} {_what(flow, t, depth - 1)}" for k, t in sorted(node.options.items()))
+            return f"{name.replace('_', ' ')} ({inner})"
+        case _:
+            return name.replace("_", " ")
+
+
 def word_target(node: Node, phrase: str | None) -> str | None:
     return node.words.get(phrase) if phrase is not None else None
 

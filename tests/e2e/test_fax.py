@@ -22,7 +22,18 @@ from typing import Any
 import pytest
 
 from app.adapters.fax_pages import FaxPages, tiff_pages
-from tests.support.fax_machine import NUMBER, STATION_ID, FaxMachine, raster_pages, similarity, without_header
+from app.domain.fax import FaxDocument
+from app.fax.ondemand import FaxPrompts, chosen_prompt
+from tests.support.fax_machine import (
+    FIRST_KEYS_S,
+    NUMBER,
+    STATION_ID,
+    FaxMachine,
+    after,
+    raster_pages,
+    similarity,
+    without_header,
+)
 from tests.support.mailbox import Mailbox, serving
 from tests.support.stack import REPO, Stack, eventually, free_port
 
@@ -63,6 +74,12 @@ STACK_CONFIG = {
         ],
     },
 }
+
+
+def doc(code: str) -> FaxDocument:
+    """A catalogue document as the call reads its title back."""
+    d = next(d for d in STACK_CONFIG["fax"]["documents"] if d["code"] == code)  # type: ignore[index]
+    return FaxDocument(code, d["en"], d.get("zh", ""), pages=0, tiff="")
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +123,17 @@ def test_a_missing_document_is_reported_with_its_line_and_the_others_are_offered
 def test_the_caller_gets_two_documents_by_fax_on_the_same_call(
     stack: Stack, machine: FaxMachine, tmp_path: Path
 ) -> None:
-    tag = machine.ask_for_documents("7000", ["999#", "101#", "102#", "#", "1"])
+    prompts = FaxPrompts()
+    tag = machine.ask_for_documents(
+        "7000",
+        [
+            (FIRST_KEYS_S, "999#"),
+            (after(prompts.unknown), "101#"),
+            (after(chosen_prompt(doc("101"))), "102#"),
+            (after(chosen_prompt(doc("102"))), "#"),  # done choosing
+            (FIRST_KEYS_S, "1"),  # on this call (the question can be interrupted)
+        ],
+    )
     done = machine.done(tag, timeout=300)
     assert done["status"] == "SUCCESS", (done, stack.tail())
     received = machine.received(tag)
@@ -250,7 +277,17 @@ def test_a_fax_job_to_a_busy_number_is_tried_again_and_delivered(
 
 def test_a_caller_has_a_document_faxed_to_a_number_they_key(stack: Stack, machine: FaxMachine) -> None:
     number = "01055550102"
-    tag = machine.ask_for_documents("7000", ["101#", "#", "2", "02099999999#", f"{number}#"])
+    prompts = FaxPrompts()
+    tag = machine.ask_for_documents(
+        "7000",
+        [
+            (FIRST_KEYS_S, "101#"),
+            (after(chosen_prompt(doc("101"))), "#"),
+            (FIRST_KEYS_S, "2"),  # to a fax number
+            (FIRST_KEYS_S, "02099999999#"),  # not an allowed prefix
+            (after(prompts.number_refused), f"{number}#"),
+        ],
+    )
     done = machine.done(number, timeout=240)
     assert done["status"] == "SUCCESS" and done["pages"] == "3", (done, stack.tail())  # cover + 2
     assert machine.done(tag, timeout=30)["status"] != "SUCCESS"  # nothing was faxed on the call itself

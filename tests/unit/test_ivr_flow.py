@@ -18,10 +18,12 @@ from app.domain.ivr_flow import (
     after_attempts,
     branch_target,
     check_flow,
+    describe_choices,
     fill,
     input_problem,
     is_open,
     luhn_ok,
+    main_menu,
     menu_target,
 )
 from app.domain.prompt import digits_aloud, money_aloud
@@ -210,6 +212,18 @@ def test_two_defaults_or_a_number_claimed_twice_are_refused(tmp_path: Path) -> N
 def test_demo_flows_load() -> None:
     flows = load_flows(load_settings(REPO / "config" / "demo.yaml"))
     assert flows.for_dnis("7000").name == "main"
+
+
+def test_the_run_banner_lists_the_main_menu_a_caller_really_hears() -> None:
+    flow = load_flows(load_settings(REPO / "config" / "demo.yaml")).for_dnis("7000")
+    menu = main_menu(flow)  # past the blocked / closed / VIP branch and any greeting
+    assert menu is flow.nodes["main_menu"]
+    choices = dict(describe_choices(flow, menu))
+    assert choices["1"] == "the general team"
+    assert choices["2"].startswith("billing menu (1 enter your account, 2 the billing team")
+    assert choices["4"] == "enter your order"
+    assert choices["5"] == "documents by fax"
+    assert list(choices)[-1] == "0" and choices["0"] == "an operator"
 
 
 def test_identifiers_are_read_digit_by_digit_and_money_as_money_in_both_languages() -> None:
