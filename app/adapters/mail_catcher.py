@@ -25,6 +25,8 @@ class MailCatcher:
 
     def start(self) -> None:
         """Blocks briefly (aiosmtpd waits until its server answers): call it in a worker thread."""
+        # aiosmtpd logs every SMTP command at INFO: a line per word of each message.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         mailbox.Maildir(self.maildir, create=True)
         self.maildir.chmod(0o700)  # voicemail audio and faxes are personal data
         controller = Controller(Mailbox(self.maildir), hostname="127.0.0.1", port=self.port)
