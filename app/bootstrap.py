@@ -75,6 +75,7 @@ from app.errors import PbxError
 from app.experts import http as experts_http
 from app.experts.service import ExpertService
 from app.experts.store import ExpertStore
+from app.fax import desk as fax_desk
 from app.fax import http as fax_http
 from app.fax.catalogue import build_catalogue
 from app.fax.inbound import FaxReceiver
@@ -798,4 +799,5 @@ def build_app(settings: Settings) -> web.Application:
     scoring.add_routes(app)
     qa_desk.add_routes(app)
     fax_http.add_routes(app)
+    fax_desk.add_routes(app)
     return app
