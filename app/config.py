@@ -327,6 +327,24 @@ DEFAULT_WRAP_UP_CODES = (
 
 
 @dataclass(frozen=True)
+class SkillLabel:
+    """A skill's name as the panel shows it, in each language (the code is the YAML's name)."""
+
+    code: str
+    en: str = ""
+    zh: str = ""
+
+
+DEFAULT_SKILL_LABELS = (
+    SkillLabel("billing", "Billing", "账务"),
+    SkillLabel("tech", "Technical support", "技术支持"),
+    SkillLabel("english", "English", "英语"),
+    SkillLabel("mandarin", "Mandarin", "普通话"),
+    SkillLabel("sales", "Sales", "销售"),
+)
+
+
+@dataclass(frozen=True)
 class WebSettings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -346,6 +364,9 @@ class WebSettings:
     login_max_failures_per_address: int = 20
     # Disposition codes offered in after-call work (labels in English and Chinese).
     wrap_up_codes: tuple[WrapUpCode, ...] = DEFAULT_WRAP_UP_CODES
+    # Skills by name in the panel (the routing reason, the agent's skills); a skill not listed
+    # shows its YAML name.
+    skill_labels: tuple[SkillLabel, ...] = DEFAULT_SKILL_LABELS
     # A Ready agent whose panel sees no keyboard or mouse for this long goes Not Ready ("idle"); 0 = off.
     idle_not_ready_s: float = 600.0
 
@@ -1266,6 +1287,11 @@ def _check_web(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> No
         if code.code in wrap_codes:
             raise bad(f"web.wrap_up_codes[{i}].code", f"code {code.code} is given twice")
         wrap_codes.add(code.code)
+    skill_codes: set[str] = set()
+    for i, label in enumerate(s.web.skill_labels):
+        if not label.code or label.code in skill_codes:
+            raise bad(f"web.skill_labels[{i}].code", f"give each skill once, got {label.code!r}")
+        skill_codes.add(label.code)
     if s.web.idle_not_ready_s != 0 and s.web.idle_not_ready_s < 2:
         raise bad("web.idle_not_ready_s", "0 (off) or at least 2 seconds")
 

@@ -225,9 +225,15 @@ def wrap_up_left_s(state: AgentState, wrap_up_until: datetime | None, now: datet
     return max(0.0, (wrap_up_until - now).total_seconds())
 
 
+# Events naming an agent who touched the interaction: talked with the caller, or answered its
+# offer (a callback whose customer was never reached still had the agent's time and wrap-up).
+TOUCHED_KINDS = frozenset({"connected", "consult_answered", "agent_answered"})
+
+
 def may_write_notes(who: Principal, handled_by: str | Collection[str] | None) -> bool:
-    """Notes and a disposition: only an agent who talked with the caller. After a transfer
-    that is each of them (the first agent writes theirs in wrap-up while the call goes on)."""
+    """Notes and a disposition: only an agent who touched the interaction (`TOUCHED_KINDS`).
+    After a transfer that is each of them (the first agent writes theirs in wrap-up while the
+    call goes on)."""
     if who.role not in AGENT_ROLES or who.agent_id is None or handled_by is None:
         return False
     return who.agent_id == handled_by if isinstance(handled_by, str) else who.agent_id in handled_by

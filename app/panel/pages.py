@@ -12,7 +12,7 @@ from typing import Any
 from app.config import NotReadyReason
 from app.panel.i18n import TEXT, Lang, t
 
-ASSET_VERSION = "2"
+ASSET_VERSION = "3"
 
 
 def reason_label(lang: Lang, reasons: Sequence[NotReadyReason], code: str | None) -> str:
@@ -38,6 +38,7 @@ def client_texts(lang: Lang, reasons: Sequence[NotReadyReason]) -> dict[str, Any
         "error",
         "sip_bans_none",
         "ban.lift",
+        "after_call_note",
     )
     return {
         "lang": lang,
@@ -139,31 +140,59 @@ def panel_page(
 ) -> str:
     """`softphone`: the browser softphone's widget (app/panel/softphone.py), if the agent has one."""
     state = agent["state"]
+    controls = set(agent.get("controls", ()))
     options = "".join(
         f'<option value="{escape(r.code)}">{escape(reason_label(lang, reasons, r.code))}</option>'
         for r in reasons
     )
     phone = t(lang, "phone_registered" if agent["device_registered"] else "phone_not_registered")
     hidden = f'<input type="hidden" name="csrf_token" value="{escape(csrf)}">'
+
+    def button(control: str, element_id: str, css: str, key: str) -> str:
+        # Every button is on the page; only those that mean something in this state show
+        # (app/domain/agent_state.py decides, panel.js follows live changes).
+        off = "" if control in controls else " hidden"
+        return f'<button type="submit" id="{element_id}" class="{css}"{off}>{escape(t(lang, key))}</button>'
+
+    asking = "not_ready" in controls or "not_ready_after_call" in controls
+    next_note = (
+        t(lang, "after_call_note", reason=reason_label(lang, reasons, agent.get("not_ready_next")))
+        if agent.get("not_ready_next")
+        else ""
+    )
     body = (
         f'<section class="agent" id="agent" data-agent-id="{escape(agent["id"])}">'
         f"<h1>{escape(t(lang, 'your_state'))}</h1>"
+        '<div class="state-line">'
         f'<p class="state state-{escape(state)}" id="state" data-state="{escape(state)}">'
         f"{escape(t(lang, 'state.' + state))}</p>"
+        f'<p class="timer" id="state-timer" aria-label="{escape(t(lang, "state_timer"))}"></p></div>'
         f'<p class="detail" id="state-detail">{_state_detail(lang, reasons, agent)}</p>'
+        f'<p class="after-call" id="after-call"{"" if next_note else " hidden"}>{escape(next_note)}</p>'
+        '<div class="status-line">'
         f'<p class="phone" id="phone" data-registered="{str(agent["device_registered"]).lower()}">'
         f"{escape(phone)}</p>"
+        f'<p class="live" id="live" data-live="false">{escape(t(lang, "offline"))}</p></div>'
         '<div class="actions">'
         f'<form method="post" action="/panel/state" class="state-form">{hidden}'
         '<input type="hidden" name="state" value="ready">'
-        f'<button type="submit" id="ready" class="ready">{escape(t(lang, "ready"))}</button></form>'
+        + button("ready", "ready", "ready", "ready")
+        + button("stay_ready_after_call", "stay-ready", "ready", "stay_ready_after_call")
+        + "</form>"
         f'<form method="post" action="/panel/state" class="state-form">{hidden}'
         '<input type="hidden" name="state" value="not_ready">'
-        f'<label>{escape(t(lang, "reason"))} <select name="reason" id="reason">{options}</select></label>'
-        f'<button type="submit" id="not-ready" class="not-ready">{escape(t(lang, "not_ready"))}</button>'
-        "</form></div>"
+        f'<label id="reason-label"{"" if asking else " hidden"}>{escape(t(lang, "reason"))} '
+        f'<select name="reason" id="reason">{options}</select></label>'
+        + button("not_ready", "not-ready", "not-ready", "not_ready")
+        + button("not_ready_after_call", "not-ready-after", "not-ready", "not_ready_after_call")
+        + "</form>"
+        + (
+            f'<button type="button" id="decline" class="decline"{"" if "decline" in controls else " hidden"}'
+            f' data-interaction-id="{escape(str(agent.get("interaction_id") or ""))}">'
+            f"{escape(t(lang, 'decline'))}</button>"
+        )
+        + "</div>"
         '<p class="message" id="message" role="status"></p>'
-        f'<p class="live" id="live" data-live="false">{escape(t(lang, "offline"))}</p>'
         "</section>" + softphone + extra
     )
     return _layout(

@@ -24,6 +24,7 @@ from aiohttp import web
 from app.adapters.pop_store import CustomerProfile, PopContext, PopStore
 from app.bus import AgentsChanged, InteractionSaved
 from app.domain.agent_state import AgentState
+from app.domain.route_reason import explain
 from app.domain.screen_pop import POP_STATES, REFRESH_KINDS, PopTracker, journey
 from app.panel.live import LiveHub
 from app.routing.desk import RoutingService
@@ -156,6 +157,7 @@ class PopService:
         path = journey(ctx.events if ctx else [])
         data = offer.waiting.data if offer else {}
         ani = ctx.ani if ctx else data.get("ani", "")
+        reason = offer.decision.reason if offer else path.route_reason
         return {
             "interaction_id": interaction_id,
             "agent_id": agent_id,
@@ -176,7 +178,9 @@ class PopService:
                 # The desk's own decision first: its `offered` event may still be on its way to disk.
                 "queue": offer.decision.queue if offer else (ctx.queue if ctx else None) or path.queue,
                 "tier": (ctx.tier if ctx else None) or path.tier,
-                "reason": offer.decision.reason if offer else path.route_reason,
+                "reason": reason,
+                # The same facts in the agent's words (the panel words them, app/domain/route_reason.py).
+                "parts": [{"kind": p.kind, **p.values} for p in explain(reason)],
             },
             "callback": self._callback_view(ctx),
             "history": [
