@@ -417,6 +417,9 @@ class CampaignSettings:
     queue: str  # the agents who take its calls: this queue's members, groups and skills
     mode: Literal["preview", "progressive", "predictive"] = "progressive"
     active: bool = True  # the kill switch; also live through the API
+    # Preview mode: how long the panel's card counts down before the customer is handed back
+    # (skipped, no attempt spent) if the agent has neither called nor skipped.
+    preview_hold_s: float = 60.0
     caller_id: str | None = None  # default: carrier.caller_id, then the first DID
     ring_s: float = 25.0  # at least 15 s before giving up on an unanswered call
     connect_window_s: float = 2.0  # a live answer reaches an agent, or hears the message, within
@@ -1313,6 +1316,8 @@ def _check_campaigns(s: Settings, queue_names: set[str], bad: Callable[[str, str
             raise bad(f"{at}.queue", f"no queue named {c.queue!r}")
         if c.ring_s < 15:
             raise bad(f"{at}.ring_s", "let a phone ring at least 15 s before giving up")
+        if not 5 <= c.preview_hold_s <= 3600:
+            raise bad(f"{at}.preview_hold_s", "give 5 to 3600 seconds")
         if not 0 < c.connect_window_s <= 2:
             raise bad(f"{at}.connect_window_s", "a live answer must reach an agent or the message within 2 s")
         if not 0 < c.abandon_target_pct <= 5:
