@@ -199,6 +199,8 @@ class MenuOption:
     digit: str
     queue: str
     skills: tuple[SkillNeed, ...] = ()
+    # What the agent's panel calls this choice ({en: Billing, zh: 账务}); default: the key.
+    label: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -1110,6 +1112,9 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         digits.add(option.digit)
         if option.queue not in queue_names:
             raise bad(f"ivr.menu[{i}].queue", f"no queue named {option.queue!r}")
+        for lang, text in option.label.items():
+            if lang not in ("en", "zh") or not text.strip():
+                raise bad(f"ivr.menu[{i}].label", "give labels as en and zh text")
     allowed: dict[str, set[str]] = {
         "position": {"position"},
         "expected_wait": {"minutes"},

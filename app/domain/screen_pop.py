@@ -93,11 +93,15 @@ class Journey:
     tier: str | None = None
     route_reason: str | None = None
     offered_at: datetime | None = None
+    flow: str | None = None  # the IVR flow the caller went through (its labels name the choices)
+    menu_to: tuple[str | None, ...] = ()  # beside `menu`: the flow node each choice led to
 
 
 def journey(events: Sequence[EventRecord]) -> Journey:
     digits = ""
     menu: list[str] = []
+    menu_to: list[str | None] = []
+    flow: str | None = None
     collected: dict[str, str] = {}
     queue = tier = reason = None
     offered_at = None
@@ -113,10 +117,14 @@ def journey(events: Sequence[EventRecord]) -> Journey:
             why = _text(data.get("reason"))
             if why and why.startswith("menu:"):
                 menu.append(why.removeprefix("menu:"))
+                menu_to.append(None)
+        elif e.kind == "flow":
+            flow = _text(data.get("name")) or flow
         elif e.kind == "menu_choice":  # IVR flows: one event per menu answered, key or word
             choice = _text(data.get("key")) or _text(data.get("word"))
             if choice:
                 menu.append(choice)
+                menu_to.append(_text(data.get("to")))
         elif e.kind == "offered":
             reason = _text(data.get("reason")) or reason
             offered_at = e.at
@@ -128,7 +136,7 @@ def journey(events: Sequence[EventRecord]) -> Journey:
             _merge(collected, inner if isinstance(inner, Mapping) else data)
         elif isinstance(inner, Mapping):
             _merge(collected, inner)
-    return Journey(digits[:64], tuple(menu), collected, queue, tier, reason, offered_at)
+    return Journey(digits[:64], tuple(menu), collected, queue, tier, reason, offered_at, flow, tuple(menu_to))
 
 
 def _text(value: object) -> str | None:

@@ -16,7 +16,7 @@ from app.config import SkillLabel, WebSettings, WrapUpCode
 from app.panel.i18n import TEXT, Lang, t
 from app.panel.pages import _script_json as script_json
 
-POP_ASSET_VERSION = "3"
+POP_ASSET_VERSION = "4"
 # Text keys the script needs, by prefix.
 _CLIENT_PREFIXES = ("pop.", "acw.", "tier.", "outcome.", "idle.", "rr.")
 

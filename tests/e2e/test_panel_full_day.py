@@ -5,6 +5,7 @@ One agent, Alice, works only in the browser (the panel's WebRTC softphone), at a
 
 - Not Ready and Ready are offered only where they do something; while a call rings or is
   answered the panel offers "Not Ready after this call" instead, and honours it when wrap-up ends.
+- The caller's menu choice shows by its label ("Billing"), not the key pressed.
 - The first caller's offer is declined from the panel: her browser stops ringing, she is Ready
   again, the caller is still on the line.
 - The second caller is answered; the page has exactly one Hang up, a call timer and a state
@@ -56,7 +57,10 @@ STACK_CONFIG = {
             "wrap_up_s": WRAP_UP_S,
         }
     ],
-    "ivr": {"connecting": [], "menu": [{"digit": "1", "queue": "billing"}]},
+    "ivr": {
+        "connecting": [],
+        "menu": [{"digit": "1", "queue": "billing", "label": {"en": "Billing", "zh": "账务"}}],
+    },
 }
 
 
@@ -148,6 +152,7 @@ def test_a_day_at_the_panel(
         expect(parts).to_contain_text("you know Billing at level 8")
         expect(parts).to_contain_text("you were free the longest")
         expect(page.locator("#pop-reason")).to_be_hidden()
+        expect(page.locator("#pop-menu")).to_have_text("Billing")  # the flow's label, not the key
         page.click("#pop-reason-toggle")
         expect(page.locator("#pop-reason")).to_contain_text("skills billing 8>=5")
         snap(page, shots, "03-ringing")
@@ -230,6 +235,7 @@ def test_a_day_at_the_panel(
         expect(page.locator("#pop-title")).to_have_text("上一通电话")
         expect(page.locator("#pop-ani")).to_have_text(SECOND)
         expect(page.locator("#pop-reason-parts")).to_contain_text("您的账务技能为 8 级")
+        expect(page.locator("#pop-menu")).to_have_text("账务")
         expect(page.locator("#acw-saved")).to_have_attribute("data-code", "resolved")
         snap(page, shots, "07-last-call-zh")
         assert not errors, errors

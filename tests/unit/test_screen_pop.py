@@ -393,3 +393,19 @@ def test_bad_panel_settings_are_refused(tmp_path: Path, text: str, field: str, w
     with pytest.raises(ConfigError) as err:
         load_settings(write(tmp_path, text))
     assert err.value.details["field"] == field and words in str(err.value)
+
+
+def test_journey_keeps_the_flow_and_where_each_choice_led() -> None:
+    path = journey(
+        [
+            EventRecord(at(0), "flow", {"name": "main"}),
+            EventRecord(at(1), "menu_choice", {"menu": "main_menu", "key": "2", "to": "billing_menu"}),
+            EventRecord(
+                at(2), "menu_choice", {"menu": "billing_menu", "word": "balance", "to": "ask_account"}
+            ),
+            EventRecord(at(3), "queued", {"queue": "billing", "reason": "menu:9"}),
+        ]
+    )
+    assert path.flow == "main"
+    assert path.menu == ("2", "balance", "9")
+    assert path.menu_to == ("billing_menu", "ask_account", None)

@@ -139,10 +139,20 @@
     );
   }
 
+  // A flow's label in the page's language (English when it has no Chinese one), else null.
+  function label(labels) {
+    return (labels && (labels[cfg.lang] || labels.en)) || null;
+  }
+
   function ivrPart(p) {
     const rows = [[text["pop.digits"], p.ivr.digits || text["pop.nothing"], { id: "pop-digits" }]];
-    if (p.ivr.menu.length) rows.push([text["pop.menu"], p.ivr.menu.join(" → "), { id: "pop-menu" }]);
-    for (const [key, value] of p.ivr.collected) rows.push([key, value, { class: "collected", dataset: { key } }]);
+    const menuLabels = p.ivr.menu_labels || [];
+    const choices = p.ivr.menu.map((choice, i) => label(menuLabels[i]) || choice);
+    if (choices.length) rows.push([text["pop.menu"], choices.join(" → "), { id: "pop-menu" }]);
+    const fieldLabels = p.ivr.field_labels || {};
+    for (const [key, value] of p.ivr.collected) {
+      rows.push([label(fieldLabels[key]) || key, value, { class: "collected", dataset: { key } }]);
+    }
     return el("section", { class: "ivr", id: "pop-ivr" }, el("h3", null, text["pop.ivr"]), pairs(rows));
   }
 
