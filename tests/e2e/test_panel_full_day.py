@@ -220,6 +220,7 @@ def test_a_day_at_the_panel(
         # Wrap-up ends: the agent's earlier request takes her Not Ready (lunch), not Ready.
         expect(state).to_have_attribute("data-state", "not_ready", timeout=(WRAP_UP_S + 10) * 1000)
         expect(page.locator("#state-detail")).to_contain_text("Lunch")
+        expect(page.locator("#acw-countdown")).to_be_hidden()  # wrap-up is over
         page.select_option("#acw-code", "resolved")
         page.fill("#acw-notes", "Explained the March bill.")
         page.click("#acw-save")
