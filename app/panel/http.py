@@ -366,7 +366,14 @@ async def supervisor_page(request: web.Request, session: PanelSession, lang: Lan
     return html(
         request,
         pages.supervisor_page(
-            lang, session.csrf_token, user_line(lang, session), agents, reasons, bans, board
+            lang,
+            session.csrf_token,
+            user_line(lang, session),
+            agents,
+            reasons,
+            bans,
+            board,
+            skill_labels=request.app[SETTINGS].web.skill_labels,
         ),
     )
 

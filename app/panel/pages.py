@@ -9,10 +9,10 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from app.config import NotReadyReason
+from app.config import NotReadyReason, SkillLabel
 from app.panel.i18n import TEXT, Lang, t
 
-ASSET_VERSION = "4"
+ASSET_VERSION = "5"
 
 
 def reason_label(lang: Lang, reasons: Sequence[NotReadyReason], code: str | None) -> str:
@@ -25,7 +25,17 @@ def reason_label(lang: Lang, reasons: Sequence[NotReadyReason], code: str | None
     return TEXT[lang].get(key, code)
 
 
-def client_texts(lang: Lang, reasons: Sequence[NotReadyReason]) -> dict[str, Any]:
+def skill_label(lang: Lang, labels: Sequence[SkillLabel], skill: str) -> str:
+    """A skill's name in the panel's language (`web.skill_labels`), or its YAML name."""
+    for label in labels:
+        if label.code == skill:
+            return (label.zh if lang == "zh" else label.en) or label.en or skill
+    return skill
+
+
+def client_texts(
+    lang: Lang, reasons: Sequence[NotReadyReason], skills: Sequence[SkillLabel] = ()
+) -> dict[str, Any]:
     """What panel.js needs to label live updates in the page's language."""
     keys = (
         "since",
@@ -42,6 +52,7 @@ def client_texts(lang: Lang, reasons: Sequence[NotReadyReason]) -> dict[str, Any
     )
     return {
         "lang": lang,
+        "skills": {s.code: skill_label(lang, skills, s.code) for s in skills},
         "text": {k: t(lang, k) for k in keys},
         "states": {k.removeprefix("state."): v for k, v in TEXT[lang].items() if k.startswith("state.")},
         "reasons": {
@@ -214,13 +225,16 @@ def supervisor_page(
     reasons: Sequence[NotReadyReason],
     bans: Sequence[Mapping[str, Any]] = (),
     extra: str = "",  # further sections (the experts: app/panel/experts.py)
+    skill_labels: Sequence[SkillLabel] = (),
 ) -> str:
     head = "".join(
         f"<th>{escape(t(lang, k))}</th>" for k in ("agent", "name", "state", "reason", "phone", "skills")
     )
     rows = []
     for a in agents:
-        skills = ", ".join(f"{escape(k)} {v}" for k, v in a["skills"].items())
+        skills = ", ".join(
+            f"{escape(skill_label(lang, skill_labels, k))} {v}" for k, v in a["skills"].items()
+        )
         reason = reason_label(lang, reasons, a["not_ready_reason"]) if a["state"] == "not_ready" else ""
         rows.append(
             f'<tr data-agent-id="{escape(a["id"])}"><td>{escape(a["id"])}</td><td>{escape(a["name"])}</td>'
@@ -248,7 +262,7 @@ def supervisor_page(
         body,
         csrf=csrf,
         user_line=user_line,
-        client=client_texts(lang, reasons),
+        client=client_texts(lang, reasons, skill_labels),
         page="supervisor",
     )
 

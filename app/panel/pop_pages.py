@@ -12,9 +12,10 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from app.config import SkillLabel, WebSettings, WrapUpCode
+from app.config import WebSettings, WrapUpCode
 from app.panel.i18n import TEXT, Lang, t
 from app.panel.pages import _script_json as script_json
+from app.panel.pages import skill_label
 
 POP_ASSET_VERSION = "4"
 # Text keys the script needs, by prefix.
@@ -26,13 +27,6 @@ def code_label(lang: Lang, codes: Sequence[WrapUpCode], code: str) -> str:
         if c.code == code:
             return (c.zh if lang == "zh" else c.en) or c.en or c.code
     return code
-
-
-def skill_label(lang: Lang, labels: Sequence[SkillLabel], skill: str) -> str:
-    for label in labels:
-        if label.code == skill:
-            return (label.zh if lang == "zh" else label.en) or label.en or skill
-    return skill
 
 
 def pop_client_data(lang: Lang, web: WebSettings) -> dict[str, Any]:

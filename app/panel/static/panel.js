@@ -165,7 +165,7 @@
       agent.state === "not_ready" ? reasonLabel(agent.not_ready_reason) : "";
     row.querySelector('[data-field="phone"]').textContent = agent.device_registered ? data.text.yes : data.text.no;
     row.querySelector('[data-field="skills"]').textContent =
-      Object.entries(agent.skills).map(([k, v]) => k + " " + v).join(", ");
+      Object.entries(agent.skills).map(([k, v]) => ((data.skills && data.skills[k]) || k) + " " + v).join(", ");
   }
   const show = page === "supervisor" ? showRow : page === "agent" ? showAgent : () => {};
 
