@@ -331,7 +331,12 @@ async def panel_ctx(app: web.Application) -> AsyncIterator[None]:
         await synced
     hub = LiveHub(routing_http.agent_view)
     desk = app[routing_http.DESK]
-    pops = PopService(PopStore(p.store.pool), desk, hub, utcnow)
+
+    def flows() -> FlowSet | None:  # read at each pop: a reload replaces the inbound calls' flows
+        inbound = app.get(inbound_http.INBOUND)
+        return inbound.flows if inbound is not None else p.flows
+
+    pops = PopService(PopStore(p.store.pool), desk, hub, utcnow, flows)
     calls = CallWatch(desk, hub)  # open panels follow their call's controls
     unsubscribe = [
         p.bus.subscribe(AgentsChanged, hub.agents_changed),

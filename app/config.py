@@ -199,6 +199,8 @@ class MenuOption:
     digit: str
     queue: str
     skills: tuple[SkillNeed, ...] = ()
+    # What the agent's panel calls this choice ({en: Billing, zh: 账务}); default: the key.
+    label: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -327,6 +329,24 @@ DEFAULT_WRAP_UP_CODES = (
 
 
 @dataclass(frozen=True)
+class SkillLabel:
+    """A skill's name as the panel shows it, in each language (the code is the YAML's name)."""
+
+    code: str
+    en: str = ""
+    zh: str = ""
+
+
+DEFAULT_SKILL_LABELS = (
+    SkillLabel("billing", "Billing", "账务"),
+    SkillLabel("tech", "Technical support", "技术支持"),
+    SkillLabel("english", "English", "英语"),
+    SkillLabel("mandarin", "Mandarin", "普通话"),
+    SkillLabel("sales", "Sales", "销售"),
+)
+
+
+@dataclass(frozen=True)
 class WebSettings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -346,6 +366,9 @@ class WebSettings:
     login_max_failures_per_address: int = 20
     # Disposition codes offered in after-call work (labels in English and Chinese).
     wrap_up_codes: tuple[WrapUpCode, ...] = DEFAULT_WRAP_UP_CODES
+    # Skills by name in the panel (the routing reason, the agent's skills); a skill not listed
+    # shows its YAML name.
+    skill_labels: tuple[SkillLabel, ...] = DEFAULT_SKILL_LABELS
     # A Ready agent whose panel sees no keyboard or mouse for this long goes Not Ready ("idle"); 0 = off.
     idle_not_ready_s: float = 600.0
 
@@ -396,6 +419,9 @@ class CampaignSettings:
     queue: str  # the agents who take its calls: this queue's members, groups and skills
     mode: Literal["preview", "progressive", "predictive"] = "progressive"
     active: bool = True  # the kill switch; also live through the API
+    # Preview mode: how long the panel's card counts down before the customer is handed back
+    # (skipped, no attempt spent) if the agent has neither called nor skipped.
+    preview_hold_s: float = 60.0
     caller_id: str | None = None  # default: carrier.caller_id, then the first DID
     ring_s: float = 25.0  # at least 15 s before giving up on an unanswered call
     connect_window_s: float = 2.0  # a live answer reaches an agent, or hears the message, within
@@ -1166,6 +1192,9 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         digits.add(option.digit)
         if option.queue not in queue_names:
             raise bad(f"ivr.menu[{i}].queue", f"no queue named {option.queue!r}")
+        for lang, text in option.label.items():
+            if lang not in ("en", "zh") or not text.strip():
+                raise bad(f"ivr.menu[{i}].label", "give labels as en and zh text")
     allowed: dict[str, set[str]] = {
         "position": {"position"},
         "expected_wait": {"minutes"},
@@ -1348,6 +1377,11 @@ def _check_web(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> No
         if code.code in wrap_codes:
             raise bad(f"web.wrap_up_codes[{i}].code", f"code {code.code} is given twice")
         wrap_codes.add(code.code)
+    skill_codes: set[str] = set()
+    for i, label in enumerate(s.web.skill_labels):
+        if not label.code or label.code in skill_codes:
+            raise bad(f"web.skill_labels[{i}].code", f"give each skill once, got {label.code!r}")
+        skill_codes.add(label.code)
     if s.web.idle_not_ready_s != 0 and s.web.idle_not_ready_s < 2:
         raise bad("web.idle_not_ready_s", "0 (off) or at least 2 seconds")
 
@@ -1369,6 +1403,8 @@ def _check_campaigns(s: Settings, queue_names: set[str], bad: Callable[[str, str
             raise bad(f"{at}.queue", f"no queue named {c.queue!r}")
         if c.ring_s < 15:
             raise bad(f"{at}.ring_s", "let a phone ring at least 15 s before giving up")
+        if not 5 <= c.preview_hold_s <= 3600:
+            raise bad(f"{at}.preview_hold_s", "give 5 to 3600 seconds")
         if not 0 < c.connect_window_s <= 2:
             raise bad(f"{at}.connect_window_s", "a live answer must reach an agent or the message within 2 s")
         if not 0 < c.abandon_target_pct <= 5:

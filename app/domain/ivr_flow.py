@@ -71,6 +71,10 @@ class Node:
     outcome: HangupOutcome = "self_service"
     # The caller says or keys secrets here (a card number): the IVR's recording pauses.
     sensitive: bool = False
+    # What the agent's panel calls this node when a menu leads here, or the field a collect
+    # node fills, by language ({en: Billing, zh: 账务}); without one the panel shows the key
+    # pressed or the field's name.
+    label: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,25 @@ class _Values(dict[str, object]):
 # -- checking ---------------------------------------------------------------------
 
 
+LABEL_LANGS = ("en", "zh")
+
+
+@dataclass(frozen=True)
+class PanelLabels:
+    """A flow's labels as the agent's panel needs them: by node a menu leads to, and by the
+    field a collect node fills. Each is {language: text}."""
+
+    choices: dict[str, dict[str, str]]
+    fields: dict[str, dict[str, str]]
+
+
+def panel_labels(flow: Flow) -> PanelLabels:
+    return PanelLabels(
+        choices={name: dict(node.label) for name, node in flow.nodes.items() if node.label},
+        fields={node.into: dict(node.label) for node in flow.nodes.values() if node.into and node.label},
+    )
+
+
 def check_flow(flow: Flow, queues: set[str]) -> None:
     """Refuse a flow that could strand a caller. Raises FlowError naming the field."""
     if not re.fullmatch(r"[a-z0-9_-]{1,40}", flow.name):
@@ -274,6 +297,9 @@ def check_flow(flow: Flow, queues: set[str]) -> None:
         _check_hours(f"hours.{name}", hours)
     for name, node in flow.nodes.items():
         _check_node(flow, f"nodes.{name}", node, queues)
+        for lang, text in node.label.items():
+            if lang not in LABEL_LANGS or not text.strip():
+                raise FlowError(f"nodes.{name}.label", f"give labels as {' and '.join(LABEL_LANGS)} text")
     for path, target in _targets(flow):
         if target not in flow.nodes:
             raise FlowError(path, f"no node named {target!r}")

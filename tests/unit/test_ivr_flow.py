@@ -25,6 +25,7 @@ from app.domain.ivr_flow import (
     luhn_ok,
     main_menu,
     menu_target,
+    panel_labels,
 )
 from app.domain.prompt import digits_aloud, money_aloud
 from app.errors import ConfigError
@@ -247,3 +248,29 @@ def test_identifiers_are_read_digit_by_digit_and_money_as_money_in_both_language
     assert zh.text == "账户七九九，零零零幺，二三四五，余额1234元5角，订单20231125。"
     assert digits_aloud("+86 138-0013-8000") == "8 6 1, 3 8, 0 0 1 3, 8 0 0 0"
     assert money_aloud("-3.00") == "minus 3 yuan" and money_aloud("not money") == "not money"
+
+
+def test_labels_name_the_choices_and_fields_for_the_panel_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    labelled = flow(
+        account=Node(
+            type="collect",
+            prompt=SAY,
+            into="account",
+            next="general",
+            label={"en": "Account number", "zh": "账号"},
+        ),
+        general=Node(type="queue", queue="general", label={"en": "General questions"}),
+    )
+    check_flow(labelled, {"general"})
+    labels = panel_labels(labelled)
+    assert labels.choices == {
+        "account": {"en": "Account number", "zh": "账号"},
+        "general": {"en": "General questions"},
+    }
+    assert labels.fields == {"account": {"en": "Account number", "zh": "账号"}}
+
+    write_flow(
+        tmp_path / "flows", "main", GOOD.replace("queue: general}", "queue: general, label: {fr: Général}}")
+    )
+    with pytest.raises(ConfigError, match=r"main.yaml:\d+: nodes.person.label: give labels as en and zh"):
+        load_flows(load_settings(center(tmp_path)))
