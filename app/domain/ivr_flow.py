@@ -156,7 +156,14 @@ def describe_choices(flow: Flow, menu: Node) -> list[tuple[str, str]]:
 
 
 def _what(flow: Flow, name: str, depth: int) -> str:
+    """The node's English label where the flow gives one, else words from its kind."""
     node = flow.nodes[name]
+    own = node.label.get("en") or name.replace("_", " ")
+    if node.type == "menu" and depth > 0:
+        inner = ", ".join(f"{k} {_what(flow, t, depth - 1)}" for k, t in sorted(node.options.items()))
+        return f"{own} ({inner})"
+    if "en" in node.label:
+        return own
     match node.type:
         case "queue":
             return f"the {node.queue} team"
@@ -166,11 +173,8 @@ def _what(flow: Flow, name: str, depth: int) -> str:
             return "documents by fax"
         case "voicemail":
             return "leave a message"
-        case "menu" if depth > 0:
-            inner = ", ".join(f"{k} {_what(flow, t, depth - 1)}" for k, t in sorted(node.options.items()))
-            return f"{name.replace('_', ' ')} ({inner})"
         case _:
-            return name.replace("_", " ")
+            return own
 
 
 def word_target(node: Node, phrase: str | None) -> str | None:

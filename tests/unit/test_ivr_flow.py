@@ -220,11 +220,34 @@ def test_the_run_banner_lists_the_main_menu_a_caller_really_hears() -> None:
     menu = main_menu(flow)  # past the blocked / closed / VIP branch and any greeting
     assert menu is flow.nodes["main_menu"]
     choices = dict(describe_choices(flow, menu))
-    assert choices["1"] == "the general team"
-    assert choices["2"].startswith("billing menu (1 enter your account, 2 the billing team")
-    assert choices["4"] == "enter your order"
-    assert choices["5"] == "documents by fax"
+    assert choices["1"] == "General questions"  # the flow's labels, where it has them
+    assert choices["2"] == "Billing (1 Account number, 2 Billing team)"
+    assert choices["4"] == "Order number"
+    assert choices["5"] == "Documents by fax"
     assert list(choices)[-1] == "0" and choices["0"] == "an operator"
+
+
+def test_choices_without_labels_are_said_by_what_they_do() -> None:
+    flow = Flow(
+        "f",
+        "m",
+        {
+            "m": Node("menu", options={"1": "q", "2": "sub", "3": "vm"}),
+            "sub": Node("menu", options={"1": "ask"}),
+            "ask": Node("collect", into="account", next="q"),
+            "q": Node("queue", queue="billing"),
+            "vm": Node("voicemail", queue="billing"),
+        },
+        operator="q",
+    )
+    menu = main_menu(flow)
+    assert menu is not None
+    assert describe_choices(flow, menu) == [
+        ("1", "the billing team"),
+        ("2", "sub (1 enter your account)"),
+        ("3", "leave a message"),
+        ("0", "an operator"),
+    ]
 
 
 def test_identifiers_are_read_digit_by_digit_and_money_as_money_in_both_languages() -> None:
