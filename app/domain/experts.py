@@ -23,6 +23,7 @@ paragraph each:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -379,5 +380,41 @@ def changed(directory: Directory, expert: Expert, changes: Mapping[str, object])
     return out
 
 
+# An expert added over the API: an outside number. One reached on an agent's phone and panel is
+# an agent account of the center (SIP credentials, a panel password): that stays in the YAML.
+EXPERT_ID = re.compile(r"[a-z0-9_-]{1,32}")
+PHONE = re.compile(r"\+?[0-9]{3,20}")
+EMAIL = re.compile(r"[^@\s,;<>]{1,64}@[^@\s,;<>]{1,190}")
+
+
+def added(directory: Directory, entry: Mapping[str, object]) -> Expert:
+    """A new outside expert from `{"id", "name", "number", "email"?, "expertise"?, "groups"?,
+    "languages"?, "max_calls"?}`; ValueError names the field that is wrong."""
+    allowed = {"id", "name", "number", "email", *CHANGEABLE}
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise ValueError(f"{unknown[0]}: not a field of a new expert ({', '.join(sorted(allowed))})")
+    expert_id, name, number, email = (entry.get(k) for k in ("id", "name", "number", "email"))
+    if not isinstance(expert_id, str) or not EXPERT_ID.fullmatch(expert_id):
+        raise ValueError(f"id: 1-32 characters from a-z, 0-9, '_' and '-', got {expert_id!r}")
+    if directory.expert(expert_id) is not None:
+        raise ValueError(f"id: expert {expert_id} exists already")
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= 80:
+        raise ValueError("name: 1-80 characters")
+    if not isinstance(number, str) or not PHONE.fullmatch(number):
+        raise ValueError(f"number: a phone number (digits, + first for abroad), got {number!r}")
+    if email is not None and (not isinstance(email, str) or not EMAIL.fullmatch(email)):
+        raise ValueError(f"email: an e-mail address, got {email!r}")
+    base = Expert(expert_id, name.strip(), number=number, email=email, languages=("en",))  # as in YAML
+    return changed(directory, base, {k: v for k, v in entry.items() if k in CHANGEABLE})
+
+
+def without_expert(directory: Directory, expert_id: str) -> Directory:
+    return Directory(tuple(e for e in directory.experts if e.id != expert_id), directory.groups)
+
+
 def with_expert(directory: Directory, expert: Expert) -> Directory:
+    """The directory with `expert` in place of the one of the same id, or added at the end."""
+    if directory.expert(expert.id) is None:
+        return Directory((*directory.experts, expert), directory.groups)
     return Directory(tuple(expert if e.id == expert.id else e for e in directory.experts), directory.groups)

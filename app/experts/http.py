@@ -110,6 +110,24 @@ async def change_expert(request: web.Request) -> web.Response:
     return web.json_response(view)
 
 
+async def add_expert(request: web.Request) -> web.Response:
+    """{"id": "zhao", "name": "Zhao Lei", "number": "13900001234", "groups": [...], ...}: a new
+    expert on an outside number (supervisors); kept over restarts."""
+    who = await principal(request, write=True)
+    if not may_supervise(who):
+        raise Forbidden("supervisors change the expert directory")
+    body = await json_body(request)
+    return web.json_response(await request.app[EXPERTS].add(body, who.username), status=201)
+
+
+async def remove_expert(request: web.Request) -> web.Response:
+    who = await principal(request, write=True)
+    if not may_supervise(who):
+        raise Forbidden("supervisors change the expert directory")
+    await request.app[EXPERTS].remove(request.match_info["expert_id"], who.username)
+    return web.Response(status=204)
+
+
 async def expert_report(request: web.Request) -> web.Response:
     who = await principal(request, write=False)
     if not may_supervise(who):
@@ -164,6 +182,8 @@ def add_routes(app: web.Application) -> None:
     for prefix in ("/api", "/panel/api"):
         app.router.add_get(f"{prefix}/experts/report", expert_report)
         app.router.add_get(f"{prefix}/experts", directory)
+        app.router.add_post(f"{prefix}/experts", add_expert)
+        app.router.add_delete(f"{prefix}/experts/{{expert_id}}", remove_expert)
         app.router.add_post(f"{prefix}/experts/ask/{{interaction_id}}", ask)
         app.router.add_post(f"{prefix}/experts/{{expert_id}}/state", outside_state)
         app.router.add_patch(f"{prefix}/experts/{{expert_id}}", change_expert)

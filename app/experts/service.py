@@ -35,11 +35,13 @@ from app.domain.experts import (
     JourneyEvent,
     Presence,
     Status,
+    added,
     changed,
     choose,
     report,
     unavailable,
     with_expert,
+    without_expert,
 )
 from app.domain.prompt import PromptText
 from app.errors import AppError
@@ -59,6 +61,10 @@ class Changes(Protocol):
     async def expert_changes(self) -> dict[str, dict[str, Any]]: ...
     async def save_expert_changes(
         self, expert_id: str, changes: dict[str, Any], by: str, at: datetime
+    ) -> None: ...
+    async def roster(self) -> list[tuple[str, dict[str, Any] | None, bool]]: ...
+    async def save_roster(
+        self, expert_id: str, entry: dict[str, Any] | None, removed: bool, by: str, at: datetime
     ) -> None: ...
 
 
@@ -375,9 +381,21 @@ class ExpertService:
     # -- live changes to the directory -------------------------------------------------------
 
     async def start(self) -> None:
-        """Apply the changes made over the API before this start (those that still fit)."""
+        """Apply what was changed over the API before this start (what still fits): experts
+        added and removed, then changes to experts."""
         if self.changes is None:
             return
+        for expert_id, entry, removed in await self.changes.roster():
+            if removed:
+                self.directory = without_expert(self.directory, expert_id)
+                continue
+            try:
+                new = added(without_expert(self.directory, expert_id), entry or {})
+            except ValueError as exc:
+                log.warning("expert %s: added over the API, no longer fits (%s); left out", expert_id, exc)
+                continue
+            self.directory = with_expert(self.directory, new)
+            self.outside.setdefault(expert_id, OutsideState())
         for expert_id, changes in (await self.changes.expert_changes()).items():
             e = self.directory.expert(expert_id)
             if e is None:
@@ -403,6 +421,36 @@ class ExpertService:
         self.directory = with_expert(self.directory, new)
         log.info("expert %s changed by %s: %s", expert_id, by, changes)
         return self.view(new)
+
+    async def add(self, entry: dict[str, Any], by: str) -> dict[str, Any]:
+        """A new expert on an outside number; kept over restarts; the next choice may pick them."""
+        try:
+            new = added(self.directory, entry)
+        except ValueError as exc:
+            raise ExpertError(str(exc), 400) from exc
+        if self.changes is not None:
+            await self.changes.save_roster(new.id, dict(entry), False, by, self.clock())
+        self.directory = with_expert(self.directory, new)
+        self.outside.setdefault(new.id, OutsideState())
+        log.info("expert %s (%s) added by %s", new.id, new.number, by)
+        return self.view(new)
+
+    async def remove(self, expert_id: str, by: str) -> None:
+        """Out of the directory (an agent who was one stays an agent). Refused while they are on a
+        call or an offer to them is open: finish or cancel that first."""
+        e = self.directory.expert(expert_id)
+        if e is None:
+            raise ExpertError(f"no expert {expert_id!r}", 404)
+        offered = any(p.offer.expert_id == expert_id for p in self.pending.values())
+        if offered or self.status(e).active_calls:
+            raise ExpertError(
+                f"expert {expert_id} is on a call or being offered one; try again after it", 409
+            )
+        if self.changes is not None:
+            await self.changes.save_roster(expert_id, None, True, by, self.clock())
+        self.directory = without_expert(self.directory, expert_id)
+        self.outside.pop(expert_id, None)
+        log.info("expert %s removed by %s", expert_id, by)
 
     async def open_link(self, token: str) -> dict[str, Any] | None:
         """The preview behind a one-time link, the first time only; None otherwise."""

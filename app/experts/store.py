@@ -41,6 +41,31 @@ class ExpertStore:
             rows = await cur.fetchall()
         return {str(r[0]): dict(r[1]) for r in rows}
 
+    async def roster(self) -> list[tuple[str, dict[str, Any] | None, bool]]:
+        """(expert id, the added entry or None, removed), oldest first."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT expert_id, entry, removed FROM expert_roster ORDER BY changed_at"
+            )
+            rows = await cur.fetchall()
+        return [(str(r[0]), dict(r[1]) if r[1] is not None else None, bool(r[2])) for r in rows]
+
+    async def save_roster(
+        self, expert_id: str, entry: dict[str, Any] | None, removed: bool, by: str, at: datetime
+    ) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO expert_roster (expert_id, entry, removed, changed_by, changed_at)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (expert_id) DO UPDATE SET"
+                " entry = EXCLUDED.entry, removed = EXCLUDED.removed,"
+                " changed_by = EXCLUDED.changed_by, changed_at = EXCLUDED.changed_at",
+                (expert_id, Jsonb(entry) if entry is not None else None, removed, by, at),
+            )
+            if removed or entry is not None:
+                # Earlier changes were to the expert that is gone or replaced: they must not
+                # come back with a new expert of the same id.
+                await conn.execute("DELETE FROM expert_changes WHERE expert_id = %s", (expert_id,))
+
     async def save_expert_changes(
         self, expert_id: str, changes: dict[str, Any], by: str, at: datetime
     ) -> None:

@@ -18,11 +18,13 @@ from app.domain.experts import (
     JourneyEvent,
     Presence,
     Status,
+    added,
     changed,
     choose,
     report,
     unavailable,
     with_expert,
+    without_expert,
 )
 from app.domain.ivr_flow import Hours
 from app.errors import ConfigError
@@ -278,3 +280,34 @@ def test_live_changes_are_checked_and_applied() -> None:
             changed(d, Z, bad)
     with pytest.raises(ValueError, match="one call at a time"):
         changed(d, X, {"max_calls": 2})
+
+
+def test_an_outside_expert_added_over_the_api_is_checked_and_can_be_chosen() -> None:
+    d = directory(X)
+    entry = {"id": "wu", "name": " Wu Fei ", "number": "13912340009", "expertise": {"mortgage": 10}}
+    new = added(d, {**entry, "groups": ["mortgage"], "email": "wu@example.com"})
+    assert (new.name, new.number, new.agent_id, new.languages, new.max_calls) == (
+        "Wu Fei",
+        "13912340009",
+        None,
+        ("en",),  # as an expert in the YAML gets by default
+        1,
+    )
+    d2 = with_expert(d, new)
+    assert [e.id for e in d2.experts] == ["x", "wu"]
+    chosen = choose(d2, ask(), {"x": READY, "wu": READY}, NOW)
+    assert chosen is not None and chosen.expert.id == "wu"  # level 10 beats 9
+    assert [e.id for e in without_expert(d2, "x").experts] == ["wu"]
+    cases: list[tuple[dict[str, object], str]] = [
+        ({**entry, "id": "x"}, "id: expert x exists already"),
+        ({**entry, "id": "Wu Fei"}, "id: 1-32 characters"),
+        ({**entry, "name": "  "}, "name: 1-80 characters"),
+        ({**entry, "number": "call me"}, "number: a phone number"),
+        ({**entry, "agent": "1001"}, "agent: not a field of a new expert"),
+        ({**entry, "email": "nobody"}, "email: an e-mail address"),
+        ({**entry, "groups": ["nope"]}, "no expert group 'nope'"),
+        ({**entry, "max_calls": 11}, "max_calls: 1-10"),
+    ]
+    for bad, words in cases:
+        with pytest.raises(ValueError, match=re.escape(words)):
+            added(d, bad)
