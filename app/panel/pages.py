@@ -12,7 +12,7 @@ from typing import Any
 from app.config import NotReadyReason
 from app.panel.i18n import TEXT, Lang, t
 
-ASSET_VERSION = "2"
+ASSET_VERSION = "3"
 
 
 def reason_label(lang: Lang, reasons: Sequence[NotReadyReason], code: str | None) -> str:
@@ -274,7 +274,7 @@ def wallboard_page(lang: Lang, csrf: str, user_line: str, board: Mapping[str, An
     )
 
 
-def reports_page(lang: Lang, csrf: str, user_line: str, report: Mapping[str, Any]) -> str:
+def reports_page(lang: Lang, csrf: str, user_line: str, report: Mapping[str, Any], nav: str = "") -> str:
     """The interval report of a day: a chart (Chart.js, bundled) and the table, with CSV."""
     from app.domain.reports import COLUMNS
 
@@ -298,7 +298,7 @@ def reports_page(lang: Lang, csrf: str, user_line: str, report: Mapping[str, Any
         else f'<p id="report-none">{escape(t(lang, "rep.none"))}</p>'
     )
     body = (
-        f"<h1>{escape(t(lang, 'reports'))}</h1>"
+        f"{nav}<h1>{escape(t(lang, 'reports'))}</h1>"
         '<form method="get" action="/reports" class="inline report-form">'
         f'<label>{escape(t(lang, "rep.date"))} <input type="date" name="date" value="{escape(day)}"></label> '
         f'<label>{escape(t(lang, "rep.minutes"))} <select name="minutes">{options}</select></label> '
