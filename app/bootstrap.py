@@ -699,13 +699,14 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
         agent, config = desk.agents.get(agent_id), configs.get(queue)
         return agent is not None and config is not None and qualifies(agent, config)
 
+    report_store = ReportStore(p.store.pool, utcnow)
     app[supervision_http.REPORTS] = Reports(
-        p.store.queued_calls,
+        report_store.calls,
         ZoneInfo(settings.timezone),
         target_s,
         settings.supervision.short_abandon_s,
         utcnow,
-        store=ReportStore(p.store.pool),
+        store=report_store,
         targets=staffing_targets,
         serves=serves,
     )

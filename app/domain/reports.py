@@ -197,29 +197,69 @@ def agent_time(changes: Iterable[StateChange], start: datetime, end: datetime) -
     by reason, and calls (times the agent went on a call)."""
     changes = list(changes)
     out: dict[str, dict[str, Any]] = {}
-
-    def of(agent: str) -> dict[str, Any]:
-        return out.setdefault(agent, {"seconds": {}, "not_ready_by_reason": {}, "calls": 0})
-
     for agent, state, reason, since, until in state_spans(changes, start, end):
-        if state == "logged_out":
-            continue
-        t, length = of(agent), (until - since).total_seconds()
-        t["seconds"][state] = t["seconds"].get(state, 0.0) + length
-        if state == "not_ready":
-            t["not_ready_by_reason"][reason or ""] = t["not_ready_by_reason"].get(reason or "", 0.0) + length
+        if state != "logged_out":
+            add_agent_time(out, agent, state, reason, (until - since).total_seconds(), 0)
     for ch in changes:
         if ch.to_state == "on_call" and start <= ch.at < end:
-            of(ch.agent_id)["calls"] += 1
+            add_agent_time(out, ch.agent_id, "on_call", None, 0.0, 1)
     return out
 
 
+BUCKET_S = 900  # the agent time kept per quarter hour: every time zone's offset is a multiple
+
+
+def agent_buckets(
+    changes: Iterable[StateChange], start: datetime, end: datetime
+) -> list[tuple[str, datetime, str, str | None, float, int]]:
+    """The agent time of [start, end) (a whole number of quarter hours) per quarter hour, as
+    kept once a day is over: (agent, quarter's start, state, reason, seconds, calls begun)."""
+    changes = list(changes)
+    out: dict[tuple[str, datetime, str, str | None], list[float]] = {}
+    step = timedelta(seconds=BUCKET_S)
+    for agent, state, reason, since, until in state_spans(changes, start, end):
+        if state == "logged_out":
+            continue
+        at = since
+        while at < until:
+            k = start + ((at - start) // step) * step
+            edge = min(until, k + step)
+            out.setdefault((agent, k, state, reason if state == "not_ready" else None), [0.0, 0])[0] += (
+                edge - at
+            ).total_seconds()
+            at = edge
+    for ch in changes:
+        if ch.to_state == "on_call" and start <= ch.at < end:
+            k = start + ((ch.at - start) // step) * step
+            out.setdefault((ch.agent_id, k, "on_call", None), [0.0, 0])[1] += 1
+    return [
+        (a, k, st, r, v[0], int(v[1])) for (a, k, st, r), v in sorted(out.items(), key=lambda kv: kv[0][:3])
+    ]
+
+
+def add_agent_time(
+    into: dict[str, dict[str, Any]], agent: str, state: str, reason: str | None, seconds: float, calls: int
+) -> None:
+    """Fold one stretch (or a kept quarter hour) into `agent_time`'s shape."""
+    t = into.setdefault(agent, {"seconds": {}, "not_ready_by_reason": {}, "calls": 0})
+    if seconds:
+        t["seconds"][state] = t["seconds"].get(state, 0.0) + seconds
+        if state == "not_ready":
+            t["not_ready_by_reason"][reason or ""] = t["not_ready_by_reason"].get(reason or "", 0.0) + seconds
+    t["calls"] += calls
+
+
 def agent_report(changes: Iterable[StateChange], start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """One row per agent over [start, end): calls, time logged in and in each state, AHT (talk
-    and after-call work per call) and occupancy (busy over busy plus ready; Not Ready is neither,
-    as the industry counts it)."""
+    """One row per agent over [start, end), from their state changes (see `agent_rows`)."""
+    return agent_rows(agent_time(changes, start, end))
+
+
+def agent_rows(times: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per agent: calls, time logged in and in each state, AHT (talk and after-call
+    work per call) and occupancy (busy over busy plus ready; Not Ready is neither, as the
+    industry counts it)."""
     rows = []
-    for agent, t in sorted(agent_time(changes, start, end).items()):
+    for agent, t in sorted(times.items()):
         s = t["seconds"]
         ringing = s.get("ringing", 0.0) + s.get("reserved", 0.0)
         talk, wrap, ready = s.get("on_call", 0.0), s.get("wrap_up", 0.0), s.get("ready", 0.0)

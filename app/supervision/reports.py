@@ -13,7 +13,7 @@ from app.adapters.report_store import ReportStore
 from app.domain.reports import (
     ROLLING_DAYS,
     CallFacts,
-    agent_report,
+    agent_rows,
     campaign_report,
     interval_report,
     ivr_report,
@@ -98,9 +98,8 @@ class Reports:
     async def agents(self, first: date | None, last: date | None) -> dict[str, Any]:
         first, last = self.period(first, last)
         start, end = self._bounds(first, last)
-        changes = await self.store.state_changes(start, end)
         # Today's report stops at the present: the time to come is nobody's yet.
-        rows = agent_report(changes, start, min(end, max(start, self._clock())))
+        rows = agent_rows(await self.store.agent_times(start, min(end, max(start, self._clock()))))
         return {**self._head(first, last), "rows": rows}
 
     async def ivr(self, first: date | None, last: date | None) -> dict[str, Any]:

@@ -56,13 +56,14 @@ async def panel(tmp_path_factory: pytest.TempPathFactory, db_url: str) -> AsyncI
     async def reports_ctx(app: web.Application) -> AsyncIterator[None]:
         store = app[PARTS].store
         assert store is not None
+        reports = ReportStore(store.pool)
         app[supervision_http.REPORTS] = Reports(
-            store.queued_calls,
+            reports.calls,
             ZONE,
             lambda queue, tier: 30.0,
             5.0,
             lambda: datetime.now(UTC),
-            store=ReportStore(store.pool),
+            store=reports,
             targets=lambda: {"general": (30.0, 0.8)},
             serves=lambda agent, queue: agent == "1001",
         )
@@ -165,6 +166,19 @@ async def test_each_report_reads_the_day_back_as_json_and_csv(panel: Panel) -> N
             rows == as_csv(campaigns["rows"])
             and rows[0]["results"] == "abandoned=1; connected=1; no_answer=2"
         )
+
+        # Three days hold two whole UTC days, over by now: kept at this first read (each call's
+        # facts, each agent's quarter hours), then read from there, to the same figures.
+        wider = "from=2026-11-29&to=2026-12-01"
+        for kind, first in (("agents", agents), ("queues", queues)):
+            for _ in range(2):
+                again, _ = await report_and_csv(lead, kind, wider)
+                assert [{k: v for k, v in r.items() if k != "start"} for r in again["rows"]] == [
+                    {k: v for k, v in r.items() if k != "start"} for r in first["rows"]
+                ], kind
+        kept = await panel.query("SELECT day::text FROM report_days_kept ORDER BY day")
+        assert kept == [("2026-11-29",), ("2026-11-30",)]
+        assert (await panel.query("SELECT count(*) FROM report_calls"))[0][0] == 2
 
         # A day of the center ends at its midnight: the next day (in Shanghai) has none of it.
         empty, _ = await report_and_csv(lead, "queues", "from=2026-12-01")

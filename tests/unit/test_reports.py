@@ -16,7 +16,10 @@ from app.domain.reports import (
     DialFacts,
     StateChange,
     VoicemailFacts,
+    add_agent_time,
+    agent_buckets,
     agent_report,
+    agent_rows,
     campaign_report,
     ivr_report,
     queue_report,
@@ -208,3 +211,21 @@ def test_a_range_that_ends_before_it_starts_is_refused() -> None:
             report([], UTC, date(2026, 12, 2), date(2026, 12, 1))
     with pytest.raises(ValueError):
         work_report([], [], UTC, date(2026, 12, 2), date(2026, 12, 1))
+
+
+def test_agent_time_kept_by_quarter_hour_adds_up_to_the_same_report() -> None:
+    changes = [
+        StateChange("1001", at(-600), "logged_out", "ready"),
+        StateChange("1001", at(100), "ready", "on_call"),
+        StateChange("1001", at(1000), "on_call", "wrap_up"),
+        StateChange("1001", at(1030), "wrap_up", "not_ready", "lunch"),
+        StateChange("1001", at(2000), "not_ready", "logged_out"),
+    ]
+    kept = agent_buckets(changes, T0, at(3600))
+    # 09:00-09:15: 100 s ready, 800 s on a call (begun there); 09:15-09:30: 100 s on the call...
+    assert kept[:2] == [("1001", T0, "on_call", None, 800.0, 1), ("1001", T0, "ready", None, 100.0, 0)]
+    assert ("1001", at(900), "not_ready", "lunch", 770.0, 0) in kept
+    folded: dict[str, dict[str, Any]] = {}
+    for agent, _, state, reason, seconds, calls in kept:
+        add_agent_time(folded, agent, state, reason, seconds, calls)
+    assert agent_rows(folded) == agent_report(changes, T0, at(3600))
