@@ -50,10 +50,15 @@ _RAW_CALLS = (
 
 class ReportStore:
     def __init__(
-        self, pool: AsyncConnectionPool, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        pool: AsyncConnectionPool,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        keep: bool = True,
     ) -> None:
+        """`keep=False`: keep nor read any summary, every figure from the events (a baseline)."""
         self.pool = pool
         self._clock = clock
+        self._keep = keep
 
     # -- the calls and the agents' time: kept days, the rest from the events ----------------
 
@@ -97,10 +102,13 @@ class ReportStore:
                 for agent, state, reason, seconds, calls in await cur.fetchall():
                     add_agent_time(out, str(agent), str(state), reason, float(seconds), int(calls))
         for start, end in rest:
-            for agent, _, state, reason, seconds, calls in agent_buckets(
-                await self.state_changes(start, end), start, end
-            ):
-                add_agent_time(out, agent, state, reason, seconds, calls)
+            while start < end:  # a day at a time: a month of changes need not be in memory at once
+                edge = min(end, start + DAY)
+                for agent, _, state, reason, seconds, calls in agent_buckets(
+                    await self.state_changes(start, edge), start, edge
+                ):
+                    add_agent_time(out, agent, state, reason, seconds, calls)
+                start = edge
         return out
 
     async def _split(
@@ -130,6 +138,8 @@ class ReportStore:
 
     async def _kept(self, day: datetime) -> bool:
         """Whether the UTC day starting at `day` is kept; keeps it first when it is over."""
+        if not self._keep:
+            return False
         async with self.pool.connection() as conn:
             cur = await conn.execute("SELECT 1 FROM report_days_kept WHERE day = %s", (day.date(),))
             if await cur.fetchone():
