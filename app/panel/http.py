@@ -354,16 +354,19 @@ async def reports_page(request: web.Request, session: PanelSession, lang: Lang) 
 
 @for_supervisors("reports")
 async def period_report_page(request: web.Request, session: PanelSession, lang: Lang) -> web.Response:
-    """/reports/{queues,agents,ivr,work,campaigns}: a period that cannot be read shows today."""
+    """/reports/{queues,agents,ivr,work,campaigns}: a period that cannot be read shows today,
+    with the reason."""
     kind = request.match_info["kind"]
     if kind not in PERIOD_REPORTS:
         raise web.HTTPNotFound()
+    notice = ""
     try:
         result = await period_report(request, kind)
-    except BadRequest:
+    except BadRequest as exc:
+        notice = exc.message
         result = await getattr(request.app[REPORTS], PERIOD_REPORTS[kind][0])(None, None)
     page = report_pages.period_report_page(
-        lang, session.csrf_token, user_line(lang, session), kind, result, PERIOD_REPORTS[kind][1]
+        lang, session.csrf_token, user_line(lang, session), kind, result, PERIOD_REPORTS[kind][1], notice
     )
     return html(request, page)
 
@@ -371,13 +374,16 @@ async def period_report_page(request: web.Request, session: PanelSession, lang: 
 @for_supervisors("reports")
 async def staffing_page(request: web.Request, session: PanelSession, lang: Lang) -> web.Response:
     """/staffing: a day's history (`date`) and a forecast day (`forecast`, `weeks`, `volume`,
-    `aht`); settings that cannot be read fall back to the defaults."""
+    `aht`); settings that cannot be read fall back to the defaults, with the reason."""
     reports = request.app[REPORTS]
+    notices = []
     try:
         minutes = int(number_query(request, "minutes", 30))
-        minutes = minutes if minutes in (15, 30, 60) else 30
+        if minutes not in (15, 30, 60):
+            raise BadRequest("minutes is 15, 30 or 60")
         history = await reports.staffing(day_query(request, "date"), minutes)
-    except (BadRequest, PeriodError):
+    except (BadRequest, PeriodError) as exc:
+        notices.append(exc.message if isinstance(exc, BadRequest) else str(exc))
         minutes, history = 30, await reports.staffing(None, 30)
     try:
         ahead = await reports.forecast(
@@ -387,10 +393,17 @@ async def staffing_page(request: web.Request, session: PanelSession, lang: Lang)
             number_query(request, "volume", 100),
             number_query(request, "aht", 100),
         )
-    except (BadRequest, PeriodError):
+    except (BadRequest, PeriodError) as exc:
+        notices.append(exc.message if isinstance(exc, BadRequest) else str(exc))
         ahead = await reports.forecast(None, minutes)
     page = report_pages.staffing_page(
-        lang, session.csrf_token, user_line(lang, session), history, ahead, STAFFING_COLUMNS
+        lang,
+        session.csrf_token,
+        user_line(lang, session),
+        history,
+        ahead,
+        STAFFING_COLUMNS,
+        " ".join(notices),
     )
     return html(request, page)
 

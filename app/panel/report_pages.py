@@ -287,8 +287,10 @@ def period_report_page(
     kind: str,
     report: Mapping[str, Any],
     tables: Mapping[str, tuple[str, ...]],
+    notice: str = "",
 ) -> str:
-    """A report over days: the period's form, the chart, the table(s) and CSV links."""
+    """A report over days: the period's form, the chart, the table(s) and CSV links; `notice`,
+    why the period asked for was not shown."""
     first, last = str(report["from"]), str(report["to"])
     query = urlencode({"from": first, "to": last, "format": "csv"})
     links = f'<a id="csv" href="/panel/api/reports/{kind}?{escape(query)}">{escape(t(lang, "rep.csv"))}</a>'
@@ -305,7 +307,7 @@ def period_report_page(
         )
     title = _t(lang, dict((p, k) for p, _, k in MENU)[kind])
     body = (
-        f"{menu(lang, kind)}<h1>{escape(title)}</h1>"
+        f"{menu(lang, kind)}<h1>{escape(title)}</h1>{_notice(notice)}"
         f'<form method="get" class="inline report-form">'
         f'<label>{escape(_t(lang, "r.from"))} <input type="date" name="from" value="{escape(first)}">'
         "</label> "
@@ -327,6 +329,7 @@ def staffing_page(
     history: Mapping[str, Any],
     ahead: Mapping[str, Any],
     columns: tuple[str, ...],
+    notice: str = "",
 ) -> str:
     """A day's staffing from its history, and a forecast day (its own chart and table)."""
     minutes = int(history["minutes"])
@@ -347,7 +350,7 @@ def staffing_page(
     title = _t(lang, "r.staffing")
     days = ", ".join(str(d) for d in ahead["from_days"])
     body = (
-        f"{menu(lang, 'staffing')}<h1>{escape(title)}</h1>"
+        f"{menu(lang, 'staffing')}<h1>{escape(title)}</h1>{_notice(notice)}"
         f'<p class="note">{escape(_t(lang, "r.staffing_note"))}</p>'
         '<form method="get" action="/staffing" class="inline report-form">'
         f'<label>{escape(_t(lang, "r.day"))} <input type="date" name="date" '
@@ -378,6 +381,10 @@ def staffing_page(
     client = _client(lang, "staffing", history, columns)
     client["forecast"] = ahead
     return _layout(lang, title, body, csrf=csrf, user_line=user_line, client=client, page="report")
+
+
+def _notice(text: str) -> str:
+    return f'<p class="message" role="alert" id="message">{escape(text)}</p>' if text else ""
 
 
 def _local_times(rows: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

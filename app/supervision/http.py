@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from datetime import date
 from typing import Any
 
@@ -115,9 +116,12 @@ def day_query(request: web.Request, name: str) -> date | None:
 def number_query(request: web.Request, name: str, default: float) -> float:
     raw = request.query.get(name)
     try:
-        return float(raw) if raw else default
+        value = float(raw) if raw else default
     except ValueError as exc:
         raise BadRequest(f"{name} is a number, not {raw!r}") from exc
+    if not math.isfinite(value) or abs(value) > 1e6:
+        raise BadRequest(f"{name} is a number up to a million, not {raw!r}")
+    return value
 
 
 async def period_report(request: web.Request, kind: str) -> dict[str, Any]:

@@ -215,8 +215,14 @@ async def test_staffing_puts_erlang_c_and_a_beside_the_agents_who_were_there(pan
         assert (at_ten["offered"], at_ten["aht_s"], at_ten["patience_s"]) == (4.0, 300.0, 80.0)
         assert at_ten["erlang_c_agents"] == agents_needed(4 / 1800, 300, 30, 0.8).agents
         assert rows == as_csv(ahead["rows"])
-        status, answer, _ = await lead.call("GET", "/panel/api/reports/forecast?weeks=40")
-        assert status == 400, answer
+        for bad in ("weeks=40", "weeks=inf", "volume=nan", "aht=0", "minutes=20", "date=soon"):
+            status, answer, _ = await lead.call("GET", f"/panel/api/reports/forecast?{bad}")
+            assert status == 400 and answer["error_id"] == "bad-request", (bad, answer)
+        # The page says why it shows the defaults instead.
+        status, page, _ = await lead.page("/staffing?weeks=40&lang=en")
+        assert status == 200 and 'id="message"' in page and "weeks" in page
+        status, page, _ = await lead.page("/reports/queues?from=2026-12-02&to=2026-12-01")
+        assert status == 200 and "before it starts" in page
     finally:
         await lead.close()
 
