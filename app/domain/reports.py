@@ -283,6 +283,61 @@ def agent_rows(times: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+AGENT_INTERVAL_COLUMNS = (
+    "start", "agents_logged_in", "ready_s", "talk_s", "wrap_up_s", "not_ready_s", "occupancy_percent",
+    "not_ready_by_reason",
+)  # fmt: skip
+
+
+def agent_intervals(
+    changes: Iterable[StateChange], day_start: datetime, minutes: int, until: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Per interval of the day (15, 30 or 60 minutes) with anyone logged in, every agent taken
+    together: the agents logged in on average, seconds ready, talking (ringing included) and in
+    after-call work, Not Ready (and by reason), and occupancy (busy over busy plus ready, as in
+    the agent report). Time from `until` (now, for today) on is nobody's yet."""
+    if minutes not in INTERVALS_MIN:
+        raise ValueError(f"an interval is 15, 30 or 60 minutes, not {minutes}")
+    step = timedelta(minutes=minutes)
+    rows: dict[int, dict[str, Any]] = {}
+    end = day_start + timedelta(days=1)
+    end = max(day_start, min(until, end)) if until is not None else end
+    for _, quarter, state, reason, seconds, _ in agent_buckets(changes, day_start, end):
+        k = int((quarter - day_start) / step)
+        r = rows.setdefault(
+            k, {"logged_in": 0.0, "ready": 0.0, "talk": 0.0, "wrap": 0.0, "nr": 0.0, "by": {}}
+        )
+        r["logged_in"] += seconds
+        if state == "ready":
+            r["ready"] += seconds
+        elif state == "wrap_up":
+            r["wrap"] += seconds
+        elif state == "not_ready":
+            r["nr"] += seconds
+            r["by"][reason or ""] = r["by"].get(reason or "", 0.0) + seconds
+        else:  # reserved, ringing, on a call
+            r["talk"] += seconds
+    out = []
+    for k in sorted(rows):
+        r = rows[k]
+        busy = r["talk"] + r["wrap"]
+        out.append(
+            {
+                "start": (day_start + k * step).isoformat(),
+                "agents_logged_in": round(r["logged_in"] / step.total_seconds(), 1),
+                "ready_s": round(r["ready"]),
+                "talk_s": round(r["talk"]),
+                "wrap_up_s": round(r["wrap"]),
+                "not_ready_s": round(r["nr"]),
+                "occupancy_percent": round(100 * busy / (busy + r["ready"]), 1)
+                if busy + r["ready"]
+                else None,
+                "not_ready_by_reason": {k2: round(v) for k2, v in sorted(r["by"].items())},
+            }
+        )
+    return out
+
+
 # -- the IVR report: where callers leave a flow, which choices they make -------------------------
 
 

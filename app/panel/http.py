@@ -348,8 +348,9 @@ async def reports_page(request: web.Request, session: PanelSession, lang: Lang) 
     if minutes not in (15, 30, 60):
         minutes = 30
     report = await request.app[REPORTS].interval(day, minutes)
-    nav = report_pages.menu(lang, "interval")
-    return html(request, pages.reports_page(lang, session.csrf_token, user_line(lang, session), report, nav))
+    nav, agents = report_pages.menu(lang, "interval"), report_pages.interval_agents(lang, report)
+    page = pages.reports_page(lang, session.csrf_token, user_line(lang, session), report, nav, agents)
+    return html(request, page)
 
 
 @for_supervisors("reports")

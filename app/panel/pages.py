@@ -274,8 +274,11 @@ def wallboard_page(lang: Lang, csrf: str, user_line: str, board: Mapping[str, An
     )
 
 
-def reports_page(lang: Lang, csrf: str, user_line: str, report: Mapping[str, Any], nav: str = "") -> str:
-    """The interval report of a day: a chart (Chart.js, bundled) and the table, with CSV."""
+def reports_page(
+    lang: Lang, csrf: str, user_line: str, report: Mapping[str, Any], nav: str = "", after: str = ""
+) -> str:
+    """The interval report of a day: a chart (Chart.js, bundled) and the table, with CSV;
+    `nav` above (the reports' menu), `after` below (the agents' side)."""
     from app.domain.reports import COLUMNS
 
     day, minutes = str(report["date"]), int(report["minutes"])
@@ -305,7 +308,7 @@ def reports_page(lang: Lang, csrf: str, user_line: str, report: Mapping[str, Any
         f'<button type="submit">{escape(t(lang, "rep.show"))}</button></form> '
         f'<a id="csv" href="{escape(csv_url)}">{escape(t(lang, "rep.csv"))}</a>'
         '<div class="chart"><canvas id="report-chart" height="110"></canvas></div>'
-        f"{table}"
+        f"{table}{after}"
         '<script src="/static/vendor/chart.umd.min.js" defer></script>'
     )
     client = {**client_texts(lang, ()), "report": report, "labels": {c: t(lang, "rep." + c) for c in COLUMNS}}

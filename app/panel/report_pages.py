@@ -10,6 +10,7 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
+from app.domain.reports import AGENT_INTERVAL_COLUMNS
 from app.panel.i18n import Lang, t
 from app.panel.pages import _layout, client_texts
 
@@ -90,6 +91,8 @@ TEXT: dict[str, dict[str, str]] = {
             " are those days' average."
         ),
         "r.csv_choices": "Download the choices as CSV",
+        "r.interval_agents": "Agents in each interval",
+        "c.agents_logged_in": "agents logged in",
         "percent": "%",
         "agents": "agents",
         # columns
@@ -171,6 +174,8 @@ TEXT: dict[str, dict[str, str]] = {
         ),
         "r.forecast_note": "过去几周同一星期几（{days}）的平均值；在岗坐席为这些天的平均数。",
         "r.csv_choices": "下载菜单选择 CSV",
+        "r.interval_agents": "各时段坐席",
+        "c.agents_logged_in": "登录坐席",
         "percent": "%",
         "agents": "坐席",
         "c.start": "开始",
@@ -381,6 +386,19 @@ def staffing_page(
     client = _client(lang, "staffing", history, columns)
     client["forecast"] = ahead
     return _layout(lang, title, body, csrf=csrf, user_line=user_line, client=client, page="report")
+
+
+def interval_agents(lang: Lang, report: Mapping[str, Any]) -> str:
+    """The interval report's agents' side: a table under the calls, and its CSV."""
+    query = urlencode(
+        {"date": report["date"], "minutes": report["minutes"], "format": "csv", "table": "agents"}
+    )
+    return (
+        f"<h2>{escape(_t(lang, 'r.interval_agents'))}</h2>"
+        f'<a id="csv-agents" href="/panel/api/reports/interval?{escape(query)}">'
+        f"{escape(t(lang, 'rep.csv'))}</a>"
+        f"{_table(lang, 'agents', _local_times(list(report.get('agents', []))), AGENT_INTERVAL_COLUMNS)}"
+    )
 
 
 def _notice(text: str) -> str:

@@ -17,6 +17,7 @@ from aiohttp import web
 from app.domain.access import may_supervise
 from app.domain.reports import (
     AGENT_COLUMNS,
+    AGENT_INTERVAL_COLUMNS,
     CAMPAIGN_COLUMNS,
     COLUMNS,
     INTERVALS_MIN,
@@ -53,7 +54,7 @@ def add_routes(app: web.Application) -> None:
 
 async def interval_report(request: web.Request) -> web.StreamResponse:
     """`?date=YYYY-MM-DD` (default today, in the center's time zone), `&minutes=15|30|60`,
-    `&format=csv` for a file a spreadsheet opens."""
+    `&format=csv` for a file a spreadsheet opens (`&table=agents`: the agents' side)."""
     who = await principal(request, write=False)
     if not may_supervise(who):
         raise Forbidden("only supervisors and admins may see reports")
@@ -67,7 +68,10 @@ async def interval_report(request: web.Request) -> web.StreamResponse:
         raise BadRequest("minutes is 15, 30 or 60")
     report = await reports.interval(day, minutes)
     if request.query.get("format") == "csv":
-        return csv_response(report["rows"], COLUMNS, f"interval-{report['date']}-{minutes}min.csv")
+        name = f"interval-{report['date']}-{minutes}min"
+        if request.query.get("table") == "agents":
+            return csv_response(report["agents"], AGENT_INTERVAL_COLUMNS, f"{name}-agents.csv")
+        return csv_response(report["rows"], COLUMNS, f"{name}.csv")
     return web.json_response(report)
 
 

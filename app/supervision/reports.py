@@ -14,6 +14,7 @@ from app.adapters.report_store import ReportStore
 from app.domain.reports import (
     ROLLING_DAYS,
     CallFacts,
+    agent_intervals,
     agent_rows,
     campaign_report,
     interval_report,
@@ -90,7 +91,18 @@ class Reports:
         rows = await asyncio.to_thread(
             interval_report, calls, start, minutes, self._target_s, self._short_abandon_s
         )
-        return {"date": day.isoformat(), "timezone": str(self.zone), "minutes": minutes, "rows": rows}
+        agents: list[dict[str, Any]] = []
+        if self._store is not None:  # the agents' side of each interval: occupancy, Not Ready
+            now = min(end, max(start, self._clock()))
+            changes = await self._store.state_changes(start, now)
+            agents = await asyncio.to_thread(agent_intervals, changes, start, minutes, now)
+        return {
+            "date": day.isoformat(),
+            "timezone": str(self.zone),
+            "minutes": minutes,
+            "rows": rows,
+            "agents": agents,
+        }
 
     async def queues(self, first: date | None, last: date | None) -> dict[str, Any]:
         first, last = self.period(first, last)

@@ -66,6 +66,19 @@ def test_each_report_page_draws_its_chart_and_its_table_matches_the_csv(
             page.click("#sign-in")
             page.goto(stack.web_url + "/reports")
             expect(page).to_have_url(re.compile(r"/reports$"))
+            # The interval report: its chart, and the agents' side against its CSV.
+            page.goto(stack.web_url + f"/reports?date={DAY}&minutes=60")
+            expect(page.locator("#report-chart")).to_have_attribute("data-drawn", "true")
+            page.screenshot(path=str(shots / "reports-interval-en.png"), full_page=True)
+            shown = page.locator("#agents tbody tr").evaluate_all(
+                "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
+            )
+            response = page.request.get(
+                stack.web_url + f"/panel/api/reports/interval?date={DAY}&minutes=60&format=csv&table=agents"
+            )
+            rows = [[r[0][11:16], *r[1:]] for r in list(csv.reader(io.StringIO(response.text())))[1:]]
+            assert shown == rows and len(rows) == 2, (shown, rows)
+
             for path, csv_path, title_zh in PAGES:
                 name = path.split("?")[0].strip("/").replace("/", "-")
                 page.goto(stack.web_url + path)

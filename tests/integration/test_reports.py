@@ -114,6 +114,21 @@ async def test_each_report_reads_the_day_back_as_json_and_csv(panel: Panel) -> N
         assert (await lead.sign_in("lead"))[0] == 200
         period = f"from={DAY}&to={DAY}"
 
+        # The interval report's agents' side: Alice, 09:00-11:00 (Shanghai) by the hour.
+        interval, agent_rows = await report_and_csv(
+            lead, "interval", f"date={DAY}&minutes=60", "&table=agents"
+        )
+        assert [(r["start"][11:16], r["agents_logged_in"]) for r in interval["agents"]] == [
+            ("09:00", 1.0),
+            ("10:00", 1.0),
+        ]
+        ten = interval["agents"][1]
+        assert (ten["talk_s"], ten["wrap_up_s"], ten["ready_s"], ten["not_ready_s"]) == (300, 30, 30, 3240)
+        assert ten["not_ready_by_reason"] == {"lunch": 3240} and ten["occupancy_percent"] == round(
+            100 * 330 / 360, 1
+        )
+        assert agent_rows == as_csv(interval["agents"])
+
         queues, rows = await report_and_csv(lead, "queues", period)
         (general,) = queues["rows"]
         assert (general["offered"], general["answered"], general["abandoned"]) == (2, 1, 1)

@@ -18,6 +18,7 @@ from app.domain.reports import (
     VoicemailFacts,
     add_agent_time,
     agent_buckets,
+    agent_intervals,
     agent_report,
     agent_rows,
     campaign_report,
@@ -229,3 +230,38 @@ def test_agent_time_kept_by_quarter_hour_adds_up_to_the_same_report() -> None:
     for agent, _, state, reason, seconds, calls in kept:
         add_agent_time(folded, agent, state, reason, seconds, calls)
     assert agent_rows(folded) == agent_report(changes, T0, at(3600))
+
+
+def test_agents_per_interval_of_the_day_taken_together() -> None:
+    day = T0.replace(hour=0)
+    nine = 9 * 3600
+
+    def t(s: float) -> datetime:
+        return day + timedelta(seconds=nine + s)
+
+    changes = [
+        StateChange("1001", t(0), "logged_out", "ready"),
+        StateChange("1001", t(600), "ready", "ringing"),
+        StateChange("1001", t(610), "ringing", "on_call"),
+        StateChange("1001", t(1200), "on_call", "wrap_up"),
+        StateChange("1001", t(1260), "wrap_up", "ready"),
+        StateChange("1001", t(2400), "ready", "logged_out"),
+        StateChange("1002", t(0), "logged_out", "not_ready", "training"),
+        StateChange("1002", t(2700), "not_ready", "logged_out"),
+    ]
+    first, second = agent_intervals(changes, day, 30)
+    # 09:00-09:30: Alice ready 600 + 540 s, 10 s ringing and 590 s talking, 60 s wrapping up;
+    # Bob in training all along. Two agents; busy 660 s over 660 + 1140.
+    assert first == {
+        "start": t(0).isoformat(),
+        "agents_logged_in": 2.0,
+        "ready_s": 1140,
+        "talk_s": 600,
+        "wrap_up_s": 60,
+        "not_ready_s": 1800,
+        "occupancy_percent": round(100 * 660 / 1800, 1),
+        "not_ready_by_reason": {"training": 1800},
+    }
+    # 09:30-10:00: Alice ready 600 s, Bob 900 s more of training: 1500 s over 1800 s.
+    assert (second["agents_logged_in"], second["ready_s"], second["occupancy_percent"]) == (0.8, 600, 0.0)
+    assert agent_intervals(changes, day, 60)[0]["not_ready_s"] == 2700
