@@ -17,6 +17,7 @@ import re
 import signal
 import socket
 import sys
+import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +27,7 @@ from aiohttp import web
 
 from app.adapters.db import safe_url
 from app.config import Settings, load_settings
+from app.domain.ivr_flow import describe_choices, main_menu
 from app.errors import AppError, ConfigError
 from app.inbound.flow_files import load_flows
 from app.recording.forms import load_forms
@@ -54,12 +56,34 @@ def banner(settings: Settings, database: str) -> str:
         f"  Call a service line ({dids}) from a second registered phone, or as the carrier",
         f"  from {', '.join(settings.carrier.match)} (e.g. sipp -sn uac -s {settings.carrier.dids[0]} "
         f"-i 127.0.0.2 -m 1 -d 15000 127.0.0.1:{a.sip_port}, which listens to the greeting).",
-        "  In the menu: " + ", ".join(f"press {o.digit} for {o.queue}" for o in settings.ivr.menu) + ".",
+        *menu_banner(settings),
+        *mail_banner(settings),
         f"  Interactions are stored in {database}.",
         "  Ctrl-C stops everything.",
         "",
     ]
     return "\n".join(lines)
+
+
+def menu_banner(settings: Settings) -> list[str]:
+    """The real first menu of the flow answering the first service line (read from the flow
+    files, so it cannot drift from what callers hear)."""
+    flow = load_flows(settings).for_dnis(settings.carrier.dids[0] if settings.carrier.dids else "")
+    menu = main_menu(flow)
+    if menu is None:
+        return []
+    keys = "; ".join(f"{key} {what}" for key, what in describe_choices(flow, menu))
+    return [*textwrap.wrap(f"In the menu, press {keys}.", 92, initial_indent="  ", subsequent_indent="    ")]
+
+
+def mail_banner(settings: Settings) -> list[str]:
+    if settings.mail_catcher is None:
+        return []
+    maildir = f"{settings.var_dir.rstrip('/')}/{settings.mail_catcher.maildir}"
+    return [
+        f"  E-mail (voicemail, faxes) is caught on this machine: one file per message in {maildir}/new",
+        f"    (e.g. ls -t {maildir}/new | head; or mutt -f {maildir})",
+    ]
 
 
 def panel_banner(settings: Settings) -> list[str]:
@@ -95,6 +119,9 @@ async def import_list(settings: Settings, args: argparse.Namespace) -> int:
         print(f"no campaign {args.campaign!r} in {args.config} (campaigns: {known})", file=sys.stderr)
         return 2
     url = resolve_url(settings.database.url)
+    # Said first: with DATABASE_URL unset or pointing elsewhere, the rows would land in a
+    # database the running center does not read, and nothing else would tell.
+    print(f"database: {safe_url(url)}", flush=True)
     try:
         await ensure_database(url)
         async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool:

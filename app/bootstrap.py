@@ -40,6 +40,7 @@ from app.adapters.db import Store, ensure_database, migrate, resolve_url
 from app.adapters.fax_pages import FaxPages
 from app.adapters.fax_store import FaxStore
 from app.adapters.mail import send_mail
+from app.adapters.mail_catcher import MailCatcher
 from app.adapters.outbound_ledger import OutboundLedger
 from app.adapters.passwords import Passwords
 from app.adapters.pop_store import PopStore
@@ -75,6 +76,7 @@ from app.errors import PbxError
 from app.experts import http as experts_http
 from app.experts.service import ExpertService
 from app.experts.store import ExpertStore
+from app.fax import desk as fax_desk
 from app.fax import http as fax_http
 from app.fax.catalogue import build_catalogue
 from app.fax.inbound import FaxReceiver
@@ -178,6 +180,24 @@ def parts(app: web.Application) -> Parts:
     return app[PARTS]
 
 
+async def mail_catcher_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The demo's local mail server (config `mail_catcher`), up before anything sends mail."""
+    settings = app[SETTINGS]
+    if settings.mail_catcher is None:
+        yield
+        return
+    maildir = Paths.of(settings).var_dir / settings.mail_catcher.maildir
+    catcher = MailCatcher(maildir, settings.mail_catcher.port)
+    try:
+        await asyncio.to_thread(catcher.start)
+    except Exception as exc:  # aiosmtpd re-raises its server thread's failure as it was
+        raise OSError(f"mail_catcher cannot listen on 127.0.0.1:{catcher.port}: {exc}") from exc
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(catcher.stop)
+
+
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     """The pool, the schema, and the one writer of interactions (flushed last at stop)."""
     settings = app[SETTINGS]
@@ -192,6 +212,8 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
             log.info("database migrated: %s", ", ".join(applied))
         store = Store(pool)
         await store.sync_agents(settings.agents)
+        if added := await store.add_sample_data(settings.sample_data):
+            log.info("sample data: %d rows added (config sample_data)", added)
         p = parts(app)
         p.store = store
         app[health.STORE] = store
@@ -310,7 +332,12 @@ async def panel_ctx(app: web.Application) -> AsyncIterator[None]:
         await synced
     hub = LiveHub(routing_http.agent_view)
     desk = app[routing_http.DESK]
-    pops = PopService(PopStore(p.store.pool), desk, hub, utcnow)
+
+    def flows() -> FlowSet | None:  # read at each pop: a reload replaces the inbound calls' flows
+        inbound = app.get(inbound_http.INBOUND)
+        return inbound.flows if inbound is not None else p.flows
+
+    pops = PopService(PopStore(p.store.pool), desk, hub, utcnow, flows)
     calls = CallWatch(desk, hub)  # open panels follow their call's controls
     unsubscribe = [
         p.bus.subscribe(AgentsChanged, hub.agents_changed),
@@ -762,6 +789,7 @@ def build_app(settings: Settings) -> web.Application:
     app[health.APP] = health.AppStatus(utcnow().isoformat())
     app.cleanup_ctx.extend(
         [
+            mail_catcher_ctx,
             database_ctx,
             asterisk_ctx,
             prompts_ctx,
@@ -794,4 +822,5 @@ def build_app(settings: Settings) -> web.Application:
     scoring.add_routes(app)
     qa_desk.add_routes(app)
     fax_http.add_routes(app)
+    fax_desk.add_routes(app)
     return app

@@ -199,6 +199,8 @@ class MenuOption:
     digit: str
     queue: str
     skills: tuple[SkillNeed, ...] = ()
+    # What the agent's panel calls this choice ({en: Billing, zh: 账务}); default: the key.
+    label: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -327,6 +329,24 @@ DEFAULT_WRAP_UP_CODES = (
 
 
 @dataclass(frozen=True)
+class SkillLabel:
+    """A skill's name as the panel shows it, in each language (the code is the YAML's name)."""
+
+    code: str
+    en: str = ""
+    zh: str = ""
+
+
+DEFAULT_SKILL_LABELS = (
+    SkillLabel("billing", "Billing", "账务"),
+    SkillLabel("tech", "Technical support", "技术支持"),
+    SkillLabel("english", "English", "英语"),
+    SkillLabel("mandarin", "Mandarin", "普通话"),
+    SkillLabel("sales", "Sales", "销售"),
+)
+
+
+@dataclass(frozen=True)
 class WebSettings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -346,6 +366,9 @@ class WebSettings:
     login_max_failures_per_address: int = 20
     # Disposition codes offered in after-call work (labels in English and Chinese).
     wrap_up_codes: tuple[WrapUpCode, ...] = DEFAULT_WRAP_UP_CODES
+    # Skills by name in the panel (the routing reason, the agent's skills); a skill not listed
+    # shows its YAML name.
+    skill_labels: tuple[SkillLabel, ...] = DEFAULT_SKILL_LABELS
     # A Ready agent whose panel sees no keyboard or mouse for this long goes Not Ready ("idle"); 0 = off.
     idle_not_ready_s: float = 600.0
 
@@ -396,6 +419,9 @@ class CampaignSettings:
     queue: str  # the agents who take its calls: this queue's members, groups and skills
     mode: Literal["preview", "progressive", "predictive"] = "progressive"
     active: bool = True  # the kill switch; also live through the API
+    # Preview mode: how long the panel's card counts down before the customer is handed back
+    # (skipped, no attempt spent) if the agent has neither called nor skipped.
+    preview_hold_s: float = 60.0
     caller_id: str | None = None  # default: carrier.caller_id, then the first DID
     ring_s: float = 25.0  # at least 15 s before giving up on an unanswered call
     connect_window_s: float = 2.0  # a live answer reaches an agent, or hears the message, within
@@ -700,6 +726,46 @@ def ban_rules(s: Settings) -> BanRules:
 
 
 @dataclass(frozen=True)
+class MailCatcherSettings:
+    """A small SMTP server inside the center that keeps every message in a Maildir, for a demo or
+    a trial with no mail server: voicemail and fax e-mails can then be read on this machine."""
+
+    port: int = 2525  # on 127.0.0.1 only; voicemail.smtp must point here
+    maildir: str = "mail"  # under var_dir
+
+
+@dataclass(frozen=True)
+class SampleCustomer:
+    name: str
+    phone: str
+    tier: str = "medium"
+    vip: bool = False
+
+
+@dataclass(frozen=True)
+class SampleAccount:
+    account_number: str
+    balance: float
+    customer_phone: str | None = None
+
+
+@dataclass(frozen=True)
+class SampleOrder:
+    order_number: str
+    status: str  # spoken as written
+
+
+@dataclass(frozen=True)
+class SampleData:
+    """Rows the demo's journeys need (a VIP caller, a balance, an order): added at start where
+    missing, never overwriting a row someone changed."""
+
+    customers: tuple[SampleCustomer, ...] = ()
+    accounts: tuple[SampleAccount, ...] = ()
+    orders: tuple[SampleOrder, ...] = ()
+
+
+@dataclass(frozen=True)
 class SupervisionSettings:
     # Callers who give up sooner than this are "short abandons": counted apart on the wallboard
     # and left out of the service level.
@@ -730,6 +796,8 @@ class Settings:
     experts: ExpertsSettings = ExpertsSettings()
     recording: RecordingSettings = RecordingSettings()
     fax: FaxSettings = FaxSettings()
+    mail_catcher: MailCatcherSettings | None = None
+    sample_data: SampleData = SampleData()
     # Where this configuration came from, for messages; not read from YAML.
     source: str = field(default="<defaults>", metadata={"internal": True})
 
@@ -931,6 +999,44 @@ _DID = re.compile(r"^\+?[0-9]{2,20}$")
 _SIP_URI = re.compile(r"sips?:[^\s;,]+")
 
 
+def _check_mail_catcher(s: Settings, bad: Callable[[str, str], ConfigError]) -> None:
+    catcher = s.mail_catcher
+    if catcher is None:
+        return
+    if not 1 <= catcher.port <= 65535:
+        raise bad("mail_catcher.port", f"port {catcher.port} is out of range 1-65535")
+    if not catcher.maildir or Path(catcher.maildir).is_absolute() or ".." in Path(catcher.maildir).parts:
+        raise bad("mail_catcher.maildir", f"a directory under var_dir, got {catcher.maildir!r}")
+    smtp = s.voicemail.smtp
+    if (smtp.host, smtp.port) not in (("127.0.0.1", catcher.port), ("localhost", catcher.port)):
+        raise bad(
+            "voicemail.smtp",
+            f"the mail catcher listens on 127.0.0.1:{catcher.port} but mail goes to {smtp.host}:{smtp.port};"
+            " point voicemail.smtp there or remove mail_catcher",
+        )
+
+
+def _check_sample_data(data: SampleData, bad: Callable[[str, str], ConfigError]) -> None:
+    phones = {c.phone for c in data.customers}
+    for i, c in enumerate(data.customers):
+        if not re.fullmatch(r"\+?[0-9]{2,20}", c.phone):
+            raise bad(f"sample_data.customers[{i}].phone", f"a phone number (digits), got {c.phone!r}")
+        if c.tier not in ("top", "high", "medium", "low"):
+            raise bad(f"sample_data.customers[{i}].tier", f"one of top, high, medium, low; got {c.tier!r}")
+    for i, a in enumerate(data.accounts):
+        if not re.fullmatch(r"[0-9]{4,20}", a.account_number):
+            raise bad(f"sample_data.accounts[{i}].account_number", f"digits, got {a.account_number!r}")
+        if a.customer_phone is not None and a.customer_phone not in phones:
+            raise bad(
+                f"sample_data.accounts[{i}].customer_phone", f"no sample customer has {a.customer_phone!r}"
+            )
+    for i, o in enumerate(data.orders):
+        if not re.fullmatch(r"[0-9]{4,12}", o.order_number):
+            raise bad(f"sample_data.orders[{i}].order_number", f"digits, got {o.order_number!r}")
+        if not o.status.strip():
+            raise bad(f"sample_data.orders[{i}].status", "say the order's status in words")
+
+
 def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
     """Rules that span fields or need more than a type check."""
 
@@ -1086,6 +1192,9 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         digits.add(option.digit)
         if option.queue not in queue_names:
             raise bad(f"ivr.menu[{i}].queue", f"no queue named {option.queue!r}")
+        for lang, text in option.label.items():
+            if lang not in ("en", "zh") or not text.strip():
+                raise bad(f"ivr.menu[{i}].label", "give labels as en and zh text")
     allowed: dict[str, set[str]] = {
         "position": {"position"},
         "expected_wait": {"minutes"},
@@ -1113,6 +1222,8 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
             raise bad(f"voicemail.email_to[{i}]", f"not an e-mail address: {address!r}")
     if not 1 <= s.voicemail.smtp.port <= 65535:
         raise bad("voicemail.smtp.port", f"port {s.voicemail.smtp.port} is out of range 1-65535")
+    _check_mail_catcher(s, bad)
+    _check_sample_data(s.sample_data, bad)
     _check_campaigns(s, queue_names, bad)
     for i, prefix in enumerate(s.routing.transfer_numbers):
         if not re.fullmatch(r"\+?[0-9]{1,20}", prefix):
@@ -1266,6 +1377,11 @@ def _check_web(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> No
         if code.code in wrap_codes:
             raise bad(f"web.wrap_up_codes[{i}].code", f"code {code.code} is given twice")
         wrap_codes.add(code.code)
+    skill_codes: set[str] = set()
+    for i, label in enumerate(s.web.skill_labels):
+        if not label.code or label.code in skill_codes:
+            raise bad(f"web.skill_labels[{i}].code", f"give each skill once, got {label.code!r}")
+        skill_codes.add(label.code)
     if s.web.idle_not_ready_s != 0 and s.web.idle_not_ready_s < 2:
         raise bad("web.idle_not_ready_s", "0 (off) or at least 2 seconds")
 
@@ -1287,6 +1403,8 @@ def _check_campaigns(s: Settings, queue_names: set[str], bad: Callable[[str, str
             raise bad(f"{at}.queue", f"no queue named {c.queue!r}")
         if c.ring_s < 15:
             raise bad(f"{at}.ring_s", "let a phone ring at least 15 s before giving up")
+        if not 5 <= c.preview_hold_s <= 3600:
+            raise bad(f"{at}.preview_hold_s", "give 5 to 3600 seconds")
         if not 0 < c.connect_window_s <= 2:
             raise bad(f"{at}.connect_window_s", "a live answer must reach an agent or the message within 2 s")
         if not 0 < c.abandon_target_pct <= 5:

@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from app.config import AgentSettings
+from app.config import AgentSettings, SampleData
 from app.domain.agent_state import AgentSnapshot, AgentState, AgentStateEvent
 from app.domain.callback import Callback, CallbackSource, CallbackStatus
 from app.domain.campaign import CallResult, DialAttempt, Lead, LeadStatus
@@ -199,6 +199,35 @@ class Store:
             return True
         except Exception:
             return False
+
+    async def add_sample_data(self, data: SampleData) -> int:
+        """The configuration's sample rows, where missing: a row someone has since changed (a
+        balance, an order's status) stays as they left it. Returns how many rows were added."""
+        added = 0
+        async with self.pool.connection() as conn, conn.transaction():
+            for c in data.customers:
+                cur = await conn.execute(
+                    "INSERT INTO customers (name, phone, tier, vip) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT (phone) DO NOTHING",
+                    (c.name, c.phone, c.tier, c.vip),
+                )
+                added += cur.rowcount
+            for a in data.accounts:
+                cur = await conn.execute(
+                    "INSERT INTO accounts (account_number, balance, customer_id)"
+                    " VALUES (%s, %s, (SELECT id FROM customers WHERE phone = %s))"
+                    " ON CONFLICT (account_number) DO NOTHING",
+                    (a.account_number, Decimal(str(a.balance)), a.customer_phone),
+                )
+                added += cur.rowcount
+            for o in data.orders:
+                cur = await conn.execute(
+                    "INSERT INTO orders (order_number, status) VALUES (%s, %s)"
+                    " ON CONFLICT (order_number) DO NOTHING",
+                    (o.order_number, o.status),
+                )
+                added += cur.rowcount
+        return added
 
     async def sync_agents(self, agents: Sequence[AgentSettings]) -> None:
         async with self.pool.connection() as conn, conn.transaction():

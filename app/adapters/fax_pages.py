@@ -140,6 +140,17 @@ class FaxPages:
         return tiff_pages(out)
 
     @staticmethod
+    async def preview(pdf: Path, png: Path) -> None:
+        """The first page as a small grey PNG, for a list on a page (40 dpi: about 330 x 470)."""
+        png.parent.mkdir(parents=True, exist_ok=True)
+        tmp = png.with_suffix(".tmp.png")
+        await _run(
+            "gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=pnggray", "-r40",
+            "-dFirstPage=1", "-dLastPage=1", f"-sOutputFile={tmp}", str(pdf),
+        )  # fmt: skip
+        tmp.replace(png)
+
+    @staticmethod
     async def to_pdf(tiff: Path, pdf: Path) -> None:
         """A received fax as a PDF, page for page (each at the fax's own resolution)."""
         await _run("tiff2pdf", "-o", str(pdf), str(tiff))

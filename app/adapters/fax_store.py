@@ -88,13 +88,21 @@ class FaxStore:
                 (limit,),
             )
             rows = await cur.fetchall()
-        return [
-            {
-                k: (str(v) if k in ("id", "interaction_id", "job_id") and v is not None else v)
-                for k, v in r.items()
-            }
-            for r in rows
-        ]
+        return [_ids_as_text(r) for r in rows]
+
+    async def one(self, fax_id: str) -> dict[str, Any] | None:
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                f"SELECT {', '.join(_COLUMNS)}, emailed_at, email_error FROM faxes WHERE id = %s", (fax_id,)
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return {
+            k: (str(v) if k in ("id", "interaction_id", "job_id") and v is not None else v)
+            for k, v in row.items()
+        }
 
     # -- jobs -------------------------------------------------------------------
 
@@ -150,3 +158,10 @@ class FaxStore:
             await cur.execute(f"SELECT {', '.join(_JOB_COLUMNS)} FROM fax_jobs {tail}", params)
             rows = await cur.fetchall()
         return [FaxJob(**{**r, "id": str(r["id"]), "documents": tuple(r["documents"] or ())}) for r in rows]
+
+
+def _ids_as_text(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (str(v) if k in ("id", "interaction_id", "job_id") and v is not None else v)
+        for k, v in row.items()
+    }

@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from app.domain.screen_pop import HISTORY_SIZE, EventRecord, NewCustomer
+from app.domain.screen_pop import HISTORY_SIZE, TOUCHED_KINDS, EventRecord, NewCustomer
 from app.errors import AppError
 
 log = logging.getLogger(__name__)
@@ -101,9 +101,8 @@ class PopContext:
     history: list[PastInteraction]
 
 
-# Events naming an agent who talked with the caller: answered the call (first, or after a
-# transfer) or answered a consultation about it.
-_HANDLED_KINDS = "'connected', 'consult_answered'"
+# Events naming an agent who touched the interaction (app/domain/screen_pop.py), in SQL.
+_HANDLED_KINDS = ", ".join(f"'{kind}'" for kind in sorted(TOUCHED_KINDS))
 _CUSTOMER = "SELECT id, name, phone, account_number, email, tier, vip, notes FROM customers"
 
 

@@ -10,9 +10,12 @@ from aiohttp import web
 
 from app.calls.conversation import ACTIONS, Conversation
 from app.calls.events import ControlRequest
+from app.calls.legs import decline
 from app.calls.session import Call
 from app.calls.switchboard import Switchboard
 from app.domain.access import SUPERVISING_ROLES
+from app.errors import AppError
+from app.routing.http import DESK, agent_view
 from app.web.auth import Forbidden, principal
 from app.web.http import BadRequest, NotFound, json_body
 
@@ -89,7 +92,30 @@ async def current_call(request: web.Request) -> web.Response:
     return web.json_response(view)
 
 
+async def decline_offer(request: web.Request) -> web.Response:
+    """The agent's Decline button on a ringing offer: their phone stops ringing and the caller
+    goes on to the next agent. Only the agent it rings for, and only while it rings."""
+    who = await principal(request, write=True)
+    interaction_id = request.match_info["interaction_id"]
+    if who.agent_id is None:
+        raise Forbidden("only the agent an offer rings for can decline it")
+    agent = request.app[DESK].agent(who.agent_id)
+    if agent.interaction_id != interaction_id:
+        raise Forbidden("this offer is not ringing for you")
+    if not agent.controls().decline:
+        raise AppError("not-ringing", f"nothing to decline: you are {agent.state.value}", {}, 409)
+    call = request.app[BOARD].call(interaction_id)
+    if call is None:
+        raise AppError("not-ringing", "the offer stopped ringing meanwhile", {}, 409)
+    request.app[DESK].declined(who.agent_id)
+    if not await decline(call, who.agent_id):
+        raise AppError("not-ringing", "the offer stopped ringing meanwhile", {}, 409)
+    call.log.info("agent %s declined the offer", who.agent_id)
+    return web.json_response(agent_view(agent))
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_post("/panel/api/offers/{interaction_id}/decline", decline_offer)
     app.router.add_post("/api/calls/{interaction_id}/{action}", control)
     app.router.add_post("/panel/api/calls/{interaction_id}/{action}", control)
     app.router.add_get("/panel/api/calls/current", current_call)

@@ -184,6 +184,20 @@ def agent_call_data(call: Call, queue: str, reason: str) -> dict[str, str]:
     return out
 
 
+async def decline(call: Call, agent_id: str) -> bool:
+    """The agent refuses the offer ringing on their phone: that phone stops ringing, and the
+    ring loop above counts it as a failed offer (the caller goes on to someone else). False
+    when nothing rings for that agent on this call (answered or ended meanwhile)."""
+    ringing = call.it.legs.get("ringing") or {}
+    channels = [channel for channel, agent in ringing.items() if agent == agent_id]
+    if not channels:
+        return False
+    call.it.record(call.now(), "offer_declined", agent_id=agent_id)
+    for channel_id in channels:
+        await call.hang_up(channel_id)
+    return True
+
+
 async def ring_agents(
     call: Call,
     desk: Desk,
@@ -276,6 +290,9 @@ async def ring_agents(
         return None
     agent_id = ringing.pop(winner)
     answered_at = call.now()
+    # The agent has touched this interaction from here on (their wrap-up may be saved on it),
+    # whether or not a caller is ever connected (an unreached callback, a preview not answered).
+    it.record(answered_at, "agent_answered", agent_id=agent_id)
     waited = (answered_at - (it.queued_at or answered_at)).total_seconds()
     desk.answered(agent_id, queue, waited, it.id, Tier(it.tier or "medium"), first=it.answered_at is None)
     for channel_id in list(ringing):  # ring-all: the others stop ringing

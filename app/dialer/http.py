@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.dialer.service import DialerService
+from app.dialer.service import CampaignState, DialerService
 from app.domain.campaign import Lead
 from app.errors import AppError
-from app.web.auth import bearer
+from app.web.auth import Forbidden, bearer, principal
 from app.web.http import BadRequest, json_body
 
 DIALER = web.AppKey("dialer", DialerService)
@@ -92,7 +92,54 @@ def _lead_id(request: web.Request) -> int:
         raise BadRequest("lead id must be a number") from None
 
 
+# -- the agent panel: the signed-in agent's own campaigns and previews -----------------------------
+
+
+def panel_campaign_view(state: CampaignState) -> dict[str, object]:
+    c = state.settings
+    return {"name": c.name, "mode": c.mode, "active": state.active, "preview_hold_s": c.preview_hold_s}
+
+
+async def _my_campaign(request: web.Request) -> tuple[str, str]:
+    """(campaign, agent id) for a write from the panel: only a campaign the agent works."""
+    who = await principal(request, write=True)
+    name = request.match_info["name"]
+    if who.agent_id is None or name not in {
+        s.settings.name for s in request.app[DIALER].campaigns_of(who.agent_id)
+    }:
+        raise Forbidden(f"campaign {name!r} is not one you work")
+    return name, who.agent_id
+
+
+async def my_campaigns(request: web.Request) -> web.Response:
+    who = await principal(request, write=False)
+    states = request.app[DIALER].campaigns_of(who.agent_id) if who.agent_id else []
+    return web.json_response([panel_campaign_view(s) for s in states])
+
+
+async def my_preview_next(request: web.Request) -> web.Response:
+    name, agent_id = await _my_campaign(request)
+    lead = await request.app[DIALER].preview_next(name, agent_id)
+    return web.json_response(_lead_view(lead) if lead is not None else None)
+
+
+async def my_preview_call(request: web.Request) -> web.Response:
+    name, agent_id = await _my_campaign(request)
+    attempt = await request.app[DIALER].preview_call(name, _lead_id(request), agent_id)
+    return web.json_response({"attempt_id": attempt.id, "phone": attempt.phone}, status=201)
+
+
+async def my_preview_skip(request: web.Request) -> web.Response:
+    name, agent_id = await _my_campaign(request)
+    await request.app[DIALER].preview_skip(name, _lead_id(request), agent_id)
+    return web.json_response({"skipped": _lead_id(request)})
+
+
 def add_preview_routes(app: web.Application) -> None:
     app.router.add_post("/api/campaigns/{name}/preview", preview_next)
     app.router.add_post("/api/campaigns/{name}/preview/{lead_id}/call", preview_call)
     app.router.add_post("/api/campaigns/{name}/preview/{lead_id}/skip", preview_skip)
+    app.router.add_get("/panel/api/campaigns", my_campaigns)
+    app.router.add_post("/panel/api/campaigns/{name}/preview", my_preview_next)
+    app.router.add_post("/panel/api/campaigns/{name}/preview/{lead_id}/call", my_preview_call)
+    app.router.add_post("/panel/api/campaigns/{name}/preview/{lead_id}/skip", my_preview_skip)

@@ -423,6 +423,19 @@ class DialerService:
             raise DialerError(f"campaign {name} is stopped", 409)
         return state
 
+    def campaigns_of(self, agent_id: str) -> list[CampaignState]:
+        """The campaigns this agent works: those whose queue they would answer (members, groups
+        and skills, the same rule as the queue's own calls)."""
+        agent = self.routing.agents.get(agent_id)
+        if agent is None:
+            return []
+        out = []
+        for state in self.campaigns.values():
+            cfg = self.routing.router.queues.get(state.settings.queue)
+            if cfg is not None and qualifies(agent, cfg):
+                out.append(state)
+        return out
+
     async def preview_next(self, name: str, agent_id: str) -> Lead | None:
         """The next customer for this agent to look at; held for them until they call or skip."""
         state = self.preview_state(name)

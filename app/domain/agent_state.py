@@ -46,6 +46,15 @@ whether that call is still there). Registering a phone logs in only an agent who
 so nobody on a break comes back Ready because their phone re-registered. What is not stored
 (busy time for occupancy, calls answered) starts again from zero.
 
+"Not Ready after this call": while an offer or a call holds the agent, going Not Ready now would
+drop the caller, so the request is kept (`not_ready_next`) and honoured where the call lets go
+of the agent: at the end of wrap-up, at a hang-up without wrap-up, or when the offer fails. The
+agent's own Ready or Not Ready replaces it. It is not stored: after a restart the agent is asked
+again, which is safer than a break nobody remembers asking for.
+
+What the panel offers in each state is decided here too (`controls`): a button is shown only
+when pressing it does something in that state, so the page never offers Ready while ringing.
+
 A wrap-up timer never moves the agent blindly: `wrap_up_expired(now)` re-checks that the agent is
 still in wrap-up and that this wrap-up's end has come (a timer left over from an earlier wrap-up,
 or one firing after the agent pressed ready, does nothing and returns False).
@@ -79,6 +88,24 @@ IDLE_STATES = frozenset({AgentState.READY, AgentState.NOT_READY, AgentState.WRAP
 
 class IllegalAgentTransition(Exception):
     pass
+
+
+# Where "Not Ready" means "after this call": an offer or a call holds the agent.
+HELD_STATES = frozenset({AgentState.RESERVED, AgentState.RINGING, AgentState.ON_CALL})
+
+
+@dataclass(frozen=True)
+class AgentControls:
+    """The state buttons an agent's panel offers now, each one meaning something in this state."""
+
+    ready: bool  # go Ready (from Not Ready, or end wrap-up early)
+    not_ready: bool  # go Not Ready now (or change the reason)
+    not_ready_after_call: bool  # ask for Not Ready when the offer or call lets go
+    stay_ready_after_call: bool  # take that request back
+    decline: bool  # refuse a ringing offer
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, on in vars(self).items() if on)
 
 
 @dataclass(frozen=True)
@@ -129,6 +156,7 @@ class Agent:
     wrap_up_until: datetime | None = None
     logged_in_at: datetime | None = None
     busy_s: float = 0.0  # time reserved, ringing, on call or in wrap-up since login (occupancy)
+    not_ready_next: str | None = None  # "Not Ready after this call", with its reason
     # Recorded but not yet persisted; the caller drains this after each step.
     pending: list[AgentStateEvent] = field(default_factory=list)
 
@@ -185,14 +213,57 @@ class Agent:
         self.ready_since = None
         self.wrap_up_until = None
         self.interaction_id = None
+        self.not_ready_next = None
         self._move(now, AgentState.LOGGED_OUT, reason=reason, interaction_id=interaction_id)
         self.logged_in_at = None
 
     def ready(self, now: datetime) -> None:
         self._require("go ready", AgentState.NOT_READY, AgentState.WRAP_UP)
+        self.not_ready_next = None  # the agent's own Ready replaces an earlier request
         self._become_ready(now, reason=None)
 
+    def not_ready_after_call(self, reason: str) -> None:
+        """Not Ready with `reason` once the offer or call that holds the agent lets go."""
+        self._require("ask for not ready after this call", *HELD_STATES)
+        self.not_ready_next = reason
+
+    def stay_ready_after_call(self) -> None:
+        """Take back "Not Ready after this call"."""
+        self._require("take back not ready after this call", *HELD_STATES, AgentState.WRAP_UP)
+        self.not_ready_next = None
+
+    def ask_ready(self, now: datetime) -> None:
+        """The Ready button: while an offer or call holds the agent it takes back "Not Ready
+        after this call"; otherwise the agent goes Ready (ending wrap-up early)."""
+        if self.state in HELD_STATES:
+            self.stay_ready_after_call()
+        else:
+            self.ready(now)
+
+    def ask_not_ready(self, now: datetime, reason: str) -> None:
+        """The Not Ready button: after this call while an offer or call holds the agent, now otherwise."""
+        if self.state in HELD_STATES:
+            self.not_ready_after_call(reason)
+        else:
+            self.not_ready(now, reason)
+
+    def controls(self) -> AgentControls:
+        """What the panel offers in this state (see the module docstring)."""
+        held = self.state in HELD_STATES
+        asked = self.not_ready_next is not None
+        return AgentControls(
+            # Signed in but logged out: either button logs the agent in (Not Ready asks a reason).
+            ready=self.state in (AgentState.LOGGED_OUT, AgentState.NOT_READY, AgentState.WRAP_UP),
+            not_ready=self.state in IDLE_STATES or self.state is AgentState.LOGGED_OUT,
+            not_ready_after_call=held and not asked,
+            stay_ready_after_call=held and asked,
+            decline=self.state is AgentState.RINGING,
+        )
+
     def _become_ready(self, now: datetime, reason: str | None) -> None:
+        if self.not_ready_next is not None:  # asked for during the call: honoured now
+            self._go_not_ready(now, self.not_ready_next)
+            return
         interaction_id = self.interaction_id
         self.not_ready_reason = None
         self.wrap_up_until = None
@@ -202,6 +273,10 @@ class Agent:
 
     def not_ready(self, now: datetime, reason: str) -> None:
         self._require("go not ready", *IDLE_STATES)
+        self._go_not_ready(now, reason)
+
+    def _go_not_ready(self, now: datetime, reason: str) -> None:
+        self.not_ready_next = None
         interaction_id = self.interaction_id
         self.not_ready_reason = reason
         self.ready_since = None
@@ -230,6 +305,9 @@ class Agent:
         self._require("fail an offer", AgentState.RESERVED, AgentState.RINGING)
         interaction_id = self.interaction_id
         self.interaction_id = None
+        if self.not_ready_next is not None and not set_not_ready:
+            set_not_ready, reason = True, self.not_ready_next
+        self.not_ready_next = None
         if set_not_ready:
             self.not_ready_reason = reason
             self.ready_since = None

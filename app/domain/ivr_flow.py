@@ -71,6 +71,10 @@ class Node:
     outcome: HangupOutcome = "self_service"
     # The caller says or keys secrets here (a card number): the IVR's recording pauses.
     sensitive: bool = False
+    # What the agent's panel calls this node when a menu leads here, or the field a collect
+    # node fills, by language ({en: Billing, zh: 账务}); without one the panel shows the key
+    # pressed or the field's name.
+    label: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,46 @@ def menu_target(flow: Flow, node: Node, key: str) -> str | None:
     if key == OPERATOR_KEY and flow.operator is not None:
         return flow.operator
     return None
+
+
+def main_menu(flow: Flow) -> Node | None:
+    """The first menu a caller meets on the usual path (branches' `otherwise`, plays' `next`):
+    what a person trying the center is told to press."""
+    seen: set[str] = set()
+    at: str | None = flow.start
+    while at is not None and at not in seen:
+        seen.add(at)
+        node = flow.nodes[at]
+        if node.type == "menu":
+            return node
+        at = node.otherwise if node.type == "branch" else node.next if node.type == "play" else None
+    return None
+
+
+def describe_choices(flow: Flow, menu: Node) -> list[tuple[str, str]]:
+    """(key, what it does) for each key of `menu`, the operator key last, in plain words."""
+    choices = [(key, _what(flow, target, depth=1)) for key, target in sorted(menu.options.items())]
+    if OPERATOR_KEY not in menu.options and flow.operator is not None:
+        choices.append((OPERATOR_KEY, "an operator"))
+    return choices
+
+
+def _what(flow: Flow, name: str, depth: int) -> str:
+    node = flow.nodes[name]
+    match node.type:
+        case "queue":
+            return f"the {node.queue} team"
+        case "collect":
+            return f"enter your {node.into}"
+        case "fax":
+            return "documents by fax"
+        case "voicemail":
+            return "leave a message"
+        case "menu" if depth > 0:
+            inner = ", ".join(f"{k} {_what(flow, t, depth - 1)}" for k, t in sorted(node.options.items()))
+            return f"{name.replace('_', ' ')} ({inner})"
+        case _:
+            return name.replace("_", " ")
 
 
 def word_target(node: Node, phrase: str | None) -> str | None:
@@ -220,6 +264,25 @@ class _Values(dict[str, object]):
 # -- checking ---------------------------------------------------------------------
 
 
+LABEL_LANGS = ("en", "zh")
+
+
+@dataclass(frozen=True)
+class PanelLabels:
+    """A flow's labels as the agent's panel needs them: by node a menu leads to, and by the
+    field a collect node fills. Each is {language: text}."""
+
+    choices: dict[str, dict[str, str]]
+    fields: dict[str, dict[str, str]]
+
+
+def panel_labels(flow: Flow) -> PanelLabels:
+    return PanelLabels(
+        choices={name: dict(node.label) for name, node in flow.nodes.items() if node.label},
+        fields={node.into: dict(node.label) for node in flow.nodes.values() if node.into and node.label},
+    )
+
+
 def check_flow(flow: Flow, queues: set[str]) -> None:
     """Refuse a flow that could strand a caller. Raises FlowError naming the field."""
     if not re.fullmatch(r"[a-z0-9_-]{1,40}", flow.name):
@@ -234,6 +297,9 @@ def check_flow(flow: Flow, queues: set[str]) -> None:
         _check_hours(f"hours.{name}", hours)
     for name, node in flow.nodes.items():
         _check_node(flow, f"nodes.{name}", node, queues)
+        for lang, text in node.label.items():
+            if lang not in LABEL_LANGS or not text.strip():
+                raise FlowError(f"nodes.{name}.label", f"give labels as {' and '.join(LABEL_LANGS)} text")
     for path, target in _targets(flow):
         if target not in flow.nodes:
             raise FlowError(path, f"no node named {target!r}")

@@ -290,6 +290,9 @@ class WaitingInteraction:
     last_agent_id: str | None = None  # sticky routing, from history
     excluded_agents: frozenset[str] = frozenset()  # e.g. agents who let it ring out
     data: Mapping[str, str] = field(default_factory=dict)
+    # Agents who declined this caller from their panel: they stay in `excluded_agents` even when
+    # everyone has had a turn (a refusal is not a missed ring, and must not come straight back).
+    declined_by: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.customer_value):

@@ -93,11 +93,15 @@ class Journey:
     tier: str | None = None
     route_reason: str | None = None
     offered_at: datetime | None = None
+    flow: str | None = None  # the IVR flow the caller went through (its labels name the choices)
+    menu_to: tuple[str | None, ...] = ()  # beside `menu`: the flow node each choice led to
 
 
 def journey(events: Sequence[EventRecord]) -> Journey:
     digits = ""
     menu: list[str] = []
+    menu_to: list[str | None] = []
+    flow: str | None = None
     collected: dict[str, str] = {}
     queue = tier = reason = None
     offered_at = None
@@ -113,10 +117,14 @@ def journey(events: Sequence[EventRecord]) -> Journey:
             why = _text(data.get("reason"))
             if why and why.startswith("menu:"):
                 menu.append(why.removeprefix("menu:"))
+                menu_to.append(None)
+        elif e.kind == "flow":
+            flow = _text(data.get("name")) or flow
         elif e.kind == "menu_choice":  # IVR flows: one event per menu answered, key or word
             choice = _text(data.get("key")) or _text(data.get("word"))
             if choice:
                 menu.append(choice)
+                menu_to.append(_text(data.get("to")))
         elif e.kind == "offered":
             reason = _text(data.get("reason")) or reason
             offered_at = e.at
@@ -128,7 +136,7 @@ def journey(events: Sequence[EventRecord]) -> Journey:
             _merge(collected, inner if isinstance(inner, Mapping) else data)
         elif isinstance(inner, Mapping):
             _merge(collected, inner)
-    return Journey(digits[:64], tuple(menu), collected, queue, tier, reason, offered_at)
+    return Journey(digits[:64], tuple(menu), collected, queue, tier, reason, offered_at, flow, tuple(menu_to))
 
 
 def _text(value: object) -> str | None:
@@ -225,9 +233,15 @@ def wrap_up_left_s(state: AgentState, wrap_up_until: datetime | None, now: datet
     return max(0.0, (wrap_up_until - now).total_seconds())
 
 
+# Events naming an agent who touched the interaction: talked with the caller, or answered its
+# offer (a callback whose customer was never reached still had the agent's time and wrap-up).
+TOUCHED_KINDS = frozenset({"connected", "consult_answered", "agent_answered"})
+
+
 def may_write_notes(who: Principal, handled_by: str | Collection[str] | None) -> bool:
-    """Notes and a disposition: only an agent who talked with the caller. After a transfer
-    that is each of them (the first agent writes theirs in wrap-up while the call goes on)."""
+    """Notes and a disposition: only an agent who touched the interaction (`TOUCHED_KINDS`).
+    After a transfer that is each of them (the first agent writes theirs in wrap-up while the
+    call goes on)."""
     if who.role not in AGENT_ROLES or who.agent_id is None or handled_by is None:
         return False
     return who.agent_id == handled_by if isinstance(handled_by, str) else who.agent_id in handled_by

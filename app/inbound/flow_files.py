@@ -86,7 +86,10 @@ def classic_flow(settings: Settings) -> Flow:
     }
     for option in ivr.menu:
         nodes[f"queue-{option.digit}"] = Node(
-            type="queue", queue=option.queue, skills={n.skill: n.min_level for n in option.skills}
+            type="queue",
+            queue=option.queue,
+            skills={n.skill: n.min_level for n in option.skills},
+            label=dict(option.label),
         )
     return Flow(
         name="main",

@@ -25,7 +25,7 @@ from app.routing.desk import RoutingService
 
 log = logging.getLogger(__name__)
 
-CALLS_ASSET_VERSION = "2"
+CALLS_ASSET_VERSION = "3"
 # Saved events after which a panel showing the call must look again.
 CHANGE_KINDS = frozenset({"connected", "consult_answered", "consult_ended", "transferred", "ended"})
 KEYPAD = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#")
@@ -73,7 +73,9 @@ def call_section(lang: Lang) -> str:
     return (
         f'<link rel="stylesheet" href="/static/calls.css?v={CALLS_ASSET_VERSION}">'
         '<section class="call" id="call" hidden aria-live="polite">'
+        '<div class="call-head">'
         f'<h2 id="call-title">{escape(t(lang, "call.title"))}</h2>'
+        f'<span class="call-timer" id="call-timer" title="{escape(t(lang, "call.timer"))}"></span></div>'
         '<p class="call-status" id="call-status"></p>'
         '<p class="call-part" id="call-part" hidden></p>'
         '<div class="call-actions" id="call-actions">'

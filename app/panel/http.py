@@ -23,11 +23,12 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, web
 
+from app.dialer.http import DIALER, panel_campaign_view
 from app.domain.access import AGENT_ROLES, Principal, may_supervise
 from app.domain.staffing import STAFFING_COLUMNS
 from app.errors import AppError
 from app.experts.http import EXPERTS
-from app.panel import calls, experts, pages, pop_pages, report_pages, softphone
+from app.panel import calls, experts, outbound, pages, pop_pages, report_pages, softphone
 from app.panel.i18n import LANG_COOKIE, Lang, pick_language, t
 from app.panel.live import LIVE, Subscription
 from app.panel.pop import POPS
@@ -289,6 +290,11 @@ async def agent_page(request: web.Request) -> web.Response:
     # The call's controls first (the agent's hands are there during a call), then the pop.
     pop = calls.call_section(lang) + experts.expert_sections(lang)  # asking an expert; an expert's preview
     pop += pop_pages.pop_section(lang, session.csrf_token, web_settings, agent)
+    dialer = request.app.get(DIALER)
+    if dialer is not None:  # the campaigns this agent works, with the preview card
+        pop += outbound.outbound_section(
+            lang, [panel_campaign_view(s) for s in dialer.campaigns_of(who.agent_id)]
+        )
     phone = softphone.widget(lang) if softphone.enabled(request.app[SETTINGS], who.agent_id) else ""
     return html(
         request,
@@ -420,7 +426,14 @@ async def supervisor_page(request: web.Request, session: PanelSession, lang: Lan
     return html(
         request,
         pages.supervisor_page(
-            lang, session.csrf_token, user_line(lang, session), agents, reasons, bans, board
+            lang,
+            session.csrf_token,
+            user_line(lang, session),
+            agents,
+            reasons,
+            bans,
+            board,
+            skill_labels=request.app[SETTINGS].web.skill_labels,
         ),
     )
 

@@ -9,10 +9,10 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from app.config import NotReadyReason
+from app.config import NotReadyReason, SkillLabel
 from app.panel.i18n import TEXT, Lang, t
 
-ASSET_VERSION = "3"
+ASSET_VERSION = "6"
 
 
 def reason_label(lang: Lang, reasons: Sequence[NotReadyReason], code: str | None) -> str:
@@ -25,7 +25,17 @@ def reason_label(lang: Lang, reasons: Sequence[NotReadyReason], code: str | None
     return TEXT[lang].get(key, code)
 
 
-def client_texts(lang: Lang, reasons: Sequence[NotReadyReason]) -> dict[str, Any]:
+def skill_label(lang: Lang, labels: Sequence[SkillLabel], skill: str) -> str:
+    """A skill's name in the panel's language (`web.skill_labels`), or its YAML name."""
+    for label in labels:
+        if label.code == skill:
+            return (label.zh if lang == "zh" else label.en) or label.en or skill
+    return skill
+
+
+def client_texts(
+    lang: Lang, reasons: Sequence[NotReadyReason], skills: Sequence[SkillLabel] = ()
+) -> dict[str, Any]:
     """What panel.js needs to label live updates in the page's language."""
     keys = (
         "since",
@@ -38,9 +48,11 @@ def client_texts(lang: Lang, reasons: Sequence[NotReadyReason]) -> dict[str, Any
         "error",
         "sip_bans_none",
         "ban.lift",
+        "after_call_note",
     )
     return {
         "lang": lang,
+        "skills": {s.code: skill_label(lang, skills, s.code) for s in skills},
         "text": {k: t(lang, k) for k in keys},
         "states": {k.removeprefix("state."): v for k, v in TEXT[lang].items() if k.startswith("state.")},
         "reasons": {
@@ -139,31 +151,59 @@ def panel_page(
 ) -> str:
     """`softphone`: the browser softphone's widget (app/panel/softphone.py), if the agent has one."""
     state = agent["state"]
+    controls = set(agent.get("controls", ()))
     options = "".join(
         f'<option value="{escape(r.code)}">{escape(reason_label(lang, reasons, r.code))}</option>'
         for r in reasons
     )
     phone = t(lang, "phone_registered" if agent["device_registered"] else "phone_not_registered")
     hidden = f'<input type="hidden" name="csrf_token" value="{escape(csrf)}">'
+
+    def button(control: str, element_id: str, css: str, key: str) -> str:
+        # Every button is on the page; only those that mean something in this state show
+        # (app/domain/agent_state.py decides, panel.js follows live changes).
+        off = "" if control in controls else " hidden"
+        return f'<button type="submit" id="{element_id}" class="{css}"{off}>{escape(t(lang, key))}</button>'
+
+    asking = "not_ready" in controls or "not_ready_after_call" in controls
+    next_note = (
+        t(lang, "after_call_note", reason=reason_label(lang, reasons, agent.get("not_ready_next")))
+        if agent.get("not_ready_next")
+        else ""
+    )
     body = (
         f'<section class="agent" id="agent" data-agent-id="{escape(agent["id"])}">'
         f"<h1>{escape(t(lang, 'your_state'))}</h1>"
+        '<div class="state-line">'
         f'<p class="state state-{escape(state)}" id="state" data-state="{escape(state)}">'
         f"{escape(t(lang, 'state.' + state))}</p>"
+        f'<p class="timer" id="state-timer" aria-label="{escape(t(lang, "state_timer"))}"></p></div>'
         f'<p class="detail" id="state-detail">{_state_detail(lang, reasons, agent)}</p>'
+        f'<p class="after-call" id="after-call"{"" if next_note else " hidden"}>{escape(next_note)}</p>'
+        '<div class="status-line">'
         f'<p class="phone" id="phone" data-registered="{str(agent["device_registered"]).lower()}">'
         f"{escape(phone)}</p>"
+        f'<p class="live" id="live" data-live="false">{escape(t(lang, "offline"))}</p></div>'
         '<div class="actions">'
         f'<form method="post" action="/panel/state" class="state-form">{hidden}'
         '<input type="hidden" name="state" value="ready">'
-        f'<button type="submit" id="ready" class="ready">{escape(t(lang, "ready"))}</button></form>'
+        + button("ready", "ready", "ready", "ready")
+        + button("stay_ready_after_call", "stay-ready", "ready", "stay_ready_after_call")
+        + "</form>"
         f'<form method="post" action="/panel/state" class="state-form">{hidden}'
         '<input type="hidden" name="state" value="not_ready">'
-        f'<label>{escape(t(lang, "reason"))} <select name="reason" id="reason">{options}</select></label>'
-        f'<button type="submit" id="not-ready" class="not-ready">{escape(t(lang, "not_ready"))}</button>'
-        "</form></div>"
+        f'<label id="reason-label"{"" if asking else " hidden"}>{escape(t(lang, "reason"))} '
+        f'<select name="reason" id="reason">{options}</select></label>'
+        + button("not_ready", "not-ready", "not-ready", "not_ready")
+        + button("not_ready_after_call", "not-ready-after", "not-ready", "not_ready_after_call")
+        + "</form>"
+        + (
+            f'<button type="button" id="decline" class="decline"{"" if "decline" in controls else " hidden"}'
+            f' data-interaction-id="{escape(str(agent.get("interaction_id") or ""))}">'
+            f"{escape(t(lang, 'decline'))}</button>"
+        )
+        + "</div>"
         '<p class="message" id="message" role="status"></p>'
-        f'<p class="live" id="live" data-live="false">{escape(t(lang, "offline"))}</p>'
         "</section>" + softphone + extra
     )
     return _layout(
@@ -185,13 +225,16 @@ def supervisor_page(
     reasons: Sequence[NotReadyReason],
     bans: Sequence[Mapping[str, Any]] = (),
     extra: str = "",  # further sections (the experts: app/panel/experts.py)
+    skill_labels: Sequence[SkillLabel] = (),
 ) -> str:
     head = "".join(
         f"<th>{escape(t(lang, k))}</th>" for k in ("agent", "name", "state", "reason", "phone", "skills")
     )
     rows = []
     for a in agents:
-        skills = ", ".join(f"{escape(k)} {v}" for k, v in a["skills"].items())
+        skills = ", ".join(
+            f"{escape(skill_label(lang, skill_labels, k))} {v}" for k, v in a["skills"].items()
+        )
         reason = reason_label(lang, reasons, a["not_ready_reason"]) if a["state"] == "not_ready" else ""
         rows.append(
             f'<tr data-agent-id="{escape(a["id"])}"><td>{escape(a["id"])}</td><td>{escape(a["name"])}</td>'
@@ -219,7 +262,7 @@ def supervisor_page(
         body,
         csrf=csrf,
         user_line=user_line,
-        client=client_texts(lang, reasons),
+        client=client_texts(lang, reasons, skill_labels),
         page="supervisor",
     )
 

@@ -24,6 +24,8 @@ from aiohttp import web
 from app.adapters.pop_store import CustomerProfile, PopContext, PopStore
 from app.bus import AgentsChanged, InteractionSaved
 from app.domain.agent_state import AgentState
+from app.domain.ivr_flow import FlowSet, PanelLabels, panel_labels
+from app.domain.route_reason import explain
 from app.domain.screen_pop import POP_STATES, REFRESH_KINDS, PopTracker, journey
 from app.panel.live import LiveHub
 from app.routing.desk import RoutingService
@@ -65,7 +67,9 @@ class PopService:
         routing: RoutingService,
         hub: LiveHub,
         clock: Callable[[], datetime],
+        flows: Callable[[], FlowSet | None] | None = None,  # the IVR flows now loaded (their labels)
     ) -> None:
+        self.flows = flows
         self.store = store
         self.routing = routing
         self.hub = hub
@@ -156,6 +160,8 @@ class PopService:
         path = journey(ctx.events if ctx else [])
         data = offer.waiting.data if offer else {}
         ani = ctx.ani if ctx else data.get("ani", "")
+        reason = offer.decision.reason if offer else path.route_reason
+        labels = self._labels(path.flow)
         return {
             "interaction_id": interaction_id,
             "agent_id": agent_id,
@@ -171,12 +177,21 @@ class PopService:
                 "digits": path.digits or (ctx.ivr_digits if ctx else "") or data.get("digits", ""),
                 "menu": list(path.menu),
                 "collected": [[k, v] for k, v in path.collected.items()],
+                # The flow's labels for those choices and fields, by language ({} where none).
+                "menu_labels": [labels.choices.get(to or "", {}) for to in path.menu_to]
+                if labels
+                else [{} for _ in path.menu],
+                "field_labels": {k: labels.fields[k] for k in path.collected if k in labels.fields}
+                if labels
+                else {},
             },
             "route": {
                 # The desk's own decision first: its `offered` event may still be on its way to disk.
                 "queue": offer.decision.queue if offer else (ctx.queue if ctx else None) or path.queue,
                 "tier": (ctx.tier if ctx else None) or path.tier,
-                "reason": offer.decision.reason if offer else path.route_reason,
+                "reason": reason,
+                # The same facts in the agent's words (the panel words them, app/domain/route_reason.py).
+                "parts": [{"kind": p.kind, **p.values} for p in explain(reason)],
             },
             "callback": self._callback_view(ctx),
             "history": [
@@ -199,6 +214,11 @@ class PopService:
                 else None
             ),
         }
+
+    def _labels(self, flow_name: str | None) -> PanelLabels | None:
+        flows = self.flows() if self.flows is not None else None
+        flow = flows.flows.get(flow_name) if flows is not None and flow_name else None
+        return panel_labels(flow) if flow is not None else None
 
     @staticmethod
     def _callback_view(ctx: PopContext | None) -> dict[str, Any] | None:

@@ -15,10 +15,11 @@ from typing import Any
 from app.config import WebSettings, WrapUpCode
 from app.panel.i18n import TEXT, Lang, t
 from app.panel.pages import _script_json as script_json
+from app.panel.pages import skill_label
 
-POP_ASSET_VERSION = "1"
+POP_ASSET_VERSION = "4"
 # Text keys the script needs, by prefix.
-_CLIENT_PREFIXES = ("pop.", "acw.", "tier.", "outcome.", "idle.")
+_CLIENT_PREFIXES = ("pop.", "acw.", "tier.", "outcome.", "idle.", "rr.")
 
 
 def code_label(lang: Lang, codes: Sequence[WrapUpCode], code: str) -> str:
@@ -31,6 +32,7 @@ def code_label(lang: Lang, codes: Sequence[WrapUpCode], code: str) -> str:
 def pop_client_data(lang: Lang, web: WebSettings) -> dict[str, Any]:
     return {
         "lang": lang,
+        "skills": {s.code: skill_label(lang, web.skill_labels, s.code) for s in web.skill_labels},
         "text": {k: v for k, v in TEXT[lang].items() if k.startswith(_CLIENT_PREFIXES)},
         "codes": {c.code: code_label(lang, web.wrap_up_codes, c.code) for c in web.wrap_up_codes},
         "idle_s": web.idle_not_ready_s,
@@ -56,9 +58,11 @@ def pop_section(lang: Lang, csrf: str, web: WebSettings, agent: Mapping[str, Any
         f'<input type="hidden" name="csrf_token" value="{escape(csrf)}">'
         f'<input type="hidden" name="interaction_id" id="acw-interaction" value="{escape(interaction_id)}">'
         f"<label>{escape(t(lang, 'acw.code'))} "
-        f'<select name="code" id="acw-code" required>{options}</select></label>'
+        f'<select name="code" id="acw-code" required aria-describedby="acw-code-error">{options}</select>'
+        '<span class="field-error" id="acw-code-error" role="alert"></span></label>'
         f'<label class="notes">{escape(t(lang, "acw.notes"))}'
-        '<textarea name="notes" id="acw-notes" rows="4" maxlength="4000"></textarea></label>'
+        '<textarea name="notes" id="acw-notes" rows="3" maxlength="4000" aria-describedby="acw-notes-error">'
+        '</textarea><span class="field-error" id="acw-notes-error" role="alert"></span></label>'
         f'<button type="submit" id="acw-save">{escape(t(lang, "acw.save"))}</button>'
         '<span class="saved" id="acw-saved" role="status"></span>'
         "</form></section>"

@@ -22,7 +22,7 @@ from app.panel.i18n import Lang
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 BUNDLE = STATIC_DIR / "vendor" / "jssip.min.js"
-ASSET_VERSION = "1"
+ASSET_VERSION = "2"
 API_PATH = "/panel/api/softphone"
 # JsSIP renews well before this; Asterisk's default minimum is 60 s.
 REGISTER_EXPIRES_S = 120

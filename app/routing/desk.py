@@ -398,7 +398,16 @@ class RoutingService:
         if not w.excluded_agents:
             return
         if free and all(a.id in w.excluded_agents for a in free):
-            w.excluded_agents = frozenset()
+            w.excluded_agents = frozenset(w.declined_by)
+
+    def declined(self, agent_id: str) -> None:
+        """The agent declined the offer ringing for them: that caller is not offered to them again
+        (`WaitingInteraction.declined_by`); the ring's end frees them for other callers."""
+        offer = self.offers.get(agent_id)
+        if offer is not None:
+            w = offer.waiting
+            w.declined_by = w.declined_by | {agent_id}
+            w.excluded_agents = w.excluded_agents | {agent_id}
 
     def anyone_logged_in(self, queue: str) -> bool:
         """Could anyone ever take a call from this queue? (No: tell the caller.)"""
@@ -620,11 +629,11 @@ class RoutingService:
             if state == "ready":
                 if agent.state is AgentState.LOGGED_OUT:
                     agent.login(now)
-                agent.ready(now)
+                agent.ask_ready(now)
             elif state == "not_ready":
                 if agent.state is AgentState.LOGGED_OUT:
                     agent.login(now)
-                agent.not_ready(now, reason or "break")
+                agent.ask_not_ready(now, reason or "break")
             elif state == "logged_out":
                 agent.logout(now)
             else:

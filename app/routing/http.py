@@ -32,7 +32,17 @@ def agent_view(agent: Agent) -> dict[str, Any]:
         "name": agent.name,
         "state": agent.state.value,
         "state_since": agent.state_since.isoformat() if agent.state_since else None,
+        # Relative, like wrap_up_left_s: the panel's timers count from it with the browser's clock.
+        "state_for_s": (
+            round(max(0.0, (datetime.now(UTC) - agent.state_since).total_seconds()), 1)
+            if agent.state_since
+            else None
+        ),
         "not_ready_reason": agent.not_ready_reason,
+        # "Not Ready after this call" asked for, with its reason (None when not asked).
+        "not_ready_next": agent.not_ready_next,
+        # The state buttons that mean something now (app/domain/agent_state.py decides).
+        "controls": list(agent.controls().names()),
         "device_registered": agent.device_registered,
         "skills": dict(sorted(agent.skills.items())),
         "groups": sorted(agent.groups),

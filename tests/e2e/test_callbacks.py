@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import http.cookiejar
+import json
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +79,25 @@ def attempts_of(stack: Stack, callback_id: Any) -> list[dict[str, Any]]:
         callback_id,
     )
     return [dict(zip(("id", "answered_at", "outcome", "agent_id"), r, strict=True)) for r in rows]
+
+
+def panel_post(stack: Stack, username: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    """A write through the panel's JSON API as a signed-in user: session cookie and CSRF token."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    origin = {"Origin": stack.web_url, "Content-Type": "application/json", "Accept": "application/json"}
+
+    def send(url: str, data: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any]:
+        req = urllib.request.Request(stack.web_url + url, json.dumps(data).encode(), headers, method="POST")
+        try:
+            with opener.open(req, timeout=5) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    password = str(stack.secrets["panel_passwords"][username])
+    status, signed = send("/login", {"username": username, "password": password}, origin)
+    assert status == 200, signed
+    return send(path, body, {**origin, "X-CSRF-Token": signed["csrf_token"]})
 
 
 def dialled_number(call: Call) -> str:
@@ -183,6 +206,19 @@ def test_web_call_me_request_retries_a_busy_customer(
         lambda: (r := callback_row(stack, "id = %s", cb["id"])) and r["attempts"] == 1 and r, 10, "attempt 1"
     )
     assert row["last_result"] == "busy" and row["status"] in ("waiting", "dialing")
+    # The agent spent that try with the callback: their wrap-up code is taken, though no
+    # customer was ever reached (it used to be refused with 403).
+    unreached = eventually(
+        lambda: (a := attempts_of(stack, cb["id"])) and a[0]["outcome"] == "customer_unreached" and a[0],
+        10,
+        "the first try ended unreached",
+    )
+    status, saved = panel_post(
+        stack, "1001", f"/panel/api/interactions/{unreached['id']}/disposition", {"code": "follow_up"}
+    )
+    assert status == 200 and saved["code"] == "follow_up", saved
+    stored = stack.query("SELECT disposition FROM interactions WHERE id = %s", unreached["id"])
+    assert stored == [("follow_up",)]
 
     # Second try after the pause (and the agent's wrap-up): answered.
     agent.wait_incoming(timeout=20).answer(play=tones[1], loop=True)

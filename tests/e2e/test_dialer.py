@@ -280,3 +280,75 @@ def test_a_preview_campaign_shows_the_customer_then_calls_agent_first(
     )
     assert attempts(stack, PREVIEW_BUSY) == [] and lead(stack, PREVIEW_BUSY)["attempts"] == 0
     stack.api("POST", "/api/campaigns/callme/active", {"active": False})
+
+
+PANEL_FIRST, PANEL_SECOND = "13800010031", "13800010032"
+
+
+def test_the_agent_panel_lists_the_agents_campaigns_and_runs_a_preview(
+    stack: Stack, lab: PhoneLab, tmp_path: Path, tones: tuple[Path, Path], artifacts: Path
+) -> None:
+    """Outbound in the panel (issue 17 item 6): the campaigns agent 1001 works (all three use
+    the queue she answers), and a preview card with its countdown, Skip and Call, in Chromium."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    from playwright.sync_api import expect
+
+    from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, sign_in
+
+    shots = artifacts / "panel-day"
+    shots.mkdir(parents=True, exist_ok=True)
+    leads = tmp_path / "leads.csv"
+    leads.write_text(f"phone,name,plan\n{PANEL_FIRST},Ke Hu,gold\n{PANEL_SECOND},Yi Wei,basic\n")
+    app_command(stack, "import-leads", "--config", str(stack.config_path), "callme", str(leads))
+    agent = register_agent(lab, stack, "1001")
+    stack.api("POST", "/api/agents/1001/state", {"state": "ready"})
+    eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "agent ready")
+    stack.api("POST", "/api/campaigns/callme/active", {"active": True})
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="en-US")
+            sign_in(page, stack, "1001")
+            campaigns = page.locator("#my-campaigns li")
+            expect(campaigns).to_have_count(3)
+            callme = page.locator('#my-campaigns li[data-campaign="callme"]')
+            expect(callme).to_contain_text("preview")
+            expect(callme).to_contain_text("running")
+            page.click('button.preview-next[data-campaign="callme"]')
+            card = page.locator("#preview-card")
+            expect(card).to_be_visible()
+            first = page.locator("#preview-phone").inner_text()
+            assert first in (PANEL_FIRST, PANEL_SECOND), first
+            expect(page.locator("#preview-details")).to_contain_text("plan")
+            countdown = page.locator("#preview-countdown")
+            expect(countdown).to_contain_text("handed back in")
+            left = int(countdown.get_attribute("data-left") or 0)
+            expect(countdown).not_to_have_attribute("data-left", str(left), timeout=5_000)  # it counts down
+            page.screenshot(path=str(shots / "08-preview-card-1280x800.png"))
+            page.set_viewport_size({"width": 1920, "height": 1080})
+            page.screenshot(path=str(shots / "08-preview-card-1920x1080.png"))
+            page.set_viewport_size({"width": 1280, "height": 800})
+            assert attempts(stack, first) == [], "nothing is dialled while the agent reads"
+
+            page.click("#preview-skip")
+            expect(card).to_be_hidden()
+            expect(page.locator("#preview-message")).to_have_text(f"Skipped {first}.")
+            eventually(lambda: lead(stack, first)["status"] == "pending", 10, "the skipped lead handed back")
+            assert lead(stack, first)["attempts"] == 0
+
+            page.click('button.preview-next[data-campaign="callme"]')
+            expect(card).to_be_visible()
+            second = page.locator("#preview-phone").inner_text()
+            assert second != first and second in (PANEL_FIRST, PANEL_SECOND), second
+            page.click("#preview-call")
+            expect(card).to_be_hidden()
+            expect(page.locator("#preview-message")).to_contain_text(f"Calling {second}")
+            own = agent.wait_incoming(timeout=15)  # the agent's phone rings first
+            own.answer(play=tones[1], loop=True)
+            eventually(lambda: (a := attempts(stack, second)) and a[-1]["agent_id"], 20, "talking")
+            own.wait_rx_audio(own.rx_audio_seconds() + 1.0, timeout=10)
+            own.hangup()
+            eventually(lambda: lead(stack, second)["status"] == "done", 15, "the lead done")
+        finally:
+            browser.close()
+    stack.api("POST", "/api/campaigns/callme/active", {"active": False})

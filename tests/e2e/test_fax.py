@@ -22,7 +22,19 @@ from typing import Any
 import pytest
 
 from app.adapters.fax_pages import FaxPages, tiff_pages
-from tests.support.fax_machine import NUMBER, STATION_ID, FaxMachine, raster_pages, similarity, without_header
+from app.domain.fax import FaxDocument
+from app.fax.ondemand import FaxPrompts, chosen_prompt
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.fax_machine import (
+    FIRST_KEYS_S,
+    NUMBER,
+    STATION_ID,
+    FaxMachine,
+    after,
+    raster_pages,
+    similarity,
+    without_header,
+)
 from tests.support.mailbox import Mailbox, serving
 from tests.support.stack import REPO, Stack, eventually, free_port
 
@@ -47,6 +59,7 @@ STACK_CONFIG = {
     # RTP ports of its own: other test stacks on this machine use 30000-30999.
     "asterisk": {"rtp_start": 36000, "rtp_end": 36499},
     "ivr": {"flows": str(FLOWS)},
+    "web": {"users": [{"username": "lead", "name": "Lin Lead", "role": "supervisor"}]},  # the fax desk
     "carrier": {"outbound_contact": MACHINE.contact, "caller_id": "7000"},
     "fax": {
         "dids": ["7002"],
@@ -63,6 +76,12 @@ STACK_CONFIG = {
         ],
     },
 }
+
+
+def doc(code: str) -> FaxDocument:
+    """A catalogue document as the call reads its title back."""
+    d = next(d for d in STACK_CONFIG["fax"]["documents"] if d["code"] == code)  # type: ignore[index]
+    return FaxDocument(code, d["en"], d.get("zh", ""), pages=0, tiff="")
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +125,17 @@ def test_a_missing_document_is_reported_with_its_line_and_the_others_are_offered
 def test_the_caller_gets_two_documents_by_fax_on_the_same_call(
     stack: Stack, machine: FaxMachine, tmp_path: Path
 ) -> None:
-    tag = machine.ask_for_documents("7000", ["999#", "101#", "102#", "#", "1"])
+    prompts = FaxPrompts()
+    tag = machine.ask_for_documents(
+        "7000",
+        [
+            (FIRST_KEYS_S, "999#"),
+            (after(prompts.unknown), "101#"),
+            (after(chosen_prompt(doc("101"))), "102#"),
+            (after(chosen_prompt(doc("102"))), "#"),  # done choosing
+            (FIRST_KEYS_S, "1"),  # on this call (the question can be interrupted)
+        ],
+    )
     done = machine.done(tag, timeout=300)
     assert done["status"] == "SUCCESS", (done, stack.tail())
     received = machine.received(tag)
@@ -250,7 +279,17 @@ def test_a_fax_job_to_a_busy_number_is_tried_again_and_delivered(
 
 def test_a_caller_has_a_document_faxed_to_a_number_they_key(stack: Stack, machine: FaxMachine) -> None:
     number = "01055550102"
-    tag = machine.ask_for_documents("7000", ["101#", "#", "2", "02099999999#", f"{number}#"])
+    prompts = FaxPrompts()
+    tag = machine.ask_for_documents(
+        "7000",
+        [
+            (FIRST_KEYS_S, "101#"),
+            (after(chosen_prompt(doc("101"))), "#"),
+            (FIRST_KEYS_S, "2"),  # to a fax number
+            (FIRST_KEYS_S, "02099999999#"),  # not an allowed prefix
+            (after(prompts.number_refused), f"{number}#"),
+        ],
+    )
     done = machine.done(number, timeout=240)
     assert done["status"] == "SUCCESS" and done["pages"] == "3", (done, stack.tail())  # cover + 2
     assert machine.done(tag, timeout=30)["status"] != "SUCCESS"  # nothing was faxed on the call itself
@@ -263,3 +302,71 @@ def test_a_caller_has_a_document_faxed_to_a_number_they_key(stack: Stack, machin
     assert events["fax_number_refused"]["number"] == "02099999999"
     assert events["fax_number_refused"]["reason"] == "not an allowed prefix"
     assert events["fax_job_queued"]["number"] == number and events["fax_job_queued"]["documents"] == ["101"]
+
+
+def test_a_supervisor_sees_every_fax_with_its_first_page_and_sends_and_resends_from_the_fax_desk(
+    stack: Stack, artifacts: Path
+) -> None:
+    """The /faxes page after the faxes above: previews drawn from the faxes' own pages, a job
+    queued from the form and resent from the list, a refused number said beside the form; and
+    an agent is kept out of the page and its API."""
+    from playwright.sync_api import expect, sync_playwright
+
+    number = "01055550111"  # an allowed prefix; the fax machine answers every number
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = chromium.new_context(locale="en-US", viewport={"width": 1280, "height": 800}).new_page()
+            page.goto(stack.web_url + "/faxes")
+            page.fill("#username", "lead")
+            page.fill("#password", str(stack.secrets["panel_passwords"]["lead"]))
+            page.click("#sign-in")
+            page.goto(stack.web_url + "/faxes")
+            received = page.locator("#faxes tr[data-fax-id]", has_text="received").first
+            expect(received).to_be_visible()
+            preview = received.locator("img")
+            expect(preview).to_be_visible()
+            eventually(
+                lambda: preview.evaluate("img => img.complete && img.naturalWidth > 100"),
+                15,
+                "the first page's preview to be drawn",
+            )
+            pdf = page.request.get(stack.web_url + (received.locator("a.pdf").get_attribute("href") or ""))
+            assert pdf.status == 200 and pdf.body().startswith(b"%PDF")
+
+            page.fill("#send-fax input[name=number]", "+12025550100")  # abroad: the policy refuses
+            page.check("#send-fax input[value='102']")
+            page.click("#send-fax button[type=submit]")
+            expect(page.locator("#fax-error")).to_contain_text("international")
+            page.fill("#send-fax input[name=number]", number)
+            page.check("#send-fax input[value='102']")
+            page.click("#send-fax button[type=submit]")
+            expect(page.locator("#fax-message")).to_have_text(f"Queued: 102 to {number}.")
+            queued = page.locator("#jobs tr[data-job-id]", has_text="supervisor:lead").first
+            expect(queued).to_contain_text(number)
+            expect(queued.locator("button.resend")).to_have_count(0)  # it will be tried: no resend yet
+            # The busy-then-delivered job above is finished: it can be sent again.
+            done = page.locator("#jobs tr[data-job-id]", has_text=JOB_NUMBER).first
+            expect(done.locator(".status")).to_have_text("sent")
+            done.locator("button.resend").click()
+            expect(page.locator("#fax-message")).to_have_text(f"Queued: 102 to {JOB_NUMBER}.")
+            expect(page.locator("#jobs tr[data-job-id]", has_text="resend:lead")).to_contain_text(JOB_NUMBER)
+            page.screenshot(path=str(artifacts / "fax-desk.png"), full_page=True)
+
+            agent = chromium.new_context(locale="en-US").new_page()
+            agent.goto(stack.web_url + "/login")
+            agent.fill("#username", "1001")
+            agent.fill("#password", str(stack.secrets["panel_passwords"]["1001"]))
+            agent.click("#sign-in")
+            assert agent.goto(stack.web_url + "/faxes").status == 403  # type: ignore[union-attr]
+            assert agent.request.get(stack.web_url + "/panel/api/faxes").status == 403
+        finally:
+            chromium.close()
+    jobs = stack.api("GET", "/api/faxes/jobs")[1]
+    assert [(j["number"], j["documents"]) for j in jobs if j["created_by"] == "supervisor:lead"] == [
+        (number, ["102"])
+    ]
+    assert [(j["number"], j["documents"]) for j in jobs if j["created_by"] == "resend:lead"] == [
+        (JOB_NUMBER, ["102"])
+    ]
+    assert not [j for j in stack.api("GET", "/api/faxes/jobs")[1] if j["number"] == "+12025550100"]

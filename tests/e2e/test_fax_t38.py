@@ -17,7 +17,17 @@ from typing import Any
 import pytest
 
 from app.adapters.fax_pages import FaxPages, tiff_pages
-from tests.support.fax_machine import NUMBER, FaxMachine, raster_pages, similarity, without_header
+from app.domain.fax import FaxDocument
+from app.fax.ondemand import chosen_prompt
+from tests.support.fax_machine import (
+    FIRST_KEYS_S,
+    NUMBER,
+    FaxMachine,
+    after,
+    raster_pages,
+    similarity,
+    without_header,
+)
 from tests.support.stack import REPO, Stack, eventually
 
 pytestmark = pytest.mark.e2e
@@ -67,7 +77,8 @@ def fax_row(stack: Stack, where: str) -> dict[str, Any] | None:
 
 def test_a_document_goes_back_on_the_call_over_t38(stack: Stack, machine: FaxMachine, tmp_path: Path) -> None:
     before = t38_sessions(machine)
-    tag = machine.ask_for_documents("7000", ["101#", "#"])
+    chosen = chosen_prompt(FaxDocument("101", "the product sheet", "", pages=2, tiff=""))
+    tag = machine.ask_for_documents("7000", [(FIRST_KEYS_S, "101#"), (after(chosen), "#")])
     done = machine.done(tag, timeout=240)
     assert done["status"] == "SUCCESS" and done["pages"] == "3", (done, stack.tail())
     assert t38_sessions(machine) == before + 1

@@ -131,7 +131,8 @@ def test_agent_answers_in_the_browser_and_audio_flows_both_ways(
         stats = softphone_stats(page)
         assert stats is not None and stats["packetsSent"] > 100, stats
         page.screenshot(path=str(shots / "softphone-3-on-call.png"))
-        page.click("#softphone-hangup")
+        expect(page.locator("#softphone-hangup")).to_be_hidden()  # one Hang up: the call section's
+        page.click("#call-hangup")
         call.wait_disconnected(timeout=10)
         expect(phone).to_have_attribute("data-state", "registered")
         expect(page.locator("#softphone-status")).to_contain_text("Call ended")

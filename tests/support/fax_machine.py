@@ -3,8 +3,8 @@
 It listens on 127.0.0.2 (the carrier's address, so Lianluo takes its calls as the carrier's) and
 calls Lianluo at 127.0.0.1:<its SIP port>:
 
-- `ask_for_documents(number, keys)`: dials the number, keys the document codes as a caller at
-  a fax machine would (each group of keys after a pause), then "presses start": ReceiveFAX.
+- `ask_for_documents(number, steps)`: dials the number, keys the document codes as a caller at
+  a fax machine would (each group of keys after its pause), then "presses start": ReceiveFAX.
 - `send(number, tiff)`: dials the number and sends the TIFF with SendFAX.
 - Lianluo's calls to it (the carrier's outbound contact, `contact`) are answered with ReceiveFAX
   into `<number>.tif`; `busy_once(number)` makes the next call to that number busy.
@@ -17,16 +17,31 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from app.config import PromptText
+from tests.support.audio import duration
+from tests.support.calls import prompt_wav
 from tests.support.peer_asterisk import PeerAsterisk
 from tests.support.stack import eventually
 
 STATION_ID = "+86 10 5555 0100"
 NUMBER = "13800138000"  # the fax machine's own number (its caller ID)
+# The first keys go this long after the answer, once the first prompt (interruptible) plays.
+FIRST_KEYS_S = 3.0
+# Keys pressed while a prompt that keys cannot interrupt plays are lost, so the next group waits
+# for its end: the prompt's own length plus this much, for a busy machine.
+MARGIN_S = 2.5
+
+
+def after(*prompts: Sequence[PromptText]) -> float:
+    """How long to wait after a key group for the uninterruptible prompts it sets off (their
+    audio as the app cached it) to be over."""
+    return sum(duration(prompt_wav(p)) for prompt in prompts for p in prompt) + MARGIN_S
 
 
 class FaxMachine(PeerAsterisk):
@@ -60,10 +75,11 @@ class FaxMachine(PeerAsterisk):
         self.cli(f"channel originate PJSIP/{number}@lianluo extension {extension}@faxmachine")
         return tag
 
-    def ask_for_documents(self, number: str, keys: list[str], pause_s: int = 10) -> str:
-        """Call, key each group of `keys` after a pause (the prompts play meanwhile), then
-        receive the fax. Returns the call's tag."""
-        return self._call(number, "ondemand", KEYS="-".join(keys), PAUSE=str(pause_s))
+    def ask_for_documents(self, number: str, steps: list[tuple[float, str]]) -> str:
+        """Call; for each (pause, keys) of `steps` wait that long, then key them (the prompts play
+        meanwhile); then receive the fax. Returns the call's tag."""
+        pauses = "-".join(f"{pause:.1f}" for pause, _ in steps)
+        return self._call(number, "ondemand", KEYS="-".join(k for _, k in steps), PAUSES=pauses)
 
     def send(self, number: str, tiff: Path, cut_after_s: int = 0) -> str:
         """Send `tiff`; with `cut_after_s`, the line drops that long after the answer."""
@@ -124,7 +140,8 @@ class FaxMachine(PeerAsterisk):
             "exten => ondemand,1,Set(TAG=${GLOBAL(TAG)})\n"
             " same => n,Set(KEYS=${GLOBAL(KEYS)})\n"
             " same => n,Set(I=1)\n"
-            " same => n(next),Wait(${GLOBAL(PAUSE)})\n"
+            " same => n,Set(PAUSES=${GLOBAL(PAUSES)})\n"
+            " same => n(next),Wait(${CUT(PAUSES,-,${I})})\n"
             " same => n,SendDTMF(${CUT(KEYS,-,${I})})\n"
             " same => n,Set(I=$[${I} + 1])\n"
             ' same => n,GotoIf($["${CUT(KEYS,-,${I})}" != ""]?next)\n'

@@ -344,3 +344,104 @@ def test_occupancy_counts_time_working_since_login() -> None:
     a.login(at(200))
     assert a.busy_s == 0 and a.occupancy(at(300)) == 0
     assert Agent("x", "X").occupancy(at(0)) == 0
+
+
+# -- what the panel offers, and "Not Ready after this call" -------------------------------------
+
+
+def state(a: Agent) -> AgentState:
+    return a.state  # read afresh after each step (mypy would keep the first narrowing)
+
+
+def talking_agent() -> Agent:
+    a = ready_agent()
+    a.reserve(at(2), "it-1")
+    a.ring(at(3))
+    a.answer(at(4))
+    a.drain()
+    return a
+
+
+def test_controls_offer_only_what_means_something_in_each_state() -> None:
+    a = agent()
+    assert a.controls().names() == ("ready", "not_ready")  # logged out: either logs in
+    a.login(at(0))
+    assert a.controls().names() == ("ready", "not_ready")  # not ready: Ready, or another reason
+    a.ready(at(1))
+    assert a.controls().names() == ("not_ready",)  # no Ready button that does nothing
+    a.reserve(at(2), "it-1")
+    assert a.controls().names() == ("not_ready_after_call",)
+    a.ring(at(3))
+    assert a.controls().names() == ("not_ready_after_call", "decline")
+    a.answer(at(4))
+    assert a.controls().names() == ("not_ready_after_call",)
+    a.ask_not_ready(at(5), "lunch")
+    assert a.controls().names() == ("stay_ready_after_call",)
+    a.ask_ready(at(6))
+    assert a.controls().names() == ("not_ready_after_call",)
+    a.hang_up(at(7), wrap_up_s=30)
+    assert a.controls().names() == ("ready", "not_ready")  # Ready ends wrap-up early
+
+
+def test_not_ready_after_the_call_waits_for_the_end_of_wrap_up() -> None:
+    a = talking_agent()
+    a.ask_not_ready(at(5), "lunch")
+    assert state(a) is S.ON_CALL and a.not_ready_next == "lunch"
+    assert a.drain() == []  # nothing happened yet: the caller is still there
+    a.hang_up(at(10), wrap_up_s=30)
+    assert state(a) is S.WRAP_UP
+    assert a.wrap_up_expired(at(40))
+    assert state(a) is S.NOT_READY and a.not_ready_reason == "lunch" and a.not_ready_next is None
+    assert a.ready_since is None and a.interaction_id is None
+    assert [(e.from_state, e.to_state, e.reason) for e in a.drain()] == [
+        (S.ON_CALL, S.WRAP_UP, "call ended"),
+        (S.WRAP_UP, S.NOT_READY, "lunch"),
+    ]
+
+
+def test_not_ready_after_the_call_without_wrap_up_goes_at_hang_up() -> None:
+    a = talking_agent()
+    a.ask_not_ready(at(5), "meeting")
+    a.hang_up(at(10), wrap_up_s=0)
+    assert state(a) is S.NOT_READY and a.not_ready_reason == "meeting"
+
+
+def test_not_ready_after_the_call_applies_when_the_offer_fails() -> None:
+    a = ready_agent()
+    a.reserve(at(2), "it-1")
+    a.ring(at(3))
+    a.ask_not_ready(at(4), "break")
+    a.offer_failed(at(5), "declined", set_not_ready=False)
+    assert state(a) is S.NOT_READY and a.not_ready_reason == "break" and a.not_ready_next is None
+
+
+def test_ready_in_wrap_up_replaces_the_request_and_taking_it_back_keeps_the_agent_ready() -> None:
+    a = talking_agent()
+    a.ask_not_ready(at(5), "lunch")
+    a.hang_up(at(10), wrap_up_s=30)
+    a.ready(at(12))  # the agent changed their mind: their own Ready wins
+    assert state(a) is S.READY and a.not_ready_next is None
+    b = talking_agent()
+    b.ask_not_ready(at(5), "lunch")
+    b.ask_ready(at(6))
+    b.hang_up(at(10), wrap_up_s=0)
+    assert state(b) is S.READY
+
+
+def test_asking_outside_a_call_acts_at_once_and_idle_states_refuse_the_after_call_request() -> None:
+    a = ready_agent()
+    a.ask_not_ready(at(2), "break")
+    assert state(a) is S.NOT_READY
+    a.ask_ready(at(3))
+    assert state(a) is S.READY
+    with pytest.raises(IllegalAgentTransition):
+        a.not_ready_after_call("break")
+    assert a.not_ready_next is None
+
+
+def test_logout_forgets_the_request() -> None:
+    a = talking_agent()
+    a.ask_not_ready(at(5), "lunch")
+    a.hang_up(at(6), wrap_up_s=30)
+    a.logout(at(7))
+    assert a.not_ready_next is None and a.state is S.LOGGED_OUT

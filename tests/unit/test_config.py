@@ -167,6 +167,31 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
             "security.call_limits.per_trunk.concurrent",
             "between 1 and 2500",
         ),
+        (
+            "voicemail:\n  smtp: {host: 127.0.0.1, port: 25}\nmail_catcher: {port: 2525}\n",
+            2,
+            "voicemail.smtp",
+            "mail goes to 127.0.0.1:25",
+        ),
+        ("mail_catcher: {maildir: ../../etc}\n", 1, "mail_catcher.maildir", "under var_dir"),
+        (
+            "sample_data:\n  accounts:\n    - {account_number: '123456', balance: 1, customer_phone: '42'}\n",
+            3,
+            "sample_data.accounts[0].customer_phone",
+            "no sample customer",
+        ),
+        (
+            "sample_data:\n  orders: [{order_number: 'A1', status: x}]\n",
+            2,
+            "sample_data.orders[0].order_number",
+            "digits",
+        ),
+        (
+            "sample_data:\n  customers: [{name: A, phone: '1009', tier: gold}]\n",
+            2,
+            "sample_data.customers[0].tier",
+            "top",
+        ),
     ],
 )
 def test_bad_config_names_file_line_and_field(

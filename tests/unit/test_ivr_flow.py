@@ -18,11 +18,14 @@ from app.domain.ivr_flow import (
     after_attempts,
     branch_target,
     check_flow,
+    describe_choices,
     fill,
     input_problem,
     is_open,
     luhn_ok,
+    main_menu,
     menu_target,
+    panel_labels,
 )
 from app.domain.prompt import digits_aloud, money_aloud
 from app.errors import ConfigError
@@ -212,6 +215,18 @@ def test_demo_flows_load() -> None:
     assert flows.for_dnis("7000").name == "main"
 
 
+def test_the_run_banner_lists_the_main_menu_a_caller_really_hears() -> None:
+    flow = load_flows(load_settings(REPO / "config" / "demo.yaml")).for_dnis("7000")
+    menu = main_menu(flow)  # past the blocked / closed / VIP branch and any greeting
+    assert menu is flow.nodes["main_menu"]
+    choices = dict(describe_choices(flow, menu))
+    assert choices["1"] == "the general team"
+    assert choices["2"].startswith("billing menu (1 enter your account, 2 the billing team")
+    assert choices["4"] == "enter your order"
+    assert choices["5"] == "documents by fax"
+    assert list(choices)[-1] == "0" and choices["0"] == "an operator"
+
+
 def test_identifiers_are_read_digit_by_digit_and_money_as_money_in_both_languages() -> None:
     values = {
         "account": "79900012345",
@@ -233,3 +248,29 @@ def test_identifiers_are_read_digit_by_digit_and_money_as_money_in_both_language
     assert zh.text == "账户七九九，零零零幺，二三四五，余额1234元5角，订单20231125。"
     assert digits_aloud("+86 138-0013-8000") == "8 6 1, 3 8, 0 0 1 3, 8 0 0 0"
     assert money_aloud("-3.00") == "minus 3 yuan" and money_aloud("not money") == "not money"
+
+
+def test_labels_name_the_choices_and_fields_for_the_panel_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    labelled = flow(
+        account=Node(
+            type="collect",
+            prompt=SAY,
+            into="account",
+            next="general",
+            label={"en": "Account number", "zh": "账号"},
+        ),
+        general=Node(type="queue", queue="general", label={"en": "General questions"}),
+    )
+    check_flow(labelled, {"general"})
+    labels = panel_labels(labelled)
+    assert labels.choices == {
+        "account": {"en": "Account number", "zh": "账号"},
+        "general": {"en": "General questions"},
+    }
+    assert labels.fields == {"account": {"en": "Account number", "zh": "账号"}}
+
+    write_flow(
+        tmp_path / "flows", "main", GOOD.replace("queue: general}", "queue: general, label: {fr: Général}}")
+    )
+    with pytest.raises(ConfigError, match=r"main.yaml:\d+: nodes.person.label: give labels as en and zh"):
+        load_flows(load_settings(center(tmp_path)))

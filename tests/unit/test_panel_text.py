@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from app.bus import AgentsChanged
-from app.config import DEFAULT_NOT_READY_REASONS
+from app.config import DEFAULT_NOT_READY_REASONS, DEFAULT_SKILL_LABELS
 from app.domain.agent_state import Agent
 from app.panel import pages
 from app.panel.i18n import TEXT, pick_language
@@ -47,6 +48,16 @@ def test_pages_escape_what_they_show() -> None:
     assert 'content="tok&quot;en"' in html and "Lee &lt;b&gt;" in html
     data = html.split('id="panel-data">')[1].split("</script>")[0]
     assert "<" not in data
+
+
+def test_skills_are_named_in_the_page_language() -> None:
+    agent = agent_view(Agent("1001", "Alice", skills={"billing": 8, "sorting": 2}))
+    html = pages.supervisor_page(
+        "zh", "t", "Lee", [agent], DEFAULT_NOT_READY_REASONS, skill_labels=DEFAULT_SKILL_LABELS
+    )
+    assert '<td data-field="skills">账务 8, sorting 2</td>' in html  # no label: the YAML name
+    data = json.loads(html.split('id="panel-data">')[1].split("</script>")[0])
+    assert data["skills"]["tech"] == "技术支持"  # panel.js names them in live updates too
 
 
 def test_reason_labels_follow_the_language() -> None:

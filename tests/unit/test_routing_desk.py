@@ -13,7 +13,7 @@ import pytest
 from app.adapters.db import PastInteraction
 from app.config import AgentSettings, QueueSettings, Settings
 from app.domain.agent_state import AgentSnapshot, AgentState
-from app.domain.routing import WaitingInteraction
+from app.domain.routing import Tier, WaitingInteraction
 from app.routing.desk import RoutingError, RoutingService
 
 
@@ -238,3 +238,42 @@ async def test_agent_state_changes_wait_for_the_database_and_none_is_lost() -> N
         await eventually(lambda: len(store.agent_events) >= 3, timeout=8)
         reasons = [e.reason for e in store.agent_events]
         assert "lunch" in reasons and "device registered" in reasons
+
+
+async def test_a_declined_caller_is_not_offered_again_to_that_agent_but_a_missed_one_is() -> None:
+    async with running_desk() as desk:
+        desk.device_changed("1001", True)
+        desk.set_state("1002", "not_ready", "lunch")
+        declined = WaitingInteraction("i1", "general", datetime.now(UTC))
+        ticket = desk.enqueue(declined)
+        desk.dispatch_now()
+        assert ticket.decided.result().agent_ids == ("1001",)
+        desk.ringing("1001")
+        desk.declined("1001")
+        desk.offer_failed("1001", "general", "Normal Clearing", no_answer=False)
+        assert desk.agents["1001"].state is AgentState.READY  # free for other callers
+        again = desk.enqueue(declined)  # back in line, as the call's task does
+        desk.dispatch_now()
+        assert not again.decided.done(), "offered again to the agent who declined"
+        assert declined.excluded_agents == {"1001"} and declined.declined_by == {"1001"}
+        # A missed ring is forgiven once everyone free has had a turn; a refusal is not.
+        missed = WaitingInteraction("i2", "general", datetime.now(UTC), excluded_agents=frozenset({"1001"}))
+        other = desk.enqueue(missed)
+        desk.dispatch_now()
+        assert other.decided.done() and other.decided.result().agent_ids == ("1001",)
+        desk.withdraw("i1")
+
+
+async def test_not_ready_asked_on_a_call_waits_for_the_call_to_end() -> None:
+    async with running_desk() as desk:
+        desk.device_changed("1001", True)
+        ticket = desk.enqueue(WaitingInteraction("i1", "general", datetime.now(UTC)))
+        desk.dispatch_now()
+        await asyncio.wait_for(ticket.decided, 2)
+        desk.ringing("1001")
+        desk.answered("1001", "general", 1.0, "i1", Tier.MEDIUM)
+        assert desk.set_state("1001", "not_ready", "lunch").state is AgentState.ON_CALL
+        assert desk.agents["1001"].not_ready_next == "lunch"
+        desk.hung_up("1001", "general", 10.0)
+        await eventually(lambda: desk.agents["1001"].state is AgentState.NOT_READY)
+        assert desk.agents["1001"].not_ready_reason == "lunch"

@@ -393,3 +393,58 @@ def test_bad_panel_settings_are_refused(tmp_path: Path, text: str, field: str, w
     with pytest.raises(ConfigError) as err:
         load_settings(write(tmp_path, text))
     assert err.value.details["field"] == field and words in str(err.value)
+
+
+def test_journey_keeps_the_flow_and_where_each_choice_led() -> None:
+    path = journey(
+        [
+            EventRecord(at(0), "flow", {"name": "main"}),
+            EventRecord(at(1), "menu_choice", {"menu": "main_menu", "key": "2", "to": "billing_menu"}),
+            EventRecord(
+                at(2), "menu_choice", {"menu": "billing_menu", "word": "balance", "to": "ask_account"}
+            ),
+            EventRecord(at(3), "queued", {"queue": "billing", "reason": "menu:9"}),
+        ]
+    )
+    assert path.flow == "main"
+    assert path.menu == ("2", "balance", "9")
+    assert path.menu_to == ("billing_menu", "ask_account", None)
+
+
+async def test_the_pop_names_choices_and_fields_by_the_flows_labels() -> None:
+    from app.domain.ivr_flow import Flow, FlowSet, Node
+    from app.domain.prompt import PromptText
+
+    say = (PromptText("Hello."),)
+    flow = Flow(
+        name="main",
+        start="menu",
+        default=True,
+        nodes={
+            "menu": Node(type="menu", prompt=say, options={"2": "ask_account", "1": "general"}),
+            "ask_account": Node(
+                type="collect",
+                prompt=say,
+                into="account",
+                next="general",
+                label={"en": "Account number", "zh": "账号"},
+            ),
+            "general": Node(type="queue", queue="general"),
+        },
+    )
+    events = [
+        EventRecord(at(0), "flow", {"name": "main"}),
+        EventRecord(at(1), "menu_choice", {"menu": "menu", "key": "2", "to": "ask_account"}),
+        EventRecord(at(2), "collected", {"field": "account", "value": "79927398713"}),
+        EventRecord(at(3), "collected", {"field": "birth_year", "value": "1980"}),
+    ]
+    settings = Settings(agents=(AgentSettings("1001", "Alice"),), queues=(QueueSettings("general"),))
+    routing = RoutingService(settings, FakeRoutingStore(), lambda: datetime.now(UTC))  # type: ignore[arg-type]
+    store = FakePopStore({"it-1": context("it-1", events)})
+    flows = FlowSet({"main": flow})
+    pops = PopService(store, routing, LiveHub(agent_view), lambda: datetime.now(UTC), lambda: flows)  # type: ignore[arg-type]
+    ivr = (await pops.build("1001", "it-1"))["ivr"]
+    assert ivr["menu"] == ["2"] and ivr["menu_labels"] == [{"en": "Account number", "zh": "账号"}]
+    assert ivr["field_labels"] == {"account": {"en": "Account number", "zh": "账号"}}  # birth_year: no label
+    unlabelled = PopService(store, routing, LiveHub(agent_view), lambda: datetime.now(UTC))  # type: ignore[arg-type]
+    assert (await unlabelled.build("1001", "it-1"))["ivr"]["menu_labels"] == [{}]

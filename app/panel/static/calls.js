@@ -237,8 +237,22 @@
   target.addEventListener("focus", loadTargets);
 
   // -- following the agent -----------------------------------------------------------------------
+  // The call timer: from the agent's answer (their on-call state), counted in the page.
+  let callStart = null;
+  function tickCall() {
+    const timer = $("call-timer");
+    timer.textContent = callStart === null || !window.lianluoClock ? "" : window.lianluoClock((Date.now() - callStart) / 1000);
+  }
+  setInterval(tickCall, 500);
+
   function onAgent(a) {
     if (a.id !== agentId) return;
+    if (a.state === "on_call" && typeof a.state_for_s === "number") {
+      if (seenState !== "on_call" || a.interaction_id !== seenInteraction) callStart = Date.now() - a.state_for_s * 1000;
+    } else if (a.state !== "on_call") {
+      callStart = null;
+    }
+    tickCall();
     if (a.state === seenState && a.interaction_id === seenInteraction) return;
     seenState = a.state;
     seenInteraction = a.interaction_id;

@@ -57,9 +57,64 @@
       if (detail.textContent) detail.append(" · ");
       detail.append(before, timeNode(agent.state_since), after || "");
     }
+    // Only the buttons that mean something in this state (the server's `controls` decide).
+    const controls = new Set(agent.controls || []);
+    const toggle = (id, on) => { const node = document.getElementById(id); if (node) node.hidden = !on; };
+    toggle("ready", controls.has("ready"));
+    toggle("stay-ready", controls.has("stay_ready_after_call"));
+    toggle("not-ready", controls.has("not_ready"));
+    toggle("not-ready-after", controls.has("not_ready_after_call"));
+    toggle("reason-label", controls.has("not_ready") || controls.has("not_ready_after_call"));
+    toggle("decline", controls.has("decline"));
+    const decline = document.getElementById("decline");
+    if (decline) decline.dataset.interactionId = agent.interaction_id || "";
+    const after = document.getElementById("after-call");
+    if (after) {
+      after.hidden = !agent.not_ready_next;
+      after.textContent = agent.not_ready_next
+        ? data.text.after_call_note.replace("{reason}", reasonLabel(agent.not_ready_next)) : "";
+    }
+    stateStart = typeof agent.state_for_s === "number" ? Date.now() - agent.state_for_s * 1000 : null;
+    tickState();
     const phone = document.getElementById("phone");
     phone.dataset.registered = agent.device_registered ? "true" : "false";
     phone.textContent = agent.device_registered ? data.text.phone_registered : data.text.phone_not_registered;
+  }
+
+  // The state timer: how long the agent has been in this state, counted in the page.
+  let stateStart = null;
+  function clock(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    const hh = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;
+    const two = (n) => String(n).padStart(2, "0");
+    return (hh ? hh + ":" + two(mm) : String(mm)) + ":" + two(ss);
+  }
+  window.lianluoClock = clock; // calls.js counts the call's time the same way
+  function tickState() {
+    const timer = document.getElementById("state-timer");
+    if (!timer) return;
+    timer.textContent = stateStart === null ? "" : clock((Date.now() - stateStart) / 1000);
+  }
+
+  async function decline(button) {
+    const id = button.dataset.interactionId;
+    if (!id) return;
+    button.disabled = true;
+    try {
+      const resp = await fetch("/panel/api/offers/" + encodeURIComponent(id) + "/decline", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Accept": "application/json", "X-CSRF-Token": csrf },
+      });
+      const answer = await resp.json().catch(() => ({}));
+      if (resp.status === 401) { window.location.assign("/login?expired=1"); return; }
+      // The new state follows over the socket once the phone has stopped ringing.
+      showMessage(resp.ok ? "" : data.text.error.replace("{message}", answer.message || resp.status));
+    } catch (err) {
+      showMessage(data.text.error.replace("{message}", String(err)));
+    } finally {
+      button.disabled = false;
+    }
   }
 
   async function postState(form) {
@@ -93,6 +148,9 @@
     document.querySelectorAll("form.state-form").forEach((form) => {
       form.addEventListener("submit", (ev) => { ev.preventDefault(); postState(form); });
     });
+    const declineButton = document.getElementById("decline");
+    if (declineButton) declineButton.addEventListener("click", () => decline(declineButton));
+    setInterval(tickState, 500);
   }
 
   // -- the supervisor's table ----------------------------------------------------------------
@@ -107,7 +165,7 @@
       agent.state === "not_ready" ? reasonLabel(agent.not_ready_reason) : "";
     row.querySelector('[data-field="phone"]').textContent = agent.device_registered ? data.text.yes : data.text.no;
     row.querySelector('[data-field="skills"]').textContent =
-      Object.entries(agent.skills).map(([k, v]) => k + " " + v).join(", ");
+      Object.entries(agent.skills).map(([k, v]) => ((data.skills && data.skills[k]) || k) + " " + v).join(", ");
   }
   const show = page === "supervisor" ? showRow : page === "agent" ? showAgent : () => {};
 

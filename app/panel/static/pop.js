@@ -139,20 +139,48 @@
     );
   }
 
+  // A flow's label in the page's language (English when it has no Chinese one), else null.
+  function label(labels) {
+    return (labels && (labels[cfg.lang] || labels.en)) || null;
+  }
+
   function ivrPart(p) {
     const rows = [[text["pop.digits"], p.ivr.digits || text["pop.nothing"], { id: "pop-digits" }]];
-    if (p.ivr.menu.length) rows.push([text["pop.menu"], p.ivr.menu.join(" → "), { id: "pop-menu" }]);
-    for (const [key, value] of p.ivr.collected) rows.push([key, value, { class: "collected", dataset: { key } }]);
+    const menuLabels = p.ivr.menu_labels || [];
+    const choices = p.ivr.menu.map((choice, i) => label(menuLabels[i]) || choice);
+    if (choices.length) rows.push([text["pop.menu"], choices.join(" → "), { id: "pop-menu" }]);
+    const fieldLabels = p.ivr.field_labels || {};
+    for (const [key, value] of p.ivr.collected) {
+      rows.push([label(fieldLabels[key]) || key, value, { class: "collected", dataset: { key } }]);
+    }
     return el("section", { class: "ivr", id: "pop-ivr" }, el("h3", null, text["pop.ivr"]), pairs(rows));
   }
 
+  // Why this call came here: the engine's facts in the agent's words, its own line behind a toggle.
+  function reasonSentence(part) {
+    const values = { ...part };
+    if (values.skill) values.skill = cfg.skills[values.skill] || values.skill;
+    const template = text["rr." + part.kind];
+    return template ? fill(template, values) : null;
+  }
+
   function routePart(p) {
+    const sentences = (p.route.parts || []).map(reasonSentence).filter((x) => x);
+    const readable = sentences.length
+      ? el("ul", { class: "reason-parts", id: "pop-reason-parts" },
+        ...sentences.map((line, i) => el("li", { dataset: { kind: p.route.parts[i].kind } }, line)))
+      : null;
+    const detail = el("p", { class: "reason", id: "pop-reason" }, p.route.reason || "—");
     return el(
       "section",
       { class: "route", id: "pop-route" },
       el("h3", null, text["pop.route"]),
       pairs([[text["pop.queue"], p.route.queue || "—", { id: "pop-queue" }]]),
-      el("p", { class: "reason", id: "pop-reason" }, p.route.reason || "—"),
+      readable,
+      readable
+        ? el("details", { class: "reason-detail", id: "pop-reason-detail" },
+          el("summary", { id: "pop-reason-toggle" }, text["pop.why_detail"]), detail)
+        : detail,
     );
   }
 
@@ -234,6 +262,7 @@
     ];
     popBox.replaceChildren(...parts.filter((part) => part));
     popBox.dataset.interactionId = p.interaction_id;
+    remember(POP_KEY, p);
     setPhase(phaseFor(p));
     popBox.hidden = false;
     if (fresh) {
@@ -250,12 +279,43 @@
 
   function hidePop() {
     pop = null;
+    forget(POP_KEY);
     popBox.hidden = true;
     popBox.replaceChildren();
     delete popBox.dataset.interactionId;
   }
 
+  // -- what survives a reload (switching the language reloads the page) -----------------------
+  // The last call's card and the after-call form being filled in are kept for this tab only.
+  const POP_KEY = "lianluo-pop-" + agentId;
+  const ACW_KEY = "lianluo-acw-" + agentId;
+  function remember(key, value) {
+    try { sessionStorage.setItem(key, JSON.stringify(value)); } catch (err) { /* storage off */ }
+  }
+  function forget(key) {
+    try { sessionStorage.removeItem(key); } catch (err) { /* storage off */ }
+  }
+  function recall(key) {
+    try { return JSON.parse(sessionStorage.getItem(key) || "null"); } catch (err) { return null; }
+  }
+  function rememberAcw() {
+    if (acwInteraction.value) {
+      remember(ACW_KEY, { interaction_id: acwInteraction.value, code: acwCode.value, notes: acwNotes.value });
+    }
+  }
+
   // -- after-call work -------------------------------------------------------------------------
+  const codeError = document.getElementById("acw-code-error");
+  const notesError = document.getElementById("acw-notes-error");
+  acwForm.noValidate = true; // errors are shown beside their field, not in the browser's bubble
+  function fieldErrors(code, notes) {
+    codeError.textContent = code || "";
+    notesError.textContent = notes || "";
+    acwCode.setAttribute("aria-invalid", code ? "true" : "false");
+    acwNotes.setAttribute("aria-invalid", notes ? "true" : "false");
+  }
+  acwCode.addEventListener("change", () => { if (acwCode.value) fieldErrors("", notesError.textContent); rememberAcw(); });
+  acwNotes.addEventListener("input", rememberAcw);
   function prefill(disposition) {
     acwCode.value = disposition.code;
     acwNotes.value = disposition.notes || "";
@@ -268,6 +328,7 @@
       acwInteraction.value = interactionId;
       acwCode.value = "";
       acwNotes.value = "";
+      fieldErrors("", "");
       saved.textContent = "";
       delete saved.dataset.code;
       if (pop && pop.interaction_id === interactionId && pop.disposition) prefill(pop.disposition);
@@ -291,16 +352,25 @@
     ev.preventDefault();
     const interactionId = acwInteraction.value;
     if (!interactionId) return;
+    if (!acwCode.value) { fieldErrors(text["acw.error_code"], ""); acwCode.focus(); return; }
     acwSave.disabled = true;
     try {
       const r = await send("/panel/api/interactions/" + encodeURIComponent(interactionId) + "/disposition",
         { code: acwCode.value, notes: acwNotes.value });
-      if (!r.ok) { failed(r); return; }
+      if (!r.ok) {
+        // Beside the field it is about: the server names the notes when they are the problem.
+        const why = fill(errorText, { message: (r.answer && r.answer.message) || r.status });
+        if (/notes/i.test(why)) fieldErrors("", why);
+        else fieldErrors(why, "");
+        return;
+      }
+      fieldErrors("", "");
       message("");
       prefill(r.answer);
-      if (pop && pop.interaction_id === interactionId) pop.disposition = r.answer;
+      rememberAcw();
+      if (pop && pop.interaction_id === interactionId) { pop.disposition = r.answer; remember(POP_KEY, pop); }
     } catch (err) {
-      failed({ status: String(err), answer: {} });
+      fieldErrors(fill(errorText, { message: String(err) }), "");
     } finally {
       acwSave.disabled = false;
     }
@@ -335,6 +405,21 @@
     else if (msg.type === "agent") onAgent(msg.agent);
     else if (msg.type === "snapshot") msg.agents.forEach(onAgent);
   });
+
+  // A reloaded page (the language switch) gets its last call back; the server's own pop of a
+  // call still in progress, sent when the socket opens, replaces it.
+  const kept = recall(POP_KEY);
+  if (kept && kept.agent_id === agentId) {
+    showPop(kept);
+    setPhase("ended");
+    const form = recall(ACW_KEY);
+    if (form && form.interaction_id === kept.interaction_id) {
+      openAcw(form.interaction_id);
+      acwCode.value = form.code || "";
+      acwNotes.value = form.notes || "";
+      if (kept.disposition && !form.code) prefill(kept.disposition);
+    }
+  }
 
   // -- idle: no keyboard or mouse for cfg.idle_s while Ready -> ask for Not Ready ("idle") ---------
   // Time on a call is work, not idleness: the idle clock starts again whenever the agent

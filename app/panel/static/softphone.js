@@ -38,7 +38,9 @@
     statusLine.textContent = message;
     answerButton.hidden = state !== "ringing";
     answerButton.disabled = state !== "ringing";
-    hangupButton.hidden = !["ringing", "answering", "on_call"].includes(state);
+    // One Hang up on the page: during a call the call section's button ends it (panel.css hides
+    // this one while that one shows), and a ringing offer is refused with the panel's Decline.
+    hangupButton.hidden = state !== "on_call";
     document.dispatchEvent(new CustomEvent("lianluo:softphone", {
       detail: { state, caller: call ? call.caller : null, interaction: call ? call.interaction : null },
     }));
