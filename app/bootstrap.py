@@ -46,6 +46,7 @@ from app.adapters.passwords import Passwords
 from app.adapters.pop_store import PopStore
 from app.adapters.prompts import Prompt, PromptCache
 from app.adapters.recording_store import EvaluationStore, RecordingStore
+from app.adapters.report_store import ReportStore
 from app.adapters.sip_acl import PjsipAcl
 from app.adapters.sip_ban_store import SipBanStore
 from app.adapters.speech import ManagedRecognizer, SpeechSettings, recognizer_from_settings
@@ -69,7 +70,7 @@ from app.domain.admission import Admission
 from app.domain.fax import JobRules
 from app.domain.ivr_flow import FlowSet
 from app.domain.outbound import OutboundPolicy
-from app.domain.routing import QueueConfig, Tier
+from app.domain.routing import QueueConfig, Tier, qualifies
 from app.domain.wallboard import Wallboard
 from app.errors import PbxError
 from app.experts import http as experts_http
@@ -712,12 +713,29 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     await wall.start()
     app[supervision_http.WALLBOARD] = wall
+
+    def staffing_targets() -> dict[str, tuple[float, float]]:
+        """Staffing plans each queue for its standard (medium) tier's service level."""
+        return {
+            name: (c.target(Tier.MEDIUM).seconds, c.target(Tier.MEDIUM).percent / 100)
+            for name, c in configs.items()
+        }
+
+    def serves(agent_id: str, queue: str) -> bool:
+        """Whether an agent (as configured now) takes the queue's calls: a member with its skills."""
+        agent, config = desk.agents.get(agent_id), configs.get(queue)
+        return agent is not None and config is not None and qualifies(agent, config)
+
+    report_store = ReportStore(p.store.pool, utcnow)
     app[supervision_http.REPORTS] = Reports(
-        p.store.queued_calls,
+        report_store.calls,
         ZoneInfo(settings.timezone),
         target_s,
         settings.supervision.short_abandon_s,
         utcnow,
+        store=report_store,
+        targets=staffing_targets,
+        serves=serves,
     )
     try:
         yield

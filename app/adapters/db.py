@@ -24,7 +24,6 @@ from app.domain.agent_state import AgentSnapshot, AgentState, AgentStateEvent
 from app.domain.callback import Callback, CallbackSource, CallbackStatus
 from app.domain.campaign import CallResult, DialAttempt, Lead, LeadStatus
 from app.domain.interaction import Interaction, InteractionEvent, Phase
-from app.domain.reports import CallFacts
 from app.domain.voicemail import Voicemail
 from app.errors import AppError, BadRecord
 
@@ -401,29 +400,6 @@ class Store:
                 (since,),
             )
             return [(str(i), str(k), at, dict(d or {})) for i, k, at, d in await cur.fetchall()]
-
-    async def queued_calls(self, since: datetime, until: datetime) -> list[CallFacts]:
-        """Each call that first joined a line in [since, until): where, its tier, when it was
-        answered (first), when it ended and how (the interval report's facts)."""
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "WITH joined AS ("
-                " SELECT DISTINCT ON (interaction_id) interaction_id, at, data->>'queue' AS queue,"
-                " coalesce(data->>'tier', '') AS tier FROM interaction_events"
-                " WHERE kind = 'queued' AND at >= %s - interval '1 day' AND at < %s"
-                " ORDER BY interaction_id, id)"
-                " SELECT j.queue, j.tier, j.at,"
-                " (SELECT min(e.at) FROM interaction_events e"
-                "   WHERE e.interaction_id = j.interaction_id AND e.kind = 'connected'),"
-                " i.ended_at, i.outcome"
-                " FROM joined j JOIN interactions i ON i.id = j.interaction_id"
-                " WHERE j.at >= %s ORDER BY j.at",
-                (since, until, since),
-            )
-            return [
-                CallFacts(str(q), str(t), at, ans, end, out)
-                for q, t, at, ans, end, out in await cur.fetchall()
-            ]
 
     async def open_interactions(self) -> list[Interaction]:
         async with self.pool.connection() as conn:

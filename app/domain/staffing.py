@@ -12,7 +12,12 @@ Pure maths, no I/O; checked against published Erlang C tables (tests/unit/test_s
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.domain.reports import CallFacts, StateChange, state_spans
 
 MAX_AGENTS = 5000
 
@@ -171,3 +176,162 @@ def agents_needed(
         if perf.service_level >= service_level:
             return perf
     raise ValueError(f"more than {MAX_AGENTS} agents would be needed")
+
+
+# -- staffing a queue's day from its history ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IntervalHistory:
+    """What one queue's interval saw: calls offered, handled (with their total handle time),
+    counted abandons, the total time every caller waited (until answered or until they gave
+    up), and agent-seconds staffed (logged in and serving the queue)."""
+
+    start: datetime
+    offered: float = 0  # a forecast's averages are fractional
+    handled: float = 0
+    handle_s: float = 0.0
+    abandoned: float = 0
+    waited_s: float = 0.0
+    staffed_s: float = 0.0
+
+
+def patience_estimate(waited_s: float, abandoned: float) -> float | None:
+    """Callers' mean patience, for exponential patience: all the time callers spent waiting
+    (those answered only tell that they would have waited at least that long) over the number
+    who gave up. The maximum-likelihood estimate with answered callers as censored; None with
+    no abandon (no sign of a limit: Erlang C applies)."""
+    return waited_s / abandoned if abandoned > 0 and waited_s > 0 else None
+
+
+STAFFING_COLUMNS = (
+    "start", "queue", "offered", "calls_per_hour", "aht_s", "patience_s", "erlang_c_agents",
+    "erlang_a_agents", "erlang_a_abandon_percent", "agents_staffed",
+)  # fmt: skip
+
+
+def staffing_row(
+    queue: str,
+    h: IntervalHistory,
+    interval_s: float,
+    target_s: float,
+    service_level: float,
+    staffed: bool = True,
+) -> dict[str, Any]:
+    """The agents one interval needs for the service level (`service_level` of callers answered
+    within `target_s`) by Erlang C and by Erlang A, beside the agents it had (their average
+    number over the interval; None when `staffed` is False, as for a forecast)."""
+    rate = h.offered / interval_s
+    aht = h.handle_s / h.handled if h.handled else None
+    patience = patience_estimate(h.waited_s, h.abandoned)
+    row: dict[str, Any] = {
+        "start": h.start.isoformat(),
+        "queue": queue,
+        "offered": round(h.offered, 1),
+        "calls_per_hour": round(rate * 3600, 1),
+        "aht_s": None if aht is None else round(aht, 1),
+        "patience_s": None if patience is None else round(patience, 1),
+        "erlang_c_agents": 0 if h.offered == 0 else None,
+        "erlang_a_agents": 0 if h.offered == 0 else None,
+        "erlang_a_abandon_percent": None,
+        "agents_staffed": round(h.staffed_s / interval_s, 1) if staffed else None,
+    }
+    if h.offered and aht:
+        c = agents_needed(rate, aht, target_s, service_level)
+        a = agents_needed(rate, aht, target_s, service_level, patience) if patience else c
+        row["erlang_c_agents"] = c.agents
+        row["erlang_a_agents"] = a.agents
+        row["erlang_a_abandon_percent"] = round(100 * a.p_abandon, 1)
+    return row
+
+
+def forecast(
+    days: Sequence[Sequence[IntervalHistory]],
+    day_start: datetime,
+    interval_s: float,
+    volume_percent: float = 100.0,
+    aht_percent: float = 100.0,
+) -> list[IntervalHistory]:
+    """A forecast day from past days (e.g. the same weekday of recent weeks), each a list of its
+    intervals: per time of day, the average offered calls times `volume_percent`/100, the
+    average handle time times `aht_percent`/100, the callers' patience as seen over those
+    days, and the agents staffed on average."""
+    if not days:
+        return []
+    if volume_percent < 0 or aht_percent <= 0:
+        raise ValueError("the volume is 0 % or more and the handle time more than 0 %")
+    n = len(days)
+    sums: dict[int, list[float]] = {}
+    for day in days:
+        if not day:
+            continue
+        for h in day:
+            midnight = h.start.replace(hour=0, minute=0, second=0, microsecond=0)
+            slot = int((h.start - midnight).total_seconds() // interval_s)
+            s = sums.setdefault(slot, [0.0] * 6)
+            for i, v in enumerate((h.offered, h.handled, h.handle_s, h.abandoned, h.waited_s, h.staffed_s)):
+                s[i] += v
+    out = []
+    for slot in sorted(sums):
+        offered, handled, handle_s, abandoned, waited_s, staffed_s = sums[slot]
+        scale = volume_percent / 100
+        # The averages keep each day's ratios (AHT, patience) and scale only the volume.
+        out.append(
+            IntervalHistory(
+                day_start + timedelta(seconds=slot * interval_s),
+                offered=offered / n * scale,
+                handled=handled / n * scale,
+                handle_s=handle_s / n * scale * aht_percent / 100,
+                abandoned=abandoned / n * scale,
+                waited_s=waited_s / n * scale,
+                staffed_s=staffed_s / n,
+            )
+        )
+    return out
+
+
+def interval_histories(
+    calls: Iterable[CallFacts],
+    changes: Iterable[StateChange],
+    serves: Callable[[str, str], bool],
+    queues: Sequence[str],
+    day_start: datetime,
+    interval_s: float,
+) -> dict[str, list[IntervalHistory]]:
+    """Per queue, every interval of the day that starts at `day_start`: its calls (where they
+    first joined a line; every abandon counts for patience, short ones too) and the agents who
+    served it (`serves(agent, queue)`) while logged in."""
+    slots = round(86_400 / interval_s)
+    end = day_start + timedelta(seconds=slots * interval_s)
+    sums = {q: [[0.0] * 6 for _ in range(slots)] for q in queues}  # as IntervalHistory's fields
+    for c in calls:
+        k = int((c.queued_at - day_start).total_seconds() // interval_s)
+        if c.queue not in sums or not 0 <= k < slots:
+            continue
+        s = sums[c.queue][k]
+        s[0] += 1
+        if c.answered_at is not None:
+            s[4] += max(0.0, (c.answered_at - c.queued_at).total_seconds())
+            if c.ended_at is not None:
+                s[1] += 1
+                s[2] += max(0.0, (c.ended_at - c.answered_at).total_seconds())
+        elif c.ended_at is not None:
+            s[4] += max(0.0, (c.ended_at - c.queued_at).total_seconds())
+            s[3] += int(c.outcome == "abandoned")
+    for agent, state, _, since, until in state_spans(changes, day_start, end):
+        if state == "logged_out":
+            continue
+        for q in queues:
+            if not serves(agent, q):
+                continue
+            # Spread the stretch over the intervals it covers.
+            at = since
+            while at < until:
+                k = int((at - day_start).total_seconds() // interval_s)
+                edge = min(until, day_start + timedelta(seconds=(k + 1) * interval_s))
+                sums[q][k][5] += (edge - at).total_seconds()
+                at = edge
+    return {
+        q: [IntervalHistory(day_start + timedelta(seconds=k * interval_s), *rows[k]) for k in range(slots)]
+        for q, rows in sums.items()
+    }

@@ -25,15 +25,17 @@ from aiohttp import WSCloseCode, web
 
 from app.dialer.http import DIALER, panel_campaign_view
 from app.domain.access import AGENT_ROLES, Principal, may_supervise
+from app.domain.staffing import STAFFING_COLUMNS
 from app.errors import AppError
 from app.experts.http import EXPERTS
-from app.panel import calls, experts, outbound, pages, pop_pages, softphone
+from app.panel import calls, experts, outbound, pages, pop_pages, report_pages, softphone
 from app.panel.i18n import LANG_COOKIE, Lang, pick_language, t
 from app.panel.live import LIVE, Subscription
 from app.panel.pop import POPS
 from app.routing.http import DESK, agent_view, change_state
 from app.security.http import BANS, ban_view
-from app.supervision.http import REPORTS, WALLBOARD
+from app.supervision.http import PERIOD_REPORTS, REPORTS, WALLBOARD, day_query, number_query, period_report
+from app.supervision.reports import PeriodError
 from app.web.auth import (
     AUTH,
     CSRF_FIELD,
@@ -352,7 +354,65 @@ async def reports_page(request: web.Request, session: PanelSession, lang: Lang) 
     if minutes not in (15, 30, 60):
         minutes = 30
     report = await request.app[REPORTS].interval(day, minutes)
-    return html(request, pages.reports_page(lang, session.csrf_token, user_line(lang, session), report))
+    nav, agents = report_pages.menu(lang, "interval"), report_pages.interval_agents(lang, report)
+    page = pages.reports_page(lang, session.csrf_token, user_line(lang, session), report, nav, agents)
+    return html(request, page)
+
+
+@for_supervisors("reports")
+async def period_report_page(request: web.Request, session: PanelSession, lang: Lang) -> web.Response:
+    """/reports/{queues,agents,ivr,work,campaigns}: a period that cannot be read shows today,
+    with the reason."""
+    kind = request.match_info["kind"]
+    if kind not in PERIOD_REPORTS:
+        raise web.HTTPNotFound()
+    notice = ""
+    try:
+        result = await period_report(request, kind)
+    except BadRequest as exc:
+        notice = exc.message
+        result = await getattr(request.app[REPORTS], PERIOD_REPORTS[kind][0])(None, None)
+    page = report_pages.period_report_page(
+        lang, session.csrf_token, user_line(lang, session), kind, result, PERIOD_REPORTS[kind][1], notice
+    )
+    return html(request, page)
+
+
+@for_supervisors("reports")
+async def staffing_page(request: web.Request, session: PanelSession, lang: Lang) -> web.Response:
+    """/staffing: a day's history (`date`) and a forecast day (`forecast`, `weeks`, `volume`,
+    `aht`); settings that cannot be read fall back to the defaults, with the reason."""
+    reports = request.app[REPORTS]
+    notices = []
+    try:
+        minutes = int(number_query(request, "minutes", 30))
+        if minutes not in (15, 30, 60):
+            raise BadRequest("minutes is 15, 30 or 60")
+        history = await reports.staffing(day_query(request, "date"), minutes)
+    except (BadRequest, PeriodError) as exc:
+        notices.append(exc.message if isinstance(exc, BadRequest) else str(exc))
+        minutes, history = 30, await reports.staffing(None, 30)
+    try:
+        ahead = await reports.forecast(
+            day_query(request, "forecast"),
+            minutes,
+            int(number_query(request, "weeks", 4)),
+            number_query(request, "volume", 100),
+            number_query(request, "aht", 100),
+        )
+    except (BadRequest, PeriodError) as exc:
+        notices.append(exc.message if isinstance(exc, BadRequest) else str(exc))
+        ahead = await reports.forecast(None, minutes)
+    page = report_pages.staffing_page(
+        lang,
+        session.csrf_token,
+        user_line(lang, session),
+        history,
+        ahead,
+        STAFFING_COLUMNS,
+        " ".join(notices),
+    )
+    return html(request, page)
 
 
 @for_supervisors("supervisor")
@@ -501,6 +561,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/supervisor", supervisor_page)
     app.router.add_get("/wallboard", wallboard_page)
     app.router.add_get("/reports", reports_page)
+    app.router.add_get("/reports/{kind}", period_report_page)
+    app.router.add_get("/staffing", staffing_page)
     app.router.add_get("/panel/api/me", api_me)
     app.router.add_get("/ws", live_socket)
     app.router.add_static("/static/", STATIC_DIR)

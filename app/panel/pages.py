@@ -12,7 +12,7 @@ from typing import Any
 from app.config import NotReadyReason, SkillLabel
 from app.panel.i18n import TEXT, Lang, t
 
-ASSET_VERSION = "5"
+ASSET_VERSION = "6"
 
 
 def reason_label(lang: Lang, reasons: Sequence[NotReadyReason], code: str | None) -> str:
@@ -317,8 +317,11 @@ def wallboard_page(lang: Lang, csrf: str, user_line: str, board: Mapping[str, An
     )
 
 
-def reports_page(lang: Lang, csrf: str, user_line: str, report: Mapping[str, Any]) -> str:
-    """The interval report of a day: a chart (Chart.js, bundled) and the table, with CSV."""
+def reports_page(
+    lang: Lang, csrf: str, user_line: str, report: Mapping[str, Any], nav: str = "", after: str = ""
+) -> str:
+    """The interval report of a day: a chart (Chart.js, bundled) and the table, with CSV;
+    `nav` above (the reports' menu), `after` below (the agents' side)."""
     from app.domain.reports import COLUMNS
 
     day, minutes = str(report["date"]), int(report["minutes"])
@@ -341,14 +344,14 @@ def reports_page(lang: Lang, csrf: str, user_line: str, report: Mapping[str, Any
         else f'<p id="report-none">{escape(t(lang, "rep.none"))}</p>'
     )
     body = (
-        f"<h1>{escape(t(lang, 'reports'))}</h1>"
+        f"{nav}<h1>{escape(t(lang, 'reports'))}</h1>"
         '<form method="get" action="/reports" class="inline report-form">'
         f'<label>{escape(t(lang, "rep.date"))} <input type="date" name="date" value="{escape(day)}"></label> '
         f'<label>{escape(t(lang, "rep.minutes"))} <select name="minutes">{options}</select></label> '
         f'<button type="submit">{escape(t(lang, "rep.show"))}</button></form> '
         f'<a id="csv" href="{escape(csv_url)}">{escape(t(lang, "rep.csv"))}</a>'
         '<div class="chart"><canvas id="report-chart" height="110"></canvas></div>'
-        f"{table}"
+        f"{table}{after}"
         '<script src="/static/vendor/chart.umd.min.js" defer></script>'
     )
     client = {**client_texts(lang, ()), "report": report, "labels": {c: t(lang, "rep." + c) for c in COLUMNS}}

@@ -206,3 +206,14 @@ def test_flood(tmp_path: Path, asterisk_prefix: Path) -> None:
     assert int(flood[3]) > 0, "the quick flood crosses the demo's limits: some calls refused"
     res = json.loads(output.read_text())
     assert res["flood_interactions"]["with_one_closed_interaction"] == res["flood"]["calls"]
+
+
+def test_reports(tmp_path: Path) -> None:
+    output = tmp_path / "reports.json"
+    out = run_quick("reports.py", "--output", str(output), timeout=300)
+    for label in ("interval, 30 days", "agents, the month"):
+        (row,) = table_rows(out, label)
+        assert all(re.fullmatch(NUMBER, c) for c in row[1:]), row  # raw, keeping, kept, ratio
+    doc = json.loads(output.read_text())
+    assert doc["interactions"] == 10_000 and doc["events"] == 50_000, doc
+    assert doc["interval_rows"] > 0 and doc["agent_rows"] == 20, doc

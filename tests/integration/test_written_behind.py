@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.adapters.db import Store, migrate
 from app.adapters.outbound_ledger import OutboundLedger
+from app.adapters.report_store import ReportStore
 from app.bus import Bus
 from app.calls.writer import InteractionWriter
 from app.config import AgentSettings, QueueSettings, Settings
@@ -134,4 +135,4 @@ async def test_the_wallboards_queries_run_on_the_real_schema(store: Store) -> No
     assert await store.work_waiting() == {}
     events = await store.queue_events_since(now() - timedelta(days=1))
     assert all(kind in ("queued", "connected", "ended") for _, kind, _, _ in events)
-    assert await store.queued_calls(now() - timedelta(days=1), now() + timedelta(days=1)) == []
+    assert await ReportStore(store.pool).raw_calls(now() - timedelta(days=1), now() + timedelta(days=1)) == []

@@ -252,6 +252,35 @@
   }
   if (page === "reports") document.addEventListener("DOMContentLoaded", drawReport);
 
+  // -- the other reports and staffing: one point per table row, as the page's data says ---------
+  function drawRows(canvasId, rows) {
+    const canvas = document.getElementById(canvasId);
+    const chart = data.chart;
+    if (!canvas || !window.Chart || !rows.length) return;
+    // A time of the center's day reads as HH:MM there (the ISO text carries its own offset).
+    const part = (v) => (typeof v === "string" && v.length > 16 && v[10] === "T" ? v.slice(11, 16) : v);
+    const labels = rows.map((r) => chart.x.map((k) => part(r[k])).join(" "));
+    const datasets = chart.bars.map((k) => ({ type: "bar", label: data.labels[k], yAxisID: "left",
+      data: rows.map((r) => r[k]), stack: chart.stacked ? "all" : k }))
+      .concat(chart.lines.map((k) => ({ type: "line", label: data.labels[k], yAxisID: "right",
+        data: rows.map((r) => r[k]) })));
+    const scales = { left: { position: "left", beginAtZero: true, stacked: !!chart.stacked } };
+    if (chart.lines.length) {
+      scales.right = { position: "right", beginAtZero: true,
+        title: { display: true, text: chart.right_label } };
+      if (chart.right === "percent") scales.right.max = 100;
+    }
+    new window.Chart(canvas, { data: { labels, datasets },
+      options: { animation: false, scales: { x: { stacked: !!chart.stacked }, ...scales } } });
+    canvas.dataset.drawn = "true";
+  }
+  if (page === "report") {
+    document.addEventListener("DOMContentLoaded", () => {
+      drawRows("report-chart", data.report.rows);
+      if (data.forecast) drawRows("forecast-chart", data.forecast.rows);
+    });
+  }
+
   // -- the supervisor's list of banned SIP sources -------------------------------------------
   function showBans(bans) {
     const table = document.getElementById("sip-bans-table");

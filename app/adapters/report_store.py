@@ -1,0 +1,247 @@
+"""PostgreSQL reads for the reports and staffing (app/supervision/reports.py): the calls'
+facts, agent state changes and time, the IVR's events, callbacks and voicemails, and the
+dialer's attempts, each over a period.
+
+The calls' facts and the agents' time are kept once a day is over (migration 018): a UTC day
+that ended over KEEP_AFTER ago with none of its calls still open is summed up the first time a
+report covers it (each call's facts, each agent's time per quarter hour), and read from there
+afterwards; the rest of a period (today, the edges of a day in another time zone) is read from
+the events. Both give the same figures (tests/integration/test_reports.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg import AsyncCursor
+from psycopg_pool import AsyncConnectionPool
+
+from app.domain.reports import (
+    IVR_EVENTS,
+    CallbackFacts,
+    CallFacts,
+    DialFacts,
+    StateChange,
+    VoicemailFacts,
+    add_agent_time,
+    agent_buckets,
+)
+
+KEEP_AFTER = timedelta(hours=2)  # late writes (the write-behind after an outage) land before
+DAY = timedelta(days=1)
+
+# Each call that first joined a line in [since, until): where, its tier, when it was answered
+# (first), when it ended and how. A transfer's second line is not a second call.
+_RAW_CALLS = (
+    "WITH joined AS ("
+    " SELECT DISTINCT ON (interaction_id) interaction_id, at, data->>'queue' AS queue,"
+    " coalesce(data->>'tier', '') AS tier FROM interaction_events"
+    " WHERE kind = 'queued' AND at >= %(since)s - interval '1 day' AND at < %(until)s"
+    " ORDER BY interaction_id, id)"
+    " SELECT j.interaction_id, j.queue, j.tier, j.at,"
+    " (SELECT min(e.at) FROM interaction_events e"
+    "   WHERE e.interaction_id = j.interaction_id AND e.kind = 'connected'),"
+    " i.ended_at, i.outcome"
+    " FROM joined j JOIN interactions i ON i.id = j.interaction_id"
+    " WHERE j.at >= %(since)s"
+)
+
+
+class ReportStore:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        keep: bool = True,
+    ) -> None:
+        """`keep=False`: keep nor read any summary, every figure from the events (a baseline)."""
+        self.pool = pool
+        self._clock = clock
+        self._keep = keep
+
+    # -- the calls and the agents' time: kept days, the rest from the events ----------------
+
+    async def raw_calls(self, since: datetime, until: datetime) -> list[CallFacts]:
+        """The calls' facts from the events alone (nothing kept is read)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_RAW_CALLS + " ORDER BY j.at", {"since": since, "until": until})
+            return [
+                CallFacts(str(q), str(t), at, ans, end, out)
+                for _, q, t, at, ans, end, out in await cur.fetchall()
+            ]
+
+    async def calls(self, since: datetime, until: datetime) -> list[CallFacts]:
+        kept, rest = await self._split(since, until)
+        out: list[CallFacts] = []
+        async with self.pool.connection() as conn:
+            for start, end in kept:
+                cur = await conn.execute(
+                    "SELECT queue, tier, queued_at, answered_at, ended_at, outcome FROM report_calls"
+                    " WHERE queued_at >= %s AND queued_at < %s",
+                    (start, end),
+                )
+                out.extend(
+                    CallFacts(str(q), str(t), at, a, e, o) for q, t, at, a, e, o in await cur.fetchall()
+                )
+        for start, end in rest:
+            out.extend(await self.raw_calls(start, end))
+        return sorted(out, key=lambda c: c.queued_at)
+
+    async def agent_times(self, since: datetime, until: datetime) -> dict[str, dict[str, Any]]:
+        """Per agent, time in each state within [since, until) (`agent_time`'s shape)."""
+        kept, rest = await self._split(since, until)
+        out: dict[str, dict[str, Any]] = {}
+        async with self.pool.connection() as conn:
+            for start, end in kept:
+                cur = await conn.execute(
+                    "SELECT agent_id, state, reason, sum(seconds), sum(calls)::int FROM report_agent_time"
+                    " WHERE quarter >= %s AND quarter < %s GROUP BY 1, 2, 3",
+                    (start, end),
+                )
+                for agent, state, reason, seconds, calls in await cur.fetchall():
+                    add_agent_time(out, str(agent), str(state), reason, float(seconds), int(calls))
+        for start, end in rest:
+            while start < end:  # a day at a time: a month of changes need not be in memory at once
+                edge = min(end, start + DAY)
+                # A day's fold is CPU work (a second or so at a busy center's volume): off the loop.
+                changes = await self.state_changes(start, edge)
+                quarters = await asyncio.to_thread(agent_buckets, changes, start, edge)
+                for agent, _, state, reason, seconds, calls in quarters:
+                    add_agent_time(out, agent, state, reason, seconds, calls)
+                start = edge
+        return out
+
+    async def _split(
+        self, since: datetime, until: datetime
+    ) -> tuple[list[tuple[datetime, datetime]], list[tuple[datetime, datetime]]]:
+        """[since, until) as kept stretches (whole UTC days, kept now if they may be) and the
+        rest, to read from the events."""
+        day = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        if day < since:
+            day += DAY
+        kept: list[tuple[datetime, datetime]] = []
+        rest: list[tuple[datetime, datetime]] = []
+        at = since
+        while day + DAY <= until:
+            if await self._kept(day):
+                if at < day:
+                    rest.append((at, day))
+                if kept and kept[-1][1] == day:
+                    kept[-1] = (kept[-1][0], day + DAY)
+                else:
+                    kept.append((day, day + DAY))
+                at = day + DAY
+            day += DAY
+        if at < until:
+            rest.append((at, until))
+        return kept, rest
+
+    async def _kept(self, day: datetime) -> bool:
+        """Whether the UTC day starting at `day` is kept; keeps it first when it is over."""
+        if not self._keep:
+            return False
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT 1 FROM report_days_kept WHERE day = %s", (day.date(),))
+            if await cur.fetchone():
+                return True
+            if day + DAY > self._clock() - KEEP_AFTER:
+                return False
+            cur = await conn.execute(
+                "SELECT 1 FROM interactions WHERE ended_at IS NULL AND arrived_at < %(end)s"
+                " AND queued_at >= %(start)s AND queued_at < %(end)s LIMIT 1",
+                {"start": day, "end": day + DAY},
+            )
+            if await cur.fetchone():
+                return False  # a call that joined a line that day is still going on
+            changes = await self.state_changes(day, day + DAY)
+            async with conn.transaction(), conn.cursor() as cursor:
+                await self._keep_day(cursor, day, changes)
+            return True
+
+    @staticmethod
+    async def _keep_day(cur: AsyncCursor[Any], day: datetime, changes: list[StateChange]) -> None:
+        # Two reports covering the same day at once: the second waits here, then finds it kept.
+        await cur.execute("SELECT pg_advisory_xact_lock(hashtext('report_days_kept'))")
+        await cur.execute("SELECT 1 FROM report_days_kept WHERE day = %s", (day.date(),))
+        if await cur.fetchone():
+            return
+        await cur.execute(
+            "INSERT INTO report_calls"
+            " (interaction_id, queue, tier, queued_at, answered_at, ended_at, outcome) " + _RAW_CALLS,
+            {"since": day, "until": day + DAY},
+        )
+        rows = await asyncio.to_thread(agent_buckets, changes, day, day + DAY)
+        if rows:
+            await cur.executemany(
+                "INSERT INTO report_agent_time (agent_id, quarter, state, reason, seconds, calls)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+        await cur.execute("INSERT INTO report_days_kept (day) VALUES (%s)", (day.date(),))
+
+    # -- the rest, read as it is ---------------------------------------------------------------
+
+    async def state_changes(self, since: datetime, until: datetime) -> list[StateChange]:
+        """Every agent state change in [since, until), with each agent's last change before
+        `since` (where they stood when the period began)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT agent_id, at, from_state, to_state, reason FROM agent_state_events"
+                " WHERE at >= %s AND at < %s"
+                " UNION ALL SELECT b.agent_id, b.at, b.from_state, b.to_state, b.reason FROM agents a"
+                " CROSS JOIN LATERAL (SELECT * FROM agent_state_events e WHERE e.agent_id = a.id"
+                "  AND e.at < %s ORDER BY e.at DESC, e.id DESC LIMIT 1) b"
+                " ORDER BY 1, 2",
+                (since, until, since),
+            )
+            return [StateChange(str(a), at, str(f), str(t), r) for a, at, f, t, r in await cur.fetchall()]
+
+    async def ivr_events(
+        self, since: datetime, until: datetime
+    ) -> list[tuple[str, str, datetime, dict[str, Any]]]:
+        """The IVR report's events of the calls that entered a flow in [since, until), in order."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT e.interaction_id::text, e.kind, e.at, e.data FROM interaction_events e"
+                " WHERE e.interaction_id IN (SELECT interaction_id FROM interaction_events"
+                "  WHERE kind = 'flow' AND at >= %s AND at < %s)"
+                " AND e.kind = ANY(%s) ORDER BY e.interaction_id, e.at, e.id",
+                (since, until, list(IVR_EVENTS)),
+            )
+            return [(str(i), str(k), at, dict(d or {})) for i, k, at, d in await cur.fetchall()]
+
+    async def callbacks(self, since: datetime, until: datetime) -> list[CallbackFacts]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT queue, source, requested_at, status, attempts,"
+                " CASE WHEN status IN ('completed', 'failed', 'cancelled') THEN updated_at END"
+                " FROM callbacks WHERE requested_at >= %s AND requested_at < %s",
+                (since, until),
+            )
+            return [
+                CallbackFacts(str(q), str(s), r, str(st), int(n), d)
+                for q, s, r, st, n, d in await cur.fetchall()
+            ]
+
+    async def voicemails(self, since: datetime, until: datetime) -> list[VoicemailFacts]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT coalesce(queue, ''), recorded_at, duration_s, status = 'handled' FROM voicemails"
+                " WHERE recorded_at >= %s AND recorded_at < %s",
+                (since, until),
+            )
+            return [
+                VoicemailFacts(str(q), r, None if d is None else float(d), bool(h))
+                for q, r, d, h in await cur.fetchall()
+            ]
+
+    async def dials(self, since: datetime, until: datetime) -> list[DialFacts]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT campaign, started_at, result, live_answer, abandoned FROM dial_attempts"
+                " WHERE started_at >= %s AND started_at < %s",
+                (since, until),
+            )
+            return [DialFacts(str(c), s, r, bool(la), bool(ab)) for c, s, r, la, ab in await cur.fetchall()]
