@@ -1,6 +1,7 @@
 """The inbound caller's wait: what they hear and may press while in line.
 
-"Please hold" once (unless an agent is free at once: then their phone simply rings), then
+The consent notice where the queue records (playing while a free agent's phone already rings),
+"please hold" once (unless an agent is free at once: then their phone simply rings), then
 music; where the queue says so, their place in line and expected wait on entry and every
 `announce_every_s` after, with the keys this queue offers to leave the line for a callback or a
 message. An announcement stops the moment an agent is found. When nobody could ever answer,
@@ -57,16 +58,21 @@ class InboundRoom:
         return self.voicemail.key(queue) if self.voicemail is not None else None
 
     async def greet(self, call: Call, ticket: Ticket) -> None:
-        # "This call may be recorded" comes first, where the queue records (a notice before
-        # anyone answers; app/recording/).
+        # "This call may be recorded", where the queue records: a notice before anyone answers
+        # (app/recording/). It plays while the rest goes on: a free agent's phone rings at once
+        # (waiting for its end cost every answered demo call 9 s) and the bridge waits for its
+        # end, so the caller hears it whole before the agent speaks.
         if self.consent is not None:
-            await call.play(self.consent(ticket.waiting.queue), interruptible=False)
+            await call.play_behind(self.consent(ticket.waiting.queue))
         # The place in line is taken first. A free agent is found within a loop turn or two:
         # their phone rings at once and the caller hears it ring, not "please hold" (which
-        # cost every answered call about 3 s). A caller who does wait hears why, cut short the
-        # moment an agent is found.
+        # cost every answered call about 3 s). A caller who does wait hears why, after the
+        # notice, cut short the moment an agent is found.
         if not ticket.decided.done():
             await asyncio.wait([ticket.decided], timeout=SETTLE_S)
+        if ticket.decided.done():
+            return
+        await call.prompt_over(until=ticket.decided)
         if ticket.decided.done():
             return
         await call.play(self.voice["connecting"], interruptible=False, until=ticket.decided)
