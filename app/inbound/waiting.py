@@ -24,6 +24,7 @@ from app.calls.session import Call
 from app.calls.voice import Voice, filled
 from app.config import IvrSettings
 from app.domain.callback import CallbackSource
+from app.domain.ewt import next_announcement_in
 from app.domain.interaction import Outcome
 from app.domain.routing import Decision
 from app.voicemail.service import VoicemailService
@@ -89,7 +90,7 @@ class InboundRoom:
                     return leave
             else:
                 await call.music(True)
-        next_at = loop.time() + every if every else math.inf
+        next_at = self.next_announcement(call, ticket, every)
         while not ticket.decided.done():
             ev = await call.next_event(timeout=max(0.01, min(1.0, next_at - loop.time())))
             if isinstance(ev, ChannelDtmfReceived) and ev.channel.id == call.caller:
@@ -105,8 +106,14 @@ class InboundRoom:
                 leave = await self.announce(call, ticket)
                 if leave is not None:
                     return leave
-                next_at = loop.time() + every
+                next_at = self.next_announcement(call, ticket, every)
         return ticket.decided.result()
+
+    @staticmethod
+    def next_announcement(call: Call, ticket: Ticket, every: float) -> float:
+        """When the next announcement is due, in loop time (`next_announcement_in`)."""
+        waited = (call.now() - ticket.waiting.queued_at).total_seconds()
+        return asyncio.get_running_loop().time() + next_announcement_in(waited, every)
 
     async def announce(self, call: Call, ticket: Ticket) -> Leave | None:
         """Tell the caller their place in line and expected wait, then back to the music."""
@@ -219,6 +226,9 @@ class InboundRoom:
         call.it.record(call.now(), "no_agent_available", queue=call.it.queue)
         call.save_soon()
         if self.voicemail is not None and self.voicemail.when_no_agent(queue):
+            # A message (a callback where the center can dial out), not "call again later".
+            await call.music(False)
+            await call.play(self.voice["no_agent_voicemail"], interruptible=False)
             await self.voicemail.leave(call, queue)
             return
         await call.music(False)
