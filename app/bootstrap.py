@@ -266,6 +266,8 @@ async def prompts_ctx(app: web.Application) -> AsyncIterator[None]:
         "voicemail_intro": ivr.voicemail_intro,
         "voicemail_saved": ivr.voicemail_saved,
         "voicemail_saved_no_callback": ivr.voicemail_saved_no_callback,
+        "voicemail_empty": ivr.voicemail_empty,
+        "no_agent_voicemail": ivr.no_agent_voicemail,
     }
     uris: dict[str, list[str]] = {}
     for name, texts in wanted.items():

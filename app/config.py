@@ -163,11 +163,15 @@ class QueueVoicemailSettings:
 
     offer: bool = False
     key: str = "2"  # pressed while waiting
-    # With `offer`: when nobody could ever answer (no agent logged in), take a message
-    # instead of saying "call again later".
+    # When nobody could ever answer (no agent logged in), take a message (which becomes a
+    # callback where the center can dial out) instead of saying "call again later"; with or
+    # without `offer`. False: "call again later" and goodbye.
     when_no_agent: bool = True
     max_s: int = 120  # longest message
     max_silence_s: int = 10  # the message ends after this much silence
+    # A message shorter than this, or with less voice in it than `min_voice_s`, is not kept.
+    min_s: float = 1.0
+    min_voice_s: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -228,6 +232,8 @@ class IvrSettings:
         PromptText("Sorry, no agent is available right now. Please call again later. Goodbye."),
     )
     invalid: Prompts = (PromptText("Sorry, that is not a valid choice."),)
+    # A menu that got no answer at all; after the last try the caller goes to a person.
+    no_input: Prompts = (PromptText("Sorry, I didn't hear you."),)
     goodbye: Prompts = (PromptText("Thank you for calling. Goodbye."),)
     # While waiting. Placeholders: {position} (1 = next), {minutes} (expected wait, rounded up).
     position: Prompts = (PromptText("You are number {position} in line."),)
@@ -247,12 +253,16 @@ class IvrSettings:
     callback_unreached: Prompts = (PromptText("The customer did not answer. We will try again later."),)
     # Voicemail. {key} is the queue's voicemail key.
     voicemail_offer: Prompts = (PromptText("To leave a message, press {key}."),)
+    # Before the message, when nobody could ever answer the queue (no agent logged in).
+    no_agent_voicemail: Prompts = (PromptText("Sorry, nobody can take your call right now."),)
     voicemail_intro: Prompts = (
         PromptText("Please leave your message after the tone. Press the pound key when you are done."),
     )
     voicemail_saved: Prompts = (
         PromptText("Thank you. Your message is saved. We will call you back. Goodbye."),
     )
+    # Nothing was said after the beep: there is no message.
+    voicemail_empty: Prompts = (PromptText("Sorry, we did not hear a message. Goodbye."),)
     # The message is kept, but the caller's number is not one the center may call back.
     voicemail_saved_no_callback: Prompts = (
         PromptText("Thank you. Your message is saved. We cannot call you back at this number. Goodbye."),
@@ -1208,6 +1218,9 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         "voicemail_intro": set(),
         "voicemail_saved": set(),
         "voicemail_saved_no_callback": set(),
+        "voicemail_empty": set(),
+        "no_agent_voicemail": set(),
+        "no_input": set(),
     }
     for name, keys in allowed.items():
         for j, prompt in enumerate(getattr(s.ivr, name)):

@@ -229,10 +229,13 @@ def make_stack(
     name: str,
     flappers: list[str] | None = None,
     rtp: tuple[int, int] = (20000, 21999),
+    ivr: dict[str, Any] | None = None,
+    recording: dict[str, Any] | None = None,
 ) -> BenchStack:
     """The benchmark's contact center: `members` agents with a static contact on the agents'
     SIPp, and `flappers` (agent ids) whose phones register by themselves; members of the
-    baseline's queue too. `rtp`: Asterisk's RTP port range (two ports per call leg)."""
+    baseline's queue too. `rtp`: Asterisk's RTP port range (two ports per call leg). `ivr`
+    adds to (or replaces) the IVR settings below; `recording` is the recording section."""
     flappers = flappers or []
     var_dir = work / f"var-{members}"
     config = work / f"center-{members}.yaml"
@@ -268,7 +271,9 @@ def make_stack(
             "menu": [{"digit": "1", "queue": "general"}],
             "digit_timeout_s": 10,
             "attempts": 1,
+            **(ivr or {}),
         },
+        **({"recording": recording} if recording is not None else {}),
     )
     write_baseline(var_dir / "asterisk" / INSTANCE / "etc", agent_ids(members) + flappers)
     # Given to the constructor: Stack's generated __init__ calls no __post_init__ of a subclass,

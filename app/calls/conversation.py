@@ -208,6 +208,9 @@ class Conversation:
         if leg.agent_id is not None:
             self.joined[leg.agent_id] = at
         bridge = await self._bridge()
+        # A notice still playing to the caller (the consent, started while the phone rang) is
+        # heard whole before the agent speaks.
+        await call.prompt_over()
         await call.music(False)
         try:
             await call.pbx.add_to_bridge(bridge, [call.caller, leg.channel_id])

@@ -103,6 +103,9 @@ class Call:
         self._side_steps: set[asyncio.Task[None]] = set()
         self._keys: set[str] = set()
         self._channels: set[str] = set()
+        # Prompts playing to the caller while the call goes on (the consent notice while an
+        # agent's phone rings), by playback id, until they have played.
+        self._behind: set[str] = set()
         self.log = logging.LoggerAdapter(log, {"call": it.id})
 
     @property
@@ -167,6 +170,7 @@ class Call:
                 ev = await self.events.get()
         except TimeoutError:
             return None
+        self._sort_behind(ev)
         if isinstance(ev, PbxLost):
             self.gone |= ev.channel_ids
             if self.caller in ev.channel_ids:
@@ -229,6 +233,63 @@ class Call:
             return None
         finally:
             self.unroute(playback_id)
+
+    async def play_behind(self, uris: list[str]) -> None:
+        """Start a prompt to the caller that no key stops, and go on at once: the call's next
+        steps (ringing an agent) happen while it plays. `prompt_over` waits for its end, and so
+        does the bridge to an agent (Conversation.join): the caller hears it whole before
+        anyone speaks to them."""
+        if not uris:
+            return
+        playback_id = f"pb-{uuid.uuid4()}"
+        self._behind.add(playback_id)
+        self.route(playback_id, channel=False)
+        try:
+            await self.pbx.play(self.caller, uris, playback_id)
+        except AriNotFound:
+            self._behind_over(playback_id)
+            raise CallerGone() from None
+        except PbxError as exc:  # not heard: nothing to wait for; the call goes on
+            self.log.warning("prompt %s not played: %s", uris, exc.message)
+            self._behind_over(playback_id)
+
+    async def prompt_over(self, until: asyncio.Future[Any] | None = None, timeout: float = 60.0) -> None:
+        """Wait until the prompts started by `play_behind` have played (or `until` is done).
+        Events that come meanwhile are kept, in order, for the steps that follow."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        held: list[CallEvent] = []
+        try:
+            while self._behind and not (until is not None and until.done()):
+                left = deadline - loop.time()
+                if left <= 0:
+                    self.log.warning("a prompt to the caller did not end in %.0f s; going on", timeout)
+                    for playback_id in list(self._behind):
+                        self._behind_over(playback_id)
+                    break
+                ev = await self.next_event(left)
+                if ev is None:
+                    continue
+                if isinstance(ev, Reconnected):  # its end may have come while we were away
+                    for playback_id in list(self._behind):
+                        if not await self.pbx.playback_alive(playback_id):
+                            self._behind_over(playback_id)
+                held.append(ev)
+        finally:
+            # Back at the head of the queue, ahead of what came after them.
+            later: list[CallEvent] = []
+            while not self.events.empty():
+                later.append(self.events.get_nowait())
+            for ev in held + later:
+                self.events.put_nowait(ev)
+
+    def _sort_behind(self, ev: CallEvent) -> None:
+        if isinstance(ev, PlaybackFinished) and ev.playback_id in self._behind:
+            self._behind_over(ev.playback_id)
+
+    def _behind_over(self, playback_id: str) -> None:
+        self._behind.discard(playback_id)
+        self.unroute(playback_id)
 
     async def music(self, on: bool) -> None:
         """Music on hold for the caller, on or off. A request goes to the PBX only when it
@@ -295,6 +356,7 @@ class Call:
                         ev = await self.events.get()
                 except TimeoutError:
                     break
+                self._sort_behind(ev)
                 if isinstance(ev, RecordingFinished) and ev.name == name:
                     return ev, caller_left
                 if isinstance(ev, RecordingFailed) and ev.name == name:

@@ -286,3 +286,12 @@ def _gamma_band(mean: float, var: float) -> tuple[float, float]:
     lo = shape * max(0.0, 1.0 - c - _Z90 * math.sqrt(c)) ** 3 * scale
     hi = shape * (1.0 - c + _Z90 * math.sqrt(c)) ** 3 * scale
     return lo, hi
+
+
+def next_announcement_in(waited_s: float, every_s: float) -> float:
+    """Seconds until a waiting caller is next told their place and wait: every `every_s` from
+    their entry in line, not from the end of the last announcement (which turned 30 s into
+    about 50); a moment passed while one was playing is skipped. 0 `every_s`: never (inf)."""
+    if every_s <= 0:
+        return math.inf
+    return every_s - max(0.0, waited_s) % every_s

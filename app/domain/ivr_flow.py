@@ -50,6 +50,7 @@ class Node:
     timeout_s: float = 6.0
     attempts: int = 3
     invalid: tuple[PromptText, ...] = ()  # empty: the flow's
+    no_input: tuple[PromptText, ...] = ()  # empty: the flow's
     on_fail: str | None = None  # after the last attempt; default: the operator
     # collect: digits into a named field, validated
     into: str | None = None
@@ -97,6 +98,11 @@ class Flow:
     lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
     hours: dict[str, Hours] = field(default_factory=dict)
     invalid: tuple[PromptText, ...] = (PromptText("Sorry, that is not a valid choice."),)
+    # Heard when a menu or an entry got no answer at all.
+    no_input: tuple[PromptText, ...] = (PromptText("Sorry, I didn't hear you."),)
+    # A caller who answers nothing goes on (a node's `on_fail`, else the operator) before this
+    # many seconds of silence in one node, even with tries left (see `ask_again`).
+    no_input_limit_s: float = 30.0
     # Where this flow came from, for messages; not read from YAML.
     source: str = field(default="", metadata={"internal": True})
 
@@ -184,6 +190,16 @@ def word_target(node: Node, phrase: str | None) -> str | None:
 def after_attempts(flow: Flow, node: Node) -> str | None:
     """Where a caller goes when they never gave a usable answer: a person, by default."""
     return node.on_fail or flow.operator
+
+
+def ask_again(node: Node, attempt: int, silent_s: float, last_try_s: float, limit_s: float) -> bool:
+    """After try `attempt` went unanswered: ask again, or go on (`after_attempts`)?
+
+    Again only while tries are left and one more try as long as the last (`last_try_s`: its
+    prompt, the wait for a key and "I didn't hear you") would still end within `limit_s` of
+    the start of the silence (`silent_s` ago). So a caller who says nothing reaches a person, or the message,
+    in time, whatever the length of the prompt and the number of tries configured."""
+    return attempt < node.attempts and silent_s + last_try_s <= limit_s
 
 
 def input_problem(node: Node, digits: str) -> str | None:
@@ -297,6 +313,8 @@ def check_flow(flow: Flow, queues: set[str]) -> None:
         op = flow.nodes.get(flow.operator)
         if op is None or op.type != "queue":
             raise FlowError("operator", f"{flow.operator!r} must name a queue node")
+    if not 5 <= flow.no_input_limit_s <= 300:
+        raise FlowError("no_input_limit_s", "between 5 and 300 seconds")
     for name, hours in flow.hours.items():
         _check_hours(f"hours.{name}", hours)
     for name, node in flow.nodes.items():

@@ -70,8 +70,10 @@ def _load_one(path: Path, queues: set[str]) -> tuple[Flow, dict[str, int]]:
 
 
 def classic_flow(settings: Settings) -> Flow:
-    """The `ivr:` greeting and menu as a flow: the menu, a queue per key, goodbye after the last try."""
+    """The `ivr:` greeting and menu as a flow: the menu, a queue per key; after the last try the
+    first key's queue (a person), or goodbye when the menu has no keys."""
     ivr = settings.ivr
+    person = f"queue-{ivr.menu[0].digit}" if ivr.menu else "goodbye"
     nodes: dict[str, Node] = {
         "greeting": Node(
             type="menu",
@@ -80,7 +82,8 @@ def classic_flow(settings: Settings) -> Flow:
             timeout_s=ivr.digit_timeout_s,
             attempts=ivr.attempts,
             invalid=ivr.invalid,
-            on_fail="goodbye",
+            no_input=ivr.no_input,
+            on_fail=person,
         ),
         "goodbye": Node(type="hangup", prompt=ivr.goodbye, outcome="no_input"),
     }
@@ -106,6 +109,6 @@ async def prerender_flow_prompts(cache: PromptCache, flows: FlowSet) -> None:
     {placeholders} (a balance, a position) are made at call time and cached then."""
     for flow in flows.flows.values():
         for node in flow.nodes.values():
-            for text in (*node.prompt, *node.invalid, *flow.invalid):
+            for text in (*node.prompt, *node.invalid, *node.no_input, *flow.invalid, *flow.no_input):
                 if "{" not in text.text:
                     await cache.render(Prompt(text.text, text.lang))

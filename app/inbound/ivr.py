@@ -9,6 +9,7 @@ whatever the caller entered travels with the call to the agent who answers.
 from __future__ import annotations
 
 import io
+import time
 import uuid
 import wave
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,6 +24,7 @@ from app.domain.ivr_flow import (
     Flow,
     Node,
     after_attempts,
+    ask_again,
     branch_target,
     fill,
     input_problem,
@@ -118,8 +120,12 @@ class IvrWalker:
         it = call.it
         uris = await self.voice.say(list(node.prompt))
         invalid = await self.voice.say(list(node.invalid or flow.invalid))
+        silence = Silence(self, call, flow, node)
+        typed_ahead: str | None = None
         for attempt in range(1, node.attempts + 1):
-            digit = await call.play(uris, interruptible=True)
+            silence.try_starts()
+            digit = typed_ahead or await call.play(uris, interruptible=True)
+            typed_ahead = None
             phrase: str | None = None
             if digit is None:
                 it.record(call.now(), "prompt_played", prompt=name, attempt=attempt)
@@ -129,6 +135,7 @@ class IvrWalker:
                 else:
                     digit = await call.wait_digit(node.timeout_s)
             if digit is not None:
+                silence.answered()
                 it.digit(call.now(), digit)
                 call.save_soon()
                 target = menu_target(flow, node, digit)
@@ -139,12 +146,20 @@ class IvrWalker:
                 await call.play(invalid, interruptible=False)
                 continue
             if phrase is not None:
+                silence.answered()
                 target = word_target(node, phrase)
                 if target is not None:
                     it.record(call.now(), "menu_choice", menu=name, word=phrase, to=target)
                     return target
-            it.record(call.now(), "no_input", attempt=attempt)
-            call.save_soon()
+            again, typed_ahead = await silence.unanswered(attempt)
+            if not again:
+                break
+        # A key over the last "I didn't hear you" still counts, if it leads somewhere.
+        target = menu_target(flow, node, typed_ahead) if typed_ahead is not None else None
+        if typed_ahead is not None and target is not None:
+            it.digit(call.now(), typed_ahead)
+            it.record(call.now(), "menu_choice", menu=name, key=typed_ahead, to=target)
+            return target
         return after_attempts(flow, node)
 
     async def listen(self, call: Call, node: Node) -> tuple[str | None, str | None]:
@@ -198,10 +213,18 @@ class IvrWalker:
         field = node.into or "value"
         uris = await self.voice.say(list(node.prompt))
         invalid = await self.voice.say(list(node.invalid or flow.invalid))
+        silence = Silence(self, call, flow, node)
         typed_ahead: str | None = None
         for attempt in range(1, node.attempts + 1):
+            silence.try_starts()
             digits = await self.gather(call, uris, node, typed_ahead)
             typed_ahead = None
+            if digits is None:  # not a key
+                again, typed_ahead = await silence.unanswered(attempt)
+                if not again:
+                    break
+                continue
+            silence.answered()
             problem = input_problem(node, digits)
             if problem is None:
                 it.collect(call.now(), field, digits)
@@ -215,16 +238,19 @@ class IvrWalker:
         return after_attempts(flow, node)
 
     @staticmethod
-    async def gather(call: Call, uris: list[str], node: Node, first: str | None = None) -> str:
+    async def gather(call: Call, uris: list[str], node: Node, first: str | None = None) -> str | None:
         """Keys until #, the longest length, or a pause of timeout_s (the prompt is skipped when
-        the caller already started typing)."""
+        the caller already started typing); None when no key came at all."""
         digits = ""
         if first is None:
             first = await call.play(uris, interruptible=True)
-        if first is not None:
-            if first == "#":
-                return digits
-            digits += first
+        if first is None:
+            first = await call.wait_digit(node.timeout_s)
+            if first is None:
+                return None
+        if first == "#":
+            return digits
+        digits += first
         while len(digits) < node.max_digits:
             key = await call.wait_digit(node.timeout_s)
             if key is None or key == "#":
@@ -255,6 +281,38 @@ class IvrWalker:
         target = branch_target(flow, node, facts)
         call.it.record(call.now(), "branch", node=name, to=target)
         return target
+
+
+class Silence:
+    """A caller's silence at one menu or entry: "I didn't hear you" after each unanswered try,
+    and whether to ask again (`ask_again`: a silent caller goes on in time)."""
+
+    def __init__(self, walker: IvrWalker, call: Call, flow: Flow, node: Node) -> None:
+        self.walker, self.call, self.flow, self.node = walker, call, flow, node
+        self.since: float | None = None  # when the first unanswered try began
+        self.try_began = 0.0
+
+    def try_starts(self) -> None:
+        self.try_began = time.monotonic()
+        if self.since is None:
+            self.since = self.try_began
+
+    def answered(self) -> None:
+        self.since = None
+
+    async def unanswered(self, attempt: int) -> tuple[bool, str | None]:
+        """Record the silence and say so: (ask again?, a key the caller pressed over "I didn't
+        hear you", which answers the next try and is never lost)."""
+        call = self.call
+        call.it.record(call.now(), "no_input", attempt=attempt)
+        call.save_soon()
+        said = await self.walker.voice.say(list(self.node.no_input or self.flow.no_input))
+        key = await call.play(said, interruptible=True)
+        if key is not None:
+            return True, key
+        now = time.monotonic()
+        silent_s, last_try_s = now - (self.since or self.try_began), now - self.try_began
+        return ask_again(self.node, attempt, silent_s, last_try_s, self.flow.no_input_limit_s), None
 
 
 def _pcm(wav_bytes: bytes) -> tuple[bytes, int]:

@@ -1,6 +1,7 @@
 """The inbound caller's wait: what they hear and may press while in line.
 
-"Please hold" once (unless an agent is free at once: then their phone simply rings), then
+The consent notice where the queue records (playing while a free agent's phone already rings),
+"please hold" once (unless an agent is free at once: then their phone simply rings), then
 music; where the queue says so, their place in line and expected wait on entry and every
 `announce_every_s` after, with the keys this queue offers to leave the line for a callback or a
 message. An announcement stops the moment an agent is found. When nobody could ever answer,
@@ -23,6 +24,7 @@ from app.calls.session import Call
 from app.calls.voice import Voice, filled
 from app.config import IvrSettings
 from app.domain.callback import CallbackSource
+from app.domain.ewt import next_announcement_in
 from app.domain.interaction import Outcome
 from app.domain.routing import Decision
 from app.voicemail.service import VoicemailService
@@ -57,16 +59,21 @@ class InboundRoom:
         return self.voicemail.key(queue) if self.voicemail is not None else None
 
     async def greet(self, call: Call, ticket: Ticket) -> None:
-        # "This call may be recorded" comes first, where the queue records (a notice before
-        # anyone answers; app/recording/).
+        # "This call may be recorded", where the queue records: a notice before anyone answers
+        # (app/recording/). It plays while the rest goes on: a free agent's phone rings at once
+        # (waiting for its end cost every answered demo call 9 s) and the bridge waits for its
+        # end, so the caller hears it whole before the agent speaks.
         if self.consent is not None:
-            await call.play(self.consent(ticket.waiting.queue), interruptible=False)
+            await call.play_behind(self.consent(ticket.waiting.queue))
         # The place in line is taken first. A free agent is found within a loop turn or two:
         # their phone rings at once and the caller hears it ring, not "please hold" (which
-        # cost every answered call about 3 s). A caller who does wait hears why, cut short the
-        # moment an agent is found.
+        # cost every answered call about 3 s). A caller who does wait hears why, after the
+        # notice, cut short the moment an agent is found.
         if not ticket.decided.done():
             await asyncio.wait([ticket.decided], timeout=SETTLE_S)
+        if ticket.decided.done():
+            return
+        await call.prompt_over(until=ticket.decided)
         if ticket.decided.done():
             return
         await call.play(self.voice["connecting"], interruptible=False, until=ticket.decided)
@@ -83,7 +90,7 @@ class InboundRoom:
                     return leave
             else:
                 await call.music(True)
-        next_at = loop.time() + every if every else math.inf
+        next_at = self.next_announcement(call, ticket, every)
         while not ticket.decided.done():
             ev = await call.next_event(timeout=max(0.01, min(1.0, next_at - loop.time())))
             if isinstance(ev, ChannelDtmfReceived) and ev.channel.id == call.caller:
@@ -99,8 +106,14 @@ class InboundRoom:
                 leave = await self.announce(call, ticket)
                 if leave is not None:
                     return leave
-                next_at = loop.time() + every
+                next_at = self.next_announcement(call, ticket, every)
         return ticket.decided.result()
+
+    @staticmethod
+    def next_announcement(call: Call, ticket: Ticket, every: float) -> float:
+        """When the next announcement is due, in loop time (`next_announcement_in`)."""
+        waited = (call.now() - ticket.waiting.queued_at).total_seconds()
+        return asyncio.get_running_loop().time() + next_announcement_in(waited, every)
 
     async def announce(self, call: Call, ticket: Ticket) -> Leave | None:
         """Tell the caller their place in line and expected wait, then back to the music."""
@@ -213,6 +226,9 @@ class InboundRoom:
         call.it.record(call.now(), "no_agent_available", queue=call.it.queue)
         call.save_soon()
         if self.voicemail is not None and self.voicemail.when_no_agent(queue):
+            # A message (a callback where the center can dial out), not "call again later".
+            await call.music(False)
+            await call.play(self.voice["no_agent_voicemail"], interruptible=False)
             await self.voicemail.leave(call, queue)
             return
         await call.music(False)

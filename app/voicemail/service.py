@@ -31,7 +31,14 @@ from app.calls.voice import Voice
 from app.config import QueueSettings, Settings
 from app.domain.callback import Callback, CallbackSource
 from app.domain.interaction import Interaction, Outcome
-from app.domain.voicemail import Voicemail, email_subject, worth_keeping
+from app.domain.voicemail import (
+    MIN_MESSAGE_S,
+    MIN_VOICE_S,
+    Voicemail,
+    email_subject,
+    voice_seconds,
+    worth_keeping,
+)
 from app.errors import AppError, PbxError
 
 log = logging.getLogger(__name__)
@@ -69,9 +76,10 @@ class VoicemailService:
         return q.voicemail.key if q is not None and q.voicemail.offer else None
 
     def when_no_agent(self, queue: str | None) -> bool:
-        """Does a caller whom nobody could answer get voicemail here?"""
+        """Does a caller whom nobody could answer get voicemail here? Yes unless the queue says
+        `when_no_agent: false`, whether or not it offers a key for it while waiting."""
         q = self.queues.get(queue or "")
-        return q is not None and q.voicemail.offer and q.voicemail.when_no_agent
+        return q is not None and q.voicemail.when_no_agent
 
     # -- the call's step ------------------------------------------------------
 
@@ -122,6 +130,9 @@ class VoicemailService:
         kept = await self.keep(call.it, name, duration_s, queue)
         if kept is None:
             call.it.record(call.now(), "voicemail_empty")
+            if not caller_left:
+                with contextlib.suppress(CallerGone):
+                    await call.play(self.voice["voicemail_empty"], interruptible=False)
             call.it.end(call.now(), Outcome.ABANDONED if caller_left else Outcome.NO_INPUT, ended_by="caller")
         else:
             vm, cb = kept
@@ -160,7 +171,17 @@ class VoicemailService:
             return None
         if duration_s is None:
             duration_s = _duration(audio)
-        if not worth_keeping(duration_s, len(audio)):
+        q = self.queues.get(queue or "")
+        rules = q.voicemail if q is not None else None
+        voice = _voice(audio)
+        if not worth_keeping(
+            duration_s,
+            len(audio),
+            voice,
+            min_s=rules.min_s if rules else MIN_MESSAGE_S,
+            min_voice_s=rules.min_voice_s if rules else MIN_VOICE_S,
+        ):
+            log.info("voicemail %s: no message (%s s, %s s of voice): not kept", recording, duration_s, voice)
             await self.ari.delete_stored_recording(recording)
             return None
         cb: Callback | None = None
@@ -278,6 +299,17 @@ class VoicemailService:
         """Let e-mails already on their way finish."""
         if self._deliveries:
             await asyncio.wait(list(self._deliveries), timeout=timeout)
+
+
+def _voice(wav: bytes) -> float | None:
+    """Seconds of voice in a message; None when it is not a 16-bit WAV we can read."""
+    try:
+        with wave.open(io.BytesIO(wav)) as w:
+            if w.getsampwidth() != 2 or w.getnchannels() != 1:
+                return None
+            return voice_seconds(w.readframes(w.getnframes()), w.getframerate())
+    except (wave.Error, EOFError):
+        return None
 
 
 def _duration(wav: bytes) -> float | None:

@@ -126,6 +126,19 @@ def test_queue_vs_stasis(tmp_path: Path, asterisk_prefix: Path) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="needs SIPp (apt-get install sip-tester)")
+def test_key_to_ring(tmp_path: Path, asterisk_prefix: Path) -> None:
+    output = tmp_path / "key_to_ring.json"
+    out = run_quick("key_to_ring.py", "--output", str(output), timeout=150, env=stack_env(asterisk_prefix))
+    for label in ("A Queue()", "B Stasis, demo prompts"):
+        (row,) = table_rows(out, label)
+        paired, calls = map(int, row[1].split("/"))
+        assert 0 < paired <= calls and re.fullmatch(NUMBER, row[3]), row
+    assert re.search(rf"B p95 key press -> agent INVITE: {NUMBER} ms; within 300 ms: (yes|no)", out), out
+    assert json.loads(output.read_text())["stasis"]["paired"] > 0
+
+
+@pytest.mark.e2e
 @pytest.mark.skipif(os.geteuid() != 0, reason="captures on lo with a raw socket: needs root")
 @pytest.mark.skipif(shutil.which("sipp") is None, reason="needs SIPp (apt-get install sip-tester)")
 def test_offer_trace(asterisk_prefix: Path) -> None:

@@ -28,6 +28,21 @@ from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
+# The stack's defaults, but a queue that says "call again later" when nobody is logged in
+# (voicemail.when_no_agent: false), as two tests here follow; the default, a message, is in
+# test_caller_defaults.py and test_voicemail.py.
+STACK_CONFIG = {
+    "queues": [
+        {
+            "name": "general",
+            "strategy": "longest_idle",
+            "ring_timeout_s": 8,
+            "wrap_up_s": 0,
+            "voicemail": {"when_no_agent": False},
+        }
+    ]
+}
+
 
 def test_health_page_reports_every_part(stack: Stack) -> None:
     status, body = stack.health()

@@ -22,8 +22,9 @@ import numpy as np
 import psycopg
 import pytest
 
-from tests.support.audio import best_match, tone_seconds, write_tone
-from tests.support.calls import HEARD, call_in, ended, register_agent
+from app.config import RecordingSettings
+from tests.support.audio import best_match, duration, find_reference, tone_intervals, tone_seconds, write_tone
+from tests.support.calls import HEARD, call_in, ended, prompt_wav, register_agent
 from tests.support.sip_phone import PhoneLab
 from tests.support.stack import REPO, Stack, eventually
 
@@ -105,6 +106,44 @@ class Browserless:
             return exc.code, json.loads(exc.read())
 
 
+def test_a_free_agents_phone_rings_during_the_consent_which_the_caller_hears_before_the_agent(
+    stack: Stack, lab: PhoneLab, tmp_path: Path
+) -> None:
+    """The consent notice does not hold up a free agent: their phone rings while it plays, and
+    the caller still hears it whole before the agent's voice (here a tone)."""
+    alice = register_agent(lab, stack, "1001")
+    caller, it = call_in(
+        lab, stack, "13700000072", write_tone(tmp_path / "c.wav", CALLER_HZ, 60), tmp_path / "h.wav"
+    )
+    stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
+    caller.send_dtmf("1")
+    alice_leg = alice.wait_incoming(timeout=30)
+    alice_leg.answer(play=write_tone(tmp_path / "alice.wav", AGENT_HZ, 60), loop=True)
+    stack.wait_event(it["id"], "connected", timeout=20)
+    caller.wait_rx_audio(caller.rx_audio_seconds() + 2.0, timeout=15)
+    caller.hangup()
+    caller.wait_disconnected(timeout=10)
+    heard = caller.recording()
+    assert caller.confirmed_at is not None and alice_leg.invited_at is not None
+    # The caller's recording starts as their call is answered: the INVITE's place in it.
+    invite_at = alice_leg.invited_at - caller.confirmed_at
+    english, mandarin = (prompt_wav(p) for p in RecordingSettings().consent_prompt)  # the default
+    en, zh = find_reference(heard, english), find_reference(heard, mandarin)
+    assert en.score > HEARD and zh.score > HEARD, (en, zh)
+    consent_end = zh.offset + duration(mandarin)
+    assert en.offset < zh.offset, "the English notice, then the Mandarin one"
+    assert invite_at < en.offset + duration(english), (
+        invite_at,
+        en,
+        "the agent's phone rang during the notice",
+    )
+    agent = tone_intervals(heard, AGENT_HZ)
+    assert agent, "the caller heard the agent"
+    assert agent[0][0] > consent_end - 0.1, (agent[0], consent_end, "the agent only after the whole notice")
+    print(f"INVITE {invite_at:.2f} s; consent {en.offset:.2f}-{consent_end:.2f} s; agent {agent[0][0]:.2f} s")
+    ended(stack, it["id"])
+
+
 def test_stereo_recording_with_pause_and_hold_checksum_and_access(
     stack: Stack, lab: PhoneLab, tmp_path: Path
 ) -> None:
@@ -114,7 +153,7 @@ def test_stereo_recording_with_pause_and_hold_checksum_and_access(
     caller, it = call_in(lab, stack, ani, voice, tmp_path / "caller-heard.wav")
     stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
     caller.send_dtmf("1")
-    alice_leg = alice.wait_incoming(timeout=30)  # after the consent announcement
+    alice_leg = alice.wait_incoming(timeout=30)  # while the consent announcement plays
     alice_leg.answer(play=write_tone(tmp_path / "alice.wav", AGENT_HZ, 90), loop=True)
     started = stack.wait_event(it["id"], "recording_started", timeout=10)
     assert started["rule"] == "default"

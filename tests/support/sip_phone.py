@@ -301,6 +301,8 @@ class Call:
         self.from_uri = ""
         self.source_address = ""
         """host:port the INVITE came from (incoming calls)."""
+        self.invited_at: float | None = None
+        """time.monotonic() when the INVITE arrived (incoming calls)."""
         self.confirmed_at: float | None = None
         self.disconnected_at: float | None = None
         self.media_active = False
@@ -856,6 +858,7 @@ class Phone:
         if lab is None:
             return
         call = Call(self, call_id, incoming=True)
+        call.invited_at = time.monotonic()
         call.invite = invite
         call.headers = parse_headers(invite)
         call.source_address = source

@@ -90,11 +90,12 @@ async def center(
     ready: bool = True,
     voice: Any = None,
     limits: CallLimits | None = None,
+    digit_timeout_s: float = 10,
 ) -> AsyncIterator[Center]:
     settings = Settings(
         agents=tuple(AgentSettings(a, f"Agent {a}") for a in agents),
         queues=(QueueSettings("general", ring_timeout_s=5, wrap_up_s=wrap_up_s),),
-        ivr=IvrSettings(digit_timeout_s=10, connecting=(PromptText("Please hold."),)),
+        ivr=IvrSettings(digit_timeout_s=digit_timeout_s, connecting=(PromptText("Please hold."),)),
     )
     pbx, store, bus = FakePbx(), FakeStore(), Bus()
     desk = RoutingService(settings, store, now, bus)
@@ -137,6 +138,33 @@ async def center(
         await asyncio.gather(events, return_exceptions=True)
         await writer.stop(timeout=1)
         await desk.stop()
+
+
+async def test_a_caller_who_says_nothing_hears_so_at_each_try_and_then_reaches_a_person() -> None:
+    async with center(agents=("1001",), digit_timeout_s=0.1) as c:
+        caller = c.pbx.caller_arrives("13800000001")
+        it = await c.until(lambda: c.interaction_of(caller), "the interaction")
+        leg = await c.rings("1001")
+        heard = [uris for ch, uris in c.pbx.played if ch == caller]
+        assert heard.count(("said:Sorry, I didn't hear you.",)) == 3, heard
+        await c.until(lambda: c.store.kinds(it.id).count("no_input") == 3, "three silent tries recorded")
+        c.pbx.pick_up(leg)
+        await c.until(lambda: "connected" in c.store.kinds(it.id), "the conversation")
+        c.pbx.hang_up(caller)
+        assert await c.outcome(it.id) is Outcome.COMPLETED
+
+
+async def test_a_key_pressed_over_i_didnt_hear_you_is_the_answer() -> None:
+    async with center(agents=("1001",), digit_timeout_s=0.1) as c:
+        caller = c.pbx.caller_arrives("13800000001")
+        it = await c.until(lambda: c.interaction_of(caller), "the interaction")
+        await c.until(lambda: "prompt_played" in c.store.kinds(it.id), "the menu")
+        c.pbx.hold_playbacks = True  # "I didn't hear you" plays until a key stops it
+        await c.until(lambda: (caller, ("said:Sorry, I didn't hear you.",)) in c.pbx.played, "told so")
+        c.pbx.press(caller, "1")
+        await c.rings("1001")
+        await c.until(lambda: "menu_choice" in c.store.kinds(it.id), "the choice recorded")
+        assert c.store.kinds(it.id).count("no_input") == 1
 
 
 async def test_a_phone_that_rings_out_passes_the_call_to_the_next_agent() -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.domain.ewt import WaitEstimate, WaitEstimator
+from app.domain.ewt import WaitEstimate, WaitEstimator, next_announcement_in
 
 
 def fed(*handles: float, half_life_s: float = 1800.0, every_s: float = 10.0) -> WaitEstimator:
@@ -205,3 +205,11 @@ def test_a_hang_up_at_once_does_not_make_the_rate_infinite() -> None:
     est.record_abandon(0.0, 5)
     assert est.abandon_rate == 1.0
     assert math.isfinite(seconds(est.estimate(3, 2)))
+
+
+def test_announcements_keep_the_interval_from_the_callers_entry() -> None:
+    # Told on entry; the next at 30 s from entry even though the first took 12 s to say.
+    assert next_announcement_in(12.0, 30.0) == 18.0
+    assert next_announcement_in(30.5, 30.0) == 29.5, "the one at 30 s just played: the next at 60 s"
+    assert next_announcement_in(65.0, 30.0) == 25.0, "one that ran past 60 s: the next at 90 s"
+    assert next_announcement_in(5.0, 0.0) == math.inf, "0: never"

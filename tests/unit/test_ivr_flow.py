@@ -16,6 +16,7 @@ from app.domain.ivr_flow import (
     Node,
     Rule,
     after_attempts,
+    ask_again,
     branch_target,
     check_flow,
     describe_choices,
@@ -162,6 +163,17 @@ def test_classic_settings_make_one_default_flow() -> None:
     assert f.nodes["greeting"].options == {"1": "queue-1"}
     assert f.nodes["queue-1"].queue == "general"
     assert f.nodes["goodbye"].outcome == "no_input"
+    assert f.nodes["greeting"].on_fail == "queue-1", "after the last try: a person"
+
+
+def test_a_silent_caller_is_asked_again_only_while_a_person_is_still_reached_in_time() -> None:
+    menu = Node(type="menu", options={"1": "q"}, attempts=3)
+    # Short tries (a 4 s prompt and 6 s wait): the three tries fit in 30 s.
+    assert ask_again(menu, 1, silent_s=11.5, last_try_s=10, limit_s=30)
+    assert ask_again(menu, 2, silent_s=20, last_try_s=10, limit_s=30)
+    assert not ask_again(menu, 3, silent_s=1, last_try_s=1, limit_s=30), "no tries left"
+    # A 17 s menu and its 6 s wait: one more would end past 30 s, so on to a person now.
+    assert not ask_again(menu, 1, silent_s=24.5, last_try_s=23, limit_s=30)
 
 
 def write_flow(directory: Path, name: str, text: str) -> None:

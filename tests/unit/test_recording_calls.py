@@ -28,6 +28,7 @@ from app.calls.switchboard import Switchboard
 from app.calls.writer import InteractionWriter
 from app.config import AgentSettings, IvrSettings, PromptText, QueueSettings, Settings
 from app.domain.agent_state import AgentState
+from app.domain.interaction import Outcome
 from app.domain.outbound import DialPlan, OutboundPolicy
 from app.domain.recording import Kept, Mode, RecordingPolicy, Rule
 from app.errors import AppError, PbxError
@@ -230,6 +231,54 @@ async def test_the_recording_starts_at_the_answer_on_the_callers_channel_and_is_
         assert [s["kind"] for s in row.spans] == ["overtalk"], "both sides at once the whole time"
         live = r.directory / ".live"
         await c.until(lambda: not list(live.iterdir()), "the raw file and its sidecar gone after the row")
+
+
+async def test_a_free_agents_phone_rings_during_the_consent_and_the_bridge_waits_for_its_end(
+    tmp_path: Path,
+) -> None:
+    async with recording_center(tmp_path) as r:
+        c = r.c
+        caller = c.pbx.caller_arrives("13800000001")
+        it = await c.until(lambda: c.interaction_of(caller), "the interaction")
+        await c.until(lambda: "prompt_played" in c.store.kinds(it.id), "the menu")
+        c.pbx.hold_playbacks = True  # from now on a prompt plays until the test ends it
+        c.pbx.press(caller, "1")
+        leg = await c.rings("1001")
+        consent = [pb for pb, ch in c.pbx.playing.items() if ch == caller]
+        assert consent and c.pbx.played[-1] == (caller, (CONSENT,)), "the phone rings during the consent"
+        c.pbx.pick_up(leg)
+        await c.until(lambda: getattr(c.board.call(it.id), "conversation", None), "the agent's answer")
+        assert c.pbx.bridge_of(caller) is None, "the caller hears the consent whole first"
+        c.pbx.finish_playbacks()
+        await c.until(lambda: "connected" in c.store.kinds(it.id), "the conversation")
+        assert c.pbx.bridge_of(caller) == c.pbx.bridge_of(leg) is not None
+        assert not any("sound:connecting" in u for ch, u in c.pbx.played if ch == caller)
+        c.pbx.hang_up(caller)
+        assert await c.outcome(it.id) is Outcome.COMPLETED
+
+
+async def test_a_caller_who_waits_hears_the_consent_then_please_hold(tmp_path: Path) -> None:
+    async with recording_center(tmp_path) as r:
+        c = r.c
+        for agent_id in ("1001", "1002"):
+            c.desk.set_state(agent_id, "not_ready", "break")
+        caller = c.pbx.caller_arrives("13800000001")
+        it = await c.until(lambda: c.interaction_of(caller), "the interaction")
+        await c.until(lambda: "prompt_played" in c.store.kinds(it.id), "the menu")
+        c.pbx.hold_playbacks = True
+        c.pbx.press(caller, "1")
+        await c.until(lambda: c.pbx.played[-1] == (caller, (CONSENT,)), "the consent")
+        c.pbx.finish_playbacks()
+        await c.until(lambda: any("sound:connecting" in u for ch, u in c.pbx.played if ch == caller), "hold")
+        heard = [uris for ch, uris in c.pbx.played if ch == caller]
+        assert heard.index((CONSENT,)) < next(i for i, u in enumerate(heard) if "sound:connecting" in u)
+        c.desk.set_state("1001", "ready", None)
+        leg = await c.rings("1001")
+        c.pbx.finish_playbacks()
+        c.pbx.pick_up(leg)
+        await c.until(lambda: "connected" in c.store.kinds(it.id), "the conversation")
+        c.pbx.hang_up(caller)
+        assert await c.outcome(it.id) is Outcome.COMPLETED
 
 
 async def test_hold_and_pause_silence_the_recording_and_are_marked(tmp_path: Path) -> None:
