@@ -35,6 +35,7 @@ from app.adapters.asterisk_instance import (
     InstancePaths,
     load_or_create_secrets,
     render_instance,
+    sip_accounts,
 )
 from app.adapters.db import Store, ensure_database, migrate, resolve_url
 from app.adapters.fax_pages import FaxPages
@@ -99,6 +100,7 @@ from app.security import http as security_http
 from app.security.service import SipBanService
 from app.supervision import http as supervision_http
 from app.supervision import metrics as metrics_http
+from app.supervision.coaching import Coaching
 from app.supervision.metrics import METRICS, CenterMetrics, LiveSources
 from app.supervision.reports import Reports
 from app.supervision.wallboard import WallboardService, day_start_in
@@ -207,7 +209,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 async def asterisk_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     paths = Paths.of(settings)
-    secrets = load_or_create_secrets(paths.var_dir, [a.id for a in settings.agents])
+    secrets = load_or_create_secrets(paths.var_dir, [a.id for a in sip_accounts(settings)])
     app[SECRETS] = secrets
     prefix = await asterisk_prefix()
     instance = render_instance(settings, secrets, prefix, paths.var_dir)
@@ -577,6 +579,21 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             await ledger.stop()
 
 
+async def coaching_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Supervisors listening to live calls (app/supervision/coaching.py): opened after the
+    calls, so it is closed first and hangs up every supervisor's phone call."""
+    settings = app[SETTINGS]
+    board = app[calls_http.BOARD]
+    phones = {u.username: f"PJSIP/{u.username}" for u in settings.web.users if u.phone}
+    coaching = Coaching(app[health.ARI], board, phones)
+    board.on_connect(coaching.reconcile)
+    app[supervision_http.COACHING] = coaching
+    try:
+        yield
+    finally:
+        await coaching.stop()
+
+
 async def end_every_call(board: Switchboard, timeout: float = 10.0) -> int:
     """The center is being stopped (not restarted): every call ends, recorded as dropped, its
     agents freed, before Asterisk goes down."""
@@ -755,6 +772,7 @@ def build_app(settings: Settings) -> web.Application:
             metrics_ctx,
             recording_ctx,
             calls_ctx,
+            coaching_ctx,
         ]
     )
     app.on_shutdown.append(panel_http.close_live_sockets)

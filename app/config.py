@@ -287,6 +287,11 @@ class WebUserSettings:
     username: str
     name: str
     role: Literal["supervisor", "admin", "qa"] = "supervisor"
+    # A SIP account for listening to calls (supervisors and admins): the username, with a
+    # generated password (`agent_passwords` in var/secrets.yaml), registered like an agent's.
+    phone: bool = False
+    # A desk phone at a fixed address instead of registering, e.g. "sip:lead@10.0.0.31:5060".
+    contact: str | None = None
 
 
 @dataclass(frozen=True)
@@ -1232,6 +1237,16 @@ def _check_web(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> No
             )
         if user.username in usernames:
             raise bad(f"web.users[{i}].username", f"user {user.username} is given twice")
+        if user.phone and user.username == s.carrier.name:
+            raise bad(f"web.users[{i}].username", f"{user.username} is the carrier's SIP name; pick another")
+        if user.phone and user.role == "qa":
+            raise bad(f"web.users[{i}].phone", "only supervisors and admins listen to calls")
+        if user.contact is not None and not user.phone:
+            raise bad(
+                f"web.users[{i}].contact", "a contact is the address of the user's phone: add `phone: true`"
+            )
+        if user.contact is not None and not _SIP_URI.fullmatch(user.contact):
+            raise bad(f"web.users[{i}].contact", f"not a SIP URI: {user.contact!r}")
         usernames.add(user.username)
     if not s.web.not_ready_reasons:
         raise bad("web.not_ready_reasons", "give at least one reason code")

@@ -266,9 +266,18 @@ def _webrtc_lines(agent: AgentSettings, media: WebRtcMedia) -> list[str]:
     return lines
 
 
+def sip_accounts(settings: Settings) -> list[AgentSettings]:
+    """Every SIP account: the agents', then the supervisors' who listen to calls (`phone: true`
+    in web.users), made the same way (digest password, one registered phone or a fixed contact)."""
+    supervisors = [
+        AgentSettings(u.username, u.name, contact=u.contact) for u in settings.web.users if u.phone
+    ]
+    return [*settings.agents, *supervisors]
+
+
 def _agent_sections(settings: Settings, secrets: Secrets, webrtc: WebRtcMedia | None = None) -> str:
     out: list[str] = []
-    for agent in settings.agents:
+    for agent in sip_accounts(settings):
         codecs = list(agent.codecs)
         if agent.webrtc and webrtc is not None and webrtc.opus and "opus" not in codecs:
             codecs.insert(0, "opus")
