@@ -103,7 +103,8 @@ class Switchboard:
         return (c for c in self.calls() if not c.ended)
 
     def holds(self, channel_id: str) -> bool:
-        return channel_id in self._routes
+        """Someone follows this channel: a call, or a watcher (a supervisor's phone, a snoop)."""
+        return channel_id in self._routes or channel_id in self._watchers
 
     # -- events -----------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from html import escape
 from app.panel.i18n import Lang
 from app.panel.pages import _script_json as script_json
 
-COACH_ASSET_VERSION = "1"
+COACH_ASSET_VERSION = "2"
 
 TEXT: dict[str, dict[str, str]] = {
     "en": {

@@ -182,15 +182,20 @@ def test_listen_whisper_barge_on_one_supervisor_call(stack: Stack, lab: PhoneLab
         for name, spans in (("listen", listen), ("whisper", whisper), ("barge", barge))
     }
     print("supervisor tone (at supervisor, caller, agent):", {k: list(v.values()) for k, v in heard.items()})
+    sides = {
+        name: (level(sup, spans[sup], CALLER_TONE_HZ), level(sup, spans[sup], AGENT_HZ))
+        for name, spans in (("listen", listen), ("whisper", whisper), ("barge", barge))
+    }
+    print("caller and agent tones at the supervisor:", sides)
     # Listen: the supervisor hears both sides; nobody hears the supervisor.
-    assert level(sup, listen[sup], CALLER_TONE_HZ) > 0.2, "the supervisor did not hear the caller"
-    assert level(sup, listen[sup], AGENT_HZ) > 0.2, "the supervisor did not hear the agent"
+    assert sides["listen"][0] > 0.2, "the supervisor did not hear the caller"
+    assert sides["listen"][1] > 0.2, "the supervisor did not hear the agent"
     assert heard["listen"][caller] < 0.05, "the caller heard the supervisor while listening"
     assert heard["listen"][alice_leg] < 0.05, "the agent heard the supervisor while listening"
     # Whisper: the agent hears the supervisor, the caller does not.
     assert heard["whisper"][alice_leg] > 0.2, "the agent did not hear the whisper"
     assert heard["whisper"][caller] < 0.05, "the caller heard the whisper"
-    assert level(sup, whisper[sup], CALLER_TONE_HZ) > 0.2 and level(sup, whisper[sup], AGENT_HZ) > 0.2
+    assert min(sides["whisper"]) > 0.2 and min(sides["barge"]) > 0.2, "the supervisor heard both sides"
     # Barge: both do.
     assert heard["barge"][alice_leg] > 0.2, "the agent did not hear the supervisor barge in"
     assert heard["barge"][caller] > 0.2, "the caller did not hear the supervisor barge in"
@@ -199,7 +204,7 @@ def test_listen_whisper_barge_on_one_supervisor_call(stack: Stack, lab: PhoneLab
 
 
 def test_from_the_supervisor_page_and_the_call_ending_ends_the_supervisors_call(
-    stack: Stack, lab: PhoneLab, tmp_path: Path
+    stack: Stack, lab: PhoneLab, tmp_path: Path, artifacts: Path
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -220,7 +225,7 @@ def test_from_the_supervisor_page_and_the_call_ending_ends_the_supervisors_call(
             sup.answer(play=write_tone(tmp_path / "lead.wav", SUPERVISOR_HZ, 30), loop=True)
             expect(page.locator("#coach-status")).to_contain_text("whispering (only the agent hears you)")
             expect(row).to_contain_text("lead")
-            page.screenshot(path=str(tmp_path / "supervisor-whisper.png"))
+            page.screenshot(path=str(artifacts / "supervisor-whisper.png"), full_page=True)
 
             # Asking for another call while on this one is refused, and this one goes on.
             panel = Panel(stack, "lead")

@@ -294,7 +294,7 @@ class FakePbx:
     ) -> Channel:
         self._live(channel_id)
         self.requests.append(("snoop", channel_id, snoop_id, spy, whisper))
-        channel = self._channel(snoop_id)
+        channel = self._channel(snoop_id, app_data=f"{APP},{app_args}")
         self.legs[snoop_id] = Leg(channel, "", app_args, True)
         self.snoops[snoop_id] = channel_id
         self.queue.put_nowait(StasisStart(channel, tuple(app_args.split(","))))

@@ -174,3 +174,40 @@ async def test_refusals_are_clear_and_change_nothing() -> None:
 def test_the_live_calls_section_has_every_label_in_both_languages() -> None:
     assert set(panel_coaching.TEXT["en"]) == set(panel_coaching.TEXT["zh"])
     assert 'id="live-calls"' in panel_coaching.supervisor_section("zh")
+
+
+async def test_a_call_ending_while_the_supervisors_phone_rings_stops_the_ringing() -> None:
+    async with center() as c:
+        caller, iid, _agent_leg = await c.talking("1001")
+        coach = coaching(c)
+        session = coach.join("lead", iid, Mode.LISTEN)
+        phone = await c.rings("lead")
+        c.pbx.hang_up(caller)
+        await c.until(lambda: session.ended, "the session to end")
+        assert phone not in c.pbx.legs and leftovers(c.pbx) == []
+
+
+async def test_after_asterisk_restarts_a_session_whose_channels_are_gone_is_closed() -> None:
+    async with center() as c:
+        _caller, iid, _agent_leg = await c.talking("1001")
+        coach = coaching(c)
+        session = coach.join("lead", iid, Mode.LISTEN)
+        c.pbx.pick_up(await c.rings("lead"))
+        await c.until(lambda: session.hearing is Mode.LISTEN, "listening")
+        c.pbx.restart()
+        await coach.reconcile(True)
+        await c.until(lambda: session.ended, "the session to end")
+        assert coach.session_of("lead") is None
+
+
+async def test_a_reconnect_leaves_a_live_supervisors_call_alone() -> None:
+    async with center() as c:
+        _caller, iid, _agent_leg = await c.talking("1001")
+        coach = coaching(c)
+        session = coach.join("lead", iid, Mode.LISTEN)
+        phone = await c.rings("lead")
+        c.pbx.pick_up(phone)
+        await c.until(lambda: session.hearing is Mode.LISTEN, "listening")
+        await c.recovery.reconcile(True)  # orphans in our Stasis app are hung up; these are not
+        await coach.reconcile(True)
+        assert phone in c.pbx.legs and session.snoop in c.pbx.legs and not session.ended

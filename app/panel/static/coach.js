@@ -38,8 +38,10 @@
     const mine = body.mine;
     if (!mine) status.textContent = text["mine.none"];
     else {
-      const mode = text["mode." + (mine.hearing || mine.mode)];
-      const key = mine.state === "connected" ? "mine.connected" : "mine.ringing";
+      // Ringing: the button's name; connected: what the mode in effect means for who hears whom.
+      const connected = mine.state === "connected";
+      const mode = connected ? text["mode." + mine.hearing] : text[mine.mode];
+      const key = connected ? "mine.connected" : "mine.ringing";
       status.textContent = fill(text[key], { call: mine.interaction_id.slice(0, 8), mode: mode });
     }
     endButton.hidden = !mine;
@@ -60,6 +62,7 @@
         b.type = "button";
         b.textContent = text[mode];
         b.dataset.mode = mode;
+        b.style.marginRight = "0.3em";
         const current = mine && mine.interaction_id === c.interaction_id && mine.mode === mode;
         b.disabled = Boolean(current || (mine && mine.interaction_id !== c.interaction_id));
         b.addEventListener("click", () =>
