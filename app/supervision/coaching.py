@@ -11,12 +11,15 @@ The session:
 2. puts that channel in a bridge of its own and makes a snoop on the agent's channel for the
    mode asked, which joins the bridge once it is in Stasis;
 3. on a mode change drops the snoop and makes another (the supervisor's call stays up);
-4. ends when the supervisor hangs up or asks, when the snoop goes (Asterisk ends a snoop with
-   the channel it spies on: the agent left or the call ended) or when the call is over, and
-   then hangs up whatever is left of it and destroys its bridge.
+4. follows the call when it is handed to another agent (Asterisk ends a snoop with the
+   channel it spies on: a new snoop goes on the new agent's channel);
+5. ends when the supervisor hangs up or asks, when the snoop goes and nobody took the call
+   over (the call ended, or it went back in line), or when the call is over, and then hangs up
+   whatever is left of it and destroys its bridge.
 
 Every start, mode change and end is an event of the interaction (`supervision_started`,
-`supervision_mode`, `supervision_ended`).
+`supervision_mode`, `supervision_ended`), and so is following the call to another agent
+(`supervision_followed`).
 """
 
 from __future__ import annotations
@@ -79,11 +82,12 @@ class CoachingError(AppError):
 
 
 def agent_channel(call: Call) -> tuple[str, str] | None:
-    """(channel, agent id) of the agent in control of the call, if one is talking on it."""
+    """(channel, who) of the party in control of the call: an agent (their id), or an outside
+    expert the call was handed to (their number); None while nobody is."""
     agent = getattr(call.conversation, "agent", None)
-    if agent is None or agent.agent_id is None:
+    if agent is None:
         return None
-    return str(agent.channel_id), str(agent.agent_id)
+    return str(agent.channel_id), str(agent.agent_id or agent.number or "")
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class Session:
         self.snoop: str | None = None  # in the bridge
         self.snoop_mode: Mode | None = None  # of the snoop being made or in the bridge
         self.coming: str | None = None  # made, not yet in Stasis
+        self.target: str | None = None  # the agent's channel the snoop spies on
         self.ended = False
         self.inbox: asyncio.Queue[CallEvent | _Ask | _CallOver] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
@@ -121,7 +126,12 @@ class Session:
         return f"snoop-{self.id}-{next(self._numbers)}"
 
     def view(self) -> dict[str, Any]:
-        state = "ended" if self.ended else "connected" if self.hearing is not None else "ringing"
+        if self.ended:
+            state = "ended"
+        elif not self.answered:
+            state = "ringing"
+        else:  # "joining": answered, the snoop (a new one after a transfer) not in yet
+            state = "connected" if self.hearing is not None else "joining"
         return {
             "session_id": self.id,
             "supervisor": self.supervisor,
@@ -288,7 +298,19 @@ class Coaching:
             if channel == s.phone:
                 await self._finish(s, "supervisor_hung_up" if s.answered else "not_answered")
             elif channel in (s.snoop, s.coming):
-                await self._finish(s, "call_over")
+                await self._follow(s)
+
+    async def _follow(self, s: Session) -> None:
+        """The snoop went with the channel it spied on. The call handed to another agent (a
+        consultation completed): listen to them, on the same phone call. Otherwise it is over."""
+        leg = agent_channel(s.call)
+        if s.call.ended or leg is None or leg[0] == s.target:
+            await self._finish(s, "call_over" if s.call.ended else "agent_left")
+            return
+        s.log.info("supervisor %s follows the call to %s", s.supervisor, leg[1])
+        s.call.note("supervision_followed", supervisor=s.supervisor, to=leg[1])
+        s.hearing = None  # until the new snoop is in
+        await self._snoop(s)
 
     async def _snoop(self, s: Session) -> None:
         """A snoop for the mode asked last, in place of the one there was."""
@@ -304,7 +326,7 @@ class Coaching:
         snoop_id = s.next_snoop_id()
         directions = snoop_directions(s.mode)
         self.calls.watch(snoop_id, s.inbox.put_nowait)
-        s.coming, s.snoop_mode = snoop_id, s.mode
+        s.coming, s.snoop_mode, s.target = snoop_id, s.mode, leg[0]
         try:
             await self.pbx.snoop(
                 leg[0],

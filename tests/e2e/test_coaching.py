@@ -27,9 +27,10 @@ pytestmark = pytest.mark.e2e
 
 AGENT_HZ = 1330  # not 440: the hold music has notes there
 SUPERVISOR_HZ = 620
+BOB_HZ = 1700
 STACK_CONFIG = {
     "web": {"users": [{"username": "lead", "name": "Lee Lead", "role": "supervisor", "phone": True}]},
-    "agents": [{"id": "1001", "name": "Alice Wang"}],
+    "agents": [{"id": "1001", "name": "Alice Wang"}, {"id": "1002", "name": "Bob Li"}],
     "queues": [{"name": "general", "ring_timeout_s": 10, "wrap_up_s": 0, "announce_every_s": 0}],
     "ivr": {"connecting": [], "greeting": [{"text": "Press 1.", "lang": "en"}]},
 }
@@ -98,6 +99,8 @@ def level(call: Call, span: tuple[float, float], hz: float) -> float:
 
 
 def hearing(panel: Panel, mode: str) -> None:
+    """Wait until the supervisor's snoop for `mode` is in their bridge."""
+
     def check() -> bool:
         status, body = panel.send("GET", "/panel/api/supervision/calls")
         assert status == 200, body
@@ -242,3 +245,51 @@ def test_from_the_supervisor_page_and_the_call_ending_ends_the_supervisors_call(
     assert ari(stack, "/bridges") == []
     reasons = [d["reason"] for k, d in stack.events(it["id"]) if k == "supervision_ended"]
     assert reasons == ["call_over"]
+
+
+def test_the_supervisor_hears_a_consultation_and_follows_the_call_to_the_consulted_agent(
+    stack: Stack, lab: PhoneLab, tmp_path: Path
+) -> None:
+    caller, alice_leg, it, lead = connected_call(lab, stack, tmp_path, "13700000073")
+    bob = register_agent(lab, stack, "1002")  # after Alice took the call: it is hers
+    eventually(lambda: stack.agent_state("1002")["state"] == "ready", 10, "Bob ready")
+    panel = Panel(stack, "lead")
+    assert panel.send("POST", f"/panel/api/supervision/calls/{it['id']}/listen")[0] == 200
+    sup = lead.wait_incoming(timeout=15)
+    lead_tone = write_tone(tmp_path / "lead.wav", SUPERVISOR_HZ, 90)
+    sup.answer(play=lead_tone, record=tmp_path / "lead-heard.wav", loop=True)
+    STARTED[id(sup)] = time.monotonic()
+    hearing(panel, "listen")
+
+    # Alice asks Bob (the caller holds): the supervisor hears their consultation.
+    assert stack.api("POST", f"/api/calls/{it['id']}/consult", {"target": "agent:1002"})[0] == 200
+    bob_leg = bob.wait_incoming(timeout=15)
+    bob_leg.answer(play=write_tone(tmp_path / "bob.wav", BOB_HZ, 90), loop=True)
+    stack.wait_event(it["id"], "consult_answered", timeout=10)
+    consulting = window(sup, 3.0)
+
+    # Alice hands the caller to Bob and drops off: the supervisor stays, now on Bob's channel.
+    assert stack.api("POST", f"/api/calls/{it['id']}/complete")[0] == 200
+    alice_leg.wait_disconnected(timeout=10)
+    stack.wait_event(it["id"], "supervision_followed")
+    hearing(panel, "listen")
+    with_bob = window(sup, 3.0)
+    assert sup.is_confirmed
+
+    sup.hangup()
+    stack.wait_event(it["id"], "supervision_ended")
+    caller.hangup()
+    ended(stack, it["id"])
+    eventually(lambda: ari(stack, "/channels") == [], 10, "no channel left in Asterisk")
+    assert ari(stack, "/bridges") == []
+    followed = [d for k, d in stack.events(it["id"]) if k == "supervision_followed"]
+    assert followed == [{"supervisor": "lead", "to": "1002"}]
+
+    heard = {
+        name: {hz: round(level(sup, span, hz), 4) for hz in (CALLER_TONE_HZ, AGENT_HZ, BOB_HZ)}
+        for name, span in (("consulting", consulting), ("with_bob", with_bob))
+    }
+    print("at the supervisor (caller, Alice, Bob):", heard)
+    assert heard["consulting"][AGENT_HZ] > 0.2 and heard["consulting"][BOB_HZ] > 0.2, "Alice and Bob"
+    assert heard["with_bob"][CALLER_TONE_HZ] > 0.2 and heard["with_bob"][BOB_HZ] > 0.2, "caller and Bob"
+    assert heard["with_bob"][AGENT_HZ] < 0.05, "Alice has left the call"

@@ -211,3 +211,30 @@ async def test_a_reconnect_leaves_a_live_supervisors_call_alone() -> None:
         await c.recovery.reconcile(True)  # orphans in our Stasis app are hung up; these are not
         await coach.reconcile(True)
         assert phone in c.pbx.legs and session.snoop in c.pbx.legs and not session.ended
+
+
+async def test_the_supervisor_follows_the_call_to_another_agent_and_leaves_when_it_is_requeued() -> None:
+    async with center() as c:
+        _caller, iid, alice = await c.talking("1001")
+        coach = coaching(c)
+        session = coach.join("lead", iid, Mode.WHISPER)
+        phone = await c.rings("lead")
+        c.pbx.pick_up(phone)
+        await c.until(lambda: session.hearing is Mode.WHISPER, "whispering")
+        await c.control(iid, "consult", "agent:1002")
+        c.pbx.pick_up(await c.rings("1002"))
+        await c.until(lambda: "consult_answered" in c.store.kinds(iid), "Bob on the line")
+        await c.control(iid, "complete")
+        bob = c.conversation(iid).agent
+        assert bob is not None and bob.agent_id == "1002"
+        await c.until(lambda: c.pbx.snoops.get(session.snoop or "") == bob.channel_id, "a snoop on Bob")
+        assert alice not in c.pbx.legs and phone in c.pbx.legs
+        assert snoops(c.pbx) == [("both", "out"), ("both", "out")]
+        await c.until(lambda: "supervision_followed" in c.store.kinds(iid), "the follow recorded")
+
+        await c.control(iid, "transfer", "queue:general")  # back in line: nobody to listen to
+        await c.until(lambda: session.ended, "the session to end")
+        assert leftovers(c.pbx) == []
+        await c.until(lambda: "supervision_ended" in c.store.kinds(iid), "the end recorded")
+        ends = [e.data for e in c.store.events[iid] if e.kind == "supervision_ended"]
+        assert ends == [{"supervisor": "lead", "reason": "agent_left"}]
