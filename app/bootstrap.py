@@ -35,7 +35,6 @@ from app.adapters.asterisk_instance import (
     InstancePaths,
     load_or_create_secrets,
     render_instance,
-    sip_accounts,
 )
 from app.adapters.db import Store, ensure_database, migrate, resolve_url
 from app.adapters.fax_pages import FaxPages
@@ -62,7 +61,7 @@ from app.calls.runtime import Runtime
 from app.calls.switchboard import Switchboard
 from app.calls.voice import Voice
 from app.calls.writer import InteractionWriter
-from app.config import Settings, ban_rules, call_limits, expert_directory
+from app.config import Settings, ban_rules, call_limits, expert_directory, sip_accounts
 from app.dialer import http as dialer_http
 from app.dialer.service import DialerService
 from app.domain.admission import Admission

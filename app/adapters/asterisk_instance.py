@@ -29,7 +29,7 @@ import yaml
 
 from app.adapters.certificates import CertFiles, ensure_certificate
 from app.adapters.parent_death import dies_with_us
-from app.config import AgentSettings, Settings
+from app.config import AgentSettings, Settings, sip_accounts
 from app.errors import PbxError
 
 log = logging.getLogger(__name__)
@@ -266,15 +266,6 @@ def _webrtc_lines(agent: AgentSettings, media: WebRtcMedia) -> list[str]:
     return lines
 
 
-def sip_accounts(settings: Settings) -> list[AgentSettings]:
-    """Every SIP account: the agents', then the supervisors' who listen to calls (`phone: true`
-    in web.users), made the same way (digest password, one registered phone or a fixed contact)."""
-    supervisors = [
-        AgentSettings(u.username, u.name, contact=u.contact) for u in settings.web.users if u.phone
-    ]
-    return [*settings.agents, *supervisors]
-
-
 def _agent_sections(settings: Settings, secrets: Secrets, webrtc: WebRtcMedia | None = None) -> str:
     out: list[str] = []
     for agent in sip_accounts(settings):
@@ -379,7 +370,7 @@ def render_instance(settings: Settings, secrets: Secrets, prefix: Path, var_dir:
         raise PbxError(f"Asterisk install at {prefix} lacks required modules: {', '.join(missing)}")
     a = settings.asterisk
     webrtc: WebRtcMedia | None = None
-    if any(agent.webrtc for agent in settings.agents):
+    if any(account.webrtc for account in sip_accounts(settings)):
         webrtc = WebRtcMedia(
             ensure_certificate(var_dir, [a.wss_bind]),
             webrtc_media_address(settings),

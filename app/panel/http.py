@@ -358,6 +358,8 @@ async def supervisor_page(request: web.Request, session: PanelSession, lang: Lan
     expert_service = request.app.get(EXPERTS)
     board = "" if expert_service is None else experts.supervisor_section(lang, expert_service.views())
     board += coaching.supervisor_section(lang)
+    if softphone.enabled(request.app[SETTINGS], session.principal.username):
+        board += softphone.widget(lang)  # the supervisor's phone for listening to calls
     return html(
         request,
         pages.supervisor_page(

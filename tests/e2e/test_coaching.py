@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from tests.support.audio import read_wav, write_tone
-from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, PROBE_JS, chromium_flags
 from tests.support.calls import CALLER_TONE_HZ, call_in, ended, register_agent
 from tests.support.sip_phone import Call, Phone, PhoneLab
-from tests.support.stack import Stack, eventually
+from tests.support.stack import Stack, eventually, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +29,13 @@ AGENT_HZ = 1330  # not 440: the hold music has notes there
 SUPERVISOR_HZ = 620
 BOB_HZ = 1700
 STACK_CONFIG = {
-    "web": {"users": [{"username": "lead", "name": "Lee Lead", "role": "supervisor", "phone": True}]},
+    "asterisk": {"wss_port": free_port()},  # the TLS listener of browser softphones
+    "web": {
+        "users": [
+            {"username": "lead", "name": "Lee Lead", "role": "supervisor", "phone": True},
+            {"username": "duty", "name": "Du Ty", "role": "supervisor", "phone": True, "webrtc": True},
+        ]
+    },
     "agents": [{"id": "1001", "name": "Alice Wang"}, {"id": "1002", "name": "Bob Li"}],
     "queues": [{"name": "general", "ring_timeout_s": 10, "wrap_up_s": 0, "announce_every_s": 0}],
     "ivr": {"connecting": [], "greeting": [{"text": "Press 1.", "lang": "en"}]},
@@ -293,3 +299,62 @@ def test_the_supervisor_hears_a_consultation_and_follows_the_call_to_the_consult
     assert heard["consulting"][AGENT_HZ] > 0.2 and heard["consulting"][BOB_HZ] > 0.2, "Alice and Bob"
     assert heard["with_bob"][CALLER_TONE_HZ] > 0.2 and heard["with_bob"][BOB_HZ] > 0.2, "caller and Bob"
     assert heard["with_bob"][AGENT_HZ] < 0.05, "Alice has left the call"
+
+
+def test_a_supervisor_whispers_from_the_browser_softphone(
+    stack: Stack, lab: PhoneLab, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    caller, alice_leg, it, _lead = connected_call(lab, stack, tmp_path, "13700000074")
+    mic = write_tone(tmp_path / "duty-mic.wav", SUPERVISOR_HZ, 30, rate=48000)
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=chromium_flags(mic))
+        try:
+            page = chromium.new_context(locale="en-US").new_page()
+            page.goto(stack.web_url + "/supervisor")
+            page.fill("#username", "duty")
+            page.fill("#password", str(stack.secrets["panel_passwords"]["duty"]))
+            page.click("#sign-in")
+            page.goto(stack.web_url + "/supervisor")
+            expect(page.locator("#softphone")).to_have_attribute("data-state", "registered", timeout=15_000)
+            row = page.locator(f'#live-calls tr[data-interaction-id="{it["id"]}"]')
+            row.locator('button[data-mode="whisper"]').click()
+            expect(page.locator("#softphone-answer")).to_be_visible(timeout=15_000)
+            page.click("#softphone-answer")
+            expect(page.locator("#softphone")).to_have_attribute("data-state", "on_call", timeout=15_000)
+            expect(page.locator("#coach-status")).to_contain_text("whispering (only the agent hears you)")
+            # The browser plays the call: the caller's or the agent's tone is the loudest thing.
+            probe = eventually(
+                lambda: (
+                    (q := page.evaluate(PROBE_JS))
+                    and min(abs(q["hz"] - CALLER_TONE_HZ), abs(q["hz"] - AGENT_HZ)) < 15
+                    and q["db"] > -60
+                    and q
+                ),
+                15,
+                "the call's audio in the supervisor's browser",
+            )
+            whisper = {c: window(c, 3.0) for c in (caller, alice_leg)}
+            page.click("#coach-end")
+            expect(page.locator("#softphone")).to_have_attribute("data-state", "registered", timeout=10_000)
+        finally:
+            chromium.close()
+    stack.wait_event(it["id"], "supervision_ended")
+    eventually(lambda: supervision_leftovers(stack) == [], 10, "no snoop, phone or bridge left")
+    caller.hangup()
+    ended(stack, it["id"])
+    ends = [d for k, d in stack.events(it["id"]) if k == "supervision_ended"]
+    assert ends == [{"supervisor": "duty", "reason": "ended_by_supervisor"}]
+    at_agent, at_caller = (
+        level(alice_leg, whisper[alice_leg], SUPERVISOR_HZ),
+        level(caller, whisper[caller], SUPERVISOR_HZ),
+    )
+    print(
+        f"browser heard {probe['hz']:.0f} Hz at {probe['db']:.0f} dBFS;"
+        f" its mic at the agent {at_agent:.3f}, at the caller {at_caller:.4f}"
+    )
+    # Chromium's own processing of the microphone (noise suppression takes a steady tone for
+    # noise) turns it down by about 20 dB: still 100 times what the caller gets.
+    assert at_agent > 0.05, "the agent did not hear the supervisor's browser"
+    assert at_caller < 0.05, "the caller heard the whisper"

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from app.adapters.asterisk_instance import sip_accounts
-from app.config import Settings, WebSettings, WebUserSettings, load_settings
+from app.config import Settings, WebSettings, WebUserSettings, load_settings, sip_accounts
 from app.domain.coaching import Mode, hears_supervisor, parse_mode, snoop_directions
 from app.errors import ConfigError
 from app.panel import coaching as panel_coaching
+from app.panel import softphone
 from app.supervision.coaching import Coaching, CoachingError
 from tests.support.fake_pbx import FakePbx
 from tests.unit.test_call_scripts import Center, center
@@ -37,6 +37,9 @@ def test_a_supervisor_with_a_phone_gets_a_sip_account_like_an_agent() -> None:
         )
     )
     assert [a.id for a in sip_accounts(settings)][-1] == "lead"
+    assert not softphone.enabled(settings, "lead"), "a desk phone unless webrtc: true"
+    browser = Settings(web=WebSettings(users=(WebUserSettings("duty", "D", phone=True, webrtc=True),)))
+    assert softphone.enabled(browser, "duty") and softphone.any_enabled(browser)
     assert "root" not in [a.id for a in sip_accounts(settings)]
 
 
@@ -49,6 +52,12 @@ def test_a_supervisor_with_a_phone_gets_a_sip_account_like_an_agent() -> None:
             "{username: lead, name: L, phone: true, contact: 'lead@10'}",
             "web.users[0].contact",
             "not a SIP URI",
+        ),
+        ("{username: ld, name: L, webrtc: true}", "web.users[0].webrtc", "add `phone: true`"),
+        (
+            "{username: ld, name: L, phone: true, webrtc: true, contact: 'sip:ld@h'}",
+            "web.users[0].webrtc",
+            "drop",
         ),
     ],
 )
