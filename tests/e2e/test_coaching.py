@@ -21,15 +21,17 @@ from tests.support.audio import read_wav, write_tone
 from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, PROBE_JS, chromium_flags
 from tests.support.calls import CALLER_TONE_HZ, call_in, ended, register_agent
 from tests.support.sip_phone import Call, Phone, PhoneLab
-from tests.support.stack import Stack, eventually, free_port
+from tests.support.stack import Stack, eventually, free_port, free_sip_port
 
 pytestmark = pytest.mark.e2e
 
 AGENT_HZ = 1330  # not 440: the hold music has notes there
 SUPERVISOR_HZ = 620
 BOB_HZ = 1700
+CARRIER_PORT = free_sip_port()  # customers called back answer here
 STACK_CONFIG = {
     "asterisk": {"wss_port": free_port()},  # the TLS listener of browser softphones
+    "carrier": {"outbound_contact": f"sip:127.0.0.2:{CARRIER_PORT}", "caller_id": "7000"},
     "web": {
         "users": [
             {"username": "lead", "name": "Lee Lead", "role": "supervisor", "phone": True},
@@ -37,7 +39,15 @@ STACK_CONFIG = {
         ]
     },
     "agents": [{"id": "1001", "name": "Alice Wang"}, {"id": "1002", "name": "Bob Li"}],
-    "queues": [{"name": "general", "ring_timeout_s": 10, "wrap_up_s": 0, "announce_every_s": 0}],
+    "queues": [
+        {
+            "name": "general",
+            "ring_timeout_s": 10,
+            "wrap_up_s": 0,
+            "announce_every_s": 0,
+            "callback": {"offer": True, "customer_ring_s": 15},  # for the callback test
+        }
+    ],
     "ivr": {"connecting": [], "greeting": [{"text": "Press 1.", "lang": "en"}]},
 }
 
@@ -358,3 +368,53 @@ def test_a_supervisor_whispers_from_the_browser_softphone(
     # noise) turns it down by about 20 dB: still 100 times what the caller gets.
     assert at_agent > 0.05, "the agent did not hear the supervisor's browser"
     assert at_caller < 0.05, "the caller heard the whisper"
+
+
+def test_a_supervisor_barges_into_a_callback(stack: Stack, lab: PhoneLab, tmp_path: Path) -> None:
+    """A call the center places (the customer called back) is listened to the same way."""
+    customers = lab.phone("127.0.0.2", port=CARRIER_PORT)
+    alice = register_agent(lab, stack, "1001")
+    lead = register_agent(lab, stack, "lead")
+    eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "Alice ready")
+    status, cb = stack.api("POST", "/api/callbacks", {"phone": "13700000075", "queue": "general"})
+    assert status == 201, cb
+    alice_leg = alice.wait_incoming(timeout=15)
+    alice_leg.answer(
+        play=write_tone(tmp_path / "alice.wav", AGENT_HZ, 90), record=tmp_path / "alice-heard.wav", loop=True
+    )
+    STARTED[id(alice_leg)] = time.monotonic()
+    customer = customers.wait_incoming(timeout=20)
+    customer.answer(
+        play=write_tone(tmp_path / "customer.wav", CALLER_TONE_HZ, 90),
+        record=tmp_path / "customer-heard.wav",
+        loop=True,
+    )
+    STARTED[id(customer)] = time.monotonic()
+    panel = Panel(stack, "lead")
+
+    def the_callback() -> dict[str, Any] | None:
+        calls = panel.send("GET", "/panel/api/supervision/calls")[1]["calls"]
+        return next((c for c in calls if c["kind"] == "callback" and c["agent_id"] == "1001"), None)
+
+    call = eventually(the_callback, 15, "the callback among the live calls")
+    assert panel.send("POST", f"/panel/api/supervision/calls/{call['interaction_id']}/barge")[0] == 200
+    sup = lead.wait_incoming(timeout=15)
+    lead_tone = write_tone(tmp_path / "lead.wav", SUPERVISOR_HZ, 90)
+    sup.answer(play=lead_tone, record=tmp_path / "lead-heard.wav", loop=True)
+    STARTED[id(sup)] = time.monotonic()
+    hearing(panel, "barge")
+    barge = {c: window(c, 3.0) for c in (sup, customer, alice_leg)}
+    sup.hangup()
+    stack.wait_event(call["interaction_id"], "supervision_ended")
+    customer.hangup()
+    ended(stack, call["interaction_id"])
+    eventually(lambda: ari(stack, "/channels") == [], 10, "no channel left in Asterisk")
+
+    heard = {
+        "supervisor hears the customer": level(sup, barge[sup], CALLER_TONE_HZ),
+        "supervisor hears the agent": level(sup, barge[sup], AGENT_HZ),
+        "customer hears the supervisor": level(customer, barge[customer], SUPERVISOR_HZ),
+        "agent hears the supervisor": level(alice_leg, barge[alice_leg], SUPERVISOR_HZ),
+    }
+    print("callback, barge:", heard)
+    assert min(heard.values()) > 0.2, heard
