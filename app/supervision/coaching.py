@@ -33,7 +33,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from app.adapters.ari import AriNotFound, Channel, StasisStart
+from app.adapters.ari import AriNotFound, Bridge, Channel, StasisStart
+from app.calls.conversation import Conversation
 from app.calls.events import CallEvent
 from app.calls.session import HANGUP_EVENTS, Call
 from app.domain.coaching import Mode, snoop_directions
@@ -61,7 +62,7 @@ class CoachingPbx(Protocol):
         self, channel_id: str, snoop_id: str, *, spy: str, whisper: str, app_args: str
     ) -> Channel: ...
     async def hangup(self, channel_id: str, reason: str = "normal") -> None: ...
-    async def create_bridge(self, bridge_id: str, name: str) -> Any: ...
+    async def create_bridge(self, bridge_id: str, name: str) -> Bridge: ...
     async def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None: ...
     async def destroy_bridge(self, bridge_id: str) -> None: ...
     async def channels(self) -> list[Channel]: ...
@@ -84,10 +85,11 @@ class CoachingError(AppError):
 def agent_channel(call: Call) -> tuple[str, str] | None:
     """(channel, who) of the party in control of the call: an agent (their id), or an outside
     expert the call was handed to (their number); None while nobody is."""
-    agent = getattr(call.conversation, "agent", None)
-    if agent is None:
+    conversation = call.conversation
+    if not isinstance(conversation, Conversation) or conversation.agent is None:
         return None
-    return str(agent.channel_id), str(agent.agent_id or agent.number or "")
+    agent = conversation.agent
+    return agent.channel_id, agent.agent_id or agent.number or ""
 
 
 @dataclass(frozen=True)
