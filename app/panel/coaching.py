@@ -65,7 +65,7 @@ def _t(lang: Lang, key: str) -> str:
     return escape(TEXT[lang][key])
 
 
-def supervisor_section(lang: Lang) -> str:
+def live_calls_section(lang: Lang) -> str:
     head = "".join(
         f"<th>{_t(lang, k)}</th>" for k in ("caller", "agent", "kind", "queue", "listening", "actions")
     )

@@ -26,7 +26,8 @@ from aiohttp import WSCloseCode, web
 from app.domain.access import AGENT_ROLES, Principal, may_supervise
 from app.errors import AppError
 from app.experts.http import EXPERTS
-from app.panel import calls, coaching, experts, pages, pop_pages, softphone
+from app.panel import calls, experts, pages, pop_pages, softphone
+from app.panel.coaching import live_calls_section
 from app.panel.i18n import LANG_COOKIE, Lang, pick_language, t
 from app.panel.live import LIVE, Subscription
 from app.panel.pop import POPS
@@ -357,7 +358,7 @@ async def supervisor_page(request: web.Request, session: PanelSession, lang: Lan
     bans = [ban_view(b, service.now()) for b in service.active] if service is not None else []
     expert_service = request.app.get(EXPERTS)
     board = "" if expert_service is None else experts.supervisor_section(lang, expert_service.views())
-    board += coaching.supervisor_section(lang)
+    board += live_calls_section(lang)
     if softphone.enabled(request.app[SETTINGS], session.principal.username):
         board += softphone.widget(lang)  # the supervisor's phone for listening to calls
     return html(

@@ -182,7 +182,7 @@ async def test_refusals_are_clear_and_change_nothing() -> None:
 
 def test_the_live_calls_section_has_every_label_in_both_languages() -> None:
     assert set(panel_coaching.TEXT["en"]) == set(panel_coaching.TEXT["zh"])
-    assert 'id="live-calls"' in panel_coaching.supervisor_section("zh")
+    assert 'id="live-calls"' in panel_coaching.live_calls_section("zh")
 
 
 async def test_a_call_ending_while_the_supervisors_phone_rings_stops_the_ringing() -> None:
