@@ -50,6 +50,12 @@ def banner(settings: Settings, database: str) -> str:
     for agent in settings.agents[:10]:
         phone = "  (browser softphone: sign in to the agent panel)" if agent.webrtc else ""
         lines.append(f"    {agent.id}  {agent.name}{phone}")
+    listeners = [u for u in settings.web.users if u.phone]
+    if listeners:
+        lines.append("  Supervisors' phones to listen to calls: username = the panel username, same list")
+        for user in listeners:
+            phone = "  (browser softphone: on the supervisor page)" if user.webrtc else ""
+            lines.append(f"    {user.username}  {user.name}{phone}")
     lines += panel_banner(settings)
     dids = ", ".join(settings.carrier.dids)
     lines += [

@@ -63,7 +63,7 @@ from app.calls.runtime import Runtime
 from app.calls.switchboard import Switchboard
 from app.calls.voice import Voice
 from app.calls.writer import InteractionWriter
-from app.config import Settings, ban_rules, call_limits, expert_directory
+from app.config import Settings, ban_rules, call_limits, expert_directory, sip_accounts
 from app.dialer import http as dialer_http
 from app.dialer.service import DialerService
 from app.domain.admission import Admission
@@ -102,6 +102,7 @@ from app.security import http as security_http
 from app.security.service import SipBanService
 from app.supervision import http as supervision_http
 from app.supervision import metrics as metrics_http
+from app.supervision.coaching import Coaching
 from app.supervision.metrics import METRICS, CenterMetrics, LiveSources
 from app.supervision.reports import Reports
 from app.supervision.wallboard import WallboardService, day_start_in
@@ -230,7 +231,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 async def asterisk_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     paths = Paths.of(settings)
-    secrets = load_or_create_secrets(paths.var_dir, [a.id for a in settings.agents])
+    secrets = load_or_create_secrets(paths.var_dir, [a.id for a in sip_accounts(settings)])
     app[SECRETS] = secrets
     prefix = await asterisk_prefix()
     instance = render_instance(settings, secrets, prefix, paths.var_dir)
@@ -607,6 +608,21 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             await ledger.stop()
 
 
+async def coaching_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Supervisors listening to live calls (app/supervision/coaching.py): opened after the
+    calls, so it is closed first and hangs up every supervisor's phone call."""
+    settings = app[SETTINGS]
+    board = app[calls_http.BOARD]
+    phones = {u.username: f"PJSIP/{u.username}" for u in settings.web.users if u.phone}
+    coaching = Coaching(app[health.ARI], board, phones)
+    board.on_connect(coaching.reconcile)
+    app[supervision_http.COACHING] = coaching
+    try:
+        yield
+    finally:
+        await coaching.stop()
+
+
 async def end_every_call(board: Switchboard, timeout: float = 10.0) -> int:
     """The center is being stopped (not restarted): every call ends, recorded as dropped, its
     agents freed, before Asterisk goes down."""
@@ -803,6 +819,7 @@ def build_app(settings: Settings) -> web.Application:
             metrics_ctx,
             recording_ctx,
             calls_ctx,
+            coaching_ctx,
         ]
     )
     app.on_shutdown.append(panel_http.close_live_sockets)

@@ -299,6 +299,13 @@ class WebUserSettings:
     username: str
     name: str
     role: Literal["supervisor", "admin", "qa"] = "supervisor"
+    # A SIP account for listening to calls (supervisors and admins): the username, with a
+    # generated password (`agent_passwords` in var/secrets.yaml), registered like an agent's.
+    phone: bool = False
+    # A desk phone at a fixed address instead of registering, e.g. "sip:lead@10.0.0.31:5060".
+    contact: str | None = None
+    # The phone is the browser softphone on the supervisor page (WebRTC), as for agents.
+    webrtc: bool = False
 
 
 @dataclass(frozen=True)
@@ -817,6 +824,16 @@ class Settings:
 # ---------------------------------------------------------------------------
 
 
+def sip_accounts(s: Settings) -> tuple[AgentSettings, ...]:
+    """Every SIP account: the agents', then the supervisors' who listen to calls (`phone: true`
+    in web.users), made the same way (digest password, one registered phone, a fixed contact or
+    the browser softphone)."""
+    supervisors = tuple(
+        AgentSettings(u.username, u.name, contact=u.contact, webrtc=u.webrtc) for u in s.web.users if u.phone
+    )
+    return (*s.agents, *supervisors)
+
+
 def compose_file(path: Path) -> yaml.Node | None:
     """A YAML file's node tree (None when empty), kept with line numbers for error messages."""
     file = str(path)
@@ -1059,7 +1076,7 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         "asterisk.ami_port": s.asterisk.ami_port,
         "web.port": s.web.port,
     }
-    if any(agent.webrtc for agent in s.agents):  # the TLS listener exists only then
+    if any(account.webrtc for account in sip_accounts(s)):  # the TLS listener exists only then
         ports["asterisk.wss_port"] = s.asterisk.wss_port
     for path, port in ports.items():
         if not 1 <= port <= 65535:
@@ -1356,6 +1373,25 @@ def _check_web(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> No
             )
         if user.username in usernames:
             raise bad(f"web.users[{i}].username", f"user {user.username} is given twice")
+        if user.phone and user.username == s.carrier.name:
+            raise bad(f"web.users[{i}].username", f"{user.username} is the carrier's SIP name; pick another")
+        if user.phone and user.role == "qa":
+            raise bad(f"web.users[{i}].phone", "only supervisors and admins listen to calls")
+        if user.webrtc and not user.phone:
+            raise bad(
+                f"web.users[{i}].webrtc", "the browser softphone is the user's phone: add `phone: true`"
+            )
+        if user.webrtc and user.contact is not None:
+            raise bad(
+                f"web.users[{i}].webrtc",
+                "a browser softphone registers from wherever the user signs in; drop `contact`",
+            )
+        if user.contact is not None and not user.phone:
+            raise bad(
+                f"web.users[{i}].contact", "a contact is the address of the user's phone: add `phone: true`"
+            )
+        if user.contact is not None and not _SIP_URI.fullmatch(user.contact):
+            raise bad(f"web.users[{i}].contact", f"not a SIP URI: {user.contact!r}")
         usernames.add(user.username)
     if not s.web.not_ready_reasons:
         raise bad("web.not_ready_reasons", "give at least one reason code")

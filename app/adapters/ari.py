@@ -490,6 +490,18 @@ class AriClient:
         )
         return Channel.parse(data)
 
+    async def snoop(
+        self, channel_id: str, snoop_id: str, *, spy: str, whisper: str, app_args: str
+    ) -> Channel:
+        """A channel that hears (`spy`) and speaks into (`whisper`) another one, entering our
+        Stasis app with `app_args`: in = what the channel sends, out = what it is sent."""
+        data = await self.request(
+            "POST",
+            f"/channels/{channel_id}/snoop/{snoop_id}",
+            params={"spy": spy, "whisper": whisper, "app": self.app, "appArgs": app_args},
+        )
+        return Channel.parse(data)
+
     async def endpoint(self, technology: str, resource: str) -> Endpoint | None:
         try:
             data = await self.request("GET", f"/endpoints/{technology}/{resource}")

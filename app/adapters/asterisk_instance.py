@@ -29,7 +29,7 @@ import yaml
 
 from app.adapters.certificates import CertFiles, ensure_certificate
 from app.adapters.parent_death import dies_with_us
-from app.config import AgentSettings, Settings
+from app.config import AgentSettings, Settings, sip_accounts
 from app.errors import PbxError
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,7 @@ def _webrtc_lines(agent: AgentSettings, media: WebRtcMedia) -> list[str]:
 
 def _agent_sections(settings: Settings, secrets: Secrets, webrtc: WebRtcMedia | None = None) -> str:
     out: list[str] = []
-    for agent in settings.agents:
+    for agent in sip_accounts(settings):
         codecs = list(agent.codecs)
         if agent.webrtc and webrtc is not None and webrtc.opus and "opus" not in codecs:
             codecs.insert(0, "opus")
@@ -370,7 +370,7 @@ def render_instance(settings: Settings, secrets: Secrets, prefix: Path, var_dir:
         raise PbxError(f"Asterisk install at {prefix} lacks required modules: {', '.join(missing)}")
     a = settings.asterisk
     webrtc: WebRtcMedia | None = None
-    if any(agent.webrtc for agent in settings.agents):
+    if any(account.webrtc for account in sip_accounts(settings)):
         webrtc = WebRtcMedia(
             ensure_certificate(var_dir, [a.wss_bind]),
             webrtc_media_address(settings),

@@ -141,6 +141,12 @@ class Call:
         self.writer.save(self.it)
         return await self.writer.flush(self.it.id, timeout)
 
+    def note(self, kind: str, **data: Any) -> None:
+        """Add to the call's record something done from outside it (a supervisor listening in):
+        written behind, in order with the call's own events."""
+        self.it.record(self.now(), kind, **data)
+        self.save_soon()
+
     # -- events -----------------------------------------------------------------
 
     def route(self, key: str, channel: bool = True) -> None:

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 StasisHandler = Callable[[Channel, tuple[str, ...]], Awaitable[None]]
 ConnectHook = Callable[[bool], Awaitable[None]]  # argument: True on a reconnect
 EndpointListener = Callable[[str, bool], None]  # agent id, registered
+Watcher = Callable[[CallEvent], None]  # events of a channel that belongs to no call
 
 
 class Switchboard:
@@ -42,6 +43,7 @@ class Switchboard:
         self._stasis: dict[str, StasisHandler] = {}
         self._connect_hooks: list[ConnectHook] = []
         self._endpoint_listeners: list[EndpointListener] = []
+        self._watchers: dict[str, Watcher] = {}  # channel id -> who follows it besides calls
         self.ready = asyncio.Event()  # set once the first connect's hooks have all run
 
     # -- registration -------------------------------------------------------------
@@ -63,6 +65,14 @@ class Switchboard:
 
     def unroute(self, key: str) -> None:
         self._routes.pop(key, None)
+
+    def watch(self, channel_id: str, watcher: Watcher) -> None:
+        """Events of a channel that is no call's leg (a supervisor listening in, a snoop) go to
+        `watcher`; set before the channel is made, so that none is missed."""
+        self._watchers[channel_id] = watcher
+
+    def unwatch(self, channel_id: str) -> None:
+        self._watchers.pop(channel_id, None)
 
     def remove(self, call: Call) -> None:
         if self._calls.get(call.it.id) is call:
@@ -93,7 +103,8 @@ class Switchboard:
         return (c for c in self.calls() if not c.ended)
 
     def holds(self, channel_id: str) -> bool:
-        return channel_id in self._routes
+        """Someone follows this channel: a call, or a watcher (a supervisor's phone, a snoop)."""
+        return channel_id in self._routes or channel_id in self._watchers
 
     # -- events -----------------------------------------------------------------
 
@@ -127,6 +138,10 @@ class Switchboard:
         call = self._routes.get(key) if key else None
         if call is not None:
             call.events.put_nowait(ev)
+            return
+        watcher = self._watchers.get(key) if key else None
+        if watcher is not None:
+            watcher(ev)
             return
         if isinstance(ev, StasisStart):
             kind = ev.args[0] if ev.args else ""

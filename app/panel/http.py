@@ -29,6 +29,7 @@ from app.domain.staffing import STAFFING_COLUMNS
 from app.errors import AppError
 from app.experts.http import EXPERTS
 from app.panel import calls, experts, outbound, pages, pop_pages, report_pages, softphone
+from app.panel.coaching import live_calls_section
 from app.panel.i18n import LANG_COOKIE, Lang, pick_language, t
 from app.panel.live import LIVE, Subscription
 from app.panel.pop import POPS
@@ -423,6 +424,9 @@ async def supervisor_page(request: web.Request, session: PanelSession, lang: Lan
     bans = [ban_view(b, service.now()) for b in service.active] if service is not None else []
     expert_service = request.app.get(EXPERTS)
     board = "" if expert_service is None else experts.supervisor_section(lang, expert_service.views())
+    board += live_calls_section(lang)
+    if softphone.enabled(request.app[SETTINGS], session.principal.username):
+        board += softphone.widget(lang)  # the supervisor's phone for listening to calls
     return html(
         request,
         pages.supervisor_page(

@@ -17,7 +17,7 @@ from html import escape
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from app.config import Settings
+from app.config import Settings, sip_accounts
 from app.panel.i18n import Lang
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -67,12 +67,13 @@ TEXT: dict[Lang, dict[str, str]] = {
 }
 
 
-def enabled(settings: Settings, agent_id: str | None) -> bool:
-    return agent_id is not None and any(a.id == agent_id and a.webrtc for a in settings.agents)
+def enabled(settings: Settings, account: str | None) -> bool:
+    """Does this SIP account (an agent's id, or a supervisor's username) use the browser softphone?"""
+    return account is not None and any(a.id == account and a.webrtc for a in sip_accounts(settings))
 
 
 def any_enabled(settings: Settings) -> bool:
-    return any(a.webrtc for a in settings.agents)
+    return any(a.webrtc for a in sip_accounts(settings))
 
 
 def _hostname(request_host: str) -> str:

@@ -1,4 +1,5 @@
-"""GET /panel/api/softphone: the signed-in agent's own SIP account, for the browser softphone.
+"""GET /panel/api/softphone: the signed-in agent's own SIP account, for the browser softphone
+(or a supervisor's, who listens to calls with it: `phone: true, webrtc: true` in web.users).
 
 The answer holds a password, so it is given as narrowly as the panel allows:
 - only to a signed-in session whose user is an agent with ``webrtc: true``, and only that
@@ -16,6 +17,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from app.config import sip_accounts
+from app.domain.access import may_supervise
 from app.errors import AppError
 from app.panel import softphone
 from app.web.auth import AUTH, CSRF_HEADER, SESSION_COOKIE, Forbidden
@@ -28,7 +31,7 @@ class SoftphoneOff(AppError):
     def __init__(self, agent_id: str) -> None:
         super().__init__(
             "softphone-off",
-            f"agent {agent_id} has no browser softphone (webrtc: true in the configuration)",
+            f"{agent_id} has no browser softphone (webrtc: true in the configuration)",
             {"agent_id": agent_id},
             404,
         )
@@ -41,16 +44,19 @@ async def api_softphone(request: web.Request) -> web.Response:
     if origin is not None and urlsplit(origin).netloc != request.host:
         raise Forbidden(f"cross-site request refused (Origin {origin})")
     auth.check_csrf(session, request.headers.get(CSRF_HEADER))
-    agent_id = session.principal.agent_id
-    if agent_id is None:
-        raise Forbidden("only agents have a softphone")
+    who = session.principal
     settings = request.app[SETTINGS]
+    # An agent's account is their id; a supervisor's who listens to calls, their username.
+    agent_id = who.agent_id if who.agent_id is not None else who.username
+    has_phone = any(a.id == agent_id for a in sip_accounts(settings))
+    if who.agent_id is None and not (may_supervise(who) and has_phone):
+        raise Forbidden("only agents, and supervisors with a phone (phone: true), have a softphone")
     if not softphone.enabled(settings, agent_id):
         raise SoftphoneOff(agent_id)
     ws_url = softphone.websocket_url(settings, request.host)
     domain = urlsplit(ws_url).netloc.rsplit(":", 1)[0]
-    agent = next(a for a in settings.agents if a.id == agent_id)
-    log.info("softphone: account of agent %s given to its session", agent_id)
+    agent = next(a for a in sip_accounts(settings) if a.id == agent_id)
+    log.info("softphone: account %s given to its session", agent_id)
     return web.json_response(
         {
             "ws_url": ws_url,

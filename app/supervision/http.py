@@ -2,7 +2,8 @@
 `/panel/api/...`; the page `/wallboard` is the panel's), the reports
 `GET /api/reports/{interval,queues,agents,ivr,work,campaigns}` and staffing
 `GET /api/reports/{staffing,forecast}`, each as JSON or, with `format=csv`, CSV (the pages
-`/reports...` and `/staffing` are the panel's)."""
+`/reports...` and `/staffing` are the panel's), and listening in on live calls
+(`/api/supervision/...`, app/supervision/coaching.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from app.domain.access import may_supervise
+from app.domain.access import Principal, may_supervise
+from app.domain.coaching import parse_mode
 from app.domain.reports import (
     AGENT_COLUMNS,
     AGENT_INTERVAL_COLUMNS,
@@ -27,6 +29,7 @@ from app.domain.reports import (
     WORK_COLUMNS,
 )
 from app.domain.staffing import STAFFING_COLUMNS
+from app.supervision.coaching import Coaching
 from app.supervision.reports import PeriodError, Reports
 from app.supervision.wallboard import WallboardService
 from app.web.auth import Forbidden, principal
@@ -34,6 +37,7 @@ from app.web.http import BadRequest, NotFound
 
 WALLBOARD = web.AppKey("wallboard", WallboardService)
 REPORTS = web.AppKey("reports", Reports)
+COACHING = web.AppKey("coaching", Coaching)
 
 
 async def wallboard(request: web.Request) -> web.Response:
@@ -47,6 +51,7 @@ def add_routes(app: web.Application) -> None:
     for prefix in ("/api", "/panel/api"):
         app.router.add_get(f"{prefix}/wallboard", wallboard)
     add_report_routes(app)
+    add_coaching_routes(app)
 
 
 # -- reports --------------------------------------------------------------------------------------
@@ -196,3 +201,45 @@ def add_report_routes(app: web.Application) -> None:
     for prefix in ("/api", "/panel/api"):
         app.router.add_get(f"{prefix}/reports/interval", interval_report)
         app.router.add_get(f"{prefix}/reports/{{kind}}", report)
+
+
+# -- listen, whisper, barge ------------------------------------------------------------------------
+
+
+async def _supervisor(request: web.Request, write: bool) -> Principal:
+    who = await principal(request, write=write)
+    if not may_supervise(who):
+        raise Forbidden("only supervisors and admins may listen to calls")
+    return who
+
+
+async def live_calls(request: web.Request) -> web.Response:
+    """The calls an agent is talking on, and the asker's own session (null when none)."""
+    who = await _supervisor(request, write=False)
+    coaching = request.app[COACHING]
+    mine = coaching.session_of(who.username)
+    return web.json_response({"calls": coaching.live_calls(), "mine": None if mine is None else mine.view()})
+
+
+async def join_call(request: web.Request) -> web.Response:
+    """`POST .../supervision/calls/{interaction_id}/listen|whisper|barge`: the asker's phone
+    rings; on the call already listened to, the mode changes on the same phone call."""
+    who = await _supervisor(request, write=True)
+    try:
+        mode = parse_mode(request.match_info["mode"])
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+    session = request.app[COACHING].join(who.username, request.match_info["interaction_id"], mode)
+    return web.json_response(session.view())
+
+
+async def leave_call(request: web.Request) -> web.Response:
+    who = await _supervisor(request, write=True)
+    return web.json_response(request.app[COACHING].leave(who.username).view())
+
+
+def add_coaching_routes(app: web.Application) -> None:
+    for prefix in ("/api", "/panel/api"):
+        app.router.add_get(f"{prefix}/supervision/calls", live_calls)
+        app.router.add_post(f"{prefix}/supervision/calls/{{interaction_id}}/{{mode}}", join_call)
+        app.router.add_post(f"{prefix}/supervision/end", leave_call)

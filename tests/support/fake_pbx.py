@@ -65,6 +65,7 @@ class FakePbx:
         self.hold_playbacks = False
         self.started = STARTED
         self.recordings: dict[str, str] = {}  # live recording name -> state
+        self.snoops: dict[str, str] = {}  # snoop channel -> the channel it spies on
         self._ids = itertools.count(1)
 
     # -- the world's part -------------------------------------------------------------
@@ -97,6 +98,9 @@ class FakePbx:
     def hang_up(self, channel_id: str, cause: int = 16) -> None:
         """A party hangs up (or a phone rings out: cause 19)."""
         leg = self.legs.pop(channel_id)
+        self.snoops.pop(channel_id, None)
+        for snoop_id in [s for s, target in self.snoops.items() if target == channel_id]:
+            self.hang_up(snoop_id)  # as Asterisk does: a snoop goes with the channel it spies on
         self._leave_bridges(channel_id)
         self.moh.discard(channel_id)
         if leg.in_stasis:
@@ -284,6 +288,17 @@ class FakePbx:
     async def send_dtmf(self, channel_id: str, digits: str) -> None:
         self._live(channel_id)
         self.requests.append(("dtmf", channel_id, digits))
+
+    async def snoop(
+        self, channel_id: str, snoop_id: str, *, spy: str, whisper: str, app_args: str
+    ) -> Channel:
+        self._live(channel_id)
+        self.requests.append(("snoop", channel_id, snoop_id, spy, whisper))
+        channel = self._channel(snoop_id, app_data=f"{APP},{app_args}")
+        self.legs[snoop_id] = Leg(channel, "", app_args, True)
+        self.snoops[snoop_id] = channel_id
+        self.queue.put_nowait(StasisStart(channel, tuple(app_args.split(","))))
+        return channel
 
     async def channels(self) -> list[Channel]:
         return [leg.channel for leg in self.legs.values()]
