@@ -62,12 +62,21 @@ class Stack:
     def compose(self, *args: str, timeout: float = 300) -> str:
         return containers("compose", "-p", PROJECT, *args, env=self.env, timeout=timeout)
 
-    def up(self) -> None:
-        """`compose up -d`. Twice in about twenty runs here, Podman left one container created but
-        not started (it started at once by hand) and podman-compose waited for it for ever: a
-        container still only created after two looks 15 s apart is started, and said so."""
+    def up(self, *services: str) -> None:
+        """`compose up -d` (only `services` when given, without what they depend on). Twice in
+        about twenty runs here, Podman left one container created but not started (it started
+        at once by hand) and podman-compose waited for it for ever: a container still only
+        created after two looks 15 s apart is started, and said so."""
         proc = subprocess.Popen(
-            [str(SCRIPT), "compose", "-p", PROJECT, "up", "-d"],
+            [
+                str(SCRIPT),
+                "compose",
+                "-p",
+                PROJECT,
+                "up",
+                "-d",
+                *(("--no-deps", *services) if services else ()),
+            ],
             cwd=REPO,
             env=self.env,
             stdout=subprocess.PIPE,
@@ -278,12 +287,14 @@ def test_a_call_flows_from_the_caller_container_to_an_agent_container(stack: Sta
 
 
 def test_the_data_outlives_the_containers(stack: Stack) -> None:
-    """Removing and re-creating the stack keeps the database and the recordings (named volumes)."""
+    """Removing the stack and creating its containers again keeps the database and the
+    recordings (named volumes). Only the two that hold them are started again: the rest of a
+    full start was checked above."""
     before = stack.sql("SELECT id FROM interactions ORDER BY arrived_at")
     assert before
     stack.compose("down")
     t = time.monotonic()
-    stack.up()
+    stack.up("postgres", "caller")
     stack.timings["compose up (volumes kept)"] = time.monotonic() - t
     assert stack.read("caller", "/phone/call-1.wav")
     after = eventually(
