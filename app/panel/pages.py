@@ -43,6 +43,7 @@ def client_texts(lang: Lang, reasons: Sequence[NotReadyReason]) -> dict[str, Any
         "lang": lang,
         "text": {k: t(lang, k) for k in keys},
         "states": {k.removeprefix("state."): v for k, v in TEXT[lang].items() if k.startswith("state.")},
+        "lines": {k.removeprefix("line."): v for k, v in TEXT[lang].items() if k.startswith("line.")},
         "reasons": {
             **{k.removeprefix("why."): v for k, v in TEXT[lang].items() if k.startswith("why.")},
             **{r.code: reason_label(lang, reasons, r.code) for r in reasons},
@@ -128,6 +129,16 @@ def _state_detail(lang: Lang, reasons: Sequence[NotReadyReason], agent: Mapping[
     return " · ".join(parts)
 
 
+def _outbound_line(lang: Lang, status: str | None) -> str:
+    """The agent's nailed-up outbound line (app/dialer/nailed.py), when there is one."""
+    text = t(lang, f"line.{status}") if status else ""
+    hidden = "" if status else " hidden"
+    return (
+        f'<p class="outbound-line" id="outbound-line" data-line="{escape(status or "")}"{hidden}>'
+        f"{escape(text)}</p>"
+    )
+
+
 def panel_page(
     lang: Lang,
     csrf: str,
@@ -152,8 +163,7 @@ def panel_page(
         f"{escape(t(lang, 'state.' + state))}</p>"
         f'<p class="detail" id="state-detail">{_state_detail(lang, reasons, agent)}</p>'
         f'<p class="phone" id="phone" data-registered="{str(agent["device_registered"]).lower()}">'
-        f"{escape(phone)}</p>"
-        '<div class="actions">'
+        f"{escape(phone)}</p>" + _outbound_line(lang, agent.get("outbound_line")) + '<div class="actions">'
         f'<form method="post" action="/panel/state" class="state-form">{hidden}'
         '<input type="hidden" name="state" value="ready">'
         f'<button type="submit" id="ready" class="ready">{escape(t(lang, "ready"))}</button></form>'

@@ -34,6 +34,7 @@ def agent_view(agent: Agent) -> dict[str, Any]:
         "state_since": agent.state_since.isoformat() if agent.state_since else None,
         "not_ready_reason": agent.not_ready_reason,
         "device_registered": agent.device_registered,
+        "outbound_line": agent.outbound_line,
         "skills": dict(sorted(agent.skills.items())),
         "groups": sorted(agent.groups),
         "calls_answered": agent.calls_answered,
