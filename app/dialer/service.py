@@ -271,7 +271,7 @@ class DialerService:
         return True
 
     def line_of(self, agent_id: str, state: CampaignState) -> str:
-        """ "nailed" or "ringing": how this agent takes this campaign's customers."""
+        """How this agent takes this campaign's customers: "nailed" or "ringing"."""
         c = state.settings
         return agent_line(c.mode, c.agent_line, self._agent_lines.get(agent_id))
 
@@ -336,9 +336,9 @@ class DialerService:
                 continue
             nailed = self.line_of(agent.id, state) == "nailed"
             if nailed and self.lines.status(agent.id) is None:
-                continue  # their line is down (calling them, or they hung up): not on the campaign
+                continue  # no line (not called yet, or they hung it up): not on the campaign
             if agent.routable and nailed and self.lines.status(agent.id) != CONNECTED:
-                continue
+                continue  # their phone is still being called for the line
             if agent.routable:
                 free += 1
                 ringing_agents = ringing_agents or not nailed

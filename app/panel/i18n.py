@@ -108,6 +108,8 @@ TEXT: dict[Lang, dict[str, str]] = {
         "why.no answer": "missed a call",
         # screen pop and after-call work (app/panel/pop_pages.py, static/pop.js)
         "why.idle": "no activity",
+        "why.hung up the outbound line": "hung up the outbound line",
+        "why.did not answer the outbound line": "did not answer the outbound line",
         "pop.title": "Incoming call",
         "pop.title_on_call": "On the call",
         "pop.title_ended": "Last call",
@@ -300,6 +302,8 @@ TEXT: dict[Lang, dict[str, str]] = {
         "why.no answer": "未接来电",
         # screen pop and after-call work (app/panel/pop_pages.py, static/pop.js)
         "why.idle": "长时间无操作",
+        "why.hung up the outbound line": "挂断了外呼线路",
+        "why.did not answer the outbound line": "未接听外呼线路",
         "pop.title": "来电",
         "pop.title_on_call": "通话中",
         "pop.title_ended": "上一通电话",

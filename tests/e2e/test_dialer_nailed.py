@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.audio import tone_seconds
+from tests.support.audio import tone_intervals, tone_seconds
 from tests.support.calls import AGENT_TONE_HZ, register_agent
 from tests.support.customers import CustomerNetwork
 from tests.support.sip_phone import Call, PhoneLab
@@ -53,6 +53,7 @@ PEOPLE = [f"138000500{i:02d}" for i in range(13)]
 MACHINES = [f"138000400{i:02d}" for i in range(7)]
 LATER = ["13800050101", "13800050102"]
 PERSON_ANSWERS_S = 2.0  # a person reaching for the phone: the time it rings before they pick up
+HOLD_TONE_HZ = 425  # app/dialer/nailed.py HOLD_TONE
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -96,11 +97,11 @@ def agent_state_at(stack: Stack, agent_id: str, at: datetime) -> str:
     return str(rows[0][0]) if rows else "logged_out"
 
 
-def pick_up_like_a_person(line: Call, tone: Path) -> None:
+def pick_up_like_a_person(line: Call, tone: Path, record: Path | None = None) -> None:
     """The phone rings; the agent picks it up a moment later (a person, not auto-answer)."""
     assert line.header("X-Lianluo-Line") == "nailed"
     time.sleep(PERSON_ANSWERS_S)  # the person's own reaction time, not a wait for the app
-    line.answer(play=tone, loop=True)
+    line.answer(play=tone, loop=True, record=record)
     line.wait_confirmed(timeout=5)
 
 
@@ -173,8 +174,12 @@ def test_a_desk_phone_nailed_up_for_the_shift_takes_20_answered_customers_withou
     assert "nailed-1001" not in stack.cli("core show channels"), "nothing of the old line stays open"
     stack.api("POST", "/api/campaigns/shift/active", {"active": True})
     third = phone.wait_incoming(timeout=30)
-    pick_up_like_a_person(third, tones[1])
+    pick_up_like_a_person(third, tones[1], record=tmp_path / "waiting-line.wav")
     eventually(lambda: stack.agent_state("1001")["outbound_line"] == "connected", 10, "line up again")
+    # No customer left to call: the agent waits on the line and hears its soft beep (425 Hz).
+    third.wait_rx_audio(6.0, timeout=15)
+    beeps = tone_intervals(third.recording(), HOLD_TONE_HZ, frame_seconds=0.02)
+    assert [b for b in beeps if b[1] - b[0] >= 0.08], f"no beep on the waiting line: {beeps}"
     # Stopping the campaign lets the agent go: the line is hung up, the agent stays Ready.
     stack.api("POST", "/api/campaigns/shift/active", {"active": False})
     third.wait_disconnected(timeout=15)

@@ -12,7 +12,8 @@ each number range behaving like a kind of customer:
 Every answered call is recorded whole (both directions mixed) into `recordings/<number>.wav`,
 so a test can tell when the customer heard what, measured on the customer's own line. For the
 1380005xxxx range, `recording_started_at` gives the wall-clock time of the recording's first
-sample (same host, same clock as the app), to place what was heard against the app's own times.
+sample (stamped right after MixMonitor starts, to a few ms; same host and clock as the app), to
+place what was heard against the app's own times.
 """
 
 from __future__ import annotations
@@ -96,8 +97,9 @@ class CustomerNetwork(PeerAsterisk):
             "exten => _1380005XXXX,1,Ringing()\n"
             " same => n,Wait(${RAND(1,3)})\n"
             " same => n,Answer()\n"
-            f" same => n,System(echo ${{STRFTIME(,,%s.%3q)}} > {rec}/${{EXTEN}}.start)\n"
             f" same => n,MixMonitor({rec}/${{EXTEN}}.wav)\n"
+            " same => n,Set(STARTED=${STRFTIME(,,%s.%3q)})\n"  # stamped before the shell starts
+            f" same => n,System(echo ${{STARTED}} > {rec}/${{EXTEN}}.start)\n"
             f" same => n,Playback({hello})\n"
             " same => n,Wait(6)\n"
             " same => n,Hangup()\n"
