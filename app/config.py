@@ -100,6 +100,10 @@ class AgentSettings:
     # The agent's phone is the panel's browser softphone (WebRTC: DTLS-SRTP, ICE) instead of
     # a desk SIP phone; same username and generated password.
     webrtc: bool = False
+    # How this agent takes predictive and progressive customers, whatever the campaign says:
+    # "nailed" (their phone is called once when they go Ready and stays connected) or "ringing"
+    # (it rings for each customer: only a phone that answers by itself is in time).
+    outbound_line: Literal["nailed", "ringing"] | None = None
 
 
 @dataclass(frozen=True)
@@ -464,6 +468,9 @@ class CampaignSettings:
     # caller waits there and their service level meets `blend_service_level_pct`.
     blend_with: tuple[str, ...] = ()
     blend_service_level_pct: float = 80.0
+    # How its agents take its customers (see AgentSettings.outbound_line, which wins): default
+    # "nailed" for predictive and progressive; preview always rings the agent first.
+    agent_line: Literal["nailed", "ringing"] | None = None
 
 
 @dataclass(frozen=True)

@@ -337,6 +337,9 @@ class Conversation:
             await call.pbx.send_dtmf(call.caller, req.digits)
             return {"digits": req.digits}, None
         if req.action == "hangup":
+            if agent.give_back is not None:  # the agent's line stays up: the customer is let go
+                await call.pbx.hangup(call.caller)
+                return {}, None
             await call.pbx.hangup(agent.channel_id)  # its hang-up event ends the call as the agent's
             return {}, None
         if req.action == "transfer":
@@ -410,7 +413,10 @@ class Conversation:
         self.muted = False
         if agent is not None:
             call.unroute(agent.channel_id)
-            await call.hang_up(agent.channel_id)
+            if agent.give_back is not None:
+                await agent.give_back(call)
+            else:
+                await call.hang_up(agent.channel_id)
             if agent.agent_id is not None:
                 self.agent_done(agent.agent_id)
 
@@ -873,7 +879,9 @@ class Conversation:
         call = self.call
         self._close_asking()
         legs = [c for c in self.conference]
-        if self.agent is not None:
+        if self.agent is not None and self.agent.give_back is not None:
+            await self.agent.give_back(call)  # out of this call's bridge, back to its holding one
+        elif self.agent is not None:
             legs.append(self.agent.channel_id)
         if self.external is not None:
             legs.append(self.external.channel_id)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
@@ -42,6 +42,9 @@ class Leg:
     agent_id: str | None = None  # an agent's (or expert's) phone
     number: str | None = None  # a number reached through the carrier
     answered_at: datetime | None = None
+    # A line that outlives the call (an agent's nailed-up outbound line): at the end of the
+    # agent's part it is handed back to its owner instead of being hung up.
+    give_back: Callable[[Call], Awaitable[None]] | None = None
 
 
 async def place(

@@ -89,6 +89,9 @@ class Call:
         self.recorder: Recorder = recorder or NoRecorder()  # call recording (app/recording/)
         # False while the caller is someone we have yet to call (a callback's customer).
         self.caller_placed = True
+        # False for an agent's standing line (app/dialer/nailed.py): a channel we keep, not a
+        # call of anyone, so not counted or ended with the calls in progress.
+        self.counted = True
         self.events: asyncio.Queue[CallEvent] = asyncio.Queue()
         self.gone: set[str] = set()  # channels of this call seen hanging up
         # Call data that goes to an agent's phone besides the standard set (e.g. the campaign).

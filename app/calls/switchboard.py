@@ -100,7 +100,7 @@ class Switchboard:
     def live_calls(self) -> Iterator[Call]:
         """Calls not yet ended. An ended call lives on while it is cleaned up, but it is nobody's
         call any more."""
-        return (c for c in self.calls() if not c.ended)
+        return (c for c in self.calls() if not c.ended and c.counted)
 
     def holds(self, channel_id: str) -> bool:
         """Someone follows this channel: a call, or a watcher (a supervisor's phone, a snoop)."""

@@ -3,7 +3,8 @@
 A placed call rings the customer through the campaign's trunk; its answered side runs the
 dialplan's AMD first when the campaign asks for it. A machine hears the campaign's machine
 message (or is hung up on). A person is offered at once to an agent, as a top-tier call in the
-campaign's queue: if no agent has picked up within the connect window (counted from the end of
+campaign's queue, and put straight through on the agent's nailed-up line (app/dialer/nailed.py)
+or rings their phone: if no agent has picked up within the connect window (counted from the end of
 the greeting, less what AMD spent listening for it), the customer hears the identifying message,
 the call counts as abandoned and the number is locked out. A preview call rings the agent who
 looked at the customer first, then the customer (no AMD: a person is listening already).
@@ -24,6 +25,7 @@ from app.calls.line import Line, WaitingRoom, waiting_of
 from app.calls.session import Call
 from app.calls.voice import Voice
 from app.config import CampaignSettings
+from app.dialer.nailed import NailedLines
 from app.domain.campaign import CallResult, DialAttempt, Lead, answered_result, unanswered_result
 from app.domain.interaction import Outcome, Phase
 from app.domain.outbound import Purpose
@@ -58,8 +60,10 @@ class DialerCall:
         voice: Voice,
         reach: Reach,
         store: Store,
+        lines: NailedLines | None = None,
     ) -> None:
         self.call = call
+        self.lines = lines
         self.campaign = campaign
         self.lead = lead
         self.attempt = attempt
@@ -74,6 +78,7 @@ class DialerCall:
         self.dialled_at = loop.time()
         self.answered_loop_time: float | None = None
         self.connected_loop_time: float | None = None
+        self.agent_ring_s: float | None = None  # how long a ringing agent's phone took to answer
         name = campaign.name
         call.agent_variables.update(
             {
@@ -197,6 +202,12 @@ class DialerCall:
         if ticket.decided.cancelled():
             return None
         decision = ticket.decided.result()
+        if self.lines is not None and len(decision.agent_ids) == 1:
+            nailed = await self.lines.lend(call, decision.agent_ids[0], c.queue, decision.reason)
+            if nailed is not None:  # straight through on the agent's line: nothing rings
+                await self.line.conversation(call).join(nailed)
+                return waiting
+        rang_at = loop.time()
         leg = await ring_agents(
             call,
             self.line.desk,
@@ -208,6 +219,7 @@ class DialerCall:
         )
         if leg is None:
             return None
+        self.agent_ring_s = loop.time() - rang_at
         await self.line.conversation(call).join(leg)
         return waiting
 

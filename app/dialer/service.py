@@ -10,7 +10,9 @@ them through the trunk its table chooses.
 
 A dialled customer's answered leg runs the dialplan's AMD first when the campaign asks for
 it. A machine hears the campaign's machine message (or is hung up on). A person is offered
-to an agent at once, as a top-tier call in the campaign's queue: if no agent has picked up
+to an agent at once, as a top-tier call in the campaign's queue (on the agent's nailed-up line
+when they have one, app/dialer/nailed.py; an agent of a nailed campaign counts as free only
+while their line is up): if no agent has picked up
 within the connect window (2 s after the greeting, less what AMD spent listening for its
 end), the customer hears the identifying message, the call is counted abandoned and the
 number is locked out. Busy, no answer, congestion and invalid numbers never reach an agent.
@@ -35,7 +37,8 @@ from app.calls.voice import Voice
 from app.config import CampaignSettings, Settings
 from app.dialer.calls import DialerCall, PreviewCall, Reach
 from app.dialer.lists import rules_of
-from app.domain.agent_state import AgentState
+from app.dialer.nailed import CONNECTED, NailedLines
+from app.domain.agent_state import Agent, AgentState
 from app.domain.campaign import (
     CallResult,
     CampaignRules,
@@ -43,6 +46,7 @@ from app.domain.campaign import (
     Lead,
     LeadStatus,
     after_call,
+    agent_line,
     trunk_for,
     why_not_callable,
 )
@@ -58,6 +62,7 @@ from app.domain.pacing import (
     PacingSnapshot,
     calls_to_place,
     may_take_outbound,
+    window_after_agent_ring,
 )
 from app.domain.pacing import InboundService as InboundLoad
 from app.domain.routing import qualifies
@@ -68,6 +73,7 @@ log = logging.getLogger(__name__)
 
 PASS_S = 0.5
 PREVIEW_SKIP = timedelta(minutes=15)
+RING_GUESS_S = 1.0  # a ringing agent's answer time before one is measured (an auto-answer phone)
 KIND = "dialer"
 
 
@@ -80,16 +86,26 @@ class CampaignState:
     in_flight: dict[str, DialerCall] = field(default_factory=dict)  # attempt id -> call
     statistics: CampaignStatistics = field(default_factory=CampaignStatistics)
     previews: dict[int, tuple[Lead, str]] = field(default_factory=dict)  # lead -> (lead, agent)
+    # How long ringing agents' phones take to answer a customer (a moving average; None: none yet).
+    agent_ring_s: float | None = None
 
-    def pacing(self) -> PacingSettings:
+    def pacing(self, ringing_agents: bool = False) -> PacingSettings:
+        """`ringing_agents`: some free agents have their phone rung for each customer; what their
+        ring time takes from the connect window is gone (nailed lines take none)."""
         c = self.settings
+        window = c.connect_window_s
+        if ringing_agents:
+            window = window_after_agent_ring(window, self.agent_ring_s or RING_GUESS_S)
         return PacingSettings(
             mode=DialMode(c.mode),
             abandon_target=c.abandon_target_pct / 100,
             max_lines_per_agent=c.max_lines_per_agent,
-            connect_window_s=c.connect_window_s,
+            connect_window_s=window,
             kill_switch=not self.active,
         )
+
+    def learn_agent_ring(self, seconds: float) -> None:
+        self.agent_ring_s = seconds if self.agent_ring_s is None else 0.8 * self.agent_ring_s + 0.2 * seconds
 
 
 class DialerError(AppError):
@@ -125,6 +141,8 @@ class DialerService:
             )
             for c in settings.campaigns
         }
+        self._agent_lines = {a.id: a.outbound_line for a in settings.agents}
+        self.lines = NailedLines(runtime, desk, self.wants_line)
         self._task: asyncio.Task[None] | None = None
         self._claims: list[asyncio.Future[None]] = []  # calls taken up, telling which attempt is theirs
 
@@ -164,12 +182,14 @@ class DialerService:
                 state.gauge.record_counts(at.timestamp(), answers, abandoned)
         if self.campaigns:
             self._task = asyncio.create_task(self._loop(), name="dialer")
+            self.lines.start()
 
     async def stop(self, hand_over: bool = False) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self.lines.stop(hand_over)
         for state in self.campaigns.values():
             for dialer_call in list(state.in_flight.values()):
                 # A customer must not pick up to nobody: calls still ringing stop, even for a
@@ -250,9 +270,25 @@ class DialerService:
         self.board.launch(call, main)
         return True
 
+    def line_of(self, agent_id: str, state: CampaignState) -> str:
+        """How this agent takes this campaign's customers: "nailed" or "ringing"."""
+        c = state.settings
+        return agent_line(c.mode, c.agent_line, self._agent_lines.get(agent_id))
+
+    def wants_line(self, agent: Agent) -> bool:
+        """Does the agent take calls of an active campaign on a nailed-up line now?"""
+        for state in self.campaigns.values():
+            if not state.active or self.line_of(agent.id, state) != "nailed":
+                continue
+            cfg = self.routing.router.queues.get(state.settings.queue)
+            if cfg is not None and qualifies(agent, cfg):
+                return True
+        return False
+
     def set_active(self, name: str, active: bool) -> CampaignState:
         state = self.campaigns[name]
         state.active = active
+        self.lines.review_all()  # agents of a started campaign are called, of a stopped one let go
         log.info("campaign %s %s", name, "started" if active else "stopped (kill switch)")
         return state
 
@@ -292,13 +328,20 @@ class DialerService:
         free = 0
         busy: list[BusyAgent] = []
         blended_out = self.blended_agents_held_back(state, now)
+        ringing_agents = False
         for agent in self.routing.agents.values():
             if not agent.device_registered or not qualifies(agent, cfg):
                 continue
             if agent.id in blended_out:
                 continue
+            nailed = self.line_of(agent.id, state) == "nailed"
+            if nailed and self.lines.status(agent.id) is None:
+                continue  # no line (not called yet, or they hung it up): not on the campaign
+            if agent.routable and nailed and self.lines.status(agent.id) != CONNECTED:
+                continue  # their phone is still being called for the line
             if agent.routable:
                 free += 1
+                ringing_agents = ringing_agents or not nailed
             elif agent.state in (AgentState.ON_CALL, AgentState.WRAP_UP) and agent.state_since is not None:
                 elapsed = (now - agent.state_since).total_seconds()
                 busy.append(BusyAgent(elapsed, wrapping_up=agent.state is AgentState.WRAP_UP))
@@ -313,7 +356,7 @@ class DialerService:
             customers_waiting=waiting,
             headroom=state.gauge.reading(now.timestamp()).headroom,
         )
-        return calls_to_place(snapshot, state.pacing())
+        return calls_to_place(snapshot, state.pacing(ringing_agents))
 
     def blended_agents_held_back(self, state: CampaignState, now: datetime) -> set[str]:
         """Agents of the inbound queues the campaign blends with, while inbound needs them."""
@@ -362,6 +405,7 @@ class DialerService:
             voice=self.voice,
             reach=Reach(self.settings.center_name, caller_id),
             store=self.store,
+            lines=self.lines,
         )
 
     def _launch(self, dialer_call: DialerCall) -> None:
@@ -532,6 +576,8 @@ class DialerService:
         }.get(result, DialOutcome.FAILED)
         if call.answered or result is not CallResult.FAILED:
             state.statistics.record_dial(outcome, max(0.0, rang_until - call.dialled_at), at)
+        if call.agent_ring_s is not None:
+            state.learn_agent_ring(call.agent_ring_s)
         if result is CallResult.CONNECTED and call.connected_loop_time is not None:
             state.statistics.record_talk(at - call.connected_loop_time, at)
             q = self.routing.queue_settings.get(state.settings.queue)

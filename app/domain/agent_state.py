@@ -157,6 +157,9 @@ class Agent:
     logged_in_at: datetime | None = None
     busy_s: float = 0.0  # time reserved, ringing, on call or in wrap-up since login (occupancy)
     not_ready_next: str | None = None  # "Not Ready after this call", with its reason
+    # The outbound line nailed up for the shift (app/dialer/nailed.py): "calling" (their phone
+    # rings), "connected" (waiting for a customer), "with_customer"; None when there is none.
+    outbound_line: str | None = None
     # Recorded but not yet persisted; the caller drains this after each step.
     pending: list[AgentStateEvent] = field(default_factory=list)
 

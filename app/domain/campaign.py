@@ -256,3 +256,17 @@ def normalise_phone(raw: str) -> str | None:
 
 def _clock(text: str) -> time:
     return time.fromisoformat(text)
+
+
+def agent_line(mode: str, campaign_choice: str | None, agent_choice: str | None) -> str:
+    """How an agent takes a campaign's customers: "nailed" or "ringing".
+
+    Nailed: the agent's phone is called once when they go Ready and stays connected; each
+    customer who answers is put straight through on that line, so an ordinary desk phone is in
+    time. Ringing: the phone rings for each customer, and only a phone that answers by itself
+    reaches the customer within the connect window. The agent's own choice wins over the
+    campaign's; predictive and progressive default to nailed. Preview always rings the agent
+    first: the agent chose to call, and hears the customer's phone ring."""
+    if mode == "preview":
+        return "ringing"
+    return agent_choice or campaign_choice or "nailed"

@@ -497,6 +497,13 @@ class PacingSettings:
             raise ValueError(f"connect_window_s must be >= 0, got {self.connect_window_s}")
 
 
+def window_after_agent_ring(connect_window_s: float, agent_ring_s: float) -> float:
+    """What is left of the connect window once a ringing agent's phone has rung: the customer
+    hears nobody while it rings, so an agent counts as free for an answer only if they are free
+    that much sooner. Agents on a nailed-up line have no ring time (0 s)."""
+    return max(0.0, connect_window_s - max(0.0, agent_ring_s))
+
+
 @dataclass(frozen=True)
 class PacingSnapshot:
     """What the dialer sees now. `customers_waiting` answered live and have no agent yet;

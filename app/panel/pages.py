@@ -55,6 +55,7 @@ def client_texts(
         "skills": {s.code: skill_label(lang, skills, s.code) for s in skills},
         "text": {k: t(lang, k) for k in keys},
         "states": {k.removeprefix("state."): v for k, v in TEXT[lang].items() if k.startswith("state.")},
+        "lines": {k.removeprefix("line."): v for k, v in TEXT[lang].items() if k.startswith("line.")},
         "reasons": {
             **{k.removeprefix("why."): v for k, v in TEXT[lang].items() if k.startswith("why.")},
             **{r.code: reason_label(lang, reasons, r.code) for r in reasons},
@@ -140,6 +141,16 @@ def _state_detail(lang: Lang, reasons: Sequence[NotReadyReason], agent: Mapping[
     return " · ".join(parts)
 
 
+def _outbound_line(lang: Lang, status: str | None) -> str:
+    """The agent's nailed-up outbound line (app/dialer/nailed.py), when there is one."""
+    text = t(lang, f"line.{status}") if status else ""
+    hidden = "" if status else " hidden"
+    return (
+        f'<p class="outbound-line" id="outbound-line" data-line="{escape(status or "")}"{hidden}>'
+        f"{escape(text)}</p>"
+    )
+
+
 def panel_page(
     lang: Lang,
     csrf: str,
@@ -183,7 +194,8 @@ def panel_page(
         '<div class="status-line">'
         f'<p class="phone" id="phone" data-registered="{str(agent["device_registered"]).lower()}">'
         f"{escape(phone)}</p>"
-        f'<p class="live" id="live" data-live="false">{escape(t(lang, "offline"))}</p></div>'
+        + _outbound_line(lang, agent.get("outbound_line"))
+        + f'<p class="live" id="live" data-live="false">{escape(t(lang, "offline"))}</p></div>'
         '<div class="actions">'
         f'<form method="post" action="/panel/state" class="state-form">{hidden}'
         '<input type="hidden" name="state" value="ready">'

@@ -502,6 +502,14 @@ class RoutingService:
         )
         self._changed()
 
+    def outbound_line_changed(self, agent_id: str, status: str | None) -> None:
+        """The agent's nailed-up outbound line changed (shown in the panel, not a state change)."""
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.outbound_line == status:
+            return
+        agent.outbound_line = status
+        self.bus.publish(AgentsChanged((agent,)))
+
     def ringing(self, agent_id: str) -> None:
         self._apply(agent_id, lambda a, now: a.ring(now))
 

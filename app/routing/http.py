@@ -44,6 +44,7 @@ def agent_view(agent: Agent) -> dict[str, Any]:
         # The state buttons that mean something now (app/domain/agent_state.py decides).
         "controls": list(agent.controls().names()),
         "device_registered": agent.device_registered,
+        "outbound_line": agent.outbound_line,
         "skills": dict(sorted(agent.skills.items())),
         "groups": sorted(agent.groups),
         "calls_answered": agent.calls_answered,

@@ -230,3 +230,15 @@ def test_reports(tmp_path: Path) -> None:
     doc = json.loads(output.read_text())
     assert doc["interactions"] == 10_000 and doc["events"] == 50_000, doc
     assert doc["interval_rows"] > 0 and doc["agent_rows"] == 20, doc
+
+
+@pytest.mark.e2e
+def test_nailed_line(tmp_path: Path, asterisk_prefix: Path) -> None:
+    output = tmp_path / "nailed_line.json"
+    out = run_quick("nailed_line.py", "--output", str(output), timeout=400, env=stack_env(asterisk_prefix))
+    for path in ("nailed", "ringing"):
+        (row,) = table_rows(out, path)
+        assert int(row[1]) > 0 and all(re.fullmatch(NUMBER, c) for c in row[3:]), row
+    (ratio,) = table_rows(out, "ratio nailed/ringing")
+    assert all(re.fullmatch(NUMBER, c) or c == "-" for c in ratio[3:]), ratio
+    assert {"nailed", "ringing"} <= set(json.loads(output.read_text())["paths"])

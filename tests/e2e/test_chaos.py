@@ -167,6 +167,7 @@ STACK_CONFIG: dict[str, Any] = {
             "name": "chaos",
             "queue": "dialq",
             "mode": "progressive",
+            "agent_line": "ringing",  # the agent's phone rings for the customer (and is left ringing)
             "active": False,
             "ring_s": 15,
             "amd": False,

@@ -38,6 +38,9 @@ STACK_CONFIG = {
             "name": "renewals",
             "queue": "general",
             "mode": "progressive",
+            # These agents' phones ring for each customer and answer at once (auto-answer phones);
+            # nailed-up lines are tested in test_dialer_nailed.py.
+            "agent_line": "ringing",
             "active": False,
             "ring_s": 15,
             "amd": True,
@@ -51,6 +54,7 @@ STACK_CONFIG = {
             "name": "surveys",
             "queue": "general",
             "mode": "predictive",
+            "agent_line": "ringing",
             "active": False,
             "ring_s": 15,
             "message": [{"text": MESSAGE, "lang": "en"}],

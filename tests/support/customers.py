@@ -7,9 +7,13 @@ each number range behaving like a kind of customer:
 - 1380002xxxx: busy.
 - 1380003xxxx: never answers.
 - 1380004xxxx: an answering machine: a long greeting, then listens (recorded).
+- 1380005xxxx: a person with little time: as 1380001xxxx, but hangs up 6 s after "Hello?".
 
 Every answered call is recorded whole (both directions mixed) into `recordings/<number>.wav`,
-so a test can tell when the customer heard what, measured on the customer's own line.
+so a test can tell when the customer heard what, measured on the customer's own line. For the
+1380005xxxx range, `recording_started_at` gives the wall-clock time of the recording's first
+sample (stamped right after MixMonitor starts, to a few ms; same host and clock as the app), to
+place what was heard against the app's own times.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ class CustomerNetwork(PeerAsterisk):
     def recording(self, number: str) -> Path:
         return self.recordings / f"{number}.wav"
 
+    def recording_started_at(self, number: str) -> float:
+        """Unix time at which the customer's recording began (1380005xxxx only)."""
+        return float((self.recordings / f"{number}.start").read_text().strip())
+
     def _write_config(self) -> None:
         etc, r = self.root / "etc", self.root
         modules = self.prefix / "lib" / "asterisk" / "modules"
@@ -85,6 +93,15 @@ class CustomerNetwork(PeerAsterisk):
             f" same => n,MixMonitor({rec}/${{EXTEN}}.wav)\n"
             f" same => n,Playback({hello})\n"
             " same => n,Wait(30)\n"
+            " same => n,Hangup()\n"
+            "exten => _1380005XXXX,1,Ringing()\n"
+            " same => n,Wait(${RAND(1,3)})\n"
+            " same => n,Answer()\n"
+            f" same => n,MixMonitor({rec}/${{EXTEN}}.wav)\n"
+            " same => n,Set(STARTED=${STRFTIME(,,%s.%3q)})\n"  # stamped before the shell starts
+            f" same => n,System(echo ${{STARTED}} > {rec}/${{EXTEN}}.start)\n"
+            f" same => n,Playback({hello})\n"
+            " same => n,Wait(6)\n"
             " same => n,Hangup()\n"
             "exten => _1380002XXXX,1,Busy(10)\n"
             "exten => _1380003XXXX,1,Ringing()\n"

@@ -14,6 +14,7 @@ from app.domain.campaign import (
     RetryRule,
     TrunkRoute,
     after_call,
+    agent_line,
     answered_result,
     normalise_phone,
     trunk_for,
@@ -116,3 +117,12 @@ def test_window_next_open_and_phone_cleanup() -> None:
     assert window.next_open(sunday_noon) == datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
     assert normalise_phone(" +86 (138) 0000-0001 ") == "+8613800000001"
     assert normalise_phone("call me") is None
+
+
+def test_agents_are_nailed_up_by_default_except_in_preview_and_their_own_choice_wins() -> None:
+    assert agent_line("predictive", None, None) == "nailed"
+    assert agent_line("progressive", None, None) == "nailed"
+    assert agent_line("progressive", "ringing", None) == "ringing"
+    assert agent_line("progressive", "ringing", "nailed") == "nailed"
+    assert agent_line("predictive", None, "ringing") == "ringing"
+    assert agent_line("preview", "nailed", "nailed") == "ringing"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from app.calls.runtime import Runtime
 from app.config import AgentSettings, CampaignSettings, CarrierSettings, QueueSettings, Settings
+from app.dialer.nailed import CONNECTED
 from app.dialer.service import DialerService
 from app.domain.outbound import DialPlan, OutboundPolicy
 from app.domain.routing import WaitingInteraction
@@ -27,7 +29,7 @@ class NoStore:
         return []
 
 
-def floor(blend: bool) -> tuple[RoutingService, DialerService]:
+def floor(blend: bool, agent_line: str | None = "ringing") -> tuple[RoutingService, DialerService]:
     settings = Settings(
         carrier=CarrierSettings(outbound_contact="sip:127.0.0.2:5062"),
         agents=(
@@ -36,7 +38,14 @@ def floor(blend: bool) -> tuple[RoutingService, DialerService]:
             AgentSettings("1003", "Inbound Only", groups=("inbound",)),
         ),
         queues=(QueueSettings("sales", groups=("outbound",)), QueueSettings("service", groups=("inbound",))),
-        campaigns=(CampaignSettings("renewals", queue="sales", blend_with=("service",) if blend else ()),),
+        campaigns=(
+            CampaignSettings(
+                "renewals",
+                queue="sales",
+                blend_with=("service",) if blend else (),
+                agent_line=agent_line,  # type: ignore[arg-type]
+            ),
+        ),
     )
     routing = RoutingService(settings, NoStore(), lambda: datetime.now(UTC))  # type: ignore[arg-type]
     for agent_id in ("1001", "1002", "1003"):
@@ -78,3 +87,22 @@ async def test_blended_agents_stay_inbound_while_an_inbound_caller_waits() -> No
     assert dialer.calls_to_place(state) == 2
     routing.enqueue(WaitingInteraction("caller-2", "sales", datetime.now(UTC)))
     assert dialer.calls_to_place(state) == 0, "a caller of the campaign's own queue comes first"
+
+
+async def test_on_nailed_lines_only_agents_whose_line_is_up_count_as_free() -> None:
+    _, dialer = floor(blend=False, agent_line=None)  # progressive: nailed by default
+    state = dialer.campaigns["renewals"]
+    assert dialer.calls_to_place(state) == 0, "nobody's line is up yet: nothing is dialled"
+    line: Any = SimpleNamespace(status=CONNECTED)
+    dialer.lines.lines["1001"] = line
+    assert dialer.calls_to_place(state) == 1
+    line.status = "calling"
+    assert dialer.calls_to_place(state) == 0, "a line still ringing is not up"
+
+
+def test_ringing_agents_ring_time_comes_off_the_connect_window() -> None:
+    _, dialer = floor(blend=False)
+    state = dialer.campaigns["renewals"]
+    assert state.pacing(ringing_agents=False).connect_window_s == 2.0
+    state.learn_agent_ring(1.5)
+    assert state.pacing(ringing_agents=True).connect_window_s == 0.5

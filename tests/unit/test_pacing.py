@@ -29,6 +29,7 @@ from app.domain.pacing import (
     decide,
     may_take_outbound,
     progressive_calls,
+    window_after_agent_ring,
 )
 
 PROPERTY = settings(deadline=None, max_examples=120)
@@ -445,3 +446,10 @@ def test_blended_agents_take_outbound_only_while_inbound_is_served() -> None:
     assert agents_for_outbound(3, 4, InboundService(10, 9, 0), 80) == 7
     with pytest.raises(ValueError):
         InboundService(offered=5, answered_in_time=6, waiting=0)
+
+
+def test_a_ringing_agents_ring_time_is_taken_from_the_connect_window() -> None:
+    assert window_after_agent_ring(2.0, 0.0) == 2.0  # a nailed-up line: nothing rings
+    assert window_after_agent_ring(2.0, 1.5) == 0.5
+    assert window_after_agent_ring(2.0, 3.0) == 0.0, "a phone slower than the window leaves none"
+    assert window_after_agent_ring(2.0, -1.0) == 2.0

@@ -93,3 +93,14 @@ def drain(queue: asyncio.Queue[dict[str, object]]) -> list[dict[str, Any]]:
     while not queue.empty():
         out.append(queue.get_nowait())
     return out
+
+
+def test_the_agents_nailed_up_line_is_one_line_in_their_language_and_hidden_without_one() -> None:
+    agent = Agent("1001", "Alice")
+    page = pages.panel_page("en", "t", "who", agent_view(agent), DEFAULT_NOT_READY_REASONS)
+    assert '<p class="outbound-line" id="outbound-line" data-line="" hidden>' in page
+    agent.outbound_line = "connected"
+    view = agent_view(agent)
+    assert view["outbound_line"] == "connected"
+    page = pages.panel_page("zh", "t", "who", view, DEFAULT_NOT_READY_REASONS)
+    assert 'data-line="connected">外呼线路：已接通，等待客户</p>' in page

@@ -79,6 +79,12 @@
     const phone = document.getElementById("phone");
     phone.dataset.registered = agent.device_registered ? "true" : "false";
     phone.textContent = agent.device_registered ? data.text.phone_registered : data.text.phone_not_registered;
+    const line = document.getElementById("outbound-line");
+    if (line) {
+      line.dataset.line = agent.outbound_line || "";
+      line.hidden = !agent.outbound_line;
+      line.textContent = agent.outbound_line ? data.lines[agent.outbound_line] || agent.outbound_line : "";
+    }
   }
 
   // The state timer: how long the agent has been in this state, counted in the page.
