@@ -35,7 +35,7 @@ put through (abandoned) are counted and left out of the figures.
 Usage:
   .venv/bin/python benchmarks/nailed_line.py             # 12 customers per path (4 desk), ~9 min
   .venv/bin/python benchmarks/nailed_line.py --calls 30
-  .venv/bin/python benchmarks/nailed_line.py --quick     # smoke run: 3 customers per path, ~2 min
+  .venv/bin/python benchmarks/nailed_line.py --quick     # smoke run: 2 customers per path, ~1 1/2 min
 
 Needs the cached Asterisk (scripts/install-asterisk) and PostgreSQL (DATABASE_URL or
 127.0.0.1:5432). Writes every call's figures to benchmarks/results/nailed_line.json (--quick: to
@@ -216,10 +216,10 @@ def percentile(values: list[float], q: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--calls", type=int, default=12, help="customers per path (default 12)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 3 customers per path")
+    p.add_argument("--quick", action="store_true", help="smoke run: 2 customers per path")
     p.add_argument("--output", type=Path, default=None)
     args = p.parse_args(argv)
-    calls = 3 if args.quick else args.calls
+    calls = 2 if args.quick else args.calls
     quick_dir = Path(os.environ.get("TMPDIR", "/tmp")) / "lianluo-bench-quick"
     output = args.output or (
         quick_dir / "nailed_line.json" if args.quick else REPO / "benchmarks" / "results" / "nailed_line.json"
