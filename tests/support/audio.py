@@ -410,3 +410,21 @@ def find_reference(
 def best_match(recording: AudioSource, reference: AudioSource) -> float:
     """Maximum normalised cross-correlation of ``reference`` inside ``recording`` (see ``find_reference``)."""
     return find_reference(recording, reference).score
+
+
+def heard_in_parts(recording: AudioSource, reference: AudioSource, parts: int = 3) -> float:
+    """The worst match of `reference`'s `parts` equal pieces, each found in the recording after
+    the one before. One late packet in the middle of a long prompt shifts the rest by a few tens
+    of milliseconds, which a single cross-correlation over the whole prompt scores as barely
+    heard (0.38 seen for a prompt whose three thirds each matched at 0.80-1.00); a person hears
+    it whole. 0.0 when a piece is missing or out of order."""
+    samples = load_8k(reference)
+    size = len(samples) // parts
+    worst, after = 1.0, -1.0
+    for i in range(parts):
+        piece = samples[i * size : (i + 1) * size if i < parts - 1 else len(samples)]
+        match = find_reference(recording, (piece, 8000))
+        if match.offset <= after:
+            return 0.0
+        worst, after = min(worst, match.score), match.offset
+    return worst
