@@ -61,6 +61,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_stack import percentile  # noqa: E402
+
 from tests.support.audio import tone_intervals, write_tone  # noqa: E402
 from tests.support.calls import AGENT_TONE_HZ  # noqa: E402
 from tests.support.customers import CustomerNetwork  # noqa: E402
@@ -208,11 +210,6 @@ def run_path(
     return {"calls": calls, "gaps": gaps, "abandoned": abandoned}
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--calls", type=int, default=12, help="customers per path (default 12)")
@@ -264,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         r = results[path]
         gaps = r["gaps"]
         if gaps:
-            figures[path] = (statistics.median(gaps), percentile(gaps, 0.95), max(gaps))
+            p95 = percentile(sorted(gaps), 0.95)
+            assert p95 is not None  # gaps is not empty
+            figures[path] = (statistics.median(gaps), p95, max(gaps))
             f = figures[path]
             print(
                 f"| {path} | {len(gaps)} | {r['abandoned']} | {f[0] * 1000:.0f} | {f[1] * 1000:.0f} "

@@ -152,6 +152,10 @@ class FaxStore:
             out.append(view)
         return out
 
+    async def job(self, job_id: str) -> FaxJob | None:
+        found = await self._jobs("WHERE id = %s", (job_id,))
+        return found[0] if found else None
+
     async def _jobs(self, tail: str, params: tuple[Any, ...]) -> list[FaxJob]:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)

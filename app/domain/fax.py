@@ -229,6 +229,12 @@ class JobStatus(StrEnum):
     FAILED = "failed"  # out of attempts
     REFUSED = "refused"  # the outbound policy will never allow the number
 
+    @property
+    def finished(self) -> bool:
+        """Nothing more will be tried: the only jobs that may be sent again (a job still to be
+        tried would fax the same twice)."""
+        return self in (JobStatus.SENT, JobStatus.FAILED, JobStatus.REFUSED)
+
 
 class AttemptOutcome(StrEnum):
     SENT = "sent"

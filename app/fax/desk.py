@@ -4,6 +4,7 @@ the PDFs and the previews are app/fax/http.py."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,17 +12,15 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from app.domain.access import may_supervise
-from app.domain.fax import JobStatus
+from app.domain.fax import FaxJob
 from app.errors import AppError
 from app.fax.http import FAXES, JOBS
+from app.fax.jobs import FaxJobs
 from app.panel import fax_pages
 from app.panel.http import for_supervisors, html, language, see_other, user_line
 from app.panel.i18n import Lang
 from app.web.auth import Forbidden, PanelSession, writing_session
 from app.web.http import form_body
-
-# A job still waiting or on the line is tried anyway: resending it would fax the same twice.
-FINISHED = {JobStatus.SENT.value, JobStatus.FAILED.value, JobStatus.REFUSED.value}
 
 
 @for_supervisors("faxes")
@@ -48,22 +47,15 @@ async def send(request: web.Request) -> web.Response:
     number = str(form.get("number", "")).strip()
     codes = [str(c) for c in form.getall("documents", [])]
     who = session.principal
-    return await _queued(request, number, codes, f"{who.role}:{who.username}")
+    return await _queued(request, lambda jobs: jobs.queue(number, codes, f"{who.role}:{who.username}"))
 
 
 async def resend(request: web.Request) -> web.Response:
-    """The job's documents to its number again, as a new job (the old one keeps its history)."""
+    """A finished job's documents to its number again (app/fax/jobs.py decides)."""
     form = await form_body(request)
     session = await _supervisor(request, form)
-    job_id = request.match_info["job_id"]
-    job = next((j for j in await request.app[FAXES].jobs(1000) if j["id"] == job_id), None)
-    if job is None:
-        return see_other("/faxes?" + urlencode({"error": f"no fax job {job_id}"}))
-    if job["status"] not in FINISHED:
-        return see_other("/faxes?" + urlencode({"error": f"job {job_id} is not finished: it will be tried"}))
-    return await _queued(
-        request, job["number"], list(job["documents"]), f"resend:{session.principal.username}"
-    )
+    by = f"resend:{session.principal.username}"
+    return await _queued(request, lambda jobs: jobs.resend(request.match_info["job_id"], by))
 
 
 async def _supervisor(request: web.Request, form: MultiDictProxy[Any]) -> PanelSession:
@@ -73,11 +65,11 @@ async def _supervisor(request: web.Request, form: MultiDictProxy[Any]) -> PanelS
     return session
 
 
-async def _queued(request: web.Request, number: str, codes: list[str], by: str) -> web.Response:
+async def _queued(request: web.Request, make: Callable[[FaxJobs], Awaitable[FaxJob]]) -> web.Response:
     """Queue the job (the outbound policy, the catalogue and the daily limit decide) and go back
     to the page with what happened."""
     try:
-        job = await request.app[JOBS].queue(number, codes, by)
+        job = await make(request.app[JOBS])
     except AppError as exc:
         return see_other("/faxes?" + urlencode({"error": exc.message}))
     lang = language(request)

@@ -103,18 +103,9 @@ async def queue_job(request: web.Request) -> web.Response:
 
 
 async def resend_job(request: web.Request) -> web.Response:
-    """The same documents to the same number again, as a new job (the old one keeps its history);
-    the outbound policy and the daily limit apply as to any job."""
+    """A finished job sent again as a new job (404 unknown, 409 not finished)."""
     who = await supervisor(request, write=True)
-    job_id = request.match_info["job_id"]
-    try:
-        uuid.UUID(job_id)
-    except ValueError:
-        raise FaxNotFound(f"fax job {job_id}") from None
-    old = next((j for j in await request.app[FAXES].jobs(1000) if j["id"] == job_id), None)
-    if old is None:
-        raise FaxNotFound(f"fax job {job_id}")
-    job = await request.app[JOBS].queue(old["number"], list(old["documents"]), f"resend:{who.username}")
+    job = await request.app[JOBS].resend(request.match_info["job_id"], f"resend:{who.username}")
     return web.json_response(_view(job.__dict__ | {"documents": list(job.documents)}), status=201)
 
 

@@ -113,6 +113,20 @@ class FaxJobs:
         self._wake.set()
         return job
 
+    async def resend(self, job_id: str, by: str) -> FaxJob:
+        """The finished job's documents to its number again, as a new job (the old one keeps its
+        history); checked as any new job is."""
+        try:
+            uuid.UUID(job_id)
+        except ValueError:
+            raise FaxJobRefused(f"no fax job {job_id}", 404) from None
+        old = await self.store.job(job_id)
+        if old is None:
+            raise FaxJobRefused(f"no fax job {job_id}", 404)
+        if not JobStatus(old.status).finished:
+            raise FaxJobRefused(f"job {job_id} is not finished: it will be tried", 409)
+        return await self.queue(old.number, list(old.documents), by)
+
     # -- the loop ---------------------------------------------------------------
 
     async def start(self) -> None:

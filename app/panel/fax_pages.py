@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from app.domain.fax import FaxDocument
+from app.domain.fax import FaxDocument, JobStatus
 from app.panel.i18n import Lang
 from app.panel.pages import _layout
 
@@ -174,7 +174,7 @@ def _jobs(lang: Lang, csrf: str, jobs: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _resend(lang: Lang, csrf: str, job: Mapping[str, Any]) -> str:
-    if job["status"] not in ("sent", "failed", "refused"):  # still to be tried: nothing to resend
+    if not JobStatus(job["status"]).finished:  # still to be tried: nothing to resend
         return ""
     return (
         f'<form method="post" action="/faxes/jobs/{escape(job["id"])}/resend" class="inline">{_csrf(csrf)}'

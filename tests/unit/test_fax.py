@@ -16,6 +16,7 @@ from app.domain.fax import (
     FaxJob,
     FaxStatus,
     JobRules,
+    JobStatus,
     choose,
     cover_lines,
     cover_postscript,
@@ -190,3 +191,8 @@ def test_a_keyed_fax_number_must_start_with_an_allowed_prefix() -> None:
     assert keyed_number_problem("02099999999", ["0105555"]) == "not an allowed prefix"
     assert keyed_number_problem("0105", ["0105"]) == "not a phone number"
     assert keyed_number_problem("", ["0"]) == "not a phone number"
+
+
+def test_only_a_finished_job_may_be_sent_again() -> None:
+    assert [s.value for s in JobStatus if s.finished] == ["sent", "failed", "refused"]
+    assert not JobStatus.QUEUED.finished and not JobStatus.SENDING.finished  # would go twice
