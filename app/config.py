@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import re
 import string
 import types
@@ -63,6 +64,14 @@ class AsteriskSettings:
     # name "asterisk" (the ports are then open to the container network, never published).
     api_bind: str = "127.0.0.1"
     host: str = "127.0.0.1"
+    # Behind NAT (a container's published ports, a router's port forward): the address phones
+    # outside `local_nets` reach Asterisk at. Asterisk then writes it (and `external_sip_port`,
+    # when the forward moves the SIP port) into SIP and SDP for those phones, so their audio comes
+    # back; phones on `local_nets` keep being answered with Asterisk's own address. The RTP range
+    # must be forwarded port for port. Empty: no NAT, Asterisk's own address for everyone.
+    external_address: str = ""
+    external_sip_port: int | None = None
+    local_nets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -942,7 +951,25 @@ class _Reader:
     def scalar(self, node: yaml.Node, path: str) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, path, f"expected a single value, got {_describe(node)}")
-        return _construct(node)
+        reference = _ENV_REFERENCE.fullmatch(node.value) if isinstance(node.value, str) else None
+        if reference is None:
+            return _construct(node)
+        # A value written as ${NAME} or ${NAME:-default} comes from the environment, as in a
+        # compose file: the containers' file takes the published address this way. Only a whole
+        # value is replaced, so a prompt's text with a dollar sign stays as written.
+        name, default = reference.group(1), reference.group(3)
+        value = os.environ.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is None:
+                message = f"environment variable {name} is not set, and ${{{name}}} has no default"
+                raise self.fail(node, path, message)
+            value = default
+        loader = yaml.SafeLoader("")
+        try:  # typed as if written in the file ("5062" is a number), but "" is empty text
+            tag = loader.resolve(yaml.ScalarNode, value, (value != "", value == ""))  # type: ignore[no-untyped-call]
+        finally:
+            loader.dispose()
+        return _construct(yaml.ScalarNode(tag, value, node.start_mark, node.end_mark))
 
     def read_dataclass(self, tp: Any, node: yaml.Node, path: str) -> Any:
         if not isinstance(node, yaml.MappingNode):
@@ -969,6 +996,9 @@ class _Reader:
         return tp(**values)
 
 
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
+
+
 def _construct(node: yaml.ScalarNode) -> Any:
     # Resolve the scalar exactly as safe_load would (int, float, bool, null, str).
     loader = yaml.SafeLoader("")
@@ -990,6 +1020,27 @@ def _describe(node: yaml.Node) -> str:
     if isinstance(node, yaml.SequenceNode):
         return "a list"
     return repr(node.value)
+
+
+def _check_nat(a: AsteriskSettings, bad: Callable[[str, str], ConfigError]) -> None:
+    if a.external_address and not re.fullmatch(r"[A-Za-z0-9.:_-]{1,253}", a.external_address):
+        raise bad("asterisk.external_address", f"not a host name or address: {a.external_address!r}")
+    if a.external_sip_port is not None and not 1 <= a.external_sip_port <= 65535:
+        raise bad("asterisk.external_sip_port", f"port {a.external_sip_port} is out of range 1-65535")
+    for i, net in enumerate(a.local_nets):
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError as exc:
+            raise bad(f"asterisk.local_nets[{i}]", f"not an IP network: {net!r}") from exc
+    # (external_sip_port without an address is ignored: the containers' file always sets it.)
+    if a.external_address and not a.local_nets:
+        # Without them every phone counts as outside, and the phones next to Asterisk would be
+        # sent to the NAT's address for their audio.
+        raise bad(
+            "asterisk.external_address",
+            "needs asterisk.local_nets: the networks whose phones reach Asterisk directly"
+            " (e.g. the compose network)",
+        )
 
 
 def _check_outbound(o: OutboundSettings, bad: Callable[[str, str], ConfigError]) -> None:
@@ -1113,6 +1164,7 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         raise bad("asterisk.api_bind", f"not an IP address: {s.asterisk.api_bind!r}") from exc
     if not re.fullmatch(r"[A-Za-z0-9.:_-]{1,253}", s.asterisk.host):
         raise bad("asterisk.host", f"not a host name or address: {s.asterisk.host!r}")
+    _check_nat(s.asterisk, bad)
     for i, addr in enumerate(s.carrier.match):
         try:
             ipaddress.ip_network(addr, strict=False)

@@ -29,7 +29,7 @@ import yaml
 
 from app.adapters.certificates import CertFiles, ensure_certificate
 from app.adapters.parent_death import dies_with_us
-from app.config import AgentSettings, Settings, sip_accounts
+from app.config import AgentSettings, AsteriskSettings, Settings, sip_accounts
 from app.errors import PbxError
 
 log = logging.getLogger(__name__)
@@ -328,6 +328,20 @@ def _http_tls(settings: Settings, cert: CertFiles | None) -> str:
     )
 
 
+def transport_nat(a: AsteriskSettings) -> str:
+    """The transports' NAT lines: what phones outside `local_nets` are told is Asterisk's address."""
+    if not a.external_address:
+        return "; no NAT: every phone is told Asterisk's own address (asterisk.external_address)"
+    lines = [
+        f"external_media_address = {a.external_address}",
+        f"external_signaling_address = {a.external_address}",
+    ]
+    if a.external_sip_port is not None:
+        lines.append(f"external_signaling_port = {a.external_sip_port}")
+    lines += [f"local_net = {net}" for net in a.local_nets]
+    return "\n".join(lines)
+
+
 def _ami_permit(api_bind: str) -> str:
     """AMI takes loopback peers only, unless it listens beyond loopback (containers: the app is
     another host on the container network); the AMI password guards it there."""
@@ -391,6 +405,7 @@ def render_instance(settings: Settings, secrets: Secrets, prefix: Path, var_dir:
         "ami_permit": _ami_permit(a.api_bind),
         "sip_bind": a.sip_bind,
         "sip_port": str(a.sip_port),
+        "transport_nat": transport_nat(a),
         "rtp_start": str(a.rtp_start),
         "rtp_end": str(a.rtp_end),
         "ari_user": secrets.ari_user,

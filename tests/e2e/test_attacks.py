@@ -154,6 +154,46 @@ def test_toll_fraud_from_the_carrier_an_unknown_peer_and_an_agent_phone_never_re
     assert pstn.invites == [], f"{len(pstn.invites)} INVITE(s) reached the trunk: {pstn.invites}"
 
 
+def sip_over_tcp(stack: Stack, source: str, request: str) -> str:
+    """One request over TCP from `source`; the final response's status line."""
+    with socket.create_connection(server(stack), timeout=10, source_address=(source, 0)) as s:
+        host, port = s.getsockname()
+        s.sendall(request.format(here=f"{host}:{port}", server=f"127.0.0.1:{stack.sip_port}").encode())
+        received = b""
+        while True:
+            chunk = s.recv(65535)
+            assert chunk, f"connection closed with no final response: {received!r}"
+            received += chunk
+            statuses = re.findall(rb"^SIP/2.0 (\d{3}) [^\r]*", received, re.M)
+            if any(not code.startswith(b"1") for code in statuses):
+                return next(
+                    line for line in received.decode().split("\r\n") if re.match(r"SIP/2.0 [2-6]", line)
+                )
+
+
+def test_sip_over_tcp_is_as_closed_as_over_udp(stack: Stack, pstn: Pstn) -> None:
+    # The same port takes TCP (the containers publish it): a stranger still gets a challenge it
+    # cannot answer, for a trunk number and for a registration as an agent.
+    invite = (
+        "INVITE sip:00441234567@{server} SIP/2.0\r\n"
+        "Via: SIP/2.0/TCP {here};branch=z9hG4bK-tcp-invite\r\n"
+        "Max-Forwards: 70\r\nFrom: <sip:attacker@{here}>;tag=a1\r\nTo: <sip:00441234567@{server}>\r\n"
+        "Call-ID: tcp-invite-1\r\nCSeq: 1 INVITE\r\nContact: <sip:attacker@{here};transport=tcp>\r\n"
+        "Content-Length: 0\r\n\r\n"
+    )
+    registration = (
+        "REGISTER sip:{server} SIP/2.0\r\n"
+        "Via: SIP/2.0/TCP {here};branch=z9hG4bK-tcp-register\r\n"
+        "Max-Forwards: 70\r\nFrom: <sip:1001@{server}>;tag=r1\r\nTo: <sip:1001@{server}>\r\n"
+        "Call-ID: tcp-register-1\r\nCSeq: 1 REGISTER\r\nContact: <sip:1001@{here};transport=tcp>\r\n"
+        "Expires: 60\r\nContent-Length: 0\r\n\r\n"
+    )
+    before = len(pstn.invites)
+    assert re.match(r"SIP/2.0 40[13] ", sip_over_tcp(stack, STRANGER, invite))
+    assert re.match(r"SIP/2.0 401 ", sip_over_tcp(stack, STRANGER, registration))
+    assert len(pstn.invites) == before
+
+
 def test_callback_and_call_me_requests_for_numbers_outside_the_dial_plan_are_refused_never_dialled(
     stack: Stack, pstn: Pstn
 ) -> None:

@@ -16,6 +16,7 @@ from app.adapters.asterisk_instance import (
     InstancePaths,
     _ami_permit,
     render_template,
+    transport_nat,
 )
 from app.config import load_settings
 from app.errors import ConfigError
@@ -84,3 +85,85 @@ def test_an_asterisk_started_elsewhere_runs_while_its_control_socket_answers() -
             assert process.running
         assert not process.running  # the socket file is left, but nobody answers
         assert not AsteriskProcess(Path("/nonexistent"), paths).running  # managed: by its pid
+
+
+def transport_lines(tmp: Path, settings_text: str) -> list[str]:
+    path = tmp / "center.yaml"
+    path.write_text(settings_text)
+    a = load_settings(path).asterisk
+    values = {
+        "sip_bind": a.sip_bind,
+        "sip_port": str(a.sip_port),
+        "transport_nat": transport_nat(a),
+        "carrier_sections": "",
+        "agent_sections": "",
+    }
+    text = render_template((TEMPLATES / "pjsip.conf").read_text(), values, "pjsip.conf")
+    return [line.strip() for line in text.split("[transport-udp]")[1].split("\n\n;")[0].splitlines()]
+
+
+def test_without_nat_every_phone_is_told_asterisks_own_address(tmp_path: Path) -> None:
+    lines = transport_lines(tmp_path, "asterisk: {sip_port: 5062}\n")
+    assert "bind = 127.0.0.1:5062" in lines
+    assert not [line for line in lines if line.startswith(("external_", "local_net"))]
+
+
+def test_behind_nat_phones_outside_the_local_nets_are_told_the_published_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The containers' file takes the address and the published SIP port from the environment.
+    monkeypatch.setenv("LIANLUO_EXTERNAL_ADDRESS", "192.0.2.7")
+    monkeypatch.setenv("LIANLUO_SIP_PORT", "5070")
+    a = load_settings(Path(__file__).resolve().parents[2] / "config" / "container.yaml").asterisk
+    assert (a.external_address, a.external_sip_port) == ("192.0.2.7", 5070)
+    assert transport_nat(a).splitlines() == [
+        "external_media_address = 192.0.2.7",
+        "external_signaling_address = 192.0.2.7",
+        "external_signaling_port = 5070",
+        "local_net = 172.29.71.0/24",
+        "local_net = 127.0.0.0/8",
+    ]
+    # Unset, the same file means no NAT.
+    monkeypatch.delenv("LIANLUO_EXTERNAL_ADDRESS")
+    monkeypatch.delenv("LIANLUO_SIP_PORT")
+    a = load_settings(Path(__file__).resolve().parents[2] / "config" / "container.yaml").asterisk
+    assert (a.external_address, a.external_sip_port) == ("", 5060)
+    assert "external_media_address" not in transport_nat(a)
+
+
+def test_sip_is_offered_over_tcp_on_the_same_address_as_udp() -> None:
+    text = (TEMPLATES / "pjsip.conf").read_text()
+    tcp = text.split("[transport-tcp]")[1].split("\n\n")[0]
+    assert "protocol = tcp" in tcp and "bind = {{sip_bind}}:{{sip_port}}" in tcp
+    assert "{{transport_nat}}" in tcp
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "words"),
+    [
+        ("asterisk: {external_address: 'a b'}", "asterisk.external_address", "not a host name"),
+        ("asterisk: {external_address: 192.0.2.7}", "asterisk.external_address", "needs asterisk.local_nets"),
+        ("asterisk: {external_address: h, local_nets: [10.0.0.0/33]}", "asterisk.local_nets[0]", "not an IP"),
+        ("asterisk: {external_sip_port: 70000}", "asterisk.external_sip_port", "out of range"),
+        ("asterisk: {external_address: '${LIANLUO_TEST_UNSET}'}", "asterisk.external_address", "is not set"),
+    ],
+)
+def test_bad_nat_settings_are_named(tmp_path: Path, text: str, field: str, words: str) -> None:
+    path = tmp_path / "center.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert err.value.details["field"] == field
+    assert words in str(err.value)
+    assert f"{path}:1:" in str(err.value)
+
+
+def test_an_environment_value_is_typed_as_if_written_and_text_keeps_its_dollars(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIANLUO_TEST_PORT", "5064")
+    path = tmp_path / "center.yaml"
+    path.write_text("asterisk: {sip_port: '${LIANLUO_TEST_PORT}'}\ncenter_name: 'Pay ${5} now'\n")
+    settings = load_settings(path)
+    assert settings.asterisk.sip_port == 5064
+    assert settings.center_name == "Pay ${5} now"

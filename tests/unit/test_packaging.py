@@ -36,6 +36,7 @@ def test_compose_file_matches_the_container_configuration() -> None:
     for name, service in services.items():
         assert service["healthcheck"]["test"][:3] == ["CMD", "/srv/lianluo/docker/entrypoint", "health"], name
         assert service["networks"] == ["center"] or set(service["networks"]) == {"center"}, name
+        assert service["restart"] == "unless-stopped", name  # a part that dies comes back
     # Only the documented ports are published: SIP, RTP and the panel.
     published = {
         name: [p.rsplit(":", 1)[1] for p in service.get("ports", [])] for name, service in services.items()
