@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import random
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -132,6 +133,15 @@ class Stack:
         dest.write_bytes(data)
         return dest
 
+    def asterisk_cli(self, command: str) -> str:
+        done = subprocess.run(
+            [str(SCRIPT), "run", "exec", "-u", "lianluo", self.container("asterisk"),
+             "asterisk", "-C", "/srv/lianluo/var/asterisk/main/etc/asterisk.conf", "-rx", command],
+            cwd=REPO, env=self.env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
     def sql(self, query: str) -> str | None:
         """The query's rows (psql -At), or None while PostgreSQL does not answer."""
         done = subprocess.run(
@@ -196,6 +206,9 @@ def stack() -> Iterator[Stack]:
         # Long enough to restart the app container while the call is bridged.
         "LIANLUO_CALLER_HOLD": str(CALLER_HOLD_S),
         "LIANLUO_CALLER_EVERY": "600",
+        # As for phones on another machine (a documentation address, TEST-NET-1): the phones on
+        # the compose network must keep being told Asterisk's own address.
+        "LIANLUO_EXTERNAL_ADDRESS": "192.0.2.10",
     }
     s = Stack(done.stdout.strip(), env, base + 1, timings)
     # One run at a time on this machine (several checkouts may run `make test`): the project
@@ -284,6 +297,18 @@ def test_a_call_flows_from_the_caller_container_to_an_agent_container(stack: Sta
     # Every container's health check passes.
     for service in SERVICES:
         eventually(lambda: stack.healthy(service), 60, f"{service}'s health check passes")  # noqa: B023
+
+
+def test_sip_takes_tcp_and_tells_outside_phones_the_published_address(stack: Stack) -> None:
+    """The call above came from the compose network (a local net); a phone from outside would be
+    told the published address and SIP port, over UDP or TCP."""
+    for transport in ("transport-udp", "transport-tcp"):
+        shown = stack.asterisk_cli(f"pjsip show transport {transport}")
+        fields = dict(re.findall(r"^\s*(\w+)\s*:\s*(\S*)\s*$", shown, re.M))
+        assert fields.get("external_media_address") == "192.0.2.10", shown
+        assert fields.get("external_signaling_address") == "192.0.2.10", shown
+        assert fields.get("external_signaling_port") == stack.env["LIANLUO_SIP_PORT"], shown
+        assert "172.29.71.0/24" in shown, shown
 
 
 def test_the_data_outlives_the_containers(stack: Stack) -> None:
