@@ -44,11 +44,11 @@ class SlowVoice(FakeVoice):
         self.synthesised = asyncio.Event()
         self.asked = 0
 
-    async def say(self, texts: Any) -> list[str]:
+    async def say(self, texts: Any, lang: str | None = None) -> list[str]:
         if self.slow:
             self.asked += 1
             await self.synthesised.wait()
-        return await super().say(texts)
+        return await super().say(texts, lang)
 
 
 @dataclass
