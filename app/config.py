@@ -1113,7 +1113,7 @@ def _check_languages(
         where = path if given else "languages"
         hint = "" if given else f" (`{path}` is not set in this file: its built-in text is English only)"
         raise ConfigError(
-            f"{path}: no text in {', '.join(missing)}; the center offers {', '.join(s.languages)},"
+            f"no text in {', '.join(missing)}; the center offers {', '.join(s.languages)},"
             f" so every prompt needs a segment in each{hint}",
             file=file,
             line=lines.get(where) or lines.get(f"{where}[0]"),

@@ -73,9 +73,13 @@ def _load_one(path: Path, queues: set[str], languages: tuple[str, ...]) -> tuple
         check_flow(flow, queues)
         check_flow_languages(flow, languages)
     except FlowError as exc:
-        raise ConfigError(
-            exc.message, file=file, line=reader.lines.get(exc.path), field_path=exc.path
-        ) from exc
+        line = reader.lines.get(exc.path)
+        message = exc.message
+        if line is None and exc.path in ("invalid", "no_input"):
+            # Not in the file: its built-in text (English) is what is missing a language.
+            line = reader.lines.get("name")
+            message += f" (`{exc.path}` is not set in this file: its built-in text is English only)"
+        raise ConfigError(message, file=file, line=line, field_path=exc.path) from exc
     return flow, reader.lines
 
 
