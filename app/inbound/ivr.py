@@ -133,7 +133,7 @@ class IvrWalker:
         step = flow.language
         preference = call.customer.language if call.customer is not None else None
         choice = known_language(self.languages, preference, it.dnis, step.by_dnis)
-        if choice is None and step.prompt:
+        if choice is None and step.prompt and len(self.languages) > 1:  # one language: nothing to ask
             # The one prompt in every language: the caller cannot understand a choice otherwise.
             key = await call.play(await self.voice.say(list(step.prompt)), interruptible=True)
             if key is None:

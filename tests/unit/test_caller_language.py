@@ -256,3 +256,13 @@ async def test_no_key_at_the_question_is_the_centers_default_language() -> None:
             lambda: (caller, ("said:请按1。",)) in c.pbx.played, "the menu in the default", timeout=5
         )
         await c.until(lambda: chosen(c, it.id) == [{"lang": "zh", "by": "default"}], "the choice recorded")
+
+
+async def test_a_center_offering_one_language_asks_nothing_and_plays_prompts_as_written() -> None:
+    async with center(agents=("1001",), flows=language_flow(), languages=("en",)) as c:
+        caller = c.pbx.caller_arrives("13800000005")
+        it = await c.until(lambda: c.interaction_of(caller), "the interaction")
+        both = ("said:Press 1.", "said:请按1。")
+        await c.until(lambda: (caller, both) in c.pbx.played, "the menu as written")
+        assert next(uris for ch, uris in c.pbx.played if ch == caller) == both, "not asked"
+        assert c.store.rows[it.id].language is None
