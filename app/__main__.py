@@ -79,7 +79,19 @@ def menu_banner(settings: Settings) -> list[str]:
     if menu is None:
         return []
     keys = "; ".join(f"{key} {what}" for key, what in describe_choices(flow, menu))
-    return [*textwrap.wrap(f"In the menu, press {keys}.", 92, initial_indent="  ", subsequent_indent="    ")]
+    text = f"In the menu, press {keys}."
+    step = flow.language
+    if step.prompt:  # asked first (README, "Languages")
+        names = {"en": "English", "zh": "Mandarin"}
+        chosen = ", ".join(f"{key} {names.get(lang, lang)}" for key, lang in step.keys.items())
+        lines = ", ".join(f"{number} is {names.get(lang, lang)}" for number, lang in step.by_dnis.items())
+        text = (
+            f"First the language: press {chosen}"
+            + (f" ({lines} without asking)" if lines else "")
+            + ". "
+            + text
+        )
+    return [*textwrap.wrap(text, 92, initial_indent="  ", subsequent_indent="    ")]
 
 
 def mail_banner(settings: Settings) -> list[str]:

@@ -70,6 +70,7 @@ from app.domain.admission import Admission
 from app.domain.fax import JobRules
 from app.domain.ivr_flow import FlowSet
 from app.domain.outbound import OutboundPolicy
+from app.domain.prompt import PromptText
 from app.domain.routing import QueueConfig, Tier, qualifies
 from app.domain.wallboard import Wallboard
 from app.errors import PbxError
@@ -270,10 +271,11 @@ async def prompts_ctx(app: web.Application) -> AsyncIterator[None]:
         "voicemail_empty": ivr.voicemail_empty,
         "no_agent_voicemail": ivr.no_agent_voicemail,
     }
-    uris: dict[str, list[str]] = {}
+    uris: dict[str, list[tuple[PromptText, str]]] = {}
     for name, texts in wanted.items():
-        paths = [await cache.render(Prompt(t.text, t.lang)) for t in texts]
-        uris[name] = [PromptCache.asterisk_uri(p) for p in paths]
+        uris[name] = [
+            (t, PromptCache.asterisk_uri(await cache.render(Prompt(t.text, t.lang)))) for t in texts
+        ]
     p = parts(app)
     p.voice = Voice(cache, uris)
     flows = await asyncio.to_thread(load_flows, app[SETTINGS])
@@ -516,6 +518,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             default_queue=settings.ivr.menu[0].queue if settings.ivr.menu else settings.queues[0].name,
             admission=Admission(limits) if (limits := call_limits(settings)) else None,
             fax=on_demand.run,
+            languages=settings.languages,
         )
         dialer = DialerService(
             runtime=runtime,
@@ -791,7 +794,7 @@ async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
     cache = PromptCache(Paths.of(settings).sounds_cache)
     for text in settings.recording.consent_prompt:
         path = await cache.render(Prompt(text.text, text.lang))
-        service.consent_uris.append(PromptCache.asterisk_uri(path))
+        service.consent_uris.append((text, PromptCache.asterisk_uri(path)))
     await service.start()
     try:
         yield

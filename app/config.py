@@ -27,6 +27,7 @@ from app.domain.experts import Directory, Expert, ExpertGroup
 from app.domain.ivr_flow import Hours
 from app.domain.outbound import DEFAULT_KINDS, DialPlan, Purpose
 from app.domain.prompt import PromptText as PromptText  # configured prompts are made of these
+from app.domain.prompt import missing_languages
 from app.domain.recording import Mode as RecordingMode
 from app.domain.recording import RecordingPolicy
 from app.domain.recording import Rule as RecordingRule
@@ -773,6 +774,8 @@ class SampleCustomer:
     phone: str
     tier: str = "medium"
     vip: bool = False
+    # The language they are served in (customers.language): the language step is skipped.
+    language: Literal["en", "zh"] | None = None
 
 
 @dataclass(frozen=True)
@@ -810,6 +813,9 @@ class Settings:
     center_name: str = "Lianluo"
     # The center's time zone: where "today" starts on the wallboard and in reports.
     timezone: str = "UTC"
+    # The languages callers are served in (README, "Languages"), the first the default. Every
+    # prompt a caller may hear needs a segment in each: loading refuses one without.
+    languages: tuple[Literal["en", "zh"], ...] = ("en",)
     ari_app: str = "lianluo"
     var_dir: str = "var"
     asterisk: AsteriskSettings = AsteriskSettings()
@@ -1122,6 +1128,56 @@ def _check_sample_data(data: SampleData, bad: Callable[[str, str], ConfigError])
             raise bad(f"sample_data.orders[{i}].status", "say the order's status in words")
 
 
+# Heard by the agent, not the caller: spoken in whatever the configuration gives.
+_AGENT_PROMPTS = ("callback_whisper", "callback_unreached")
+
+
+def caller_prompts(s: Settings) -> list[tuple[str, Prompts]]:
+    """Every center-file prompt a caller may hear, with its field path."""
+    out = [
+        (f"ivr.{f.name}", getattr(s.ivr, f.name))
+        for f in dataclasses.fields(IvrSettings)
+        if f.type in ("Prompts", Prompts) and f.name not in _AGENT_PROMPTS
+    ]
+    if s.recording.enabled:
+        out.append(("recording.consent_prompt", s.recording.consent_prompt))
+    return out
+
+
+def _check_languages(
+    s: Settings, file: str, lines: dict[str, int], bad: Callable[[str, str], ConfigError]
+) -> None:
+    """Each offered language once; every prompt a caller may hear has a segment in each. A
+    prompt left at its built-in default (English) is named with the `languages` line, since
+    it has none of its own: set it in the file with a segment in every language."""
+    if not s.languages:
+        raise bad("languages", "offer at least one language, e.g. [en]")
+    if len(set(s.languages)) != len(s.languages):
+        raise bad("languages", f"a language is given twice: {list(s.languages)}")
+    for path, prompt in caller_prompts(s):
+        missing = missing_languages(prompt, s.languages)
+        if not missing:
+            continue
+        if s.ivr.flows is not None and path in ("ivr.greeting", "ivr.invalid", "ivr.no_input"):
+            continue  # the flows replace these (their own prompts are checked with them)
+        given = path in lines or any(k.startswith(path + "[") for k in lines)
+        where = path if given else "languages"
+        hint = "" if given else f" (`{path}` is not set in this file: its built-in text is English only)"
+        raise ConfigError(
+            f"no text in {', '.join(missing)}; the center offers {', '.join(s.languages)},"
+            f" so every prompt needs a segment in each{hint}",
+            file=file,
+            line=lines.get(where) or lines.get(f"{where}[0]"),
+            field_path=path,
+        )
+    if "zh" in s.languages:
+        for i, doc in enumerate(s.fax.documents):
+            if not doc.zh.strip():
+                raise bad(
+                    f"fax.documents[{i}].zh", "the center offers zh: give the document's Mandarin title"
+                )
+
+
 def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
     """Rules that span fields or need more than a type check."""
 
@@ -1312,6 +1368,7 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
     if not 1 <= s.voicemail.smtp.port <= 65535:
         raise bad("voicemail.smtp.port", f"port {s.voicemail.smtp.port} is out of range 1-65535")
     _check_mail_catcher(s, bad)
+    _check_languages(s, file, lines, bad)
     _check_sample_data(s.sample_data, bad)
     _check_campaigns(s, queue_names, bad)
     for i, prefix in enumerate(s.routing.transfer_numbers):

@@ -134,20 +134,21 @@ class Customer:
     vip: bool
     tier: str
     value: float
+    language: str | None = None  # their stored preference (en, zh); None: asked, or by number
 
 
 _UPSERT_INTERACTION = (
     "INSERT INTO interactions (id, caller_channel_id, ani, dnis, customer_id, phase, arrived_at, direction,"
     " callback_id, ivr_digits, queued_at, answered_at, ended_at, queue_wait_ms, agent_id, outcome, queue,"
-    " tier, collected, skills, legs)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " tier, collected, skills, legs, language)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (id) DO UPDATE SET phase = EXCLUDED.phase, ivr_digits = EXCLUDED.ivr_digits,"
     " queued_at = EXCLUDED.queued_at, answered_at = EXCLUDED.answered_at, ended_at = EXCLUDED.ended_at,"
     " queue_wait_ms = EXCLUDED.queue_wait_ms, agent_id = EXCLUDED.agent_id, outcome = EXCLUDED.outcome,"
     # A profile an agent created during the call (the panel) is kept.
     " customer_id = COALESCE(EXCLUDED.customer_id, interactions.customer_id),"
     " queue = EXCLUDED.queue, tier = EXCLUDED.tier, collected = EXCLUDED.collected,"
-    " skills = EXCLUDED.skills, legs = EXCLUDED.legs"
+    " skills = EXCLUDED.skills, legs = EXCLUDED.legs, language = EXCLUDED.language"
 )
 
 
@@ -183,6 +184,7 @@ def _interaction_row(it: Interaction) -> tuple[Any, ...]:
         Jsonb(it.collected),
         Jsonb(it.skills),
         Jsonb(it.legs),
+        it.language,
     )
 
 
@@ -207,9 +209,9 @@ class Store:
         async with self.pool.connection() as conn, conn.transaction():
             for c in data.customers:
                 cur = await conn.execute(
-                    "INSERT INTO customers (name, phone, tier, vip) VALUES (%s, %s, %s, %s)"
+                    "INSERT INTO customers (name, phone, tier, vip, language) VALUES (%s, %s, %s, %s, %s)"
                     " ON CONFLICT (phone) DO NOTHING",
-                    (c.name, c.phone, c.tier, c.vip),
+                    (c.name, c.phone, c.tier, c.vip, c.language),
                 )
                 added += cur.rowcount
             for a in data.accounts:
@@ -247,10 +249,10 @@ class Store:
             return None
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT id, name, vip, tier, value FROM customers WHERE phone = %s", (phone,)
+                "SELECT id, name, vip, tier, value, language FROM customers WHERE phone = %s", (phone,)
             )
             row = await cur.fetchone()
-        return Customer(row[0], row[1], row[2], row[3], float(row[4])) if row else None
+        return Customer(row[0], row[1], row[2], row[3], float(row[4]), row[5]) if row else None
 
     async def last_agent_for(self, customer_id: int | None, ani: str, since: datetime) -> str | None:
         """The agent who last talked with this customer (or this number), if recent enough."""
@@ -426,6 +428,7 @@ class Store:
                 collected={str(k): str(v) for k, v in (r["collected"] or {}).items()},
                 skills={str(k): int(v) for k, v in (r["skills"] or {}).items()},
                 legs=dict(r["legs"] or {}),
+                language=r["language"],
             )
             for r in rows
         ]

@@ -76,6 +76,8 @@ class Interaction:
     # Where the call stands on the PBX (legs, bridge, hold...), kept for recovery after a restart.
     # Opaque here: the call runtime writes and reads it.
     legs: dict[str, Any] = field(default_factory=dict)
+    # The language the caller is served in (en, zh); None: not chosen, prompts play as written.
+    language: str | None = None
     # Recorded but not yet persisted; the flow drains this after each step.
     pending: list[InteractionEvent] = field(default_factory=list)
 

@@ -11,13 +11,13 @@ already in a flow finish the version they started with.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from app.domain.prompt import PromptText, Spoken
+from app.domain.prompt import LANGUAGES, PromptText, Spoken, missing_languages
 
 NodeType = Literal["menu", "collect", "lookup", "branch", "play", "queue", "voicemail", "hangup", "fax"]
 HangupOutcome = Literal["self_service", "closed", "blocked", "no_input"]
@@ -88,6 +88,20 @@ class Hours:
 
 
 @dataclass(frozen=True)
+class LanguageStep:
+    """How a flow learns the caller's language, when the customer's stored preference does not
+    say: the dialled number (`by_dnis`, e.g. {"7001": zh}), else one key at the start
+    (`prompt`, the only prompt heard in every language, and `keys`, e.g. {"1": en, "2": zh});
+    no key within `timeout_s` is the center's default language. No `prompt`: no step, and a
+    caller whose language is not known hears every prompt as written."""
+
+    by_dnis: dict[str, str] = field(default_factory=dict)
+    prompt: tuple[PromptText, ...] = ()
+    keys: dict[str, str] = field(default_factory=dict)
+    timeout_s: float = 3.0
+
+
+@dataclass(frozen=True)
 class Flow:
     name: str
     start: str
@@ -103,6 +117,8 @@ class Flow:
     # A caller who answers nothing goes on (a node's `on_fail`, else the operator) before this
     # many seconds of silence in one node, even with tries left (see `ask_again`).
     no_input_limit_s: float = 30.0
+    # The caller's language (README, "Languages"); from then on every prompt is in it alone.
+    language: LanguageStep = LanguageStep()
     # Where this flow came from, for messages; not read from YAML.
     source: str = field(default="", metadata={"internal": True})
 
@@ -317,6 +333,7 @@ def check_flow(flow: Flow, queues: set[str]) -> None:
         raise FlowError("no_input_limit_s", "between 5 and 300 seconds")
     for name, hours in flow.hours.items():
         _check_hours(f"hours.{name}", hours)
+    _check_language_step(flow.language)
     for name, node in flow.nodes.items():
         _check_node(flow, f"nodes.{name}", node, queues)
         for lang, text in node.label.items():
@@ -368,6 +385,44 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     # `prompt` (optional) asks for the first code.
     "fax": (),
 }
+
+
+def _check_language_step(step: LanguageStep) -> None:
+    for number, lang in step.by_dnis.items():
+        if lang not in LANGUAGES:
+            raise FlowError(f"language.by_dnis.{number}", f"a language: one of {', '.join(LANGUAGES)}")
+    for key, lang in step.keys.items():
+        if not re.fullmatch(r"[0-9*#]", key):
+            raise FlowError(f"language.keys.{key}", "one key 0-9, * or #")
+        if lang not in LANGUAGES:
+            raise FlowError(f"language.keys.{key}", f"a language: one of {', '.join(LANGUAGES)}")
+    if step.prompt and not step.keys:
+        raise FlowError("language.keys", 'the language step needs its keys, e.g. {"1": en, "2": zh}')
+    if not 1 <= step.timeout_s <= 10:
+        raise FlowError("language.timeout_s", "between 1 and 10 seconds: the caller is waiting")
+
+
+def flow_prompts(flow: Flow) -> Iterator[tuple[str, tuple[PromptText, ...]]]:
+    """Every prompt of a flow a caller may hear, with its field path."""
+    yield "language.prompt", flow.language.prompt
+    yield "invalid", flow.invalid
+    yield "no_input", flow.no_input
+    for name, node in flow.nodes.items():
+        for attr in ("prompt", "invalid", "no_input"):
+            yield f"nodes.{name}.{attr}", getattr(node, attr)
+
+
+def check_flow_languages(flow: Flow, offered: Sequence[str]) -> None:
+    """Refuse a flow with a prompt missing a language the center offers: a caller in that
+    language would hear it in another. Raises FlowError naming the prompt."""
+    for path, prompt in flow_prompts(flow):
+        missing = missing_languages(prompt, offered)
+        if missing:
+            raise FlowError(
+                path,
+                f"no text in {', '.join(missing)}; the center offers {', '.join(offered)} (`languages`),"
+                " so every prompt needs a segment in each, e.g. - {text: ..., lang: " + missing[0] + "}",
+            )
 
 
 def _check_node(flow: Flow, at: str, node: Node, queues: set[str]) -> None:

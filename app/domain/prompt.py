@@ -3,6 +3,7 @@ app/adapters/prompts.py, configured in YAML (app/config.py), filled in by the fl
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -11,6 +12,73 @@ from typing import Literal
 class PromptText:
     text: str
     lang: Literal["en", "zh"] = "en"
+
+
+# -- one language per caller -----------------------------------------------------------------
+
+LANGUAGES = ("en", "zh")  # those prompts can be synthesised in (app/adapters/prompts.py)
+
+
+def for_caller(prompt: Sequence[PromptText], lang: str | None) -> tuple[PromptText, ...]:
+    """What a caller whose language is `lang` hears of a prompt: only its segments in that
+    language. `None` (no language chosen: a center that never asks) plays every segment as
+    written. A prompt with no segment in `lang` plays whole rather than not at all: the admin
+    check (`missing_languages`) refuses such a prompt in the languages a center offers, so this
+    only happens for a language the center does not offer."""
+    if lang is None:
+        return tuple(prompt)
+    mine = tuple(p for p in prompt if p.lang == lang)
+    return mine or tuple(prompt)
+
+
+def missing_languages(prompt: Sequence[PromptText], offered: Sequence[str]) -> list[str]:
+    """The offered languages a prompt has no segment in (an empty prompt, one that says
+    nothing, misses none)."""
+    if not prompt:
+        return []
+    have = {p.lang for p in prompt}
+    return [lang for lang in offered if lang not in have]
+
+
+@dataclass(frozen=True)
+class LanguageChoice:
+    """The caller's language and what decided it: "customer" (their stored preference), "dnis"
+    (the number they dialled), "key" (they pressed it at the language step), "default" (no key
+    in time)."""
+
+    lang: str
+    by: Literal["customer", "dnis", "key", "default"]
+
+
+def known_language(
+    offered: Sequence[str],
+    preference: str | None,
+    dnis: str,
+    by_dnis: Mapping[str, str],
+) -> LanguageChoice | None:
+    """The caller's language before anyone asks: the customer's stored preference, else the
+    dialled number's language; a language the center does not offer counts as none. None: ask
+    (or, with no language step, play prompts as written)."""
+    if preference in offered:
+        assert preference is not None
+        return LanguageChoice(preference, "customer")
+    by_number = by_dnis.get(dnis)
+    if by_number in offered:
+        assert by_number is not None
+        return LanguageChoice(by_number, "dnis")
+    return None
+
+
+def language_for_key(
+    key: str | None, keys: Mapping[str, str], offered: Sequence[str], default: str
+) -> LanguageChoice:
+    """The language step's answer: the language of the key pressed; no key, or a key that
+    chooses nothing the center offers, is the center's default language."""
+    lang = keys.get(key) if key is not None else None
+    if lang in offered:
+        assert lang is not None
+        return LanguageChoice(lang, "key")
+    return LanguageChoice(default, "default")
 
 
 # -- data read out to a caller ---------------------------------------------------------------

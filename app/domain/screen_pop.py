@@ -95,6 +95,7 @@ class Journey:
     offered_at: datetime | None = None
     flow: str | None = None  # the IVR flow the caller went through (its labels name the choices)
     menu_to: tuple[str | None, ...] = ()  # beside `menu`: the flow node each choice led to
+    language: str | None = None  # the language the caller is served in (en, zh), once chosen
 
 
 def journey(events: Sequence[EventRecord]) -> Journey:
@@ -105,6 +106,7 @@ def journey(events: Sequence[EventRecord]) -> Journey:
     collected: dict[str, str] = {}
     queue = tier = reason = None
     offered_at = None
+    language: str | None = None
     for e in events:
         data = e.data if isinstance(e.data, Mapping) else {}
         if e.kind == "dtmf":
@@ -120,6 +122,8 @@ def journey(events: Sequence[EventRecord]) -> Journey:
                 menu_to.append(None)
         elif e.kind == "flow":
             flow = _text(data.get("name")) or flow
+        elif e.kind == "language":
+            language = _text(data.get("lang")) or language
         elif e.kind == "menu_choice":  # IVR flows: one event per menu answered, key or word
             choice = _text(data.get("key")) or _text(data.get("word"))
             if choice:
@@ -136,7 +140,9 @@ def journey(events: Sequence[EventRecord]) -> Journey:
             _merge(collected, inner if isinstance(inner, Mapping) else data)
         elif isinstance(inner, Mapping):
             _merge(collected, inner)
-    return Journey(digits[:64], tuple(menu), collected, queue, tier, reason, offered_at, flow, tuple(menu_to))
+    return Journey(
+        digits[:64], tuple(menu), collected, queue, tier, reason, offered_at, flow, tuple(menu_to), language
+    )
 
 
 def _text(value: object) -> str | None:

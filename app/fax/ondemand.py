@@ -135,7 +135,7 @@ class FaxOnDemand:
         chosen = await self.choose(call, node)
         it = call.it
         if not chosen:
-            await call.play(await self.voice.say(self.prompts.nothing), interruptible=False)
+            await call.play(await self.voice.say(self.prompts.nothing, call.it.language), interruptible=False)
             it.end(call.now(), Outcome.NO_INPUT, ended_by="system")
             await call.hang_up()
             return
@@ -152,7 +152,7 @@ class FaxOnDemand:
             documents=tuple(d.code for d in chosen),
         )
         tiff = await self.compose(fax, chosen, call.now())
-        await call.play(await self.voice.say(self.prompts.start), interruptible=False)
+        await call.play(await self.voice.say(self.prompts.start, call.it.language), interruptible=False)
         it.record(
             call.now(), "fax_sending", fax_id=fax.id, documents=list(fax.documents), pages=fax.pages_expected
         )
@@ -193,14 +193,14 @@ class FaxOnDemand:
         """Now on this call ("now", the default when no key comes), or a job to a number the
         caller keys: "queued", or "refused" after the last refused try. The call ends unless now."""
         it = call.it
-        key = await call.play(await self.voice.say(self.prompts.how), interruptible=True)
+        key = await call.play(await self.voice.say(self.prompts.how, call.it.language), interruptible=True)
         if key is None:
             key = await call.wait_digit(node.timeout_s)
         if key != "2":
             return "now"
         assert self.queue_job is not None
-        ask = await self.voice.say(self.prompts.ask_number)
-        refused = await self.voice.say(self.prompts.number_refused)
+        ask = await self.voice.say(self.prompts.ask_number, call.it.language)
+        refused = await self.voice.say(self.prompts.number_refused, call.it.language)
         codes = [d.code for d in chosen]
         for attempt in range(1, node.attempts + 1):
             number = await self.gather(call, ask, node.timeout_s, longest=20)
@@ -215,7 +215,10 @@ class FaxOnDemand:
                     it.end(call.now(), Outcome.FAX, ended_by="system")
                     call.save_soon()
                     spoken = " ".join(number)
-                    await call.play(await self.voice.say(filled(self.prompts.queued, number=spoken)), False)
+                    await call.play(
+                        await self.voice.say(filled(self.prompts.queued, number=spoken), call.it.language),
+                        False,
+                    )
                     await call.hang_up()
                     return "queued"
             it.record(call.now(), "fax_number_refused", number=number, reason=problem, attempt=attempt)
@@ -227,9 +230,9 @@ class FaxOnDemand:
 
     async def choose(self, call: Call, node: Node) -> list[FaxDocument]:
         it = call.it
-        ask = await self.voice.say(list(node.prompt) or self.prompts.ask)
-        more = await self.voice.say(self.prompts.more)
-        unknown = await self.voice.say(self.prompts.unknown)
+        ask = await self.voice.say(list(node.prompt) or self.prompts.ask, call.it.language)
+        more = await self.voice.say(self.prompts.more, call.it.language)
+        unknown = await self.voice.say(self.prompts.unknown, call.it.language)
         chosen: list[FaxDocument] = []
         failures = 0
         while failures < node.attempts and len(chosen) < self.max_documents:
@@ -250,7 +253,9 @@ class FaxOnDemand:
             chosen.append(picked)
             it.record(call.now(), "fax_document_chosen", code=picked.code, title=picked.title_en)
             call.save_soon()
-            await call.play(await self.voice.say(chosen_prompt(picked)), interruptible=False)
+            await call.play(
+                await self.voice.say(chosen_prompt(picked), call.it.language), interruptible=False
+            )
         return chosen
 
     @staticmethod

@@ -57,6 +57,7 @@ class InboundCalls:
         default_queue: str,
         admission: Admission | None = None,
         fax: ToFax | None = None,
+        languages: tuple[str, ...] = ("en",),
     ) -> None:
         self.runtime = runtime
         self.admission = admission  # None: no call limits
@@ -69,7 +70,7 @@ class InboundCalls:
         self.customers = customers
         self.voicemail = voicemail
         self.default_queue = default_queue  # where a resumed caller without a queue waits
-        self.ivr = IvrWalker(voice, recognizer, lookup, self.to_queue, self.to_voicemail, fax)
+        self.ivr = IvrWalker(voice, recognizer, lookup, self.to_queue, self.to_voicemail, fax, languages)
         self.board.on_stasis(KIND, self.arrived)
 
     # -- a new caller ---------------------------------------------------------------

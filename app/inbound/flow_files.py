@@ -12,7 +12,16 @@ from pathlib import Path
 
 from app.adapters.prompts import Prompt, PromptCache
 from app.config import Settings, _Reader, compose_file
-from app.domain.ivr_flow import Flow, FlowError, FlowSet, Node, check_flow, check_flow_set
+from app.domain.ivr_flow import (
+    Flow,
+    FlowError,
+    FlowSet,
+    Node,
+    check_flow,
+    check_flow_languages,
+    check_flow_set,
+    flow_prompts,
+)
 from app.errors import ConfigError
 
 
@@ -39,7 +48,7 @@ def load_flows(settings: Settings) -> FlowSet:
     flows: list[Flow] = []
     lines: dict[str, dict[str, int]] = {}
     for path in files:
-        flow, where = _load_one(path, queues)
+        flow, where = _load_one(path, queues, settings.languages)
         flows.append(flow)
         lines[flow.source] = where
     try:
@@ -52,7 +61,7 @@ def load_flows(settings: Settings) -> FlowSet:
     return FlowSet({f.name: f for f in flows})
 
 
-def _load_one(path: Path, queues: set[str]) -> tuple[Flow, dict[str, int]]:
+def _load_one(path: Path, queues: set[str], languages: tuple[str, ...]) -> tuple[Flow, dict[str, int]]:
     file = str(path)
     node = compose_file(path)
     if node is None:
@@ -62,10 +71,15 @@ def _load_one(path: Path, queues: set[str]) -> tuple[Flow, dict[str, int]]:
     flow = Flow(**{**flow.__dict__, "source": file})
     try:
         check_flow(flow, queues)
+        check_flow_languages(flow, languages)
     except FlowError as exc:
-        raise ConfigError(
-            exc.message, file=file, line=reader.lines.get(exc.path), field_path=exc.path
-        ) from exc
+        line = reader.lines.get(exc.path)
+        message = exc.message
+        if line is None and exc.path in ("invalid", "no_input"):
+            # Not in the file: its built-in text (English) is what is missing a language.
+            line = reader.lines.get("name")
+            message += f" (`{exc.path}` is not set in this file: its built-in text is English only)"
+        raise ConfigError(message, file=file, line=line, field_path=exc.path) from exc
     return flow, reader.lines
 
 
@@ -108,7 +122,7 @@ async def prerender_flow_prompts(cache: PromptCache, flows: FlowSet) -> None:
     """Every fixed prompt of every flow, so no caller waits for synthesis; prompts with
     {placeholders} (a balance, a position) are made at call time and cached then."""
     for flow in flows.flows.values():
-        for node in flow.nodes.values():
-            for text in (*node.prompt, *node.invalid, *node.no_input, *flow.invalid, *flow.no_input):
+        for _, prompt in flow_prompts(flow):
+            for text in prompt:
                 if "{" not in text.text:
                     await cache.render(Prompt(text.text, text.lang))

@@ -31,6 +31,7 @@ from app.domain.ivr_flow import (
     menu_target,
     word_target,
 )
+from app.domain.prompt import known_language, language_for_key
 from app.errors import PbxError
 
 # A flow that loops without ever waiting for the caller would spin forever: stop it.
@@ -60,8 +61,10 @@ class IvrWalker:
         to_queue: ToQueue,
         to_voicemail: ToVoicemail,
         to_fax: ToFax | None = None,
+        languages: tuple[str, ...] = ("en",),
     ) -> None:
         self.voice = voice
+        self.languages = languages  # the center's, the first its default
         self.recognizer = recognizer
         self.lookup_fields = lookup
         self.to_queue = to_queue
@@ -73,11 +76,17 @@ class IvrWalker:
         it = call.it
         it.record(call.now(), "flow", name=flow.name)
         name: str | None = flow.start
+        language_asked = False
         for _ in range(MAX_STEPS):
             if name is None:
                 await self.goodbye(call, Outcome.NO_INPUT)
                 return
             node = flow.nodes[name]
+            # Asked just before the first node that talks with the caller: a branch decides
+            # unheard, and a caller hung up on at once (a blocked number) is not asked first.
+            if not language_asked and node.type not in ("branch", "hangup"):
+                language_asked = True
+                await self.choose_language(call, flow)
             await call.recorder.ivr(it, call.caller, "sensitive" if node.sensitive else "plain")
             if node.type == "menu":
                 name = await self.menu(call, flow, name, node)
@@ -88,7 +97,9 @@ class IvrWalker:
             elif node.type == "branch":
                 name = self.branch(call, flow, name, node)
             elif node.type == "play":
-                await call.play(await self.voice.say(list(node.prompt)), interruptible=False)
+                await call.play(
+                    await self.voice.say(list(node.prompt), call.it.language), interruptible=False
+                )
                 name = node.next
             elif node.type == "queue":
                 await self.to_queue(call, node.queue or "", dict(node.skills), f"flow:{flow.name}:{name}")
@@ -102,7 +113,9 @@ class IvrWalker:
                 await self.to_fax(call, node)
                 return
             else:  # hangup
-                await call.play(await self.voice.say(list(node.prompt)), interruptible=False)
+                await call.play(
+                    await self.voice.say(list(node.prompt), call.it.language), interruptible=False
+                )
                 await self.goodbye(call, _HANGUP_OUTCOMES[node.outcome], played=True)
                 return
         call.log.error(
@@ -110,16 +123,39 @@ class IvrWalker:
         )
         await self.goodbye(call, Outcome.FAILED)
 
+    async def choose_language(self, call: Call, flow: Flow) -> None:
+        """Settle the caller's language before the first prompt (app/domain/prompt.py has the
+        order): every prompt after this plays in it alone. A caller taken up again after a
+        restart keeps theirs."""
+        it = call.it
+        if it.language is not None:
+            return
+        step = flow.language
+        preference = call.customer.language if call.customer is not None else None
+        choice = known_language(self.languages, preference, it.dnis, step.by_dnis)
+        if choice is None and step.prompt and len(self.languages) > 1:  # one language: nothing to ask
+            # The one prompt in every language: the caller cannot understand a choice otherwise.
+            key = await call.play(await self.voice.say(list(step.prompt)), interruptible=True)
+            if key is None:
+                key = await call.wait_digit(step.timeout_s)
+            choice = language_for_key(key, step.keys, self.languages, self.languages[0])
+        if choice is None:
+            return  # no step: prompts play as written
+        it.language = choice.lang
+        it.record(call.now(), "language", lang=choice.lang, by=choice.by)
+        call.save_soon()
+        call.log.info("caller's language %s (by %s)", choice.lang, choice.by)
+
     async def goodbye(self, call: Call, outcome: Outcome, played: bool = False) -> None:
         if not played:
-            await call.play(self.voice["goodbye"], interruptible=False)
+            await call.play(self.voice.fixed_in("goodbye", call.it.language), interruptible=False)
         call.it.end(call.now(), outcome, ended_by="system")
         await call.hang_up()
 
     async def menu(self, call: Call, flow: Flow, name: str, node: Node) -> str | None:
         it = call.it
-        uris = await self.voice.say(list(node.prompt))
-        invalid = await self.voice.say(list(node.invalid or flow.invalid))
+        uris = await self.voice.say(list(node.prompt), call.it.language)
+        invalid = await self.voice.say(list(node.invalid or flow.invalid), call.it.language)
         silence = Silence(self, call, flow, node)
         typed_ahead: str | None = None
         for attempt in range(1, node.attempts + 1):
@@ -211,8 +247,8 @@ class IvrWalker:
         """Digits into a named field, checked; the caller is told and asked again when wrong."""
         it = call.it
         field = node.into or "value"
-        uris = await self.voice.say(list(node.prompt))
-        invalid = await self.voice.say(list(node.invalid or flow.invalid))
+        uris = await self.voice.say(list(node.prompt), call.it.language)
+        invalid = await self.voice.say(list(node.invalid or flow.invalid), call.it.language)
         silence = Silence(self, call, flow, node)
         typed_ahead: str | None = None
         for attempt in range(1, node.attempts + 1):
@@ -265,7 +301,9 @@ class IvrWalker:
         call.save_soon()
         if found is None:
             return node.not_found or flow.operator
-        await call.play(await self.voice.say(list(fill(node.prompt, dict(found)))), interruptible=False)
+        await call.play(
+            await self.voice.say(list(fill(node.prompt, dict(found))), call.it.language), interruptible=False
+        )
         return node.next
 
     @staticmethod
@@ -306,7 +344,7 @@ class Silence:
         call = self.call
         call.it.record(call.now(), "no_input", attempt=attempt)
         call.save_soon()
-        said = await self.walker.voice.say(list(self.node.no_input or self.flow.no_input))
+        said = await self.walker.voice.say(list(self.node.no_input or self.flow.no_input), call.it.language)
         key = await call.play(said, interruptible=True)
         if key is not None:
             return True, key

@@ -42,7 +42,7 @@ class InboundRoom:
         ivr: IvrSettings,
         callbacks: CallbackService | None,
         voicemail: VoicemailService | None,
-        consent: Callable[[str], list[str]] | None = None,
+        consent: Callable[[str, str | None], list[str]] | None = None,
     ) -> None:
         self.desk = desk
         self.voice = voice
@@ -64,7 +64,7 @@ class InboundRoom:
         # (waiting for its end cost every answered demo call 9 s) and the bridge waits for its
         # end, so the caller hears it whole before the agent speaks.
         if self.consent is not None:
-            await call.play_behind(self.consent(ticket.waiting.queue))
+            await call.play_behind(self.consent(ticket.waiting.queue, call.it.language))
         # The place in line is taken first. A free agent is found within a loop turn or two:
         # their phone rings at once and the caller hears it ring, not "please hold" (which
         # cost every answered call about 3 s). A caller who does wait hears why, after the
@@ -76,7 +76,9 @@ class InboundRoom:
         await call.prompt_over(until=ticket.decided)
         if ticket.decided.done():
             return
-        await call.play(self.voice["connecting"], interruptible=False, until=ticket.decided)
+        await call.play(
+            self.voice.fixed_in("connecting", call.it.language), interruptible=False, until=ticket.decided
+        )
 
     async def wait(self, call: Call, ticket: Ticket) -> Decision | Leave | None:
         loop = asyncio.get_running_loop()
@@ -136,7 +138,7 @@ class InboundRoom:
             texts += filled(ivr.voicemail_offer, key=voicemail_key)
         # A position or wait not said before is synthesised first (a few hundred ms): the
         # offer does not wait for it. An agent found meanwhile rings at once, unannounced.
-        say = asyncio.ensure_future(self.voice.say(texts))
+        say = asyncio.ensure_future(self.voice.say(texts, call.it.language))
         first: list[asyncio.Future[Any]] = [say, ticket.decided]
         try:
             await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
@@ -189,7 +191,7 @@ class InboundRoom:
             reason = "cannot dial out" if refusal is None else refusal.reason.value
             it.record(call.now(), "callback_refused", number=number, reason=reason)
             call.save_soon()
-            await call.play(self.voice["callback_refused"], interruptible=False)
+            await call.play(self.voice.fixed_in("callback_refused", call.it.language), interruptible=False)
             return False
         waiting = ticket.waiting
         try:
@@ -210,7 +212,7 @@ class InboundRoom:
             call.log.warning("callback for %s not recorded: %s", number, exc)
             it.record(call.now(), "callback_refused", number=number, reason=str(exc)[:200])
             call.save_soon()
-            await call.play(self.voice["callback_refused"], interruptible=False)
+            await call.play(self.voice.fixed_in("callback_refused", call.it.language), interruptible=False)
             return False
         # It joins the line when this call is over, so the agent never rings a busy customer.
         call.cleanup.callback(self.callbacks.release, cb)
@@ -218,7 +220,9 @@ class InboundRoom:
         it.end(call.now(), Outcome.CALLBACK_REQUESTED, ended_by="caller")
         call.save_soon()
         spoken = " ".join(number.lstrip("+"))
-        await call.play(await self.voice.say(filled(self.ivr.callback_confirmed, number=spoken)), False)
+        await call.play(
+            await self.voice.say(filled(self.ivr.callback_confirmed, number=spoken), call.it.language), False
+        )
         await call.hang_up()
         return True
 
@@ -228,10 +232,10 @@ class InboundRoom:
         if self.voicemail is not None and self.voicemail.when_no_agent(queue):
             # A message (a callback where the center can dial out), not "call again later".
             await call.music(False)
-            await call.play(self.voice["no_agent_voicemail"], interruptible=False)
+            await call.play(self.voice.fixed_in("no_agent_voicemail", call.it.language), interruptible=False)
             await self.voicemail.leave(call, queue)
             return
         await call.music(False)
-        await call.play(self.voice["no_agent"], interruptible=False)
+        await call.play(self.voice.fixed_in("no_agent", call.it.language), interruptible=False)
         call.it.end(call.now(), Outcome.NO_AGENT, ended_by="system")
         await call.hang_up()

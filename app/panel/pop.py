@@ -175,6 +175,7 @@ class PopService:
             "customer": customer_view(ctx.customer if ctx else None),
             "ivr": {
                 "digits": path.digits or (ctx.ivr_digits if ctx else "") or data.get("digits", ""),
+                "language": path.language,  # the caller's (README, "Languages"); None: not chosen
                 "menu": list(path.menu),
                 "collected": [[k, v] for k, v in path.collected.items()],
                 # The flow's labels for those choices and fields, by language ({} where none).

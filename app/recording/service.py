@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from app.adapters.recording_store import RecordingRow
 from app.calls.ports import Clock
 from app.domain.interaction import Interaction
+from app.domain.prompt import PromptText, for_caller
 from app.domain.recording import (
     Kept,
     RecordingPolicy,
@@ -156,7 +157,8 @@ class RecordingService:
         self.retention_check_s = retention_check_s
         self.finish_wait_s = finish_wait_s
         self.record_ivr = ivr  # the IVR part too (recording.ivr)
-        self.consent_uris: list[str] = []  # rendered at start (app/bootstrap.py)
+        # (segment, sound URI) per segment, rendered at start (app/bootstrap.py)
+        self.consent_uris: list[tuple[PromptText, str]] = []
         self._takes: dict[str, Take] = {}
         self._finishing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -177,9 +179,13 @@ class RecordingService:
 
     # -- consent ----------------------------------------------------------------------
 
-    def consent(self, queue: str) -> list[str]:
-        """What a caller waiting in `queue` hears about recording (nothing where none is made)."""
-        return self.consent_uris if self.policy.consent(queue) else []
+    def consent(self, queue: str, lang: str | None = None) -> list[str]:
+        """What a caller waiting in `queue` hears about recording (nothing where none is made),
+        in their language."""
+        if not self.policy.consent(queue):
+            return []
+        mine = set(for_caller([text for text, _ in self.consent_uris], lang))
+        return [uri for text, uri in self.consent_uris if text in mine]
 
     # -- the runtime's hooks (app/calls/recorder.py) ---------------------------------------
 

@@ -92,7 +92,7 @@ class VoicemailService:
         await call.music(False)
         call.it.record(call.now(), "voicemail_started", queue=q.name)
         call.save_soon()
-        await call.play(self.voice["voicemail_intro"], interruptible=False)
+        await call.play(self.voice.fixed_in("voicemail_intro", call.it.language), interruptible=False)
         name = f"vm-{call.it.id}"
         call.it.legs["voicemail"] = {"recording": name, "queue": q.name}
         call.save_soon()
@@ -132,7 +132,9 @@ class VoicemailService:
             call.it.record(call.now(), "voicemail_empty")
             if not caller_left:
                 with contextlib.suppress(CallerGone):
-                    await call.play(self.voice["voicemail_empty"], interruptible=False)
+                    await call.play(
+                        self.voice.fixed_in("voicemail_empty", call.it.language), interruptible=False
+                    )
             call.it.end(call.now(), Outcome.ABANDONED if caller_left else Outcome.NO_INPUT, ended_by="caller")
         else:
             vm, cb = kept
@@ -154,7 +156,7 @@ class VoicemailService:
                 refused = self.callbacks is not None and self.callbacks.refusal(call.it.ani) is not None
                 saved = "voicemail_saved_no_callback" if refused else "voicemail_saved"
                 with contextlib.suppress(CallerGone):
-                    await call.play(self.voice[saved], interruptible=False)
+                    await call.play(self.voice.fixed_in(saved, call.it.language), interruptible=False)
             await call.hang_up()
 
     # -- keeping it -----------------------------------------------------------

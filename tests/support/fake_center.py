@@ -11,6 +11,7 @@ from app.calls.conversation import Conversation
 from app.calls.switchboard import Switchboard
 from app.domain.agent_state import AgentState
 from app.domain.interaction import Interaction, Outcome, Phase
+from app.domain.prompt import for_caller
 from app.routing.desk import RoutingService
 from tests.support.fake_pbx import FakePbx, FakeStore
 
@@ -23,8 +24,11 @@ class FakeVoice:
     def __getitem__(self, name: str) -> list[str]:
         return [f"sound:{name}"]
 
-    async def say(self, texts: Any) -> list[str]:
-        return [f"said:{t.text}" for t in texts]
+    def fixed_in(self, name: str, lang: str | None) -> list[str]:
+        return [f"sound:{name}"] if lang is None else [f"sound:{name}:{lang}"]
+
+    async def say(self, texts: Any, lang: str | None = None) -> list[str]:
+        return [f"said:{t.text}" for t in for_caller(texts, lang)]
 
 
 async def until(check: Callable[[], Any], what: str, timeout: float = 3.0) -> Any:

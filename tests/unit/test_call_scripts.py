@@ -44,11 +44,11 @@ class SlowVoice(FakeVoice):
         self.synthesised = asyncio.Event()
         self.asked = 0
 
-    async def say(self, texts: Any) -> list[str]:
+    async def say(self, texts: Any, lang: str | None = None) -> list[str]:
         if self.slow:
             self.asked += 1
             await self.synthesised.wait()
-        return await super().say(texts)
+        return await super().say(texts, lang)
 
 
 @dataclass
@@ -91,6 +91,9 @@ async def center(
     voice: Any = None,
     limits: CallLimits | None = None,
     digit_timeout_s: float = 10,
+    flows: FlowSet | None = None,
+    languages: tuple[str, ...] = ("en",),
+    customers: Any = None,
 ) -> AsyncIterator[Center]:
     settings = Settings(
         agents=tuple(AgentSettings(a, f"Agent {a}") for a in agents),
@@ -113,13 +116,14 @@ async def center(
         line=line,
         room=room,
         voice=voice,
-        flows=FlowSet({"main": classic_flow(settings)}),
-        customers=store.customer_by_phone,
+        flows=flows or FlowSet({"main": classic_flow(settings)}),
+        customers=customers or store.customer_by_phone,
         lookup=store.self_service,
         recognizer=None,
         voicemail=None,
         default_queue="general",
         admission=Admission(limits) if limits else None,
+        languages=languages,
     )
     recovery = Recovery(runtime=runtime, store=store, desk=desk, app_name="lianluo")
     recovery.register("inbound", inbound.resume)

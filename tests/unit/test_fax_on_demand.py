@@ -26,7 +26,7 @@ SHEET = FaxDocument("101", "the product sheet", "产品说明", 2, "/cache/sheet
 
 
 class Voice:
-    async def say(self, texts: Sequence[Any]) -> list[str]:
+    async def say(self, texts: Sequence[Any], lang: str | None = None) -> list[str]:
         return [f"said:{t.text}" for t in texts]
 
 

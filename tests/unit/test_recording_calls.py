@@ -150,7 +150,7 @@ async def recording_center(
     tape, rows = FakeTape(), FakeRows()
     policy = policy or RecordingPolicy()
     service = RecordingService(policy, tape, rows, tmp_path / "rec", now, finish_wait_s=5, ivr=ivr)
-    service.consent_uris = [CONSENT]
+    service.consent_uris = [(PromptText("This call may be recorded."), CONSENT)]
     await service.start()
     desk = RoutingService(settings, store, now, bus)
     await desk.start()

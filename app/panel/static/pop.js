@@ -146,6 +146,8 @@
 
   function ivrPart(p) {
     const rows = [[text["pop.digits"], p.ivr.digits || text["pop.nothing"], { id: "pop-digits" }]];
+    const lang = p.ivr.language;
+    if (lang) rows.push([text["pop.language"], text["lang." + lang] || lang, { id: "pop-language" }]);
     const menuLabels = p.ivr.menu_labels || [];
     const choices = p.ivr.menu.map((choice, i) => label(menuLabels[i]) || choice);
     if (choices.length) rows.push([text["pop.menu"], choices.join(" → "), { id: "pop-menu" }]);

@@ -1,0 +1,125 @@
+"""One language per caller on the real stack: a caller who picks Mandarin at the language step
+hears every prompt after it in Mandarin alone, on the way through the menu to an agent.
+(Each prompt here is short, and the menu plays twice: one cross-correlation each, not
+`heard_in_parts`, whose pieces may match in different plays.)
+
+Which language each prompt was heard in is found in the caller's own recording, by matching the
+synthesised audio of each language's segment (the cache the app plays from).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from app.config import IvrSettings, PromptText, Settings, caller_prompts
+from tests.support.audio import best_match, duration
+from tests.support.calls import HEARD, ended, prompt_wav, register_agent
+from tests.support.sip_phone import Call, PhoneLab
+from tests.support.stack import Stack, eventually
+
+pytestmark = pytest.mark.e2e
+
+CHOOSE_EN = PromptText("For English, press 1.", "en")
+CHOOSE_ZH = PromptText("普通话请按2。", "zh")
+MENU_EN = PromptText("For general questions, press 1.", "en")
+MENU_ZH = PromptText("一般咨询请按1。", "zh")
+INVALID_EN = PromptText("Sorry, that is not a valid choice.", "en")
+INVALID_ZH = PromptText("对不起，您的选择无效。", "zh")
+
+FLOWS = Path(tempfile.mkdtemp(prefix="lianluo-language-flows-"))
+(FLOWS / "main.yaml").write_text(
+    f"""
+name: main
+default: true
+start: main_menu
+operator: agent
+language:
+  prompt:
+    - {{text: "{CHOOSE_EN.text}", lang: en}}
+    - {{text: "{CHOOSE_ZH.text}", lang: zh}}
+  keys: {{"1": en, "2": zh}}
+  timeout_s: 5
+invalid:
+  - {{text: "{INVALID_EN.text}", lang: en}}
+  - {{text: "{INVALID_ZH.text}", lang: zh}}
+no_input:
+  - {{text: "Sorry, I didn't hear you.", lang: en}}
+  - {{text: "对不起，我没有听到您的选择。", lang: zh}}
+nodes:
+  main_menu:
+    type: menu
+    prompt:
+      - {{text: "{MENU_EN.text}", lang: en}}
+      - {{text: "{MENU_ZH.text}", lang: zh}}
+    options: {{"1": agent}}
+    timeout_s: 4
+    attempts: 3
+  agent: {{type: queue, queue: general}}
+""",
+    encoding="utf-8",
+)
+# Built-in prompts a caller may hear, none on this path (an idle agent rings at once): left
+# silent, so the bilingual center's check has nothing English-only to refuse.
+SILENT: dict[str, list[object]] = {
+    path.removeprefix("ivr."): [] for path, _ in caller_prompts(Settings(ivr=IvrSettings(flows="x")))
+}
+STACK_CONFIG = {
+    "languages": ["en", "zh"],
+    "agents": [{"id": "1001", "name": "Alice Wang"}],
+    "queues": [{"name": "general", "ring_timeout_s": 10, "wrap_up_s": 0, "announce_every_s": 0}],
+    "ivr": {**SILENT, "flows": str(FLOWS)},
+}
+
+
+def heard_out(call: Call) -> None:
+    """Until no audio has come for 0.3 s: a prompt played to its end."""
+    seen: list[tuple[float, float]] = []
+
+    def quiet() -> bool:
+        now, got = time.monotonic(), call.rx_audio_seconds()
+        seen.append((now, got))
+        return any(at <= now - 0.3 and was == got for at, was in seen)
+
+    eventually(quiet, 10, "the prompt heard out", interval=0.05)
+
+
+def test_a_caller_who_picks_mandarin_hears_only_mandarin_to_the_agent(
+    stack: Stack, lab: PhoneLab, tones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    agent = register_agent(lab, stack, "1001")
+    phone = lab.phone("127.0.0.2", user="13700000091")
+    call = phone.call(
+        f"sip:7000@127.0.0.1:{stack.sip_port}", play=tones[0], record=tmp_path / "caller.wav", loop=True
+    )
+    call.wait_confirmed(timeout=10)
+    it = eventually(lambda: stack.interaction("ani = %s", "13700000091"), 10, "the caller's interaction")
+    # The language question heard out, in both languages (its audio has stopped coming), then
+    # the key, within the step's timeout.
+    question = duration(prompt_wav(CHOOSE_EN)) + duration(prompt_wav(CHOOSE_ZH))
+    call.wait_rx_audio(question - 0.5, timeout=15)
+    heard_out(call)
+    call.send_dtmf("2")
+    chosen = stack.wait_event(it["id"], "language", timeout=15)
+    assert chosen == {"lang": "zh", "by": "key"}
+    eventually(lambda: any(k == "prompt_played" for k, _ in stack.events(it["id"])), 15, "the menu heard out")
+    call.send_dtmf("9")  # not an option: told so, in Mandarin
+    stack.wait_event(it["id"], "invalid_input", timeout=15)
+    # "Not valid" heard out (keys during it are not taken), then 1 over the menu's repeat.
+    call.wait_rx_audio(call.rx_audio_seconds() + duration(prompt_wav(INVALID_ZH)) + 0.5, timeout=15)
+    call.send_dtmf("1")
+    ringing = agent.wait_incoming(timeout=20)
+    ringing.answer(play=tones[1], loop=True)
+    stack.wait_event(it["id"], "connected", timeout=10)
+    call.hangup()
+    row = ended(stack, it["id"])
+    assert (row["agent_id"], row["language"]) == ("1001", "zh")
+
+    heard = call.recording()
+    for prompt in (CHOOSE_EN, CHOOSE_ZH, MENU_ZH, INVALID_ZH):  # the question is the bilingual one
+        assert best_match(heard, prompt_wav(prompt)) > HEARD, f"not heard: {prompt.text}"
+    for prompt in (MENU_EN, INVALID_EN):
+        assert best_match(heard, prompt_wav(prompt)) < HEARD, f"heard in English: {prompt.text}"
