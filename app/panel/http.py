@@ -354,7 +354,10 @@ async def reports_page(request: web.Request, session: PanelSession, lang: Lang) 
         minutes, day = 30, None
     if minutes not in (15, 30, 60):
         minutes = 30
-    report = await request.app[REPORTS].interval(day, minutes)
+    try:
+        report = await request.app[REPORTS].interval(day, minutes)
+    except PeriodError:  # a day no report can be about: today's, as for a date not understood
+        report = await request.app[REPORTS].interval(None, minutes)
     nav, agents = report_pages.menu(lang, "interval"), report_pages.interval_agents(lang, report)
     page = pages.reports_page(lang, session.csrf_token, user_line(lang, session), report, nav, agents)
     return html(request, page)
