@@ -20,6 +20,7 @@ from aiohttp import web
 from app.adapters.recording_store import RecordingStore, Search
 from app.domain.access import SUPERVISING_ROLES, Principal
 from app.domain.recording import may_listen
+from app.errors import AppError
 from app.recording.service import RecordingService
 from app.web.auth import Forbidden, principal
 from app.web.http import SETTINGS, BadRequest, NotFound
@@ -168,7 +169,10 @@ async def detail(request: web.Request) -> web.Response:
 async def audio(request: web.Request) -> web.StreamResponse:
     who = await principal(request, write=False)
     download = request.query.get("download") == "1"
-    first_piece = request.http_range.start in (None, 0)
+    try:
+        first_piece = request.http_range.start in (None, 0)
+    except ValueError as exc:  # the same answer aiohttp's FileResponse gives a Range it cannot read
+        raise AppError("range-not-satisfiable", f"Range: {exc}", {}, 416) from exc
     row = await _allowed_row(request, who, ("download" if download else "listen") if first_piece else None)
     path = request.app[RECORDINGS].path_of(row["path"])
     if not path.exists():

@@ -97,6 +97,8 @@ async def form_body(request: web.Request) -> MultiDictProxy[str | bytes | bytear
         form = await request.post()
     except UnicodeDecodeError as exc:
         raise BadRequest(f"the form is not valid UTF-8: {exc.reason} at byte {exc.start}") from exc
+    except ValueError as exc:  # a multipart body without its boundary, or not split by it
+        raise BadRequest(f"the form cannot be read: {exc}") from exc
     for key, value in form.items():
         clean_text(key, "a form field's name")
         if isinstance(value, str):

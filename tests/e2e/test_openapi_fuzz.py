@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -150,8 +151,30 @@ def test_edge_values_that_once_answered_500_get_a_400_saying_why(stack: Stack) -
     for path in ONCE_500:
         status, body = stack.api("GET", path)
         assert status == 400 and body["error_id"] == "bad-request", (path, status, body)
+    token = {"Authorization": f"Bearer {stack.secrets['api_token']}"}
+    no_recording = "/api/recordings/00000000-0000-0000-0000-000000000000/audio"
+    # A Range header that cannot be read (it was read before anything else, unguarded).
+    assert raw(stack, "GET", no_recording, {**token, "Range": "bytes=abc"}) == 416
+    # A multipart form without its boundary, or not split by it: every form post reads its form
+    # the one way (app/web/http.py form_body).
+    for path in ("/login", "/logout", "/panel/state", "/faxes/send", "/qa/evaluate", "/qa/mine/answer"):
+        for content_type in ("multipart/form-data", "multipart/form-data; boundary=x"):
+            assert raw(stack, "POST", path, {"Content-Type": content_type}, b"garbage") == 400, path
+    # An Origin header that is no URL at all: no site of ours, so refused, not a 500.
+    bad_origin = {"Origin": "http://[", "Content-Type": "application/json"}
+    assert raw(stack, "POST", "/login", bad_origin, b'{"username": "1001", "password": "x"}') == 403
+    assert raw(stack, "GET", "/ws", bad_origin) == 403
     for page in ("/reports?date=9999-12-31", "/staffing?date=9999-12-31&forecast=0001-01-01"):
         # Without a session these send the caller to sign in (the pages' part is in
         # tests/integration/test_reports.py); an HTTPError here would be the 500.
         with urllib.request.urlopen(stack.web_url + page, timeout=10) as resp:
             assert resp.status == 200, page
+
+
+def raw(stack: Stack, method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> int:
+    req = urllib.request.Request(stack.web_url + path, body, headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
