@@ -160,6 +160,11 @@ def test_edge_values_that_once_answered_500_get_a_400_saying_why(stack: Stack) -
     for path in ("/login", "/logout", "/panel/state", "/faxes/send", "/qa/evaluate", "/qa/mine/answer"):
         for content_type in ("multipart/form-data", "multipart/form-data; boundary=x"):
             assert raw(stack, "POST", path, {"Content-Type": content_type}, b"garbage") == 400, path
+    # A body whose Content-Encoding says gzip (or deflate) but is not: aiohttp fails reading it.
+    gzip = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    assert raw(stack, "POST", "/api/callbacks", {**token, **gzip}, b"garbage") == 400
+    deflate = {"Content-Encoding": "deflate", "Content-Type": "application/x-www-form-urlencoded"}
+    assert raw(stack, "POST", "/login", deflate, b"garbage") == 400
     # An Origin header that is no URL at all: no site of ours, so refused, not a 500.
     bad_origin = {"Origin": "http://[", "Content-Type": "application/json"}
     assert raw(stack, "POST", "/login", bad_origin, b'{"username": "1001", "password": "x"}') == 403
