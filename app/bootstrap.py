@@ -109,7 +109,7 @@ from app.supervision.reports import Reports
 from app.supervision.wallboard import WallboardService, day_start_in
 from app.voicemail import http as voicemail_http
 from app.voicemail.service import VoicemailService
-from app.web import health
+from app.web import health, openapi
 from app.web.auth import AUTH, AuthService, load_or_create_panel_passwords, panel_users
 from app.web.http import SECRETS, SETTINGS, error_middleware
 
@@ -845,4 +845,5 @@ def build_app(settings: Settings) -> web.Application:
     qa_desk.add_routes(app)
     fax_http.add_routes(app)
     fax_desk.add_routes(app)
+    openapi.add_routes(app)
     return app

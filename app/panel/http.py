@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, web
 
@@ -48,6 +47,7 @@ from app.web.auth import (
     SessionExpired,
     TooManyAttempts,
     WrongCredentials,
+    origin_host,
     same_origin,
     session_of,
     writing_session,
@@ -354,7 +354,10 @@ async def reports_page(request: web.Request, session: PanelSession, lang: Lang) 
         minutes, day = 30, None
     if minutes not in (15, 30, 60):
         minutes = 30
-    report = await request.app[REPORTS].interval(day, minutes)
+    try:
+        report = await request.app[REPORTS].interval(day, minutes)
+    except PeriodError:  # a day no report can be about: today's, as for a date not understood
+        report = await request.app[REPORTS].interval(None, minutes)
     nav, agents = report_pages.menu(lang, "interval"), report_pages.interval_agents(lang, report)
     page = pages.reports_page(lang, session.csrf_token, user_line(lang, session), report, nav, agents)
     return html(request, page)
@@ -492,7 +495,7 @@ async def api_me(request: web.Request) -> web.Response:
 async def live_socket(request: web.Request) -> web.StreamResponse:
     """Pushes agent states: a snapshot first, then every change the viewer may see."""
     origin = request.headers.get("Origin")
-    if origin is None or urlsplit(origin).netloc != request.host:
+    if origin is None or origin_host(origin) != request.host:
         raise Forbidden("the live socket is for this site's pages only")
     auth = request.app[AUTH]
     token = request.cookies.get(SESSION_COOKIE)

@@ -21,7 +21,7 @@ from app.config import sip_accounts
 from app.domain.access import may_supervise
 from app.errors import AppError
 from app.panel import softphone
-from app.web.auth import AUTH, CSRF_HEADER, SESSION_COOKIE, Forbidden
+from app.web.auth import AUTH, CSRF_HEADER, SESSION_COOKIE, Forbidden, same_origin
 from app.web.http import SECRETS, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,7 @@ class SoftphoneOff(AppError):
 async def api_softphone(request: web.Request) -> web.Response:
     auth = request.app[AUTH]
     session = await auth.session_for(request.cookies.get(SESSION_COOKIE))
-    origin = request.headers.get("Origin")
-    if origin is not None and urlsplit(origin).netloc != request.host:
-        raise Forbidden(f"cross-site request refused (Origin {origin})")
+    same_origin(request)
     auth.check_csrf(session, request.headers.get(CSRF_HEADER))
     who = session.principal
     settings = request.app[SETTINGS]

@@ -10,8 +10,9 @@ of the file counts as a listen.
 
 from __future__ import annotations
 
+import math
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from aiohttp import web
 from app.adapters.recording_store import RecordingStore, Search
 from app.domain.access import SUPERVISING_ROLES, Principal
 from app.domain.recording import may_listen
+from app.errors import AppError
 from app.recording.service import RecordingService
 from app.web.auth import Forbidden, principal
 from app.web.http import SETTINGS, BadRequest, NotFound
@@ -46,6 +48,8 @@ def _date(value: str | None, field: str, end: bool = False) -> datetime | None:
     except ValueError:
         raise BadRequest(f"{field}: a date (2026-12-03) or a time (2026-12-03T10:00:00+00:00)") from None
     if end and len(value) == 10:  # a whole day: up to its end
+        if at.date() == date.max:
+            raise BadRequest(f"{field}: a day before {date.max}")
         at += timedelta(days=1)
     return at
 
@@ -54,9 +58,21 @@ def _number(value: str | None, field: str) -> float | None:
     if not value:
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
-        raise BadRequest(f"{field}: a number of seconds") from None
+        raise BadRequest(f"{field}: a number") from None
+    if not math.isfinite(number):  # nan and inf parse, but are no figure to search by
+        raise BadRequest(f"{field}: a finite number, not {value!r}")
+    return number
+
+
+def _limit(value: str | None) -> int:
+    if not value:
+        return 100
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f"limit: a whole number, not {value!r}") from None
 
 
 def search_of(request: web.Request, only_agent: str | None) -> Search:
@@ -73,7 +89,7 @@ def search_of(request: web.Request, only_agent: str | None) -> Search:
         min_score=_number(q.get("min_score"), "min_score"),
         max_score=_number(q.get("max_score"), "max_score"),
         only_agent=only_agent,
-        limit=int(_number(q.get("limit"), "limit") or 100),
+        limit=_limit(q.get("limit")),
     )
 
 
@@ -153,7 +169,10 @@ async def detail(request: web.Request) -> web.Response:
 async def audio(request: web.Request) -> web.StreamResponse:
     who = await principal(request, write=False)
     download = request.query.get("download") == "1"
-    first_piece = request.http_range.start in (None, 0)
+    try:
+        first_piece = request.http_range.start in (None, 0)
+    except ValueError as exc:  # the same answer aiohttp's FileResponse gives a Range it cannot read
+        raise AppError("range-not-satisfiable", f"Range: {exc}", {}, 416) from exc
     row = await _allowed_row(request, who, ("download" if download else "listen") if first_piece else None)
     path = request.app[RECORDINGS].path_of(row["path"])
     if not path.exists():

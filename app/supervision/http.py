@@ -71,7 +71,10 @@ async def interval_report(request: web.Request) -> web.StreamResponse:
         raise BadRequest(f"date is YYYY-MM-DD and minutes a number: {exc}") from exc
     if minutes not in INTERVALS_MIN:
         raise BadRequest("minutes is 15, 30 or 60")
-    report = await reports.interval(day, minutes)
+    try:
+        report = await reports.interval(day, minutes)
+    except PeriodError as exc:
+        raise BadRequest(str(exc)) from exc
     if request.query.get("format") == "csv":
         name = f"interval-{report['date']}-{minutes}min"
         if request.query.get("table") == "agents":

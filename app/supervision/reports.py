@@ -26,6 +26,10 @@ from app.domain.staffing import forecast, interval_histories, staffing_row
 
 MAX_DAYS = 92  # the longest period one report covers: a quarter
 FORECAST_WEEKS = (1, 12)  # how many past same weekdays a forecast may average
+# The days a report can be about. Python's dates end at 0001-01-01 and 9999-12-31, and a report
+# reaches past its days (the next midnight, the campaigns' rolling 30 days, a forecast's 12 weeks
+# back); no contact center's event log starts before 1970.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
 
 
 class PeriodError(ValueError):
@@ -61,10 +65,16 @@ class Reports:
     def _start(self, day: date) -> datetime:
         return datetime(day.year, day.month, day.day, tzinfo=self.zone)
 
+    @staticmethod
+    def check_day(day: date) -> date:
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise PeriodError(f"a report's days are from {FIRST_DAY} to {LAST_DAY}, not {day}")
+        return day
+
     def period(self, first: date | None, last: date | None) -> tuple[date, date]:
         """The days asked for; today by default, a missing end the same as the start."""
-        first = first or last or self.today()
-        last = last or first
+        first = self.check_day(first or last or self.today())
+        last = self.check_day(last or first)
         if last < first:
             raise PeriodError(f"the period ends ({last}) before it starts ({first})")
         if (last - first).days >= MAX_DAYS:
@@ -84,7 +94,7 @@ class Reports:
         return self._store
 
     async def interval(self, day: date | None, minutes: int) -> dict[str, Any]:
-        day = day or self.today()
+        day = self.check_day(day or self.today())
         start = self._start(day)
         end = start + timedelta(days=1)
         calls = await self._calls(start, end)
@@ -159,7 +169,7 @@ class Reports:
     async def staffing(self, day: date | None, minutes: int) -> dict[str, Any]:
         """Per queue and interval of a past day (or today so far): the agents needed by Erlang C
         and Erlang A beside those who were there."""
-        day = day or self.today()
+        day = self.check_day(day or self.today())
         histories = await self._histories(day, minutes)
         return {
             "date": day.isoformat(),
@@ -178,7 +188,7 @@ class Reports:
     ) -> dict[str, Any]:
         """A day to come from the same weekday of the last `weeks` weeks, averaged, with the
         volume and the handle time adjusted; `agents_staffed` is those days' average."""
-        day = day or self.today() + timedelta(days=1)
+        day = self.check_day(day or self.today() + timedelta(days=1))
         if not FORECAST_WEEKS[0] <= weeks <= FORECAST_WEEKS[1]:
             raise PeriodError(f"a forecast averages {FORECAST_WEEKS[0]} to {FORECAST_WEEKS[1]} weeks")
         if not (0 <= volume_percent <= 1000 and 0 < aht_percent <= 1000):

@@ -292,10 +292,19 @@ AUTH = web.AppKey("auth", AuthService)
 TOKEN_PRINCIPAL = Principal("supervisor-api", Role.ADMIN, None)
 
 
+def origin_host(origin: str) -> str | None:
+    """The host (and port) an Origin header names; None when it cannot be read (`http://[`),
+    which is no site of ours."""
+    try:
+        return urlsplit(origin).netloc
+    except ValueError:
+        return None
+
+
 def same_origin(request: web.Request) -> None:
     """Browsers name the page that sent a request in Origin; refuse writes from other sites."""
     origin = request.headers.get("Origin")
-    if origin is not None and urlsplit(origin).netloc != request.host:
+    if origin is not None and origin_host(origin) != request.host:
         raise Forbidden(f"cross-site request refused (Origin {origin})")
 
 

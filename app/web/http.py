@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from multidict import MultiDictProxy
 
 from app.adapters.asterisk_instance import Secrets
@@ -69,16 +70,24 @@ def _check_json(body: Any) -> None:
             clean_text(value, "a JSON string")
 
 
+def unreadable(exc: RequestPayloadError) -> BadRequest:
+    """The body could not be read as sent: e.g. Content-Encoding gzip on bytes that are not."""
+    return BadRequest(f"the body cannot be read: {exc.__cause__ or exc}")
+
+
 async def json_body(request: web.Request) -> dict[str, Any]:
     """The request's JSON object, refused with 400 (413 when too large) unless it is small,
     shallow, valid UTF-8 and free of NUL characters and lone surrogates."""
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
         raise PayloadTooLarge(MAX_JSON_BYTES)
     raw = bytearray()  # read() returns what has arrived so far: a body may come in pieces
-    while chunk := await request.content.read(MAX_JSON_BYTES + 1 - len(raw)):
-        raw += chunk
-        if len(raw) > MAX_JSON_BYTES:  # chunked, with no length said beforehand
-            raise PayloadTooLarge(MAX_JSON_BYTES)
+    try:
+        while chunk := await request.content.read(MAX_JSON_BYTES + 1 - len(raw)):
+            raw += chunk
+            if len(raw) > MAX_JSON_BYTES:  # chunked, with no length said beforehand
+                raise PayloadTooLarge(MAX_JSON_BYTES)
+    except RequestPayloadError as exc:
+        raise unreadable(exc) from exc
     try:
         body = json.loads(raw.decode("utf-8"))
     except RecursionError as exc:
@@ -97,6 +106,10 @@ async def form_body(request: web.Request) -> MultiDictProxy[str | bytes | bytear
         form = await request.post()
     except UnicodeDecodeError as exc:
         raise BadRequest(f"the form is not valid UTF-8: {exc.reason} at byte {exc.start}") from exc
+    except ValueError as exc:  # a multipart body without its boundary, or not split by it
+        raise BadRequest(f"the form cannot be read: {exc}") from exc
+    except RequestPayloadError as exc:
+        raise unreadable(exc) from exc
     for key, value in form.items():
         clean_text(key, "a form field's name")
         if isinstance(value, str):

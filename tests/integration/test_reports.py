@@ -262,3 +262,34 @@ async def test_an_agent_is_refused_every_report_and_page(panel: Panel) -> None:
         assert status in (302, 303) and where is not None and where.startswith("/login")
     finally:
         await nobody.close()
+
+
+async def test_days_no_report_can_be_about_are_refused_with_400_and_pages_show_today(panel: Panel) -> None:
+    """Found by the API fuzz (tests/e2e/test_openapi_fuzz.py): the next midnight of 9999-12-31,
+    a forecast's weeks before 0001-01-01 and the campaigns' 30 days before it do not exist, and
+    each of these answered 500."""
+    lead = Browser(panel)
+    try:
+        assert (await lead.sign_in("lead"))[0] == 200
+        for query in (
+            "interval?date=9999-12-31",
+            "interval?date=0001-01-01",
+            "queues?from=9999-12-31&to=9999-12-31",
+            "campaigns?from=0001-01-01",
+            "staffing?date=9999-12-31",
+            "forecast?date=0001-01-01",
+            "forecast?date=0001-01-01&format=csv",
+        ):
+            status, answer, _ = await lead.call("GET", f"/panel/api/reports/{query}")
+            assert status == 400 and answer["error_id"] == "bad-request", (query, answer)
+            assert "1970-01-01 to 9998-12-31" in answer["message"], answer
+        for page in (
+            "/reports?date=9999-12-31",
+            "/reports/queues?from=9999-12-31",
+            "/staffing?date=9999-12-31",
+            "/staffing?forecast=0001-01-01",
+        ):
+            status, _, _ = await lead.page(page)
+            assert status == 200, page
+    finally:
+        await lead.close()
