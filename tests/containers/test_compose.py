@@ -28,7 +28,8 @@ import pytest
 
 from tests.support.audio import find_reference, tone_intervals, tone_seconds
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
+# Alone under make test's two workers: the image build and seven containers take the machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400), pytest.mark.alone]
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "containers"

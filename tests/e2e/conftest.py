@@ -36,7 +36,7 @@ def stack(
 
 @pytest.fixture
 def lab(artifacts: Path, request: pytest.FixtureRequest) -> Iterator[PhoneLab]:
-    log_dir = artifacts / "pjsua" / request.node.name
+    log_dir = artifacts / "pjsua" / request.node.module.__name__.rsplit(".", 1)[-1] / request.node.name
     log_dir.mkdir(parents=True, exist_ok=True)
     with PhoneLab(log_dir=log_dir) as lab:
         yield lab

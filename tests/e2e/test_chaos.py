@@ -54,7 +54,8 @@ from tests.support.phone_pool import PhonePool, RemoteCall, RemotePhone
 from tests.support.sip_phone import PhoneTimeout
 from tests.support.stack import REPO, Stack, eventually, free_port, free_sip_port, write_config
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+# Alone under make test's two workers: eighteen calls at once and three deaths take the machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600), pytest.mark.alone]
 
 CALLER_HZ = 1000
 AGENT_HZ = 1330  # the agent in control of each call

@@ -34,7 +34,8 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.support.stack import Stack
 
-pytestmark = pytest.mark.e2e
+# Alone under make test's two workers: a thousand requests as fast as the app answers.
+pytestmark = [pytest.mark.e2e, pytest.mark.alone]
 
 # Examples per operation and mode (well-formed, malformed); LIANLUO_FUZZ_EXAMPLES=50 for a
 # deeper hunt by hand (minutes, not seconds).
