@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from app.domain.admission import CallLimits, Limit
+from app.domain.agent_state import skill_name_problem
 from app.domain.experts import Directory, Expert, ExpertGroup
 from app.domain.ivr_flow import Hours
 from app.domain.outbound import DEFAULT_KINDS, DialPlan, Purpose
@@ -1253,6 +1254,8 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
     for i, agent in enumerate(s.agents):
         groups.update(agent.groups)
         for skill, level in agent.skills.items():
+            if (problem := skill_name_problem(skill)) is not None:
+                raise bad(f"agents[{i}].skills", problem)
             if not 1 <= level <= 10:
                 raise bad(f"agents[{i}].skills.{skill}", f"skill level must be 1-10, got {level}")
     queue_names: set[str] = set()
@@ -1264,6 +1267,8 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
             raise bad(f"{where}.name", f"queue {q.name} is given twice")
         queue_names.add(q.name)
         for j, need in enumerate(q.skills):
+            if (problem := skill_name_problem(need.skill)) is not None:
+                raise bad(f"{where}.skills[{j}].skill", problem)
             if not 1 <= need.min_level <= 10:
                 raise bad(f"{where}.skills[{j}].min_level", "must be 1-10")
         for j, member in enumerate(q.members):

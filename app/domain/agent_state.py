@@ -62,6 +62,7 @@ or one firing after the agent pressed ready, does nothing and returns False).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -130,10 +131,23 @@ class AgentSnapshot:
     logged_in_at: datetime | None = None
 
 
+# A skill's name is a code (the panel shows its label): letters in any script, digits, '_', '.'
+# and '-'. No spaces, commas or control characters: the name goes into routing reasons (parsed
+# back for the panel), log lines and CSV reports.
+_SKILL_NAME = re.compile(r"\w[\w.-]{0,39}")
+
+
+def skill_name_problem(skill: object) -> str | None:
+    """Why `skill` cannot be a skill's name, or None when it can."""
+    if not isinstance(skill, str) or not _SKILL_NAME.fullmatch(skill):
+        return f"a skill name is 1-40 letters, digits, '_', '.' or '-' (no spaces), got {skill!r}"
+    return None
+
+
 def validate_skill(skill: str, level: int) -> None:
-    """Raise ValueError unless `skill` is a non-empty name and `level` an int in 1..10."""
-    if not isinstance(skill, str) or not skill:
-        raise ValueError(f"skill name must be a non-empty string, got {skill!r}")
+    """Raise ValueError unless `skill` is a skill's name and `level` an int in 1..10."""
+    if (problem := skill_name_problem(skill)) is not None:
+        raise ValueError(problem)
     if isinstance(level, bool) or not isinstance(level, int):
         raise ValueError(f"skill {skill!r}: level must be an integer, got {level!r}")
     if not MIN_SKILL_LEVEL <= level <= MAX_SKILL_LEVEL:

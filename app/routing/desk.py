@@ -22,7 +22,14 @@ from typing import Protocol
 from app.adapters.db import PastInteraction
 from app.bus import AgentsChanged, Bus, QueueChanged
 from app.config import QueueSettings, Settings
-from app.domain.agent_state import Agent, AgentSnapshot, AgentState, AgentStateEvent, IllegalAgentTransition
+from app.domain.agent_state import (
+    Agent,
+    AgentSnapshot,
+    AgentState,
+    AgentStateEvent,
+    IllegalAgentTransition,
+    skill_name_problem,
+)
 from app.domain.routing import (
     Decision,
     Overflow,
@@ -655,8 +662,8 @@ class RoutingService:
         agent = self.agent(agent_id)
         if level is not None and not 1 <= level <= 10:
             raise RoutingError(f"skill level must be 1-10, got {level}")
-        if not skill or len(skill) > 40:
-            raise RoutingError("skill name must be 1-40 characters")
+        if (problem := skill_name_problem(skill)) is not None:
+            raise RoutingError(problem)
         await self.store.set_skill_override(agent_id, skill, level, changed_by)
         if level is None:
             agent.skills.pop(skill, None)

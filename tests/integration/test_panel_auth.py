@@ -438,6 +438,9 @@ async def test_hostile_bodies_get_a_clear_error_and_change_nothing(panel: Panel,
         assert status == 400, body
     status, body, _ = await lead.call("PUT", "/panel/api/agents/1002/skills/bill%00ing", {"level": 6})
     assert status == 400 and "NUL" in body["message"]
+    for name in ("bill%0Aing", "bill%20ing", "bill,ing"):  # a line break, a space, a comma
+        status, body, _ = await lead.call("PUT", f"/panel/api/agents/1002/skills/{name}", {"level": 6})
+        assert status == 400 and "skill name" in body["message"], (name, body)
     status, body, _ = await lead.call("GET", "/panel/api/agents?x=%00")
     assert status == 400 and "NUL" in body["message"]
     assert await settled(panel) == before, "a refused request changed something"

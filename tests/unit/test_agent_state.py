@@ -318,6 +318,11 @@ def test_skill_levels_are_validated() -> None:
         Agent("a", "A", skills={"billing": 0})
     with pytest.raises(ValueError):
         Agent("a", "A", skills={"": 3})
+    # A skill is a code: no spaces, commas or control characters (routing reasons, logs, CSV).
+    for bad in ("a\nb", "a b", "a,b", "x" * 41, "-lead"):
+        with pytest.raises(ValueError, match="skill name"):
+            Agent("a", "A", skills={bad: 3})
+    assert Agent("a", "A", skills={"普通话": 5, "repairs-north.v2": 3}).skills["普通话"] == 5
     a = Agent("a", "A", skills={"billing": 10})
     a.set_skill("english", 1)
     with pytest.raises(ValueError):

@@ -61,6 +61,13 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
             "agents[0].skills.billing",
             "1-10",
         ),
+        ("agents:\n  - {id: '1001', name: A, skills: {'a b': 3}}\n", 2, "agents[0].skills", "skill name"),
+        (
+            'queues:\n  - {name: general, skills: [{skill: "tech\\nnical"}]}\n',
+            2,
+            "queues[0].skills[0].skill",
+            "skill name",
+        ),
         (
             "queues:\n  - {name: general, callback: {offer: true}}\n",
             2,
