@@ -68,6 +68,17 @@ class _MachineShare:
 _share = _MachineShare(os.environ["PYTEST_XDIST_TESTRUNUID"]) if "PYTEST_XDIST_WORKER" in os.environ else None
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules marked `long` (minutes each) first: the two workers take them at the start
+    rather than one of them finishing the run alone with a three-minute module. Modules marked
+    `alone` last: one waits only for the short module the other worker is in, not a long one."""
+
+    def place(item: pytest.Item) -> int:
+        return 0 if item.get_closest_marker("long") else 2 if item.get_closest_marker("alone") else 1
+
+    items.sort(key=place)  # stable: otherwise as collected
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     if _share is not None:

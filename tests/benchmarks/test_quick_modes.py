@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.long  # about five minutes in all: started first (tests/conftest.py)
 NUMBER = r"-?[\d,]+(?:\.\d+)?%?"
 
 

@@ -26,7 +26,7 @@ from tests.support.customers import CustomerNetwork
 from tests.support.sip_phone import Call, PhoneLab
 from tests.support.stack import REPO, Stack, eventually
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 CUSTOMERS = CustomerNetwork(Path(tempfile.mkdtemp(prefix="lianluo-customers-")))
 NOW = datetime.now(UTC)

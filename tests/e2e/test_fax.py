@@ -38,8 +38,7 @@ from tests.support.fax_machine import (
 from tests.support.mailbox import Mailbox, serving
 from tests.support.stack import REPO, Stack, eventually, free_port
 
-# Alone under make test's two workers: a fax modem over G.711 fails on late packets.
-pytestmark = [pytest.mark.e2e, pytest.mark.alone]
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 SHEET = REPO / "config" / "fax" / "wm100-product-sheet.pdf"  # 2 pages
 FORM = REPO / "config" / "fax" / "repair-form.pdf"  # 1 page

@@ -30,8 +30,7 @@ from tests.support.fax_machine import (
 )
 from tests.support.stack import REPO, Stack, eventually
 
-# Alone under make test's two workers: a fax over T.38 fails on late packets too.
-pytestmark = [pytest.mark.e2e, pytest.mark.alone]
+pytestmark = pytest.mark.e2e
 
 SHEET = REPO / "config" / "fax" / "wm100-product-sheet.pdf"
 FORM = REPO / "config" / "fax" / "repair-form.pdf"
