@@ -189,7 +189,7 @@ async def mail_catcher_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     maildir = Paths.of(settings).var_dir / settings.mail_catcher.maildir
-    catcher = MailCatcher(maildir, settings.mail_catcher.port)
+    catcher = MailCatcher(maildir, settings.mail_catcher.port, settings.mail_catcher.max_mb * 1024 * 1024)
     try:
         await asyncio.to_thread(catcher.start)
     except Exception as exc:  # aiosmtpd re-raises its server thread's failure as it was

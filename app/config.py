@@ -767,6 +767,9 @@ class MailCatcherSettings:
 
     port: int = 2525  # on 127.0.0.1 only; voicemail.smtp must point here
     maildir: str = "mail"  # under var_dir
+    # What it keeps in all; past that new mail is refused (and the center logs it), so nothing
+    # that reaches the loopback port can fill the disk through it.
+    max_mb: int = 500
 
 
 @dataclass(frozen=True)
@@ -1097,6 +1100,8 @@ def _check_mail_catcher(s: Settings, bad: Callable[[str, str], ConfigError]) -> 
         return
     if not 1 <= catcher.port <= 65535:
         raise bad("mail_catcher.port", f"port {catcher.port} is out of range 1-65535")
+    if not 1 <= catcher.max_mb <= 1_000_000:
+        raise bad("mail_catcher.max_mb", f"must be 1-1000000 (megabytes), got {catcher.max_mb}")
     if not catcher.maildir or Path(catcher.maildir).is_absolute() or ".." in Path(catcher.maildir).parts:
         raise bad("mail_catcher.maildir", f"a directory under var_dir, got {catcher.maildir!r}")
     smtp = s.voicemail.smtp

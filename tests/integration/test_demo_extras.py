@@ -13,8 +13,8 @@ import pytest_asyncio
 from psycopg_pool import AsyncConnectionPool
 
 from app.adapters.db import Store, migrate
-from app.adapters.mail import send_mail
-from app.adapters.mail_catcher import MailCatcher
+from app.adapters.mail import MailError, send_mail
+from app.adapters.mail_catcher import MailCatcher, maildir_bytes
 from app.config import SmtpSettings, load_settings
 from tests.support.stack import free_port, scratch_database
 
@@ -58,6 +58,25 @@ async def test_mail_the_center_sends_is_kept_in_the_catchers_maildir(tmp_path: P
     assert message["Subject"] == "Voicemail from 13800000001"
     assert message["To"] == "supervisors@localhost"
     assert (tmp_path / "mail").stat().st_mode & 0o077 == 0  # personal data: the owner only
+
+
+async def test_a_full_catcher_refuses_new_mail_and_keeps_what_it_has(tmp_path: Path) -> None:
+    # Whatever reaches the loopback port cannot fill the disk: past its limit the catcher says
+    # "452, try later", the sender gets a MailError (the center logs it and keeps the voicemail).
+    port = free_port()
+    catcher = MailCatcher(tmp_path / "mail", port, max_bytes=3000)
+    catcher.start()
+    smtp = SmtpSettings(host="127.0.0.1", port=port)
+    try:
+        await send_mail(smtp, ("qa@localhost",), "First", "x" * 1000)
+        with pytest.raises(MailError, match="452"):
+            await send_mail(smtp, ("qa@localhost",), "Second", "y" * 2500)
+        await send_mail(smtp, ("qa@localhost",), "Small", "z")  # still room for this one
+    finally:
+        catcher.stop()
+    subjects = sorted(m["Subject"] for m in mailbox.Maildir(tmp_path / "mail", create=False))
+    assert subjects == ["First", "Small"]
+    assert maildir_bytes(tmp_path / "mail") <= 3000
 
 
 async def test_the_demos_sample_rows_are_added_once_and_a_change_survives_a_restart(store: Store) -> None:

@@ -62,6 +62,7 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
             "1-10",
         ),
         ("agents:\n  - {id: '1001', name: A, skills: {'a b': 3}}\n", 2, "agents[0].skills", "skill name"),
+        ("mail_catcher:\n  max_mb: 0\n", 2, "mail_catcher.max_mb", "megabytes"),
         (
             'queues:\n  - {name: general, skills: [{skill: "tech\\nnical"}]}\n',
             2,
