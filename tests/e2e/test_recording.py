@@ -23,7 +23,15 @@ import psycopg
 import pytest
 
 from app.config import RecordingSettings
-from tests.support.audio import best_match, duration, find_reference, tone_intervals, tone_seconds, write_tone
+from tests.support.audio import (
+    best_match,
+    duration,
+    find_reference,
+    heard_in_parts,
+    tone_intervals,
+    tone_seconds,
+    write_tone,
+)
 from tests.support.calls import HEARD, call_in, ended, prompt_wav, register_agent
 from tests.support.sip_phone import PhoneLab
 from tests.support.stack import REPO, Stack, eventually
@@ -129,7 +137,9 @@ def test_a_free_agents_phone_rings_during_the_consent_which_the_caller_hears_bef
     invite_at = alice_leg.invited_at - caller.confirmed_at
     english, mandarin = (prompt_wav(p) for p in RecordingSettings().consent_prompt)  # the default
     en, zh = find_reference(heard, english), find_reference(heard, mandarin)
-    assert en.score > HEARD and zh.score > HEARD, (en, zh)
+    # Heard whole: each third found after the one before (one late packet mid-prompt shifts the
+    # rest by tens of milliseconds, which the whole prompt's correlation reads as half heard).
+    assert heard_in_parts(heard, english) > HEARD and heard_in_parts(heard, mandarin) > HEARD, (en, zh)
     consent_end = zh.offset + duration(mandarin)
     assert en.offset < zh.offset, "the English notice, then the Mandarin one"
     assert invite_at < en.offset + duration(english), (
