@@ -343,6 +343,13 @@ def test_the_data_outlives_the_containers(stack: Stack) -> None:
     assert after == before.splitlines()[0]
 
 
+def test_a_rebuild_leaves_no_stale_image_behind(stack: Stack) -> None:
+    """Each build of a changed tree untags the image before it: those are removed, or every
+    `make test` after a change would leave over a gigabyte behind."""
+    dangling = containers("run", "images", "--filter", "dangling=true", "--format", "{{.ID}} {{.Created}}")
+    assert dangling.strip() == "", dangling
+
+
 def test_down_leaves_nothing_running(stack: Stack) -> None:
     stack.compose("down", "-v")
     assert stack.leftovers() == []
