@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -51,6 +53,29 @@ def test_compose_file_matches_the_container_configuration() -> None:
     assert (a.host, a.api_bind, a.sip_bind, a.manage) == ("asterisk", "0.0.0.0", "0.0.0.0", False)
     assert settings.voicemail.smtp.host == "smtp" and settings.web.host == "0.0.0.0"
     assert a.sip_port == 5060 and settings.web.port == 8080
+
+
+def _compose_spec_problems(compose: Path) -> str:
+    """What the Compose Specification's JSON schema (the one Docker Compose v2 validates with,
+    as check-jsonschema vendors it) says of a compose file; empty when it holds."""
+    done = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(compose)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return "" if done.returncode == 0 else done.stdout + done.stderr
+
+
+def test_the_compose_file_holds_to_the_compose_specification(tmp_path: Path) -> None:
+    # No Docker engine runs here: the container test starts this file with Podman, and this is
+    # what Docker Compose would refuse before starting anything.
+    compose = REPO / "docker" / "compose.yaml"
+    assert _compose_spec_problems(compose) == ""
+    # The check can fail: a misspelt key in a service is refused, naming it.
+    wrong = tmp_path / "compose.yaml"
+    wrong.write_text(compose.read_text().replace("    healthcheck:", "    healthchek:", 1))
+    assert "healthchek" in _compose_spec_problems(wrong)
 
 
 def test_ci_calls_the_readme_test_command() -> None:
