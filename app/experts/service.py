@@ -154,6 +154,7 @@ class ExpertService:
         self.number_ring_s = number_ring_s
         # Offers being previewed, shared with queues that offer with a preview (app/calls/offers.py).
         self.previews = previews if previews is not None else Previews(self.push)
+        self.roster: set[str] = set()  # experts added over the API or the admin page (not the YAML)
         self.outside: dict[str, OutsideState] = {
             e.id: OutsideState() for e in directory.experts if e.agent_id is None
         }
@@ -369,6 +370,7 @@ class ExpertService:
         for expert_id, entry, removed in await self.changes.roster():
             if removed:
                 self.directory = without_expert(self.directory, expert_id)
+                self.roster.discard(expert_id)
                 continue
             try:
                 new = added(without_expert(self.directory, expert_id), entry or {})
@@ -376,6 +378,7 @@ class ExpertService:
                 log.warning("expert %s: added over the API, no longer fits (%s); left out", expert_id, exc)
                 continue
             self.directory = with_expert(self.directory, new)
+            self.roster.add(expert_id)
             self.outside.setdefault(expert_id, OutsideState())
         for expert_id, changes in (await self.changes.expert_changes()).items():
             e = self.directory.expert(expert_id)
@@ -412,6 +415,7 @@ class ExpertService:
         if self.changes is not None:
             await self.changes.save_roster(new.id, dict(entry), False, by, self.clock())
         self.directory = with_expert(self.directory, new)
+        self.roster.add(new.id)
         self.outside.setdefault(new.id, OutsideState())
         log.info("expert %s (%s) added by %s", new.id, new.number, by)
         return self.view(new)
@@ -430,6 +434,7 @@ class ExpertService:
         if self.changes is not None:
             await self.changes.save_roster(expert_id, None, True, by, self.clock())
         self.directory = without_expert(self.directory, expert_id)
+        self.roster.discard(expert_id)
         self.outside.pop(expert_id, None)
         log.info("expert %s removed by %s", expert_id, by)
 

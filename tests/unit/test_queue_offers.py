@@ -96,7 +96,7 @@ async def center(offer_s: float = 5.0) -> AsyncIterator[Center]:
 
     previews = Previews(push)
     line = Line(desk, Dialing("carrier", "7000", "Test center", ()), None, previews)
-    voice = FakeVoice()
+    voice: Any = FakeVoice()
     room = InboundRoom(desk, voice, settings.ivr, None, None)
     runtime = Runtime(pbx, writer, board, now, OutboundPolicy(DialPlan()))
     InboundCalls(
