@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,10 +138,12 @@ def test_reject_timeout_accept_with_real_phones_and_panels(
         caller.wait_confirmed(timeout=10)
         it = eventually(lambda: stack.interaction("ani = %s", "13700000141"), 10, "the interaction")
         stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
+        pressed_at = time.time() * 1000
         caller.send_dtmf("1")
 
         # -- 1. Ann previews and rejects; the caller hears music meanwhile ---------------------
         preview_shows(ann)
+        shown_at = float(ann.evaluate("document.getElementById('expert-offer').dataset.shownAt"))
         ann.screenshot(path=str(shots / "ann-preview.png"))
         assert all(no_call_on(p) for p in phones.values()), "no phone rings before Accept"
         assert stack.agent_state("1001")["state"] == "reserved"
@@ -166,8 +169,15 @@ def test_reject_timeout_accept_with_real_phones_and_panels(
         preview_shows(bo)
         bo.screenshot(path=str(shots / "bo-preview.png"))
         assert no_call_on(phones["1002"])
-        bo.click("#expert-offer-accept")
+        # The click as the page sees it (Playwright's own click adds its checks).
+        accepted_at = float(
+            bo.evaluate(
+                "() => { const t = Date.now();"
+                " document.getElementById('expert-offer-accept').click(); return t; }"
+            )
+        )
         bo_leg = phones["1002"].wait_incoming(timeout=10)
+        ring_ms = time.time() * 1000 - accepted_at
         assert bo_leg.header("X-Lianluo-Queue") == "general"
         bo_leg.answer(
             play=write_tone(tmp_path / "bo.wav", BO_HZ, 60), record=tmp_path / "bo-heard.wav", loop=True
@@ -210,6 +220,10 @@ def test_reject_timeout_accept_with_real_phones_and_panels(
         ]
         rejected = next(d for k, d in stack.events(it["id"]) if k == "queue_offer_rejected")
         assert rejected["by"] == "1001"
+        print(
+            f"key 1 -> preview on Ann's screen: {shown_at - pressed_at:.0f} ms;"
+            f" Bo's Accept -> his phone rings: {ring_ms:.0f} ms"
+        )
     finally:
         for ctx in contexts:
             ctx.close()
