@@ -136,6 +136,9 @@ def test_reject_timeout_accept_with_real_phones_and_panels(
             f"sip:7000@127.0.0.1:{stack.sip_port}", play=tones[0], record=tmp_path / "caller.wav", loop=True
         )
         caller.wait_confirmed(timeout=10)
+        # The caller's recording runs in real time from here (frames are written when no audio
+        # comes too): wall-clock times map to places in it.
+        recording_from = time.monotonic()
         it = eventually(lambda: stack.interaction("ani = %s", "13700000141"), 10, "the interaction")
         stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
         pressed_at = time.time() * 1000
@@ -147,15 +150,15 @@ def test_reject_timeout_accept_with_real_phones_and_panels(
         ann.screenshot(path=str(shots / "ann-preview.png"))
         assert all(no_call_on(p) for p in phones.values()), "no phone rings before Accept"
         assert stack.agent_state("1001")["state"] == "reserved"
-        heard_from = caller.rx_audio_seconds()
-        caller.wait_rx_audio(heard_from + 1.5, timeout=5)  # music, not silence, while Ann reads
+        heard_from = time.monotonic() - recording_from
+        caller.wait_rx_audio(caller.rx_audio_seconds() + 2.0, timeout=5)  # music while Ann reads
+        heard_to = time.monotonic() - recording_from
         ann.click("#expert-offer-reject")
         expect(ann.locator("#expert-offer-closed")).to_have_text("Rejected.")
         eventually(lambda: stack.agent_state("1001")["state"] == "ready", 5, "Ann free for other callers")
 
         # -- 2. Chen previews and says nothing: Not Ready "no response" ------------------------
         preview_shows(chen)
-        heard_to = caller.rx_audio_seconds()
         assert no_call_on(phones["1003"])
         expect(chen.locator("#expert-offer-closed")).to_contain_text(
             "timed out", timeout=OFFER_S * 1000 + 5000
