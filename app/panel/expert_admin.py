@@ -206,6 +206,11 @@ def directory_page(
     return _layout(lang, TEXT[lang]["title"], body, csrf=csrf, user_line=user_line, page="experts")
 
 
+def link(lang: Lang) -> str:
+    """The way to this page, on the supervisor's page of an admin."""
+    return f'<p><a href="/experts" id="to-experts">{_t(lang, "title")}</a></p>'
+
+
 def notice_text(lang: Lang, key: str, **values: object) -> str:
     text = TEXT[lang][key]
     return text.format(**values) if values else text

@@ -427,6 +427,8 @@ async def supervisor_page(request: web.Request, session: PanelSession, lang: Lan
     bans = [ban_view(b, service.now()) for b in service.active] if service is not None else []
     expert_service = request.app.get(EXPERTS)
     board = "" if expert_service is None else experts.supervisor_section(lang, expert_service.views())
+    if expert_service is not None and may_manage_experts(session.principal):
+        board += expert_admin.link(lang)
     board += live_calls_section(lang)
     if softphone.enabled(request.app[SETTINGS], session.principal.username):
         board += softphone.widget(lang)  # the supervisor's phone for listening to calls

@@ -60,7 +60,12 @@ STACK_CONFIG = {
         }
     ],
     "ivr": {"connecting": [], "greeting": [{"text": "Press 1.", "lang": "en"}]},
-    "web": {"users": [{"username": "root", "name": "Rui Admin", "role": "admin"}]},
+    "web": {
+        "users": [
+            {"username": "root", "name": "Rui Admin", "role": "admin"},
+            {"username": "lead", "name": "Lin Lead", "role": "supervisor"},
+        ]
+    },
     "experts": {
         "groups": [{"name": "mortgage", "offer_s": 10, "expertise": "mortgage"}],
         "directory": [
@@ -237,16 +242,35 @@ def test_the_expert_directory_page_for_admins(stack: Stack, browser: Browser, ar
     shots.mkdir(parents=True, exist_ok=True)
     admin = browser.new_context(locale="en-US", viewport={"width": 1200, "height": 1000})
     agent = browser.new_context(locale="en-US")
+    supervisor = browser.new_context(locale="en-US")
     try:
         page = agent.new_page()
         sign_in(page, stack, "1001")
         refused = page.goto(stack.web_url + "/experts")
         assert refused is not None and refused.status == 403
         assert "13912340001" not in page.content()
+        # Nor may an agent's session add or remove one (its own cookie and CSRF token).
+        posted = page.evaluate(
+            """async () => {
+                const csrf = document.querySelector('meta[name="csrf-token"]').content;
+                const form = new URLSearchParams({csrf_token: csrf, id: "eve", name: "Eve", number: "139"});
+                const add = await fetch("/experts", {method: "POST", body: form});
+                const remove = await fetch("/experts/zhou/remove", {method: "POST",
+                    body: new URLSearchParams({csrf_token: csrf})});
+                return [add.status, remove.status];
+            }"""
+        )
+        assert posted == [403, 403]
+        lead = supervisor.new_page()
+        sign_in(lead, stack, "lead", "/supervisor")
+        expect(lead.locator("#to-experts")).to_have_count(0)
+        refused = lead.goto(stack.web_url + "/experts")
+        assert refused is not None and refused.status == 403  # admins only
 
         page = admin.new_page()
         sign_in(page, stack, "root", "/supervisor")
-        page.goto(stack.web_url + "/experts")
+        page.click("#to-experts")
+        expect(page).to_have_url(re.compile("/experts$"))
         zhou = page.locator('#expert-directory tr[data-expert-id="zhou"]')
         expect(zhou).to_have_attribute("data-source", "config")
         expect(zhou).to_contain_text("13912340001")
@@ -284,9 +308,9 @@ def test_the_expert_directory_page_for_admins(stack: Stack, browser: Browser, ar
         page.click('button[data-remove="liu"]')
         expect(page.locator("#message")).to_have_text("Expert liu removed.")
         expect(page.locator('#expert-directory tr[data-expert-id="liu"]')).to_have_count(0)
-        assert stack.query("SELECT removed, changed_by FROM expert_roster WHERE expert_id = 'liu'") == [
-            (True, "root")
-        ]
+        rows = stack.query("SELECT removed, changed_by FROM expert_roster")
+        assert [tuple(r) for r in rows] == [(True, "root")], rows
     finally:
         admin.close()
         agent.close()
+        supervisor.close()
