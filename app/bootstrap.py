@@ -58,6 +58,7 @@ from app.calls import http as calls_http
 from app.calls.conversation import Dialing
 from app.calls.events import PbxLost
 from app.calls.line import Line
+from app.calls.offers import Previews
 from app.calls.recovery import Recovery
 from app.calls.runtime import Runtime
 from app.calls.switchboard import Switchboard
@@ -395,6 +396,8 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         app[health.APP].writes_waiting = lambda: writer.backlog
         # Experts outside the center, asked from the agent's call box (app/experts/).
         expert_store = ExpertStore(store.pool)
+        # Offers previewed in a panel before any phone rings: experts' and queues' (one registry).
+        previews = Previews(app[LIVE].push)
         experts = ExpertService(
             expert_directory(settings),
             desk,
@@ -412,6 +415,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             link_ttl_s=settings.experts.link_ttl_s,
             no_response_reason=settings.experts.no_response_reason,
             number_ring_s=settings.experts.number_ring_s,
+            previews=previews,
         )
         await experts.start()  # the directory as changed over the API
         app[experts_http.EXPERTS] = experts
@@ -424,6 +428,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
                 transfer_prefixes=tuple(settings.routing.transfer_numbers),
             ),
             experts if settings.experts.directory else None,
+            previews,
         )
         # Where a transferred callback or dialer customer waits: music and announcements, no
         # keys to leave the line (they are already someone we called).

@@ -26,6 +26,7 @@ from app.domain.admission import CallLimits, Limit
 from app.domain.agent_state import skill_name_problem
 from app.domain.experts import Directory, Expert, ExpertGroup
 from app.domain.ivr_flow import Hours
+from app.domain.offers import terms_problem
 from app.domain.outbound import DEFAULT_KINDS, DialPlan, Purpose
 from app.domain.prompt import PromptText as PromptText  # configured prompts are made of these
 from app.domain.prompt import missing_languages
@@ -190,6 +191,17 @@ class QueueVoicemailSettings:
 
 
 @dataclass(frozen=True)
+class QueueOfferSettings:
+    """Agents of the queue see the call first (customer, IVR data, why them, a countdown) with
+    Accept and Reject before their phone rings (app/domain/offers.py has what each answer does)."""
+
+    accept: bool = False
+    offer_s: float = 15.0
+    # A silent agent (the offer ran out) goes Not Ready with this reason.
+    no_response_reason: str = "no response"
+
+
+@dataclass(frozen=True)
 class QueueSettings:
     name: str
     strategy: Strategy = "longest_idle"
@@ -209,6 +221,7 @@ class QueueSettings:
     no_answer_not_ready: bool = True
     callback: CallbackSettings = CallbackSettings()
     voicemail: QueueVoicemailSettings = QueueVoicemailSettings()
+    offer: QueueOfferSettings = QueueOfferSettings()
 
 
 @dataclass(frozen=True)
@@ -1289,6 +1302,15 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
             raise bad(f"{where}.announce_every_s", "0 (never) or at least 2 seconds")
         if q.ring_timeout_s <= 0 or q.wrap_up_s < 0 or q.sticky_s < 0:
             raise bad(f"{where}.ring_timeout_s", "ring_timeout_s must be positive; wrap_up_s, sticky_s >= 0")
+        if q.offer.accept:
+            problem = terms_problem(q.offer.offer_s, q.offer.no_response_reason)
+            if problem is not None:
+                field_name = "no_response_reason" if problem.startswith("no_response") else "offer_s"
+                raise bad(f"{where}.offer.{field_name}", problem)
+            if q.strategy == "ring_all":
+                raise bad(
+                    f"{where}.offer.accept", "a ring_all queue rings everyone at once: no one-by-one offers"
+                )
         vm = q.voicemail
         if not re.fullmatch(r"[0-9*#]", vm.key):
             raise bad(f"{where}.voicemail.key", f"one key 0-9, * or #, got {vm.key!r}")

@@ -10,8 +10,11 @@
 - `legs`: dial an agent, a number or an expert; ring several; the originate sequence once.
 - `conversation`: the connected phase: bridge, hold, mute, keys, consult, conference and
   transfer state, owned in one place; a transfer comes back as a request.
-- `line`: waiting in a queue for an agent, the offer, the conversation and any transfers, with
-  the waiting room (music, announcements, keys) supplied by the call kind.
+- `line`: waiting in a queue for an agent, the offer (previewed first where the queue says so),
+  the conversation and any transfers, with the waiting room (music, announcements, keys)
+  supplied by the call kind.
+- `offers`: offers previewed in a person's panel before any phone rings (experts' and queues'),
+  with Accept, Reject and the offer's clock; one registry.
 - `switchboard`: the ARI event router and the registry of live calls; each call kind registers
   its Stasis handler and its recovery, and reconnect hooks run in order.
 - `recovery`: after a (re)connect, live channels are compared with open interactions and each

@@ -8,18 +8,21 @@ blind, wait again keeping the original place in line (or ring the named agent fi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from app.calls.conversation import Conversation, Dialing, Experts, Transfer
-from app.calls.events import CallDropped, CallerGone, Decided, Overflowed
+from app.calls.events import CallDropped, CallerGone, Decided, OfferReply, Overflowed
 from app.calls.legs import ring_agents
-from app.calls.ports import Desk, Ticket
+from app.calls.offers import Previews, card_of
+from app.calls.ports import Desk, OfferRules, Ticket
 from app.calls.session import Call
+from app.domain.offers import OfferTerms, Verdict, aftermath
 from app.domain.routing import Decision, SkillRequirement, Tier, WaitingInteraction
-from app.errors import AppError
+from app.errors import AppError, PbxError
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +86,14 @@ def waiting_of(
 
 
 class Line:
-    def __init__(self, desk: Desk, dialing: Dialing, experts: Experts | None = None) -> None:
+    def __init__(
+        self, desk: Desk, dialing: Dialing, experts: Experts | None = None, previews: Previews | None = None
+    ) -> None:
         self.desk = desk
         self.dialing = dialing
         self.experts = experts  # asked from the call box (app/experts); None: not offered
+        # Offers previewed in the agent's panel, where a queue says so (`queues[i].offer`).
+        self.previews = previews if previews is not None else Previews()
 
     def ring_timeout(self, queue: str) -> float:
         rules = self.desk.queue_rules(queue)
@@ -205,7 +212,12 @@ class Line:
                 self.desk.offer_failed(agent_id, ticket.waiting.queue, "caller left", no_answer=False)
 
     async def offer(self, call: Call, decision: Decision, queue: str, hold_caller: bool = True) -> bool:
-        """Ring the chosen agent(s). True when one answered and is talking with the caller."""
+        """Ring the chosen agent(s) (after their Accept, where the queue offers with a preview).
+        True when one answered and is talking with the caller."""
+        rules = self.desk.queue_rules(queue)
+        if rules is not None and rules.offer.accept and len(decision.agent_ids) == 1:
+            if not await self.preview(call, decision, queue, rules.offer, hold_caller):
+                return False
         leg = await ring_agents(
             call, self.desk, decision, queue, ring_timeout_s=self.ring_timeout(queue), hold_caller=hold_caller
         )
@@ -214,3 +226,56 @@ class Line:
         await self.conversation(call).join(leg)
         call.log.info("caller %s connected to agent %s (%s)", call.it.ani, leg.agent_id, decision.reason)
         return True
+
+    async def preview(
+        self, call: Call, decision: Decision, queue: str, rules: OfferRules, hold_caller: bool = True
+    ) -> bool:
+        """The chosen agent sees the call in their panel (customer, IVR data, why them, a
+        countdown) with Accept and Reject before their phone rings; the caller keeps hearing the
+        queue's music meanwhile. True on Accept (the agent stays reserved: their phone rings
+        next). Otherwise the agent is treated as app/domain/offers.py says (a rejecting one is
+        never offered this caller again, a silent one goes Not Ready) and the caller waits on,
+        in the same place, for the next agent the routing desk chooses."""
+        agent_id = decision.agent_ids[0]
+        terms = OfferTerms(rules.offer_s, rules.no_response_reason)
+        card = card_of(call, decision.reason, kind="queue", queue=queue, agent_id=agent_id)
+        offer_id, panels = self.previews.open(call, agent_id, card, terms.offer_s, call.now())
+        call.it.record(
+            call.now(),
+            "queue_offered",
+            agent_id=agent_id,
+            reason=decision.reason,
+            offer_s=terms.offer_s,
+            offer_id=offer_id,
+            panels=panels,
+        )
+        call.save_soon()
+        call.log.info("agent %s previews the call (%d panel(s)): %s", agent_id, panels, decision.reason)
+        verdict, by = Verdict.CANCEL, ""
+        try:
+            if hold_caller:  # music, not silence, while the agent reads (after any notice playing)
+                await call.prompt_over()
+                with contextlib.suppress(PbxError):  # a caller gone meanwhile: its hang-up follows
+                    await call.music(True)
+            while True:
+                ev = await call.next_event()
+                if isinstance(ev, OfferReply) and ev.offer_id == offer_id:
+                    verdict, by = Verdict(ev.verdict), ev.by
+                    break
+        finally:  # the caller may have hung up meanwhile: the agent is set free all the same
+            self.previews.close(offer_id, verdict.value)
+            after = aftermath(verdict, terms)
+            call.it.record(call.now(), f"queue_offer_{after.event}", agent_id=agent_id, by=by or None)
+            call.save_soon()
+            call.log.info("agent %s: queue offer %s", agent_id, verdict.value)
+            if not after.rings:
+                if after.never_again:
+                    self.desk.declined(agent_id)
+                self.desk.offer_failed(
+                    agent_id,
+                    queue,
+                    f"offer {verdict.value}",
+                    no_answer=after.no_answer,
+                    not_ready_reason=after.not_ready_reason,
+                )
+        return after.rings

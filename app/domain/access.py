@@ -7,7 +7,8 @@ Roles, one line each:
 - agent: sees and changes only their own routing state;
 - expert: an agent others may consult; the same rights as an agent in this first slice;
 - supervisor: sees every agent, changes any agent's state and skills;
-- admin: everything a supervisor may do (user management will be theirs alone);
+- admin: everything a supervisor may do, and the expert directory's page (user management will
+  be theirs alone too);
 - qa: finds and replays recorded calls (the QA desk), nothing else.
 
 Sessions end in two ways: idle (no request for `idle_s`; an open panel's websocket counts as
@@ -59,6 +60,11 @@ def may_change_state(who: Principal, agent_id: str) -> bool:
 def may_supervise(who: Principal) -> bool:
     """List every agent, change anyone's skills."""
     return who.role in SUPERVISING_ROLES
+
+
+def may_manage_experts(who: Principal) -> bool:
+    """The expert directory's page: list it, add and remove experts on outside numbers."""
+    return who.role is Role.ADMIN
 
 
 class SessionVerdict(StrEnum):

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from app.calls.conversation import ExpertOffer
-from app.calls.events import OfferReply
+from app.calls.offers import Previews, card_of
 from app.calls.session import Call
 from app.domain.agent_state import AgentState
 from app.domain.experts import (
@@ -43,6 +43,7 @@ from app.domain.experts import (
     with_expert,
     without_expert,
 )
+from app.domain.offers import OfferTerms, Verdict, aftermath
 from app.domain.prompt import PromptText
 from app.errors import AppError
 
@@ -105,16 +106,6 @@ class ExpertError(AppError):
 
 
 @dataclass
-class Pending:
-    """An offer being previewed: the call it is for, what the panel shows, its clock."""
-
-    call: Call
-    offer: ExpertOffer
-    preview: dict[str, Any]
-    timer: asyncio.TimerHandle | None = None
-
-
-@dataclass
 class OutsideState:
     presence: Presence = Presence.READY
     reason: str | None = None
@@ -142,6 +133,7 @@ class ExpertService:
         mail: Mail | None = None,
         link_base: str = "http://127.0.0.1:8080",
         link_ttl_s: float = 600.0,
+        previews: Previews | None = None,
     ) -> None:
         self.directory = directory
         self.desk = desk
@@ -160,7 +152,9 @@ class ExpertService:
         self._tasks: set[asyncio.Task[None]] = set()  # e-mails on their way
         self.no_response_reason = no_response_reason
         self.number_ring_s = number_ring_s
-        self.pending: dict[str, Pending] = {}  # offer id -> the offer being previewed
+        # Offers being previewed, shared with queues that offer with a preview (app/calls/offers.py).
+        self.previews = previews if previews is not None else Previews(self.push)
+        self.roster: set[str] = set()  # experts added over the API or the admin page (not the YAML)
         self.outside: dict[str, OutsideState] = {
             e.id: OutsideState() for e in directory.experts if e.agent_id is None
         }
@@ -272,40 +266,28 @@ class ExpertService:
                 tried.add(e.id)
                 continue
             preview = self._preview(call, offer, note, by)
-            pending = Pending(call, offer, preview)
-            loop = asyncio.get_running_loop()
-            pending.timer = loop.call_later(
-                offer.offer_s, call.events.put_nowait, OfferReply(offer.offer_id, "timeout")
+            _, sent = self.previews.open(
+                call, e.agent_id, preview, offer.offer_s, self.clock(), offer_id=offer.offer_id
             )
-            self.pending[offer.offer_id] = pending
-            sent = self.push(e.agent_id, {"type": "expert_offer", "offer": preview})
             call.log.info("expert %s previews the call (%d panel(s)): %s", e.id, sent, choice.reason)
             return offer
 
     def _preview(self, call: Call, offer: ExpertOffer, note: str, by: str) -> dict[str, Any]:
         """What the expert sees before their phone rings."""
-        it = call.it
-        customer = call.customer
         now = self.clock()
         asker = self.desk.agents.get(call.it.agent_id or "")
-        return {
-            "offer_id": offer.offer_id,
-            "interaction_id": it.id,
-            "expert_id": offer.expert_id,
-            "customer": {
-                "ani": it.ani,
-                "name": customer.name if customer is not None else None,
-                "tier": it.tier or (customer.tier if customer is not None else None),
-                "vip": bool(customer is not None and customer.vip),
-            },
-            "ivr": {"digits": it.digits, "queue": it.queue, "collected": dict(it.collected)},
-            "note": note,
-            "asked_by": {"id": call.it.agent_id, "name": asker.name if asker is not None else by},
-            "reason": offer.reason,
-            "offer_s": offer.offer_s,
-            "offered_at": now.isoformat(),
-            "expires_at": (now + timedelta(seconds=offer.offer_s)).isoformat(),
-        }
+        return card_of(
+            call,
+            offer.reason,
+            note=note,
+            asked_by={"id": call.it.agent_id, "name": asker.name if asker is not None else by},
+            kind="expert",
+            offer_id=offer.offer_id,
+            expert_id=offer.expert_id,
+            offer_s=offer.offer_s,
+            offered_at=now.isoformat(),
+            expires_at=(now + timedelta(seconds=offer.offer_s)).isoformat(),
+        )
 
     def summary_text(self, call: Call, offer: ExpertOffer, note: str) -> PromptText:
         """The spoken summary: who asks, the customer, what the IVR collected, the note. Digits
@@ -388,6 +370,7 @@ class ExpertService:
         for expert_id, entry, removed in await self.changes.roster():
             if removed:
                 self.directory = without_expert(self.directory, expert_id)
+                self.roster.discard(expert_id)
                 continue
             try:
                 new = added(without_expert(self.directory, expert_id), entry or {})
@@ -395,6 +378,7 @@ class ExpertService:
                 log.warning("expert %s: added over the API, no longer fits (%s); left out", expert_id, exc)
                 continue
             self.directory = with_expert(self.directory, new)
+            self.roster.add(expert_id)
             self.outside.setdefault(expert_id, OutsideState())
         for expert_id, changes in (await self.changes.expert_changes()).items():
             e = self.directory.expert(expert_id)
@@ -431,6 +415,7 @@ class ExpertService:
         if self.changes is not None:
             await self.changes.save_roster(new.id, dict(entry), False, by, self.clock())
         self.directory = with_expert(self.directory, new)
+        self.roster.add(new.id)
         self.outside.setdefault(new.id, OutsideState())
         log.info("expert %s (%s) added by %s", new.id, new.number, by)
         return self.view(new)
@@ -441,7 +426,7 @@ class ExpertService:
         e = self.directory.expert(expert_id)
         if e is None:
             raise ExpertError(f"no expert {expert_id!r}", 404)
-        offered = any(p.offer.expert_id == expert_id for p in self.pending.values())
+        offered = any(p.card.get("expert_id") == expert_id for p in self.previews)
         if offered or self.status(e).active_calls:
             raise ExpertError(
                 f"expert {expert_id} is on a call or being offered one; try again after it", 409
@@ -449,6 +434,7 @@ class ExpertService:
         if self.changes is not None:
             await self.changes.save_roster(expert_id, None, True, by, self.clock())
         self.directory = without_expert(self.directory, expert_id)
+        self.roster.discard(expert_id)
         self.outside.pop(expert_id, None)
         log.info("expert %s removed by %s", expert_id, by)
 
@@ -464,24 +450,20 @@ class ExpertService:
             await asyncio.wait(list(self._tasks), timeout=timeout)
 
     def closed(self, call: Call, offer: ExpertOffer, verdict: str) -> None:
-        pending = self.pending.pop(offer.offer_id, None)
-        if pending is not None:
-            if pending.timer is not None:
-                pending.timer.cancel()
+        """The offer is over: the preview closes, and the expert is treated as the verdict says
+        (app/domain/offers.py: accepted stays reserved, rejected is free, silent is Not Ready)."""
+        self.previews.close(offer.offer_id, verdict)
         if offer.agent_id is None:
             return
-        self.push(
-            offer.agent_id, {"type": "expert_offer_closed", "offer_id": offer.offer_id, "verdict": verdict}
-        )
-        if verdict == "accept":
+        after = aftermath(Verdict(verdict), OfferTerms(offer.offer_s, self.no_response_reason))
+        if after.rings:
             return  # reserved still: their phone rings next (the conversation tells the desk)
-        silent = verdict == "timeout"
         self.desk.offer_failed(
             offer.agent_id,
             "",
             f"expert offer: {verdict}",
-            no_answer=silent,
-            not_ready_reason=self.no_response_reason if silent else None,
+            no_answer=after.no_answer,
+            not_ready_reason=after.not_ready_reason,
         )
         call.log.info("expert %s: offer %s", offer.expert_id, verdict)
 
@@ -495,19 +477,11 @@ class ExpertService:
 
     def offer_of(self, agent_id: str) -> dict[str, Any] | None:
         """The preview this agent account holds now (a panel opened during the offer)."""
-        for p in self.pending.values():
-            if p.offer.agent_id == agent_id:
-                return p.preview
-        return None
+        return self.previews.holding(agent_id)
 
     def reply(self, offer_id: str, verdict: str, agent_id: str | None, by: str) -> None:
         """Accept or Reject from the expert's panel, carried out by the call in its own order."""
-        if verdict not in ("accept", "reject"):
-            raise ExpertError("accept or reject", 400)
-        p = self.pending.get(offer_id)
-        if p is None or (agent_id is not None and p.offer.agent_id != agent_id):
-            raise ExpertError("no such offer (it may have timed out or been withdrawn)", 404)
-        p.call.events.put_nowait(OfferReply(offer_id, verdict, by))
+        self.previews.reply(offer_id, verdict, agent_id, by)
 
     # -- reports --------------------------------------------------------------------------
 

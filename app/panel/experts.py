@@ -16,7 +16,7 @@ from typing import Any
 from app.panel.i18n import Lang
 from app.panel.pages import _script_json as script_json
 
-EXPERTS_ASSET_VERSION = "1"
+EXPERTS_ASSET_VERSION = "2"
 
 TEXT: dict[str, dict[str, str]] = {
     "en": {
@@ -38,6 +38,7 @@ TEXT: dict[str, dict[str, str]] = {
         "offer.note": "Agent's note",
         "offer.asked_by": "Asked by",
         "offer.reason": "Why you",
+        "offer.queue": "queue {queue}",
         "offer.left": "{seconds} s left",
         "offer.accept": "Accept",
         "offer.reject": "Reject",
@@ -81,6 +82,7 @@ TEXT: dict[str, dict[str, str]] = {
         "offer.note": "坐席备注",
         "offer.asked_by": "求助坐席",
         "offer.reason": "推送原因",
+        "offer.queue": "队列 {queue}",
         "offer.left": "剩余 {seconds} 秒",
         "offer.accept": "接受",
         "offer.reject": "拒绝",
@@ -130,8 +132,9 @@ def expert_sections(lang: Lang) -> str:
         "<dl>"
         f'<dt>{_t(lang, "offer.customer")}</dt><dd id="expert-offer-customer"></dd>'
         f'<dt>{_t(lang, "offer.ivr")}</dt><dd id="expert-offer-ivr"></dd>'
-        f'<dt>{_t(lang, "offer.note")}</dt><dd id="expert-offer-note"></dd>'
-        f'<dt>{_t(lang, "offer.asked_by")}</dt><dd id="expert-offer-asked-by"></dd>'
+        f'<dt data-row="note">{_t(lang, "offer.note")}</dt><dd data-row="note" id="expert-offer-note"></dd>'
+        f'<dt data-row="asked-by">{_t(lang, "offer.asked_by")}</dt>'
+        '<dd data-row="asked-by" id="expert-offer-asked-by"></dd>'
         f'<dt>{_t(lang, "offer.reason")}</dt><dd id="expert-offer-reason"></dd>'
         "</dl>"
         '<p class="expert-offer-left" id="expert-offer-left"></p>'

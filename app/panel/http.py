@@ -23,11 +23,11 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 
 from app.dialer.http import DIALER, panel_campaign_view
-from app.domain.access import AGENT_ROLES, Principal, may_supervise
+from app.domain.access import AGENT_ROLES, Principal, may_manage_experts, may_supervise
 from app.domain.staffing import STAFFING_COLUMNS
 from app.errors import AppError
 from app.experts.http import EXPERTS
-from app.panel import calls, experts, outbound, pages, pop_pages, report_pages, softphone
+from app.panel import calls, expert_admin, experts, outbound, pages, pop_pages, report_pages, softphone
 from app.panel.coaching import live_calls_section
 from app.panel.i18n import LANG_COOKIE, Lang, pick_language, t
 from app.panel.live import LIVE, Subscription
@@ -427,6 +427,8 @@ async def supervisor_page(request: web.Request, session: PanelSession, lang: Lan
     bans = [ban_view(b, service.now()) for b in service.active] if service is not None else []
     expert_service = request.app.get(EXPERTS)
     board = "" if expert_service is None else experts.supervisor_section(lang, expert_service.views())
+    if expert_service is not None and may_manage_experts(session.principal):
+        board += expert_admin.link(lang)
     board += live_calls_section(lang)
     if softphone.enabled(request.app[SETTINGS], session.principal.username):
         board += softphone.widget(lang)  # the supervisor's phone for listening to calls
@@ -467,6 +469,102 @@ async def state_form(request: web.Request) -> web.Response:
     except AppError as exc:
         return html(request, pages.message_page(lang, t(lang, "your_state"), exc.message), exc.http_status)
     return see_other("/panel")
+
+
+# -- the expert directory (admins) ------------------------------------------------------------
+
+
+def _expert_directory(
+    request: web.Request,
+    session: PanelSession,
+    lang: Lang,
+    *,
+    form: Mapping[str, str] | None = None,
+    errors: Mapping[str, str] | None = None,
+    notice: str = "",
+    status: int = 200,
+) -> web.Response:
+    service = request.app[EXPERTS]
+    views = []
+    for e in service.directory.experts:
+        views.append({**service.view(e), "number": e.number})
+    page = expert_admin.directory_page(
+        lang,
+        session.csrf_token,
+        user_line(lang, session),
+        views,
+        frozenset(service.roster),
+        [g.name for g in service.directory.groups],
+        form=form,
+        errors=errors,
+        notice=notice,
+    )
+    return html(request, page, status)
+
+
+def _refused_page(request: web.Request, session: PanelSession, lang: Lang) -> web.Response:
+    title = expert_admin.notice_text(lang, "title")
+    return html(request, pages.message_page(lang, title, t(lang, "forbidden"), session.csrf_token), 403)
+
+
+async def experts_page(request: web.Request) -> web.Response:
+    """/experts: the directory with live state, and the form to add an outside expert (admins)."""
+    try:
+        session = await session_of(request)
+    except (NotSignedIn, SessionExpired) as exc:
+        return redirect_to_login(request, exc)
+    lang = language(request)
+    if not may_manage_experts(session.principal):
+        return _refused_page(request, session, lang)
+    directory = request.app[EXPERTS].directory
+    notice = ""
+    if (added := request.query.get("added")) and directory.expert(added) is not None:
+        notice = expert_admin.notice_text(lang, "added", id=added)
+    elif (removed := request.query.get("removed")) and directory.expert(removed) is None:
+        notice = expert_admin.notice_text(lang, "removed", id=removed)
+    return _expert_directory(request, session, lang, notice=notice)
+
+
+async def experts_add(request: web.Request) -> web.Response:
+    """Add an expert on an outside number: the directory's own checks (as POST /api/experts); a
+    refusal comes back with the error beside its field and what was typed kept."""
+    raw = await form_body(request)
+    lang = language(request)
+    try:
+        session = await writing_session(request, raw)
+    except (NotSignedIn, SessionExpired) as exc:
+        return redirect_to_login(request, exc)
+    if not may_manage_experts(session.principal):
+        return _refused_page(request, session, lang)
+    form = {k: v for k, v in raw.items() if isinstance(v, str) and k in expert_admin.FIELDS}
+    try:
+        entry = expert_admin.entry_of(form)
+        await request.app[EXPERTS].add(entry, session.principal.username)
+    except expert_admin.FormProblem as exc:
+        errors = {exc.field: exc.message}
+    except AppError as exc:
+        errors = {expert_admin.field_of(exc.message) or "id": exc.message}
+    else:
+        return see_other(f"/experts?added={entry['id']}")
+    notice = expert_admin.notice_text(lang, "refused")
+    return _expert_directory(request, session, lang, form=form, errors=errors, notice=notice, status=400)
+
+
+async def experts_remove(request: web.Request) -> web.Response:
+    raw = await form_body(request)
+    lang = language(request)
+    try:
+        session = await writing_session(request, raw)
+    except (NotSignedIn, SessionExpired) as exc:
+        return redirect_to_login(request, exc)
+    if not may_manage_experts(session.principal):
+        return _refused_page(request, session, lang)
+    expert_id = request.match_info["expert_id"]
+    try:
+        await request.app[EXPERTS].remove(expert_id, session.principal.username)
+    except AppError as exc:
+        return _expert_directory(request, session, lang, notice=exc.message, status=exc.http_status)
+    return see_other(f"/experts?removed={expert_id}")
 
 
 # -- JSON API -------------------------------------------------------------------------------------
@@ -570,6 +668,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/reports", reports_page)
     app.router.add_get("/reports/{kind}", period_report_page)
     app.router.add_get("/staffing", staffing_page)
+    app.router.add_get("/experts", experts_page)
+    app.router.add_post("/experts", experts_add)
+    app.router.add_post("/experts/{expert_id}/remove", experts_remove)
     app.router.add_get("/panel/api/me", api_me)
     app.router.add_get("/ws", live_socket)
     app.router.add_static("/static/", STATIC_DIR)

@@ -195,6 +195,24 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
             "digits",
         ),
         (
+            "queues:\n  - name: general\n    offer: {accept: true, offer_s: 1}\n",
+            3,
+            "queues[0].offer.offer_s",
+            "3-120 seconds",
+        ),
+        (
+            "queues:\n  - name: general\n    offer: {accept: true, no_response_reason: ''}\n",
+            3,
+            "queues[0].offer.no_response_reason",
+            "1-40 characters",
+        ),
+        (
+            "queues:\n  - name: general\n    strategy: ring_all\n    offer: {accept: true}\n",
+            4,
+            "queues[0].offer.accept",
+            "ring_all",
+        ),
+        (
             "sample_data:\n  customers: [{name: A, phone: '1009', tier: gold}]\n",
             2,
             "sample_data.customers[0].tier",

@@ -3,7 +3,8 @@
 // For an expert, the offer's preview (pushed as an `expert_offer` websocket message, which
 // panel.js re-sends as "lianluo:message") shows the customer, what the IVR collected, the
 // agent's note and why they were chosen, with a countdown, Accept and Reject. No phone rings
-// before Accept. Labels come from #experts-data; text only, never HTML.
+// before Accept. An agent of a queue that offers with a preview (`queues[i].offer`) gets the same
+// box (kind "queue": no asking agent, no note). Labels come from #experts-data; text only, never HTML.
 "use strict";
 (function () {
   const dataNode = document.getElementById("experts-data");
@@ -112,9 +113,15 @@
     $("expert-offer-customer").textContent = who.join(" · ");
     const ivr = Object.entries(o.ivr.collected).map(([k, v]) => k + ": " + v);
     if (o.ivr.digits) ivr.unshift("keys: " + o.ivr.digits);
+    if (o.kind === "queue" && o.ivr.queue) ivr.unshift(fill(text["offer.queue"], { queue: o.ivr.queue }));
     $("expert-offer-ivr").textContent = ivr.join(" · ");
-    $("expert-offer-note").textContent = o.note;
+    $("expert-offer-note").textContent = o.note || "";
     $("expert-offer-asked-by").textContent = o.asked_by.name || o.asked_by.id || "";
+    // A queue's offer has no asking agent and no note: those rows are not shown.
+    document.querySelectorAll('#expert-offer [data-row="note"]').forEach((n) => { n.hidden = !o.note; });
+    document.querySelectorAll('#expert-offer [data-row="asked-by"]').forEach((n) => {
+      n.hidden = !(o.asked_by.name || o.asked_by.id);
+    });
     $("expert-offer-reason").textContent = o.reason;
     deadline = fromServerClock ? Date.parse(o.expires_at) : Date.now() + o.offer_s * 1000;
     closedLine.textContent = "";
