@@ -25,7 +25,7 @@ import pytest
 
 from app.domain.prompt import PromptText
 from tests.support.audio import best_match, duration, read_wav, tone_seconds, write_tone
-from tests.support.calls import ended, prompt_wav, register_agent
+from tests.support.calls import CALLER_TONE_HZ, ended, prompt_wav, register_agent
 from tests.support.sip_phone import Phone, PhoneLab
 from tests.support.stack import Stack, eventually, free_sip_port
 
@@ -131,14 +131,14 @@ def no_call_on(phone: Phone) -> bool:
     return not phone._unclaimed  # the lab's record of calls that reached this phone
 
 
-def preview_shows(page: Page) -> None:
+def preview_shows(page: Page, reason: str = "group mortgage") -> None:
     offer = page.locator("#expert-offer")
     expect(offer).to_be_visible(timeout=5_000)
     expect(page.locator("#expert-offer-note")).to_have_text(NOTE)
     expect(page.locator("#expert-offer-ivr")).to_contain_text("keys: 1")
     expect(page.locator("#expert-offer-asked-by")).to_have_text("Alice Wang")
     expect(page.locator("#expert-offer-left")).to_contain_text(" s left")
-    expect(page.locator("#expert-offer-reason")).to_contain_text("group mortgage")
+    expect(page.locator("#expert-offer-reason")).to_contain_text(reason)
 
 
 def test_preview_accept_reject_and_timeout_with_real_phones_and_panels(
@@ -383,6 +383,122 @@ def test_an_outside_expert_asked_from_the_agents_panel_takes_the_caller_blind(
         eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "Alice free again")
     finally:
         context.close()
+
+
+ZHOU_HZ = 830
+
+
+def test_acceptance_run_reject_then_timeout_then_the_outside_expert_consulted_and_completed(
+    stack: Stack, lab: PhoneLab, browser: Browser, tones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Issue 13's acceptance in one call. Alice asks the expertise "mortgage" with a note and stays
+    on: Xu (panel) rejects, Yang (panel) lets the offer time out and is Not Ready "no response",
+    and Zhou, on the branch's mobile, hears the summary, presses 1 and talks with Alice while the
+    caller waits; Alice completes, and the caller and Zhou hear each other. The journey, each hop
+    with its time from the ask, is printed."""
+    mobile_network = lab.phone("127.0.0.2", port=CARRIER_PORT)
+    alice = register_agent(lab, stack, "1001")
+    register_agent(lab, stack, "1101")
+    register_agent(lab, stack, "1102")
+    for expert in ("1101", "1102"):
+        status, _ = stack.api("POST", f"/api/agents/{expert}/state", {"state": "ready"})
+        assert status == 200
+    eventually(
+        lambda: all(stack.agent_state(a)["state"] == "ready" for a in ("1001", "1101", "1102")),
+        10,
+        "Alice and the experts ready",
+    )
+    xu_context = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 1000})
+    yang_context = browser.new_context(locale="en-US", viewport={"width": 1100, "height": 1000})
+    try:
+        xu, yang = xu_context.new_page(), yang_context.new_page()
+        sign_in(xu, stack, "1101")
+        sign_in(yang, stack, "1102")
+        caller_phone = lab.phone("127.0.0.2", user="13700000133")
+        caller = caller_phone.call(
+            f"sip:7000@127.0.0.1:{stack.sip_port}", play=tones[0], record=tmp_path / "caller.wav", loop=True
+        )
+        caller.wait_confirmed(timeout=10)
+        it = eventually(lambda: stack.interaction("ani = %s", "13700000133"), 10, "the interaction")
+        stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
+        caller.send_dtmf("1")
+        alice_leg = alice.wait_incoming(timeout=15)
+        alice_leg.answer(play=write_tone(tmp_path / "alice.wav", ALICE_HZ, 90), loop=True)
+        stack.wait_event(it["id"], "connected")
+
+        assert ask(stack, it, "expertise:mortgage")["state"] == "offering"
+        preview_shows(xu, "expertise mortgage: best level")
+        xu.click("#expert-offer-reject")
+        preview_shows(
+            yang, "expertise mortgage"
+        )  # Yang says nothing: after OFFER_S the branch's mobile rings
+        far = mobile_network.wait_incoming(timeout=OFFER_S + 15)
+        assert (far.invite or "").splitlines()[0].startswith(f"INVITE sip:{BRANCH}@")
+        yang_state = stack.agent_state("1102")
+        assert yang_state["state"] == "not_ready" and yang_state["not_ready_reason"] == "no response"
+        assert stack.agent_state("1101")["state"] == "ready", "a rejection does not set Not Ready"
+        far.answer(
+            play=write_tone(tmp_path / "zhou-tone.wav", ZHOU_HZ, 90), record=tmp_path / "zhou.wav", loop=True
+        )
+        said = stack.wait_event(it["id"], "expert_summary", timeout=10)
+        assert NOTE in said["text"] and "1 3 7 0 0 0 0 0 1 3 3" in said["text"], said
+        summary = prompt_wav(PromptText(said["text"], said["lang"]))
+        eventually(summary.exists, 20, "the summary synthesised")  # it is made as the expert answers
+        stack.wait_event(it["id"], "expert_whispered", timeout=duration(summary) + 15)
+        far.send_dtmf("1")
+        stack.wait_event(it["id"], "expert_connected", timeout=10)
+        # Consulting: Alice and Zhou talk; the caller stays on the line, waiting.
+        heard_alice_from = far.rx_audio_seconds()
+        far.wait_rx_audio(heard_alice_from + 2.5, timeout=15)
+        assert not caller.is_disconnected, "the caller waits while Alice consults"
+        control(stack, it, "complete")
+        alice_leg.wait_disconnected(timeout=10)
+        caller_from, zhou_from = caller.rx_audio_seconds(), far.rx_audio_seconds()
+        caller.wait_rx_audio(caller_from + 3, timeout=15)
+        far.wait_rx_audio(zhou_from + 3, timeout=15)
+        far.hangup()
+        caller.wait_disconnected(timeout=10)
+        done = ended(stack, it["id"])
+        assert done["outcome"] == "completed"
+
+        zhou_heard, rate = read_wav(far.recording())
+        assert best_match(far.recording(), summary) > 0.3, "Zhou heard the summary"
+        alice_part = zhou_heard[int(heard_alice_from * rate) : int(zhou_from * rate)]
+        assert tone_seconds((alice_part, rate), ALICE_HZ) > 1.5, "Zhou heard Alice while consulting"
+        assert tone_seconds((zhou_heard[int(zhou_from * rate) :], rate), CALLER_TONE_HZ) > 2.0, (
+            "Zhou heard the caller after the transfer"
+        )
+        caller_heard, rate = read_wav(caller.recording())
+        assert tone_seconds((caller_heard[int(caller_from * rate) :], rate), ZHOU_HZ) > 2.0, (
+            "the caller heard Zhou"
+        )
+        assert expert_journey(stack, it) == [
+            ("expert_asked", None),
+            ("expert_offered", "xu"),
+            ("expert_rejected", "xu"),
+            ("expert_offered", "yang"),
+            ("expert_timeout", "yang"),
+            ("expert_offered", "zhou"),
+            ("expert_ringing", "zhou"),
+            ("expert_link", "zhou"),
+            ("expert_summary", "zhou"),
+            ("expert_answered", "zhou"),
+            ("expert_whispered", "zhou"),
+            ("expert_key", "zhou"),
+            ("expert_connected", "zhou"),
+        ]
+        rows = stack.query(
+            "SELECT kind, at, data FROM interaction_events WHERE interaction_id = %s ORDER BY id", it["id"]
+        )
+        asked_at = next(at for kind, at, _ in rows if kind == "expert_asked")
+        print("\nthe acceptance run's journey (s from the ask):")
+        for kind, at, data in rows:
+            if at >= asked_at:
+                who = data.get("expert_id") or data.get("agent_id") or ""
+                print(f"  {(at - asked_at).total_seconds():7.2f}  {kind} {who}")
+    finally:
+        xu_context.close()
+        yang_context.close()
 
 
 TRIES = 50
