@@ -227,10 +227,11 @@ def test_reports(tmp_path: Path) -> None:
     out = run_quick("reports.py", "--output", str(output), timeout=300)
     for label in ("interval, 30 days", "agents, the month"):
         (row,) = table_rows(out, label)
-        assert all(re.fullmatch(NUMBER, c) for c in row[1:]), row  # raw, keeping, kept, ratio
+        assert all(re.fullmatch(NUMBER, c) for c in row[1:]), row  # raw, kept, ratio
     doc = json.loads(output.read_text())
     assert doc["interactions"] == 10_000 and doc["events"] == 50_000, doc
     assert doc["interval_rows"] > 0 and doc["agent_rows"] == 20, doc
+    assert doc["summarised_days"] == 30, doc
 
 
 @pytest.mark.e2e
