@@ -83,11 +83,12 @@ class SummaryJob:
         while True:
             try:
                 _, held = await self.run_once()
+                again = bool(held)
             except Exception:  # the database away: reports read the events meanwhile
                 log.exception("day summaries failed; trying again in %s", RETRY)
-                held = [date.min]
+                again = True
             now = self._clock()
             wake = next_summary_run(now, self._zone, self._after)
-            if held:
+            if again:
                 wake = min(wake, now + RETRY)
             await asyncio.sleep(max(0.0, (wake - now).total_seconds()))
