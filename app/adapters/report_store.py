@@ -141,7 +141,8 @@ class ReportStore:
     async def _kept_between(self, first: date, last: date) -> set[date]:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT day FROM report_days_kept WHERE day >= %s AND day <= %s", (first, last)
+                "SELECT day FROM report_days_kept WHERE day >= %s AND day <= %s AND zone = %s",
+                (first, last, str(self.zone)),
             )
             return {d for (d,) in await cur.fetchall()}
 
@@ -150,6 +151,21 @@ class ReportStore:
     async def kept_days(self, since: date) -> set[date]:
         """The days from `since` on that are summed up."""
         return await self._kept_between(since, date.max)
+
+    async def forget_other_zone(self) -> str | None:
+        """Drop every summary when they were cut in another time zone than the center's now
+        (days no longer line up with them); the zone they had, or None when nothing changed."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('report_days_kept'))")
+            cur = await conn.execute(
+                "SELECT zone FROM report_days_kept WHERE zone <> %s LIMIT 1", (str(self.zone),)
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            for table in ("report_agent_time", "report_calls", "report_days_kept"):
+                await conn.execute(f"DELETE FROM {table}")  # our own names
+            return str(row[0])
 
     async def first_day(self) -> date | None:
         """The center's day of the oldest call or agent state change: where summaries begin."""
@@ -178,9 +194,8 @@ class ReportStore:
             async with conn.transaction(), conn.cursor() as cursor:
                 return await self._keep_day(cursor, day, start, end, changes)
 
-    @staticmethod
     async def _keep_day(
-        cur: AsyncCursor[Any], day: date, start: datetime, end: datetime, changes: list[StateChange]
+        self, cur: AsyncCursor[Any], day: date, start: datetime, end: datetime, changes: list[StateChange]
     ) -> int:
         # Two processes summing up the same day at once: the second waits here, then finds it kept.
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext('report_days_kept'))")
@@ -200,7 +215,7 @@ class ReportStore:
                 " VALUES (%s, %s, %s, %s, %s, %s)",
                 rows,
             )
-        await cur.execute("INSERT INTO report_days_kept (day) VALUES (%s)", (day,))
+        await cur.execute("INSERT INTO report_days_kept (day, zone) VALUES (%s, %s)", (day, str(self.zone)))
         return calls
 
     # -- the rest, read as it is ---------------------------------------------------------------

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 
 class DaySummaries(Protocol):
+    async def forget_other_zone(self) -> str | None: ...
+
     async def first_day(self) -> date | None: ...
 
     async def kept_days(self, since: date) -> set[date]: ...
@@ -46,6 +48,13 @@ class SummaryJob:
 
     async def run_once(self) -> tuple[list[date], list[date]]:
         """Sum up every day due and missing: (days summed up, days held back for now)."""
+        was = await self._store.forget_other_zone()
+        if was is not None:
+            log.warning(
+                "day summaries were cut in %s, the center's time zone is now %s: dropped, summing up again",
+                was,
+                self._zone,
+            )
         first = await self._store.first_day()
         if first is None:
             return [], []

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
@@ -149,3 +150,12 @@ async def test_the_nightly_job_sums_up_each_finished_day_of_the_center_once_its_
     assert (await store.agent_times(*day_bounds(SUNDAY, ZONE)))["1001"] == (
         await ReportStore(pool, ZONE, keep=False).agent_times(*day_bounds(SUNDAY, ZONE))
     )["1001"]
+
+    # The center moves to UTC: days cut at Shanghai's midnight no longer line up, so the job
+    # drops them all and sums up again, in UTC days: both calls were on 29 November there.
+    utc = ZoneInfo("UTC")
+    moved = SummaryJob(ReportStore(pool, utc), utc, timedelta(minutes=5), lambda: clock[0])
+    assert await moved.run_once() == ([SUNDAY], [])
+    assert "cut in Asia/Shanghai, the center's time zone is now UTC: dropped" in caplog.text
+    assert await rows(pool, "SELECT day::text, zone FROM report_days_kept") == [("2026-11-29", "UTC")]
+    assert await rows(pool, "SELECT count(*) FROM report_calls") == [(2,)]

@@ -76,6 +76,9 @@ class FakeDays:
         self.open_days = open_days
         self.kept: dict[date, int] = {}
 
+    async def forget_other_zone(self) -> str | None:
+        return None
+
     async def first_day(self) -> date | None:
         return self.first
 
