@@ -107,6 +107,7 @@ from app.supervision import metrics as metrics_http
 from app.supervision.coaching import Coaching
 from app.supervision.metrics import METRICS, CenterMetrics, LiveSources
 from app.supervision.reports import Reports
+from app.supervision.summaries import SummaryJob
 from app.supervision.wallboard import WallboardService, day_start_in
 from app.voicemail import http as voicemail_http
 from app.voicemail.service import VoicemailService
@@ -752,7 +753,17 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
         agent, config = desk.agents.get(agent_id), configs.get(queue)
         return agent is not None and config is not None and qualifies(agent, config)
 
-    report_store = ReportStore(p.store.pool, utcnow)
+    zone = ZoneInfo(settings.timezone)
+    report_store = ReportStore(p.store.pool, zone)
+    # Each finished day of the center summed up for the reports, a few minutes after its midnight.
+    summaries = SummaryJob(
+        report_store,
+        zone,
+        timedelta(minutes=settings.supervision.summary_after_min),
+        utcnow,
+        writes_waiting=lambda: p.writer.backlog if p.writer is not None else 0,
+    )
+    await summaries.start()
     app[supervision_http.REPORTS] = Reports(
         report_store.calls,
         ZoneInfo(settings.timezone),
@@ -766,6 +777,7 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await summaries.stop()
         await wall.stop()
         center_metrics.close()
 

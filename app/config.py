@@ -823,6 +823,9 @@ class SupervisionSettings:
     # Callers who give up sooner than this are "short abandons": counted apart on the wallboard
     # and left out of the service level.
     short_abandon_s: float = 5.0
+    # The reports' summary of a day (its calls' facts, its agents' time) is written this long
+    # after the center's midnight ends it, so that the day's last events are saved first.
+    summary_after_min: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -1426,6 +1429,11 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         raise bad("timezone", f"unknown time zone {s.timezone!r} (e.g. Asia/Shanghai)") from None
     if s.supervision.short_abandon_s < 0:
         raise bad("supervision.short_abandon_s", f"must be 0 or more; got {s.supervision.short_abandon_s}")
+    if not 0 <= s.supervision.summary_after_min <= 720:
+        raise bad(
+            "supervision.summary_after_min",
+            f"must be from 0 to 720 minutes after midnight; got {s.supervision.summary_after_min}",
+        )
     _check_experts(s, ids, groups, bad)
     _check_recording(s, queue_names, bad)
     _check_fax(s, bad)

@@ -18,7 +18,6 @@ import os
 import re
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from typing import IO, Any, Protocol
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.support.rtp_pcap import write_caller_media  # noqa: E402
 from tests.support.stack import (  # noqa: E402
     Stack,
     asterisk_pids_for,
@@ -67,7 +67,6 @@ class BenchError(RuntimeError):
 # ---------------------------------------------------------------------------
 
 VOICE_LEAD_MS = 160  # voice before the digit: Answer()'s wait ends on the first frame
-DIGIT_MS = 100  # longer than Asterisk's 80 ms minimum, so no DTMF emulation delays it
 MEDIA_MS = 1000
 
 
@@ -77,50 +76,8 @@ def write_caller_pcap(path: Path) -> float:
     Returns the offset (s) of the digit's first end packet: Asterisk delivers the digit (to
     Read() or as ARI ChannelDtmfReceived) when that packet arrives.
     """
-    ssrc, seq, ts = 0x1A2B3C4D, 1000, 8000
-    packets: list[tuple[int, bytes]] = []  # (offset ms, RTP packet)
-
-    def rtp(pt: int, marker: bool, payload: bytes, timestamp: int) -> bytes:
-        nonlocal seq
-        seq += 1
-        return (
-            struct.pack("!BBHII", 0x80, (0x80 if marker else 0) | pt, seq & 0xFFFF, timestamp, ssrc) + payload
-        )
-
-    t = 0
-    while t < VOICE_LEAD_MS:
-        packets.append((t, rtp(0, t == 0, b"\xff" * 160, ts)))
-        t += 20
-        ts += 160
-    event_ts = ts
-    for i in range(DIGIT_MS // 20):
-        duration = (i + 1) * 160
-        packets.append((t, rtp(101, i == 0, struct.pack("!BBH", 1, 10, duration), event_ts)))
-        t += 20
-    end_ms = t
-    for _ in range(3):  # the end packet, sent three times as RFC 4733 asks
-        packets.append((t, rtp(101, False, struct.pack("!BBH", 1, 0x80 | 10, DIGIT_MS * 8), event_ts)))
-    ts = event_ts + DIGIT_MS * 8
-    t += 20
-    while t < MEDIA_MS:
-        packets.append((t, rtp(0, False, b"\xff" * 160, ts)))
-        t += 20
-        ts += 160
-
-    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]  # Ethernet link type
-    base = 1_700_000_000
-    for offset_ms, packet in packets:
-        udp = struct.pack("!HHHH", 40000, 40002, 8 + len(packet), 0) + packet
-        ip = struct.pack(
-            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, b"\x0a\0\0\1", b"\x0a\0\0\2"
-        )
-        frame = b"\x00" * 12 + b"\x08\x00" + ip + udp
-        out.append(
-            struct.pack("<IIII", base + offset_ms // 1000, (offset_ms % 1000) * 1000, len(frame), len(frame))
-        )
-        out.append(frame)
-    path.write_bytes(b"".join(out))
-    return end_ms / 1000
+    (end,) = write_caller_media(path, [VOICE_LEAD_MS], MEDIA_MS)
+    return end
 
 
 # ---------------------------------------------------------------------------
@@ -231,11 +188,13 @@ def make_stack(
     rtp: tuple[int, int] = (20000, 21999),
     ivr: dict[str, Any] | None = None,
     recording: dict[str, Any] | None = None,
+    web: dict[str, Any] | None = None,
 ) -> BenchStack:
     """The benchmark's contact center: `members` agents with a static contact on the agents'
     SIPp, and `flappers` (agent ids) whose phones register by themselves; members of the
     baseline's queue too. `rtp`: Asterisk's RTP port range (two ports per call leg). `ivr`
-    adds to (or replaces) the IVR settings below; `recording` is the recording section."""
+    adds to (or replaces) the IVR settings below; `recording` is the recording section; `web`
+    adds to the web section (e.g. a supervisor to sign in)."""
     flappers = flappers or []
     var_dir = work / f"var-{members}"
     config = work / f"center-{members}.yaml"
@@ -274,6 +233,7 @@ def make_stack(
             **(ivr or {}),
         },
         **({"recording": recording} if recording is not None else {}),
+        **({"web": web} if web is not None else {}),
     )
     write_baseline(var_dir / "asterisk" / INSTANCE / "etc", agent_ids(members) + flappers)
     # Given to the constructor: Stack's generated __init__ calls no __post_init__ of a subclass,

@@ -2,18 +2,19 @@
 facts, agent state changes and time, the IVR's events, callbacks and voicemails, and the
 dialer's attempts, each over a period.
 
-The calls' facts and the agents' time are kept once a day is over (migration 018): a UTC day
-that ended over KEEP_AFTER ago with none of its calls still open is summed up the first time a
-report covers it (each call's facts, each agent's time per quarter hour), and read from there
-afterwards; the rest of a period (today, the edges of a day in another time zone) is read from
-the events. Both give the same figures (tests/integration/test_reports.py)."""
+The calls' facts and the agents' time are summed up once a day of the center (its time zone)
+is over, by the nightly job (app/supervision/summaries.py, the rule in app/domain/summaries.py)
+calling `summarise`: each call's facts (`report_calls`), each agent's time per quarter hour
+(`report_agent_time`), the day noted in `report_days_kept`. Reports read those rows for the days
+kept and the events for the rest of a period (today, a day not summed up yet). Both give the same
+figures (tests/integration/test_reports.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from psycopg import AsyncCursor
 from psycopg_pool import AsyncConnectionPool
@@ -28,9 +29,10 @@ from app.domain.reports import (
     add_agent_time,
     agent_buckets,
 )
+from app.domain.summaries import center_day, day_bounds
 
-KEEP_AFTER = timedelta(hours=2)  # late writes (the write-behind after an outage) land before
 DAY = timedelta(days=1)
+UTC_ZONE = ZoneInfo("UTC")
 
 # Each call that first joined a line in [since, until): where, its tier, when it was answered
 # (first), when it ended and how. A transfer's second line is not a second call.
@@ -50,15 +52,11 @@ _RAW_CALLS = (
 
 
 class ReportStore:
-    def __init__(
-        self,
-        pool: AsyncConnectionPool,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        keep: bool = True,
-    ) -> None:
-        """`keep=False`: keep nor read any summary, every figure from the events (a baseline)."""
+    def __init__(self, pool: AsyncConnectionPool, zone: ZoneInfo = UTC_ZONE, keep: bool = True) -> None:
+        """`zone`: the center's, whose days are summed up; `keep=False`: read no summary, every
+        figure from the events (a baseline)."""
         self.pool = pool
-        self._clock = clock
+        self.zone = zone
         self._keep = keep
 
     # -- the calls and the agents' time: kept days, the rest from the events ----------------
@@ -116,70 +114,109 @@ class ReportStore:
     async def _split(
         self, since: datetime, until: datetime
     ) -> tuple[list[tuple[datetime, datetime]], list[tuple[datetime, datetime]]]:
-        """[since, until) as kept stretches (whole UTC days, kept now if they may be) and the
-        rest, to read from the events."""
-        day = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        if day < since:
+        """[since, until) as kept stretches (whole days of the center that are summed up) and
+        the rest, to read from the events."""
+        day = center_day(since, self.zone)
+        if day_bounds(day, self.zone)[0] < since:
             day += DAY
+        kept_days = await self._kept_between(day, center_day(until, self.zone)) if self._keep else set()
         kept: list[tuple[datetime, datetime]] = []
         rest: list[tuple[datetime, datetime]] = []
         at = since
-        while day + DAY <= until:
-            if await self._kept(day):
-                if at < day:
-                    rest.append((at, day))
-                if kept and kept[-1][1] == day:
-                    kept[-1] = (kept[-1][0], day + DAY)
+        while (bounds := day_bounds(day, self.zone))[1] <= until:
+            start, end = bounds
+            if day in kept_days:
+                if at < start:
+                    rest.append((at, start))
+                if kept and kept[-1][1] == start:
+                    kept[-1] = (kept[-1][0], end)
                 else:
-                    kept.append((day, day + DAY))
-                at = day + DAY
+                    kept.append((start, end))
+                at = end
             day += DAY
         if at < until:
             rest.append((at, until))
         return kept, rest
 
-    async def _kept(self, day: datetime) -> bool:
-        """Whether the UTC day starting at `day` is kept; keeps it first when it is over."""
-        if not self._keep:
-            return False
+    async def _kept_between(self, first: date, last: date) -> set[date]:
         async with self.pool.connection() as conn:
-            cur = await conn.execute("SELECT 1 FROM report_days_kept WHERE day = %s", (day.date(),))
-            if await cur.fetchone():
-                return True
-            if day + DAY > self._clock() - KEEP_AFTER:
-                return False
+            cur = await conn.execute(
+                "SELECT day FROM report_days_kept WHERE day >= %s AND day <= %s AND zone = %s",
+                (first, last, str(self.zone)),
+            )
+            return {d for (d,) in await cur.fetchall()}
+
+    # -- summing a day up (the nightly job) ---------------------------------------------------
+
+    async def kept_days(self, since: date) -> set[date]:
+        """The days from `since` on that are summed up."""
+        return await self._kept_between(since, date.max)
+
+    async def forget_other_zone(self) -> str | None:
+        """Drop every summary when they were cut in another time zone than the center's now
+        (days no longer line up with them); the zone they had, or None when nothing changed."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('report_days_kept'))")
+            cur = await conn.execute(
+                "SELECT zone FROM report_days_kept WHERE zone <> %s LIMIT 1", (str(self.zone),)
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            for table in ("report_agent_time", "report_calls", "report_days_kept"):
+                await conn.execute(f"DELETE FROM {table}")  # our own names
+            return str(row[0])
+
+    async def first_day(self) -> date | None:
+        """The center's day of the oldest call or agent state change: where summaries begin."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT least((SELECT min(at) FROM interaction_events WHERE kind = 'queued'),"
+                " (SELECT min(at) FROM agent_state_events))"
+            )
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else center_day(row[0], self.zone)
+
+    async def summarise(self, day: date) -> int | None:
+        """Sum up the center's `day` (a day that is over): its calls' facts and its agents'
+        quarter hours, in one transaction. The number of calls summed up; 0 when it was kept
+        already; None when a call that joined a line that day is still going on (not yet)."""
+        start, end = day_bounds(day, self.zone)
+        async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT 1 FROM interactions WHERE ended_at IS NULL AND arrived_at < %(end)s"
                 " AND queued_at >= %(start)s AND queued_at < %(end)s LIMIT 1",
-                {"start": day, "end": day + DAY},
+                {"start": start, "end": end},
             )
             if await cur.fetchone():
-                return False  # a call that joined a line that day is still going on
-            changes = await self.state_changes(day, day + DAY)
+                return None
+            changes = await self.state_changes(start, end)
             async with conn.transaction(), conn.cursor() as cursor:
-                await self._keep_day(cursor, day, changes)
-            return True
+                return await self._keep_day(cursor, day, start, end, changes)
 
-    @staticmethod
-    async def _keep_day(cur: AsyncCursor[Any], day: datetime, changes: list[StateChange]) -> None:
-        # Two reports covering the same day at once: the second waits here, then finds it kept.
+    async def _keep_day(
+        self, cur: AsyncCursor[Any], day: date, start: datetime, end: datetime, changes: list[StateChange]
+    ) -> int:
+        # Two processes summing up the same day at once: the second waits here, then finds it kept.
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext('report_days_kept'))")
-        await cur.execute("SELECT 1 FROM report_days_kept WHERE day = %s", (day.date(),))
+        await cur.execute("SELECT 1 FROM report_days_kept WHERE day = %s", (day,))
         if await cur.fetchone():
-            return
+            return 0
         await cur.execute(
             "INSERT INTO report_calls"
             " (interaction_id, queue, tier, queued_at, answered_at, ended_at, outcome) " + _RAW_CALLS,
-            {"since": day, "until": day + DAY},
+            {"since": start, "until": end},
         )
-        rows = await asyncio.to_thread(agent_buckets, changes, day, day + DAY)
+        calls = max(0, cur.rowcount)
+        rows = await asyncio.to_thread(agent_buckets, changes, start, end)
         if rows:
             await cur.executemany(
                 "INSERT INTO report_agent_time (agent_id, quarter, state, reason, seconds, calls)"
                 " VALUES (%s, %s, %s, %s, %s, %s)",
                 rows,
             )
-        await cur.execute("INSERT INTO report_days_kept (day) VALUES (%s)", (day.date(),))
+        await cur.execute("INSERT INTO report_days_kept (day, zone) VALUES (%s, %s)", (day, str(self.zone)))
+        return calls
 
     # -- the rest, read as it is ---------------------------------------------------------------
 

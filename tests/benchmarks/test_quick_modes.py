@@ -227,10 +227,11 @@ def test_reports(tmp_path: Path) -> None:
     out = run_quick("reports.py", "--output", str(output), timeout=300)
     for label in ("interval, 30 days", "agents, the month"):
         (row,) = table_rows(out, label)
-        assert all(re.fullmatch(NUMBER, c) for c in row[1:]), row  # raw, keeping, kept, ratio
+        assert all(re.fullmatch(NUMBER, c) for c in row[1:]), row  # raw, kept, ratio
     doc = json.loads(output.read_text())
     assert doc["interactions"] == 10_000 and doc["events"] == 50_000, doc
     assert doc["interval_rows"] > 0 and doc["agent_rows"] == 20, doc
+    assert doc["summarised_days"] == 30, doc
 
 
 @pytest.mark.e2e
@@ -243,3 +244,18 @@ def test_nailed_line(tmp_path: Path, asterisk_prefix: Path) -> None:
     (ratio,) = table_rows(out, "ratio nailed/ringing")
     assert all(re.fullmatch(NUMBER, c) or c == "-" for c in ratio[3:]), ratio
     assert {"nailed", "ringing"} <= set(json.loads(output.read_text())["paths"])
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="needs SIPp (apt-get install sip-tester)")
+def test_wallboard_latency(tmp_path: Path, asterisk_prefix: Path) -> None:
+    output = tmp_path / "wallboard_latency.json"
+    out = run_quick(
+        "wallboard_latency.py", "--output", str(output), timeout=150, env=stack_env(asterisk_prefix)
+    )
+    for name in ("baseline", "load"):
+        (row,) = table_rows(out, name)
+        assert all(re.fullmatch(NUMBER, c) for c in row[1:]), row  # rate, calls, updates, p50 ... within
+    runs = json.loads(output.read_text())["runs"]
+    # Every call moved two figures (offered, answered), and each was seen on the board.
+    assert [(r["updates"], r["missing"]) for r in runs] == [(2 * r["calls"], 0) for r in runs]

@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
 from tests.support.calls import call_in, ended, register_agent
+from tests.support.event_log import WALLBOARD_SQL
 from tests.support.sip_phone import PhoneLab
 from tests.support.stack import Stack, eventually
 
@@ -28,26 +29,6 @@ STACK_CONFIG = {
     "web": {"users": [{"username": "lead", "name": "Lee Lead", "role": "supervisor"}]},
     "supervision": {"short_abandon_s": 1},
 }
-
-# The same figures, from the event log: each interaction where it first joined a line.
-SQL = """
-WITH joined AS (
-    SELECT DISTINCT ON (interaction_id) interaction_id, at AS queued_at, data->>'queue' AS queue
-    FROM interaction_events WHERE kind = 'queued' ORDER BY interaction_id, id
-), answered AS (
-    SELECT DISTINCT ON (e.interaction_id) e.interaction_id, e.at
-    FROM interaction_events e JOIN joined j USING (interaction_id)
-    WHERE e.kind = 'connected' ORDER BY e.interaction_id, e.id
-), abandoned AS (
-    SELECT e.interaction_id, e.at FROM interaction_events e JOIN joined j USING (interaction_id)
-    WHERE e.kind = 'ended' AND e.data->>'outcome' = 'abandoned'
-      AND NOT EXISTS (SELECT 1 FROM answered a WHERE a.interaction_id = e.interaction_id)
-)
-SELECT j.queue, count(*), count(a.interaction_id), count(b.interaction_id),
-       count(b.interaction_id) FILTER (WHERE b.at - j.queued_at < interval '1 second')
-FROM joined j LEFT JOIN answered a USING (interaction_id) LEFT JOIN abandoned b USING (interaction_id)
-GROUP BY j.queue
-"""
 
 
 def board(stack: Stack) -> dict[str, Any]:
@@ -134,7 +115,7 @@ def test_the_wallboard_follows_real_calls_live_and_agrees_with_the_event_log(
             chromium.close()
 
     # The board's figures for today equal the event log's, to the call.
-    rows = {r[0]: r[1:] for r in stack.query(SQL)}
+    rows = {r[0]: r[1:] for r in stack.query(WALLBOARD_SQL, "1 second")}
     today = board(stack)["queues"]["general"]["today"]
     offered, answered, abandoned, short = rows["general"]
     assert (today["offered"], today["answered"], today["abandoned"], today["short_abandoned"]) == (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -27,12 +27,15 @@ from app.domain.staffing import agents_needed
 from app.panel import http as panel_http
 from app.supervision import http as supervision_http
 from app.supervision.reports import Reports
+from app.supervision.summaries import SummaryJob
 from app.web.http import SETTINGS, error_middleware
 from tests.integration.test_panel_auth import Browser, Panel
 from tests.support.report_day import DAY, ZONE, write_day
 from tests.support.stack import scratch_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+NOW = datetime(2026, 12, 3, 9, 0, tzinfo=ZONE)  # the nightly job's time: three days are over
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +59,7 @@ async def panel(tmp_path_factory: pytest.TempPathFactory, db_url: str) -> AsyncI
     async def reports_ctx(app: web.Application) -> AsyncIterator[None]:
         store = app[PARTS].store
         assert store is not None
-        reports = ReportStore(store.pool)
+        reports = ReportStore(store.pool, ZONE)
         app[supervision_http.REPORTS] = Reports(
             reports.calls,
             ZONE,
@@ -182,17 +185,21 @@ async def test_each_report_reads_the_day_back_as_json_and_csv(panel: Panel) -> N
             and rows[0]["results"] == "abandoned=1; connected=1; no_answer=2"
         )
 
-        # Three days hold two whole UTC days, over by now: kept at this first read (each call's
-        # facts, each agent's quarter hours), then read from there, to the same figures.
+        # Three days read from the events (no summary yet), then summed up by the nightly job
+        # (every finished day of the center, Shanghai, still missing) and read from there: the
+        # same figures.
         wider = "from=2026-11-29&to=2026-12-01"
+        before = {kind: (await report_and_csv(lead, kind, wider))[0]["rows"] for kind in ("agents", "queues")}
+        job = SummaryJob(panel.app[supervision_http.REPORTS].store, ZONE, timedelta(minutes=5), lambda: NOW)
+        assert await job.run_once() == ([date(2026, 11, 30), date(2026, 12, 1), date(2026, 12, 2)], [])
         for kind, first in (("agents", agents), ("queues", queues)):
-            for _ in range(2):
-                again, _ = await report_and_csv(lead, kind, wider)
-                assert [{k: v for k, v in r.items() if k != "start"} for r in again["rows"]] == [
-                    {k: v for k, v in r.items() if k != "start"} for r in first["rows"]
-                ], kind
+            again, _ = await report_and_csv(lead, kind, wider)
+            assert again["rows"] == before[kind], kind
+            assert [{k: v for k, v in r.items() if k != "start"} for r in again["rows"]] == [
+                {k: v for k, v in r.items() if k != "start"} for r in first["rows"]
+            ], kind
         kept = await panel.query("SELECT day::text FROM report_days_kept ORDER BY day")
-        assert kept == [("2026-11-29",), ("2026-11-30",)]
+        assert kept == [("2026-11-30",), ("2026-12-01",), ("2026-12-02",)]
         assert (await panel.query("SELECT count(*) FROM report_calls"))[0][0] == 2
 
         # A day of the center ends at its midnight: the next day (in Shanghai) has none of it.

@@ -41,6 +41,7 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
         ("agents:\n  - id: '1001'\n", 2, "agents[0].name", "required field is missing"),
         ("ivr:\n  greeting:\n    text: hi\n    lang: fr\n", 4, "ivr.greeting.lang", "expected one of"),
         ("asterisk:\n  manage: yes please\n", 2, "asterisk.manage", "true or false"),
+        ("supervision:\n  summary_after_min: 1440\n", 2, "supervision.summary_after_min", "0 to 720"),
         ("carrier:\n  match: [127.0.0.2, not-an-ip]\n", 2, "carrier.match[1]", "not an IP"),
         ("asterisk:\n  sip_port: 8080\n", 2, "asterisk.sip_port", "already used by web.port"),
         ("agents:\n  - {id: '1001', name: A}\n  - {id: '1001', name: B}\n", 3, "agents[1].id", "twice"),
