@@ -147,7 +147,7 @@ async def import_list(settings: Settings, args: argparse.Namespace) -> int:
             store = Store(pool)
             if args.command == "import-leads":
                 try:
-                    report = await import_leads(store, args.campaign, text)
+                    report = await import_leads(store, args.campaign, text, settings.languages)
                 except ValueError as exc:
                     print(f"{args.file}: {exc}", file=sys.stderr)
                     return 2

@@ -275,6 +275,11 @@ class IvrSettings:
         PromptText("Thank you. We will call you back at {number}. You keep your place in line. Goodbye."),
     )
     callback_refused: Prompts = (PromptText("Sorry, we cannot call you back at this number."),)
+    # Heard by the customer who picks up a callback, in their language, before the agent
+    # speaks. {center} is center_name.
+    callback_greeting: Prompts = (
+        PromptText("Hello, this is {center} returning your call. One moment, please."),
+    )
     # Heard by the agent who takes a callback, before the customer's phone rings.
     callback_whisper: Prompts = (PromptText("Callback. Calling the customer now."),)
     # Heard by the agent when the customer does not pick up.
@@ -1155,7 +1160,7 @@ _AGENT_PROMPTS = ("callback_whisper", "callback_unreached")
 
 
 def caller_prompts(s: Settings) -> list[tuple[str, Prompts]]:
-    """Every center-file prompt a caller may hear, with its field path."""
+    """Every center-file prompt a caller (or a customer we call) may hear, with its field path."""
     out = [
         (f"ivr.{f.name}", getattr(s.ivr, f.name))
         for f in dataclasses.fields(IvrSettings)
@@ -1163,6 +1168,12 @@ def caller_prompts(s: Settings) -> list[tuple[str, Prompts]]:
     ]
     if s.recording.enabled:
         out.append(("recording.consent_prompt", s.recording.consent_prompt))
+    # What a customer the dialer reaches hears: the identifying message on an abandon, and the
+    # message left on a machine where the campaign leaves one.
+    for i, c in enumerate(s.campaigns):
+        out.append((f"campaigns[{i}].message", c.message))
+        if c.on_machine == "message":
+            out.append((f"campaigns[{i}].machine_message", c.machine_message))
     return out
 
 
@@ -1379,6 +1390,7 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         "callback_offer": {"key"},
         "callback_confirmed": {"number"},
         "callback_refused": set(),
+        "callback_greeting": {"center"},
         "callback_whisper": set(),
         "callback_unreached": set(),
         "voicemail_offer": {"key"},

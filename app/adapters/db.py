@@ -439,8 +439,9 @@ class Store:
         async with self.pool.connection() as conn:
             await conn.execute(
                 "INSERT INTO callbacks (id, phone, queue, tier, customer_id, origin_interaction_id, source,"
-                " place_at, requested_at, status, attempts, not_before, last_result, agent_id, data)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " place_at, requested_at, status, attempts, not_before, last_result, agent_id, data,"
+                " language)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     cb.id,
                     cb.phone,
@@ -457,6 +458,7 @@ class Store:
                     cb.last_result,
                     cb.agent_id,
                     Jsonb(cb.data),
+                    cb.language,
                 ),
             )
 
@@ -494,6 +496,7 @@ class Store:
                 last_result=r["last_result"],
                 agent_id=r["agent_id"],
                 data=r["data"],
+                language=r["language"],
             )
             for r in rows
         ]
@@ -580,19 +583,19 @@ class Store:
     # -- campaigns ------------------------------------------------------------
 
     async def import_leads(
-        self, campaign: str, rows: Sequence[tuple[str, str, str | None, dict[str, str]]]
+        self, campaign: str, rows: Sequence[tuple[str, str, str | None, dict[str, str], str | None]]
     ) -> tuple[int, int, int]:
         """(new, updated, on the do-not-call list). A known lead keeps its attempts and results."""
         inserted = updated = 0
         async with self.pool.connection() as conn, conn.transaction():
-            for phone, name, tz, attributes in rows:
+            for phone, name, tz, attributes, language in rows:
                 cur = await conn.execute(
-                    "INSERT INTO campaign_leads (campaign, phone, name, timezone, attributes)"
-                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (campaign, phone) DO UPDATE"
+                    "INSERT INTO campaign_leads (campaign, phone, name, timezone, attributes, language)"
+                    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (campaign, phone) DO UPDATE"
                     " SET name = EXCLUDED.name, timezone = EXCLUDED.timezone,"
-                    " attributes = EXCLUDED.attributes"
+                    " attributes = EXCLUDED.attributes, language = EXCLUDED.language"
                     " RETURNING (xmax = 0)",
-                    (campaign, phone, name, tz, Jsonb(attributes)),
+                    (campaign, phone, name, tz, Jsonb(attributes), language),
                 )
                 row = await cur.fetchone()
                 if row is not None and row[0]:
@@ -633,8 +636,8 @@ class Store:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
-                "SELECT a.*, l.phone AS lead_phone, l.timezone, l.attributes, l.status, l.attempts,"
-                " l.results, l.next_attempt_at, l.locked_until, l.last_result"
+                "SELECT a.*, l.phone AS lead_phone, l.timezone, l.attributes, l.language, l.status,"
+                " l.attempts, l.results, l.next_attempt_at, l.locked_until, l.last_result"
                 " FROM dial_attempts a JOIN campaign_leads l ON l.id = a.lead_id WHERE a.ended_at IS NULL"
             )
             rows = await cur.fetchall()
@@ -753,6 +756,7 @@ def _lead(r: Mapping[str, Any]) -> Lead:
         phone=r["phone"],
         timezone=r["timezone"],
         attributes=dict(r["attributes"]),
+        language=r.get("language"),
         status=LeadStatus(r["status"]),
         attempts=r["attempts"],
         results=dict(r["results"]),

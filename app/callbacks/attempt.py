@@ -12,19 +12,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from app.adapters.ari import ChannelDestroyed, ChannelHangupRequest, PlaybackFinished, StasisEnd, StasisStart
+from app.adapters.db import Customer
 from app.calls.events import DialFailed, PbxLost
 from app.calls.legs import OutboundRefused, dial_out, ring_agents
 from app.calls.line import Line, WaitingRoom
 from app.calls.ports import Desk, Ticket
 from app.calls.session import Call
-from app.calls.voice import Voice
-from app.config import CallbackSettings, CarrierSettings
+from app.calls.voice import Voice, filled
+from app.config import CallbackSettings, CarrierSettings, PromptText
 from app.domain.callback import AttemptResult, Callback, RetryPolicy, attempt_result
 from app.domain.interaction import Outcome, Phase
 from app.domain.outbound import Purpose
+from app.domain.prompt import language_on_our_call
 from app.domain.routing import Decision, Tier, WaitingInteraction
 from app.errors import PbxError
 
@@ -44,6 +46,9 @@ class CallbackAttempt:
         rules: CallbackSettings,
         policy: RetryPolicy,
         save_callback: Callable[[Callback], Awaitable[None]],
+        find_customer: Callable[[str], Awaitable[Customer | None]] | None = None,
+        languages: Sequence[str] = ("en",),
+        greeting: Sequence[PromptText] = (),
     ) -> None:
         self.call = call
         self.cb = cb
@@ -56,6 +61,9 @@ class CallbackAttempt:
         self.rules = rules
         self.policy = policy
         self.save_callback = save_callback
+        self.find_customer = find_customer
+        self.languages = tuple(languages)
+        self.greeting = filled(greeting, center=center_name)
         self.result: AttemptResult | None = None
         self.ticket: Ticket | None = None
         call.agent_variables.update(self._call_data())
@@ -96,6 +104,7 @@ class CallbackAttempt:
         it.record(call.now(), "callback_attempt", callback_id=cb.id, attempt=cb.attempts + 1, number=cb.phone)
         it.enqueue(call.now(), cb.queue, cb.tier, f"callback:{cb.source.value}")
         call.create()
+        await self.know_customer()
         refusal = call.outbound.check(cb.phone, Purpose.CALLBACK, self.carrier.name, call.now())
         if refusal is not None and refusal.reason.lasting:
             # Made before the policy said no (an older release, a changed dial plan): nobody rings.
@@ -153,6 +162,8 @@ class CallbackAttempt:
         if self.result is AttemptResult.ANSWERED:
             cb.finish_attempt(AttemptResult.ANSWERED, call.now(), self.policy)
             await self.save_callback(cb)
+            # Who is calling, in the customer's language; the bridge waits for its end.
+            await call.play_behind(await self.voice.say(self.greeting, call.it.language))
             await self.line.conversation(call).join(leg)
             call.log.info("callback %s: customer %s connected to agent %s", cb.id, cb.phone, leg.agent_id)
             await self.line.follow(call, waiting, self.room)
@@ -164,6 +175,16 @@ class CallbackAttempt:
         it.record(call.now(), "customer_unreached", result=self.result.value)
         await call.play(self.voice["callback_unreached"], interruptible=False, channel=leg.channel_id)
         it.end(call.now(), Outcome.CUSTOMER_UNREACHED, ended_by="system", result=self.result.value)
+
+    async def know_customer(self) -> None:
+        """The customer's language for this try, and its greeting made ready in it while the
+        try waits in line (synthesis takes a moment the customer should not hear)."""
+        call, cb = self.call, self.cb
+        customer = await self.find_customer(cb.phone) if self.find_customer is not None else None
+        call.customer = customer
+        preference = customer.language if customer is not None else None
+        call.serve_in(language_on_our_call("callback", self.languages, cb.language, preference))
+        await self.voice.say(self.greeting, call.it.language)
 
     async def wait_in_line(self, waiting: WaitingInteraction) -> Decision | None:
         call = self.call

@@ -20,13 +20,23 @@ async def request_callback(request: web.Request) -> web.Response:
     bearer(request)
     body = await json_body(request)
     phone, queue, name = body.get("phone"), body.get("queue"), body.get("name")
-    if not isinstance(phone, str) or not isinstance(queue, str) or not isinstance(name, str | None):
-        raise BadRequest("expected {'phone': digits, 'queue': queue name, 'name': optional text}")
+    language = body.get("language")
+    if (
+        not isinstance(phone, str)
+        or not isinstance(queue, str)
+        or not isinstance(name, str | None)
+        or not isinstance(language, str | None)
+    ):
+        raise BadRequest(
+            "expected {'phone': digits, 'queue': queue name, 'name': optional text,"
+            " 'language': optional, one of the center's (e.g. zh)}"
+        )
     cb = await request.app[CALLBACKS].request(
         phone=phone.strip(),
         queue=queue,
         source=CallbackSource.WEB,
         data={"name": name} if name else {},
+        language=language.strip().lower() if language else None,
     )
     return web.json_response(callback_view(cb), status=201)
 

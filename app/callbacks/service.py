@@ -163,6 +163,7 @@ class CallbackService:
         data: dict[str, Any] | None = None,
         hold: bool = False,
         require_offer: bool = True,
+        language: str | None = None,
     ) -> Callback:
         """Record a callback. It joins the line now, or with `hold` when `release` is called.
 
@@ -180,6 +181,9 @@ class CallbackService:
             raise CallbackRequestError(refusal.detail, 400 if malformed else 403)
         if require_offer and not self.queue_callbacks(queue).offer:
             raise CallbackRequestError(f"queue {queue} does not offer callbacks", 409)
+        if language is not None and language not in self.settings.languages:
+            offered = ", ".join(self.settings.languages)
+            raise CallbackRequestError(f"language {language!r} is not one the center offers ({offered})")
         now = self.clock()
         customer = await self.store.customer_by_phone(phone)
         if customer_id is None and customer is not None:
@@ -198,6 +202,7 @@ class CallbackService:
                 customer_id=customer_id,
                 origin_interaction_id=origin_interaction_id,
                 data=data or {},
+                language=language,
             )
         except CallbackError as exc:
             raise CallbackRequestError(str(exc)) from exc
@@ -250,6 +255,9 @@ class CallbackService:
             rules=self.queue_callbacks(cb.queue),
             policy=self.policy(cb.queue),
             save_callback=self.store.save_callback,
+            find_customer=self.store.customer_by_phone,
+            languages=self.settings.languages,
+            greeting=self.settings.ivr.callback_greeting,
         )
         self._attempts[cb.id] = attempt
 

@@ -37,6 +37,7 @@ from app.calls.recorder import NoRecorder, Recorder
 from app.calls.writer import InteractionWriter
 from app.domain.interaction import Interaction, Outcome, Phase, outcome_when_caller_leaves
 from app.domain.outbound import OutboundPolicy
+from app.domain.prompt import LanguageChoice
 from app.errors import PbxError
 
 if TYPE_CHECKING:
@@ -131,6 +132,14 @@ class Call:
         self.recorded = True
         self.writer.create(self.it)
 
+    def serve_in(self, choice: LanguageChoice) -> None:
+        """Every prompt the caller (or customer) hears from here on is in this language alone
+        (`Voice.say` and `Voice.fixed_in` read `it.language`); the choice is an event."""
+        self.it.language = choice.lang
+        self.it.record(self.now(), "language", lang=choice.lang, by=choice.by)
+        self.save_soon()
+        self.log.info("caller's language %s (by %s)", choice.lang, choice.by)
+
     def save_soon(self) -> None:
         """Persist without waiting: the call goes on while the row is written, in order."""
         if self.recorded:
@@ -208,16 +217,23 @@ class Call:
         interruptible: bool,
         until: asyncio.Future[Any] | None = None,
         channel: str | None = None,
+        keep_key: bool = False,
     ) -> str | None:
         """Play to the caller (or `channel`); the key that interrupted it, if any.
 
         With `until`, the prompt also stops as soon as that future is done: an agent who was
-        just reserved must not wait for the end of an announcement."""
+        just reserved must not wait for the end of an announcement.
+
+        With `keep_key`, a key pressed during the prompt is not used up here: it goes back to
+        the head of the call's events for the step that follows (a key pressed during "please
+        hold" is the queue's business); an uninterruptible prompt plays on and the key waits
+        for its end. Without it, a key an uninterruptible prompt hears is dropped."""
         if not uris:  # a prompt configured as an empty list is silence
             return None
         channel = channel or self.caller
         playback_id = f"pb-{uuid.uuid4()}"
         self.route(playback_id, channel=False)
+        kept: list[CallEvent] = []
         try:
             await self.pbx.play(channel, uris, playback_id)
             while True:
@@ -226,10 +242,13 @@ class Call:
                     return None
                 if isinstance(ev, Reconnected) and not await self.pbx.playback_alive(playback_id):
                     return None  # it finished while the events were not coming in
-                if isinstance(ev, ChannelDtmfReceived) and ev.channel.id == channel and interruptible:
-                    # Not awaited: the key goes on to routing while Asterisk stops the prompt.
-                    self.in_background(self.pbx.stop_playback(playback_id))
-                    return ev.digit
+                if isinstance(ev, ChannelDtmfReceived) and ev.channel.id == channel:
+                    if keep_key:
+                        kept.append(ev)
+                    if interruptible:
+                        # Not awaited: the key goes on to routing while Asterisk stops the prompt.
+                        self.in_background(self.pbx.stop_playback(playback_id))
+                        return ev.digit
                 if isinstance(ev, HANGUP_EVENTS) and ev.channel.id == channel:
                     self.gone.add(channel)
                     return None  # another party than the caller left: nobody to play to
@@ -242,6 +261,38 @@ class Call:
             return None
         finally:
             self.unroute(playback_id)
+            if kept:
+                self.put_back(kept)
+
+    def typed_ahead(self) -> str | None:
+        """The first key the caller pressed that no step has used yet (a prompt stopped by it,
+        or one that played on: `play(keep_key=True)`), taken out of the events; the keys after
+        it stay, in order, for the steps that read them."""
+        held: list[CallEvent] = []
+        digit: str | None = None
+        while not self.events.empty():
+            ev = self.events.get_nowait()
+            if digit is None and isinstance(ev, ChannelDtmfReceived) and ev.channel.id == self.caller:
+                digit = ev.digit
+                continue
+            held.append(ev)
+        self.put_back(held)
+        return digit
+
+    def drop_typed_ahead(self) -> None:
+        """Keys pressed ahead that nothing will ask for any more (the caller goes to a queue,
+        where a key means "call me back"): forgotten."""
+        while self.typed_ahead() is not None:
+            pass
+
+    def put_back(self, events: list[CallEvent]) -> None:
+        """Events a step looked at but leaves for the next one: back at the head of the queue,
+        in order, ahead of what came after them."""
+        later: list[CallEvent] = []
+        while not self.events.empty():
+            later.append(self.events.get_nowait())
+        for ev in events + later:
+            self.events.put_nowait(ev)
 
     async def play_behind(self, uris: list[str]) -> None:
         """Start a prompt to the caller that no key stops, and go on at once: the call's next
@@ -285,12 +336,7 @@ class Call:
                             self._behind_over(playback_id)
                 held.append(ev)
         finally:
-            # Back at the head of the queue, ahead of what came after them.
-            later: list[CallEvent] = []
-            while not self.events.empty():
-                later.append(self.events.get_nowait())
-            for ev in held + later:
-                self.events.put_nowait(ev)
+            self.put_back(held)
 
     def _sort_behind(self, ev: CallEvent) -> None:
         if isinstance(ev, PlaybackFinished) and ev.playback_id in self._behind:

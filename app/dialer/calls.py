@@ -29,6 +29,7 @@ from app.dialer.nailed import NailedLines
 from app.domain.campaign import CallResult, DialAttempt, Lead, answered_result, unanswered_result
 from app.domain.interaction import Outcome, Phase
 from app.domain.outbound import Purpose
+from app.domain.prompt import language_on_our_call
 from app.domain.routing import Decision, Tier, WaitingInteraction
 from app.errors import PbxError
 
@@ -43,6 +44,7 @@ class Reach:
 
     center_name: str
     caller_id: str
+    languages: tuple[str, ...] = ("en",)  # the center's, the first its default
 
 
 class DialerCall:
@@ -157,15 +159,16 @@ class DialerCall:
         self.answered_loop_time = asyncio.get_running_loop().time()
         a.answered_at = call.now()
         a.amd_status = answer.args[2] if len(answer.args) > 2 else None
+        await self.know_customer()
         if answered_result(a.amd_status) is CallResult.MACHINE:
             a.result = CallResult.MACHINE
             if c.on_machine == "message":
-                await call.play(await self.voice.say(list(c.machine_message)), interruptible=False)
+                await call.play(
+                    await self.voice.say(list(c.machine_message), call.it.language), interruptible=False
+                )
             call.it.end(call.now(), Outcome.CUSTOMER_UNREACHED, ended_by="system", result="machine")
             return
         a.live_answer = True
-        call.customer = await self.store.customer_by_phone(self.lead.phone)
-        call.it.customer_id = call.customer.id if call.customer else None
         call.it.record(call.now(), "dialer_answered", campaign=c.name, amd=a.amd_status, attempt=a.id)
         call.create()
         a.interaction_id = call.it.id
@@ -180,6 +183,15 @@ class DialerCall:
             await self.line.follow(call, waiting, self.room)
             return
         await self.abandon()
+
+    async def know_customer(self) -> None:
+        """Who answers, and the one language every prompt to them is in: the lead's, else their
+        stored preference, else the center's default (`language_on_our_call`)."""
+        call = self.call
+        call.customer = await self.store.customer_by_phone(self.lead.phone)
+        call.it.customer_id = call.customer.id if call.customer else None
+        preference = call.customer.language if call.customer is not None else None
+        call.serve_in(language_on_our_call("dialer", self.reach.languages, self.lead.language, preference))
 
     async def record_attempt(self) -> None:
         """Write the attempt's row; the interaction it refers to goes first (the writer batches
@@ -231,7 +243,9 @@ class DialerCall:
         a.message_started_at = call.now()
         call.it.record(call.now(), "abandoned_by_dialer", campaign=self.campaign.name)
         with contextlib.suppress(CallerGone):
-            await call.play(await self.voice.say(list(self.campaign.message)), interruptible=False)
+            await call.play(
+                await self.voice.say(list(self.campaign.message), call.it.language), interruptible=False
+            )
         call.it.end(call.now(), Outcome.ABANDONED, ended_by="system")
 
 
@@ -246,6 +260,7 @@ class PreviewCall(DialerCall):
         assert self.decision is not None
         call.caller_placed = False  # the customer is called once the agent has answered
         self.answered = True  # our side is live from the agent's answer: clean up as a call
+        await self.know_customer()
         call.it.record(call.now(), "preview_call", campaign=c.name, attempt=a.id)
         call.it.enqueue(call.now(), c.queue, Tier.TOP.value, f"preview:{c.name}")
         call.create()

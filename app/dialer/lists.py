@@ -1,8 +1,9 @@
 """Campaign lists and the do-not-call list: CSV in, checked rows into PostgreSQL.
 
-A list is a CSV file with a header row: `phone` (required), `name` and `timezone`
-(optional), and any other column becomes a customer attribute the campaign's selection
-rules can test (e.g. `owns_product_x`). A bad row is reported with its line and reason and
+A list is a CSV file with a header row: `phone` (required), `name`, `timezone` and
+`language` (optional; one of the center's languages, the one the customer hears the
+campaign's messages in), and any other column becomes a customer attribute the campaign's
+selection rules can test (e.g. `owns_product_x`). A bad row is reported with its line and reason and
 the rest are imported; importing the same list again updates names and attributes, never
 resets a lead's attempts.
 """
@@ -54,6 +55,7 @@ class LeadRow:
     name: str
     timezone: str | None
     attributes: dict[str, str]
+    language: str | None = None
 
 
 @dataclass
@@ -75,7 +77,12 @@ class ImportReport:
         return "\n".join(lines)
 
 
-def parse_leads(text: str, report: ImportReport) -> list[LeadRow]:
+_OWN_COLUMNS = ("phone", "name", "timezone", "language")
+
+
+def parse_leads(text: str, report: ImportReport, languages: tuple[str, ...] = ("en",)) -> list[LeadRow]:
+    """The rows worth importing; each refused one is in `report` with its line and why.
+    `languages`: the center's, which a row's `language` must be one of (empty: none given)."""
     reader = csv.DictReader(io.StringIO(text))
     fields = [f.strip().lower() for f in (reader.fieldnames or [])]
     if "phone" not in fields:
@@ -100,19 +107,25 @@ def parse_leads(text: str, report: ImportReport) -> list[LeadRow]:
             except (ZoneInfoNotFoundError, ValueError):
                 report.refused.append((line, f"unknown time zone {tz!r}"))
                 continue
+        language = (record.get("language") or "").strip().lower() or None
+        if language is not None and language not in languages:
+            report.refused.append(
+                (line, f"language {language!r} is not one the center offers ({', '.join(languages)})")
+            )
+            continue
         seen.add(phone)
-        attributes = {
-            k: (v or "").strip() for k, v in record.items() if k not in ("phone", "name", "timezone") and k
-        }
-        rows.append(LeadRow(line, phone, (record.get("name") or "").strip(), tz, attributes))
+        attributes = {k: (v or "").strip() for k, v in record.items() if k not in _OWN_COLUMNS and k}
+        rows.append(LeadRow(line, phone, (record.get("name") or "").strip(), tz, attributes, language))
     return rows
 
 
-async def import_leads(store: Store, campaign: str, text: str) -> ImportReport:
+async def import_leads(
+    store: Store, campaign: str, text: str, languages: tuple[str, ...] = ("en",)
+) -> ImportReport:
     report = ImportReport()
-    rows = parse_leads(text, report)
+    rows = parse_leads(text, report, languages)
     inserted, updated, on_dnc = await store.import_leads(
-        campaign, [(r.phone, r.name, r.timezone, r.attributes) for r in rows]
+        campaign, [(r.phone, r.name, r.timezone, r.attributes, r.language) for r in rows]
     )
     report.imported, report.updated, report.on_dnc_list = inserted, updated, on_dnc
     return report

@@ -244,7 +244,7 @@ class DialerService:
                 line=self.line,
                 room=self.room,
                 voice=self.voice,
-                reach=Reach(self.settings.center_name, it.dnis),
+                reach=Reach(self.settings.center_name, it.dnis, self.settings.languages),
                 store=self.store,
             )
             dialer_call.answered = True
@@ -403,7 +403,7 @@ class DialerService:
             line=self.line,
             room=self.room,
             voice=self.voice,
-            reach=Reach(self.settings.center_name, caller_id),
+            reach=Reach(self.settings.center_name, caller_id, self.settings.languages),
             store=self.store,
             lines=self.lines,
         )

@@ -90,6 +90,9 @@ class Callback:
     last_result: str | None = None
     agent_id: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    # The language the call that asked for it was served in (or a web request's): the
+    # customer hears the callback in it (`language_on_our_call`). None: not known.
+    language: str | None = None
 
     def __post_init__(self) -> None:
         if not valid_phone(self.phone):

@@ -146,6 +146,9 @@ class Lead:
     phone: str
     timezone: str | None = None
     attributes: dict[str, str] = field(default_factory=dict)
+    # The language to speak to them in (the list's `language` column); None: their stored
+    # preference, else the center's default (`language_on_our_call`).
+    language: str | None = None
     status: LeadStatus = LeadStatus.PENDING
     attempts: int = 0
     results: dict[str, int] = field(default_factory=dict)  # result -> how many times

@@ -72,6 +72,10 @@ class Node:
     outcome: HangupOutcome = "self_service"
     # The caller says or keys secrets here (a card number): the IVR's recording pauses.
     sensitive: bool = False
+    # A key stops this node's prompt at once (and answers the next menu or entry: typed ahead).
+    # `false` for what must be heard whole (consent, legal notices): a key pressed during it
+    # waits for its end, then counts the same way.
+    interruptible: bool = True
     # What the agent's panel calls this node when a menu leads here, or the field a collect
     # node fills, by language ({en: Billing, zh: 账务}); without one the panel shows the key
     # pressed or the field's name.

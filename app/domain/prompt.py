@@ -44,10 +44,11 @@ def missing_languages(prompt: Sequence[PromptText], offered: Sequence[str]) -> l
 class LanguageChoice:
     """The caller's language and what decided it: "customer" (their stored preference), "dnis"
     (the number they dialled), "key" (they pressed it at the language step), "default" (no key
-    in time)."""
+    in time, or nothing known on a call we place); on a call we place, "interaction" (the
+    language of the call that asked for a callback) or "lead" (the campaign list's column)."""
 
     lang: str
-    by: Literal["customer", "dnis", "key", "default"]
+    by: Literal["customer", "dnis", "key", "default", "interaction", "lead"]
 
 
 def known_language(
@@ -79,6 +80,27 @@ def language_for_key(
         assert lang is not None
         return LanguageChoice(lang, "key")
     return LanguageChoice(default, "default")
+
+
+def language_on_our_call(
+    kind: Literal["callback", "dialer"],
+    offered: Sequence[str],
+    own: str | None,
+    preference: str | None,
+) -> LanguageChoice:
+    """The customer's language on a call the center places, settled before it rings: `own`
+    first (for a callback, the language the call that asked for it was served in, or the one
+    a web request gave; for a dialer call, placed or preview, the lead's `language` column),
+    then the customer's stored preference, then the center's default (the first offered).
+    Nobody is asked: a customer who picks up must hear one language at once. A language the
+    center does not offer counts as none."""
+    if own in offered:
+        assert own is not None
+        return LanguageChoice(own, "interaction" if kind == "callback" else "lead")
+    if preference in offered:
+        assert preference is not None
+        return LanguageChoice(preference, "customer")
+    return LanguageChoice(offered[0] if offered else "en", "default")
 
 
 # -- data read out to a caller ---------------------------------------------------------------

@@ -135,7 +135,7 @@ class FaxOnDemand:
         chosen = await self.choose(call, node)
         it = call.it
         if not chosen:
-            await call.play(await self.voice.say(self.prompts.nothing, call.it.language), interruptible=False)
+            await call.play(await self.voice.say(self.prompts.nothing, call.it.language), interruptible=True)
             it.end(call.now(), Outcome.NO_INPUT, ended_by="system")
             await call.hang_up()
             return
@@ -223,7 +223,8 @@ class FaxOnDemand:
                     return "queued"
             it.record(call.now(), "fax_number_refused", number=number, reason=problem, attempt=attempt)
             call.save_soon()
-            await call.play(refused, interruptible=False)
+            # A key over it stops it and is the first of the next try's number.
+            await call.play(refused, interruptible=True, keep_key=True)
         it.end(call.now(), Outcome.NO_INPUT, ended_by="system")
         await call.hang_up()
         return "refused"
@@ -248,13 +249,16 @@ class FaxOnDemand:
                 failures += 1
                 it.record(call.now(), "fax_invalid_code", code=code, reason=picked, attempt=failures)
                 call.save_soon()
-                await call.play(unknown, interruptible=False)
+                await call.play(unknown, interruptible=True, keep_key=True)
                 continue
             chosen.append(picked)
             it.record(call.now(), "fax_document_chosen", code=picked.code, title=picked.title_en)
             call.save_soon()
+            # A caller who knows the next code types it over the confirmation: it counts.
             await call.play(
-                await self.voice.say(chosen_prompt(picked), call.it.language), interruptible=False
+                await self.voice.say(chosen_prompt(picked), call.it.language),
+                interruptible=True,
+                keep_key=True,
             )
         return chosen
 

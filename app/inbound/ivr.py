@@ -12,7 +12,7 @@ import io
 import time
 import uuid
 import wave
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from app.adapters.speech import Recognizer
 from app.calls.events import CallerGone
@@ -31,7 +31,7 @@ from app.domain.ivr_flow import (
     menu_target,
     word_target,
 )
-from app.domain.prompt import known_language, language_for_key
+from app.domain.prompt import PromptText, known_language, language_for_key
 from app.errors import PbxError
 
 # A flow that loops without ever waiting for the caller would spin forever: stop it.
@@ -97,25 +97,24 @@ class IvrWalker:
             elif node.type == "branch":
                 name = self.branch(call, flow, name, node)
             elif node.type == "play":
-                await call.play(
-                    await self.voice.say(list(node.prompt), call.it.language), interruptible=False
-                )
+                await self.say(call, node, node.prompt)
                 name = node.next
             elif node.type == "queue":
+                call.drop_typed_ahead()
                 await self.to_queue(call, node.queue or "", dict(node.skills), f"flow:{flow.name}:{name}")
                 return
             elif node.type == "voicemail":
+                call.drop_typed_ahead()
                 await self.to_voicemail(call, node.queue)
                 return
             elif node.type == "fax":
                 if self.to_fax is None:
                     raise RuntimeError("a flow leads to fax, but fax is not configured")
+                call.drop_typed_ahead()
                 await self.to_fax(call, node)
                 return
             else:  # hangup
-                await call.play(
-                    await self.voice.say(list(node.prompt), call.it.language), interruptible=False
-                )
+                await self.say(call, node, node.prompt)
                 await self.goodbye(call, _HANGUP_OUTCOMES[node.outcome], played=True)
                 return
         call.log.error(
@@ -141,10 +140,14 @@ class IvrWalker:
             choice = language_for_key(key, step.keys, self.languages, self.languages[0])
         if choice is None:
             return  # no step: prompts play as written
-        it.language = choice.lang
-        it.record(call.now(), "language", lang=choice.lang, by=choice.by)
-        call.save_soon()
-        call.log.info("caller's language %s (by %s)", choice.lang, choice.by)
+        call.serve_in(choice)
+
+    async def say(self, call: Call, node: Node, prompt: Sequence[PromptText]) -> None:
+        """A node's prompt that asks nothing (a message, a self-service answer): a key stops it
+        unless the node says `interruptible: false`, and in both cases answers the next menu or
+        entry (`Call.typed_ahead`), as a caller who knows the way types ahead."""
+        uris = await self.voice.say(list(prompt), call.it.language)
+        await call.play(uris, interruptible=node.interruptible, keep_key=True)
 
     async def goodbye(self, call: Call, outcome: Outcome, played: bool = False) -> None:
         if not played:
@@ -157,10 +160,10 @@ class IvrWalker:
         uris = await self.voice.say(list(node.prompt), call.it.language)
         invalid = await self.voice.say(list(node.invalid or flow.invalid), call.it.language)
         silence = Silence(self, call, flow, node)
-        typed_ahead: str | None = None
+        typed_ahead = call.typed_ahead()
         for attempt in range(1, node.attempts + 1):
             silence.try_starts()
-            digit = typed_ahead or await call.play(uris, interruptible=True)
+            digit = typed_ahead or await self.ask(call, node, uris)
             typed_ahead = None
             phrase: str | None = None
             if digit is None:
@@ -179,7 +182,8 @@ class IvrWalker:
                     it.record(call.now(), "menu_choice", menu=name, key=digit, to=target)
                     return target
                 it.record(call.now(), "invalid_input", digit=digit, attempt=attempt)
-                await call.play(invalid, interruptible=False)
+                # A caller who knows the menu presses again over "not valid": that key counts.
+                typed_ahead = await call.play(invalid, interruptible=True)
                 continue
             if phrase is not None:
                 silence.answered()
@@ -197,6 +201,16 @@ class IvrWalker:
             it.record(call.now(), "menu_choice", menu=name, key=typed_ahead, to=target)
             return target
         return after_attempts(flow, node)
+
+    @staticmethod
+    async def ask(call: Call, node: Node, uris: list[str]) -> str | None:
+        """A menu's or entry's prompt: the key that stops it, or None. A node marked
+        `interruptible: false` plays whole; a key pressed meanwhile is the answer, at its end
+        (`wait_digit` finds it first)."""
+        if node.interruptible:
+            return await call.play(uris, interruptible=True)
+        await call.play(uris, interruptible=False, keep_key=True)
+        return None
 
     async def listen(self, call: Call, node: Node) -> tuple[str | None, str | None]:
         """Record what the caller says (a key ends it at once); (key pressed, phrase heard)."""
@@ -250,7 +264,7 @@ class IvrWalker:
         uris = await self.voice.say(list(node.prompt), call.it.language)
         invalid = await self.voice.say(list(node.invalid or flow.invalid), call.it.language)
         silence = Silence(self, call, flow, node)
-        typed_ahead: str | None = None
+        typed_ahead = call.typed_ahead()
         for attempt in range(1, node.attempts + 1):
             silence.try_starts()
             digits = await self.gather(call, uris, node, typed_ahead)
@@ -273,13 +287,12 @@ class IvrWalker:
                 typed_ahead = await call.play(invalid, interruptible=True)
         return after_attempts(flow, node)
 
-    @staticmethod
-    async def gather(call: Call, uris: list[str], node: Node, first: str | None = None) -> str | None:
+    async def gather(self, call: Call, uris: list[str], node: Node, first: str | None = None) -> str | None:
         """Keys until #, the longest length, or a pause of timeout_s (the prompt is skipped when
         the caller already started typing); None when no key came at all."""
         digits = ""
         if first is None:
-            first = await call.play(uris, interruptible=True)
+            first = await self.ask(call, node, uris)
         if first is None:
             first = await call.wait_digit(node.timeout_s)
             if first is None:
@@ -301,9 +314,7 @@ class IvrWalker:
         call.save_soon()
         if found is None:
             return node.not_found or flow.operator
-        await call.play(
-            await self.voice.say(list(fill(node.prompt, dict(found))), call.it.language), interruptible=False
-        )
+        await self.say(call, node, fill(node.prompt, dict(found)))
         return node.next
 
     @staticmethod

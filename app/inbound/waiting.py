@@ -76,8 +76,13 @@ class InboundRoom:
         await call.prompt_over(until=ticket.decided)
         if ticket.decided.done():
             return
+        # A key stops it and stays for the wait, which handles it (the queue's callback or
+        # message key), as during the music.
         await call.play(
-            self.voice.fixed_in("connecting", call.it.language), interruptible=False, until=ticket.decided
+            self.voice.fixed_in("connecting", call.it.language),
+            interruptible=True,
+            until=ticket.decided,
+            keep_key=True,
         )
 
     async def wait(self, call: Call, ticket: Ticket) -> Decision | Leave | None:
@@ -153,8 +158,8 @@ class InboundRoom:
         )
         call.save_soon()
         await call.music(False)
-        keys = callback_key is not None or voicemail_key is not None
-        digit = await call.play(uris, interruptible=keys, until=ticket.decided)
+        # Any key stops it (the caller has heard enough); the queue's keys also act.
+        digit = await call.play(uris, interruptible=True, until=ticket.decided)
         if digit is not None:
             leave = self.key(call, digit, ticket)
             if leave is not None:
@@ -191,7 +196,7 @@ class InboundRoom:
             reason = "cannot dial out" if refusal is None else refusal.reason.value
             it.record(call.now(), "callback_refused", number=number, reason=reason)
             call.save_soon()
-            await call.play(self.voice.fixed_in("callback_refused", call.it.language), interruptible=False)
+            await self.refused(call)
             return False
         waiting = ticket.waiting
         try:
@@ -207,12 +212,13 @@ class InboundRoom:
                 origin_interaction_id=it.id,
                 data={"ivr_digits": it.digits, "dnis": it.dnis},
                 hold=True,
+                language=it.language,
             )
         except Exception as exc:  # e.g. the database is away: the caller stays in line instead
             call.log.warning("callback for %s not recorded: %s", number, exc)
             it.record(call.now(), "callback_refused", number=number, reason=str(exc)[:200])
             call.save_soon()
-            await call.play(self.voice.fixed_in("callback_refused", call.it.language), interruptible=False)
+            await self.refused(call)
             return False
         # It joins the line when this call is over, so the agent never rings a busy customer.
         call.cleanup.callback(self.callbacks.release, cb)
@@ -226,16 +232,22 @@ class InboundRoom:
         await call.hang_up()
         return True
 
+    async def refused(self, call: Call) -> None:
+        """ "We cannot call you back": back in line; a key over it stops it and is the wait's."""
+        await call.play(
+            self.voice.fixed_in("callback_refused", call.it.language), interruptible=True, keep_key=True
+        )
+
     async def nobody(self, call: Call, queue: str) -> None:
         call.it.record(call.now(), "no_agent_available", queue=call.it.queue)
         call.save_soon()
         if self.voicemail is not None and self.voicemail.when_no_agent(queue):
             # A message (a callback where the center can dial out), not "call again later".
             await call.music(False)
-            await call.play(self.voice.fixed_in("no_agent_voicemail", call.it.language), interruptible=False)
+            await call.play(self.voice.fixed_in("no_agent_voicemail", call.it.language), interruptible=True)
             await self.voicemail.leave(call, queue)
             return
         await call.music(False)
-        await call.play(self.voice.fixed_in("no_agent", call.it.language), interruptible=False)
+        await call.play(self.voice.fixed_in("no_agent", call.it.language), interruptible=True)
         call.it.end(call.now(), Outcome.NO_AGENT, ended_by="system")
         await call.hang_up()

@@ -92,7 +92,9 @@ class VoicemailService:
         await call.music(False)
         call.it.record(call.now(), "voicemail_started", queue=q.name)
         call.save_soon()
-        await call.play(self.voice.fixed_in("voicemail_intro", call.it.language), interruptible=False)
+        # A key skips to the tone (as callers expect of a voicemail greeting); it is used up
+        # here, so it does not end the message it was meant to start.
+        await call.play(self.voice.fixed_in("voicemail_intro", call.it.language), interruptible=True)
         name = f"vm-{call.it.id}"
         call.it.legs["voicemail"] = {"recording": name, "queue": q.name}
         call.save_soon()
@@ -236,6 +238,7 @@ class VoicemailService:
                         data={"voicemail_id": vm.id},
                         hold=True,
                         require_offer=False,
+                        language=it.language,
                     )
                 )
             except AppError as exc:

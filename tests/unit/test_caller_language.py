@@ -126,7 +126,7 @@ def test_a_flow_file_missing_a_language_is_refused_with_file_line_and_field(tmp_
     load_flows(load_settings(center))  # English only: fine
     center.write_text(
         "languages: [en, zh]\nivr:\n  flows: flows\n"
-        "  connecting: []\n  no_agent: []\n  goodbye: []\n  callback_refused: []\n"
+        "  connecting: []\n  no_agent: []\n  goodbye: []\n  callback_refused: []\n  callback_greeting: []\n"
         "  position: []\n  expected_wait: []\n  expected_wait_short: []\n  callback_offer: []\n"
         "  callback_confirmed: []\n  voicemail_offer: []\n  no_agent_voicemail: []\n"
         "  voicemail_intro: []\n  voicemail_saved: []\n  voicemail_empty: []\n"
@@ -167,7 +167,7 @@ def test_a_center_file_prompt_missing_a_language_is_refused_with_file_line_and_f
             f"  {name}: []\n"
             for name in (
                 "greeting connecting no_agent invalid no_input position expected_wait"
-                " expected_wait_short callback_offer callback_confirmed callback_refused"
+                " expected_wait_short callback_offer callback_confirmed callback_refused callback_greeting"
                 " voicemail_offer no_agent_voicemail voicemail_intro voicemail_saved"
                 " voicemail_empty voicemail_saved_no_callback"
             ).split()
@@ -177,7 +177,7 @@ def test_a_center_file_prompt_missing_a_language_is_refused_with_file_line_and_f
     )
     with pytest.raises(ConfigError) as err:
         load_settings(center)
-    assert str(err.value).startswith(f"{center}:21: ivr.goodbye: no text in zh")
+    assert str(err.value).startswith(f"{center}:22: ivr.goodbye: no text in zh")
     center.write_text("languages: [en, en]\n")
     with pytest.raises(ConfigError, match="languages: a language is given twice"):
         load_settings(center)

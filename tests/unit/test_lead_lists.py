@@ -14,8 +14,11 @@ def test_the_demos_sample_leads_import_cleanly_and_are_all_numbers_the_demo_may_
     repo = Path(__file__).resolve().parents[2]
     settings = load_settings(repo / "config" / "demo.yaml")
     report = ImportReport()
-    rows = parse_leads((repo / "config" / "leads-sample.csv").read_text(encoding="utf-8"), report)
+    text = (repo / "config" / "leads-sample.csv").read_text(encoding="utf-8")
+    rows = parse_leads(text, report, settings.languages)
     assert report.refused == [] and len(rows) == 5
+    assert [r.language for r in rows] == ["zh", "zh", None, "en", None]
+    assert all("language" not in r.attributes for r in rows)
     policy = OutboundPolicy(settings.outbound.dial_plan())
     now = datetime(2026, 12, 3, 10, tzinfo=UTC)
     assert [policy.check(r.phone, Purpose.DIALER, "carrier", now) for r in rows] == [None] * 5
