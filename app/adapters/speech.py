@@ -37,6 +37,7 @@ import math
 import multiprocessing
 import os
 import re
+import signal
 import time
 import unicodedata
 from collections import OrderedDict
@@ -405,6 +406,9 @@ def _sphinx_init(model: SphinxModel, parent_pid: int) -> None:
     # Before the model loads: a worker of a killed app would otherwise wait forever on the pool's
     # queue (it holds that pipe's write end itself), and keep the resource tracker alive too.
     die_with_parent(parent_pid)
+    # A terminal's Ctrl-C reaches the whole process group, workers too; the app stops them itself
+    # as it shuts down, so each would only print a KeyboardInterrupt traceback on `make run`'s screen.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     global _sphinx_worker
     _sphinx_worker = _SphinxWorker(model)
 
