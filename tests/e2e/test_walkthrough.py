@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from app.config import IvrSettings, Settings, caller_prompts
 from tests.support.stack import REPO, Stack, eventually
 
 pytestmark = [pytest.mark.e2e]
@@ -34,7 +35,15 @@ def _free_udp_port(host: str) -> int:
 
 
 CUSTOMERS = f"127.0.0.2:{_free_udp_port('127.0.0.2')}"
+# Bilingual like the demo, whose sample list has Mandarin customers (a center offering only
+# English refuses those rows). No caller calls in here: the built-in prompts, English only, are
+# left silent so that the bilingual center's check has nothing to refuse.
+SILENT: dict[str, list[object]] = {
+    path.removeprefix("ivr."): [] for path, _ in caller_prompts(Settings(ivr=IvrSettings(flows="x")))
+}
 STACK_CONFIG = {
+    "languages": ["en", "zh"],
+    "ivr": {**SILENT, "menu": [{"digit": "1", "queue": "general"}]},
     "carrier": {"outbound_contact": f"sip:{CUSTOMERS}", "caller_id": "7000"},
     "agents": [{"id": "1001", "name": "Alice Wang"}],
     "queues": [{"name": "general", "ring_timeout_s": 8, "wrap_up_s": 1, "announce_every_s": 0}],
@@ -51,6 +60,11 @@ STACK_CONFIG = {
                 "end": "23:59",
             },
             "exclude": [{"attribute": "owns_product_x", "equals": "yes"}],
+            "message": [
+                {"text": "Hello, this is Lianluo. We will call again.", "lang": "en"},
+                {"text": "您好，这里是联络。我们会再次致电。", "lang": "zh"},
+            ],
+            "on_machine": "hangup",
         }
     ],
 }
