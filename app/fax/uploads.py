@@ -26,6 +26,7 @@ from multidict import MultiDict
 from app.adapters.fax_pages import FaxPages, FaxPagesError
 from app.domain.fax import UploadedDocument, upload_name, upload_problem
 from app.errors import AppError
+from app.web.auth import CSRF_HEADER
 from app.web.http import BadRequest, clean_text, form_body, unreadable
 
 log = logging.getLogger(__name__)
@@ -75,12 +76,15 @@ class FaxUploads:
             await authorize(plain)
             fields: MultiDict[str] = MultiDict((k, v) for k, v in plain.items() if isinstance(v, str))
             return FaxForm(fields)
+        form = FaxForm()
+        authorized = False
+        if CSRF_HEADER in request.headers:  # the panel's script: who is asking is known before the body
+            await authorize(form.fields)
+            authorized = True
         try:
             reader = await request.multipart()
         except (ValueError, AssertionError) as exc:
             raise BadRequest(f"the form cannot be read: {exc}") from exc
-        form = FaxForm()
-        authorized = False
         try:
             while True:
                 part = await reader.next()
@@ -110,7 +114,9 @@ class FaxUploads:
         except RequestPayloadError as exc:
             form.discard()
             raise unreadable(exc) from exc
-        except ValueError as exc:  # a part without its headers, a body not split by the boundary
+        except (ValueError, LookupError, AssertionError, RuntimeError) as exc:
+            # A part without its headers, a body not split by its boundary, an encoding aiohttp
+            # does not know: the sender's mistake, not ours.
             form.discard()
             raise BadRequest(f"the form cannot be read: {exc}") from exc
         except BaseException:
