@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from app.adapters.fax_store import job_view
+from app.bus import Bus, FaxJobChanged
 from app.config import load_settings
 from app.domain.access import Principal, Role
 from app.domain.fax import (
@@ -33,6 +35,8 @@ from app.domain.fax import (
 )
 from app.domain.ivr_flow import Flow, Node, check_flow
 from app.errors import ConfigError
+from app.fax.agent import FaxBoxWatch
+from app.panel.live import LiveHub
 
 SHEET = FaxDocument("101", "the product sheet", "产品说明", 2, "/x/a.tif")
 FORM = FaxDocument("102", "the repair form (v2)", "", 1, "/x/b.tif")
@@ -279,3 +283,19 @@ def test_the_upload_limits_are_checked_in_the_config(tmp_path: Path) -> None:
         load_settings(config)
     config.write_text("fax:\n  max_upload_mb: 2.5\n")
     assert load_settings(config).fax.max_upload_mb == 2.5
+
+
+def test_a_jobs_progress_goes_to_the_panels_of_the_agent_who_sent_it_only() -> None:
+    hub = LiveHub(lambda agent: {"id": agent.id})
+    alice, bob = (hub.subscribe(frozenset({a}), a.encode()) for a in ("1001", "1002"))
+    lead = hub.subscribe(None, b"lead")
+    bus = Bus()
+    bus.subscribe(FaxJobChanged, FaxBoxWatch(hub).job_changed)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    job = FaxJob("j1", "010", ("102",), at, interaction_id="i1", agent_id="1001", status="sent", pages_sent=2)
+    bus.publish(FaxJobChanged(job))
+    bus.publish(FaxJobChanged(FaxJob("j2", "010", ("102",), at)))  # from the desk: no call box follows it
+    message = alice.queue.get_nowait()
+    assert message["type"] == "fax_job" and message["job"]["status"] == "sent"
+    assert message["job"] == {**job_view(job), "created_at": at.isoformat()}
+    assert alice.queue.empty() and bob.queue.empty() and lead.queue.empty()
