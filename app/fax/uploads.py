@@ -36,6 +36,9 @@ FILE_FIELD = "pdf"
 MAX_FIELDS = 64
 MAX_FIELD_BYTES = 4096
 CHUNK = 64 * 1024
+# Ghostscript runs on uploads at once: more wait their turn (each takes a core for a moment, and
+# a burst of uploads must not starve the calls' audio).
+CONVERSIONS_AT_ONCE = 2
 
 
 class UploadTooLarge(AppError):
@@ -66,6 +69,7 @@ class FaxUploads:
         self.directory = directory
         self.max_bytes = int(max_mb * 1024 * 1024)
         self.max_pages = max_pages
+        self._converting = asyncio.Semaphore(CONVERSIONS_AT_ONCE)
 
     async def read_form(self, request: web.Request, authorize: Authorize) -> FaxForm:
         """The fax form, multipart (with a file) or plain. `authorize` is called once with the
@@ -160,7 +164,8 @@ class FaxUploads:
         await asyncio.to_thread(form.file.replace, kept)
         form.file = kept
         try:
-            tiff, pages = await self.pages.convert(kept)
+            async with self._converting:
+                tiff, pages = await self.pages.convert(kept)
         except FaxPagesError as exc:
             log.warning("upload %s (%s) refused: %s", kept.name, form.filename, exc)
             form.discard()
