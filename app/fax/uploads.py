@@ -107,9 +107,11 @@ class FaxUploads:
                         authorized = True
                     await self._receive(part, form)
                     continue
-                raw = await part.read_chunk(MAX_FIELD_BYTES + 1)
-                if len(raw) > MAX_FIELD_BYTES or await part.read_chunk(1):
-                    raise BadRequest(f"form field {name} is longer than {MAX_FIELD_BYTES} bytes")
+                raw = bytearray()  # a chunk may hold less than the part: read to its end
+                while chunk := await part.read_chunk(MAX_FIELD_BYTES + 1 - len(raw)):
+                    raw += chunk
+                    if len(raw) > MAX_FIELD_BYTES:
+                        raise BadRequest(f"form field {name} is longer than {MAX_FIELD_BYTES} bytes")
                 try:
                     value = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:

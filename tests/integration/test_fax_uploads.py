@@ -298,6 +298,8 @@ async def test_refusals_queue_and_keep_nothing(center: Center, browser: Any, tmp
         (bob, {"pdf": ("x.pdf", good)}, 403, "forbidden", "calls they handled"),  # nor his file kept
         (alice, {"documents": ("102",), "csrf": None}, 403, "csrf-failed", ""),
         (alice, {}, 400, "fax-job-refused", "choose at least one document"),
+        # With a file the form is multipart, read field by field: a field is capped as it streams.
+        (alice, {"number": "0" * 5000, "pdf": ("x.pdf", good)}, 400, "bad-request", "longer than 4096"),
         (alice, {"documents": ("999",)}, 400, "fax-job-refused", "catalogue codes"),
         (alice, {"number": "+12025550100", "documents": ("102",)}, 403, "fax-job-refused", "international"),
         (alice, {"pdf": ("notes.pdf", b"hello, this is text")}, 400, "bad-request", "only PDF files"),
