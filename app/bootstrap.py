@@ -51,7 +51,7 @@ from app.adapters.sip_acl import PjsipAcl
 from app.adapters.sip_ban_store import SipBanStore
 from app.adapters.speech import ManagedRecognizer, SpeechSettings, recognizer_from_settings
 from app.adapters.web_users import WebUserStore
-from app.bus import AgentsChanged, Bus, InteractionSaved, SipBansChanged
+from app.bus import AgentsChanged, Bus, FaxJobChanged, InteractionSaved, SipBansChanged
 from app.callbacks import http as callbacks_http
 from app.callbacks.service import CallbackService
 from app.calls import http as calls_http
@@ -78,12 +78,14 @@ from app.errors import PbxError
 from app.experts import http as experts_http
 from app.experts.service import ExpertService
 from app.experts.store import ExpertStore
+from app.fax import agent as fax_agent
 from app.fax import desk as fax_desk
 from app.fax import http as fax_http
 from app.fax.catalogue import build_catalogue
 from app.fax.inbound import FaxReceiver
 from app.fax.jobs import FaxJobs
 from app.fax.ondemand import FaxOnDemand
+from app.fax.uploads import FaxUploads
 from app.inbound import http as inbound_http
 from app.inbound.calls import InboundCalls
 from app.inbound.flow_files import load_flows, prerender_flow_prompts
@@ -352,6 +354,8 @@ async def panel_ctx(app: web.Application) -> AsyncIterator[None]:
         p.bus.subscribe(AgentsChanged, pops.agents_changed),
         p.bus.subscribe(InteractionSaved, pops.interaction_saved),
         p.bus.subscribe(InteractionSaved, calls.interaction_saved),
+        # The call box's faxes: the sending agent follows each job until delivered or failed.
+        p.bus.subscribe(FaxJobChanged, fax_agent.FaxBoxWatch(hub).job_changed),
         # Supervisors' screens list the SIP bans in force, live.
         p.bus.subscribe(
             SipBansChanged,
@@ -492,6 +496,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             paper=settings.fax.paper,
             ring_s=settings.fax.job_ring_s,
             can_dial=carrier.outbound_contact is not None,
+            changed=lambda job: p.bus.publish(FaxJobChanged(job)),
         )
         on_demand = FaxOnDemand(
             catalogue=catalogue,
@@ -510,6 +515,10 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             await on_demand.prerender()
         app[fax_http.FAXES] = fax_store
         app[fax_http.JOBS] = fax_jobs
+        # PDFs uploaded to fax (the call box, the fax desk): the catalogue's converter.
+        app[fax_agent.UPLOADS] = FaxUploads(
+            fax_pages, fax_dir / "uploads", settings.fax.max_upload_mb, settings.fax.max_upload_pages
+        )
         inbound = InboundCalls(
             runtime=runtime,
             desk=desk,
@@ -862,5 +871,7 @@ def build_app(settings: Settings) -> web.Application:
     qa_desk.add_routes(app)
     fax_http.add_routes(app)
     fax_desk.add_routes(app)
+    fax_agent.add_routes(app)
+    app[panel_http.CALL_BOX_PARTS] = (fax_agent.call_box_part,)
     openapi.add_routes(app)
     return app

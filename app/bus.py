@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from app.domain.agent_state import Agent
+from app.domain.fax import FaxJob
 from app.domain.interaction import InteractionEvent
 from app.domain.sip_bans import Ban
 
@@ -50,8 +51,16 @@ class SipBansChanged:
     bans: tuple[Ban, ...]
 
 
-Notice = InteractionSaved | AgentsChanged | QueueChanged | SipBansChanged
-N = TypeVar("N", InteractionSaved, AgentsChanged, QueueChanged, SipBansChanged)
+@dataclass(frozen=True)
+class FaxJobChanged:
+    """An outbound fax job was queued, went on the line, or has a try's result (a copy: the job
+    object goes on changing)."""
+
+    job: FaxJob
+
+
+Notice = InteractionSaved | AgentsChanged | QueueChanged | SipBansChanged | FaxJobChanged
+N = TypeVar("N", InteractionSaved, AgentsChanged, QueueChanged, SipBansChanged, FaxJobChanged)
 
 
 class Bus:

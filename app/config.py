@@ -676,6 +676,10 @@ class FaxSettings:
     job_retry_after_s: float = 300.0
     job_ring_s: float = 45.0
     job_daily_limit: int = 5
+    # PDFs uploaded to fax (the agent's call box, the fax desk): the largest file taken, and the
+    # most pages (a long upload would hold the line, and the far end's paper, for an hour).
+    max_upload_mb: float = 10.0
+    max_upload_pages: int = 30
 
 
 @dataclass(frozen=True)
@@ -1478,6 +1482,10 @@ def _check_fax(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> No
             raise bad(f"fax.dids[{i}]", f"{did} is already a voice number (carrier.dids)")
     if s.fax.station_id is not None and not re.fullmatch(r"[0-9+ ]{1,20}", s.fax.station_id):
         raise bad("fax.station_id", "up to 20 digits, '+' and spaces (T.30 allows no more)")
+    if not 0 < s.fax.max_upload_mb <= 100:
+        raise bad("fax.max_upload_mb", f"between 0 and 100 (MB), got {s.fax.max_upload_mb}")
+    if not 1 <= s.fax.max_upload_pages <= 200:
+        raise bad("fax.max_upload_pages", f"between 1 and 200, got {s.fax.max_upload_pages}")
     for i, address in enumerate(s.fax.email_to):
         if not re.fullmatch(r"[^@\s,;<>]+@[^@\s,;<>]+", address):
             raise bad(f"fax.email_to[{i}]", f"not an e-mail address: {address!r}")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from app.domain.fax import Fax, FaxJob
+from app.domain.fax import Fax, FaxJob, UploadedDocument
 
 _COLUMNS = (
     "id",
@@ -41,6 +43,11 @@ _JOB_COLUMNS = (
     "created_at",
     "finished_at",
     "created_by",
+    "interaction_id",
+    "agent_id",
+    "uploads",
+    "pages_sent",
+    "pages_expected",
 )
 
 
@@ -109,6 +116,7 @@ class FaxStore:
     async def save_job(self, job: FaxJob) -> None:
         values = [getattr(job, c) for c in _JOB_COLUMNS]
         values[_JOB_COLUMNS.index("documents")] = list(job.documents)
+        values[_JOB_COLUMNS.index("uploads")] = Jsonb([dataclasses.asdict(u) for u in job.uploads])
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _JOB_COLUMNS[1:])
         async with self.pool.connection() as conn:
             await conn.execute(
@@ -146,11 +154,23 @@ class FaxStore:
         tries = [r for r in await self.recent(1000) if r.get("job_id")]
         out = []
         for job in jobs:
-            view: dict[str, Any] = {c: getattr(job, c) for c in _JOB_COLUMNS}
-            view["documents"] = list(job.documents)
+            view = job_view(job)
             view["attempt_results"] = [r for r in reversed(tries) if r["job_id"] == job.id]
             out.append(view)
         return out
+
+    async def jobs_of(self, interaction_id: str) -> list[FaxJob]:
+        """The jobs sent from one call's box, oldest first."""
+        return await self._jobs("WHERE interaction_id = %s ORDER BY created_at", (interaction_id,))
+
+    async def journey_event(self, interaction_id: str, at: datetime, kind: str, data: dict[str, Any]) -> None:
+        """An event in a call's journey written from outside the call (it may be over): the
+        events are appended, so this never races the call's own writer."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO interaction_events (interaction_id, at, kind, data) VALUES (%s, %s, %s, %s)",
+                (interaction_id, at, kind, Jsonb(data)),
+            )
 
     async def job(self, job_id: str) -> FaxJob | None:
         found = await self._jobs("WHERE id = %s", (job_id,))
@@ -161,7 +181,29 @@ class FaxStore:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(f"SELECT {', '.join(_JOB_COLUMNS)} FROM fax_jobs {tail}", params)
             rows = await cur.fetchall()
-        return [FaxJob(**{**r, "id": str(r["id"]), "documents": tuple(r["documents"] or ())}) for r in rows]
+        return [_job(r) for r in rows]
+
+
+def _job(row: dict[str, Any]) -> FaxJob:
+    return FaxJob(
+        **{
+            **row,
+            "id": str(row["id"]),
+            "documents": tuple(row["documents"] or ()),
+            "interaction_id": str(row["interaction_id"]) if row["interaction_id"] else None,
+            "uploads": tuple(UploadedDocument(**u) for u in row["uploads"] or ()),
+        }
+    )
+
+
+def job_view(job: FaxJob) -> dict[str, Any]:
+    """A job as the API and the panels show it: its fields, the uploads by name only (where
+    they are on disk is nobody's business), and what it sends as people read it."""
+    view: dict[str, Any] = {c: getattr(job, c) for c in _JOB_COLUMNS}
+    view["documents"] = list(job.documents)
+    view["uploads"] = [{"name": u.name, "pages": u.pages} for u in job.uploads]
+    view["contents"] = job.contents
+    return view
 
 
 def _ids_as_text(row: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from app.domain.access import AGENT_ROLES, SUPERVISING_ROLES, Principal
+
 # Fine resolution (T.4): 204 x 196 dots per inch; every page is 1728 dots wide.
 FINE_DPI = (204, 196)
 CODE = re.compile(r"[0-9]{1,8}")
@@ -265,6 +267,20 @@ class JobRules:
     daily_limit: int = 5  # jobs a day to one number
 
 
+@dataclass(frozen=True)
+class UploadedDocument:
+    """A PDF someone uploaded to fax (not from the catalogue), made into fax pages."""
+
+    name: str  # the file's name as uploaded (cleaned), shown on the cover page and the panels
+    pages: int
+    tiff: str  # its fax pages (TIFF-F, cached by content like the catalogue's)
+    pdf: str  # the upload as it came, kept under <var_dir>/fax/uploads
+
+    def as_document(self) -> FaxDocument:
+        """The upload as the cover page and the composer see a document (it has no code)."""
+        return FaxDocument("PDF", self.name, self.name, self.pages, self.tiff)
+
+
 @dataclass
 class FaxJob:
     """A fax to send to a number: attempts until it goes, or the rules say stop."""
@@ -279,6 +295,17 @@ class FaxJob:
     last_error: str = ""
     finished_at: datetime | None = None
     created_by: str = ""
+    # Sent from an agent's call box: the call it belongs to and who sent it (migration 024).
+    interaction_id: str | None = None
+    agent_id: str | None = None
+    uploads: tuple[UploadedDocument, ...] = ()
+    pages_sent: int = 0  # the last try's pages that went (cover included)
+    pages_expected: int | None = None  # the last try's pages in all
+
+    @property
+    def contents(self) -> list[str]:
+        """What the job sends, as people read it: catalogue codes, then the uploaded files' names."""
+        return [*self.documents, *(u.name for u in self.uploads)]
 
     def after_attempt(self, outcome: AttemptOutcome, error: str, now: datetime, rules: JobRules) -> None:
         """Count the attempt (a refused or limited one places no call and counts not) and decide
@@ -302,3 +329,42 @@ def job_refusal(number_jobs_today: int, rules: JobRules) -> str | None:
     if number_jobs_today >= rules.daily_limit:
         return f"this number has had {rules.daily_limit} faxes queued today (the limit)"
     return None
+
+
+# -- faxes sent from the agent's call box ----------------------------------------------------
+
+PDF_MAGIC = b"%PDF-"
+# What is kept of an uploaded file's name: it is shown on panels and printed on the cover page.
+_NAME_UNSAFE = re.compile(r"[^\w .()+-]+")
+
+
+def upload_problem(head: bytes, size: int, max_bytes: int) -> str | None:
+    """Why an uploaded file is refused before anything reads it further, or None: it must be a
+    PDF (its first bytes say so, whatever its name or declared type) and within the size cap.
+    Whether Ghostscript can read it is checked after (the converter)."""
+    if size == 0:
+        return "the file is empty"
+    if size > max_bytes:
+        return f"the file is larger than {max_bytes // (1024 * 1024)} MB (fax.max_upload_mb)"
+    if not head.startswith(PDF_MAGIC):
+        return "only PDF files can be faxed (this file does not start as a PDF does)"
+    return None
+
+
+def upload_name(filename: str | None) -> str:
+    """An uploaded file's name as shown and printed: no directories, no odd characters, short."""
+    base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = _NAME_UNSAFE.sub("_", base).strip(" ._") or "document.pdf"
+    return cleaned[-80:]
+
+
+def may_fax_for(who: Principal, handled_by: frozenset[str], holds_it: bool) -> bool:
+    """Who may fax documents to a call's customer from the panel: an agent who handled the
+    interaction (talked with the caller, `handled_by`) or is on it now (`holds_it`: the desk
+    knows before the interaction's row says so), and supervisors. Other agents may not: the
+    caller's number is theirs only through the call."""
+    if who.role in SUPERVISING_ROLES:
+        return True
+    if who.role not in AGENT_ROLES or who.agent_id is None:
+        return False
+    return holds_it or who.agent_id in handled_by

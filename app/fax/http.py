@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from app.adapters.fax_pages import FaxPages, FaxPagesError
-from app.adapters.fax_store import FaxStore
+from app.adapters.fax_store import FaxStore, job_view
 from app.domain.access import Principal, may_supervise
 from app.errors import AppError
 from app.fax.jobs import FaxJobs
@@ -99,14 +99,14 @@ async def queue_job(request: web.Request) -> web.Response:
     if not isinstance(number, str) or not isinstance(documents, list):
         raise BadRequest("give number (text) and documents (a list of catalogue codes)")
     job = await request.app[JOBS].queue(number, [str(d) for d in documents], f"{who.role}:{who.username}")
-    return web.json_response(_view(job.__dict__ | {"documents": list(job.documents)}), status=201)
+    return web.json_response(_view(job_view(job)), status=201)
 
 
 async def resend_job(request: web.Request) -> web.Response:
     """A finished job sent again as a new job (404 unknown, 409 not finished)."""
     who = await supervisor(request, write=True)
     job = await request.app[JOBS].resend(request.match_info["job_id"], f"resend:{who.username}")
-    return web.json_response(_view(job.__dict__ | {"documents": list(job.documents)}), status=201)
+    return web.json_response(_view(job_view(job)), status=201)
 
 
 async def list_jobs(request: web.Request) -> web.Response:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, time
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from app.domain.fax import (
     FaxStatus,
     JobRules,
     JobStatus,
+    UploadedDocument,
     job_refusal,
     unanswered,
 )
@@ -72,6 +75,7 @@ class FaxJobs:
         paper: str,
         ring_s: float,
         can_dial: bool,
+        changed: Callable[[FaxJob], None] = lambda job: None,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -86,6 +90,7 @@ class FaxJobs:
         self.paper = paper
         self.ring_s = ring_s
         self.can_dial = can_dial
+        self.changed = changed  # told of every change of a job (the bus: the agent's call box)
         self.built_at = runtime.clock()  # before this run took any call
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
@@ -93,25 +98,70 @@ class FaxJobs:
 
     # -- queueing ---------------------------------------------------------------
 
-    async def queue(self, number: str, codes: list[str], by: str) -> FaxJob:
-        """A new job, checked: known documents, a number the center may fax, the daily limit."""
-        now = self.runtime.clock()
+    def check(self, number: str, codes: Sequence[str], uploads: int = 0) -> None:
+        """Refuse (FaxJobRefused) what no job may be: nothing to send, an unknown document, a
+        number the center may not fax. Cheap: asked before an upload is converted too."""
         if not self.can_dial:
             raise FaxJobRefused("faxes to numbers need carrier.outbound_contact", 409)
-        if not codes or any(self.catalogue.get(c) is None for c in codes):
-            raise FaxJobRefused(f"documents must be catalogue codes, got {codes!r}")
-        refusal = self.runtime.outbound.check(number, Purpose.FAX, self.trunk, now)
+        if not codes and not uploads:
+            raise FaxJobRefused("choose at least one document or upload a PDF")
+        unknown = [c for c in codes if self.catalogue.get(c) is None]
+        if unknown:
+            raise FaxJobRefused(f"documents must be catalogue codes, got {unknown!r}")
+        refusal = self.runtime.outbound.check(number, Purpose.FAX, self.trunk, self.runtime.clock())
         if refusal is not None and refusal.reason.lasting:
             raise FaxJobRefused(refusal.detail, 403)
+
+    async def queue(
+        self,
+        number: str,
+        codes: list[str],
+        by: str,
+        *,
+        uploads: Sequence[UploadedDocument] = (),
+        interaction_id: str | None = None,
+        agent_id: str | None = None,
+    ) -> FaxJob:
+        """A new job, checked: known documents, a number the center may fax, the daily limit.
+        Sent from a call (`interaction_id`), the call's journey says so."""
+        now = self.runtime.clock()
+        self.check(number, codes, len(uploads))
         midnight = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
         limit = job_refusal(await self.store.jobs_since(number, midnight), self.rules)
         if limit is not None:
             raise FaxJobRefused(limit, 429)
-        job = FaxJob(str(uuid.uuid4()), number, tuple(codes), now, next_attempt_at=now, created_by=by)
+        job = FaxJob(
+            str(uuid.uuid4()),
+            number,
+            tuple(codes),
+            now,
+            next_attempt_at=now,
+            created_by=by,
+            interaction_id=interaction_id,
+            agent_id=agent_id,
+            uploads=tuple(uploads),
+        )
         await self.store.save_job(job)
-        log.info("fax job %s: %s to %s, queued by %s", job.id, ",".join(codes), number, by)
+        log.info("fax job %s: %s to %s, queued by %s", job.id, ",".join(job.contents), number, by)
+        if interaction_id is not None:
+            await self.store.journey_event(
+                interaction_id,
+                now,
+                "fax_job_queued",
+                {
+                    "job_id": job.id,
+                    "number": number,
+                    "documents": job.contents,
+                    "agent_id": agent_id,
+                    "by": by,
+                },
+            )
+        self._changed(job)
         self._wake.set()
         return job
+
+    def _changed(self, job: FaxJob) -> None:
+        self.changed(dataclasses.replace(job))
 
     async def resend(self, job_id: str, by: str) -> FaxJob:
         """The finished job's documents to its number again, as a new job (the old one keeps its
@@ -125,7 +175,14 @@ class FaxJobs:
             raise FaxJobRefused(f"no fax job {job_id}", 404)
         if not JobStatus(old.status).finished:
             raise FaxJobRefused(f"job {job_id} is not finished: it will be tried", 409)
-        return await self.queue(old.number, list(old.documents), by)
+        return await self.queue(
+            old.number,
+            list(old.documents),
+            by,
+            uploads=old.uploads,
+            interaction_id=old.interaction_id,
+            agent_id=old.agent_id,  # the call box it was sent from follows the new one too
+        )
 
     # -- the loop ---------------------------------------------------------------
 
@@ -177,6 +234,7 @@ class FaxJobs:
     async def _attempt(self, job: FaxJob) -> None:
         job.status = JobStatus.SENDING.value
         await self.store.save_job(job)
+        self._changed(job)
         now = self.runtime.clock()
         it = Interaction(
             str(uuid.uuid4()),
@@ -204,6 +262,9 @@ class FaxJobs:
         )
         job.after_attempt(result, error, self.runtime.clock(), self.rules)
         await self.store.save_job(job)
+        self._changed(job)
+        if job.interaction_id is not None and JobStatus(job.status).finished:
+            await self._journey_result(job)
         log.info(
             "fax job %s try %d to %s: %s%s; job %s",
             job.id,
@@ -214,12 +275,35 @@ class FaxJobs:
             job.status,
         )
 
+    async def _journey_result(self, job: FaxJob) -> None:
+        """The call the job was sent from learns how it ended (never fatal to the job)."""
+        assert job.interaction_id is not None
+        try:
+            await self.store.journey_event(
+                job.interaction_id,
+                self.runtime.clock(),
+                "fax_job_finished",
+                {
+                    "job_id": job.id,
+                    "status": job.status,
+                    "pages": job.pages_sent,
+                    "of": job.pages_expected,
+                    "attempts": job.attempts,
+                    "error": job.last_error,
+                },
+            )
+        except Exception as exc:  # the database is away: the job's own row says it all the same
+            log.warning(
+                "fax job %s: could not add its result to interaction %s: %s", job.id, job.interaction_id, exc
+            )
+
     async def _try(self, call: Call, job: FaxJob) -> tuple[AttemptOutcome, str]:
         it = call.it
         it.record(call.now(), "fax_job_attempt", job_id=job.id, attempt=job.attempts + 1, number=job.number)
         call.create()
         await call.save()  # the fax row refers to the interaction
         docs = [d for c in job.documents if (d := self.catalogue.get(c)) is not None]
+        docs += [u.as_document() for u in job.uploads]
         fax = Fax(
             id=str(uuid.uuid4()),
             direction="out",
@@ -228,7 +312,7 @@ class FaxJobs:
             started_at=call.now(),
             status="sending",
             interaction_id=it.id,
-            documents=job.documents,
+            documents=tuple(job.contents),
             job_id=job.id,
         )
         tiff = await compose_fax(
@@ -237,6 +321,7 @@ class FaxJobs:
         await self.store.save(fax)
         outcome, result = await self._send(call, job, fax, tiff)
         fax.finish(result, call.now())
+        job.pages_sent, job.pages_expected = result.pages, fax.pages_expected
         it.legs.pop("fax", None)
         it.record(
             call.now(),

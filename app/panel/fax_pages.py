@@ -19,6 +19,7 @@ TEXT: dict[str, dict[str, str]] = {
         "send": "Fax documents to a number",
         "number": "Fax number",
         "documents": "Documents",
+        "upload": "and/or a PDF",
         "send_button": "Send",
         "no_documents": "The catalogue has no documents (fax.documents).",
         "jobs": "Outbound jobs",
@@ -58,6 +59,7 @@ TEXT: dict[str, dict[str, str]] = {
         "send": "向号码发送传真文件",
         "number": "传真号码",
         "documents": "文件",
+        "upload": "和/或PDF文件",
         "send_button": "发送",
         "no_documents": "文件目录为空（fax.documents）。",
         "jobs": "外发任务",
@@ -137,19 +139,26 @@ def faxes_page(
 
 
 def _send_form(lang: Lang, csrf: str, documents: Sequence[FaxDocument]) -> str:
-    if not documents:
-        return f'<p id="no-documents">{escape(text(lang, "no_documents"))}</p>'
+    """The catalogue's documents and/or an uploaded PDF to a number. The CSRF token comes before
+    the file in the form (app/fax/uploads.py checks it before keeping any of the file)."""
     boxes = "".join(
         f'<label><input type="checkbox" name="documents" value="{escape(d.code)}"> {escape(d.code)} '
         f"{escape(d.title_zh if lang == 'zh' and d.title_zh else d.title_en)} ({d.pages})</label> "
         for d in documents
     )
+    listed = (
+        f'<span class="documents">{escape(text(lang, "documents"))}: {boxes}</span>'
+        if documents
+        else f'<span id="no-documents">{escape(text(lang, "no_documents"))}</span> '
+    )
     return (
-        '<form method="post" action="/faxes/send" id="send-fax"><fieldset>'
+        '<form method="post" action="/faxes/send" id="send-fax" enctype="multipart/form-data"><fieldset>'
         f"<legend>{escape(text(lang, 'send'))}</legend>{_csrf(csrf)}"
         f'<label>{escape(text(lang, "number"))} <input name="number" inputmode="tel" required '
         'pattern="[+0-9]{3,20}" autocomplete="off"></label> '
-        f'<span class="documents">{escape(text(lang, "documents"))}: {boxes}</span>'
+        f"{listed}"
+        f'<label>{escape(text(lang, "upload"))} <input type="file" name="pdf" accept="application/pdf,.pdf">'
+        "</label> "
         f'<button type="submit">{escape(text(lang, "send_button"))}</button></fieldset></form>'
     )
 
@@ -163,7 +172,7 @@ def _jobs(lang: Lang, csrf: str, jobs: Sequence[Mapping[str, Any]]) -> str:
     )
     rows = "".join(
         f'<tr data-job-id="{escape(j["id"])}"><td>{_when(j["created_at"])}</td><td>{escape(j["number"])}</td>'
-        f"<td>{escape(', '.join(j['documents']))}</td>"
+        f"<td>{escape(', '.join(j.get('contents') or j['documents']))}</td>"
         f'<td class="status">{escape(text(lang, "status." + str(j["status"])))}</td><td>{j["attempts"]}</td>'
         f"<td>{_when(j['next_attempt_at']) if j['status'] == 'queued' else ''}</td>"
         f"<td>{escape(j['last_error'] or '')}</td><td>{escape(j.get('created_by') or '')}</td>"

@@ -57,6 +57,10 @@ from app.web.http import SETTINGS, BadRequest, form_body, json_body
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Sections feature folders add to the agent's call box (the composition root lists them), so
+# the panel need not know each feature: (request, page language) -> markup, "" for none.
+CallBoxPart = Callable[[web.Request, Lang], str]
+CALL_BOX_PARTS = web.AppKey("call_box_parts", tuple[CallBoxPart, ...])
 LOGIN_FORM_COOKIE = "lianluo_login_form"
 # How often an open websocket re-checks (and keeps alive) its session.
 WS_SESSION_CHECK_S = 30.0
@@ -291,6 +295,8 @@ async def agent_page(request: web.Request) -> web.Response:
     # The call's controls first (the agent's hands are there during a call), then the pop.
     pop = calls.call_section(lang) + experts.expert_sections(lang)  # asking an expert; an expert's preview
     pop += pop_pages.pop_section(lang, session.csrf_token, web_settings, agent)
+    for part in request.app.get(CALL_BOX_PARTS, ()):  # e.g. "Send by fax" (app/fax/agent.py)
+        pop += part(request, lang)
     dialer = request.app.get(DIALER)
     if dialer is not None:  # the campaigns this agent works, with the preview card
         pop += outbound.outbound_section(

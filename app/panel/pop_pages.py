@@ -17,7 +17,7 @@ from app.panel.i18n import TEXT, Lang, t
 from app.panel.pages import _script_json as script_json
 from app.panel.pages import skill_label
 
-POP_ASSET_VERSION = "4"
+POP_ASSET_VERSION = "5"
 # Text keys the script needs, by prefix.
 _CLIENT_PREFIXES = ("pop.", "acw.", "tier.", "outcome.", "idle.", "rr.")
 

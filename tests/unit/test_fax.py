@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from app.adapters.fax_store import job_view
+from app.bus import Bus, FaxJobChanged
 from app.config import load_settings
+from app.domain.access import Principal, Role
 from app.domain.fax import (
     AttemptOutcome,
     Catalogue,
@@ -17,6 +20,7 @@ from app.domain.fax import (
     FaxStatus,
     JobRules,
     JobStatus,
+    UploadedDocument,
     choose,
     cover_lines,
     cover_postscript,
@@ -24,10 +28,15 @@ from app.domain.fax import (
     fax_result,
     job_refusal,
     keyed_number_problem,
+    may_fax_for,
     unanswered,
+    upload_name,
+    upload_problem,
 )
 from app.domain.ivr_flow import Flow, Node, check_flow
 from app.errors import ConfigError
+from app.fax.agent import FaxBoxWatch
+from app.panel.live import LiveHub
 
 SHEET = FaxDocument("101", "the product sheet", "产品说明", 2, "/x/a.tif")
 FORM = FaxDocument("102", "the repair form (v2)", "", 1, "/x/b.tif")
@@ -196,3 +205,97 @@ def test_a_keyed_fax_number_must_start_with_an_allowed_prefix() -> None:
 def test_only_a_finished_job_may_be_sent_again() -> None:
     assert [s.value for s in JobStatus if s.finished] == ["sent", "failed", "refused"]
     assert not JobStatus.QUEUED.finished and not JobStatus.SENDING.finished  # would go twice
+
+
+# -- faxes from the agent's call box --------------------------------------------------------
+
+MB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("head", "size", "problem"),
+    [
+        (b"%PDF-1.7\n", 1000, None),
+        (b"%PDF-", 10 * MB, None),  # exactly the cap
+        (b"%PDF-1.4", 10 * MB + 1, "larger than 10 MB"),
+        (b"", 0, "empty"),
+        (b"hello wo", 11, "only PDF"),
+        (b"\x89PNG\r\n\x1a\n", 500, "only PDF"),
+        (b"%PDF", 4, "only PDF"),  # too short to be one
+        (b" %PDF-1.4", 100, "only PDF"),  # the magic must come first
+    ],
+)
+def test_an_upload_must_be_a_pdf_within_the_cap(head: bytes, size: int, problem: str | None) -> None:
+    found = upload_problem(head, size, 10 * MB)
+    assert found is None if problem is None else problem in (found or ""), found
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("offer.pdf", "offer.pdf"),
+        ("C:\\Users\\li\\Our offer (v2).pdf", "Our offer (v2).pdf"),
+        ("../../etc/passwd", "passwd"),
+        ("报价单.pdf", "报价单.pdf"),
+        ('a"b<script>.pdf', "a_b_script_.pdf"),
+        ("", "document.pdf"),
+        (None, "document.pdf"),
+        ("...", "document.pdf"),
+        ("x" * 200 + ".pdf", "x" * 76 + ".pdf"),
+    ],
+)
+def test_an_uploaded_files_name_is_cleaned(given: str | None, kept: str) -> None:
+    assert upload_name(given) == kept
+
+
+def test_only_the_agents_who_handled_a_call_and_supervisors_fax_to_its_caller() -> None:
+    alice = Principal("1001", Role.AGENT, "1001")
+    bob = Principal("1002", Role.AGENT, "1002")
+    lead = Principal("lead", Role.SUPERVISOR, None)
+    qa = Principal("qa", Role.QA, None)
+    expert = Principal("2001", Role.EXPERT, "2001")
+    handled = frozenset({"1001", "2001"})
+    assert may_fax_for(alice, handled, holds_it=False)
+    assert may_fax_for(expert, handled, holds_it=False)  # consulted on the call: talked with the caller
+    assert not may_fax_for(bob, handled, holds_it=False)
+    assert may_fax_for(bob, frozenset(), holds_it=True)  # on it now, not yet written down
+    assert may_fax_for(lead, frozenset(), holds_it=False)
+    assert not may_fax_for(qa, handled, holds_it=True)
+    assert not may_fax_for(Principal("x", Role.AGENT, None), handled, holds_it=True)
+
+
+def test_a_job_sends_its_documents_then_its_uploads() -> None:
+    upload = UploadedDocument("offer.pdf", 2, "/var/fax/cache/abc.tif", "/var/fax/uploads/u.pdf")
+    job = FaxJob("j", "010", ("101", "102"), datetime(2026, 1, 1, tzinfo=UTC), uploads=(upload,))
+    assert job.contents == ["101", "102", "offer.pdf"]
+    doc = upload.as_document()
+    assert (doc.title_en, doc.pages, doc.tiff) == ("offer.pdf", 2, "/var/fax/cache/abc.tif")
+    assert "  PDF  offer.pdf  (2 pages)" in cover_lines("Center", datetime(2026, 1, 1, tzinfo=UTC), [doc])
+
+
+def test_the_upload_limits_are_checked_in_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "center.yaml"
+    config.write_text("fax:\n  max_upload_mb: 0\n")
+    with pytest.raises(ConfigError, match=r"fax\.max_upload_mb"):
+        load_settings(config)
+    config.write_text("fax:\n  max_upload_pages: 500\n")
+    with pytest.raises(ConfigError, match=r"fax\.max_upload_pages"):
+        load_settings(config)
+    config.write_text("fax:\n  max_upload_mb: 2.5\n")
+    assert load_settings(config).fax.max_upload_mb == 2.5
+
+
+def test_a_jobs_progress_goes_to_the_panels_of_the_agent_who_sent_it_only() -> None:
+    hub = LiveHub(lambda agent: {"id": agent.id})
+    alice, bob = (hub.subscribe(frozenset({a}), a.encode()) for a in ("1001", "1002"))
+    lead = hub.subscribe(None, b"lead")
+    bus = Bus()
+    bus.subscribe(FaxJobChanged, FaxBoxWatch(hub).job_changed)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    job = FaxJob("j1", "010", ("102",), at, interaction_id="i1", agent_id="1001", status="sent", pages_sent=2)
+    bus.publish(FaxJobChanged(job))
+    bus.publish(FaxJobChanged(FaxJob("j2", "010", ("102",), at)))  # from the desk: no call box follows it
+    message = alice.queue.get_nowait()
+    assert message["type"] == "fax_job" and message["job"]["status"] == "sent"
+    assert message["job"] == {**job_view(job), "created_at": at.isoformat()}
+    assert alice.queue.empty() and bob.queue.empty() and lead.queue.empty()

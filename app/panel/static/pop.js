@@ -264,6 +264,7 @@
     ];
     popBox.replaceChildren(...parts.filter((part) => part));
     popBox.dataset.interactionId = p.interaction_id;
+    popBox.dataset.ani = p.ani || ""; // the call box's fax form starts from the caller's number
     remember(POP_KEY, p);
     setPhase(phaseFor(p));
     popBox.hidden = false;
@@ -285,6 +286,7 @@
     popBox.hidden = true;
     popBox.replaceChildren();
     delete popBox.dataset.interactionId;
+    delete popBox.dataset.ani;
   }
 
   // -- what survives a reload (switching the language reloads the page) -----------------------
