@@ -39,6 +39,7 @@ from app.adapters.asterisk_instance import (
 from app.adapters.db import Store, ensure_database, migrate, resolve_url
 from app.adapters.fax_pages import FaxPages
 from app.adapters.fax_store import FaxStore
+from app.adapters.hold_music import hold_music
 from app.adapters.mail import send_mail
 from app.adapters.mail_catcher import MailCatcher
 from app.adapters.outbound_ledger import OutboundLedger
@@ -239,7 +240,8 @@ async def asterisk_ctx(app: web.Application) -> AsyncIterator[None]:
     secrets = load_or_create_secrets(paths.var_dir, [a.id for a in sip_accounts(settings)])
     app[SECRETS] = secrets
     prefix = await asterisk_prefix()
-    instance = render_instance(settings, secrets, prefix, paths.var_dir)
+    music = await hold_music(paths.sounds_cache)
+    instance = render_instance(settings, secrets, prefix, paths.var_dir, music)
     process = AsteriskProcess(prefix, instance, external=not settings.asterisk.manage)
     if settings.asterisk.manage:
         await process.start()

@@ -4,21 +4,24 @@ the path of its asterisk.conf. The app renders the same files again when it star
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from pathlib import Path
 
 from app.adapters.asterisk_instance import load_or_create_secrets, render_instance
+from app.adapters.hold_music import hold_music
 from app.bootstrap import Paths
 from app.config import load_settings
 
 
 def main(config: str) -> int:
     settings = load_settings(config)
-    var_dir = Paths.of(settings).var_dir
+    var_dir, sounds_cache = Paths.of(settings).var_dir, Paths.of(settings).sounds_cache
     secrets = load_or_create_secrets(var_dir, [a.id for a in settings.agents])
     prefix = Path(os.environ.get("LIANLUO_ASTERISK_PREFIX", "/opt/asterisk"))
-    paths = render_instance(settings, secrets, prefix, var_dir)
+    music = asyncio.run(hold_music(sounds_cache))
+    paths = render_instance(settings, secrets, prefix, var_dir, music)
     print(paths.config_file)
     return 0
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from app.adapters.certificates import CertFiles, ensure_certificate
+from app.adapters.hold_music import SYSTEM_MOH
 from app.adapters.parent_death import dies_with_us
 from app.config import AgentSettings, AsteriskSettings, Settings, sip_accounts
 from app.errors import PbxError
@@ -38,7 +39,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = REPO_ROOT / "asterisk-conf"
 DIALPLANS = REPO_ROOT / "dialplans"
 SYSTEM_SOUNDS = Path("/usr/share/asterisk/sounds")
-SYSTEM_MOH = Path("/usr/share/asterisk/moh")
 
 # res_mwi_external would take the voicemail provider slot that app_voicemail needs.
 EXCLUDED_MODULES = frozenset(
@@ -356,8 +356,11 @@ def _did_extensions(dids: tuple[str, ...]) -> str:
     )
 
 
-def render_instance(settings: Settings, secrets: Secrets, prefix: Path, var_dir: Path) -> InstancePaths:
-    """Write the instance's config from the templates. Idempotent; safe while running."""
+def render_instance(
+    settings: Settings, secrets: Secrets, prefix: Path, var_dir: Path, hold_music: Path = SYSTEM_MOH
+) -> InstancePaths:
+    """Write the instance's config from the templates. Idempotent; safe while running.
+    `hold_music`: the folder of the music callers hear (app/adapters/hold_music.py)."""
     paths = InstancePaths.under(var_dir, settings.asterisk.instance)
     # spool/recording: ARI's stored recordings (voicemail) are written there.
     for d in (paths.etc, paths.run, paths.log, paths.lib / "keys", paths.spool / "recording", paths.data):
@@ -365,7 +368,7 @@ def render_instance(settings: Settings, secrets: Secrets, prefix: Path, var_dir:
     # astdatadir: system prompts and music from Debian's packages, ARI docs from the install.
     links = {
         "sounds": SYSTEM_SOUNDS,
-        "moh": SYSTEM_MOH,
+        "moh": hold_music,
         "rest-api": prefix / "var/lib/asterisk/rest-api",
         "static-http": prefix / "var/lib/asterisk/static-http",
         "documentation": prefix / "var/lib/asterisk/documentation",
