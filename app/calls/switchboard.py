@@ -144,16 +144,19 @@ class Switchboard:
             watcher(ev)
             return
         if isinstance(ev, StasisStart):
-            kind = ev.args[0] if ev.args else ""
-            handler = self._stasis.get(kind)
-            if handler is not None:
-                await handler(ev.channel, ev.args)
-                return
-            log.warning(
-                "%s leg %s entered Stasis for a call we no longer hold; hanging up", kind, ev.channel.id
-            )
-            with contextlib.suppress(Exception):
-                await self.pbx.hangup(ev.channel.id)
+            await self.unclaimed(ev)
+
+    async def unclaimed(self, ev: StasisStart) -> None:
+        """A channel entered Stasis that no call holds (any more): to the handler of its kind,
+        else hung up."""
+        kind = ev.args[0] if ev.args else ""
+        handler = self._stasis.get(kind)
+        if handler is not None:
+            await handler(ev.channel, ev.args)
+            return
+        log.warning("%s leg %s entered Stasis for a call we no longer hold; hanging up", kind, ev.channel.id)
+        with contextlib.suppress(Exception):
+            await self.pbx.hangup(ev.channel.id)
 
     async def stop_calls(self) -> int:
         """Stop following every call, leaving them up in Asterisk (a restart takes them over).

@@ -243,3 +243,18 @@ def test_nailed_line(tmp_path: Path, asterisk_prefix: Path) -> None:
     (ratio,) = table_rows(out, "ratio nailed/ringing")
     assert all(re.fullmatch(NUMBER, c) or c == "-" for c in ratio[3:]), ratio
     assert {"nailed", "ringing"} <= set(json.loads(output.read_text())["paths"])
+
+
+@pytest.mark.e2e
+def test_fax_capacity(tmp_path: Path, asterisk_prefix: Path) -> None:
+    output = tmp_path / "fax_capacity.json"
+    out = run_quick("fax_capacity.py", "--output", str(output), timeout=300, env=stack_env(asterisk_prefix))
+    for mode in ("g711", "t38"):
+        (row,) = table_rows(out, mode)
+        assert all(re.fullmatch(NUMBER, c) or c in ("nan", "-") for c in row[1:]), row
+    doc = json.loads(output.read_text())["results"]
+    assert doc["t38"]["t38_sessions"] >= 1, doc["t38"]  # the T.38 mode did switch to T.38
+    batches = doc["g711"]["batches"]
+    assert [b["faxes"] for b in batches] == [1, 2], batches
+    assert all(b["ok"] == b["faxes"] and b["pages"] == 2 * b["faxes"] for b in batches), batches  # cover + 1
+    assert all(b["pages_per_minute"] > 0 for b in batches), batches
