@@ -484,11 +484,11 @@ class Call:
             self.routes.unroute(key)
         self._keys.clear()
         self.routes.remove(self)
-        # A channel of this call that entered Stasis again as the call stopped looking (sent on
-        # by the dialplan, e.g. on a fax tone) is nobody's now: it goes where its kind is taken,
-        # or is hung up, rather than waiting in Stasis for no one. (A call only stopped for a
-        # restart leaves it: the next start takes over what is in Stasis.)
+        # The caller's channel entering Stasis again as the call stopped looking (sent on by the
+        # dialplan, e.g. on a fax tone) goes to whoever takes it now, rather than waiting in
+        # Stasis for no one. (A call only stopped for a restart leaves it: the next start takes
+        # over what is in Stasis.)
         while self.ended and not self.events.empty():
             ev = self.events.get_nowait()
-            if isinstance(ev, StasisStart):
+            if isinstance(ev, StasisStart) and ev.channel.id == self.caller:
                 await self.routes.unclaimed(ev)

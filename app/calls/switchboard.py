@@ -144,11 +144,19 @@ class Switchboard:
             watcher(ev)
             return
         if isinstance(ev, StasisStart):
-            await self.unclaimed(ev)
+            await self._enter(ev)
 
     async def unclaimed(self, ev: StasisStart) -> None:
-        """A channel entered Stasis that no call holds (any more): to the handler of its kind,
-        else hung up."""
+        """A StasisStart that reached a call only after it ended: to the call that holds the
+        channel now, else as a channel entering Stasis afresh."""
+        call = self._routes.get(ev.channel.id)
+        if call is not None:
+            call.events.put_nowait(ev)
+            return
+        await self._enter(ev)
+
+    async def _enter(self, ev: StasisStart) -> None:
+        """A channel entered Stasis that no call holds: to the handler of its kind, else hung up."""
         kind = ev.args[0] if ev.args else ""
         handler = self._stasis.get(kind)
         if handler is not None:

@@ -35,7 +35,7 @@ from tests.support.mailbox import Mailbox, serving
 from tests.support.sip_phone import PhoneLab
 from tests.support.stack import Stack, eventually, free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.long]
+pytestmark = pytest.mark.e2e  # about a minute: not `long`
 
 # As in test_fax.py: Dice coefficient of the black pixels at 204 x 196 dpi (1.0 = the same
 # marks; unrelated pages of this kind score about 0.1).

@@ -130,6 +130,7 @@ def test_fax_documents_keep_the_line_of_their_pdf(tmp_path: Path) -> None:
         ("carrier:\n  dids: ['7000']\nfax:\n  dids: ['7000']\n", 4, "fax.dids[0]", "voice number"),
         ("fax:\n  paper: a3\n", 2, "fax.paper", "expected one of"),
         ("fax:\n  detect_on_voice: true\n  detect_window_s: 2\n", 3, "fax.detect_window_s", "between 3"),
+        ("fax:\n  job_lines: 0\n", 2, "fax.job_lines", "between 1 and 60"),
         (
             "carrier:\n  dids: ['7000']\nfax:\n  detect_dids: ['7002']\n",
             4,
