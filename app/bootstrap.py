@@ -473,7 +473,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         fax_store = FaxStore(store.pool)
         fax_station = settings.fax.station_id or carrier.presented_number
         catalogue, _ = await build_catalogue(settings, fax_pages)  # problems are logged there
-        FaxReceiver(
+        fax_receiver = FaxReceiver(
             runtime=runtime,
             store=fax_store,
             pages=fax_pages,
@@ -481,6 +481,8 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             station_id=fax_station,
             email_to=settings.fax.email_to,
             smtp=settings.fax.smtp or settings.voicemail.smtp,
+            tone_dids=settings.fax.detected_on(carrier.dids),
+            tone_window_s=settings.fax.detect_window_s,
         )
         fax_jobs = FaxJobs(
             runtime=runtime,
@@ -499,6 +501,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             ring_s=settings.fax.job_ring_s,
             can_dial=carrier.outbound_contact is not None,
             changed=lambda job: p.bus.publish(FaxJobChanged(job)),
+            lines=settings.fax.job_lines,
         )
         on_demand = FaxOnDemand(
             catalogue=catalogue,
@@ -535,6 +538,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             default_queue=settings.ivr.menu[0].queue if settings.ivr.menu else settings.queues[0].name,
             admission=Admission(limits) if (limits := call_limits(settings)) else None,
             fax=on_demand.run,
+            fax_tone=fax_receiver.after_tone if settings.fax.detect_on_voice else None,
             languages=settings.languages,
         )
         dialer = DialerService(

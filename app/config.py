@@ -661,6 +661,13 @@ class FaxSettings:
     # Offer T.38 (fax over UDPTL) on the carrier trunk: a fax session asks the far end to switch
     # to it, and falls back to G.711 audio when the far end will not.
     t38: bool = False
+    # Listen for a fax machine's calling tone (CNG) on the voice numbers (carrier.dids; only
+    # `detect_dids` when given) for the first `detect_window_s` seconds of the call, i.e. the
+    # greeting and menu: a fax machine heard there is received like one on a fax number. A
+    # person's call is not delayed: Asterisk only listens.
+    detect_on_voice: bool = False
+    detect_dids: tuple[str, ...] = ()
+    detect_window_s: int = 20
     # Our fax station id (what the other machine shows); default: carrier.caller_id.
     station_id: str | None = None
     # Received faxes go to these people as PDF; smtp: voicemail's when not given.
@@ -680,6 +687,14 @@ class FaxSettings:
     # most pages (a long upload would hold the line, and the far end's paper, for an hour).
     max_upload_mb: float = 10.0
     max_upload_pages: int = 30
+    # Jobs on the line at the same time (each a call through the carrier).
+    job_lines: int = 2
+
+    def detected_on(self, voice_dids: tuple[str, ...]) -> tuple[str, ...]:
+        """The voice numbers where a fax machine's calling tone is listened for."""
+        if not self.detect_on_voice:
+            return ()
+        return tuple(d for d in voice_dids if not self.detect_dids or d in self.detect_dids)
 
 
 @dataclass(frozen=True)
@@ -1480,6 +1495,13 @@ def _check_fax(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> No
             raise bad(f"fax.dids[{i}]", f"not a phone number: {did!r}")
         if did in s.carrier.dids:
             raise bad(f"fax.dids[{i}]", f"{did} is already a voice number (carrier.dids)")
+    for i, did in enumerate(s.fax.detect_dids):
+        if did not in s.carrier.dids:
+            raise bad(f"fax.detect_dids[{i}]", f"{did} is not a voice number (carrier.dids)")
+    # A calling fax machine gives up after T.30's T1 (35 s) without an answer tone; under 3 s
+    # the tone (0.5 s every 3 s) may not even have been sent once.
+    if not 3 <= s.fax.detect_window_s <= 35:
+        raise bad("fax.detect_window_s", f"between 3 and 35 seconds; got {s.fax.detect_window_s}")
     if s.fax.station_id is not None and not re.fullmatch(r"[0-9+ ]{1,20}", s.fax.station_id):
         raise bad("fax.station_id", "up to 20 digits, '+' and spaces (T.30 allows no more)")
     if not 0 < s.fax.max_upload_mb <= 100:
@@ -1500,6 +1522,8 @@ def _check_fax(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> No
         raise bad("fax.job_attempts", "job_attempts 1-10 and job_retry_after_s >= 0")
     if s.fax.job_ring_s < 15 or s.fax.job_daily_limit < 1:
         raise bad("fax.job_ring_s", "a fax machine rings at least 15 s; job_daily_limit >= 1")
+    if not 1 <= s.fax.job_lines <= 60:
+        raise bad("fax.job_lines", f"between 1 and 60 faxes at once; got {s.fax.job_lines}")
 
 
 def _check_security(s: Settings, bad: typing.Callable[[str, str], ConfigError]) -> None:

@@ -350,10 +350,26 @@ def _ami_permit(api_bind: str) -> str:
     return "permit = 0.0.0.0/0.0.0.0"
 
 
-def _did_extensions(dids: tuple[str, ...]) -> str:
-    return "\n".join(
-        f"exten => {did},1,Gosub(lianluo-inbound,s,1({did}))\n same => n,Hangup()" for did in dids
-    )
+def did_extensions(dids: tuple[str, ...], fax_detect: str = "", detected_on: tuple[str, ...] = ()) -> str:
+    """Each voice number into the application; on those in `detected_on`, res_fax listens for a
+    fax machine's tone first (`fax_detect`, FAXOPT(faxdetect)'s value): only listens, so a
+    person's call goes on at once."""
+    lines = []
+    for did in dids:
+        if did in detected_on:
+            lines.append(f"exten => {did},1,Set(FAXOPT(faxdetect)={fax_detect})")
+            lines.append(f" same => n,Gosub(lianluo-inbound,s,1({did}))")
+        else:
+            lines.append(f"exten => {did},1,Gosub(lianluo-inbound,s,1({did}))")
+        lines.append(" same => n,Hangup()")
+    return "\n".join(lines)
+
+
+def fax_detect_option(settings: Settings) -> str:
+    """FAXOPT(faxdetect) for the voice numbers: the calling tone (CNG) for the window's seconds.
+    Not `t38` as well: res_fax swallows a T.38 switch request it hears where the channel's context
+    has no `fax` extension (a fax sent on the call, lianluo-fax-session), so that fax would fail."""
+    return f"cng,{settings.fax.detect_window_s}"
 
 
 def render_instance(
@@ -420,7 +436,11 @@ def render_instance(
         "optional_modules": "\n".join(f"load = {m}" for m in available if m not in REQUIRED_MODULES),
         "carrier_sections": _carrier_sections(settings),
         "agent_sections": _agent_sections(settings, secrets, webrtc),
-        "did_extensions": _did_extensions(settings.carrier.dids),
+        "did_extensions": did_extensions(
+            settings.carrier.dids,
+            fax_detect_option(settings),
+            settings.fax.detected_on(settings.carrier.dids),
+        ),
         "fax_did_extensions": "\n".join(
             f"exten => {did},1,Gosub(lianluo-fax-in,s,1({did}))\n same => n,Hangup()"
             for did in settings.fax.dids
@@ -428,7 +448,7 @@ def render_instance(
         "agent_extensions": "\n".join(
             f"exten => {ag.id},1,Dial(PJSIP/{ag.id},30)\n same => n,Hangup()" for ag in settings.agents
         ),
-        "agent_did_extensions": _did_extensions(settings.carrier.dids),
+        "agent_did_extensions": did_extensions(settings.carrier.dids),
     }
     sources = sorted(TEMPLATES.glob("*.conf")) + sorted(DIALPLANS.glob("*.conf"))
     for src in sources:

@@ -30,6 +30,7 @@ from app.adapters.ari import (
     RecordingFailed,
     RecordingFinished,
     StasisEnd,
+    StasisStart,
 )
 from app.calls.events import CallDropped, CallerGone, CallEvent, PbxLost, Reconnected
 from app.calls.ports import Clock, Pbx
@@ -54,6 +55,7 @@ class Routes(Protocol):
     def route(self, key: str, call: Call) -> None: ...
     def unroute(self, key: str) -> None: ...
     def remove(self, call: Call) -> None: ...
+    async def unclaimed(self, ev: StasisStart) -> None: ...
 
 
 async def _after_this_step(step: Coroutine[Any, Any, None]) -> None:
@@ -201,6 +203,40 @@ class Call:
         if isinstance(ev, HANGUP_EVENTS) and ev.channel.id == self.caller:
             raise CallerGone()
         return ev
+
+    async def back_in_stasis(self, kind: str, within: float) -> bool:
+        """After the caller's channel left Stasis (its StasisEnd, or a request that found it
+        gone): whether it came back into Stasis as `kind` (the dialplan sent it on, e.g. on a
+        fax tone) rather than hanging up. Waits at most `within` seconds, less when the caller's
+        hang-up shows first; the events looked at stay queued, in order, but that StasisStart."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        seen: list[CallEvent] = []
+        back = False
+        try:
+            while (left := deadline - loop.time()) > 0:
+                try:
+                    async with asyncio.timeout(left):
+                        ev = await self.events.get()
+                except TimeoutError:
+                    break
+                if isinstance(ev, StasisStart) and ev.channel.id == self.caller and ev.args[:1] == (kind,):
+                    back = True
+                    break
+                seen.append(ev)
+                if isinstance(ev, ChannelDestroyed | ChannelHangupRequest) and ev.channel.id == self.caller:
+                    break
+                if isinstance(ev, PbxLost) and self.caller in ev.channel_ids:
+                    break
+        finally:
+            later: list[CallEvent] = []
+            while not self.events.empty():
+                later.append(self.events.get_nowait())
+            for ev in seen + later:
+                self.events.put_nowait(ev)
+        if back:
+            self.gone.discard(self.caller)
+        return back
 
     def in_background(self, step: Coroutine[Any, Any, None]) -> None:
         """Run a side step without waiting for it; it is awaited at cleanup. It starts once the
@@ -494,3 +530,11 @@ class Call:
             self.routes.unroute(key)
         self._keys.clear()
         self.routes.remove(self)
+        # The caller's channel entering Stasis again as the call stopped looking (sent on by the
+        # dialplan, e.g. on a fax tone) goes to whoever takes it now, rather than waiting in
+        # Stasis for no one. (A call only stopped for a restart leaves it: the next start takes
+        # over what is in Stasis.)
+        while self.ended and not self.events.empty():
+            ev = self.events.get_nowait()
+            if isinstance(ev, StasisStart) and ev.channel.id == self.caller:
+                await self.routes.unclaimed(ev)

@@ -144,16 +144,27 @@ class Switchboard:
             watcher(ev)
             return
         if isinstance(ev, StasisStart):
-            kind = ev.args[0] if ev.args else ""
-            handler = self._stasis.get(kind)
-            if handler is not None:
-                await handler(ev.channel, ev.args)
-                return
-            log.warning(
-                "%s leg %s entered Stasis for a call we no longer hold; hanging up", kind, ev.channel.id
-            )
-            with contextlib.suppress(Exception):
-                await self.pbx.hangup(ev.channel.id)
+            await self._enter(ev)
+
+    async def unclaimed(self, ev: StasisStart) -> None:
+        """A StasisStart that reached a call only after it ended: to the call that holds the
+        channel now, else as a channel entering Stasis afresh."""
+        call = self._routes.get(ev.channel.id)
+        if call is not None:
+            call.events.put_nowait(ev)
+            return
+        await self._enter(ev)
+
+    async def _enter(self, ev: StasisStart) -> None:
+        """A channel entered Stasis that no call holds: to the handler of its kind, else hung up."""
+        kind = ev.args[0] if ev.args else ""
+        handler = self._stasis.get(kind)
+        if handler is not None:
+            await handler(ev.channel, ev.args)
+            return
+        log.warning("%s leg %s entered Stasis for a call we no longer hold; hanging up", kind, ev.channel.id)
+        with contextlib.suppress(Exception):
+            await self.pbx.hangup(ev.channel.id)
 
     async def stop_calls(self) -> int:
         """Stop following every call, leaving them up in Asterisk (a restart takes them over).

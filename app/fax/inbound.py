@@ -1,6 +1,11 @@
 """Inbound fax: a fax number's call is answered by ReceiveFAX; the pages are kept as TIFF and
 PDF under <var_dir>/fax/in, with a `faxes` row, and e-mailed with the PDF attached.
 
+A fax machine that calls a voice number is heard by its calling tone (CNG) while in the IVR
+(fax.detect_on_voice): Asterisk takes the channel out of Stasis and brings it back as
+`faxtone,<DNIS>`; the voice call hands it over here (`after_tone`) and the same interaction
+goes on as a fax reception, with a `fax_tone_detected` event.
+
 A reception that fails part-way keeps the pages that came, is stored as `partial` (or `failed`
 with none) and is e-mailed as such: nothing is dropped silently.
 """
@@ -27,6 +32,11 @@ from app.fax.session import fax_session
 log = logging.getLogger(__name__)
 
 KIND = "faxin"
+# A channel on which Asterisk heard a fax tone comes back into Stasis with this first argument.
+TONE_KIND = "faxtone"
+# It comes back through the dialplan alone, right after its StasisEnd (the same millisecond
+# here); a caller who hangs up shows that sooner.
+BACK_IN_STASIS_S = 2.0
 # A reception longer than this is cut: 30 pages at a slow rate.
 RECEIVE_TIMEOUT_S = 30 * 60.0
 
@@ -42,6 +52,8 @@ class FaxReceiver:
         station_id: str,
         email_to: tuple[str, ...],
         smtp: SmtpSettings,
+        tone_dids: tuple[str, ...] = (),
+        tone_window_s: float = 0.0,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -50,7 +62,12 @@ class FaxReceiver:
         self.station_id = station_id
         self.email_to = email_to
         self.smtp = smtp
+        # Voice numbers where Asterisk listens for a fax tone, and for how long after arrival.
+        self.tone_dids = tone_dids
+        self.tone_window_s = tone_window_s
         runtime.board.on_stasis(KIND, self.arrived)
+        # A fax tone's channel whose voice call no longer held it: received on a call of its own.
+        runtime.board.on_stasis(TONE_KIND, self.arrived)
 
     async def arrived(self, channel: Channel, args: tuple[str, ...]) -> None:
         dnis = args[1] if len(args) > 1 else channel.exten
@@ -63,12 +80,42 @@ class FaxReceiver:
         )
         it.legs["kind"] = KIND
         call = self.runtime.call(it, KIND)
-        self.runtime.board.launch(call, lambda: call.run(lambda: self.receive(call, channel)))
+        tone = bool(args) and args[0] == TONE_KIND
+        self.runtime.board.launch(call, lambda: call.run(lambda: self.receive(call, channel, tone)))
 
-    async def receive(self, call: Call, channel: Channel) -> None:
+    async def receive(self, call: Call, channel: Channel, tone: bool = False) -> None:
         it = call.it
         it.record(it.arrived_at, "arrived", channel=channel.name, fax=True)
+        if tone:
+            # Heard on a voice number whose call had already let the channel go.
+            it.record(it.arrived_at, "fax_tone_detected", handed_over=False)
         call.create()
+        await self.reception(call)
+
+    async def after_tone(self, call: Call) -> bool:
+        """A voice call's caller left Stasis: if Asterisk heard a fax tone on its line (the
+        channel comes back as `faxtone`), receive the fax on this same call and interaction and
+        say True; False when the caller simply left."""
+        it = call.it
+        if it.dnis not in self.tone_dids:
+            return False
+        # res_fax stops listening `window` seconds after the call arrived; a moment later no
+        # tone can have moved the channel.
+        if (call.now() - it.arrived_at).total_seconds() > self.tone_window_s + 2.0:
+            return False
+        if not await call.back_in_stasis(TONE_KIND, BACK_IN_STASIS_S):
+            return False
+        it.record(call.now(), "fax_tone_detected", handed_over=True, phase=it.phase.value)
+        it.legs["kind"] = KIND  # from now on a fax reception, after a restart too
+        call.save_soon()
+        await call.recorder.ivr(it, call.caller, "end")  # the IVR part of a recording, if any
+        call.log.info("a fax machine's tone on %s: receiving a fax", it.dnis)
+        await self.reception(call)
+        return True
+
+    async def reception(self, call: Call) -> None:
+        """Receive the fax on the call's channel (in Stasis); keep, record and e-mail what came."""
+        it = call.it
         await call.save()  # the fax row refers to the interaction
         self.in_dir.mkdir(parents=True, exist_ok=True)
         fax_id = str(uuid.uuid4())

@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 
 KIND = "faxjob"
 POLL_S = 2.0
-AT_ONCE = 2  # jobs on the line at the same time
 
 
 class FaxJobRefused(AppError):
@@ -76,6 +75,7 @@ class FaxJobs:
         ring_s: float,
         can_dial: bool,
         changed: Callable[[FaxJob], None] = lambda job: None,
+        lines: int = 2,
     ) -> None:
         self.runtime = runtime
         self.store = store
@@ -91,6 +91,7 @@ class FaxJobs:
         self.ring_s = ring_s
         self.can_dial = can_dial
         self.changed = changed  # told of every change of a job (the bus: the agent's call box)
+        self.lines = lines  # jobs on the line at the same time (fax.job_lines)
         self.built_at = runtime.clock()  # before this run took any call
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
@@ -210,7 +211,7 @@ class FaxJobs:
                 async with asyncio.timeout(POLL_S):
                     await self._wake.wait()
             self._wake.clear()
-            free = AT_ONCE - len(self._running)
+            free = self.lines - len(self._running)
             if free <= 0:
                 continue
             try:
@@ -219,7 +220,7 @@ class FaxJobs:
                 log.warning("could not read due fax jobs: %s", exc)
                 continue
             for job in due:
-                if job.id in self._running or len(self._running) >= AT_ONCE:
+                if job.id in self._running or len(self._running) >= self.lines:
                     continue
                 task = asyncio.create_task(self._attempt(job), name=f"fax-job-{job.id}")
                 self._running[job.id] = task

@@ -15,10 +15,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 
-from app.adapters.ari import Channel
+from app.adapters.ari import AriNotFound, Channel
 from app.adapters.db import Customer
 from app.adapters.speech import Recognizer
 from app.calls.conversation import Conversation
+from app.calls.events import CallerGone
 from app.calls.line import Line, WaitingRoom, waiting_of
 from app.calls.ports import Desk
 from app.calls.recovery import Found, back_in_line, restore_conversation, talking
@@ -57,6 +58,7 @@ class InboundCalls:
         default_queue: str,
         admission: Admission | None = None,
         fax: ToFax | None = None,
+        fax_tone: Callable[[Call], Awaitable[bool]] | None = None,
         languages: tuple[str, ...] = ("en",),
     ) -> None:
         self.runtime = runtime
@@ -70,6 +72,9 @@ class InboundCalls:
         self.customers = customers
         self.voicemail = voicemail
         self.default_queue = default_queue  # where a resumed caller without a queue waits
+        # Receives the fax of a caller that turned out to be a fax machine (app/fax/inbound.py);
+        # False when the caller really left.
+        self.fax_tone = fax_tone
         self.ivr = IvrWalker(voice, recognizer, lookup, self.to_queue, self.to_voicemail, fax, languages)
         self.board.on_stasis(KIND, self.arrived)
 
@@ -140,7 +145,14 @@ class InboundCalls:
         # database (benchmarks/answer_to_prompt.py measured the awaited write as half the delay).
         call.save_soon()
         # The flow is taken once: a reload meanwhile does not change this call's path.
-        await self.ivr.walk(call, self.flows.for_dnis(it.dnis))
+        try:
+            await self.ivr.walk(call, self.flows.for_dnis(it.dnis))
+        except (CallerGone, AriNotFound):
+            # The caller's channel left Stasis. Asterisk may have heard a fax machine's tone and
+            # sent it on (fax.detect_on_voice): what the caller was doing has unwound as if they
+            # had left (a place in line given up), and the fax is received on this same call.
+            if self.fax_tone is None or not await self.fax_tone(call):
+                raise
 
     # -- where the flow leads -------------------------------------------------------
 

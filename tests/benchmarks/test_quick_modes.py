@@ -259,3 +259,18 @@ def test_wallboard_latency(tmp_path: Path, asterisk_prefix: Path) -> None:
     runs = json.loads(output.read_text())["runs"]
     # Every call moved two figures (offered, answered), and each was seen on the board.
     assert [(r["updates"], r["missing"]) for r in runs] == [(2 * r["calls"], 0) for r in runs]
+
+
+@pytest.mark.e2e
+def test_fax_capacity(tmp_path: Path, asterisk_prefix: Path) -> None:
+    output = tmp_path / "fax_capacity.json"
+    out = run_quick("fax_capacity.py", "--output", str(output), timeout=300, env=stack_env(asterisk_prefix))
+    for mode in ("g711", "t38"):
+        (row,) = table_rows(out, mode)
+        assert all(re.fullmatch(NUMBER, c) or c in ("nan", "-") for c in row[1:]), row
+    doc = json.loads(output.read_text())["results"]
+    assert doc["t38"]["t38_sessions"] >= 1, doc["t38"]  # the T.38 mode did switch to T.38
+    batches = doc["g711"]["batches"]
+    assert [b["faxes"] for b in batches] == [1, 2], batches
+    assert all(b["ok"] == b["faxes"] and b["pages"] == 2 * b["faxes"] for b in batches), batches  # cover + 1
+    assert all(b["pages_per_minute"] > 0 for b in batches), batches

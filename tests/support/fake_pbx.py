@@ -108,6 +108,18 @@ class FakePbx:
             self.queue.put_nowait(StasisEnd(leg.channel))
         self.queue.put_nowait(ChannelDestroyed(leg.channel, cause, "Normal Clearing" if cause == 16 else ""))
 
+    def fax_tone_heard(self, channel_id: str) -> None:
+        """Asterisk hears a fax machine's calling tone (FAXOPT(faxdetect)): the prompt playing
+        fails, the channel leaves Stasis for the dialplan's `fax` extension and comes straight
+        back as `faxtone,<DNIS>` (the order seen from a real Asterisk)."""
+        leg = self.legs[channel_id]
+        for playback_id, channel in list(self.playing.items()):
+            if channel == channel_id:
+                del self.playing[playback_id]
+                self.queue.put_nowait(PlaybackFinished(playback_id, "failed"))
+        self.queue.put_nowait(StasisEnd(leg.channel))
+        self.queue.put_nowait(StasisStart(leg.channel, ("faxtone", leg.channel.exten)))
+
     def press(self, channel_id: str, digit: str) -> None:
         self.queue.put_nowait(ChannelDtmfReceived(self.legs[channel_id].channel, digit))
 

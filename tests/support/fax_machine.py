@@ -175,6 +175,22 @@ class FaxMachine(PeerAsterisk):
 Page = npt.NDArray[np.bool_]
 
 
+def customer_letter(work: Path, pages: int = 3) -> Path:
+    """A PDF a customer would fax: on each A4 page a big title and a black box placed by its
+    page number, apart from the other pages' boxes (so pages are told apart)."""
+    work.mkdir(parents=True, exist_ok=True)
+    ps = work / f"letter-{pages}.ps"
+    marks = "".join(
+        f"60 700 moveto (Customer letter page {n}) show {n * 150} 100 120 250 rectfill showpage\n"
+        for n in range(1, pages + 1)
+    )
+    ps.write_text("%!PS\n/Helvetica-Bold findfont 40 scalefont setfont\n" + marks)
+    pdf = ps.with_suffix(".pdf")
+    gs = ["gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sPAPERSIZE=a4"]
+    subprocess.run([*gs, "-sDEVICE=pdfwrite", f"-sOutputFile={pdf}", str(ps)], check=True)
+    return pdf
+
+
 def raster_pages(source: Path, work: Path) -> list[Page]:
     """A fax TIFF (through tiff2pdf) or a PDF as bilevel pages at fine resolution (204 x 196),
     True for black."""

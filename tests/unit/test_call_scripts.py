@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from app.adapters.ari import ChannelUserevent
 from app.bus import Bus
 from app.calls.conversation import ControlError, Dialing
 from app.calls.events import ControlRequest
@@ -22,12 +25,16 @@ from app.calls.recovery import Recovery
 from app.calls.runtime import Runtime
 from app.calls.switchboard import Switchboard
 from app.calls.writer import InteractionWriter
-from app.config import AgentSettings, IvrSettings, PromptText, QueueSettings, Settings
+from app.config import AgentSettings, IvrSettings, PromptText, QueueSettings, Settings, SmtpSettings
 from app.domain.admission import Admission, CallLimits, Limit
 from app.domain.agent_state import AgentState
+from app.domain.fax import Fax
 from app.domain.interaction import Outcome, Phase
 from app.domain.ivr_flow import FlowSet
 from app.domain.outbound import DialPlan, OutboundPolicy
+from app.fax.inbound import FaxReceiver
+from app.fax.session import CONTEXT as FAX_CONTEXT
+from app.fax.session import REPORT as FAX_REPORT
 from app.inbound.calls import InboundCalls
 from app.inbound.flow_files import classic_flow
 from app.inbound.waiting import InboundRoom
@@ -553,3 +560,94 @@ async def test_a_free_agent_rings_at_once_with_no_please_hold_and_a_waiting_call
         c.desk.set_state("1001", "ready", None)
         await c.rings("1001")  # the prompt was stopped for the agent found meanwhile
         assert caller not in c.pbx.playing.values(), "'please hold' stopped when the agent was found"
+
+
+# -- a fax machine on a voice number (fax.detect_on_voice) ---------------------------------------
+
+
+class Faxes:
+    """The fax rows, in memory."""
+
+    def __init__(self) -> None:
+        self.saved: list[Fax] = []
+
+    async def save(self, fax: Fax) -> None:
+        self.saved.append(dataclasses.replace(fax))
+
+    async def emailed(self, fax_id: str, at: Any, error: str | None) -> None:
+        return None
+
+
+def fax_receiver(c: Center, tmp_path: Path, window_s: float = 20.0) -> tuple[FaxReceiver, Faxes]:
+    """The inbound fax reception, listening for fax tones on 7000, handed to the center's calls."""
+    faxes = Faxes()
+    receiver = FaxReceiver(
+        runtime=Runtime(c.pbx, c.writer, c.board, now, OutboundPolicy(DialPlan())),
+        store=faxes,  # type: ignore[arg-type]
+        pages=None,  # type: ignore[arg-type]  # no page comes in these tests
+        in_dir=tmp_path,
+        station_id="7000",
+        email_to=(),
+        smtp=SmtpSettings(),
+        tone_dids=("7000",),
+        tone_window_s=window_s,
+    )
+    c.inbound.fax_tone = receiver.after_tone
+    return receiver, faxes
+
+
+def fax_session_of(c: Center, channel_id: str) -> tuple[Any, ...] | None:
+    return next((r for r in c.pbx.requests if r[0] == "continue" and r[1] == channel_id), None)
+
+
+async def test_a_fax_tone_heard_in_the_menu_turns_the_same_call_into_a_fax_reception(tmp_path: Path) -> None:
+    async with center(agents=("1001",)) as c:
+        _, faxes = fax_receiver(c, tmp_path)
+        caller = c.pbx.caller_arrives("13800000009")
+        it = await c.until(lambda: c.interaction_of(caller), "the interaction")
+        await c.until(lambda: "prompt_played" in c.store.kinds(it.id), "the menu")
+        c.pbx.fax_tone_heard(caller)
+        session = await c.until(lambda: fax_session_of(c, caller), "ReceiveFAX on the caller's channel")
+        assert session[2:4] == (FAX_CONTEXT, "receive") and session[4]["LIANLUO_FAX_STATION"] == "7000"
+        tone = next(e for e in c.store.events[it.id] if e.kind == "fax_tone_detected")
+        assert tone.data == {"handed_over": True, "phase": "ivr"}
+        await c.until(lambda: faxes.saved and faxes.saved[0].status == "receiving", "the fax row")
+        assert faxes.saved[0].interaction_id == it.id and faxes.saved[0].number == "13800000009"
+        report = {"status": "FAILED", "error": "the far end hung up", "pages": "0"}
+        c.pbx.queue.put_nowait(ChannelUserevent(c.pbx.legs[caller].channel, FAX_REPORT, report))
+        assert await c.outcome(it.id) is Outcome.FAX
+        assert "fax_received" in c.store.kinds(it.id) and "ended" in c.store.kinds(it.id)
+        assert c.store.rows[it.id].legs["kind"] == "faxin"
+        assert [i for i in c.store.rows if i != it.id] == []  # one call, one interaction
+        assert not c.pbx.ringing("PJSIP/1001"), "nobody's phone rings for a fax machine"
+
+
+async def test_a_caller_who_hangs_up_in_the_menu_is_no_fax_and_is_closed_at_once(tmp_path: Path) -> None:
+    async with center() as c:
+        fax_receiver(c, tmp_path)
+        caller = c.pbx.caller_arrives()
+        it = await c.until(lambda: c.interaction_of(caller), "the interaction")
+        await c.until(lambda: "prompt_played" in c.store.kinds(it.id), "the menu")
+        c.pbx.hang_up(caller)
+        # Within the default 3 s of `until`: the hang-up's own events answer the question, the
+        # call does not wait the 2 s a fax machine's channel has to come back.
+        assert await c.outcome(it.id) is Outcome.HUNG_UP_IN_IVR
+        assert fax_session_of(c, caller) is None and "fax_tone_detected" not in c.store.kinds(it.id)
+
+
+async def test_a_fax_tone_whose_call_had_let_the_channel_go_is_received_on_a_call_of_its_own(
+    tmp_path: Path,
+) -> None:
+    async with center() as c:
+        fax_receiver(c, tmp_path)
+        caller = c.pbx.caller_arrives("13800000009")
+        it = await c.until(lambda: c.interaction_of(caller), "the interaction")
+        await c.until(lambda: "prompt_played" in c.store.kinds(it.id), "the menu")
+        c.inbound.fax_tone = None  # the voice call does not wait for it
+        c.pbx.fax_tone_heard(caller)
+        assert await c.outcome(it.id) is Outcome.HUNG_UP_IN_IVR
+        await c.until(lambda: fax_session_of(c, caller), "ReceiveFAX on the channel")
+        fax_it = next(i for i in c.store.rows.values() if i.id != it.id)
+        assert fax_it.legs["kind"] == "faxin" and fax_it.dnis == "7000" and fax_it.ani == "13800000009"
+        tone = next(e for e in c.store.events[fax_it.id] if e.kind == "fax_tone_detected")
+        assert tone.data == {"handed_over": False}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from app.adapters.asterisk_instance import did_extensions, fax_detect_option
 from app.adapters.fax_store import job_view
 from app.bus import Bus, FaxJobChanged
 from app.config import load_settings
@@ -137,6 +138,14 @@ def test_fax_documents_keep_the_line_of_their_pdf(tmp_path: Path) -> None:
         ("fax:\n  documents:\n    - {code: '1', en: A}\n", 3, "fax.documents[0].pdf", "required"),
         ("carrier:\n  dids: ['7000']\nfax:\n  dids: ['7000']\n", 4, "fax.dids[0]", "voice number"),
         ("fax:\n  paper: a3\n", 2, "fax.paper", "expected one of"),
+        ("fax:\n  detect_on_voice: true\n  detect_window_s: 2\n", 3, "fax.detect_window_s", "between 3"),
+        ("fax:\n  job_lines: 0\n", 2, "fax.job_lines", "between 1 and 60"),
+        (
+            "carrier:\n  dids: ['7000']\nfax:\n  detect_dids: ['7002']\n",
+            4,
+            "fax.detect_dids[0]",
+            "not a voice",
+        ),
         ("fax:\n  email_to: [nobody]\n", 2, "fax.email_to[0]", "not an e-mail"),
         ("fax:\n  numbers: ['010']\n", 2, "fax.numbers[0]", "need carrier.outbound_contact"),
         (
@@ -154,6 +163,36 @@ def test_bad_fax_config_names_file_line_and_field(
         load_settings(write(tmp_path, text))
     assert err.value.details == {"file": str(tmp_path / "center.yaml"), "line": line, "field": field}
     assert words in err.value.message
+
+
+def test_the_voice_numbers_listen_for_a_fax_tone_when_asked_and_only_from_the_carrier(tmp_path: Path) -> None:
+    off = load_settings(write(tmp_path, "carrier:\n  dids: ['7000', '7001']\n"))
+    assert off.fax.detected_on(off.carrier.dids) == ()
+    assert "faxdetect" not in did_extensions(off.carrier.dids, fax_detect_option(off))
+    s = load_settings(
+        write(
+            tmp_path,
+            "carrier:\n  dids: ['7000', '7001']\n"
+            "fax:\n  detect_on_voice: true\n  detect_dids: ['7001']\n  detect_window_s: 15\n",
+        )
+    )
+    assert s.fax.detected_on(s.carrier.dids) == ("7001",)
+    assert fax_detect_option(s) == "cng,15"
+    plan = did_extensions(s.carrier.dids, fax_detect_option(s), s.fax.detected_on(s.carrier.dids))
+    assert plan.splitlines() == [
+        "exten => 7000,1,Gosub(lianluo-inbound,s,1(7000))",
+        " same => n,Hangup()",
+        "exten => 7001,1,Set(FAXOPT(faxdetect)=cng,15)",
+        " same => n,Gosub(lianluo-inbound,s,1(7001))",
+        " same => n,Hangup()",
+    ]
+    every = load_settings(
+        write(tmp_path, "carrier:\n  dids: ['7000', '7001']\nfax:\n  detect_on_voice: true\n")
+    )
+    assert every.fax.detected_on(every.carrier.dids) == ("7000", "7001")
+    # Only the tone, with T.38 too: a T.38 switch heard by res_fax's detector would be swallowed.
+    t38 = load_settings(write(tmp_path, "fax:\n  detect_on_voice: true\n  t38: true\n"))
+    assert fax_detect_option(t38) == "cng,20"
 
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
