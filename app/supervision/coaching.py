@@ -95,9 +95,14 @@ def agent_channel(call: Call) -> tuple[str, str] | None:
     return agent.channel_id, agent.agent_id or agent.number or ""
 
 
+# Calls whose far end is a machine, not a caller: nobody to listen to, and an audio hook on a
+# fax channel could only disturb the fax.
+NOT_A_CALLER = frozenset({"fax"})
+
+
 def caller_channel(call: Call) -> str | None:
     """The caller's channel while it is up: not a callback's customer not yet called."""
-    if not call.caller_placed or not call.caller or call.caller in call.gone:
+    if call.kind in NOT_A_CALLER or not call.caller_placed or not call.caller or call.caller in call.gone:
         return None
     return call.caller
 
@@ -266,7 +271,7 @@ class Coaching:
         point = listening_point(call)
         if point is None:
             raise CoachingError(
-                f"call {interaction_id} has nobody to listen to yet (the customer is not called)"
+                f"call {interaction_id} has nobody to listen to (a customer not called yet, or a fax)"
             )
         reason = refusal(mode, point.side)
         if reason is not None:

@@ -356,3 +356,17 @@ async def test_a_caller_in_the_ivr_can_be_listened_to() -> None:
         c.pbx.hang_up(caller)
         await c.until(lambda: coach.session_of("lead") is None, "the session to end")
         assert leftovers(c.pbx) == []
+
+
+async def test_a_fax_machine_is_nobody_to_listen_to() -> None:
+    async with center() as c:
+        caller = c.pbx.caller_arrives("13800000010")
+        it = await c.until(lambda: c.interaction_of(caller), "the interaction")
+        call = c.board.call(it.id)
+        assert call is not None
+        call.kind = "fax"  # the same call, as if a fax machine were on it
+        coach = coaching(c)
+        assert coach.live_calls() == []
+        with pytest.raises(CoachingError, match="nobody to listen to"):
+            coach.join("lead", it.id, Mode.LISTEN)
+        assert leftovers(c.pbx) == []
