@@ -164,7 +164,7 @@ class Conversation:
         self.asking: Asking | None = None  # an expert is being offered the call (preview)
         self.expert_legs: dict[str, ExpertOffer] = {}  # channel -> the expert on it
         self.bridge_id: str | None = None
-        self.agent: Leg | None = None  # the agent on the call, who controls it
+        self._agent: Leg | None = None  # the agent on the call, who controls it
         self.conference: dict[str, str] = {}  # the other agents of a three-way call: channel -> agent
         self.held = False
         self.muted = False
@@ -175,6 +175,18 @@ class Conversation:
         call.conversation = self
         call.when_over(self.hang_up_everyone)
         call.when_over(lambda: call.recorder.over(call.it))  # runs first: the file closes with the caller
+
+    @property
+    def agent(self) -> Leg | None:
+        """The party in control of the call: an agent, or an outside expert it was handed to."""
+        return self._agent
+
+    @agent.setter
+    def agent(self, leg: Leg | None) -> None:
+        changed = leg is not self._agent
+        self._agent = leg
+        if changed:
+            self.call.party_changed()  # a supervisor listening in moves with the call
 
     @property
     def queue(self) -> str:

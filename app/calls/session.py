@@ -112,6 +112,9 @@ class Call:
         # Prompts playing to the caller while the call goes on (the consent notice while an
         # agent's phone rings), by playback id, until they have played.
         self._behind: set[str] = set()
+        # Told when the party in control of the call changes (an agent answers, hands the call
+        # over, leaves it): a supervisor listening in follows (app/supervision/coaching.py).
+        self._party_watchers: list[Callable[[], None]] = []
         self.log = logging.LoggerAdapter(log, {"call": it.id})
 
     @property
@@ -160,6 +163,18 @@ class Call:
         written behind, in order with the call's own events."""
         self.it.record(self.now(), kind, **data)
         self.save_soon()
+
+    def watch_party(self, watcher: Callable[[], None]) -> None:
+        self._party_watchers.append(watcher)
+
+    def unwatch_party(self, watcher: Callable[[], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._party_watchers.remove(watcher)
+
+    def party_changed(self) -> None:
+        """Someone else is in control of the call now (or nobody); watchers only queue work."""
+        for watcher in list(self._party_watchers):
+            watcher()
 
     # -- events -----------------------------------------------------------------
 

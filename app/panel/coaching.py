@@ -13,12 +13,12 @@ from html import escape
 from app.panel.i18n import Lang
 from app.panel.pages import _script_json as script_json
 
-COACH_ASSET_VERSION = "2"
+COACH_ASSET_VERSION = "3"
 
 TEXT: dict[str, dict[str, str]] = {
     "en": {
         "title": "Live calls",
-        "none": "No agent is on a call.",
+        "none": "No call to listen to.",
         "caller": "Caller",
         "agent": "Agent",
         "kind": "Call",
@@ -35,11 +35,15 @@ TEXT: dict[str, dict[str, str]] = {
         "mode.listen": "listening (nobody hears you)",
         "mode.whisper": "whispering (only the agent hears you)",
         "mode.barge": "barging in (agent and caller hear you)",
+        "mode.barge.caller": "speaking to the caller (no agent yet)",
+        "stage.ivr": "in the IVR",
+        "stage.waiting": "waiting in line",
+        "no_whisper": "No agent yet: nobody to whisper to",
         "failed": "Refused: {message}",
     },
     "zh": {
         "title": "通话中",
-        "none": "没有坐席在通话。",
+        "none": "没有可监听的通话。",
         "caller": "来电号码",
         "agent": "坐席",
         "kind": "通话类型",
@@ -56,6 +60,10 @@ TEXT: dict[str, dict[str, str]] = {
         "mode.listen": "监听中（无人听到您）",
         "mode.whisper": "耳语中（只有坐席听到您）",
         "mode.barge": "强插中（坐席和客户都听到您）",
+        "mode.barge.caller": "正在与客户通话（尚无坐席）",
+        "stage.ivr": "在语音导航中",
+        "stage.waiting": "排队等待中",
+        "no_whisper": "尚无坐席：无人可耳语",
         "failed": "被拒绝：{message}",
     },
 }

@@ -8,14 +8,16 @@ races a hang-up. What each mode lets through is app/domain/coaching.py.
 The session:
 1. rings the supervisor's own SIP account (desk phone or softphone, registered with its
    password like an agent's), which enters our Stasis app when answered;
-2. puts that channel in a bridge of its own and makes a snoop on the agent's channel for the
-   mode asked, which joins the bridge once it is in Stasis;
+2. puts that channel in a bridge of its own and makes a snoop for the mode asked, on the
+   agent's channel or, while nobody has answered (the caller in the IVR or in line), on the
+   caller's; the snoop joins the bridge once it is in Stasis;
 3. on a mode change drops the snoop and makes another (the supervisor's call stays up);
-4. follows the call when it is handed to another agent (Asterisk ends a snoop with the
-   channel it spies on: a new snoop goes on the new agent's channel);
-5. ends when the supervisor hangs up or asks, when the snoop goes and nobody took the call
-   over (the call ended, or it went back in line), or when the call is over, and then hangs up
-   whatever is left of it and destroys its bridge.
+4. follows the call when someone else takes control of it (an agent answers the waiting
+   caller, a consultation is completed, the agent sends the caller back in line): the call
+   tells it (`Call.watch_party`), and a new snoop goes on the new party's channel;
+5. ends when the supervisor hangs up or asks, when the snoop goes and nobody is left to
+   listen to in that mode, or when the call is over, and then hangs up whatever is left of it
+   and destroys its bridge.
 
 Every start, mode change and end is an event of the interaction (`supervision_started`,
 `supervision_mode`, `supervision_ended`), and so is following the call to another agent
@@ -37,7 +39,8 @@ from app.adapters.ari import AriNotFound, Bridge, Channel, StasisStart
 from app.calls.conversation import Conversation
 from app.calls.events import CallEvent
 from app.calls.session import HANGUP_EVENTS, Call
-from app.domain.coaching import Mode, snoop_directions
+from app.domain.coaching import Mode, Side, modes_on, refusal, side_for, snoop_directions
+from app.domain.interaction import Phase
 from app.errors import AppError, PbxError
 
 log = logging.getLogger(__name__)
@@ -92,6 +95,50 @@ def agent_channel(call: Call) -> tuple[str, str] | None:
     return agent.channel_id, agent.agent_id or agent.number or ""
 
 
+# Calls whose far end is a machine, not a caller: nobody to listen to, and an audio hook on a
+# fax channel could only disturb the fax.
+NOT_A_CALLER = frozenset({"fax"})
+
+
+def caller_channel(call: Call) -> str | None:
+    """The caller's channel while it is up: not a callback's customer not yet called."""
+    if call.kind in NOT_A_CALLER or not call.caller_placed or not call.caller or call.caller in call.gone:
+        return None
+    return call.caller
+
+
+@dataclass(frozen=True)
+class Point:
+    """Where a supervisor listens: whose side, the channel the snoop goes on, who that is."""
+
+    side: Side
+    channel: str
+    who: str
+
+
+def listening_point(call: Call) -> Point | None:
+    leg = agent_channel(call)
+    caller = caller_channel(call)
+    side = side_for(leg is not None, caller is not None)
+    if side is Side.AGENT and leg is not None:
+        return Point(side, leg[0], leg[1])
+    if side is Side.CALLER and caller is not None:
+        return Point(side, caller, call.it.ani or "")
+    return None
+
+
+def stage(call: Call) -> str:
+    """What a supervisor sees of the call: in the IVR, waiting for an agent, or talking."""
+    if agent_channel(call) is not None:
+        return "talking"
+    return "ivr" if call.it.phase is Phase.IVR else "waiting"
+
+
+@dataclass(frozen=True)
+class _PartyChanged:
+    pass
+
+
 @dataclass(frozen=True)
 class _Ask:
     mode: Mode | None  # None: end the session
@@ -117,12 +164,16 @@ class Session:
         self.snoop: str | None = None  # in the bridge
         self.snoop_mode: Mode | None = None  # of the snoop being made or in the bridge
         self.coming: str | None = None  # made, not yet in Stasis
-        self.target: str | None = None  # the agent's channel the snoop spies on
+        self.target: str | None = None  # the channel the snoop spies on
+        self.side: Side | None = None  # whose channel that is
         self.ended = False
-        self.inbox: asyncio.Queue[CallEvent | _Ask | _CallOver] = asyncio.Queue()
+        self.inbox: asyncio.Queue[CallEvent | _Ask | _CallOver | _PartyChanged] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
         self._numbers = itertools.count(1)
         self.log = logging.LoggerAdapter(log, {"call": call.it.id})
+
+    def party_changed(self) -> None:
+        self.inbox.put_nowait(_PartyChanged())
 
     def next_snoop_id(self) -> str:
         return f"snoop-{self.id}-{next(self._numbers)}"
@@ -140,6 +191,7 @@ class Session:
             "interaction_id": self.call.it.id,
             "mode": self.mode.value,
             "hearing": None if self.hearing is None else self.hearing.value,
+            "side": None if self.side is None or self.hearing is None else self.side.value,
             "state": state,
         }
 
@@ -164,11 +216,12 @@ class Coaching:
         return self._sessions.get(supervisor)
 
     def live_calls(self) -> list[dict[str, Any]]:
-        """Calls an agent is talking on, and who listens to each."""
+        """Calls that can be listened to (an agent talking, or a caller in the IVR or in line),
+        and who listens to each."""
         out = []
         for call in self.calls.live_calls():
-            leg = agent_channel(call)
-            if leg is None:
+            point = listening_point(call)
+            if point is None:
                 continue
             out.append(
                 {
@@ -177,7 +230,9 @@ class Coaching:
                     "direction": call.it.direction,
                     "ani": call.it.ani,
                     "queue": call.it.queue,
-                    "agent_id": leg[1],
+                    "agent_id": point.who if point.side is Side.AGENT else None,
+                    "stage": stage(call),
+                    "modes": [m.value for m in modes_on(point.side)],
                     "supervisors": sorted(
                         s.supervisor for s in self._sessions.values() if s.call is call and not s.ended
                     ),
@@ -195,6 +250,10 @@ class Coaching:
                     f"you are on call {mine.call.it.id}; end that first (POST .../supervision/end)"
                 )
             if mode is not mine.mode:
+                point = listening_point(mine.call)
+                reason = None if point is None else refusal(mode, point.side)
+                if reason is not None:
+                    raise CoachingError(reason)
                 mine.call.note(
                     "supervision_mode", supervisor=supervisor, mode=mode.value, was=mine.mode.value
                 )
@@ -209,16 +268,26 @@ class Coaching:
         call = self.calls.call(interaction_id)
         if call is None or call.ended:
             raise CoachingError(f"no call {interaction_id} in progress", 404)
-        if agent_channel(call) is None:
-            raise CoachingError(f"no agent is talking on call {interaction_id} yet")
+        point = listening_point(call)
+        if point is None:
+            raise CoachingError(
+                f"call {interaction_id} has nobody to listen to (a customer not called yet, or a fax)"
+            )
+        reason = refusal(mode, point.side)
+        if reason is not None:
+            raise CoachingError(reason)
         session = Session(supervisor, endpoint, call, mode)
         self._sessions[supervisor] = session
-        call.note("supervision_started", supervisor=supervisor, mode=mode.value)
+        if point.side is Side.AGENT:
+            call.note("supervision_started", supervisor=supervisor, mode=mode.value)
+        else:  # nobody answered yet: say where the caller is
+            call.note("supervision_started", supervisor=supervisor, mode=mode.value, stage=stage(call))
 
         async def over() -> None:
             session.inbox.put_nowait(_CallOver())
 
         call.when_over(over)
+        call.watch_party(session.party_changed)
         session.task = asyncio.create_task(self._run(session), name=f"coach-{session.id}")
         session.log.info("supervisor %s joins the call (%s)", supervisor, mode.value)
         return session
@@ -253,13 +322,17 @@ class Coaching:
     async def _run(self, s: Session) -> None:
         try:
             self.calls.watch(s.phone, s.inbox.put_nowait)
-            leg = agent_channel(s.call)
-            agent_id = leg[1] if leg else ""
+            point = listening_point(s.call)
+            if point is not None and point.side is Side.AGENT:
+                caller_id = f'"Agent {point.who}" <{point.who}>'
+            else:  # the number only: what a caller sent is not trusted inside quotes
+                digits = "".join(ch for ch in (s.call.it.ani or "") if ch.isdigit() or ch == "+")
+                caller_id = f'"Caller" <{digits}>'
             await self.pbx.originate(
                 endpoint=s.endpoint,
                 channel_id=s.phone,
                 app_args=f"{STASIS_KIND},{s.id}",
-                caller_id=f'"Agent {agent_id}" <{agent_id}>',
+                caller_id=caller_id,
                 timeout_s=self.ring_s,
                 variables={},
             )
@@ -275,9 +348,12 @@ class Coaching:
             if not s.ended:  # cancelled
                 await self._finish(s, "stopped")
 
-    async def _handle(self, s: Session, item: CallEvent | _Ask | _CallOver) -> None:
+    async def _handle(self, s: Session, item: CallEvent | _Ask | _CallOver | _PartyChanged) -> None:
         if isinstance(item, _CallOver):
             await self._finish(s, "call_over")
+        elif isinstance(item, _PartyChanged):
+            if s.answered:  # before that, the answer makes the snoop wherever the call is then
+                await self._follow(s)
         elif isinstance(item, _Ask):
             if item.mode is None:
                 await self._finish(s, "ended_by_supervisor")
@@ -300,17 +376,29 @@ class Coaching:
             if channel == s.phone:
                 await self._finish(s, "supervisor_hung_up" if s.answered else "not_answered")
             elif channel in (s.snoop, s.coming):
+                self.calls.unwatch(channel)
+                s.snoop = s.coming = None
                 await self._follow(s)
 
     async def _follow(self, s: Session) -> None:
-        """The snoop went with the channel it spied on. The call handed to another agent (a
-        consultation completed): listen to them, on the same phone call. Otherwise it is over."""
-        leg = agent_channel(s.call)
-        if s.call.ended or leg is None or leg[0] == s.target:
-            await self._finish(s, "call_over" if s.call.ended else "agent_left")
+        """Someone else is in control of the call (an agent answered the waiting caller, a
+        consultation was completed, the caller was sent back in line), or the snoop went with
+        the channel it spied on. Listen to whoever is there now, on the same phone call; if
+        nobody is, or not in this mode (whisper with no agent), it is over."""
+        point = listening_point(s.call)
+        if s.call.ended:
+            await self._finish(s, "call_over")
             return
-        s.log.info("supervisor %s follows the call to %s", s.supervisor, leg[1])
-        s.call.note("supervision_followed", supervisor=s.supervisor, to=leg[1])
+        if point is not None and point.channel == s.target:
+            if s.snoop is None and s.coming is None:  # the snoop went, its channel did not change
+                await self._finish(s, "agent_left" if point.side is Side.AGENT else "call_over")
+            return  # already there (told twice: by the call and by the old snoop's end)
+        if point is None or refusal(s.mode, point.side) is not None:
+            await self._finish(s, "agent_left")
+            return
+        to = point.who if point.side is Side.AGENT else "caller"
+        s.log.info("supervisor %s follows the call to %s", s.supervisor, to)
+        s.call.note("supervision_followed", supervisor=s.supervisor, to=to)
         s.hearing = None  # until the new snoop is in
         await self._snoop(s)
 
@@ -321,17 +409,20 @@ class Coaching:
                 self.calls.unwatch(old)
                 await self.pbx.hangup(old)
         s.snoop = s.coming = None
-        leg = agent_channel(s.call)
-        if leg is None or s.call.ended:
+        point = listening_point(s.call)
+        if point is None or s.call.ended:
             await self._finish(s, "call_over")
             return
+        if refusal(s.mode, point.side) is not None:  # whisper asked; the agent left meanwhile
+            await self._finish(s, "agent_left")
+            return
         snoop_id = s.next_snoop_id()
-        directions = snoop_directions(s.mode)
+        directions = snoop_directions(s.mode, point.side)
         self.calls.watch(snoop_id, s.inbox.put_nowait)
-        s.coming, s.snoop_mode, s.target = snoop_id, s.mode, leg[0]
+        s.coming, s.snoop_mode, s.target, s.side = snoop_id, s.mode, point.channel, point.side
         try:
             await self.pbx.snoop(
-                leg[0],
+                point.channel,
                 snoop_id,
                 spy=directions.spy,
                 whisper=directions.whisper,
@@ -345,6 +436,7 @@ class Coaching:
             return
         s.ended = True
         s.hearing = None
+        s.call.unwatch_party(s.party_changed)
         for channel in (s.snoop, s.coming, s.phone):
             if channel is not None:
                 self.calls.unwatch(channel)

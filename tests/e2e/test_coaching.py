@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.support.audio import read_wav, write_tone
+from app.config import PromptText
+from tests.support.audio import best_match, find_reference, read_wav, write_tone
 from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, PROBE_JS, chromium_flags
-from tests.support.calls import CALLER_TONE_HZ, call_in, ended, register_agent
+from tests.support.calls import CALLER_TONE_HZ, HEARD, call_in, ended, prompt_wav, register_agent
 from tests.support.sip_phone import Call, Phone, PhoneLab
 from tests.support.stack import Stack, eventually, free_port, free_sip_port
 
@@ -27,6 +28,8 @@ pytestmark = pytest.mark.e2e
 
 AGENT_HZ = 1330  # not 440: the hold music has notes there
 SUPERVISOR_HZ = 620
+# Where the hold music (8 kHz u-law) has next to nothing, and no harmonic of the other tones.
+HIGH_SUPERVISOR_HZ = 2870
 BOB_HZ = 1700
 CARRIER_PORT = free_sip_port()  # customers called back answer here
 STACK_CONFIG = {
@@ -418,3 +421,198 @@ def test_a_supervisor_barges_into_a_callback(stack: Stack, lab: PhoneLab, tmp_pa
     }
     print("callback, barge:", heard)
     assert min(heard.values()) > 0.2, heard
+
+
+def supervisor_phones(stack: Stack) -> list[str]:
+    """The supervisors' phone channels in Asterisk (snoops are `snoop-...`)."""
+    return [c["id"] for c in ari(stack, "/channels") if c["id"].startswith("coach-")]
+
+
+def without_caller_tone(call: Call, span: tuple[float, float], margin: float = 1.0) -> tuple[np.ndarray, int]:
+    """What a phone heard over `span` (and `margin` seconds either side: two recordings' clocks
+    differ by a little), with the caller's tone notched out: the snoop of a waiting caller mixes
+    it in, while the caller never hears it."""
+    samples, rate = read_wav(call.recording())
+    start = max(0.0, span[0] - margin)
+    part = samples[int(start * rate) : int((span[1] + margin) * rate)].astype(float)
+    spectrum = np.fft.rfft(part)
+    freqs = np.fft.rfftfreq(len(part), 1 / rate)
+    spectrum[(freqs > CALLER_TONE_HZ - 30) & (freqs < CALLER_TONE_HZ + 30)] = 0
+    return np.fft.irfft(spectrum, len(part)), rate
+
+
+def music_match(
+    sup: Call, caller: Call, span_sup: tuple[float, float], span_caller: tuple[float, float]
+) -> float:
+    """How well what the caller heard (the queue's music) is found in what the supervisor heard
+    over the same stretch (normalised cross-correlation, 1.0: the same audio)."""
+    notched, rate = without_caller_tone(sup, span_sup)
+    heard, crate = read_wav(caller.recording())
+    # Five 0.6 s pieces of the caller's stretch, each searched for in the supervisor's: one late
+    # packet shifts everything after it, which a single long piece would score as barely heard
+    # (see heard_in_parts). The median: a piece falling in a quiet bar of the music says nothing.
+    scores = []
+    for at in np.linspace(span_caller[0] + 0.4, span_caller[1] - 1.0, 5):
+        piece = heard[int(at * crate) : int((at + 0.6) * crate)].astype(float)
+        scores.append(find_reference((notched, rate), (piece, crate)).score)
+    print("music pieces at the supervisor:", [round(x, 3) for x in scores])
+    return float(np.median(scores))
+
+
+def listen_from_the_page(stack: Stack, interaction_id: object) -> None:
+    """The supervisor page offers a waiting caller: where they are, Listen and Barge, no Whisper."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = chromium.new_context(locale="en-US").new_page()
+            page.goto(stack.web_url + "/supervisor")
+            page.fill("#username", "lead")
+            page.fill("#password", str(stack.secrets["panel_passwords"]["lead"]))
+            page.click("#sign-in")
+            page.goto(stack.web_url + "/supervisor")
+            row = page.locator(f'#live-calls tr[data-interaction-id="{interaction_id}"]')
+            expect(row).to_contain_text("waiting in line")
+            expect(row.locator('button[data-mode="whisper"]')).to_be_disabled()
+            expect(row.locator('button[data-mode="barge"]')).to_be_enabled()
+            row.locator('button[data-mode="listen"]').click()
+            expect(page.locator("#coach-status")).to_contain_text("Your phone is ringing")
+        finally:
+            chromium.close()
+
+
+def test_a_caller_waiting_in_line_is_listened_to_and_followed_to_the_agent_who_answers(
+    stack: Stack, lab: PhoneLab, tmp_path: Path
+) -> None:
+    alice = register_agent(lab, stack, "1001")
+    lead = register_agent(lab, stack, "lead")
+    eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "Alice ready")
+    status, body = stack.api("POST", "/api/agents/1001/state", {"state": "not_ready", "reason": "break"})
+    assert status == 200, body  # no agent free: the caller waits with the queue's music
+    caller_tone = write_tone(tmp_path / "caller.wav", CALLER_TONE_HZ, 90)
+    caller, it = call_in(lab, stack, "13700000076", caller_tone, tmp_path / "waiting-heard.wav")
+    STARTED[id(caller)] = time.monotonic() - 0.1
+    stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
+    caller.send_dtmf("1")
+    stack.wait_event(it["id"], "queued", timeout=10)
+    panel = Panel(stack, "lead")
+
+    status, calls = panel.send("GET", "/panel/api/supervision/calls")
+    assert status == 200, calls
+    [row] = [c for c in calls["calls"] if c["interaction_id"] == str(it["id"])]
+    assert (row["stage"], row["agent_id"], row["modes"]) == ("waiting", None, ["listen", "barge"]), row
+    # Nobody to whisper to yet: refused, and nothing rings.
+    status, body = panel.send("POST", f"/panel/api/supervision/calls/{it['id']}/whisper")
+    assert status == 409 and "nobody to whisper to" in body["message"], body
+    assert panel.send("GET", "/panel/api/supervision/calls")[1]["mine"] is None
+    listen_from_the_page(stack, it["id"])
+    sup = lead.wait_incoming(timeout=15)
+    # Not 620 Hz here: the caller hears music alone, and some of its bars are loud at 620 Hz.
+    sup.answer(
+        play=write_tone(tmp_path / "lead.wav", HIGH_SUPERVISOR_HZ, 90),
+        record=tmp_path / "lead-heard.wav",
+        loop=True,
+    )
+    STARTED[id(sup)] = time.monotonic()
+    hearing(panel, "listen")
+    assert panel.send("GET", "/panel/api/supervision/calls")[1]["mine"]["side"] == "caller"
+    phones = supervisor_phones(stack)
+    assert len(phones) == 1, phones
+    waiting = {c: window(c, 4.0) for c in (sup, caller)}
+
+    # Alice frees up and answers: the supervisor is moved onto her side, on the same phone call.
+    assert stack.api("POST", "/api/agents/1001/state", {"state": "ready"})[0] == 200
+    alice_leg = alice.wait_incoming(timeout=15)
+    alice_leg.answer(
+        play=write_tone(tmp_path / "alice.wav", AGENT_HZ, 90), record=tmp_path / "alice-heard.wav", loop=True
+    )
+    STARTED[id(alice_leg)] = time.monotonic()
+    stack.wait_event(it["id"], "connected")
+    stack.wait_event(it["id"], "supervision_followed")
+    hearing(panel, "listen")
+    assert panel.send("GET", "/panel/api/supervision/calls")[1]["mine"]["side"] == "agent"
+    talking = {c: window(c, 3.0) for c in (sup, caller, alice_leg)}
+    assert sup.is_confirmed and supervisor_phones(stack) == phones, "no new call to the supervisor"
+
+    caller.hangup()
+    ended(stack, it["id"])
+    stack.wait_event(it["id"], "supervision_ended")
+    sup.wait_disconnected(timeout=10)
+    eventually(lambda: ari(stack, "/channels") == [], 10, "no channel left in Asterisk")
+    assert supervision_leftovers(stack) == [] and ari(stack, "/bridges") == []
+    events = [(k, d) for k, d in stack.events(it["id"]) if k.startswith("supervision_")]
+    assert events == [
+        ("supervision_started", {"supervisor": "lead", "mode": "listen", "stage": "waiting"}),
+        ("supervision_followed", {"supervisor": "lead", "to": "1001"}),
+        ("supervision_ended", {"supervisor": "lead", "reason": "call_over"}),
+    ], events
+
+    heard = {
+        "waiting: caller at supervisor": level(sup, waiting[sup], CALLER_TONE_HZ),
+        "waiting: music at supervisor": music_match(sup, caller, waiting[sup], waiting[caller]),
+        "waiting: supervisor at caller": level(caller, waiting[caller], HIGH_SUPERVISOR_HZ),
+        "talking: caller at supervisor": level(sup, talking[sup], CALLER_TONE_HZ),
+        "talking: agent at supervisor": level(sup, talking[sup], AGENT_HZ),
+        "talking: supervisor at caller": level(caller, talking[caller], HIGH_SUPERVISOR_HZ),
+        "talking: supervisor at agent": level(alice_leg, talking[alice_leg], HIGH_SUPERVISOR_HZ),
+    }
+    print("listening to a waiting caller:", {k: round(v, 4) for k, v in heard.items()})
+    assert heard["waiting: caller at supervisor"] > 0.2, "the supervisor did not hear the waiting caller"
+    assert heard["waiting: music at supervisor"] > 0.5, "the supervisor did not hear the queue's music"
+    assert heard["waiting: supervisor at caller"] < 0.05, "the waiting caller heard the supervisor"
+    assert heard["talking: caller at supervisor"] > 0.2, "the supervisor lost the caller"
+    assert heard["talking: agent at supervisor"] > 0.2, "the supervisor did not hear the agent"
+    assert heard["talking: supervisor at caller"] < 0.05, "the caller heard the supervisor"
+    assert heard["talking: supervisor at agent"] < 0.05, "the agent heard the supervisor"
+
+
+def test_a_supervisor_barges_in_on_a_caller_in_the_ivr(stack: Stack, lab: PhoneLab, tmp_path: Path) -> None:
+    """Barge with nobody answered yet speaks to the caller alone; the supervisor hears the menu."""
+    lead = register_agent(lab, stack, "lead")
+    caller_tone = write_tone(tmp_path / "caller.wav", CALLER_TONE_HZ, 90)
+    caller, it = call_in(lab, stack, "13700000077", caller_tone, tmp_path / "ivr-heard.wav")
+    STARTED[id(caller)] = time.monotonic() - 0.1
+    stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
+    panel = Panel(stack, "lead")
+    status, calls = panel.send("GET", "/panel/api/supervision/calls")
+    assert status == 200, calls
+    [row] = [c for c in calls["calls"] if c["interaction_id"] == str(it["id"])]
+    assert (row["stage"], row["agent_id"]) == ("ivr", None), row
+    assert panel.send("POST", f"/panel/api/supervision/calls/{it['id']}/barge")[0] == 200
+    sup = lead.wait_incoming(timeout=15)
+    sup.answer(
+        play=write_tone(tmp_path / "lead.wav", HIGH_SUPERVISOR_HZ, 90),
+        record=tmp_path / "lead-heard.wav",
+        loop=True,
+    )
+    STARTED[id(sup)] = time.monotonic()
+    hearing(panel, "barge")
+    # The caller presses nothing: the menu plays again after the digit timeout, heard by both.
+    menus = [k for k, _ in stack.events(it["id"])].count("prompt_played")
+    starts = {c: time.monotonic() - STARTED[id(c)] for c in (sup, caller)}
+    eventually(
+        lambda: [k for k, _ in stack.events(it["id"])].count("prompt_played") > menus, 15, "the menu again"
+    )
+    spans = {c: (starts[c], time.monotonic() - STARTED[id(c)]) for c in (sup, caller)}
+    caller.hangup()
+    ended(stack, it["id"])
+    stack.wait_event(it["id"], "supervision_ended")
+    eventually(lambda: ari(stack, "/channels") == [], 10, "no channel left in Asterisk")
+    assert ari(stack, "/bridges") == []
+    events = [(k, d) for k, d in stack.events(it["id"]) if k.startswith("supervision_")]
+    assert events == [
+        ("supervision_started", {"supervisor": "lead", "mode": "barge", "stage": "ivr"}),
+        ("supervision_ended", {"supervisor": "lead", "reason": "call_over"}),
+    ], events
+
+    menu = prompt_wav(PromptText("Press 1.", "en"))
+    heard = {
+        "menu at supervisor": best_match(without_caller_tone(sup, spans[sup]), menu),
+        "caller at supervisor": level(sup, spans[sup], CALLER_TONE_HZ),
+        "supervisor at caller": level(caller, spans[caller], HIGH_SUPERVISOR_HZ),
+    }
+    print("barging in on a caller in the IVR:", {k: round(v, 4) for k, v in heard.items()})
+    assert heard["menu at supervisor"] > HEARD, "the supervisor did not hear the menu"
+    assert heard["caller at supervisor"] > 0.2, "the supervisor did not hear the caller"
+    assert heard["supervisor at caller"] > 0.2, "the caller did not hear the supervisor barge in"

@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings, WebSettings, WebUserSettings, load_settings, sip_accounts
-from app.domain.coaching import Mode, hears_supervisor, parse_mode, snoop_directions
+from app.domain.coaching import (
+    Mode,
+    Side,
+    hears_supervisor,
+    modes_on,
+    parse_mode,
+    refusal,
+    side_for,
+    snoop_directions,
+)
 from app.errors import ConfigError
 from app.panel import coaching as panel_coaching
 from app.panel import softphone
@@ -22,6 +31,27 @@ def test_who_hears_the_supervisor_in_each_mode() -> None:
     assert hears_supervisor(Mode.BARGE) == (True, True)
     # The supervisor always hears both sides of the agent's channel.
     assert {snoop_directions(m).spy for m in Mode} == {"both"}
+
+
+def test_a_caller_nobody_answered_yet_is_listened_to_on_their_own_channel() -> None:
+    assert side_for(has_agent=True, caller_reachable=True) is Side.AGENT
+    assert side_for(has_agent=False, caller_reachable=True) is Side.CALLER
+    assert side_for(has_agent=False, caller_reachable=False) is None  # a callback not yet placed
+    # Listen: nobody hears the supervisor, who hears the caller and what is played to them.
+    assert snoop_directions(Mode.LISTEN, Side.CALLER) == snoop_directions(Mode.LISTEN)
+    assert hears_supervisor(Mode.LISTEN, Side.CALLER) == (False, False)
+    # Barge speaks to the caller alone: written to the caller's channel.
+    assert snoop_directions(Mode.BARGE, Side.CALLER).whisper == "out"
+    assert hears_supervisor(Mode.BARGE, Side.CALLER) == (False, True)
+    # Nobody to whisper to.
+    assert refusal(Mode.WHISPER, Side.CALLER) is not None and "nobody to whisper to" in str(
+        refusal(Mode.WHISPER, Side.CALLER)
+    )
+    with pytest.raises(ValueError, match="nobody to whisper to"):
+        snoop_directions(Mode.WHISPER, Side.CALLER)
+    assert modes_on(Side.CALLER) == (Mode.LISTEN, Mode.BARGE)
+    assert modes_on(Side.AGENT) == tuple(Mode)
+    assert all(refusal(m, Side.AGENT) is None for m in Mode)
 
 
 def test_an_unknown_mode_names_the_choices() -> None:
@@ -164,8 +194,8 @@ async def test_refusals_are_clear_and_change_nothing() -> None:
         coach = Coaching(c.pbx, c.board, {"lead": "PJSIP/lead"})
         with pytest.raises(CoachingError, match="no phone"):
             coach.join("root", iid, Mode.LISTEN)
-        with pytest.raises(CoachingError, match="no agent"):
-            coach.join("lead", waiting, Mode.LISTEN)
+        with pytest.raises(CoachingError, match="nobody to whisper to"):
+            coach.join("lead", waiting, Mode.WHISPER)
         with pytest.raises(CoachingError, match="no call nope") as err:
             coach.join("lead", "nope", Mode.LISTEN)
         assert err.value.http_status == 404
@@ -247,3 +277,96 @@ async def test_the_supervisor_follows_the_call_to_another_agent_and_leaves_when_
         await c.until(lambda: "supervision_ended" in c.store.kinds(iid), "the end recorded")
         ends = [e.data for e in c.store.events[iid] if e.kind == "supervision_ended"]
         assert ends == [{"supervisor": "lead", "reason": "agent_left"}]
+
+
+async def test_a_caller_in_line_is_listened_to_and_followed_to_the_agent_who_answers() -> None:
+    async with center(agents=("1001",), ready=False) as c:
+        caller, iid = await c.caller_in_line()
+        await c.until(lambda: caller in c.pbx.moh, "the caller to hear music")
+        coach = coaching(c)
+        [row] = coach.live_calls()
+        assert (row["stage"], row["agent_id"], row["modes"]) == ("waiting", None, ["listen", "barge"])
+        session = coach.join("lead", iid, Mode.LISTEN)
+        phone = await c.rings("lead")
+        c.pbx.pick_up(phone)
+        await c.until(lambda: session.hearing is Mode.LISTEN, "listening")
+        assert c.pbx.snoops == {session.snoop: caller}, "the snoop is on the caller's channel"
+        assert session.view()["side"] == "caller"
+        with pytest.raises(CoachingError, match="nobody to whisper to") as err:
+            coach.join("lead", iid, Mode.WHISPER)
+        assert err.value.http_status == 409 and session.mode is Mode.LISTEN
+
+        coach.join("lead", iid, Mode.BARGE)  # speak to the caller
+        await c.until(lambda: session.hearing is Mode.BARGE, "barging")
+        c.desk.set_state("1001", "ready", None)  # an agent frees up and answers
+        leg = await c.rings("1001")
+        c.pbx.pick_up(leg)
+        await c.until(lambda: c.pbx.snoops.get(session.snoop or "") == leg, "a snoop on the agent")
+        await c.until(lambda: session.hearing is Mode.BARGE, "barging, now with the agent")
+        assert session.view()["side"] == "agent" and phone in c.pbx.legs
+        assert snoops(c.pbx) == [("both", "none"), ("both", "out"), ("both", "both")]
+        assert len(c.pbx.snoops) == 1
+        assert coach.live_calls()[0]["stage"] == "talking"
+
+        c.pbx.hang_up(caller)
+        await c.until(lambda: coach.session_of("lead") is None, "the session to end")
+        assert leftovers(c.pbx) == []
+        await c.until(lambda: "supervision_ended" in c.store.kinds(iid), "the end recorded")
+        events = [(e.kind, e.data) for e in c.store.events[iid] if e.kind.startswith("supervision")]
+        assert events == [
+            ("supervision_started", {"supervisor": "lead", "mode": "listen", "stage": "waiting"}),
+            ("supervision_mode", {"supervisor": "lead", "mode": "barge", "was": "listen"}),
+            ("supervision_followed", {"supervisor": "lead", "to": "1001"}),
+            ("supervision_ended", {"supervisor": "lead", "reason": "call_over"}),
+        ]
+
+
+async def test_a_listener_stays_on_when_the_caller_is_sent_back_in_line() -> None:
+    async with center() as c:
+        caller, iid, agent_leg = await c.talking("1001")
+        coach = coaching(c)
+        session = coach.join("lead", iid, Mode.LISTEN)
+        c.pbx.pick_up(await c.rings("lead"))
+        await c.until(lambda: session.hearing is Mode.LISTEN, "listening")
+        c.desk.set_state("1002", "not_ready", "break")
+        await c.control(iid, "transfer", "queue:general")
+        await c.until(lambda: c.pbx.snoops.get(session.snoop or "") == caller, "a snoop on the caller")
+        await c.until(lambda: session.hearing is Mode.LISTEN, "listening to the caller in line")
+        assert agent_leg not in c.pbx.legs and not session.ended
+        await c.until(lambda: "supervision_followed" in c.store.kinds(iid), "the follow recorded")
+        assert [e.data for e in c.store.events[iid] if e.kind == "supervision_followed"] == [
+            {"supervisor": "lead", "to": "caller"}
+        ]
+        coach.leave("lead")
+        await c.until(lambda: coach.session_of("lead") is None, "the session to end")
+        assert leftovers(c.pbx) == []
+
+
+async def test_a_caller_in_the_ivr_can_be_listened_to() -> None:
+    async with center() as c:
+        caller = c.pbx.caller_arrives("13800000009")
+        it = await c.until(lambda: c.interaction_of(caller), "the interaction")
+        coach = coaching(c)
+        await c.until(lambda: coach.live_calls() != [], "the call among the live calls")
+        assert coach.live_calls()[0]["stage"] == "ivr"
+        session = coach.join("lead", it.id, Mode.LISTEN)
+        c.pbx.pick_up(await c.rings("lead"))
+        await c.until(lambda: session.hearing is Mode.LISTEN, "listening")
+        assert c.pbx.snoops == {session.snoop: caller}
+        c.pbx.hang_up(caller)
+        await c.until(lambda: coach.session_of("lead") is None, "the session to end")
+        assert leftovers(c.pbx) == []
+
+
+async def test_a_fax_machine_is_nobody_to_listen_to() -> None:
+    async with center() as c:
+        caller = c.pbx.caller_arrives("13800000010")
+        it = await c.until(lambda: c.interaction_of(caller), "the interaction")
+        call = c.board.call(it.id)
+        assert call is not None
+        call.kind = "fax"  # the same call, as if a fax machine were on it
+        coach = coaching(c)
+        assert coach.live_calls() == []
+        with pytest.raises(CoachingError, match="nobody to listen to"):
+            coach.join("lead", it.id, Mode.LISTEN)
+        assert leftovers(c.pbx) == []

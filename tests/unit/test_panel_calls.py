@@ -84,6 +84,7 @@ def test_an_ended_call_is_nobodys_current_call() -> None:
         it = SimpleNamespace(id=f"it-{agent}", phase=phase)
         c = SimpleNamespace(it=it, ended=phase is Phase.ENDED, conversation=None, counted=True)
         c.when_over = lambda step: None
+        c.party_changed = lambda: None
         conv = Conversation(cast(Any, c), cast(Any, None), Dialing("carrier", "7000", "test"))
         conv.agent = Leg(f"ch-{agent}", agent_id=agent)
         conv.consult = Consult("1002", "ch-consult")

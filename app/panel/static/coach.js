@@ -40,7 +40,9 @@
     else {
       // Ringing: the button's name; connected: what the mode in effect means for who hears whom.
       const connected = mine.state === "connected";
-      const mode = connected ? text["mode." + mine.hearing] : text[mine.mode];
+      // Barge on a caller nobody answered yet reaches the caller alone.
+      const onCaller = mine.side === "caller" && text["mode." + mine.hearing + ".caller"];
+      const mode = connected ? onCaller || text["mode." + mine.hearing] : text[mine.mode];
       const key = connected ? "mine.connected" : "mine.ringing";
       status.textContent = fill(text[key], { call: mine.interaction_id.slice(0, 8), mode: mode });
     }
@@ -52,7 +54,8 @@
       const row = document.createElement("tr");
       row.dataset.interactionId = c.interaction_id;
       cell(row, c.ani);
-      cell(row, c.agent_id);
+      // No agent yet: where the caller is instead (in the IVR, waiting in line).
+      cell(row, c.agent_id != null ? c.agent_id : text["stage." + c.stage] || "");
       cell(row, c.kind);
       cell(row, c.queue);
       cell(row, c.supervisors.join(", "));
@@ -64,7 +67,9 @@
         b.dataset.mode = mode;
         b.style.marginRight = "0.3em";
         const current = mine && mine.interaction_id === c.interaction_id && mine.mode === mode;
-        b.disabled = Boolean(current || (mine && mine.interaction_id !== c.interaction_id));
+        const offered = !c.modes || c.modes.includes(mode); // whisper needs an agent on the call
+        if (!offered) b.title = text.no_whisper;
+        b.disabled = Boolean(!offered || current || (mine && mine.interaction_id !== c.interaction_id));
         b.addEventListener("click", () =>
           post("/panel/api/supervision/calls/" + encodeURIComponent(c.interaction_id) + "/" + mode),
         );
