@@ -400,6 +400,8 @@ def test_a_supervisor_barges_into_a_callback(stack: Stack, lab: PhoneLab, tmp_pa
         return next((c for c in calls if c["kind"] == "callback" and c["agent_id"] == "1001"), None)
 
     call = eventually(the_callback, 15, "the callback among the live calls")
+    # The customer first hears who is calling (the callback greeting), then joins Alice.
+    stack.wait_event(call["interaction_id"], "connected", timeout=20)
     assert panel.send("POST", f"/panel/api/supervision/calls/{call['interaction_id']}/barge")[0] == 200
     sup = lead.wait_incoming(timeout=15)
     lead_tone = write_tone(tmp_path / "lead.wav", SUPERVISOR_HZ, 90)

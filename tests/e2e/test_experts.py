@@ -414,12 +414,12 @@ def test_acceptance_run_reject_then_timeout_then_the_outside_expert_consulted_an
         xu, yang = xu_context.new_page(), yang_context.new_page()
         sign_in(xu, stack, "1101")
         sign_in(yang, stack, "1102")
-        caller_phone = lab.phone("127.0.0.2", user="13700000133")
+        caller_phone = lab.phone("127.0.0.2", user="13700000135")
         caller = caller_phone.call(
             f"sip:7000@127.0.0.1:{stack.sip_port}", play=tones[0], record=tmp_path / "caller.wav", loop=True
         )
         caller.wait_confirmed(timeout=10)
-        it = eventually(lambda: stack.interaction("ani = %s", "13700000133"), 10, "the interaction")
+        it = eventually(lambda: stack.interaction("ani = %s", "13700000135"), 10, "the interaction")
         stack.wait_event(it["id"], "answered_by_ivr", timeout=10)
         caller.send_dtmf("1")
         alice_leg = alice.wait_incoming(timeout=15)
@@ -441,7 +441,7 @@ def test_acceptance_run_reject_then_timeout_then_the_outside_expert_consulted_an
             play=write_tone(tmp_path / "zhou-tone.wav", ZHOU_HZ, 90), record=tmp_path / "zhou.wav", loop=True
         )
         said = stack.wait_event(it["id"], "expert_summary", timeout=10)
-        assert NOTE in said["text"] and "1 3 7 0 0 0 0 0 1 3 3" in said["text"], said
+        assert NOTE in said["text"] and "1 3 7 0 0 0 0 0 1 3 5" in said["text"], said
         summary = prompt_wav(PromptText(said["text"], said["lang"]))
         eventually(summary.exists, 20, "the summary synthesised")  # it is made as the expert answers
         stack.wait_event(it["id"], "expert_whispered", timeout=duration(summary) + 15)

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from app.config import IvrSettings, PromptText, Settings, caller_prompts
+from app.domain.prompt import digits_aloud, money_aloud
 from tests.support.audio import best_match, duration
-from tests.support.calls import HEARD, ended, prompt_wav, register_agent
+from tests.support.calls import HEARD, ended, prompt_wav, reference, register_agent
 from tests.support.sip_phone import Call, PhoneLab
 from tests.support.stack import Stack, eventually
 
@@ -29,6 +30,9 @@ MENU_EN = PromptText("For general questions, press 1.", "en")
 MENU_ZH = PromptText("一般咨询请按1。", "zh")
 INVALID_EN = PromptText("Sorry, that is not a valid choice.", "en")
 INVALID_ZH = PromptText("对不起，您的选择无效。", "zh")
+ASK_EN = PromptText("Please enter your account number, then press the pound key.", "en")
+ASK_ZH = PromptText("请输入您的账号，以井号键结束。", "zh")
+ACCOUNT = "79927398713"
 
 FLOWS = Path(tempfile.mkdtemp(prefix="lianluo-language-flows-"))
 (FLOWS / "main.yaml").write_text(
@@ -55,9 +59,27 @@ nodes:
     prompt:
       - {{text: "{MENU_EN.text}", lang: en}}
       - {{text: "{MENU_ZH.text}", lang: zh}}
-    options: {{"1": agent}}
+    options: {{"1": agent, "2": ask_account}}
     timeout_s: 4
     attempts: 3
+  ask_account:
+    type: collect
+    into: account
+    prompt:
+      - {{text: "{ASK_EN.text}", lang: en}}
+      - {{text: "{ASK_ZH.text}", lang: zh}}
+    min_digits: 8
+    max_digits: 16
+    next: say_balance
+  say_balance:
+    type: lookup
+    lookup: account_balance
+    key: account
+    prompt:
+      - {{text: "The balance of account {{account_number}} is {{balance:money}}.", lang: en}}
+      - {{text: "账户{{account_number}}的余额为{{balance:money}}。", lang: zh}}
+    not_found: agent
+    next: agent
   agent: {{type: queue, queue: general}}
 """,
     encoding="utf-8",
@@ -72,6 +94,7 @@ STACK_CONFIG = {
     "agents": [{"id": "1001", "name": "Alice Wang"}],
     "queues": [{"name": "general", "ring_timeout_s": 10, "wrap_up_s": 0, "announce_every_s": 0}],
     "ivr": {**SILENT, "flows": str(FLOWS)},
+    "sample_data": {"accounts": [{"account_number": ACCOUNT, "balance": 1234.50}]},
 }
 
 
@@ -123,3 +146,47 @@ def test_a_caller_who_picks_mandarin_hears_only_mandarin_to_the_agent(
         assert best_match(heard, prompt_wav(prompt)) > HEARD, f"not heard: {prompt.text}"
     for prompt in (MENU_EN, INVALID_EN):
         assert best_match(heard, prompt_wav(prompt)) < HEARD, f"heard in English: {prompt.text}"
+
+
+def test_a_mandarin_callers_account_number_is_read_digit_by_digit_in_mandarin(
+    stack: Stack, lab: PhoneLab, tones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The self-service answer reads the account number as Mandarin speakers read one (七九九，
+    二七三九，八七幺三), not as a quantity (七百九十九亿...), and the balance as money."""
+    agent = register_agent(lab, stack, "1001")
+    phone = lab.phone("127.0.0.2", user="13700000092")
+    call = phone.call(
+        f"sip:7000@127.0.0.1:{stack.sip_port}", play=tones[0], record=tmp_path / "caller.wav", loop=True
+    )
+    call.wait_confirmed(timeout=10)
+    it = eventually(lambda: stack.interaction("ani = %s", "13700000092"), 10, "the caller's interaction")
+    question = duration(prompt_wav(CHOOSE_EN)) + duration(prompt_wav(CHOOSE_ZH))
+    call.wait_rx_audio(question - 0.5, timeout=15)
+    heard_out(call)
+    call.send_dtmf("2")
+    assert stack.wait_event(it["id"], "language", timeout=15) == {"lang": "zh", "by": "key"}
+    call.wait_rx_audio(call.rx_audio_seconds() + duration(prompt_wav(MENU_ZH)) - 0.5, timeout=15)
+    heard_out(call)
+    call.send_dtmf("2")
+    stack.wait_event(it["id"], "menu_choice", timeout=15)
+    call.wait_rx_audio(call.rx_audio_seconds() + duration(prompt_wav(ASK_ZH)) - 0.5, timeout=15)
+    heard_out(call)
+    call.send_dtmf(ACCOUNT + "#")
+    assert stack.wait_event(it["id"], "self_service", timeout=15)["found"] is True
+    # The answer plays, then the caller goes to the agent (the flow's next step).
+    ringing = agent.wait_incoming(timeout=30)
+    ringing.answer(play=tones[1], loop=True)
+    stack.wait_event(it["id"], "connected", timeout=10)
+    call.hangup()
+    ended(stack, it["id"])
+
+    balance = money_aloud("1234.50", "zh")
+    as_read = PromptText(f"账户{digits_aloud(ACCOUNT, 'zh')}的余额为{balance}。", "zh")
+    as_quantity = PromptText(f"账户{int(ACCOUNT)}的余额为{balance}。", "zh")
+    assert digits_aloud(ACCOUNT, "zh") == "七九九，二七三九，八七幺三"
+    heard = call.recording()
+    read, quantity = best_match(heard, prompt_wav(as_read)), best_match(heard, reference(as_quantity))
+    print(f"\nthe account number heard digit by digit: {read:.2f}; as a quantity: {quantity:.2f}")
+    assert read > HEARD, "the answer, digit by digit, in Mandarin"
+    assert quantity < read, "read as a quantity"
+    assert best_match(heard, prompt_wav(ASK_EN)) < HEARD, "the English entry prompt"

@@ -9,7 +9,6 @@ of each language's segment (the cache the app plays from), as tests/e2e/test_lan
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,14 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from app.adapters.prompts import Prompt, PromptCache
 from app.config import IvrSettings, PromptText, Settings, caller_prompts
 from tests.e2e.test_dialer import app_command, attempts
 from tests.support.audio import best_match
-from tests.support.calls import HEARD, prompt_wav, register_agent
+from tests.support.calls import HEARD, reference, register_agent
 from tests.support.customers import CustomerNetwork
 from tests.support.sip_phone import PhoneLab
-from tests.support.stack import REPO, Stack, eventually
+from tests.support.stack import Stack, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -92,15 +90,6 @@ STACK_CONFIG = {
 def customers() -> Iterator[CustomerNetwork]:
     with CUSTOMERS:
         yield CUSTOMERS
-
-
-def reference(prompt: PromptText) -> Path:
-    """The synthesised audio of a prompt (the app's own cache). A segment in a language the
-    customer was not served in is never rendered by the app: made here, to look for it."""
-    path = prompt_wav(prompt)
-    if not path.exists():
-        asyncio.run(PromptCache(REPO / "sounds" / "cache").render(Prompt(prompt.text, prompt.lang)))
-    return path
 
 
 def customer_recording(number: str) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,16 @@ HEARD = 0.5
 def prompt_wav(prompt: PromptText) -> Path:
     """The cached audio file the app plays for this prompt (same cache key)."""
     return PromptCache(REPO / "sounds" / "cache").path_for(Prompt(prompt.text, prompt.lang))
+
+
+def reference(prompt: PromptText) -> Path:
+    """The synthesised audio of a prompt, made here if the app never rendered it (a segment in
+    a language the caller was not served in, a reading the app should not have used): to look
+    for what must not be heard."""
+    path = prompt_wav(prompt)
+    if not path.exists():
+        asyncio.run(PromptCache(REPO / "sounds" / "cache").render(Prompt(prompt.text, prompt.lang)))
+    return path
 
 
 def register_agent(lab: PhoneLab, stack: Stack, agent_id: str) -> Phone:
