@@ -11,7 +11,6 @@ journey holds the job. Another agent asking to fax for that call gets 403.
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import tempfile
@@ -21,14 +20,14 @@ from pathlib import Path
 import pytest
 
 from app.adapters.fax_pages import tiff_pages
-from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, sign_in
 from tests.support.calls import ended, register_agent
 from tests.support.fax_machine import FaxMachine, raster_pages, similarity, without_header
 from tests.support.sip_phone import PhoneLab
 from tests.support.stack import REPO, Stack, eventually
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Page, expect  # noqa: E402  (typed names, once the skip has passed)
+from playwright.sync_api import expect  # noqa: E402  (typed names, once the skip has passed)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -74,15 +73,6 @@ def two_page_pdf(path: Path) -> Path:
     gs = ["gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sPAPERSIZE=a4", "-sDEVICE=pdfwrite"]
     subprocess.run([*gs, f"-sOutputFile={path}", str(path.with_suffix(".ps"))], check=True)
     return path
-
-
-def sign_in(page: Page, stack: Stack, username: str) -> None:
-    page.goto(stack.web_url + "/panel")
-    page.fill("#username", username)
-    page.fill("#password", str(stack.secrets["panel_passwords"][username]))
-    page.click("#sign-in")
-    expect(page).to_have_url(re.compile(r"/panel$"))
-    expect(page.locator("#live")).to_have_attribute("data-live", "true")
 
 
 def test_an_agent_faxes_a_document_and_an_uploaded_pdf_to_the_caller(

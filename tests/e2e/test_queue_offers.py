@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from tests.support.audio import read_wav, tone_seconds, write_tone
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, sign_in
 from tests.support.calls import CALLER_TONE_HZ, ended, register_agent
 from tests.support.sip_phone import Phone, PhoneLab
 from tests.support.stack import Stack, eventually
@@ -79,24 +80,14 @@ STACK_CONFIG = {
         ],
     },
 }
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_FLAGS)
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         yield chromium
         chromium.close()
-
-
-def sign_in(page: Page, stack: Stack, username: str, home: str = "/panel") -> None:
-    page.goto(stack.web_url + home)
-    page.fill("#username", username)
-    page.fill("#password", str(stack.secrets["panel_passwords"][username]))
-    page.click("#sign-in")
-    expect(page).to_have_url(re.compile(home + "$"))
-    expect(page.locator("#live")).to_have_attribute("data-live", "true")
 
 
 def no_call_on(phone: Phone) -> bool:

@@ -52,16 +52,17 @@ def chromium_flags(mic: Path) -> list[str]:
     return [*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={mic}"]
 
 
-def sign_in(page: Any, stack: Stack, username: str) -> None:
-    """Through the sign-in form, as a person would; back on the panel with its live socket open."""
+def sign_in(page: Any, stack: Stack, username: str, home: str = "/panel") -> None:
+    """Through the sign-in form, as a person would; back on `home` (the agent panel, or e.g.
+    /supervisor) with its live socket open."""
     from playwright.sync_api import expect
 
-    page.goto(stack.web_url + "/panel")
+    page.goto(stack.web_url + home)
     expect(page).to_have_url(re.compile(r"/login$"))
     page.fill("#username", username)
     page.fill("#password", str(stack.secrets["panel_passwords"][username]))
     page.click("#sign-in")
-    expect(page).to_have_url(re.compile(r"/panel$"))
+    expect(page).to_have_url(re.compile(re.escape(home) + "$"))
     expect(page.locator("#live")).to_have_attribute("data-live", "true")
 
 
