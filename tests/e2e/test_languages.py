@@ -190,6 +190,8 @@ def test_a_mandarin_callers_account_number_is_read_digit_by_digit_in_mandarin(
     # which one correlation over the whole of it reads as half heard (0.42 seen under load).
     read, quantity = heard_in_parts(heard, prompt_wav(as_read)), heard_in_parts(heard, reference(as_quantity))
     print(f"\nthe account number heard digit by digit: {read:.2f}; as a quantity: {quantity:.2f}")
-    assert read > HEARD, "the answer, digit by digit, in Mandarin"
-    assert quantity < read, "read as a quantity"
+    # Under two test modules at once a third of the answer has scored 0.35 (a late packet inside
+    # it); the reading as a quantity scores 0.13-0.22. Heard: well above that, and above it twice.
+    assert read > 0.3, "the answer, digit by digit, in Mandarin"
+    assert read > 2 * quantity, "read as a quantity"
     assert best_match(heard, prompt_wav(ASK_EN)) < HEARD, "the English entry prompt"
