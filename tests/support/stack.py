@@ -75,10 +75,21 @@ def installed_asterisk_prefix() -> Path:
     return Path(out.strip().splitlines()[-1])
 
 
+# Ports this test process has handed out. The kernel may give a just-closed
+# ephemeral port again, and one config then names the same port twice (CI once
+# got web.port equal to asterisk.ami_port); a port is handed out once per process.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no free port not handed out before")
 
 
 def free_sip_port() -> int:
