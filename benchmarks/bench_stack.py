@@ -6,7 +6,7 @@ callers, and the app_queue baseline beside our Stasis path.
   B  DID 7100 -> Stasis: the app answers, plays a one-word greeting, takes digit 1 and routes
      to queue `general` (longest idle), with no "please hold" prompt.
 
-Used by queue_vs_stasis.py and capacity.py (see benchmarks/README.md). Everything here
+Used by queue_vs_stasis.py, capacity.py and recording_cost.py (see benchmarks/README.md). Everything here
 starts processes the caller must stop: BenchStack.shutdown, stop_process.
 """
 
@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -281,6 +282,13 @@ def wait_idle(stack: BenchStack, members: int, timeout: float = 60) -> None:
 
     eventually(no_channels, timeout, "Asterisk to have no channels", 0.3)
     wait_ready(stack, members)
+
+
+def settled(stack: BenchStack) -> bool:
+    """The app follows no call and has nothing left to write (/health)."""
+    status, body = stack.health()
+    app = body.get("app", {})
+    return status == 200 and app.get("calls") == 0 and app.get("writes_waiting") == 0
 
 
 AMI_USER = "lianluo"  # the app's AMI user (manager.conf); its password is in var/secrets.yaml
@@ -562,3 +570,146 @@ def start_agents(
 
 def log_line(text: str) -> None:
     print(f"# {text}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# Held calls: RTP both ways until Asterisk hangs up (capacity.py's concurrent mode,
+# recording_cost.py)
+# ---------------------------------------------------------------------------
+
+AUDIO = "agent_audio.ulaw"  # what a held agent streams, looped (agents_capacity.xml names it)
+HOLD_CODE = 9000  # held calls' markers start with 9: agents_capacity.xml holds them
+
+
+def write_agent_audio(path: Path) -> None:
+    """One second of u-law (a rising and falling pattern, not silence), for rtp_stream."""
+    path.write_bytes(bytes((0x80 + abs((i % 64) - 32)) & 0xFF for i in range(8000)))
+
+
+def raise_fd_limit() -> int:
+    """Raise our open-files limit to the hard limit: SIPp, the app and Asterisk inherit it, and
+    each held call costs Asterisk descriptors (RTP sockets, timers) and SIPp one per stream."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of one process (VmRSS), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def channel_count(stack: BenchStack) -> int:
+    m = re.search(r"(\d+) active channels?", stack.cli("core show channels count"))
+    return int(m.group(1)) if m else -1
+
+
+@dataclass
+class HeldCalls:
+    """SIPp callers holding calls (caller_hold.xml), one process per batch."""
+
+    bench: Bench
+    stack: BenchStack
+    did: str
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+
+    def place(self, calls: int, rate: float) -> list[str]:
+        """Start a batch of `calls` held calls at `rate`; their markers."""
+        code = self.bench.next_code + HOLD_CODE - 1000
+        self.bench.next_code += 1
+        work = self.bench.work
+        log = work / f"held-{code}.log"
+        media = free_echo_port()
+        cmd = caller_command(
+            self.stack, SIPP_DIR / "caller_hold.xml", self.did, rate, calls, code, log, media
+        )
+        cmd += ["-rtp_echo", "-max_socket", str(calls * 2 + 100)]
+        with open(work / f"held-{code}.out", "wb") as out:
+            self.procs.append(
+                subprocess.Popen(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            )
+        self.logs.append(log)
+        return [f"{code}{i}" for i in range(1, calls + 1)]
+
+    def lines(self, kind: str) -> dict[str, float]:
+        """Marker -> time of the callers' `kind` lines (START, MEDIA, BYE)."""
+        seen: dict[str, float] = {}
+        for log in self.logs:
+            if not log.exists():
+                continue
+            for line in log.read_text(errors="replace").splitlines():
+                if line.startswith(kind + " ") and (t := EPOCH.search(line)):
+                    seen.setdefault(line.split()[-1], float(t.group(1)))
+        return seen
+
+    def alive(self) -> bool:
+        return all(p.poll() is None for p in self.procs)
+
+    def end(self, timeout: float = 60.0) -> None:
+        """Hang every call up from Asterisk, then stop the callers."""
+        try:
+            if self.procs and self.stack.proc is not None:
+                self.stack.cli("channel request hangup all")
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline and any(p.poll() is None for p in self.procs):
+                    time.sleep(0.3)
+        finally:
+            for proc in self.procs:
+                stop_process(proc)
+            self.procs = []
+
+
+_echo_ports = iter(range(42000, 60000, 4))
+
+
+def free_echo_port() -> int:
+    """A media port for an echoing caller: SIPp binds it and the port 2 above (video)."""
+    for port in _echo_ports:
+        try:
+            for p in (port, port + 2):
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.bind(("127.0.0.2", p))
+            return port
+        except OSError:
+            continue
+    raise BenchError("no free media port pair for a caller")
+
+
+@dataclass
+class Batch:
+    """What became of a batch of held calls: set-up times, failures."""
+
+    markers: list[str]
+    setup_ms: list[float]  # digit end -> agent INVITE
+    answer_ms: list[float]  # caller's INVITE -> 200 OK (ACK)
+    unanswered: int
+    unrouted: int
+
+
+def wait_batch(held: HeldCalls, markers: list[str], digit_end_s: float, timeout: float) -> Batch:
+    """Until every call of the batch reached an agent (or timeout, or a caller died)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        media = held.lines("MEDIA")
+        invites = agent_invites(held.bench.agents_log)
+        done = all(m in invites for m in markers)
+        if done or time.monotonic() > deadline or not held.alive():
+            break
+        time.sleep(0.5)
+    start = held.lines("START")
+    setup = sorted(
+        (invites[m] - media[m] - digit_end_s) * 1000 for m in markers if m in media and m in invites
+    )
+    answer = sorted((media[m] - start[m]) * 1000 for m in markers if m in media and m in start)
+    return Batch(
+        markers,
+        setup,
+        answer,
+        unanswered=sum(1 for m in markers if m not in media),
+        unrouted=sum(1 for m in markers if m in media and m not in invites),
+    )
