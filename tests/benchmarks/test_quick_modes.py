@@ -274,3 +274,25 @@ def test_fax_capacity(tmp_path: Path, asterisk_prefix: Path) -> None:
     assert [b["faxes"] for b in batches] == [1, 2], batches
     assert all(b["ok"] == b["faxes"] and b["pages"] == 2 * b["faxes"] for b in batches), batches  # cover + 1
     assert all(b["pages_per_minute"] > 0 for b in batches), batches
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="needs SIPp (apt-get install sip-tester)")
+def test_recording_cost(tmp_path: Path, asterisk_prefix: Path) -> None:
+    output = tmp_path / "recording_cost.json"
+    out = run_quick("recording_cost.py", "--output", str(output), timeout=150, env=stack_env(asterisk_prefix))
+    for run in ("without", "with"):
+        held = [r for r in table_rows(out, run) if r[0] == run and len(r) == 12]
+        assert [int(r[1]) for r in held] == [2, 4], out  # both steps measured
+        assert all(re.fullmatch(NUMBER, c) for r in held for c in r[2:6]), held  # CPU, per call
+    ratios = table_rows(out, "ratio with/without")
+    assert [r[1] for r in ratios] == ["2", "4"], out
+    runs = json.loads(output.read_text())["runs"]
+    # The "with" run recorded every call, in stereo, each file as its row says; the other, none.
+    made = runs["with"]["recordings"]
+    assert [made[k] for k in ("rows", "files", "files_matching_rows", "stereo")] == [4, 4, 4, 4], made
+    none = runs["without"]["recordings"]
+    assert (none["rows"], none["files"]) == (0, 0), none
+    # MixMonitor's stereo 16-bit 8 kHz: 1,875 KB a minute of call, written while held.
+    assert runs["with"]["steps"][-1]["recording_bytes_per_call_min"] > 1000 * 1024
+    assert runs["without"]["steps"][-1]["recording_bytes_per_call_min"] == 0
