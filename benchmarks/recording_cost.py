@@ -121,6 +121,30 @@ def write_bytes(pid: int) -> int:
     return 0
 
 
+def thread_states(pid: int) -> dict[str, int]:
+    """How many of the process's threads are in each state (R running, S sleeping, D waiting
+    on the disk, ...), and "all"."""
+    counts: dict[str, int] = {"all": 0, "R": 0, "D": 0}
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        state = text[text.rindex(")") + 2]
+        counts[state] = counts.get(state, 0) + 1
+        counts["all"] += 1
+    return counts
+
+
+def io_stall_us() -> int | None:
+    """Microseconds during which some task of the machine waited on I/O (/proc/pressure/io)."""
+    try:
+        some = Path("/proc/pressure/io").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    return int(some.rsplit("total=", 1)[1])
+
+
 def raw_bytes(recordings: Path) -> tuple[int, int]:
     """(files, bytes) of the recordings being written (MixMonitor's raw files)."""
     sizes = [p.stat().st_size for p in (recordings / ".live").glob("*.raw")] if recordings.exists() else []
@@ -239,9 +263,16 @@ def one_run(bench: Bench, stack: BenchStack, run: str, args: argparse.Namespace)
             tp0 = log_size(alog)
             cpu0 = (cpu_seconds(ast), cpu_seconds(py))
             disk0, wb0 = raw_bytes(recordings)[1], write_bytes(ast)
+            io0 = io_stall_us()
             t0 = time.monotonic()
-            time.sleep(args.hold_window)  # every call up, none being set up: the cost of holding
+            # Every call up, none being set up: the cost of holding. Sampled meanwhile: how many
+            # of Asterisk's threads wait on the disk (state D) or run.
+            samples: list[dict[str, int]] = []
+            while time.monotonic() < t0 + args.hold_window:
+                samples.append(thread_states(ast))
+                time.sleep(min(0.5, max(0.0, t0 + args.hold_window - time.monotonic())))
             t1 = time.monotonic()
+            io1 = io_stall_us()
             cpu1 = (cpu_seconds(ast), cpu_seconds(py))
             disk1, wb1 = raw_bytes(recordings)[1], write_bytes(ast)
             call_minutes = target * (t1 - t0) / 60
@@ -260,6 +291,10 @@ def one_run(bench: Bench, stack: BenchStack, run: str, args: argparse.Namespace)
                     "asterisk_write_bytes_per_call_min": (wb1 - wb0) / call_minutes,
                     "rtp": health,
                     "taskprocessor_warnings": taskprocessor_warnings(alog, tp0),
+                    "asterisk_threads": samples[-1]["all"],
+                    "asterisk_threads_d_mean": sum(s["D"] for s in samples) / len(samples),
+                    "asterisk_threads_d_max": max(s["D"] for s in samples),
+                    "io_stall_pct": None if io0 is None or io1 is None else (io1 - io0) / 1e4 / (t1 - t0),
                     "load1": os.getloadavg()[0],
                 }
             )
@@ -345,9 +380,9 @@ def print_table(results: dict[str, Any]) -> None:
     print(
         "| run | concurrent | Asterisk %cpu | per call | app %cpu | per call "
         "| recording KB/call-min | Asterisk write KB/call-min | rx loss % | jitter p95 ms "
-        "| task processor warnings | load |"
+        "| task processor warnings | Asterisk threads in D, mean / max | I/O stall % | load |"
     )
-    print("|---|" + "---:|" * 11)
+    print("|---|" + "---:|" * 13)
     sizes = sorted({s["concurrent"] for r in runs.values() for s in r["steps"]})
     for n in sizes:
         for run, res in runs.items():
@@ -361,13 +396,15 @@ def print_table(results: dict[str, Any]) -> None:
                 f"| {fmt(s['recording_bytes_per_call_min'] / 1024, 0)} "
                 f"| {fmt(s['asterisk_write_bytes_per_call_min'] / 1024, 0)} "
                 f"| {fmt(rtp['rx_loss_pct'], 2)} | {fmt(rtp['jitter_p95_ms'], 2)} "
-                f"| {s['taskprocessor_warnings']} | {fmt(s['load1'])} |"
+                f"| {s['taskprocessor_warnings']} "
+                f"| {fmt(s['asterisk_threads_d_mean'])} / {s['asterisk_threads_d_max']} "
+                f"| {fmt(s['io_stall_pct'])} | {fmt(s['load1'])} |"
             )
         r = results["ratios"].get(str(n))
         if r:
             print(
                 f"| ratio with/without | {n} | {fmt(r['asterisk_cpu'], 2)} | {fmt(r['asterisk_cpu'], 2)} "
-                f"| {fmt(r['app_cpu'], 2)} | {fmt(r['app_cpu'], 2)} |||||||"
+                f"| {fmt(r['app_cpu'], 2)} | {fmt(r['app_cpu'], 2)} |||||||||"
             )
     print("\nAfter hang-up: the app's CPU to finish each call (ms per call), and the recordings left")
     print(
@@ -505,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise BenchError("the agents' SIPp exited; see agents.out in the work dir")
         problems = problems_of(results)
         args.keep = args.keep or bool(problems)
-    except (RuntimeError, AssertionError) as exc:  # BenchError, a timed-out wait, the app exiting
+    except (RuntimeError, AssertionError, subprocess.TimeoutExpired) as exc:  # BenchError, a wait, the app
         print(f"benchmark failed: {exc}", file=sys.stderr)
         args.keep = True
         return 1

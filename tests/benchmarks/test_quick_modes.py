@@ -282,7 +282,7 @@ def test_recording_cost(tmp_path: Path, asterisk_prefix: Path) -> None:
     output = tmp_path / "recording_cost.json"
     out = run_quick("recording_cost.py", "--output", str(output), timeout=150, env=stack_env(asterisk_prefix))
     for run in ("without", "with"):
-        held = [r for r in table_rows(out, run) if r[0] == run and len(r) == 12]
+        held = [r for r in table_rows(out, run) if r[0] == run and len(r) == 14]
         assert [int(r[1]) for r in held] == [2, 4], out  # both steps measured
         assert all(re.fullmatch(NUMBER, c) for r in held for c in r[2:6]), held  # CPU, per call
     ratios = table_rows(out, "ratio with/without")
