@@ -14,15 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import platform
 import re
 import resource
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -715,3 +721,104 @@ def wait_batch(held: HeldCalls, markers: list[str], digit_end_s: float, timeout:
         unanswered=sum(1 for m in markers if m not in media),
         unrouted=sum(1 for m in markers if m in media and m not in invites),
     )
+
+
+# ---------------------------------------------------------------------------
+# A held-call benchmark's frame: work dir, agents' SIPp, clean-up, the JSON
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class HeldBench:
+    """What the runs of a held-call benchmark share: the work dir (the caller's pcap, the
+    agents' audio), the Asterisk build, the agents' SIPp (sipp/agents_capacity.xml)."""
+
+    work: Path
+    prefix: Path
+    fds: int  # the open-files limit, raised to the hard limit
+    agents_port: int
+    agents: subprocess.Popen[bytes]
+    bench: Bench
+
+    def check_agents(self) -> None:
+        if self.agents.poll() is not None:
+            raise BenchError("the agents' SIPp exited; see agents.out in the work dir")
+
+
+def run_held_bench(
+    name: str,
+    results: dict[str, Any],
+    measure: Callable[[HeldBench], None],
+    problems: Callable[[dict[str, Any]], list[str]],
+    report: Callable[[float, int], None],
+    keep: bool = False,
+) -> int:
+    """Run `measure` (which fills `results`) beside one agents' SIPp, then `report(seconds,
+    fds)` whatever was measured, also after an error; the exit status: 0, 1 when it failed or
+    `problems` says the results are broken, 130 on Ctrl-C or SIGTERM. Everything started here is
+    stopped and the work dir removed (kept on failure or with `keep`)."""
+    signal.signal(signal.SIGTERM, interrupted)
+    fds = raise_fd_limit()
+    prefix = installed_asterisk_prefix()
+    work = Path(tempfile.mkdtemp(prefix=f"lianluo-{name}-"))
+    digit_end_s = write_caller_pcap(work / "caller_media.pcap")
+    write_agent_audio(work / AUDIO)
+    started = time.monotonic()
+    agents: subprocess.Popen[bytes] | None = None
+    found: list[str] = []
+    try:
+        with open(work / "agents.out", "wb") as agents_out:
+            port = free_sip_port()
+            agents = start_agents(
+                work,
+                port,
+                work / "agents.log",
+                agents_out,
+                scenario=SIPP_DIR / "agents_capacity.xml",
+                extra=("-max_socket", "5000"),
+            )
+            measure(HeldBench(work, prefix, fds, port, agents, Bench(work, work / "agents.log", digit_end_s)))
+        found = problems(results)
+        keep = keep or bool(found)
+    except (RuntimeError, AssertionError, subprocess.TimeoutExpired) as exc:  # a wait, the app exiting
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        keep = True
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        if agents is not None:
+            stop_process(agents)
+        if results:
+            report(time.monotonic() - started, fds)
+        if keep:
+            print(f"work dir kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    for problem in found:
+        print(f"benchmark failed: {problem}", file=sys.stderr)
+    return 1 if found else 0
+
+
+def write_results(
+    output: Path, benchmark: str, args: Any, seconds: float, fds: int, results: dict[str, Any], **extra: Any
+) -> None:
+    """The benchmark's JSON: what, when, on what host, with which arguments, and its results."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "benchmark": benchmark,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load": os.getloadavg(),
+            "open_files_limit": fds,
+        },
+        **extra,
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "seconds": round(seconds, 1),
+        **results,
+    }
+    output.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    print(f"\nwritten to {output} ({seconds:.0f} s)", file=sys.stderr)

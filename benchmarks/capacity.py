@@ -39,53 +39,41 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import platform
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench_stack import (
-    AUDIO,
     QUEUE_DID,
     REPO,
-    SIPP_DIR,
     STASIS_DID,
     Bench,
     BenchError,
     BenchStack,
+    HeldBench,
     HeldCalls,
     agent_ids,
     channel_count,
     cpu_seconds,
     fmt,
-    free_sip_port,
-    installed_asterisk_prefix,
-    interrupted,
     log_line,
     make_stack,
     percentile,
     qualify_now,
-    raise_fd_limit,
     ratio,
     rss_mb,
+    run_held_bench,
     scratch_database,
     settled,
-    start_agents,
-    stop_process,
     wait_batch,
     wait_idle,
     wait_ready,
-    write_agent_audio,
-    write_caller_pcap,
+    write_results,
 )
 
 from tests.support.stack import eventually
@@ -512,95 +500,46 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("sipp") is None:
         print("sipp is not installed (apt-get install sip-tester)", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, interrupted)
-    fds = raise_fd_limit()
-    prefix = installed_asterisk_prefix()
-    work = Path(tempfile.mkdtemp(prefix="lianluo-capacity-"))
-    digit_end_s = write_caller_pcap(work / "caller_media.pcap")
-    write_agent_audio(work / AUDIO)
     results: dict[str, Any] = {}
-    started = time.monotonic()
-    agents: subprocess.Popen[bytes] | None = None
-    problems: list[str] = []
-    try:
-        with scratch_database("lianluo_capacity") as db_url, open(work / "agents.out", "wb") as agents_out:
-            agents_port = free_sip_port()
-            agents = start_agents(
-                work,
-                agents_port,
-                work / "agents.log",
-                agents_out,
-                scenario=SIPP_DIR / "agents_capacity.xml",
-                extra=("-max_socket", "5000"),
-            )
-            bench = Bench(work, work / "agents.log", digit_end_s)
+
+    def measure(hb: HeldBench) -> None:
+        with scratch_database("lianluo_capacity") as db_url:
             for mode in args.modes:
                 members = members_for(mode, args)
                 args.members = members
                 log_line(f"{mode}: starting Lianluo and its Asterisk with {members} agents")
-                (work / mode).mkdir()
+                (hb.work / mode).mkdir()
                 stack = make_stack(
-                    work / mode, members, agents_port, db_url, prefix, name=f"capacity {mode}", rtp=RTP_RANGE
+                    hb.work / mode,
+                    members,
+                    hb.agents_port,
+                    db_url,
+                    hb.prefix,
+                    name=f"capacity {mode}",
+                    rtp=RTP_RANGE,
                 )
                 try:
                     stack.start()
                     if mode == "rate":
-                        results["rate"] = measure_rates(bench, stack, args)
+                        results["rate"] = measure_rates(hb.bench, stack, args)
                     elif mode == "concurrent":
-                        results["concurrent"] = measure_concurrent(bench, stack, args)
+                        results["concurrent"] = measure_concurrent(hb.bench, stack, args)
                     else:
-                        results["restart"] = measure_restart(bench, stack, args)
+                        results["restart"] = measure_restart(hb.bench, stack, args)
                 finally:
                     stack.shutdown()
-                if agents.poll() is not None:
-                    raise BenchError("the agents' SIPp exited; see agents.out in the work dir")
-        problems = broken(results)
-        args.keep = args.keep or bool(problems)
-    except (RuntimeError, AssertionError) as exc:  # BenchError, a timed-out wait, the app exiting
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        args.keep = True
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; cleaning up", file=sys.stderr)
-        return 130
-    finally:
-        if agents is not None:
-            stop_process(agents)
-        if results:
-            report(results, args, time.monotonic() - started, fds)
-        if args.keep:
-            print(f"work dir kept: {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    for problem in problems:
-        print(f"benchmark failed: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+                hb.check_agents()
 
+    def report(seconds: float, fds: int) -> None:
+        if "rate" in results:
+            print_rates(results["rate"])
+        if "concurrent" in results:
+            print_concurrent(results["concurrent"])
+        if "restart" in results:
+            print_restart(results["restart"])
+        write_results(args.output, "capacity", args, seconds, fds, results, rtp_range=RTP_RANGE)
 
-def report(results: dict[str, Any], args: argparse.Namespace, seconds: float, fds: int) -> None:
-    if "rate" in results:
-        print_rates(results["rate"])
-    if "concurrent" in results:
-        print_concurrent(results["concurrent"])
-    if "restart" in results:
-        print_restart(results["restart"])
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "benchmark": "capacity",
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load": os.getloadavg(),
-            "open_files_limit": fds,
-        },
-        "rtp_range": RTP_RANGE,
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "seconds": round(seconds, 1),
-        **results,
-    }
-    args.output.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    print(f"\nwritten to {args.output} ({seconds:.0f} s)", file=sys.stderr)
+    return run_held_bench("capacity", results, measure, broken, report, keep=args.keep)
 
 
 if __name__ == "__main__":

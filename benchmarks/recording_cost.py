@@ -39,51 +39,39 @@ removed at the end, also on Ctrl-C, SIGTERM or error.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 from bench_stack import (
-    AUDIO,
     REPO,
-    SIPP_DIR,
     STASIS_DID,
     Bench,
     BenchError,
     BenchStack,
+    HeldBench,
     HeldCalls,
     agent_ids,
     channel_count,
     cpu_seconds,
     fmt,
-    free_sip_port,
-    installed_asterisk_prefix,
-    interrupted,
     log_line,
     make_stack,
     percentile,
     qualify_now,
-    raise_fd_limit,
     ratio,
+    run_held_bench,
     scratch_database,
     settled,
-    start_agents,
-    stop_process,
     wait_batch,
     wait_ready,
-    write_agent_audio,
-    write_caller_pcap,
+    write_results,
 )
 
 from tests.support.stack import eventually
@@ -349,8 +337,8 @@ def check_recordings(stack: BenchStack, markers: list[str], recordings: Path) ->
 def problems_of(results: dict[str, Any]) -> list[str]:
     """What says the benchmark did not measure what it says: no step, or recordings where none
     should be, or missing where every call should have one."""
-    out = []
-    for run, res in results["runs"].items():
+    out = [f"{run}: not measured" for run in RUNS if run not in results.get("runs", {})]
+    for run, res in results.get("runs", {}).items():
         if not res["steps"]:
             out.append(f"{run}: no step measured")
         rec = res["recordings"]
@@ -439,28 +427,6 @@ def ratios(runs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def report(results: dict[str, Any], args: argparse.Namespace, seconds: float, fds: int) -> None:
-    results["ratios"] = ratios(results["runs"])
-    print_table(results)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "benchmark": "recording_cost",
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load": os.getloadavg(),
-            "open_files_limit": fds,
-        },
-        "rtp_range": RTP_RANGE,
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "seconds": round(seconds, 1),
-        **results,
-    }
-    args.output.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    print(f"\nwritten to {args.output} ({seconds:.0f} s)", file=sys.stderr)
-
-
 # ---------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------
@@ -494,73 +460,39 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("sipp") is None:
         print("sipp is not installed (apt-get install sip-tester)", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, interrupted)
-    fds = raise_fd_limit()
-    prefix = installed_asterisk_prefix()
-    work = Path(tempfile.mkdtemp(prefix="lianluo-reccost-"))
-    digit_end_s = write_caller_pcap(work / "caller_media.pcap")
-    write_agent_audio(work / AUDIO)
-    results: dict[str, Any] = {"runs": {}}
-    started = time.monotonic()
-    agents: subprocess.Popen[bytes] | None = None
-    problems: list[str] = []
-    try:
-        with open(work / "agents.out", "wb") as agents_out:
-            agents_port = free_sip_port()
-            agents = start_agents(
-                work,
-                agents_port,
-                work / "agents.log",
-                agents_out,
-                scenario=SIPP_DIR / "agents_capacity.xml",
-                extra=("-max_socket", "5000"),
-            )
-            bench = Bench(work, work / "agents.log", digit_end_s)
-            for run in args.order:
-                log_line(f"{run} recording ({RUNS[run]}): Lianluo and Asterisk, {args.members} agents")
-                (work / run).mkdir()
-                # A database per run: on one shared with the run before, the app would find
-                # that run's calls open (and close them) and every panel user's password
-                # changed (and hash each again, 0.5 s of CPU apiece), inside the measurement.
-                with scratch_database(f"lianluo_reccost_{run}") as db_url:
-                    stack = make_stack(
-                        work / run,
-                        args.members,
-                        agents_port,
-                        db_url,
-                        prefix,
-                        name=f"recording cost {run}",
-                        rtp=RTP_RANGE,
-                        recording=demo_recording(run),
-                    )
-                    try:
-                        stack.start()
-                        results["runs"][run] = one_run(bench, stack, run, args)
-                    finally:
-                        stack.shutdown()
-                if agents.poll() is not None:
-                    raise BenchError("the agents' SIPp exited; see agents.out in the work dir")
-        problems = problems_of(results)
-        args.keep = args.keep or bool(problems)
-    except (RuntimeError, AssertionError, subprocess.TimeoutExpired) as exc:  # BenchError, a wait, the app
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        args.keep = True
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; cleaning up", file=sys.stderr)
-        return 130
-    finally:
-        if agents is not None:
-            stop_process(agents)
-        if results["runs"]:
-            report(results, args, time.monotonic() - started, fds)
-        if args.keep:
-            print(f"work dir kept: {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    for problem in problems:
-        print(f"benchmark failed: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+    results: dict[str, Any] = {}
+
+    def measure(hb: HeldBench) -> None:
+        for run in args.order:
+            log_line(f"{run} recording ({RUNS[run]}): Lianluo and Asterisk, {args.members} agents")
+            (hb.work / run).mkdir()
+            # A database per run: on one shared with the run before, the app would find that
+            # run's calls open (and close them) and every panel user's password changed (and
+            # hash each again, 0.5 s of CPU apiece), inside the measurement.
+            with scratch_database(f"lianluo_reccost_{run}") as db_url:
+                stack = make_stack(
+                    hb.work / run,
+                    args.members,
+                    hb.agents_port,
+                    db_url,
+                    hb.prefix,
+                    name=f"recording cost {run}",
+                    rtp=RTP_RANGE,
+                    recording=demo_recording(run),
+                )
+                try:
+                    stack.start()
+                    results.setdefault("runs", {})[run] = one_run(hb.bench, stack, run, args)
+                finally:
+                    stack.shutdown()
+            hb.check_agents()
+
+    def report(seconds: float, fds: int) -> None:
+        results["ratios"] = ratios(results["runs"])
+        print_table(results)
+        write_results(args.output, "recording_cost", args, seconds, fds, results, rtp_range=RTP_RANGE)
+
+    return run_held_bench("reccost", results, measure, problems_of, report, keep=args.keep)
 
 
 if __name__ == "__main__":
