@@ -19,8 +19,9 @@ of a step is bridged (and, in the "with" run, recorded), it measures over a stea
   - Asterisk's and the app's CPU (utime + stime from /proc/<pid>/stat), per concurrent call;
   - the bytes the recordings grew by (their raw files), and Asterisk's write_bytes
     (/proc/<pid>/io), per call-minute;
-  - audio health: Asterisk's receive packet loss and jitter (`pjsip show channelstats`) and
-    the task processor warnings in its log.
+  - audio health: Asterisk's receive packet loss and jitter (`pjsip show channelstats`), the
+    task processor warnings in its log, its threads waiting on the disk (state D) and the
+    machine's I/O stall (/proc/pressure/io).
 Then it hangs every call up and checks the recordings: a row and a stereo file per call in the
 "with" run (file size as in the row), none at all in the "without" run; and the app's CPU to
 finish a call (WAV, SHA-256, waveform, row) per call.
@@ -28,12 +29,13 @@ finish a call (WAV, SHA-256, waveform, row) per call.
 Usage:
   .venv/bin/python benchmarks/recording_cost.py                    # 50 and 200 calls
   .venv/bin/python benchmarks/recording_cost.py --steps 50 100 200 --hold-window 30
-  .venv/bin/python benchmarks/recording_cost.py --quick            # smoke run, ~1 min
+  .venv/bin/python benchmarks/recording_cost.py --order with without   # the other run first
+  .venv/bin/python benchmarks/recording_cost.py --quick            # 2 and 4 calls, ~45 s
 
 Writes JSON to benchmarks/results/recording_cost.json (--quick: to the temporary directory).
 Exits 1 when a run measured no call or the recordings are not what the run says (made without,
 missing with). Everything it starts (SIPp, the apps, Asterisk, the database, the work dir) is
-removed at the end, also on Ctrl-C, SIGTERM or error.
+removed at the end, also on Ctrl-C, SIGTERM or error (bench_stack.run_held_bench).
 """
 
 from __future__ import annotations
