@@ -117,6 +117,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def parent_pid(pid: int) -> int | None:
+    """The parent of a process (field 4 of /proc/<pid>/stat); None once it has gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
 class BenchStack(Stack):
     """tests.support.stack.Stack, started at log level INFO (see make_stack): DEBUG logging
     would cost the app CPU that production does not spend."""
@@ -126,6 +135,9 @@ class BenchStack(Stack):
 
     def asterisk_pid(self) -> int:
         pids = self.asterisk_pids()
+        # A child Asterisk forked to run a command (MixMonitor's, System()) has its parent's
+        # command line until it execs: only the one whose parent is not an Asterisk counts.
+        pids = [pid for pid in pids if parent_pid(pid) not in pids]
         if len(pids) != 1:
             raise BenchError(f"expected one Asterisk for {self.var_dir}, found {pids}")
         return pids[0]
