@@ -185,3 +185,66 @@ def qa_report(rows: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
         ordered = sorted(series)
         out[key]["change"] = round(ordered[-1][2] - ordered[0][2], 1) if len(ordered) > 1 else 0.0
     return [out[k] for k in sorted(out)]
+
+
+QA_PERIODS = ("week", "day")
+QA_BY = ("agent", "queue")
+
+
+def qa_trend_columns(by: str) -> dict[str, tuple[str, ...]]:
+    """The QA report's two tables: `rows`, one per period (a week from Monday, or a day, in the
+    center's time zone) and agent or queue; `totals`, one per agent or queue over the whole
+    period."""
+    return {
+        "rows": ("period", by, "evaluations", "mean_score", "failed_critical", "disputed"),
+        "totals": (by, "evaluations", "mean_score", "failed_critical", "disputed", "change"),
+    }
+
+
+def qa_trend(rows: Sequence[Mapping[str, object]], by: str) -> dict[str, list[dict[str, object]]]:
+    """The QA report from one row per key and period (key, period, count, total: the sum of
+    the scores, failed: how many failed a critical question, disputed: how many the agent
+    disputed). A mean is the sum of the scores over their number, rounded to one decimal, so
+    a key's mean over the whole period weighs each period by its evaluations; `change` is the
+    last period's mean minus the first's (0 with one period)."""
+    out: list[dict[str, object]] = []
+    totals: dict[str, dict[str, float]] = {}
+    means: dict[str, list[tuple[str, float]]] = {}
+    for r in sorted(rows, key=lambda r: (str(r["period"]), str(r["key"]))):
+        key, period = str(r["key"]), str(r["period"])
+        count, total = int(str(r["count"])), float(str(r["total"]))
+        failed, disputed = int(str(r["failed"])), int(str(r["disputed"]))
+        if count <= 0:
+            continue
+        mean = round(total / count, 1)
+        out.append(
+            {
+                "period": period,
+                by: key,
+                "evaluations": count,
+                "mean_score": mean,
+                "failed_critical": failed,
+                "disputed": disputed,
+            }
+        )
+        t = totals.setdefault(key, {"count": 0, "total": 0.0, "failed": 0, "disputed": 0})
+        t["count"] += count
+        t["total"] += total
+        t["failed"] += failed
+        t["disputed"] += disputed
+        means.setdefault(key, []).append((period, mean))
+    summary: list[dict[str, object]] = []
+    for key in sorted(totals):
+        t = totals[key]
+        series = means[key]
+        summary.append(
+            {
+                by: key,
+                "evaluations": int(t["count"]),
+                "mean_score": round(t["total"] / t["count"], 1),
+                "failed_critical": int(t["failed"]),
+                "disputed": int(t["disputed"]),
+                "change": round(series[-1][1] - series[0][1], 1) if len(series) > 1 else 0.0,
+            }
+        )
+    return {"rows": out, "totals": summary}
