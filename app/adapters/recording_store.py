@@ -428,23 +428,3 @@ async def qa_trend_rows(
             (start, end, zone),
         )
         return list(await cur.fetchall())
-
-
-async def qa_report_rows(pool: AsyncConnectionPool, by: str, since: datetime) -> list[dict[str, Any]]:
-    """Evaluations per agent (or queue) and week since `since`: count, mean score (amended
-    scores count), how many failed a critical question."""
-    key = {"agent": "e.agent_id", "queue": "r.queue"}[by]
-    async with pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(
-            "WITH latest AS ("
-            f" SELECT {key} AS key, e.submitted_at, COALESCE(a.score, e.score)::float AS score,"
-            " cardinality(COALESCE(a.failed_critical, e.failed_critical)) > 0 AS failed"
-            f" FROM evaluations e JOIN recordings r ON r.id = e.recording_id{_LATEST}"
-            " WHERE e.submitted_at >= %s)"
-            " SELECT key, date_trunc('week', submitted_at AT TIME ZONE 'UTC')::date AS week,"
-            " count(*) AS count, avg(score)::float AS mean, count(*) FILTER (WHERE failed) AS failed"
-            " FROM latest WHERE key IS NOT NULL GROUP BY key, week ORDER BY key, week",
-            (since,),
-        )
-        return list(await cur.fetchall())

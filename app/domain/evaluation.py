@@ -166,27 +166,6 @@ def calibration(scores: Sequence[float]) -> Calibration:
     )
 
 
-def qa_report(rows: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
-    """Per agent (or queue): evaluations, mean score, critical failures, and the weekly trend
-    (each week's mean; `change` is the last week's mean minus the first's). `rows` are one per
-    key and week: key, week, count, mean, failed."""
-    out: dict[str, dict[str, object]] = {}
-    weeks: dict[str, list[tuple[str, int, float]]] = {}
-    for r in rows:
-        key = str(r["key"])
-        weeks.setdefault(key, []).append((str(r["week"]), int(str(r["count"])), float(str(r["mean"]))))
-        entry = out.setdefault(key, {"key": key, "count": 0, "failed_critical": 0})
-        entry["count"] = int(str(entry["count"])) + int(str(r["count"]))
-        entry["failed_critical"] = int(str(entry["failed_critical"])) + int(str(r["failed"]))
-    for key, series in weeks.items():
-        total = sum(c for _, c, _ in series)
-        out[key]["mean"] = round(sum(c * m for _, c, m in series) / total, 1)
-        out[key]["trend"] = [{"week": w, "count": c, "mean": round(m, 1)} for w, c, m in sorted(series)]
-        ordered = sorted(series)
-        out[key]["change"] = round(ordered[-1][2] - ordered[0][2], 1) if len(ordered) > 1 else 0.0
-    return [out[k] for k in sorted(out)]
-
-
 QA_PERIODS = ("week", "day")
 QA_BY = ("agent", "queue")
 
