@@ -300,9 +300,9 @@ def qa_page(
     )
     player = _player(lang, playing) if playing is not None else ""
     if playing is not None and voicemails:
-        player += _linked_voicemails(lang, voicemails)
+        player += _linked_voicemails(lang, kept, voicemails)
     if playing_voicemail is not None:
-        player = _voicemail_player(lang, playing_voicemail)
+        player = _voicemail_player(lang, kept, playing_voicemail)
     if playing is not None and scoring is not None:
         player += _scoring(lang, csrf, playing, filters, scoring)
     data = _script_json(
@@ -337,13 +337,14 @@ def _voicemail_src(v: Mapping[str, Any]) -> str:
     return f"/panel/api/qa/voicemails/{escape(v['id'])}/audio"
 
 
-def _linked_voicemails(lang: Lang, voicemails: Sequence[Mapping[str, Any]]) -> str:
+def _linked_voicemails(lang: Lang, kept: Mapping[str, str], voicemails: Sequence[Mapping[str, Any]]) -> str:
     """Beside a recording: the messages left on the same call, each with its own player."""
     items = "".join(
         f'<li class="voicemail" data-voicemail-id="{escape(v["id"])}">'
         f'<audio class="voicemail-audio" controls preload="metadata" src="{_voicemail_src(v)}"></audio>'
         f" {escape(v['recorded_at'][:19].replace('T', ' '))} UTC · {_length(float(v['duration_s'] or 0))}"
-        f' · <a href="/qa?{urlencode({"voicemail": v["id"]})}">{escape(_t(lang, "open"))}</a>'
+        f' · <a class="open" href="/qa?{escape(urlencode({**kept, "voicemail": v["id"]}))}">'
+        f"{escape(_t(lang, 'open'))}</a>"
         f' · <a href="{_voicemail_src(v)}?download=1">{escape(_t(lang, "download"))}</a></li>'
         for v in voicemails
     )
@@ -353,16 +354,20 @@ def _linked_voicemails(lang: Lang, voicemails: Sequence[Mapping[str, Any]]) -> s
     )
 
 
-def _voicemail_player(lang: Lang, v: Mapping[str, Any]) -> str:
-    """A message in the player, with links to its call's recordings (the IVR part, say)."""
+def _voicemail_player(lang: Lang, kept: Mapping[str, str], v: Mapping[str, Any]) -> str:
+    """A message in the player, with links to its call's recordings (the IVR part, say:
+    `call_recordings`, their views)."""
     src = _voicemail_src(v)
     speeds = "".join(
         f'<button type="button" class="speed" data-rate="{r}">{label}</button>'
         for r, label in (("1", "1×"), ("1.5", "1.5×"), ("2", "2×"))
     )
     recordings = "".join(
-        f'<li><a class="recording" href="/qa?{urlencode({"play": rid})}">{escape(rid)}</a></li>'
-        for rid in v["recordings"]
+        f'<li><a class="recording" data-recording-id="{escape(r["id"])}"'
+        f' href="/qa?{escape(urlencode({**kept, "play": r["id"]}))}">'
+        f"{escape(_t(lang, 'part.' + r['part']))} · {escape(r['started_at'][:19].replace('T', ' '))} UTC"
+        f" · {_length(float(r['duration_s']))}</a></li>"
+        for r in v.get("call_recordings", ())
     )
     linked = (
         f'<h3>{escape(_t(lang, "recordings_of_call"))}</h3><ul id="call-recordings">{recordings}</ul>'

@@ -23,6 +23,7 @@ from app.recording.http import (
     RECORDING_ROWS,
     may_search,
     search_of,
+    view,
     voicemail_view,
     with_voicemails,
 )
@@ -103,7 +104,8 @@ async def _voicemail_to_play(request: web.Request, who: Principal) -> dict[str, 
     )
     if not allowed:
         raise Forbidden("you may not hear this voicemail")
-    return voicemail_view(row)
+    found = [await request.app[RECORDING_ROWS].get(r) for r in row["recordings"]]
+    return {**voicemail_view(row), "call_recordings": [view(r) for r in found if r is not None]}
 
 
 async def report_page(request: web.Request) -> web.Response:

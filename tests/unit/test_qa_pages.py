@@ -37,6 +37,14 @@ VOICEMAIL: dict[str, Any] = {
     "outcome": "voicemail",
     "recordings": ["5f0c5a8e-0000-4000-8000-000000000003"],
     "agents": [],
+    "call_recordings": [
+        {
+            "id": "5f0c5a8e-0000-4000-8000-000000000003",
+            "part": "ivr",
+            "started_at": "2026-12-01T02:59:00+00:00",
+            "duration_s": 42.0,
+        }
+    ],
 }
 
 
@@ -72,4 +80,6 @@ def test_a_voicemail_only_call_is_a_row_and_plays_in_the_player() -> None:
     assert f'<tr data-voicemail-id="{VOICEMAIL["id"]}">' in page and "voicemail only" in page
     assert f'data-voicemail-id="{VOICEMAIL["id"]}" data-duration="7.5"' in page
     assert f'src="/panel/api/qa/voicemails/{VOICEMAIL["id"]}/audio"' in page
-    assert f'href="/qa?play={VOICEMAIL["recordings"][0]}"' in page, "the call's IVR part is one click away"
+    rid = VOICEMAIL["recordings"][0]
+    link = f'href="/qa?ani=0004&amp;play={rid}">IVR · 2026-12-01 02:59:00 UTC · 0:42</a>'
+    assert link in page, "the call's IVR part is one click away, the search kept"

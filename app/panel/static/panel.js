@@ -279,15 +279,16 @@
       datasets = chart.bars.map((k) => {
         const sums = labels.map(() => 0);
         rows.forEach((r) => { sums[at(r)] += r[k] || 0; });
-        return { type: "bar", label: data.labels[k], yAxisID: "left", data: sums };
+        return { type: "bar", label: data.labels[k], yAxisID: "left", data: sums, order: 1 };
       }).concat(...chart.lines.map((k) => names.map((name) => {
         const points = labels.map(() => null);
         rows.filter((r) => r[chart.series] === name).forEach((r) => { points[at(r)] = r[k]; });
         return { type: "line", label: name + " " + data.labels[k], yAxisID: "right", data: points,
-          spanGaps: true };
+          spanGaps: true, order: 0 };  // drawn over the bars
       })));
     }
     const scales = { left: { position: "left", beginAtZero: true, stacked: !!chart.stacked } };
+    if (chart.series) scales.left.ticks = { precision: 0 };  // counts: whole numbers
     if (chart.lines.length) {
       scales.right = { position: "right", beginAtZero: true,
         title: { display: true, text: chart.right_label } };
