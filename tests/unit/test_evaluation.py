@@ -208,3 +208,31 @@ def test_any_valid_answers_score_between_0_and_100_and_a_better_answer_never_low
         else:
             continue
         assert score(FORM, better).score >= result.score, (q.id, answers)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["1001", "1002", "1003"]),
+            st.sampled_from(["2026-11-23", "2026-11-30", "2026-12-07"]),
+            st.lists(st.integers(0, 100), min_size=1, max_size=6),
+        ),
+        max_size=9,
+        unique_by=lambda r: (r[0], r[1]),
+    )
+)
+def test_the_qa_reports_totals_add_up_its_periods(cells: list[tuple[str, str, list[int]]]) -> None:
+    rows = [
+        {"key": k, "period": p, "count": len(s), "total": float(sum(s)), "failed": s.count(0), "disputed": 0}
+        for k, p, s in cells
+    ]
+    report = qa_trend(rows, "agent")
+    assert sum(int(str(r["evaluations"])) for r in report["totals"]) == sum(len(s) for _, _, s in cells)
+    for total in report["totals"]:
+        scores = [x for k, _, s in cells if k == total["agent"] for x in s]
+        assert total["mean_score"] == round(sum(scores) / len(scores), 1)
+        assert total["failed_critical"] == scores.count(0)
+        means = [float(str(r["mean_score"])) for r in report["rows"] if r["agent"] == total["agent"]]
+        assert min(means) - 0.05 <= float(str(total["mean_score"])) <= max(means) + 0.05
+    periods = [str(r["period"]) for r in report["rows"]]
+    assert periods == sorted(periods)
