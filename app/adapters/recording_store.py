@@ -419,7 +419,11 @@ async def qa_trend_rows(
             f" SELECT {key} AS key, e.submitted_at, COALESCE(a.score, e.score)::float AS score,"
             " cardinality(COALESCE(a.failed_critical, e.failed_critical)) > 0 AS failed,"
             " COALESCE(e.disputed, false) AS disputed"
-            f" FROM evaluations e JOIN recordings r ON r.id = e.recording_id{_LATEST}"
+            " FROM evaluations e JOIN recordings r ON r.id = e.recording_id"
+            # Each evaluation's latest amendment, once for all (a lateral look-up per
+            # evaluation was 2-3 times slower over a year).
+            " LEFT JOIN (SELECT DISTINCT ON (evaluation_id) evaluation_id, score, failed_critical"
+            " FROM evaluation_amendments ORDER BY evaluation_id, id DESC) a ON a.evaluation_id = e.id"
             " WHERE e.submitted_at >= %s AND e.submitted_at < %s)"
             f" SELECT key, date_trunc('{unit}', submitted_at AT TIME ZONE %s)::date AS period,"
             " count(*) AS count, sum(score)::float AS total, count(*) FILTER (WHERE failed) AS failed,"

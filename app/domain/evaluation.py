@@ -21,7 +21,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 
 class FormError(Exception):
@@ -180,25 +180,26 @@ def qa_trend_columns(by: str) -> dict[str, tuple[str, ...]]:
     }
 
 
-def qa_trend(rows: Sequence[Mapping[str, object]], by: str) -> dict[str, list[dict[str, object]]]:
-    """The QA report from one row per key and period (key, period, count, total: the sum of
-    the scores, failed: how many failed a critical question, disputed: how many the agent
-    disputed). A mean is the sum of the scores over their number, rounded to one decimal, so
-    a key's mean over the whole period weighs each period by its evaluations; `change` is the
-    last period's mean minus the first's (0 with one period)."""
-    out: list[dict[str, object]] = []
-    totals: dict[str, dict[str, float]] = {}
-    means: dict[str, list[tuple[str, float]]] = {}
+def qa_trend(rows: Sequence[Mapping[str, Any]], by: str) -> dict[str, list[dict[str, Any]]]:
+    """The QA report from one row per key and period (key, period: its first day, as a date or
+    its ISO text, count, total: the sum of the scores, failed: how many failed a critical
+    question, disputed: how many the agent disputed). A mean is the sum of the scores over
+    their number, rounded to one decimal, so a key's mean over the whole period weighs each
+    period by its evaluations; `change` is the last period's mean minus the first's (0 with
+    one period). Periods come in time order, then by key."""
+    out: list[dict[str, Any]] = []
+    totals: dict[str, list[float]] = {}  # key -> [count, total, failed, disputed]
+    first_last: dict[str, list[float]] = {}  # key -> [first period's mean, last period's mean]
     for r in sorted(rows, key=lambda r: (str(r["period"]), str(r["key"]))):
-        key, period = str(r["key"]), str(r["period"])
-        count, total = int(str(r["count"])), float(str(r["total"]))
-        failed, disputed = int(str(r["failed"])), int(str(r["disputed"]))
+        count = int(r["count"])
         if count <= 0:
             continue
+        key, total = str(r["key"]), float(r["total"])
+        failed, disputed = int(r["failed"]), int(r["disputed"])
         mean = round(total / count, 1)
         out.append(
             {
-                "period": period,
+                "period": str(r["period"]),
                 by: key,
                 "evaluations": count,
                 "mean_score": mean,
@@ -206,24 +207,21 @@ def qa_trend(rows: Sequence[Mapping[str, object]], by: str) -> dict[str, list[di
                 "disputed": disputed,
             }
         )
-        t = totals.setdefault(key, {"count": 0, "total": 0.0, "failed": 0, "disputed": 0})
-        t["count"] += count
-        t["total"] += total
-        t["failed"] += failed
-        t["disputed"] += disputed
-        means.setdefault(key, []).append((period, mean))
-    summary: list[dict[str, object]] = []
-    for key in sorted(totals):
-        t = totals[key]
-        series = means[key]
-        summary.append(
-            {
-                by: key,
-                "evaluations": int(t["count"]),
-                "mean_score": round(t["total"] / t["count"], 1),
-                "failed_critical": int(t["failed"]),
-                "disputed": int(t["disputed"]),
-                "change": round(series[-1][1] - series[0][1], 1) if len(series) > 1 else 0.0,
-            }
-        )
+        t = totals.setdefault(key, [0, 0.0, 0, 0])
+        t[0] += count
+        t[1] += total
+        t[2] += failed
+        t[3] += disputed
+        first_last.setdefault(key, [mean, mean])[1] = mean
+    summary: list[dict[str, Any]] = [
+        {
+            by: key,
+            "evaluations": int(t[0]),
+            "mean_score": round(t[1] / t[0], 1),
+            "failed_critical": int(t[2]),
+            "disputed": int(t[3]),
+            "change": round(first_last[key][1] - first_last[key][0], 1),
+        }
+        for key, t in sorted(totals.items())
+    ]
     return {"rows": out, "totals": summary}

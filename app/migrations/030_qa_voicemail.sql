@@ -4,7 +4,7 @@ ALTER TABLE recording_access ADD COLUMN kind text NOT NULL DEFAULT 'recording'
     CHECK (kind IN ('recording', 'voicemail'));
 -- The desk links a message to its call's recordings by the interaction.
 CREATE INDEX IF NOT EXISTS voicemails_interaction ON voicemails (interaction_id);
--- The QA report reads evaluations by when they were submitted, each at its latest amendment:
--- without these, a year of 20,000 evaluations took 1.9 s (a scan of the amendments for each).
+-- The QA report reads evaluations by when they were submitted; the desk's search and score
+-- filter look up each recording's evaluations at their latest amendment (benchmarks/qa_report.py).
 CREATE INDEX IF NOT EXISTS evaluations_submitted ON evaluations (submitted_at);
 CREATE INDEX IF NOT EXISTS evaluation_amendments_latest ON evaluation_amendments (evaluation_id, id DESC);

@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
 
 import pytest
 import pytest_asyncio
@@ -155,7 +154,7 @@ async def test_the_qa_report_per_agent_and_queue_with_its_weekly_trend(
     bob = by_agent["totals"][0]
     # Week of T0: b (amended to 70) and c (90); the week after: 0 with a critical failure.
     assert (bob["evaluations"], bob["failed_critical"], bob["mean_score"]) == (3, 1, round(160 / 3, 1))
-    trend = cast(list[dict[str, Any]], by_agent["rows"])
+    trend = by_agent["rows"]
     assert [(w["period"], w["evaluations"], w["mean_score"]) for w in trend] == [
         ("2026-11-30", 2, 80.0),
         ("2026-12-07", 1, 0.0),
