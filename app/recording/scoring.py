@@ -74,14 +74,17 @@ class Scoring:
 
     def report_period(self, first: date | None, last: date | None) -> tuple[date, date]:
         """The days asked for: by default the last 8 weeks up to today (the center's today)."""
+        for day in (first, last):
+            if day is not None and not 1970 <= day.year <= 9998:  # before any date arithmetic
+                raise BadRequest(f"a QA report's days are from 1970 to 9998, not {day}")
         last = last or self.clock().astimezone(self.zone).date()
-        first = first or last - timedelta(weeks=REPORT_DEFAULT_WEEKS) + timedelta(days=1)
+        first = first or max(
+            date(1970, 1, 1), last - timedelta(weeks=REPORT_DEFAULT_WEEKS) + timedelta(days=1)
+        )
         if last < first:
             raise BadRequest(f"the period ends ({last}) before it starts ({first})")
         if (last - first).days >= REPORT_MAX_DAYS:
             raise BadRequest(f"a QA report covers at most {REPORT_MAX_DAYS} days")
-        if first.year < 1970 or last.year > 9998:
-            raise BadRequest("a QA report's days are from 1970 to 9998")
         return first, last
 
     async def trend(self, by: str, per: str, first: date | None, last: date | None) -> dict[str, Any]:

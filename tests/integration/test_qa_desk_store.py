@@ -6,6 +6,7 @@ of a message's listens (migration 030)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from app.adapters.recording_store import EvaluationRow, EvaluationStore, Recordi
 from app.config import AgentSettings
 from app.domain.interaction import Interaction, Outcome
 from app.recording.scoring import Scoring
+from app.web.http import BadRequest
 from tests.support.stack import scratch_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -183,3 +185,14 @@ async def test_a_message_listen_is_in_the_audit_log_apart_from_recordings(desk: 
     log = await recordings.access_log(alone, kind="voicemail")
     assert [(e["username"], e["allowed"]) for e in log] == [("qa", True), ("1001", False)]
     assert await recordings.access_log(alone) == [], "not a recording's log"
+
+
+async def test_a_period_the_report_cannot_take_is_refused_with_why(desk: Desk) -> None:
+    for first, last, words in [
+        (date(2026, 12, 13), date(2026, 12, 1), "ends (2026-12-01) before it starts"),
+        (date(2025, 1, 1), date(2026, 12, 31), "at most 366 days"),
+        (None, date(1, 1, 5), "from 1970 to 9998"),  # no date arithmetic before the check
+        (date(9999, 12, 31), None, "from 1970 to 9998"),
+    ]:
+        with pytest.raises(BadRequest, match=re.escape(words)):
+            await desk.scoring.trend("agent", "week", first, last)
