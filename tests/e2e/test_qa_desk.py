@@ -282,6 +282,13 @@ def test_a_voicemail_shows_beside_the_calls_recording_and_plays_audited(
         vm_id,
     )
     assert ("qa", "listen", True) in audit and ("1001", "listen", False) in audit, audit
+    # Over the API: the recording names its call's message, the message its call's recordings.
+    status, body = get(stack, "qa", f"/api/recordings?ani={ani}")
+    assert status == 200 and [r["voicemails"] for r in json.loads(body)["recordings"]] == [[vm_id]]
+    status, body = get(stack, "qa", f"/panel/api/qa/voicemails?ani={ani}")
+    assert status == 200 and [(v["id"], v["recordings"]) for v in json.loads(body)["voicemails"]] == [
+        (vm_id, [rec_id])
+    ]
     status, body = get(stack, "qa", f"/panel/api/qa/voicemails/{vm_id}")
     detail = json.loads(body)
     assert status == 200 and detail["recordings"] == [rec_id]
