@@ -260,6 +260,12 @@ def test_a_voicemail_shows_beside_the_calls_recording_and_plays_audited(
                 timeout=10_000,
             )
             page.screenshot(path=str(shots / "qa-desk-voicemail-beside-recording.png"), full_page=True)
+            desk_url = page.url
+            page.goto(desk_url + "&lang=zh")
+            expect(page.locator("#voicemails h3")).to_have_text("本通话的留言")
+            expect(row).to_contain_text("+ 留言")
+            page.screenshot(path=str(shots / "qa-desk-voicemail-beside-recording-zh.png"), full_page=True)
+            page.goto(desk_url + "&lang=en")
             # The message in the player itself, at 2x.
             page.locator(f'#voicemails li[data-voicemail-id="{vm_id}"] a.open').click()
             expect(page.locator("#player")).to_have_attribute("data-voicemail-id", vm_id)
