@@ -819,7 +819,9 @@ async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
     app[recording_http.RECORDINGS] = service
     app[recording_http.RECORDING_ROWS] = rows
     forms = await asyncio.to_thread(load_forms, settings)
-    app[scoring.SCORING] = scoring.Scoring(forms, EvaluationStore(p.store.pool), utcnow)
+    app[scoring.SCORING] = scoring.Scoring(
+        forms, EvaluationStore(p.store.pool), utcnow, ZoneInfo(settings.timezone)
+    )
     if not settings.recording.enabled:
         yield
         return

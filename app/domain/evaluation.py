@@ -21,7 +21,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 
 class FormError(Exception):
@@ -166,22 +166,62 @@ def calibration(scores: Sequence[float]) -> Calibration:
     )
 
 
-def qa_report(rows: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
-    """Per agent (or queue): evaluations, mean score, critical failures, and the weekly trend
-    (each week's mean; `change` is the last week's mean minus the first's). `rows` are one per
-    key and week: key, week, count, mean, failed."""
-    out: dict[str, dict[str, object]] = {}
-    weeks: dict[str, list[tuple[str, int, float]]] = {}
-    for r in rows:
-        key = str(r["key"])
-        weeks.setdefault(key, []).append((str(r["week"]), int(str(r["count"])), float(str(r["mean"]))))
-        entry = out.setdefault(key, {"key": key, "count": 0, "failed_critical": 0})
-        entry["count"] = int(str(entry["count"])) + int(str(r["count"]))
-        entry["failed_critical"] = int(str(entry["failed_critical"])) + int(str(r["failed"]))
-    for key, series in weeks.items():
-        total = sum(c for _, c, _ in series)
-        out[key]["mean"] = round(sum(c * m for _, c, m in series) / total, 1)
-        out[key]["trend"] = [{"week": w, "count": c, "mean": round(m, 1)} for w, c, m in sorted(series)]
-        ordered = sorted(series)
-        out[key]["change"] = round(ordered[-1][2] - ordered[0][2], 1) if len(ordered) > 1 else 0.0
-    return [out[k] for k in sorted(out)]
+QA_PERIODS = ("week", "day")
+QA_BY = ("agent", "queue")
+
+
+def qa_trend_columns(by: str) -> dict[str, tuple[str, ...]]:
+    """The QA report's two tables: `rows`, one per period (a week from Monday, or a day, in the
+    center's time zone) and agent or queue; `totals`, one per agent or queue over the whole
+    period."""
+    return {
+        "rows": ("period", by, "evaluations", "mean_score", "failed_critical", "disputed"),
+        "totals": (by, "evaluations", "mean_score", "failed_critical", "disputed", "change"),
+    }
+
+
+def qa_trend(rows: Sequence[Mapping[str, Any]], by: str) -> dict[str, list[dict[str, Any]]]:
+    """The QA report from one row per key and period (key, period: its first day, as a date or
+    its ISO text, count, total: the sum of the scores, failed: how many failed a critical
+    question, disputed: how many the agent disputed). A mean is the sum of the scores over
+    their number, rounded to one decimal, so a key's mean over the whole period weighs each
+    period by its evaluations; `change` is the last period's mean minus the first's (0 with
+    one period). Periods come in time order, then by key."""
+    out: list[dict[str, Any]] = []
+    totals: dict[str, list[float]] = {}  # key -> [count, total, failed, disputed]
+    first_last: dict[str, list[float]] = {}  # key -> [first period's mean, last period's mean]
+    for r in sorted(rows, key=lambda r: (str(r["period"]), str(r["key"]))):
+        count = int(r["count"])
+        if count <= 0:
+            continue
+        key, total = str(r["key"]), float(r["total"])
+        failed, disputed = int(r["failed"]), int(r["disputed"])
+        mean = round(total / count, 1)
+        out.append(
+            {
+                "period": str(r["period"]),
+                by: key,
+                "evaluations": count,
+                "mean_score": mean,
+                "failed_critical": failed,
+                "disputed": disputed,
+            }
+        )
+        t = totals.setdefault(key, [0, 0.0, 0, 0])
+        t[0] += count
+        t[1] += total
+        t[2] += failed
+        t[3] += disputed
+        first_last.setdefault(key, [mean, mean])[1] = mean
+    summary: list[dict[str, Any]] = [
+        {
+            by: key,
+            "evaluations": int(t[0]),
+            "mean_score": round(t[1] / t[0], 1),
+            "failed_critical": int(t[2]),
+            "disputed": int(t[3]),
+            "change": round(first_last[key][1] - first_last[key][0], 1),
+        }
+        for key, t in sorted(totals.items())
+    ]
+    return {"rows": out, "totals": summary}

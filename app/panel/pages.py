@@ -12,7 +12,7 @@ from typing import Any
 from app.config import NotReadyReason, SkillLabel
 from app.panel.i18n import TEXT, Lang, t
 
-ASSET_VERSION = "7"
+ASSET_VERSION = "8"
 
 
 def reason_label(lang: Lang, reasons: Sequence[NotReadyReason], code: str | None) -> str:

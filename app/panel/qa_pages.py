@@ -12,8 +12,9 @@ from urllib.parse import urlencode
 
 from app.panel.i18n import Lang
 from app.panel.pages import _layout, _script_json
+from app.panel.report_pages import cell
 
-QA_ASSET_VERSION = "2"
+QA_ASSET_VERSION = "3"
 FILTERS = (
     "since",
     "until",
@@ -82,6 +83,39 @@ TEXT: dict[str, dict[str, str]] = {
         "dispute": "Dispute",
         "acknowledged": "Acknowledged",
         "disputed": "Disputed",
+        "part.voicemail": "voicemail only",
+        "voicemail": "Voicemail",
+        "voicemail_tag": "+ voicemail",
+        "voicemails_of_call": "Message left on this call",
+        "recordings_of_call": "This call's recordings",
+        "open": "Open",
+        "report": "QA report",
+        "report_link": "QA report (trend, CSV)",
+        "desk_link": "QA desk",
+        "by": "Per",
+        "by.agent": "agent",
+        "by.queue": "queue",
+        "per": "Each",
+        "per.week": "week",
+        "per.day": "day",
+        "show": "Show",
+        "from": "From",
+        "to": "To",
+        "zone": "Weeks (from Monday) and days in {zone}. A mean counts each evaluation's latest amendment.",
+        "totals": "Over the period",
+        "trend": "Trend",
+        "csv": "Download CSV",
+        "csv_totals": "Download the totals as CSV",
+        "report_none": "No evaluation in this period.",
+        "c.period": "week or day",
+        "c.agent": "agent",
+        "c.queue": "queue",
+        "c.evaluations": "evaluations",
+        "c.mean_score": "mean score",
+        "c.failed_critical": "critical fails",
+        "c.disputed": "disputed",
+        "c.change": "change (last - first)",
+        "score_axis": "mean score",
     },
     "zh": {
         "title": "质检台",
@@ -137,6 +171,39 @@ TEXT: dict[str, dict[str, str]] = {
         "dispute": "申诉",
         "acknowledged": "已确认",
         "disputed": "已申诉",
+        "part.voicemail": "仅留言",
+        "voicemail": "语音留言",
+        "voicemail_tag": "+ 留言",
+        "voicemails_of_call": "本通话的留言",
+        "recordings_of_call": "本通话的录音",
+        "open": "打开",
+        "report": "质检报表",
+        "report_link": "质检报表（趋势、CSV）",
+        "desk_link": "质检台",
+        "by": "按",
+        "by.agent": "坐席",
+        "by.queue": "队列",
+        "per": "周期",
+        "per.week": "周",
+        "per.day": "日",
+        "show": "显示",
+        "from": "开始日期",
+        "to": "结束日期",
+        "zone": "周（从周一起）和日均为 {zone} 时区。平均分按每份评分的最新修订计算。",
+        "totals": "整个时段",
+        "trend": "趋势",
+        "csv": "下载 CSV",
+        "csv_totals": "下载汇总 CSV",
+        "report_none": "该时段没有评分。",
+        "c.period": "周或日",
+        "c.agent": "坐席",
+        "c.queue": "队列",
+        "c.evaluations": "评分数",
+        "c.mean_score": "平均分",
+        "c.failed_critical": "致命项未通过",
+        "c.disputed": "申诉",
+        "c.change": "变化（末期 - 首期）",
+        "score_axis": "平均分",
     },
 }
 
@@ -188,7 +255,11 @@ def qa_page(
     rows: Sequence[Mapping[str, Any]],
     playing: Mapping[str, Any] | None,
     scoring: Mapping[str, Any] | None = None,
+    voicemails: Sequence[Mapping[str, Any]] = (),
+    playing_voicemail: Mapping[str, Any] | None = None,
 ) -> str:
+    """The search, the player (of a recording, with the messages left on its call; or of a
+    message) and the results: recordings, and calls that only left a message."""
     fields = "".join(
         f'<label>{escape(_t(lang, k))} <input name="{k}" id="f-{k}" value="{escape(filters.get(k, ""))}"'
         f'{" type=date" if k in ("since", "until") else ""} size="12"></label> '
@@ -205,11 +276,17 @@ def qa_page(
     )
     body_rows = []
     for r in rows:
+        if r.get("kind") == "voicemail":
+            body_rows.append(_voicemail_row(lang, kept, r))
+            continue
         link = "/qa?" + urlencode({**kept, "play": r["id"]})
+        tag = (
+            f' <span class="vm-tag">{escape(_t(lang, "voicemail_tag"))}</span>' if r.get("voicemails") else ""
+        )
         body_rows.append(
             f'<tr data-recording-id="{escape(r["id"])}">'
             f"<td>{escape(r['started_at'][:19].replace('T', ' '))}</td>"
-            f"<td>{escape(_t(lang, 'part.' + r['part']))}</td>"
+            f"<td>{escape(_t(lang, 'part.' + r['part']))}{tag}</td>"
             f"<td>{escape(r['ani'])}</td><td>{escape(r['queue'] or '')}</td>"
             f"<td>{escape(', '.join(r['agents']))}</td><td>{_length(r['duration_s'])}</td>"
             f"<td>{escape(r['disposition'] or '')}</td>"
@@ -222,6 +299,10 @@ def qa_page(
         else f'<p id="no-recordings">{escape(_t(lang, "none"))}</p>'
     )
     player = _player(lang, playing) if playing is not None else ""
+    if playing is not None and voicemails:
+        player += _linked_voicemails(lang, kept, voicemails)
+    if playing_voicemail is not None:
+        player = _voicemail_player(lang, kept, playing_voicemail)
     if playing is not None and scoring is not None:
         player += _scoring(lang, csrf, playing, filters, scoring)
     data = _script_json(
@@ -229,11 +310,161 @@ def qa_page(
     )
     body = (
         f'<link rel="stylesheet" href="/static/qa.css?v={QA_ASSET_VERSION}">'
-        f"<h1>{escape(_t(lang, 'title'))}</h1>{form}{player}{table}"
+        f"<h1>{escape(_t(lang, 'title'))}</h1>"
+        f'<p><a href="/qa/report" id="to-qa-report">{escape(_t(lang, "report_link"))}</a></p>'
+        f"{form}{player}{table}"
         f'<script type="application/json" id="qa-data">{data}</script>'
         f'<script src="/static/qa.js?v={QA_ASSET_VERSION}" defer></script>'
     )
     return _layout(lang, _t(lang, "title"), body, csrf=csrf, user_line=user_line, page="qa")
+
+
+def _voicemail_row(lang: Lang, kept: Mapping[str, str], v: Mapping[str, Any]) -> str:
+    """A call that left a message and has no recording: found by the same filters."""
+    link = "/qa?" + urlencode({**kept, "voicemail": v["id"]})
+    return (
+        f'<tr data-voicemail-id="{escape(v["id"])}">'
+        f"<td>{escape(v['recorded_at'][:19].replace('T', ' '))}</td>"
+        f"<td>{escape(_t(lang, 'part.voicemail'))}</td>"
+        f"<td>{escape(v['ani'])}</td><td>{escape(v['queue'] or '')}</td>"
+        f"<td>{escape(', '.join(v['agents']))}</td><td>{_length(float(v['duration_s'] or 0))}</td>"
+        f"<td>{escape(v['disposition'] or '')}</td><td></td>"
+        f'<td><a class="play" href="{escape(link)}">{escape(_t(lang, "play"))}</a></td></tr>'
+    )
+
+
+def _voicemail_src(v: Mapping[str, Any]) -> str:
+    return f"/panel/api/qa/voicemails/{escape(v['id'])}/audio"
+
+
+def _linked_voicemails(lang: Lang, kept: Mapping[str, str], voicemails: Sequence[Mapping[str, Any]]) -> str:
+    """Beside a recording: the messages left on the same call, each with its own player."""
+    items = "".join(
+        f'<li class="voicemail" data-voicemail-id="{escape(v["id"])}">'
+        f'<audio class="voicemail-audio" controls preload="metadata" src="{_voicemail_src(v)}"></audio>'
+        f" {escape(v['recorded_at'][:19].replace('T', ' '))} UTC · {_length(float(v['duration_s'] or 0))}"
+        f' · <a class="open" href="/qa?{escape(urlencode({**kept, "voicemail": v["id"]}))}">'
+        f"{escape(_t(lang, 'open'))}</a>"
+        f' · <a href="{_voicemail_src(v)}?download=1">{escape(_t(lang, "download"))}</a></li>'
+        for v in voicemails
+    )
+    return (
+        f'<section class="qa-voicemails" id="voicemails"><h3>{escape(_t(lang, "voicemails_of_call"))}</h3>'
+        f"<ul>{items}</ul></section>"
+    )
+
+
+def _voicemail_player(lang: Lang, kept: Mapping[str, str], v: Mapping[str, Any]) -> str:
+    """A message in the player, with links to its call's recordings (the IVR part, say:
+    `call_recordings`, their views)."""
+    src = _voicemail_src(v)
+    speeds = "".join(
+        f'<button type="button" class="speed" data-rate="{r}">{label}</button>'
+        for r, label in (("1", "1×"), ("1.5", "1.5×"), ("2", "2×"))
+    )
+    recordings = "".join(
+        f'<li><a class="recording" data-recording-id="{escape(r["id"])}"'
+        f' href="/qa?{escape(urlencode({**kept, "play": r["id"]}))}">'
+        f"{escape(_t(lang, 'part.' + r['part']))} · {escape(r['started_at'][:19].replace('T', ' '))} UTC"
+        f" · {_length(float(r['duration_s']))}</a></li>"
+        for r in v.get("call_recordings", ())
+    )
+    linked = (
+        f'<h3>{escape(_t(lang, "recordings_of_call"))}</h3><ul id="call-recordings">{recordings}</ul>'
+        if recordings
+        else ""
+    )
+    return (
+        f'<section class="qa-player" id="player" data-voicemail-id="{escape(v["id"])}"'
+        f' data-duration="{float(v["duration_s"] or 0)}">'
+        f"<h2>{escape(_t(lang, 'voicemail'))}: {escape(v['ani'])} · {escape(v['queue'] or '')}"
+        f" · {escape(v['recorded_at'][:19].replace('T', ' '))} UTC</h2>"
+        f'<audio id="audio" controls preload="metadata" src="{src}"></audio>'
+        f'<p>{escape(_t(lang, "speed"))}: <span id="speeds">{speeds}</span> <span id="rate">1×</span></p>'
+        f'<p><a id="download" href="{src}?download=1">{escape(_t(lang, "download"))}</a></p>'
+        f"{linked}</section>"
+    )
+
+
+def report_page(
+    lang: Lang,
+    csrf: str,
+    user_line: str,
+    report: Mapping[str, Any],
+    columns: Mapping[str, tuple[str, ...]],
+    client_base: Mapping[str, Any],
+    notice: str = "",
+) -> str:
+    """The QA report: its form, the trend chart (panel.js draws it with Chart.js: a line of the
+    mean score per agent or queue, the evaluations as bars), the table per period and the
+    totals, each with its CSV."""
+    by, per = str(report["by"]), str(report["per"])
+    first, last = str(report["from"]), str(report["to"])
+
+    def options(name: str, values: tuple[str, ...], chosen: str) -> str:
+        return "".join(
+            f'<option value="{v}"{" selected" if v == chosen else ""}>'
+            f"{escape(_t(lang, f'{name}.{v}'))}</option>"
+            for v in values
+        )
+
+    query = {"by": by, "per": per, "from": first, "to": last, "format": "csv"}
+    csv_rows = "/panel/api/qa/report?" + urlencode(query)
+    csv_totals = "/panel/api/qa/report?" + urlencode({**query, "table": "totals"})
+    notice_html = f'<p class="message" role="alert" id="message">{escape(notice)}</p>' if notice else ""
+    body = (
+        f'<p><a href="/qa" id="to-qa-desk">{escape(_t(lang, "desk_link"))}</a></p>'
+        f"<h1>{escape(_t(lang, 'report'))}</h1>{notice_html}"
+        '<form method="get" action="/qa/report" class="inline report-form" id="qa-report-form">'
+        f'<label>{escape(_t(lang, "by"))} <select name="by" id="f-by">'
+        f"{options('by', ('agent', 'queue'), by)}</select></label> "
+        f'<label>{escape(_t(lang, "per"))} <select name="per" id="f-per">'
+        f"{options('per', ('week', 'day'), per)}</select></label> "
+        f'<label>{escape(_t(lang, "from"))} <input type="date" name="from" id="f-from"'
+        f' value="{escape(first)}"></label> '
+        f'<label>{escape(_t(lang, "to"))} <input type="date" name="to" id="f-to"'
+        f' value="{escape(last)}"></label> '
+        f'<button type="submit" id="report-go">{escape(_t(lang, "show"))}</button></form>'
+        f'<p class="note">{escape(_t(lang, "zone").format(zone=report["timezone"]))}</p>'
+        f"<h2>{escape(_t(lang, 'trend'))}</h2>"
+        f'<a id="csv" href="{escape(csv_rows)}">{escape(_t(lang, "csv"))}</a>'
+        '<div class="chart"><canvas id="report-chart" height="110"></canvas></div>'
+        f"{_report_table(lang, 'report', report['rows'], columns['rows'])}"
+        f"<h2>{escape(_t(lang, 'totals'))}</h2>"
+        f'<a id="csv-totals" href="{escape(csv_totals)}">{escape(_t(lang, "csv_totals"))}</a>'
+        f"{_report_table(lang, 'totals', report['totals'], columns['totals'])}"
+        '<script src="/static/vendor/chart.umd.min.js" defer></script>'
+    )
+    client = {
+        **client_base,
+        "report": {"rows": report["rows"]},
+        "chart": {
+            "x": ["period"],
+            "series": by,
+            "bars": ["evaluations"],
+            "lines": ["mean_score"],
+            "right": "score",
+            "right_label": _t(lang, "score_axis"),
+        },
+        "labels": {c: _t(lang, "c." + c) for c in columns["rows"]},
+    }
+    title = _t(lang, "report")
+    return _layout(lang, title, body, csrf=csrf, user_line=user_line, client=client, page="report")
+
+
+def _report_table(
+    lang: Lang, table_id: str, rows: Sequence[Mapping[str, Any]], columns: tuple[str, ...]
+) -> str:
+    """A cell reads as the CSV's cell does."""
+    if not rows:
+        return f'<p id="{table_id}-none">{escape(_t(lang, "report_none"))}</p>'
+    head = "".join(f'<th data-col="{c}">{escape(_t(lang, "c." + c))}</th>' for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(cell(r[c]))}</td>" for c in columns) + "</tr>" for r in rows
+    )
+    return (
+        f'<table id="{table_id}" class="report"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    )
 
 
 def message(lang: Lang, csrf: str, user_line: str, text: str) -> str:

@@ -5,20 +5,32 @@ app/panel/qa_pages.py; the JSON API is app/recording/http.py and app/recording/s
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from app.domain.evaluation import calibration
+from app.domain.access import Principal
+from app.domain.evaluation import QA_BY, calibration, qa_trend_columns
+from app.domain.recording import may_listen
 from app.errors import AppError
 from app.panel import qa_pages
 from app.panel.http import html, language, redirect_to_login, see_other, user_line
-from app.recording.http import QA_ROLES, RECORDING_ROWS, may_search, search_of, view
-from app.recording.scoring import SCORING
+from app.panel.pages import client_texts
+from app.recording.http import (
+    QA_ROLES,
+    RECORDING_ROWS,
+    may_search,
+    search_of,
+    view,
+    voicemail_view,
+    with_voicemails,
+)
+from app.recording.scoring import SCORING, report_query
 from app.recording.scoring import view as evaluation_view
 from app.web.auth import Forbidden, NotSignedIn, SessionExpired, session_of, writing_session
-from app.web.http import BadRequest, form_body
+from app.web.http import SETTINGS, BadRequest, NotFound, form_body
 
 
 async def qa_page(request: web.Request) -> web.Response:
@@ -29,13 +41,29 @@ async def qa_page(request: web.Request) -> web.Response:
     lang = language(request)
     who = session.principal
     line = user_line(lang, session)
+    store = request.app[RECORDING_ROWS]
     try:
         only = may_search(request, who)
-        rows = [view(r) for r in await request.app[RECORDING_ROWS].search(search_of(request, only))]
+        search = search_of(request, only)
+        rows = await with_voicemails(request, await store.search(search))
+        # A call that only left a message (no recording) is found by the same filters.
+        alone = [
+            {**voicemail_view(v), "kind": "voicemail"}
+            for v in await store.search_voicemails(search)
+            if not v["recordings"]
+        ]
+        playing_voicemail = await _voicemail_to_play(request, who)
     except AppError as exc:
         return html(request, qa_pages.message(lang, session.csrf_token, line, exc.message), exc.http_status)
+    results = sorted(
+        [*rows, *alone], key=lambda r: str(r.get("started_at") or r.get("recorded_at")), reverse=True
+    )[: search.limit]
     filters = {k: request.query.get(k, "") for k in qa_pages.FILTERS}
     playing = next((r for r in rows if r["id"] == request.query.get("play")), None)
+    voicemails: list[dict[str, Any]] = []
+    if playing is not None and playing["voicemails"]:
+        linked = await store.voicemails_of([playing["interaction_id"]])
+        voicemails = [voicemail_view(v) for v in linked.get(playing["interaction_id"], [])]
     scoring: dict[str, Any] | None = None
     if playing is not None and who.role.value in QA_ROLES:
         desk = request.app[SCORING]
@@ -49,7 +77,63 @@ async def qa_page(request: web.Request) -> web.Response:
             "calibration": dataclasses.asdict(calibration([float(e["score"]) for e in evaluations])),
             "message": request.query.get("scored", ""),
         }
-    page = qa_pages.qa_page(lang, session.csrf_token, line, filters, rows, playing, scoring)
+    page = qa_pages.qa_page(
+        lang, session.csrf_token, line, filters, results, playing, scoring, voicemails, playing_voicemail
+    )
+    return html(request, page)
+
+
+async def _voicemail_to_play(request: web.Request, who: Principal) -> dict[str, Any] | None:
+    """`?voicemail=<id>`: the message to put in the player, if `who` may hear it (the audio's
+    fetch is what the audit log records, as for a recording)."""
+    voicemail_id = request.query.get("voicemail")
+    if not voicemail_id:
+        return None
+    try:
+        uuid.UUID(voicemail_id)
+    except ValueError:
+        raise NotFound(f"no voicemail {voicemail_id}") from None
+    row = await request.app[RECORDING_ROWS].voicemail(voicemail_id)
+    if row is None:
+        raise NotFound(f"no voicemail {voicemail_id}")
+    allowed = may_listen(
+        role=who.role.value,
+        agent_id=who.agent_id,
+        parties=row["agents"],
+        agents_hear_own=request.app[SETTINGS].recording.agents_hear_own,
+    )
+    if not allowed:
+        raise Forbidden("you may not hear this voicemail")
+    found = [await request.app[RECORDING_ROWS].get(r) for r in row["recordings"]]
+    return {**voicemail_view(row), "call_recordings": [view(r) for r in found if r is not None]}
+
+
+async def report_page(request: web.Request) -> web.Response:
+    """The QA report (/qa/report): per agent or queue, per week or day, with its trend chart,
+    its tables and their CSV. A period that cannot be read shows the default, and says why."""
+    try:
+        session = await session_of(request)
+    except (NotSignedIn, SessionExpired) as exc:
+        return redirect_to_login(request, exc)
+    lang = language(request)
+    who = session.principal
+    line = user_line(lang, session)
+    if who.role.value not in QA_ROLES:
+        text = "the QA report is for QA staff and supervisors"
+        return html(request, qa_pages.message(lang, session.csrf_token, line, text), 403)
+    scoring = request.app[SCORING]
+    notice = ""
+    try:
+        by, per, first, last = report_query(request)
+        report = await scoring.trend(by, per, first, last)
+    except BadRequest as exc:
+        notice = exc.message
+        asked = request.query.get("by", "agent")
+        report = await scoring.trend(asked if asked in QA_BY else "agent", "week", None, None)
+    columns = qa_trend_columns(str(report["by"]))
+    page = qa_pages.report_page(
+        lang, session.csrf_token, line, report, columns, client_texts(lang, ()), notice
+    )
     return html(request, page)
 
 
@@ -127,4 +211,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/qa", qa_page)
     app.router.add_post("/qa/evaluate", evaluate)
     app.router.add_get("/qa/mine", mine_page)
+    app.router.add_get("/qa/report", report_page)
     app.router.add_post("/qa/mine/answer", answer)

@@ -10,9 +10,11 @@ of the file counts as a listen.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -118,11 +120,106 @@ def view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def voicemail_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A message as the QA desk shows it, with its call's recordings and agents."""
+    return {
+        "id": row["id"],
+        "interaction_id": row["interaction_id"],
+        "ani": row["ani"],
+        "queue": row["queue"],
+        "recorded_at": row["recorded_at"].isoformat(),
+        "duration_s": row["duration_s"],
+        "size_bytes": row["size_bytes"],
+        "disposition": row["disposition"],
+        "outcome": row["outcome"],
+        "recordings": list(row["recordings"]),
+        "agents": list(row["agents"]),
+    }
+
+
+async def with_voicemails(request: web.Request, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each recording's view, with the ids of the messages left on the same call."""
+    linked = await request.app[RECORDING_ROWS].voicemails_of(sorted({r["interaction_id"] for r in rows}))
+    return [{**view(r), "voicemails": [v["id"] for v in linked.get(r["interaction_id"], [])]} for r in rows]
+
+
 async def search(request: web.Request) -> web.Response:
     who = await principal(request, write=False)
     only = may_search(request, who)
     rows = await request.app[RECORDING_ROWS].search(search_of(request, only))
-    return web.json_response({"recordings": [view(r) for r in rows]})
+    return web.json_response({"recordings": await with_voicemails(request, rows)})
+
+
+async def search_voicemails(request: web.Request) -> web.Response:
+    """Messages by the desk's filters (a call that only left a message has no recording)."""
+    who = await principal(request, write=False)
+    only = may_search(request, who)
+    rows = await request.app[RECORDING_ROWS].search_voicemails(search_of(request, only))
+    return web.json_response({"voicemails": [voicemail_view(r) for r in rows]})
+
+
+async def allowed_voicemail(request: web.Request, who: Principal, action: str | None) -> dict[str, Any]:
+    """The message if `who` may hear it, by the recordings' rule (the agents who talked on its
+    call are its parties); audited like a recording, with kind "voicemail"."""
+    voicemail_id = request.match_info["voicemail_id"]
+    try:
+        uuid.UUID(voicemail_id)
+    except ValueError:
+        raise NotFound(f"no voicemail {voicemail_id}") from None
+    rows = request.app[RECORDING_ROWS]
+    row = await rows.voicemail(voicemail_id)
+    if row is None:
+        raise NotFound(f"no voicemail {voicemail_id}")
+    allowed = may_listen(
+        role=who.role.value,
+        agent_id=who.agent_id,
+        parties=row["agents"],
+        agents_hear_own=request.app[SETTINGS].recording.agents_hear_own,
+    )
+    if action is not None or not allowed:
+        await rows.audit(
+            voicemail_id, who.username, who.role.value, action or "listen", allowed, request.remote or "",
+            kind="voicemail",
+        )  # fmt: skip
+    if not allowed:
+        raise Forbidden("you may not hear this voicemail")
+    return row
+
+
+async def voicemail_detail(request: web.Request) -> web.Response:
+    """The message's metadata, its call's recordings and (for QA and supervisors) its access log."""
+    who = await principal(request, write=False)
+    row = await allowed_voicemail(request, who, None)
+    out = voicemail_view(row)
+    if who.role.value in QA_ROLES:
+        log = await request.app[RECORDING_ROWS].access_log(row["id"], kind="voicemail")
+        out["access"] = [{**a, "at": a["at"].isoformat()} for a in log]
+    return web.json_response(out)
+
+
+async def voicemail_audio(request: web.Request) -> web.StreamResponse:
+    """The message's WAV for the desk's player (HTTP ranges); audited as a recording is."""
+    who = await principal(request, write=False)
+    download = request.query.get("download") == "1"
+    try:
+        first_piece = request.http_range.start in (None, 0)
+    except ValueError as exc:
+        raise AppError("range-not-satisfiable", f"Range: {exc}", {}, 416) from exc
+    action = ("download" if download else "listen") if first_piece else None
+    row = await allowed_voicemail(request, who, action)
+    path = Path(row["file_path"])
+    if not await asyncio.to_thread(path.is_file):
+        raise NotFound("the voicemail's file is gone")
+    disposition = "attachment" if download else "inline"
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": "audio/wav",
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'{disposition}; filename="voicemail-{row["interaction_id"]}.wav"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 async def _allowed_row(request: web.Request, who: Principal, action: str | None) -> dict[str, Any]:
@@ -212,3 +309,6 @@ def add_routes(app: web.Application) -> None:
         app.router.add_get(f"{prefix}/recordings/{{recording_id}}/audio", audio)
         app.router.add_get(f"{prefix}/recordings/{{recording_id}}/waveform", waveform)
         app.router.add_post(f"{prefix}/recordings/retention", retention)
+        app.router.add_get(f"{prefix}/qa/voicemails", search_voicemails)
+        app.router.add_get(f"{prefix}/qa/voicemails/{{voicemail_id}}", voicemail_detail)
+        app.router.add_get(f"{prefix}/qa/voicemails/{{voicemail_id}}/audio", voicemail_audio)

@@ -4,30 +4,38 @@ acknowledged or disputed. The rules are app/domain/evaluation.py; the rows migra
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from app.adapters.recording_store import EvaluationRow, EvaluationStore, qa_report_rows
+from app.adapters.recording_store import EvaluationRow, EvaluationStore, qa_trend_rows
 from app.calls.ports import Clock
 from app.domain.access import Principal
 from app.domain.evaluation import (
+    QA_BY,
+    QA_PERIODS,
     AnswerError,
     Form,
     Question,
     Section,
     calibration,
     check_amendment,
-    qa_report,
+    qa_trend,
+    qa_trend_columns,
     score,
 )
 from app.recording.http import QA_ROLES, RECORDING_ROWS
+from app.supervision.http import csv_response
 from app.web.auth import Forbidden, principal
 from app.web.http import BadRequest, NotFound, json_body
+
+UTC_ZONE = ZoneInfo("UTC")
 
 
 def form_json(form: Form) -> dict[str, Any]:
@@ -46,11 +54,60 @@ def form_of_json(data: Mapping[str, Any]) -> Form:
     )
 
 
+REPORT_MAX_DAYS = 366  # the longest period one QA report covers
+REPORT_DEFAULT_WEEKS = 8
+
+
 class Scoring:
-    def __init__(self, forms: Mapping[str, Form], store: EvaluationStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        forms: Mapping[str, Form],
+        store: EvaluationStore,
+        clock: Clock,
+        zone: ZoneInfo = UTC_ZONE,
+    ) -> None:
+        """`zone`: the center's time zone, in which the QA report's days and weeks run."""
         self.forms = dict(forms)
         self.store = store
         self.clock = clock
+        self.zone = zone
+
+    def report_period(self, first: date | None, last: date | None) -> tuple[date, date]:
+        """The days asked for: by default the last 8 weeks up to today (the center's today)."""
+        for day in (first, last):
+            if day is not None and not 1970 <= day.year <= 9998:  # before any date arithmetic
+                raise BadRequest(f"a QA report's days are from 1970 to 9998, not {day}")
+        last = last or self.clock().astimezone(self.zone).date()
+        first = first or max(
+            date(1970, 1, 1), last - timedelta(weeks=REPORT_DEFAULT_WEEKS) + timedelta(days=1)
+        )
+        if last < first:
+            raise BadRequest(f"the period ends ({last}) before it starts ({first})")
+        if (last - first).days >= REPORT_MAX_DAYS:
+            raise BadRequest(f"a QA report covers at most {REPORT_MAX_DAYS} days")
+        return first, last
+
+    async def trend(self, by: str, per: str, first: date | None, last: date | None) -> dict[str, Any]:
+        """Per agent or queue and per week or day of the center's time zone: evaluations, mean
+        score, critical failures and disputes (app/domain/evaluation.py `qa_trend`)."""
+        first, last = self.report_period(first, last)
+
+        def midnight(day: date) -> datetime:
+            return datetime(day.year, day.month, day.day, tzinfo=self.zone)
+
+        rows = await qa_trend_rows(
+            self.store.pool, by, per, midnight(first), midnight(last + timedelta(days=1)), str(self.zone)
+        )
+        # A year per day and agent is tens of thousands of rows: folded off the loop.
+        report = await asyncio.to_thread(qa_trend, rows, by)
+        return {
+            "by": by,
+            "per": per,
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "timezone": str(self.zone),
+            **report,
+        }
 
     async def submit(
         self, recording: Mapping[str, Any], form_name: str, answers: Mapping[str, Any], comment: str, by: str,
@@ -247,20 +304,40 @@ async def acknowledge(request: web.Request) -> web.Response:
     return web.json_response(view(again))
 
 
-async def report(request: web.Request) -> web.Response:
-    """Per agent or queue (`by`), the last `weeks` weeks: evaluations, mean, failures, trend."""
-    _qa(await principal(request, write=False))
-    by = request.query.get("by", "agent")
-    if by not in ("agent", "queue"):
-        raise BadRequest("by: agent or queue")
+def _day(request: web.Request, name: str) -> date | None:
+    raw = request.query.get(name)
     try:
-        weeks = int(request.query.get("weeks", "8"))
+        return date.fromisoformat(raw) if raw else None
     except ValueError:
-        raise BadRequest("weeks: a whole number") from None
-    scoring = request.app[SCORING]
-    since = scoring.clock() - timedelta(weeks=max(1, min(weeks, 104)))
-    rows = await qa_report_rows(scoring.store.pool, by, since)
-    return web.json_response({"by": by, "since": since.isoformat(), "rows": qa_report(rows)})
+        raise BadRequest(f"{name} is a day written YYYY-MM-DD, not {raw!r}") from None
+
+
+def report_query(request: web.Request) -> tuple[str, str, date | None, date | None]:
+    """`by` (agent, queue), `per` (week, day), `from`, `to` (days in the center's time zone)."""
+    by = request.query.get("by", "agent")
+    if by not in QA_BY:
+        raise BadRequest("by: agent or queue")
+    per = request.query.get("per", "week")
+    if per not in QA_PERIODS:
+        raise BadRequest("per: week or day")
+    return by, per, _day(request, "from"), _day(request, "to")
+
+
+async def report(request: web.Request) -> web.StreamResponse:
+    """The QA report: per agent or queue and per week or day, JSON or `format=csv`
+    (`table=totals`: one line per agent or queue)."""
+    _qa(await principal(request, write=False))
+    by, per, first, last = report_query(request)
+    result = await request.app[SCORING].trend(by, per, first, last)
+    if request.query.get("format") == "csv":
+        tables = qa_trend_columns(by)
+        table = request.query.get("table", "rows")
+        if table not in tables:
+            raise BadRequest(f"table is one of {', '.join(tables)}")
+        suffix = "" if table == "rows" else f"-{table}"
+        name = f"qa-{by}-{per}{suffix}-{result['from']}-{result['to']}.csv"
+        return csv_response(result[table], tables[table], name)
+    return web.json_response(result)
 
 
 def add_routes(app: web.Application) -> None:

@@ -234,6 +234,18 @@ def test_reports(tmp_path: Path) -> None:
     assert doc["summarised_days"] == 30, doc
 
 
+def test_qa_report(tmp_path: Path) -> None:
+    output = tmp_path / "qa_report.json"
+    out = run_quick("qa_report.py", "--output", str(output), timeout=180)
+    labels = ("report: a year per week by agent", "report: a year per day by agent", "desk: 100 recordings")
+    for label in labels:
+        (row,) = table_rows(out, label)
+        assert all(re.fullmatch(NUMBER, c) for c in row[1:]), row  # without, with, ratio
+    doc = json.loads(output.read_text())
+    assert doc["evaluations"] == 5_000 and doc["report_evaluations"] == 5_000, doc
+    assert doc["report_rows"] == 20 * 53, doc  # each agent in each week of 2026 (53 Mondays' weeks)
+
+
 @pytest.mark.e2e
 def test_nailed_line(tmp_path: Path, asterisk_prefix: Path) -> None:
     output = tmp_path / "nailed_line.json"

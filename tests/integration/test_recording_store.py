@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
 
 import pytest
 import pytest_asyncio
@@ -20,10 +19,10 @@ from app.adapters.recording_store import (
     RecordingRow,
     RecordingStore,
     Search,
-    qa_report_rows,
+    qa_trend_rows,
 )
 from app.config import AgentSettings
-from app.domain.evaluation import qa_report
+from app.domain.evaluation import qa_trend
 from app.domain.interaction import Interaction, Outcome
 from tests.support.stack import scratch_database
 
@@ -148,13 +147,19 @@ async def test_the_qa_report_per_agent_and_queue_with_its_weekly_trend(
         "qa", {}, "", 0.0, ("verified",), T0 + timedelta(days=8),
     )  # fmt: skip
     await evaluations.add(e)
-    by_agent = qa_report(await qa_report_rows(store.pool, "agent", T0 - timedelta(days=30)))
-    assert [r["key"] for r in by_agent] == ["1002"], "both calls scored so far ended with Bob"
-    bob = by_agent[0]
+    start, end = T0 - timedelta(days=30), T0 + timedelta(days=30)
+    rows_by_agent = await qa_trend_rows(store.pool, "agent", "week", start, end, "UTC")
+    by_agent = qa_trend([{**r, "period": r["period"].isoformat()} for r in rows_by_agent], "agent")
+    assert [r["agent"] for r in by_agent["totals"]] == ["1002"], "both calls scored so far ended with Bob"
+    bob = by_agent["totals"][0]
     # Week of T0: b (amended to 70) and c (90); the week after: 0 with a critical failure.
-    assert (bob["count"], bob["failed_critical"], bob["mean"]) == (3, 1, round((70 + 90 + 0) / 3, 1))
-    trend = cast(list[dict[str, Any]], bob["trend"])
-    assert [(w["count"], w["mean"]) for w in trend] == [(2, 80.0), (1, 0.0)]
+    assert (bob["evaluations"], bob["failed_critical"], bob["mean_score"]) == (3, 1, round(160 / 3, 1))
+    trend = by_agent["rows"]
+    assert [(w["period"], w["evaluations"], w["mean_score"]) for w in trend] == [
+        ("2026-11-30", 2, 80.0),
+        ("2026-12-07", 1, 0.0),
+    ]
     assert bob["change"] == -80.0
-    by_queue = qa_report(await qa_report_rows(store.pool, "queue", T0 - timedelta(days=30)))
-    assert {r["key"]: r["mean"] for r in by_queue} == {"billing": 35.0, "general": 90.0}
+    rows_by_queue = await qa_trend_rows(store.pool, "queue", "week", start, end, "UTC")
+    by_queue = qa_trend([{**r, "period": r["period"].isoformat()} for r in rows_by_queue], "queue")
+    assert {r["queue"]: r["mean_score"] for r in by_queue["totals"]} == {"billing": 35.0, "general": 90.0}

@@ -16,7 +16,8 @@ from app.domain.evaluation import (
     Section,
     calibration,
     check_amendment,
-    qa_report,
+    qa_trend,
+    qa_trend_columns,
     score,
 )
 from app.errors import ConfigError
@@ -151,21 +152,30 @@ def test_bad_form_files_name_file_line_and_field(
     assert words in msg
 
 
-def test_the_qa_report_weighs_weeks_by_their_evaluations() -> None:
+def test_the_qa_report_weighs_periods_by_their_evaluations() -> None:
     rows = [
-        {"key": "1001", "week": "2026-11-23", "count": 3, "mean": 60.0, "failed": 1},
-        {"key": "1001", "week": "2026-11-30", "count": 1, "mean": 100.0, "failed": 0},
-        {"key": "1002", "week": "2026-11-30", "count": 2, "mean": 75.0, "failed": 0},
+        {"key": "1001", "period": "2026-11-30", "count": 1, "total": 100.0, "failed": 0, "disputed": 0},
+        {"key": "1001", "period": "2026-11-23", "count": 3, "total": 180.0, "failed": 1, "disputed": 2},
+        {"key": "1002", "period": "2026-11-30", "count": 2, "total": 150.0, "failed": 0, "disputed": 0},
     ]
-    report = qa_report(rows)
-    assert [r["key"] for r in report] == ["1001", "1002"]
-    assert (report[0]["count"], report[0]["mean"], report[0]["change"], report[0]["failed_critical"]) == (
-        4,
-        70.0,
-        40.0,
-        1,
-    )
-    assert report[1]["change"] == 0.0
+    report = qa_trend(rows, "agent")
+    assert [(r["period"], r["agent"], r["mean_score"]) for r in report["rows"]] == [
+        ("2026-11-23", "1001", 60.0),
+        ("2026-11-30", "1001", 100.0),
+        ("2026-11-30", "1002", 75.0),
+    ], "in time order, then by agent"
+    first, second = report["totals"]
+    assert first == {
+        "agent": "1001",
+        "evaluations": 4,
+        "mean_score": 70.0,  # (180 + 100) / 4, not the mean of the weeks' means (80)
+        "failed_critical": 1,
+        "disputed": 2,
+        "change": 40.0,
+    }
+    assert second["change"] == 0.0 and second["mean_score"] == 75.0
+    assert qa_trend_columns("queue")["totals"][0] == "queue"
+    assert qa_trend([], "agent") == {"rows": [], "totals": []}
 
 
 QUESTIONS = FORM.questions()
@@ -198,3 +208,31 @@ def test_any_valid_answers_score_between_0_and_100_and_a_better_answer_never_low
         else:
             continue
         assert score(FORM, better).score >= result.score, (q.id, answers)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["1001", "1002", "1003"]),
+            st.sampled_from(["2026-11-23", "2026-11-30", "2026-12-07"]),
+            st.lists(st.integers(0, 100), min_size=1, max_size=6),
+        ),
+        max_size=9,
+        unique_by=lambda r: (r[0], r[1]),
+    )
+)
+def test_the_qa_reports_totals_add_up_its_periods(cells: list[tuple[str, str, list[int]]]) -> None:
+    rows = [
+        {"key": k, "period": p, "count": len(s), "total": float(sum(s)), "failed": s.count(0), "disputed": 0}
+        for k, p, s in cells
+    ]
+    report = qa_trend(rows, "agent")
+    assert sum(int(str(r["evaluations"])) for r in report["totals"]) == sum(len(s) for _, _, s in cells)
+    for total in report["totals"]:
+        scores = [x for k, _, s in cells if k == total["agent"] for x in s]
+        assert total["mean_score"] == round(sum(scores) / len(scores), 1)
+        assert total["failed_critical"] == scores.count(0)
+        means = [float(str(r["mean_score"])) for r in report["rows"] if r["agent"] == total["agent"]]
+        assert min(means) - 0.05 <= float(str(total["mean_score"])) <= max(means) + 0.05
+    periods = [str(r["period"]) for r in report["rows"]]
+    assert periods == sorted(periods)

@@ -265,16 +265,34 @@
     if (!canvas || !window.Chart || !rows.length) return;
     // A time of the center's day reads as HH:MM there (the ISO text carries its own offset).
     const part = (v) => (typeof v === "string" && v.length > 16 && v[10] === "T" ? v.slice(11, 16) : v);
-    const labels = rows.map((r) => chart.x.map((k) => part(r[k])).join(" "));
-    const datasets = chart.bars.map((k) => ({ type: "bar", label: data.labels[k], yAxisID: "left",
+    let labels = rows.map((r) => chart.x.map((k) => part(r[k])).join(" "));
+    let datasets = chart.bars.map((k) => ({ type: "bar", label: data.labels[k], yAxisID: "left",
       data: rows.map((r) => r[k]), stack: chart.stacked ? "all" : k }))
       .concat(chart.lines.map((k) => ({ type: "line", label: data.labels[k], yAxisID: "right",
         data: rows.map((r) => r[k]) })));
+    if (chart.series) {
+      // A trend: one point per period; the bars summed over the series, a line per series
+      // (an agent, a queue), with a gap where it has no figure that period.
+      labels = [...new Set(rows.map((r) => chart.x.map((k) => part(r[k])).join(" ")))].sort();
+      const at = (r) => labels.indexOf(chart.x.map((k) => part(r[k])).join(" "));
+      const names = [...new Set(rows.map((r) => r[chart.series]))].sort();
+      datasets = chart.bars.map((k) => {
+        const sums = labels.map(() => 0);
+        rows.forEach((r) => { sums[at(r)] += r[k] || 0; });
+        return { type: "bar", label: data.labels[k], yAxisID: "left", data: sums, order: 1 };
+      }).concat(...chart.lines.map((k) => names.map((name) => {
+        const points = labels.map(() => null);
+        rows.filter((r) => r[chart.series] === name).forEach((r) => { points[at(r)] = r[k]; });
+        return { type: "line", label: name + " " + data.labels[k], yAxisID: "right", data: points,
+          spanGaps: true, order: 0 };  // drawn over the bars
+      })));
+    }
     const scales = { left: { position: "left", beginAtZero: true, stacked: !!chart.stacked } };
+    if (chart.series) scales.left.ticks = { precision: 0 };  // counts: whole numbers
     if (chart.lines.length) {
       scales.right = { position: "right", beginAtZero: true,
         title: { display: true, text: chart.right_label } };
-      if (chart.right === "percent") scales.right.max = 100;
+      if (chart.right === "percent" || chart.right === "score") scales.right.max = 100;
     }
     new window.Chart(canvas, { data: { labels, datasets },
       options: { animation: false, scales: { x: { stacked: !!chart.stacked }, ...scales } } });

@@ -1,6 +1,7 @@
 // Lianluo QA desk: the player's speed buttons (1x, 1.5x, 2x), both channels' waveform, and the
 // marked spans (pauses, holds, long silences, overtalk) drawn on a bar under it; clicking a mark
-// or the waveform seeks there. The page works without this.
+// or the waveform seeks there. A voicemail in the player has the speeds but no waveform. The page
+// works without this.
 "use strict";
 (function () {
   const audio = document.getElementById("audio");
@@ -32,7 +33,7 @@
   }
   // The waveform: the caller's level above the middle line, the center's below.
   const canvas = document.getElementById("waveform");
-  if (canvas && canvas.getContext) {
+  if (canvas && canvas.getContext && player.dataset.recordingId) {
     fetch("/panel/api/recordings/" + encodeURIComponent(player.dataset.recordingId) + "/waveform", {
       credentials: "same-origin",
       headers: { "Accept": "application/json" },

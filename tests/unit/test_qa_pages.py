@@ -1,0 +1,85 @@
+"""The QA desk's markup: every text in English and Chinese, the report page's tables and chart
+data, and voicemail in the search and the player."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from app.domain.evaluation import qa_trend, qa_trend_columns
+from app.panel import qa_pages
+from app.panel.i18n import Lang
+
+REPORT = {
+    "by": "agent",
+    "per": "week",
+    "from": "2026-11-30",
+    "to": "2026-12-13",
+    "timezone": "Asia/Shanghai",
+    **qa_trend(
+        [
+            {"key": "1001", "period": "2026-11-30", "count": 2, "total": 150.0, "failed": 1, "disputed": 1},
+            {"key": "1001", "period": "2026-12-07", "count": 1, "total": 90.0, "failed": 0, "disputed": 0},
+        ],
+        "agent",
+    ),
+}
+VOICEMAIL: dict[str, Any] = {
+    "id": "5f0c5a8e-0000-4000-8000-000000000001",
+    "interaction_id": "5f0c5a8e-0000-4000-8000-000000000002",
+    "ani": "13900000004",
+    "queue": "billing",
+    "recorded_at": "2026-12-01T03:00:00+00:00",
+    "duration_s": 7.5,
+    "size_bytes": 120044,
+    "disposition": None,
+    "outcome": "voicemail",
+    "recordings": ["5f0c5a8e-0000-4000-8000-000000000003"],
+    "agents": [],
+    "call_recordings": [
+        {
+            "id": "5f0c5a8e-0000-4000-8000-000000000003",
+            "part": "ivr",
+            "started_at": "2026-12-01T02:59:00+00:00",
+            "duration_s": 42.0,
+        }
+    ],
+}
+
+
+def test_every_qa_text_is_in_both_languages() -> None:
+    assert set(qa_pages.TEXT["en"]) == set(qa_pages.TEXT["zh"])
+    assert all(qa_pages.TEXT["zh"].values())
+
+
+def test_the_report_page_has_its_tables_chart_data_and_csv_links() -> None:
+    langs: tuple[tuple[Lang, str], ...] = (("en", "QA report"), ("zh", "质检报表"))
+    for lang, title in langs:
+        page = qa_pages.report_page(lang, "csrf", "", REPORT, qa_trend_columns("agent"), {"lang": lang})
+        assert f"<h1>{title}</h1>" in page
+        rows = re.findall(r'<table id="report".*?<tbody>(.*?)</tbody>', page)[0]
+        assert re.findall(r"<td>(.*?)</td>", rows) == [
+            "2026-11-30", "1001", "2", "75.0", "1", "1",
+            "2026-12-07", "1001", "1", "90.0", "0", "0",
+        ]  # fmt: skip
+        totals = re.findall(r'<table id="totals".*?<tbody>(.*?)</tbody>', page)[0]
+        assert re.findall(r"<td>(.*?)</td>", totals) == ["1001", "3", "80.0", "1", "1", "15.0"]
+        assert "/panel/api/qa/report?by=agent&amp;per=week&amp;from=2026-11-30" in page
+        assert "table=totals" in page
+        data = json.loads(re.findall(r'id="panel-data">(.*?)</script>', page)[0])
+        assert data["chart"]["series"] == "agent" and data["report"]["rows"] == REPORT["rows"]
+        assert "Asia/Shanghai" in page
+
+
+def test_a_voicemail_only_call_is_a_row_and_plays_in_the_player() -> None:
+    page = qa_pages.qa_page(
+        "en", "csrf", "", {"ani": "0004"}, [{**VOICEMAIL, "kind": "voicemail"}], None,
+        playing_voicemail=VOICEMAIL,
+    )  # fmt: skip
+    assert f'<tr data-voicemail-id="{VOICEMAIL["id"]}">' in page and "voicemail only" in page
+    assert f'data-voicemail-id="{VOICEMAIL["id"]}" data-duration="7.5"' in page
+    assert f'src="/panel/api/qa/voicemails/{VOICEMAIL["id"]}/audio"' in page
+    rid = VOICEMAIL["recordings"][0]
+    link = f'href="/qa?ani=0004&amp;play={rid}">IVR · 2026-12-01 02:59:00 UTC · 0:42</a>'
+    assert link in page, "the call's IVR part is one click away, the search kept"
