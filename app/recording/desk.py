@@ -14,7 +14,15 @@ from app.domain.evaluation import calibration
 from app.errors import AppError
 from app.panel import qa_pages
 from app.panel.http import html, language, redirect_to_login, see_other, user_line
-from app.recording.http import QA_ROLES, RECORDING_ROWS, may_search, search_of, view
+from app.recording.http import (
+    QA_ROLES,
+    RECORDING_ROWS,
+    behind,
+    may_search,
+    search_of,
+    transcript_of,
+    view,
+)
 from app.recording.scoring import SCORING
 from app.recording.scoring import view as evaluation_view
 from app.web.auth import Forbidden, NotSignedIn, SessionExpired, session_of, writing_session
@@ -49,7 +57,10 @@ async def qa_page(request: web.Request) -> web.Response:
             "calibration": dataclasses.asdict(calibration([float(e["score"]) for e in evaluations])),
             "message": request.query.get("scored", ""),
         }
-    page = qa_pages.qa_page(lang, session.csrf_token, line, filters, rows, playing, scoring)
+    transcript = await transcript_of(request.app, playing["id"]) if playing is not None else None
+    page = qa_pages.qa_page(
+        lang, session.csrf_token, line, filters, rows, playing, scoring, transcript, behind(request.app)
+    )
     return html(request, page)
 
 
