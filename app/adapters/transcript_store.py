@@ -116,7 +116,7 @@ class TranscriptStore:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 "SELECT side, start_s::float AS start_s, end_s::float AS end_s, text FROM transcript_lines"
-                " WHERE recording_id = %s ORDER BY start_s, side, id",
+                " WHERE recording_id = %s ORDER BY start_s, side, end_s, id",
                 (recording_id,),
             )
             return list(await cur.fetchall())
