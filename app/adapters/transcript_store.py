@@ -115,7 +115,8 @@ class TranscriptStore:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
-                "SELECT side, start_s::float AS start_s, end_s::float AS end_s, text FROM transcript_lines"
+                "SELECT side, round(start_s::numeric, 2)::float AS start_s,"
+                " round(end_s::numeric, 2)::float AS end_s, text FROM transcript_lines"
                 " WHERE recording_id = %s ORDER BY start_s, side, end_s, id",
                 (recording_id,),
             )
