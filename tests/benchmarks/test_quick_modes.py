@@ -274,3 +274,14 @@ def test_fax_capacity(tmp_path: Path, asterisk_prefix: Path) -> None:
     assert [b["faxes"] for b in batches] == [1, 2], batches
     assert all(b["ok"] == b["faxes"] and b["pages"] == 2 * b["faxes"] for b in batches), batches  # cover + 1
     assert all(b["pages_per_minute"] > 0 for b in batches), batches
+
+
+def test_transcription() -> None:
+    out = run_quick("transcription.py", timeout=120)
+    speed = table_rows(out, "pocketsphinx")
+    assert len(speed) == 1 and speed[0][4].endswith("x"), out
+    assert float(speed[0][4].rstrip("x")) > 0, out
+    loads = table_rows(out, "20 calls/s")
+    assert len(loads) == 1 and loads[0][-1] in ("yes", "no"), out
+    assert re.search(rf"keeps up with at most {NUMBER} calls/s", out), out
+    assert re.search(rf"Real run: .* {NUMBER} of the prediction", out), out
