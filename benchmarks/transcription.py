@@ -1,7 +1,7 @@
 """Transcription speed: how fast the transcript engine works on this machine, and whether the
 transcript queue keeps up with a load of calls (issue 14: 20 calls/s of 3-minute calls).
 
-    .venv/bin/python benchmarks/transcription.py            # a 3-minute call, 2 in the pool run, ~2 min
+    .venv/bin/python benchmarks/transcription.py            # a 3-minute call, 4 in the pool run, ~6 min
     .venv/bin/python benchmarks/transcription.py --quick    # a 12 s call, 1 in the pool run, ~15 s
     .venv/bin/python benchmarks/transcription.py --workers 2 --rate 20 --call-s 180
     .venv/bin/python benchmarks/transcription.py --vosk-model /path/to/vosk-model-small-en-us-0.15
