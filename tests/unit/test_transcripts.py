@@ -296,3 +296,50 @@ def test_the_demo_transcribes() -> None:
 
     t = load_settings(REPO / "config" / "demo.yaml").recording.transcripts
     assert t.enabled and t.engine == "pocketsphinx" and t.workers >= 1
+
+
+# --- what people see -----------------------------------------------------------------------------
+
+
+def test_metrics_say_how_far_behind_transcripts_are() -> None:
+    from app.bus import Bus
+    from app.supervision.metrics import CenterMetrics, LiveSources
+
+    def sources(behind: Backlog | None) -> LiveSources:
+        return LiveSources(
+            queues=list, agents=list, calls=lambda: 0, writes_waiting=lambda: 0, sip_bans=lambda: 0,
+            transcripts_behind=lambda: behind,
+        )  # fmt: skip
+
+    text = CenterMetrics(Bus(), sources(Backlog(7, 93.5))).text().decode()
+    assert "lianluo_transcripts_waiting 7.0" in text
+    assert "lianluo_transcripts_oldest_wait_seconds 93.5" in text
+    assert "lianluo_transcripts" not in CenterMetrics(Bus(), sources(None)).text().decode()
+
+
+def test_the_qa_page_shows_who_said_what_and_when_beside_the_player() -> None:
+    from app.panel.qa_pages import qa_page
+
+    playing = {
+        "id": "r1", "ani": "1370", "agents": ["1001"], "started_at": "2026-12-04T09:00:00+00:00",
+        "duration_s": 9.0, "spans": [], "sha256": "x", "part": "conversation", "queue": "general",
+        "disposition": None, "score": None,
+    }  # fmt: skip
+    transcript = {
+        "state": "done",
+        "lines": [
+            {"side": "caller", "start_s": 0.5, "end_s": 3.0, "text": "check my <balance>"},
+            {"side": "center", "start_s": 64.25, "end_s": 66.0, "text": "certainly"},
+        ],
+    }
+    page = qa_page(
+        "en", "csrf", "", {}, [playing], playing, None, transcript, {"waiting": 2, "oldest_wait_s": 31.5}
+    )
+    assert '<div class="qa-replay"><section class="qa-player"' in page
+    assert 'data-start="0.50"' in page and 'data-start="64.25"' in page
+    assert '<span class="who">Caller</span> <span class="at">0:00.5</span>' in page
+    assert '<span class="who">Agent</span> <span class="at">1:04.2</span>' in page
+    assert "check my &lt;balance&gt;" in page
+    assert "Transcripts waiting: 2 (the oldest for 31.5 s)" in page
+    waiting = qa_page("zh", "csrf", "", {}, [playing], playing, None, {"state": "queued", "lines": []}, None)
+    assert "正在生成转写文本" in waiting and "transcripts-behind" not in waiting
