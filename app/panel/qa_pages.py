@@ -46,6 +46,7 @@ TEXT: dict[str, dict[str, str]] = {
         "transcript": "Transcript",
         "who.caller": "Caller",
         "who.center": "Agent",
+        "who.ivr": "IVR",
         "transcript.none": "No transcript.",
         "transcript.queued": "The transcript is being made.",
         "transcript.failed": "The transcript could not be made.",
@@ -109,6 +110,7 @@ TEXT: dict[str, dict[str, str]] = {
         "transcript": "转写文本",
         "who.caller": "客户",
         "who.center": "坐席",
+        "who.ivr": "语音导航",
         "transcript.none": "没有转写文本。",
         "transcript.queued": "正在生成转写文本。",
         "transcript.failed": "转写文本生成失败。",
@@ -202,12 +204,16 @@ def _clock(seconds: float) -> str:
     return f"{tenths // 600}:{tenths // 10 % 60:02d}.{tenths % 10}"
 
 
+def _who(line: Mapping[str, Any]) -> str:
+    return "ivr" if line.get("who") == "IVR" else str(line["side"])
+
+
 def _transcript(lang: Lang, t: Mapping[str, Any]) -> str:
     """Each line with who spoke and when; a click on a line seeks the player there (qa.js)."""
     lines = "".join(
         f'<li class="line side-{escape(ln["side"])}" data-side="{escape(ln["side"])}"'
         f' data-start="{ln["start_s"]:.2f}" data-end="{ln["end_s"]:.2f}">'
-        f'<button type="button" class="seek"><span class="who">{escape(_t(lang, "who." + ln["side"]))}</span>'
+        f'<button type="button" class="seek"><span class="who">{escape(_t(lang, "who." + _who(ln)))}</span>'
         f' <span class="at">{_clock(ln["start_s"])}</span></button>'
         f' <span class="text">{escape(ln["text"])}</span></li>'
         for ln in t["lines"]

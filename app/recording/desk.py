@@ -57,7 +57,9 @@ async def qa_page(request: web.Request) -> web.Response:
             "calibration": dataclasses.asdict(calibration([float(e["score"]) for e in evaluations])),
             "message": request.query.get("scored", ""),
         }
-    transcript = await transcript_of(request.app, playing["id"]) if playing is not None else None
+    transcript = (
+        await transcript_of(request.app, playing["id"], playing["part"]) if playing is not None else None
+    )
     page = qa_pages.qa_page(
         lang, session.csrf_token, line, filters, rows, playing, scoring, transcript, behind(request.app)
     )

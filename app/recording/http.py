@@ -210,8 +210,13 @@ def behind(app: web.Application) -> dict[str, Any] | None:
     return {"waiting": b.waiting, "oldest_wait_s": b.oldest_wait_s}
 
 
-async def transcript_of(app: web.Application, recording_id: str) -> dict[str, Any]:
+async def transcript_of(
+    app: web.Application, recording_id: str, part: str = "conversation"
+) -> dict[str, Any]:
+    """The lines, each with who spoke: the caller, or the center's side (the agent; in the IVR
+    part, the IVR's prompts)."""
     store = app[TRANSCRIPT_LINES]
+    center = "IVR" if part == "ivr" else "Agent"
     job = await store.job(recording_id)
     return {
         "recording_id": recording_id,
@@ -219,7 +224,7 @@ async def transcript_of(app: web.Application, recording_id: str) -> dict[str, An
         "error": job["error"] if job else "",
         "engine": job["engine"] if job else None,
         "lines": [
-            {**line, "who": "Caller" if line["side"] == "caller" else "Agent"}
+            {**line, "who": "Caller" if line["side"] == "caller" else center}
             for line in await store.lines(recording_id)
         ],
         "behind": behind(app),
@@ -230,7 +235,7 @@ async def transcript(request: web.Request) -> web.Response:
     """What each side said, line by line, with times (not audited as a listen: the same rights)."""
     who = await principal(request, write=False)
     row = await _allowed_row(request, who, None)
-    return web.json_response(await transcript_of(request.app, row["id"]))
+    return web.json_response(await transcript_of(request.app, row["id"], row["part"]))
 
 
 async def retention(request: web.Request) -> web.Response:

@@ -341,5 +341,10 @@ def test_the_qa_page_shows_who_said_what_and_when_beside_the_player() -> None:
     assert '<span class="who">Agent</span> <span class="at">1:04.2</span>' in page
     assert "check my &lt;balance&gt;" in page
     assert "Transcripts waiting: 2 (the oldest for 31.5 s)" in page
+    ivr = {
+        "state": "done",
+        "lines": [{"side": "center", "who": "IVR", "start_s": 1.0, "end_s": 2.0, "text": "press one"}],
+    }
+    assert '<span class="who">IVR</span>' in qa_page("en", "c", "", {}, [playing], playing, None, ivr, None)
     waiting = qa_page("zh", "csrf", "", {}, [playing], playing, None, {"state": "queued", "lines": []}, None)
     assert "正在生成转写文本" in waiting and "transcripts-behind" not in waiting
