@@ -66,6 +66,14 @@ class TranscriptStore:
             return None
         return Job(row[0], row[1], row[2]) if row[3] is None else await self._gone(row[0], now)
 
+    async def renew(self, recording_id: str, now: datetime) -> None:
+        """The worker still works on it: its lease starts again."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE transcript_jobs SET started_at = %s WHERE recording_id = %s AND state = 'running'",
+                (now, recording_id),
+            )
+
     async def _gone(self, recording_id: str, now: datetime) -> Job | None:
         await self.failed(recording_id, "the recording was deleted", None, now)
         return None

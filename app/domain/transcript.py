@@ -119,12 +119,14 @@ def search_terms(query: str, most: int = 10) -> list[str]:
 @dataclass(frozen=True)
 class JobRules:
     """A job that fails is tried again after ``retry_s`` x 2^(attempts-1), at most ``max_attempts``
-    times in all; a job running for longer than ``lease_s`` is taken to have died with its
-    worker (an app stopped mid-job) and is taken up again."""
+    times in all. A worker renews its job's lease every ``heartbeat_s`` while it works on it; a
+    running job not renewed for ``lease_s`` is taken to have died with its worker (an app stopped
+    mid-job) and is taken up again."""
 
     max_attempts: int = 3
     retry_s: float = 30.0
-    lease_s: float = 600.0
+    lease_s: float = 60.0
+    heartbeat_s: float = 15.0
 
     def retry_after_s(self, attempts: int) -> float | None:
         """After the ``attempts``-th failed attempt: seconds until the next, or None: give up."""

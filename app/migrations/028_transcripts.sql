@@ -8,7 +8,7 @@ CREATE TABLE transcript_jobs (
     queued_at    timestamptz NOT NULL DEFAULT now(),
     not_before   timestamptz NOT NULL DEFAULT now(),  -- a retry waits until then
     attempts     integer NOT NULL DEFAULT 0,
-    started_at   timestamptz,                         -- the running attempt's start (its lease)
+    started_at   timestamptz,                         -- the running attempt's lease: renewed while it works
     finished_at  timestamptz,
     error        text NOT NULL DEFAULT '',
     engine       text,

@@ -35,6 +35,7 @@ class Jobs(Protocol):
     async def queue(self, recording_id: str, at: datetime) -> bool: ...
     async def queue_missing(self, since: datetime, at: datetime) -> int: ...
     async def claim(self, now: datetime, lease_s: float) -> Job | None: ...
+    async def renew(self, recording_id: str, now: datetime) -> None: ...
     async def save(
         self, recording_id: str, lines: list[Line], engine: str, audio_s: float, cpu_s: float, now: datetime
     ) -> None: ...
@@ -88,6 +89,7 @@ class Transcripts:
         job = await self.jobs.claim(now, self.options.rules.lease_s)
         if job is None:
             return False
+        heartbeat = asyncio.create_task(self._renew(job.recording_id), name="transcripts-lease")
         try:
             sides = await self.transcriber.transcribe_recording(self.path_of(job.path))
         except Exception as exc:  # a file gone, a worker crashed: tried again later, or given up
@@ -102,6 +104,9 @@ class Transcripts:
                 f"again in {wait:.0f} s" if wait is not None else "given up",
             )
             return True
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
         lines = lines_of(sides, self.options.pause_s)
         await self.jobs.save(job.recording_id, lines, sides.engine, sides.audio_s, sides.cpu_s, self.clock())
         self.done += 1
@@ -116,6 +121,14 @@ class Transcripts:
             sides.cpu_s,
         )
         return True
+
+    async def _renew(self, recording_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.options.rules.heartbeat_s)
+            try:
+                await self.jobs.renew(recording_id, self.clock())
+            except Exception:  # the database away for a moment: the next beat tries again
+                log.warning("transcript of recording %s: its lease could not be renewed", recording_id)
 
     async def _worker(self, index: int) -> None:
         while True:

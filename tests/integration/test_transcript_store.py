@@ -75,9 +75,12 @@ async def test_a_job_is_queued_once_and_claimed_by_one_worker_only(pool: AsyncCo
     got = [c for c in claims if c is not None]
     assert len(got) == 1 and got[0].recording_id == a.id and got[0].path == a.path and got[0].attempts == 1
     assert await store.backlog(now) == Backlog(1, 1.0), "a running job is still behind"
-    # Its worker died with its app: after the lease it is taken up again.
-    assert await store.claim(now + timedelta(seconds=599), 600) is None
-    again = await store.claim(now + timedelta(seconds=601), 600)
+    # Its worker renews the lease while it works; then it dies with its app: after the lease it
+    # is taken up again.
+    await store.renew(a.id, now + timedelta(seconds=500))
+    assert await store.claim(now + timedelta(seconds=601), 600) is None
+    assert await store.claim(now + timedelta(seconds=1099), 600) is None
+    again = await store.claim(now + timedelta(seconds=1101), 600)
     assert again is not None and again.attempts == 2
 
 

@@ -139,6 +139,7 @@ class FakeJobs:
     def __init__(self) -> None:
         self.jobs: dict[str, dict[str, object]] = {}
         self.lines: dict[str, list[Line]] = {}
+        self.renewed: list[tuple[str, datetime]] = []
 
     async def queue(self, recording_id: str, at: datetime) -> bool:
         if recording_id in self.jobs:
@@ -165,6 +166,9 @@ class FakeJobs:
         job["state"] = "running"
         job["attempts"] = int(str(job["attempts"])) + 1
         return Job(key, f"{key}.wav", int(str(job["attempts"])))
+
+    async def renew(self, recording_id: str, now: datetime) -> None:
+        self.renewed.append((recording_id, now))
 
     async def save(
         self, recording_id: str, lines: list[Line], engine: str, audio_s: float, cpu_s: float, now: datetime
@@ -348,3 +352,31 @@ def test_the_qa_page_shows_who_said_what_and_when_beside_the_player() -> None:
     assert '<span class="who">IVR</span>' in qa_page("en", "c", "", {}, [playing], playing, None, ivr, None)
     waiting = qa_page("zh", "csrf", "", {}, [playing], playing, None, {"state": "queued", "lines": []}, None)
     assert "正在生成转写文本" in waiting and "transcripts-behind" not in waiting
+
+
+async def test_a_long_job_renews_its_lease_while_it_runs() -> None:
+    jobs, clock = FakeJobs(), Clock()
+    started = asyncio.Event()
+    finish = asyncio.Event()
+
+    class Slow(FakeTranscriber):
+        async def transcribe_recording(self, path: Path) -> Sides:
+            started.set()
+            await finish.wait()
+            return await super().transcribe_recording(path)
+
+    options = TranscriptOptions(rules=JobRules(heartbeat_s=0.01, lease_s=1))
+    t = Transcripts(jobs, Slow(), lambda rel: Path("/rec") / rel, clock, options)
+    await t.recorded(row("r9"))
+    running = asyncio.create_task(t.run_one())
+    await started.wait()
+    for _ in range(100):
+        if len(jobs.renewed) >= 3:
+            break
+        await asyncio.sleep(0.01)
+    finish.set()
+    assert await running
+    assert len(jobs.renewed) >= 3 and {r for r, _ in jobs.renewed} == {"r9"}
+    count = len(jobs.renewed)
+    await asyncio.sleep(0.05)
+    assert len(jobs.renewed) == count, "no renewal once the job is done"
