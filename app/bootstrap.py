@@ -51,6 +51,8 @@ from app.adapters.report_store import ReportStore
 from app.adapters.sip_acl import PjsipAcl
 from app.adapters.sip_ban_store import SipBanStore
 from app.adapters.speech import ManagedRecognizer, SpeechSettings, recognizer_from_settings
+from app.adapters.transcriber import PoolTranscriber
+from app.adapters.transcript_store import TranscriptStore
 from app.adapters.web_users import WebUserStore
 from app.bus import AgentsChanged, Bus, FaxJobChanged, InteractionSaved, SipBansChanged
 from app.callbacks import http as callbacks_http
@@ -74,6 +76,7 @@ from app.domain.ivr_flow import FlowSet
 from app.domain.outbound import OutboundPolicy
 from app.domain.prompt import PromptText
 from app.domain.routing import QueueConfig, Tier, qualifies
+from app.domain.transcript import JobRules as TranscriptJobRules
 from app.domain.wallboard import Wallboard
 from app.errors import PbxError
 from app.experts import http as experts_http
@@ -101,6 +104,7 @@ from app.recording import http as recording_http
 from app.recording import scoring
 from app.recording.forms import load_forms
 from app.recording.service import RecordingService
+from app.recording.transcripts import TranscriptOptions, Transcripts
 from app.routing import http as routing_http
 from app.routing.desk import RoutingService, queue_config
 from app.security import http as security_http
@@ -721,6 +725,9 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
         calls=calls,
         writes_waiting=lambda: p.writer.backlog if p.writer is not None else 0,
         sip_bans=bans,
+        transcripts_behind=lambda: (
+            app[recording_http.TRANSCRIPTS].behind if recording_http.TRANSCRIPTS in app else None
+        ),
     )
     center_metrics = CenterMetrics(p.bus, sources)
     app[METRICS] = center_metrics
@@ -818,6 +825,7 @@ async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[recording_http.RECORDINGS] = service
     app[recording_http.RECORDING_ROWS] = rows
+    app[recording_http.TRANSCRIPT_LINES] = TranscriptStore(p.store.pool)
     forms = await asyncio.to_thread(load_forms, settings)
     app[scoring.SCORING] = scoring.Scoring(
         forms, EvaluationStore(p.store.pool), utcnow, ZoneInfo(settings.timezone)
@@ -829,11 +837,33 @@ async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
     for text in settings.recording.consent_prompt:
         path = await cache.render(Prompt(text.text, text.lang))
         service.consent_uris.append((text, PromptCache.asterisk_uri(path)))
+    transcripts: Transcripts | None = None
+    t = settings.recording.transcripts
+    if t.enabled:
+        # The worker processes start with the first job (no cost at start-up).
+        transcriber = PoolTranscriber(t.engine, t.model_path, t.workers, t.nice)
+        transcripts = Transcripts(
+            app[recording_http.TRANSCRIPT_LINES],
+            transcriber,
+            service.path_of,
+            utcnow,
+            TranscriptOptions(
+                workers=t.workers,
+                pause_s=t.line_pause_s,
+                rules=TranscriptJobRules(max_attempts=t.max_attempts, retry_s=t.retry_s),
+            ),
+        )
+        app[recording_http.TRANSCRIPTS] = transcripts
+        service.recorded.append(transcripts.recorded)
+        await transcripts.start()
     await service.start()
     try:
         yield
     finally:
         await service.stop()
+        if transcripts is not None:
+            await transcripts.stop()
+            await transcriber.close()
 
 
 def build_app(settings: Settings) -> web.Application:

@@ -601,6 +601,26 @@ class RecordingRuleSettings:
 
 
 @dataclass(frozen=True)
+class TranscriptSettings:
+    """Transcripts of recordings (app/recording/transcripts.py), made after the call by a pool of
+    niced worker processes; each side of the stereo file on its own, so each line says who spoke."""
+
+    enabled: bool = False
+    # pocketsphinx: the bundled US English model (or model_path, a language directory with an
+    # acoustic model folder, one *.lm.bin and one *.dict). vosk: model_path is its model directory.
+    engine: Literal["pocketsphinx", "vosk"] = "pocketsphinx"
+    model_path: str | None = None
+    # Worker processes, each transcribing one recording at a time at a lower priority (nice).
+    workers: int = 1
+    nice: int = 10
+    # A pause longer than this between two words of one side starts a new line.
+    line_pause_s: float = 0.8
+    # A failed job is tried this many times in all, waiting retry_s, then twice that, ...
+    max_attempts: int = 3
+    retry_s: float = 30.0
+
+
+@dataclass(frozen=True)
 class RecordingSettings:
     """Call recording (app/recording/): one stereo file per interaction, from the agent's
     answer until the caller leaves; the most specific rule decides (campaign, queue, direction,
@@ -626,6 +646,7 @@ class RecordingSettings:
     # Record the caller's time in the IVR too (a second file of the interaction, paused in
     # flow nodes marked `sensitive: true`), with the default rule's retention.
     ivr: bool = False
+    transcripts: TranscriptSettings = TranscriptSettings()
 
     def policy(self) -> RecordingPolicy:
         return RecordingPolicy(
@@ -1827,3 +1848,16 @@ def _check_recording(s: Settings, queue_names: set[str], bad: Callable[[str, str
         raise bad("recording.directory", "name a directory")
     if r.retention_check_s < 1:
         raise bad("recording.retention_check_s", "at least 1 second")
+    t = r.transcripts
+    if t.engine == "vosk" and not t.model_path:
+        raise bad("recording.transcripts.model_path", "the vosk engine needs the directory of a vosk model")
+    if not 1 <= t.workers <= 64:
+        raise bad("recording.transcripts.workers", f"1 to 64 worker processes; got {t.workers}")
+    if not 0 <= t.nice <= 19:
+        raise bad("recording.transcripts.nice", f"a niceness of 0 to 19; got {t.nice}")
+    if not 0.1 <= t.line_pause_s <= 10:
+        raise bad("recording.transcripts.line_pause_s", f"0.1 to 10 seconds; got {t.line_pause_s}")
+    if t.max_attempts < 1:
+        raise bad("recording.transcripts.max_attempts", "at least 1")
+    if t.retry_s < 0:
+        raise bad("recording.transcripts.retry_s", "0 or more seconds")

@@ -52,6 +52,7 @@ class Search:
     min_score: float | None = None  # the mean of the call's evaluations (amended scores count)
     max_score: float | None = None
     only_agent: str | None = None  # an agent who may hear only their own calls
+    words: tuple[str, ...] = ()  # every one in the call's transcript (migration 028)
     limit: int = 100
 
 
@@ -156,6 +157,12 @@ class RecordingStore:
         if s.max_score is not None:
             where.append(f"{_SCORE} <= %s")
             args.append(s.max_score)
+        for word in s.words:
+            where.append(
+                "EXISTS (SELECT 1 FROM transcript_lines t WHERE t.recording_id = r.id"
+                " AND t.words @@ plainto_tsquery('simple', %s))"
+            )
+            args.append(word)
         args.append(max(1, min(s.limit, 500)))
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
@@ -185,7 +192,9 @@ class RecordingStore:
             return [(Kept(i, s, int(d)), str(p)) for i, s, d, p in await cur.fetchall()]
 
     async def deleted(self, recording_id: str, at: datetime, reason: str) -> None:
-        async with self.pool.connection() as conn:
+        """The file is gone: so is what was said in it (its transcript, migration 028)."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("DELETE FROM transcript_lines WHERE recording_id = %s", (recording_id,))
             await conn.execute(
                 "UPDATE recordings SET deleted_at = %s, deleted_reason = %s WHERE id = %s",
                 (at, reason, recording_id),

@@ -14,7 +14,7 @@ from app.panel.i18n import Lang
 from app.panel.pages import _layout, _script_json
 from app.panel.report_pages import cell
 
-QA_ASSET_VERSION = "3"
+QA_ASSET_VERSION = "4"
 FILTERS = (
     "since",
     "until",
@@ -26,6 +26,7 @@ FILTERS = (
     "max_s",
     "min_score",
     "max_score",
+    "words",
 )
 
 TEXT: dict[str, dict[str, str]] = {
@@ -42,6 +43,15 @@ TEXT: dict[str, dict[str, str]] = {
         "max_s": "Shorter than (s)",
         "min_score": "Score from",
         "max_score": "Score to",
+        "words": "Words in the transcript",
+        "transcript": "Transcript",
+        "who.caller": "Caller",
+        "who.center": "Agent",
+        "who.ivr": "IVR",
+        "transcript.none": "No transcript.",
+        "transcript.queued": "The transcript is being made.",
+        "transcript.failed": "The transcript could not be made.",
+        "behind": "Transcripts waiting: {waiting} (the oldest for {oldest} s)",
         "started": "Started",
         "part": "Part",
         "part.conversation": "with agents",
@@ -130,6 +140,15 @@ TEXT: dict[str, dict[str, str]] = {
         "max_s": "短于（秒）",
         "min_score": "最低得分",
         "max_score": "最高得分",
+        "words": "转写文本中的词",
+        "transcript": "转写文本",
+        "who.caller": "客户",
+        "who.center": "坐席",
+        "who.ivr": "语音导航",
+        "transcript.none": "没有转写文本。",
+        "transcript.queued": "正在生成转写文本。",
+        "transcript.failed": "转写文本生成失败。",
+        "behind": "等待转写：{waiting} 个（最早的已等 {oldest} 秒）",
         "started": "开始时间",
         "part": "部分",
         "part.conversation": "人工通话",
@@ -247,6 +266,36 @@ def _player(lang: Lang, r: Mapping[str, Any]) -> str:
     )
 
 
+def _clock(seconds: float) -> str:
+    tenths = round(seconds * 10)
+    return f"{tenths // 600}:{tenths // 10 % 60:02d}.{tenths % 10}"
+
+
+def _who(line: Mapping[str, Any]) -> str:
+    return "ivr" if line.get("who") == "IVR" else str(line["side"])
+
+
+def _transcript(lang: Lang, t: Mapping[str, Any]) -> str:
+    """Each line with who spoke and when; a click on a line seeks the player there (qa.js)."""
+    lines = "".join(
+        f'<li class="line side-{escape(ln["side"])}" data-side="{escape(ln["side"])}"'
+        f' data-start="{ln["start_s"]:.2f}" data-end="{ln["end_s"]:.2f}">'
+        f'<button type="button" class="seek"><span class="who">{escape(_t(lang, "who." + _who(ln)))}</span>'
+        f' <span class="at">{_clock(ln["start_s"])}</span></button>'
+        f' <span class="text">{escape(ln["text"])}</span></li>'
+        for ln in t["lines"]
+    )
+    if lines:
+        inner = f'<ol id="transcript-lines">{lines}</ol>'
+    else:
+        state = {"queued": "transcript.queued", "running": "transcript.queued", "failed": "transcript.failed"}
+        inner = f'<p id="transcript-state">{escape(_t(lang, state.get(t["state"], "transcript.none")))}</p>'
+    return (
+        f'<section class="qa-transcript" id="transcript" data-state="{escape(t["state"])}">'
+        f"<h2>{escape(_t(lang, 'transcript'))}</h2>{inner}</section>"
+    )
+
+
 def qa_page(
     lang: Lang,
     csrf: str,
@@ -257,6 +306,8 @@ def qa_page(
     scoring: Mapping[str, Any] | None = None,
     voicemails: Sequence[Mapping[str, Any]] = (),
     playing_voicemail: Mapping[str, Any] | None = None,
+    transcript: Mapping[str, Any] | None = None,
+    behind: Mapping[str, Any] | None = None,
 ) -> str:
     """The search, the player (of a recording, with the messages left on its call; or of a
     message) and the results: recordings, and calls that only left a message."""
@@ -299,6 +350,8 @@ def qa_page(
         else f'<p id="no-recordings">{escape(_t(lang, "none"))}</p>'
     )
     player = _player(lang, playing) if playing is not None else ""
+    if playing is not None and transcript is not None:
+        player = f'<div class="qa-replay">{player}{_transcript(lang, transcript)}</div>'
     if playing is not None and voicemails:
         player += _linked_voicemails(lang, kept, voicemails)
     if playing_voicemail is not None:
@@ -312,7 +365,7 @@ def qa_page(
         f'<link rel="stylesheet" href="/static/qa.css?v={QA_ASSET_VERSION}">'
         f"<h1>{escape(_t(lang, 'title'))}</h1>"
         f'<p><a href="/qa/report" id="to-qa-report">{escape(_t(lang, "report_link"))}</a></p>'
-        f"{form}{player}{table}"
+        f"{form}{_behind(lang, behind)}{player}{table}"
         f'<script type="application/json" id="qa-data">{data}</script>'
         f'<script src="/static/qa.js?v={QA_ASSET_VERSION}" defer></script>'
     )
@@ -464,6 +517,16 @@ def _report_table(
     )
     return (
         f'<table id="{table_id}" class="report"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    )
+
+
+def _behind(lang: Lang, behind: Mapping[str, Any] | None) -> str:
+    if behind is None:
+        return ""
+    text = _t(lang, "behind").format(waiting=behind["waiting"], oldest=f"{behind['oldest_wait_s']:g}")
+    return (
+        f'<p id="transcripts-behind" data-waiting="{behind["waiting"]}"'
+        f' data-oldest-wait-s="{behind["oldest_wait_s"]}">{escape(text)}</p>'
     )
 
 

@@ -21,8 +21,10 @@ from app.panel.pages import client_texts
 from app.recording.http import (
     QA_ROLES,
     RECORDING_ROWS,
+    behind,
     may_search,
     search_of,
+    transcript_of,
     view,
     voicemail_view,
     with_voicemails,
@@ -77,8 +79,21 @@ async def qa_page(request: web.Request) -> web.Response:
             "calibration": dataclasses.asdict(calibration([float(e["score"]) for e in evaluations])),
             "message": request.query.get("scored", ""),
         }
+    transcript = (
+        await transcript_of(request.app, playing["id"], playing["part"]) if playing is not None else None
+    )
     page = qa_pages.qa_page(
-        lang, session.csrf_token, line, filters, results, playing, scoring, voicemails, playing_voicemail
+        lang,
+        session.csrf_token,
+        line,
+        filters,
+        results,
+        playing,
+        scoring,
+        voicemails=voicemails,
+        playing_voicemail=playing_voicemail,
+        transcript=transcript,
+        behind=behind(request.app),
     )
     return html(request, page)
 

@@ -20,15 +20,20 @@ from typing import Any
 from aiohttp import web
 
 from app.adapters.recording_store import RecordingStore, Search
+from app.adapters.transcript_store import TranscriptStore
 from app.domain.access import SUPERVISING_ROLES, Principal
 from app.domain.recording import may_listen
+from app.domain.transcript import search_terms
 from app.errors import AppError
 from app.recording.service import RecordingService
+from app.recording.transcripts import Transcripts
 from app.web.auth import Forbidden, principal
 from app.web.http import SETTINGS, BadRequest, NotFound
 
 RECORDINGS = web.AppKey("recordings", RecordingService)
 RECORDING_ROWS = web.AppKey("recording_rows", RecordingStore)
+TRANSCRIPT_LINES = web.AppKey("transcript_lines", TranscriptStore)
+TRANSCRIPTS = web.AppKey("transcripts", Transcripts)  # only where recording.transcripts is on
 
 QA_ROLES = frozenset({"qa", "supervisor", "admin"})
 
@@ -91,6 +96,7 @@ def search_of(request: web.Request, only_agent: str | None) -> Search:
         min_score=_number(q.get("min_score"), "min_score"),
         max_score=_number(q.get("max_score"), "max_score"),
         only_agent=only_agent,
+        words=tuple(search_terms(q.get("words", ""))),
         limit=_limit(q.get("limit")),
     )
 
@@ -293,6 +299,42 @@ async def waveform(request: web.Request) -> web.Response:
     return web.json_response(await request.app[RECORDING_ROWS].waveform(row["id"]) or {})
 
 
+def behind(app: web.Application) -> dict[str, Any] | None:
+    """How far behind transcripts are; None where they are off."""
+    if TRANSCRIPTS not in app:
+        return None
+    b = app[TRANSCRIPTS].behind
+    return {"waiting": b.waiting, "oldest_wait_s": b.oldest_wait_s}
+
+
+async def transcript_of(
+    app: web.Application, recording_id: str, part: str = "conversation"
+) -> dict[str, Any]:
+    """The lines, each with who spoke: the caller, or the center's side (the agent; in the IVR
+    part, the IVR's prompts)."""
+    store = app[TRANSCRIPT_LINES]
+    center = "IVR" if part == "ivr" else "Agent"
+    job = await store.job(recording_id)
+    return {
+        "recording_id": recording_id,
+        "state": job["state"] if job else "none",
+        "error": job["error"] if job else "",
+        "engine": job["engine"] if job else None,
+        "lines": [
+            {**line, "who": "Caller" if line["side"] == "caller" else center}
+            for line in await store.lines(recording_id)
+        ],
+        "behind": behind(app),
+    }
+
+
+async def transcript(request: web.Request) -> web.Response:
+    """What each side said, line by line, with times (not audited as a listen: the same rights)."""
+    who = await principal(request, write=False)
+    row = await _allowed_row(request, who, None)
+    return web.json_response(await transcript_of(request.app, row["id"], row["part"]))
+
+
 async def retention(request: web.Request) -> web.Response:
     """Run the retention job now (supervisors, admins, the token)."""
     who = await principal(request, write=True)
@@ -308,6 +350,7 @@ def add_routes(app: web.Application) -> None:
         app.router.add_get(f"{prefix}/recordings/{{recording_id}}", detail)
         app.router.add_get(f"{prefix}/recordings/{{recording_id}}/audio", audio)
         app.router.add_get(f"{prefix}/recordings/{{recording_id}}/waveform", waveform)
+        app.router.add_get(f"{prefix}/recordings/{{recording_id}}/transcript", transcript)
         app.router.add_post(f"{prefix}/recordings/retention", retention)
         app.router.add_get(f"{prefix}/qa/voicemails", search_voicemails)
         app.router.add_get(f"{prefix}/qa/voicemails/{{voicemail_id}}", voicemail_detail)

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import shlex
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -164,6 +164,8 @@ class RecordingService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.Task[None] | None = None
         self.finished: list[Callable[[RecordingRow], None]] = []  # listeners (tests, later QA)
+        # Awaited once the row is written (transcripts queue their job); a failure is logged only.
+        self.recorded: list[Callable[[RecordingRow], Awaitable[None]]] = []
 
     # -- paths ----------------------------------------------------------------------
 
@@ -467,6 +469,11 @@ class RecordingService:
                         log.warning("recording %s: row not written (%r); the sweep retries", row.id, exc)
                         return None
                     await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
+            for step in list(self.recorded):
+                try:
+                    await step(row)
+                except Exception:
+                    log.exception("call %s: after recording %s was kept", take.interaction_id, row.id)
             await asyncio.to_thread(files.remove, raw, done, meta)
             log.info(
                 "call %s: recording %s kept: %s, %.1f s, %d bytes, sha256 %s",

@@ -25,6 +25,7 @@ from app.bus import Bus, InteractionSaved
 from app.domain.access import may_supervise
 from app.domain.agent_state import Agent, AgentState
 from app.domain.routing import QueueStats
+from app.domain.transcript import Backlog
 from app.web.auth import Forbidden, principal
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -39,6 +40,8 @@ class LiveSources:
     calls: Callable[[], int]
     writes_waiting: Callable[[], int]
     sip_bans: Callable[[], int]
+    # How far behind transcripts are (app/recording/transcripts.py); None where they are off.
+    transcripts_behind: Callable[[], Backlog | None] = lambda: None
 
 
 class _Live(Collector):
@@ -79,6 +82,18 @@ class _Live(Collector):
             value=self.sources.writes_waiting(),
         )
         yield GaugeMetricFamily("lianluo_sip_bans", "SIP sources banned now", value=self.sources.sip_bans())
+        behind = self.sources.transcripts_behind()
+        if behind is not None:
+            yield GaugeMetricFamily(
+                "lianluo_transcripts_waiting",
+                "Recordings waiting for (or in) transcription",
+                value=behind.waiting,
+            )
+            yield GaugeMetricFamily(
+                "lianluo_transcripts_oldest_wait_seconds",
+                "How long the oldest recording waiting for its transcript has waited",
+                value=behind.oldest_wait_s,
+            )
 
 
 class CenterMetrics:

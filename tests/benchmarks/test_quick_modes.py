@@ -308,3 +308,14 @@ def test_recording_cost(tmp_path: Path, asterisk_prefix: Path) -> None:
     # MixMonitor's stereo 16-bit 8 kHz: 1,875 KB a minute of call, written while held.
     assert runs["with"]["steps"][-1]["recording_bytes_per_call_min"] > 1000 * 1024
     assert runs["without"]["steps"][-1]["recording_bytes_per_call_min"] == 0
+
+
+def test_transcription() -> None:
+    out = run_quick("transcription.py", timeout=120)
+    speed = table_rows(out, "pocketsphinx")
+    assert len(speed) == 1 and speed[0][4].endswith("x"), out
+    assert float(speed[0][4].rstrip("x")) > 0, out
+    loads = table_rows(out, "20 calls/s")
+    assert len(loads) == 1 and loads[0][-1] in ("yes", "no"), out
+    assert re.search(rf"keeps up with at most {NUMBER} calls/s", out), out
+    assert re.search(rf"Real run: .* {NUMBER} of the prediction", out), out

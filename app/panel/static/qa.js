@@ -58,4 +58,20 @@
       if (duration > 0) audio.currentTime = duration * (ev.clientX - rect.left) / rect.width;
     });
   }
+  // The transcript: a click on a line seeks to its start; the line being heard is outlined.
+  const lines = Array.from(document.querySelectorAll("#transcript-lines li[data-start]"));
+  for (const line of lines) {
+    line.addEventListener("click", () => {
+      audio.currentTime = Number(line.dataset.start);
+      player.dataset.seekedTo = line.dataset.start;
+    });
+  }
+  if (lines.length) {
+    audio.addEventListener("timeupdate", () => {
+      const t = audio.currentTime;
+      for (const line of lines) {
+        line.classList.toggle("now", t >= Number(line.dataset.start) && t < Number(line.dataset.end));
+      }
+    });
+  }
 })();
