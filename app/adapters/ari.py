@@ -341,17 +341,6 @@ class AriClient:
             params={"media": ",".join(uris), "lang": lang},
         )
 
-    async def play_to_bridge(
-        self, bridge_id: str, media: str | list[str], playback_id: str, lang: str = "en"
-    ) -> None:
-        """Play to everyone in a bridge (the customer and the agent hear it alike)."""
-        uris = media if isinstance(media, list) else [media]
-        await self.request(
-            "POST",
-            f"/bridges/{bridge_id}/play/{playback_id}",
-            params={"media": ",".join(uris), "lang": lang},
-        )
-
     async def playback_alive(self, playback_id: str) -> bool:
         try:
             await self.request("GET", f"/playbacks/{playback_id}")

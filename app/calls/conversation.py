@@ -176,6 +176,7 @@ class Conversation:
         # The recording notice playing to the bridge of a call we place (its playback), and the
         # agent's channel muted meanwhile.
         self.notice_id: str | None = None
+        self.notice_echo: str | None = None  # the same notice playing to the agent
         self.notice_agent: str | None = None
         call.conversation = self
         call.when_over(self.hang_up_everyone)
@@ -218,8 +219,8 @@ class Conversation:
         """The caller and the agent who answered talk: one bridge, the interaction connected.
 
         With `announce` (a call we place: a callback, a campaign's call), a customer whose call
-        is recorded hears the recording notice as they are joined, in their language: played to
-        the bridge, so the agent hears it too, with the agent's microphone off until it ends
+        is recorded hears the recording notice as they are joined, in their language; the agent
+        hears it too, at the same moment, with their microphone off until it ends
         (`_notice_over`, from `run`). The customer is with a live agent at once (no dead air, the
         dialer's connect window is met) and nobody talks over the notice."""
         call = self.call
@@ -250,7 +251,7 @@ class Conversation:
         call.it.connect(at, leg.agent_id or "?")
         await call.recorder.connected(call.it, call.caller, campaign)
         if notice:  # after the recording started: the file holds the notice, the proof it was given
-            await self._play_notice(bridge, notice)
+            await self._play_notice(leg, notice)
         elif self.notice_agent is not None:
             await self._notice_over()
         self.remember()
@@ -269,20 +270,32 @@ class Conversation:
         self.call.when_over(self._notice_over)  # whatever way the call ends, the line is heard again
         return notice
 
-    async def _play_notice(self, bridge: str, notice: list[str]) -> None:
+    async def _play_notice(self, leg: Leg, notice: list[str]) -> None:
+        """The notice to the customer's channel and, at the same moment, the same words to the
+        agent's: each channel plays it over the bridge (a bridge's own playback needs Asterisk's
+        announcer channels, which this build leaves out). The customer's playback is the one
+        that counts: the conversation opens when it has played."""
         call = self.call
-        playback_id = f"pb-{uuid.uuid4()}"
+        playback_id, agent_playback = f"pb-{uuid.uuid4()}", f"pb-{uuid.uuid4()}"
         call.route(playback_id, channel=False)
+        lang = call.it.language or "en"
         try:
-            await call.pbx.play_to_bridge(bridge, notice, playback_id, lang=call.it.language or "en")
+            await call.pbx.play(call.caller, notice, playback_id, lang=lang)
         except PbxError as exc:
             call.log.warning("recording notice not played: %s", exc.message)
             call.unroute(playback_id)
             await self._notice_over()
             return
         self.notice_id = playback_id
+        call.route(agent_playback, channel=False)
+        try:
+            await call.pbx.play(leg.channel_id, notice, agent_playback, lang=lang)
+            self.notice_echo = agent_playback
+        except PbxError as exc:  # the agent only misses hearing it: still muted until it ends
+            call.log.info("recording notice not played to the agent: %s", exc.message)
+            call.unroute(agent_playback)
         call.it.record(call.now(), "recording_notice", lang=call.it.language)
-        call.log.info("recording notice playing to the customer and agent (%s)", call.it.language)
+        call.log.info("recording notice playing to the customer and the agent (%s)", call.it.language)
 
     async def _notice_over(self, stopped_by: str | None = None) -> None:
         """The notice has played (or was stopped: a request of the agent's, the call's end):
@@ -290,6 +303,11 @@ class Conversation:
         call = self.call
         playback_id, self.notice_id = self.notice_id, None
         channel, self.notice_agent = self.notice_agent, None
+        echo, self.notice_echo = self.notice_echo, None
+        if echo is not None:  # the agent's copy, if it runs on a moment longer
+            call.unroute(echo)
+            with contextlib.suppress(PbxError):
+                await call.pbx.stop_playback(echo)
         if playback_id is not None:
             call.unroute(playback_id)
             if stopped_by is not None:
@@ -309,6 +327,10 @@ class Conversation:
             return False
         if isinstance(ev, PlaybackFinished) and ev.playback_id == self.notice_id:
             await self._notice_over()
+            return True
+        if isinstance(ev, PlaybackFinished) and ev.playback_id == self.notice_echo:
+            self.call.unroute(ev.playback_id)
+            self.notice_echo = None
             return True
         if isinstance(ev, Reconnected) and not await self.call.pbx.playback_alive(self.notice_id):
             await self._notice_over()  # it ended while the events were not coming in

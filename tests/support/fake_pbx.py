@@ -188,18 +188,6 @@ class FakePbx:
         if not self.hold_playbacks:
             self.finish_playbacks()
 
-    async def play_to_bridge(
-        self, bridge_id: str, media: str | list[str], playback_id: str, lang: str = "en"
-    ) -> None:
-        if bridge_id not in self.bridge_members:
-            raise AriNotFound(f"bridge {bridge_id}: not found", {"status": 404}, 404)
-        uris = tuple(media if isinstance(media, list) else [media])
-        self.played.append((f"bridge:{bridge_id}", uris))
-        self.requests.append(("play_to_bridge", bridge_id, uris))
-        self.playing[playback_id] = f"bridge:{bridge_id}"
-        if not self.hold_playbacks:
-            self.finish_playbacks()
-
     async def playback_alive(self, playback_id: str) -> bool:
         return playback_id in self.playing
 

@@ -3,8 +3,8 @@ preview calls, agents' nailed-up lines), against the fake PBX: no Asterisk.
 
 What a person would notice: the customer hears the notice in their language once they answer,
 as they are joined to the agent, never before the recording started; the agent hears it too
-(it plays to the bridge) with their microphone off until it ends; a machine, a call not
-recorded, or a rule that says `consent: false` hears nothing of it.
+(the same words on their own channel, at the same moment) with their microphone off until it
+ends; a machine, a call not recorded, or a rule that says `consent: false` hears nothing of it.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ async def test_a_callbacks_customer_hears_the_greeting_then_the_notice_with_the_
         await c.until(lambda: notice_played(rec), "the notice")
         bridge = c.pbx.bridge_of(customer)
         assert bridge is not None and c.pbx.bridge_of(agent) == bridge, "joined at once: no dead air"
-        assert notice_played(rec) == [(f"bridge:{bridge}", (ZH,))], "to both, in the customer's language"
+        assert notice_played(rec) == [(customer, (ZH,)), (agent, (ZH,))], "both, in their language"
         assert agent in c.pbx.muted, "the agent cannot talk over it"
         assert rec.tape.started and rec.tape.started[0][0] == customer, "recorded from before the notice"
         await c.until(lambda: "recording_notice" in kinds(rec, call), "the notice in the record")
@@ -239,7 +239,7 @@ async def test_a_campaign_call_joins_the_agent_at_once_and_plays_the_notice_to_b
         await c.until(lambda: notice_played(rec), "the notice")
         bridge = c.pbx.bridge_of(customer)
         assert bridge is not None and c.pbx.bridge_of(agent) == bridge
-        assert notice_played(rec) == [(f"bridge:{bridge}", (ZH,))]
+        assert notice_played(rec) == [(customer, (ZH,)), (agent, (ZH,))]
         assert agent in c.pbx.muted
         await c.until(lambda: dc.attempt.result is CallResult.CONNECTED, "connected: not an abandoned call")
         await notice_ends(rec)
@@ -292,7 +292,7 @@ async def test_the_agent_acting_during_the_notice_stops_it_and_has_their_microph
         assert conv.view()["notice"] is True
         await c.control(dc.call.it.id, "hold")
         assert agent not in c.pbx.muted and not conv.view()["notice"]
-        assert not [pb for pb, where in c.pbx.playing.items() if where.startswith("bridge:")], "stopped"
+        assert not c.pbx.playing, "the notice stopped, for both"
 
 
 async def test_a_preview_call_plays_the_notice_once_the_customer_answers(tmp_path: Path) -> None:
@@ -305,7 +305,8 @@ async def test_a_preview_call_plays_the_notice_once_the_customer_answers(tmp_pat
         assert not notice_played(rec)
         c.pbx.pick_up(customer, "dialer", dc.attempt.id, "NOAMD")
         await c.until(lambda: notice_played(rec), "the notice")
-        assert notice_played(rec) == [(f"bridge:{c.pbx.bridge_of(customer)}", (EN,))]
+        assert notice_played(rec) == [(customer, (EN,)), (agent, (EN,))]
+        assert c.pbx.bridge_of(customer) == c.pbx.bridge_of(agent) is not None
         assert agent in c.pbx.muted
         c.pbx.hang_up(customer)
         rec.tape.close(customer)  # Asterisk closes the file
@@ -333,7 +334,7 @@ async def test_on_a_nailed_line_the_notice_plays_and_the_line_goes_back_unmuted(
             await c.until(lambda: notice_played(rec), "the notice")
             bridge = c.pbx.bridge_of(customer)
             assert c.pbx.bridge_of(line) == bridge != hold, "put through on the line: nothing rang"
-            assert notice_played(rec) == [(f"bridge:{bridge}", (EN,))] and line in c.pbx.muted
+            assert notice_played(rec) == [(customer, (EN,)), (line, (EN,))] and line in c.pbx.muted
             c.pbx.hang_up(customer)  # the customer leaves during the notice
             rec.tape.close(customer)  # Asterisk closes the file
             await c.until(lambda: c.pbx.bridge_of(line) == hold, "the line back in its holding bridge")
