@@ -173,10 +173,10 @@ class Conversation:
         self.external: Leg | None = None  # a number the caller was transferred to
         self.joined: dict[str, datetime] = {}  # agent -> when they started talking on this call
         self.active = False  # True while `run` carries out requests
-        # The recording notice playing to the bridge of a call we place (its playback), and the
-        # agent's channel muted meanwhile.
+        # The recording notice of a call we place: its playback to the customer (the one waited
+        # for), its copy to the agent, and the agent's channel, muted meanwhile.
         self.notice_id: str | None = None
-        self.notice_echo: str | None = None  # the same notice playing to the agent
+        self.notice_echo: str | None = None
         self.notice_agent: str | None = None
         call.conversation = self
         call.when_over(self.hang_up_everyone)
