@@ -45,11 +45,15 @@ NOTICE_EN, NOTICE_ZH = RecordingSettings().consent_prompt  # the default notice
 # People on the customers' network (1380001xxxx answer after 1-3 s, say "Hello?", listen).
 MANDARIN_CUSTOMER = "13800010041"
 ENGLISH_LEAD = "13800010042"
+NAILED_LEAD = "13800010043"
 NOW = datetime.now(UTC)
 TODAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][NOW.weekday()]
 SILENT: dict[str, list[object]] = {
     path.removeprefix("ivr."): [] for path, _ in caller_prompts(Settings(ivr=IvrSettings(flows="x")))
 }
+# What a campaign's customer hears when no agent is free, or their machine: both languages.
+SORRY = [{"text": "Sorry we missed you.", "lang": "en"}, {"text": "抱歉未能为您接通。", "lang": "zh"}]
+CALL_US = [{"text": "Please call us.", "lang": "en"}, {"text": "请回电。", "lang": "zh"}]
 STACK_CONFIG = {
     "center_name": CENTER,
     "languages": ["en", "zh"],
@@ -86,17 +90,23 @@ STACK_CONFIG = {
             "active": False,
             "ring_s": 15,
             "amd": False,  # the customers' "Hello?" is short: AMD would take its time over it
-            "message": [
-                {"text": "Sorry we missed you.", "lang": "en"},
-                {"text": "抱歉未能为您接通。", "lang": "zh"},
-            ],
-            "machine_message": [
-                {"text": "Please call us.", "lang": "en"},
-                {"text": "请回电。", "lang": "zh"},
-            ],
+            "message": SORRY,
+            "machine_message": CALL_US,
             "timezone": "UTC",
             "window": {"days": [TODAY], "start": "00:00", "end": "23:59"},
-        }
+        },
+        {
+            "name": "shift",  # predictive: its agents on nailed-up lines
+            "queue": "general",
+            "mode": "predictive",
+            "active": False,
+            "ring_s": 15,
+            "amd": False,
+            "message": SORRY,
+            "machine_message": CALL_US,
+            "timezone": "UTC",
+            "window": {"days": [TODAY], "start": "00:00", "end": "23:59"},
+        },
     ],
 }
 
@@ -204,6 +214,43 @@ def test_a_campaigns_customer_hears_the_notice_before_the_agent_on_a_recorded_ca
     assert heard_in_parts(leg.recording(), prompt_wav(NOTICE_EN)) > HEARD, "the agent heard the notice too"
 
     heard = customer_recording(ENGLISH_LEAD)
+    print("customer heard:", notice_then_agent(heard, NOTICE_EN, NOTICE_ZH))
+    _, center_side, rate = stereo(center_recording(stack, it["id"]))
+    print("recording:", notice_then_agent((center_side, rate), NOTICE_EN, NOTICE_ZH))
+
+
+def test_on_a_nailed_up_line_the_agent_already_talking_is_heard_only_after_the_notice(
+    stack: Stack, lab: PhoneLab, tmp_path: Path
+) -> None:
+    """The agent's line is up before the customer answers, and their phone "talks" all along:
+    put through on it, the customer hears the whole notice first, and only then the agent."""
+    (tmp_path / "leads.csv").write_text(f"phone,name\n{NAILED_LEAD},Ben Ho\n")
+    out = app_command(
+        stack, "import-leads", "--config", str(stack.config_path), "shift", str(tmp_path / "leads.csv")
+    )
+    assert "1 new" in out, out
+    agent = register_agent(lab, stack, "1001")
+    if stack.agent_state("1001")["state"] != "ready":
+        stack.api("POST", "/api/agents/1001/state", {"state": "ready"})
+    eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "agent ready")
+    stack.api("POST", "/api/campaigns/shift/active", {"active": True})
+    line = agent.wait_incoming(timeout=30)  # the campaign starts: the agent's line is called
+    assert line.header("X-Lianluo-Line") == "nailed"
+    talk_as_agent(line, tmp_path)
+    done = eventually(
+        lambda: (a := attempts(stack, NAILED_LEAD)) and a[-1]["result"] and a[-1], 40, "put through"
+    )
+    stack.api("POST", "/api/campaigns/shift/active", {"active": False})
+    assert done["result"] == "connected" and not done["abandoned"], done
+    assert len(agent.calls) == 1, "put through on the line: nothing rang"
+    it = stack.interaction("ani = %s AND direction = 'outbound'", NAILED_LEAD)
+    assert it is not None
+    assert stack.wait_event(it["id"], "recording_notice", timeout=15) == {"lang": "en"}
+    stack.wait_event(it["id"], "recording_notice_over", timeout=15)
+    line.wait_rx_audio(line.rx_audio_seconds() + 2.0, timeout=10)
+    line.hangup()
+
+    heard = customer_recording(NAILED_LEAD)
     print("customer heard:", notice_then_agent(heard, NOTICE_EN, NOTICE_ZH))
     _, center_side, rate = stereo(center_recording(stack, it["id"]))
     print("recording:", notice_then_agent((center_side, rate), NOTICE_EN, NOTICE_ZH))
