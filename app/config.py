@@ -593,7 +593,9 @@ class RecordingRuleSettings:
     percent: float = 100.0
     # Kept this many days, then deleted by the retention job; 0 = kept for ever.
     retention_days: int = 90
-    # Callers waiting in a queue hear `recording.consent_prompt` (where the rule records at all).
+    # Callers waiting in a queue hear `recording.consent_prompt` (where the rule records at all);
+    # on a call we place (a callback, a campaign's call), the customer hears it as the agent is
+    # joined, where this call is recorded.
     consent: bool = True
 
     def rule(self) -> RecordingRule:

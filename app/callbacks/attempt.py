@@ -162,9 +162,10 @@ class CallbackAttempt:
         if self.result is AttemptResult.ANSWERED:
             cb.finish_attempt(AttemptResult.ANSWERED, call.now(), self.policy)
             await self.save_callback(cb)
-            # Who is calling, in the customer's language; the bridge waits for its end.
+            # Who is calling, in the customer's language; the bridge waits for its end. Then,
+            # where the call is recorded, the recording notice, with the agent on the line.
             await call.play_behind(await self.voice.say(self.greeting, call.it.language))
-            await self.line.conversation(call).join(leg)
+            await self.line.conversation(call).join(leg, announce=True)
             call.log.info("callback %s: customer %s connected to agent %s", cb.id, cb.phone, leg.agent_id)
             await self.line.follow(call, waiting, self.room)
             return

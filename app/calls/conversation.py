@@ -15,6 +15,7 @@ the interaction's `legs` so that a restarted app takes the conversation over as 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import re
 import uuid
@@ -30,7 +31,7 @@ from app.adapters.ari import (
     PlaybackFinished,
     StasisStart,
 )
-from app.calls.events import CallEvent, ControlRequest, OfferReply, PbxLost
+from app.calls.events import CallEvent, ControlRequest, OfferReply, PbxLost, Reconnected
 from app.calls.legs import Leg, OutboundRefused, agent_call_data, dial_out, place, wait_answer
 from app.calls.ports import Desk
 from app.calls.session import HANGUP_EVENTS, Call
@@ -172,6 +173,11 @@ class Conversation:
         self.external: Leg | None = None  # a number the caller was transferred to
         self.joined: dict[str, datetime] = {}  # agent -> when they started talking on this call
         self.active = False  # True while `run` carries out requests
+        # The recording notice of a call we place: its playback to the customer (the one waited
+        # for), its copy to the agent, and the agent's channel, muted meanwhile.
+        self.notice_id: str | None = None
+        self.notice_echo: str | None = None
+        self.notice_agent: str | None = None
         call.conversation = self
         call.when_over(self.hang_up_everyone)
         call.when_over(lambda: call.recorder.over(call.it))  # runs first: the file closes with the caller
@@ -209,8 +215,14 @@ class Conversation:
             self.bridge_id = bridge_id
         return self.bridge_id
 
-    async def join(self, leg: Leg) -> None:
-        """The caller and the agent who answered talk: one bridge, the interaction connected."""
+    async def join(self, leg: Leg, announce: bool = False) -> None:
+        """The caller and the agent who answered talk: one bridge, the interaction connected.
+
+        With `announce` (a call we place: a callback, a campaign's call), a customer whose call
+        is recorded hears the recording notice as they are joined, in their language; the agent
+        hears it too, at the same moment, with their microphone off until it ends
+        (`_notice_over`, from `run`). The customer is with a live agent at once (no dead air, the
+        dialer's connect window is met) and nobody talks over the notice."""
         call = self.call
         # The agent is on this call from their answer: if the caller is gone before the bridge
         # is up, the end of the call still hangs up their leg and starts their wrap-up.
@@ -219,11 +231,15 @@ class Conversation:
         at = leg.answered_at or call.now()
         if leg.agent_id is not None:
             self.joined[leg.agent_id] = at
+        campaign = call.agent_variables.get("LIANLUO_CAMPAIGN")
+        notice = call.recorder.notice(call.it, campaign) if announce else []
         bridge = await self._bridge()
         # A notice still playing to the caller (the consent, started while the phone rang) is
         # heard whole before the agent speaks.
         await call.prompt_over()
         await call.music(False)
+        if notice:  # off before the bridge: not even the agent's "hello" goes over the notice
+            notice = await self._mute_for_notice(leg, notice)
         try:
             await call.pbx.add_to_bridge(bridge, [call.caller, leg.channel_id])
         except AriNotFound as exc:
@@ -231,10 +247,94 @@ class Conversation:
             # drops at once): they did talk, for no time. That hang-up's event comes next and
             # ends the conversation as any hang-up does, with the agent's wrap-up.
             call.log.info("a party left before the bridge was up: %s", exc.message)
+            notice = []
         call.it.connect(at, leg.agent_id or "?")
-        await call.recorder.connected(call.it, call.caller, call.agent_variables.get("LIANLUO_CAMPAIGN"))
+        await call.recorder.connected(call.it, call.caller, campaign)
+        if notice:  # after the recording started: the file holds the notice, the proof it was given
+            await self._play_notice(leg, notice)
+        elif self.notice_agent is not None:
+            await self._notice_over()
         self.remember()
         call.save_soon()
+
+    # -- the recording notice on a call we place -----------------------------------
+
+    async def _mute_for_notice(self, leg: Leg, notice: list[str]) -> list[str]:
+        """The agent's microphone off for the notice; nothing to play if that failed."""
+        try:
+            await self.call.pbx.mute(leg.channel_id)
+        except PbxError as exc:
+            self.call.log.warning("recording notice not played: agent not muted: %s", exc.message)
+            return []
+        self.notice_agent = leg.channel_id
+        self.call.when_over(self._notice_over)  # whatever way the call ends, the line is heard again
+        return notice
+
+    async def _play_notice(self, leg: Leg, notice: list[str]) -> None:
+        """The notice to the customer's channel and, at the same moment, the same words to the
+        agent's: each channel plays it over the bridge (a bridge's own playback needs Asterisk's
+        announcer channels, which this build leaves out). The customer's playback is the one
+        that counts: the conversation opens when it has played."""
+        call = self.call
+        playback_id, agent_playback = f"pb-{uuid.uuid4()}", f"pb-{uuid.uuid4()}"
+        call.route(playback_id, channel=False)
+        lang = call.it.language or "en"
+        try:
+            await call.pbx.play(call.caller, notice, playback_id, lang=lang)
+        except PbxError as exc:
+            call.log.warning("recording notice not played: %s", exc.message)
+            call.unroute(playback_id)
+            await self._notice_over()
+            return
+        self.notice_id = playback_id
+        call.route(agent_playback, channel=False)
+        try:
+            await call.pbx.play(leg.channel_id, notice, agent_playback, lang=lang)
+            self.notice_echo = agent_playback
+        except PbxError as exc:  # the agent only misses hearing it: still muted until it ends
+            call.log.info("recording notice not played to the agent: %s", exc.message)
+            call.unroute(agent_playback)
+        call.it.record(call.now(), "recording_notice", lang=call.it.language)
+        call.log.info("recording notice playing to the customer and the agent (%s)", call.it.language)
+
+    async def _notice_over(self, stopped_by: str | None = None) -> None:
+        """The notice has played (or was stopped: a request of the agent's, the call's end):
+        the agent's microphone is on again."""
+        call = self.call
+        playback_id, self.notice_id = self.notice_id, None
+        channel, self.notice_agent = self.notice_agent, None
+        echo, self.notice_echo = self.notice_echo, None
+        if echo is not None:  # the agent's copy, if it runs on a moment longer
+            call.unroute(echo)
+            with contextlib.suppress(PbxError):
+                await call.pbx.stop_playback(echo)
+        if playback_id is not None:
+            call.unroute(playback_id)
+            if stopped_by is not None:
+                with contextlib.suppress(PbxError):
+                    await call.pbx.stop_playback(playback_id)
+            call.it.record(call.now(), "recording_notice_over", stopped_by=stopped_by)
+        if channel is not None and channel not in call.gone and not self.muted:
+            with contextlib.suppress(PbxError):
+                await call.pbx.unmute(channel)
+        if playback_id is not None or channel is not None:
+            self.remember()
+            call.save_soon()
+
+    async def _notice_event(self, ev: CallEvent) -> bool:
+        """True if the event was about the notice (its end)."""
+        if self.notice_id is None:
+            return False
+        if isinstance(ev, PlaybackFinished) and ev.playback_id == self.notice_id:
+            await self._notice_over()
+            return True
+        if isinstance(ev, PlaybackFinished) and ev.playback_id == self.notice_echo:
+            self.call.unroute(ev.playback_id)
+            self.notice_echo = None
+            return True
+        if isinstance(ev, Reconnected) and not await self.call.pbx.playback_alive(self.notice_id):
+            await self._notice_over()  # it ended while the events were not coming in
+        return False
 
     # -- talking ----------------------------------------------------------------
 
@@ -248,7 +348,11 @@ class Conversation:
                 ev = await call.next_event()
                 if ev is None:
                     continue
+                if await self._notice_event(ev):
+                    continue
                 if isinstance(ev, ControlRequest):
+                    if self.notice_id is not None:  # the agent acts: the notice gives way
+                        await self._notice_over(stopped_by=ev.by)
                     transfer = await self.handle(ev)
                     if transfer is not None:
                         return transfer
@@ -263,6 +367,8 @@ class Conversation:
                         return None
         finally:
             self.active = False
+            if self.notice_agent is not None:
+                await self._notice_over(stopped_by="call")
             self._close_asking()
             await self._close_consult()
 
@@ -932,6 +1038,7 @@ class Conversation:
             "conference": sorted(self.conference.values()),
             "held": self.held,
             "muted": self.muted,
+            "notice": self.notice_id is not None,  # the recording notice is playing; the mic opens after it
             "consult": None
             if self.consult is None
             else {
@@ -956,7 +1063,9 @@ class Conversation:
             "agent": None if self.agent is None else [self.agent.channel_id, self.agent.agent_id],
             "conference": dict(self.conference),
             "held": self.held,
-            "muted": self.muted,
+            # Muted for the recording notice too: an app restarted meanwhile shows the agent
+            # muted, with Unmute, rather than leaving the microphone off unseen.
+            "muted": self.muted or self.notice_agent is not None,
             "consult": None
             if self.consult is None
             else [self.consult.agent_id, self.consult.channel_id, self.consult.answered],

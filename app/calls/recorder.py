@@ -17,6 +17,10 @@ class Recorder(Protocol):
     async def connected(self, it: Interaction, caller_channel: str, campaign: str | None) -> None:
         """An agent answered and talks with the caller (each time: after a transfer too)."""
 
+    def notice(self, it: Interaction, campaign: str | None) -> list[str]:
+        """What the customer of a call we place hears about recording as the agent is joined
+        (sound URIs in the call's language); nothing where the call is not recorded."""
+
     async def held(self, it: Interaction, caller_channel: str, on: bool) -> None:
         """The caller went on hold (True) or came back (False)."""
 
@@ -43,6 +47,9 @@ class NoRecorder:
 
     async def connected(self, it: Interaction, caller_channel: str, campaign: str | None) -> None:
         return None
+
+    def notice(self, it: Interaction, campaign: str | None) -> list[str]:
+        return []
 
     async def held(self, it: Interaction, caller_channel: str, on: bool) -> None:
         return None

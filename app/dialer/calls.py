@@ -4,8 +4,10 @@ A placed call rings the customer through the campaign's trunk; its answered side
 dialplan's AMD first when the campaign asks for it. A machine hears the campaign's machine
 message (or is hung up on). A person is offered at once to an agent, as a top-tier call in the
 campaign's queue, and put straight through on the agent's nailed-up line (app/dialer/nailed.py)
-or rings their phone: if no agent has picked up within the connect window (counted from the end of
-the greeting, less what AMD spent listening for it), the customer hears the identifying message,
+or rings their phone (where the call is recorded, the recording notice plays as they are
+joined, the agent hearing it with their microphone off: app/calls/conversation.py `join`): if
+no agent has picked up within the connect window (counted from the end of the greeting, less
+what AMD spent listening for it), the customer hears the identifying message,
 the call counts as abandoned and the number is locked out. A preview call rings the agent who
 looked at the customer first, then the customer (no AMD: a person is listening already).
 """
@@ -217,7 +219,7 @@ class DialerCall:
         if self.lines is not None and len(decision.agent_ids) == 1:
             nailed = await self.lines.lend(call, decision.agent_ids[0], c.queue, decision.reason)
             if nailed is not None:  # straight through on the agent's line: nothing rings
-                await self.line.conversation(call).join(nailed)
+                await self.line.conversation(call).join(nailed, announce=True)
                 return waiting
         rang_at = loop.time()
         leg = await ring_agents(
@@ -232,7 +234,7 @@ class DialerCall:
         if leg is None:
             return None
         self.agent_ring_s = loop.time() - rang_at
-        await self.line.conversation(call).join(leg)
+        await self.line.conversation(call).join(leg, announce=True)
         return waiting
 
     async def abandon(self) -> None:
@@ -313,7 +315,7 @@ class PreviewCall(DialerCall):
                 self.connected_loop_time = asyncio.get_running_loop().time()
                 await call.pbx.stop_playback(ringback)
                 conv.agent = None
-                await conv.join(leg)
+                await conv.join(leg, announce=True)
                 await self.record_attempt()
                 await self.line.follow(call, waiting_of(call, c.queue), self.room)
                 return

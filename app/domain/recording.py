@@ -40,7 +40,9 @@ class Rule:
     mode: Mode = Mode.ALL
     percent: float = 100.0  # for `sample`
     retention_days: int = 90  # 0: keep for ever
-    consent: bool = True  # the caller hears "this call may be recorded" before an agent answers
+    # The caller hears "this call may be recorded" before an agent answers (a call we place: the
+    # customer hears it as the agent is joined).
+    consent: bool = True
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,16 @@ class RecordingPolicy:
         record (some or all of its calls) and its rule asks for the announcement."""
         _, rule = self.rule_for(queue=queue, campaign=None, direction=direction)
         return rule.mode is not Mode.NONE and rule.consent
+
+    def announced(
+        self, interaction_id: str, *, queue: str | None, campaign: str | None, direction: str
+    ) -> bool:
+        """Whether the customer of a call we place hears the consent announcement once they
+        answer: this call will be recorded (its rule, a sample included, decides it already) and
+        that rule asks for the announcement."""
+        _, rule = self.rule_for(queue=queue, campaign=campaign, direction=direction)
+        decision = self.decide(interaction_id, queue=queue, campaign=campaign, direction=direction)
+        return decision.record and rule.consent
 
 
 class SpanKind(StrEnum):

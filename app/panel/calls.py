@@ -25,9 +25,20 @@ from app.routing.desk import RoutingService
 
 log = logging.getLogger(__name__)
 
-CALLS_ASSET_VERSION = "3"
+CALLS_ASSET_VERSION = "4"
 # Saved events after which a panel showing the call must look again.
-CHANGE_KINDS = frozenset({"connected", "consult_answered", "consult_ended", "transferred", "ended"})
+CHANGE_KINDS = frozenset(
+    {
+        "connected",
+        "consult_answered",
+        "consult_ended",
+        "transferred",
+        "ended",
+        # On a call we place: the recording notice playing, the agent's microphone off meanwhile.
+        "recording_notice",
+        "recording_notice_over",
+    }
+)
 KEYPAD = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#")
 
 

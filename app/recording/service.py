@@ -189,6 +189,15 @@ class RecordingService:
         mine = set(for_caller([text for text, _ in self.consent_uris], lang))
         return [uri for text, uri in self.consent_uris if text in mine]
 
+    def notice(self, it: Interaction, campaign: str | None) -> list[str]:
+        """What the customer of a call we place (a callback, a campaign's call) hears about
+        recording as they are joined to the agent: the notice where this call will be recorded
+        and its rule (the campaign's, else the queue's, ...) asks for it, in the call's language."""
+        if not self.policy.announced(it.id, queue=it.queue, campaign=campaign, direction=it.direction):
+            return []
+        mine = set(for_caller([text for text, _ in self.consent_uris], it.language))
+        return [uri for text, uri in self.consent_uris if text in mine]
+
     # -- the runtime's hooks (app/calls/recorder.py) ---------------------------------------
 
     def _take(self, key: str) -> Take | None:

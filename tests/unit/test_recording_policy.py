@@ -63,6 +63,25 @@ def test_consent_is_announced_only_where_calls_may_be_recorded() -> None:
     assert not RecordingPolicy(default=Rule(Mode.ALL, consent=False)).consent("general")
 
 
+def test_a_call_we_place_announces_only_when_it_will_be_recorded_and_its_rule_asks() -> None:
+    policy = RecordingPolicy(
+        queues={"billing": Rule(Mode.SAMPLE, 50.0), "tech": Rule(Mode.NONE)},
+        campaigns={"renewals": Rule(Mode.ALL, consent=False), "winback": Rule(Mode.ALL)},
+    )
+    iid = str(uuid.uuid4())
+    assert policy.announced(iid, queue="general", campaign=None, direction="outbound")
+    assert not policy.announced(iid, queue="tech", campaign=None, direction="outbound")
+    # The campaign's rule beats its queue's, both ways.
+    assert not policy.announced(iid, queue="general", campaign="renewals", direction="outbound")
+    assert policy.announced(iid, queue="tech", campaign="winback", direction="outbound")
+    # A sample: the customer hears it exactly when this call is the one recorded.
+    ids = [str(uuid.UUID(int=i * 7919 + 13)) for i in range(200)]
+    assert [policy.announced(i, queue="billing", campaign=None, direction="outbound") for i in ids] == [
+        policy.decide(i, queue="billing", direction="outbound").record for i in ids
+    ]
+    assert not POLICY.announced(iid, queue="general", campaign=None, direction="outbound"), "consent: false"
+
+
 def test_spans_mark_pauses_and_holds_without_overlap() -> None:
     spans = Spans()
     assert spans.start(SpanKind.PAUSE, 5.0)

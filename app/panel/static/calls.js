@@ -119,6 +119,7 @@
     if (call.queue) parts.push(fill(text["call.queue"], { queue: call.queue }));
     if (call.held) parts.push(text["call.held"]);
     if (mine && call.muted) parts.push(text["call.muted"]);
+    if (mine && call.notice) parts.push(text["call.notice"]);
     if (call.conference.length) {
       const others = [call.agent_id, ...call.conference].filter((id) => id && id !== agentId).map(agentLabel);
       parts.push(fill(text["call.conference_with"], { agents: others.join(", ") }));
