@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
+import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +34,19 @@ def _pj() -> Any:
     except ImportError as exc:  # a test dependency, in .venv after `make setup`
         raise CallerError("the pjsua2 SIP library is not installed (make setup installs it)") from exc
     return pjsua2
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 class SipCaller:
@@ -63,36 +78,41 @@ class SipCaller:
 
         def start() -> None:
             ep = pj.Endpoint()
-            ep.libCreate()
-            self._ep = ep
-            cfg = pj.EpConfig()
-            cfg.uaConfig.threadCnt = 1
-            cfg.uaConfig.mainThreadOnly = False
-            cfg.uaConfig.userAgent = "Lianluo replay (pjsua2)"
-            cfg.logConfig.consoleLevel = 0
-            cfg.logConfig.level = 4 if self.log_file else 0
-            if self.log_file:
-                cfg.logConfig.filename = str(self.log_file)
-            cfg.medConfig.clockRate = 8000
-            cfg.medConfig.sndClockRate = 8000
-            cfg.medConfig.noVad = True  # a steady stream, as a carrier sends
-            cfg.medConfig.ecTailLen = 0
-            ep.libInit(cfg)
-            ep.audDevManager().setNullDev()
-            for info in ep.codecEnum2():
-                ep.codecSetPriority(info.codecId, 0)
-            for i, codec in enumerate(("PCMU/8000", "PCMA/8000")):
-                ep.codecSetPriority(codec, 255 - i)
-            tcfg = pj.TransportConfig()
-            tcfg.boundAddress = self.bind_ip
-            tcfg.publicAddress = self.bind_ip
-            try:
-                self._transport = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
-            except pj.Error as exc:
-                raise CallerError(f"cannot send SIP from {self.bind_ip}: {exc.info()}") from None
-            ep.libStart()
+            with _quiet_stdout():  # pjlib says hello on stdout before its log settings apply
+                ep.libCreate()
+                self._ep = ep
+                self._init(pj, ep)
 
         await self._run(start)
+
+    def _init(self, pj: Any, ep: Any) -> None:
+        """Once per process: the endpoint, its codecs, a transport on the carrier's address."""
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 1
+        cfg.uaConfig.mainThreadOnly = False
+        cfg.uaConfig.userAgent = "Lianluo replay (pjsua2)"
+        cfg.logConfig.consoleLevel = 0
+        cfg.logConfig.level = 4 if self.log_file else 0
+        if self.log_file:
+            cfg.logConfig.filename = str(self.log_file)
+        cfg.medConfig.clockRate = 8000
+        cfg.medConfig.sndClockRate = 8000
+        cfg.medConfig.noVad = True  # a steady stream, as a carrier sends
+        cfg.medConfig.ecTailLen = 0
+        ep.libInit(cfg)
+        ep.audDevManager().setNullDev()
+        for info in ep.codecEnum2():
+            ep.codecSetPriority(info.codecId, 0)
+        for i, codec in enumerate(("PCMU/8000", "PCMA/8000")):
+            ep.codecSetPriority(codec, 255 - i)
+        tcfg = pj.TransportConfig()
+        tcfg.boundAddress = self.bind_ip
+        tcfg.publicAddress = self.bind_ip
+        try:
+            self._transport = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        except pj.Error as exc:
+            raise CallerError(f"cannot send SIP from {self.bind_ip}: {exc.info()}") from None
+        ep.libStart()
 
     def _account(self, user: str) -> Any:
         pj = _pj()

@@ -1,0 +1,161 @@
+"""Replay for regression (`python -m app replay`), on the real stack: a caller goes through a
+demo-like flow (keys 2 then 2: billing, the billing team) and an agent answers; the call is
+recorded. Replayed against the same flow it matches, and nobody's phone rings; after key 2 is
+changed to lead to technical support and the flows are reloaded, the replay reports the
+difference. Replayed calls are not recorded and end `replayed` where the flow hands them on."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.audio import write_tone
+from tests.support.calls import call_in, ended, register_agent
+from tests.support.sip_phone import PhoneLab
+from tests.support.stack import REPO, Stack, eventually
+
+pytestmark = pytest.mark.e2e
+
+FLOW = """name: main
+default: true
+start: entry
+operator: agent
+lists:
+  blocked: ["13800000000"]
+nodes:
+  entry:
+    type: branch
+    rules:
+      - {ani_in: blocked, goto: blocked}
+    otherwise: main_menu
+  blocked: {type: hangup, outcome: blocked, prompt: {text: "Goodbye."}}
+  main_menu:
+    type: menu
+    prompt: {text: "Welcome to Lianluo. For general questions, press 1. For billing, press 2."}
+    options: {"1": general, "2": KEY_TWO}
+    timeout_s: 6
+  billing_menu:
+    type: menu
+    prompt: {text: "To hear your balance, press 1. To speak with the billing team, press 2."}
+    options: {"1": thanks, "2": billing}
+    timeout_s: 6
+  thanks: {type: hangup, outcome: self_service, prompt: {text: "Thank you for calling. Goodbye."}}
+  general: {type: queue, queue: general}
+  billing: {type: queue, queue: billing}
+  tech: {type: queue, queue: tech}
+  agent: {type: queue, queue: general}
+"""
+FLOWS = Path(tempfile.mkdtemp(prefix="lianluo-replay-flows-"))
+(FLOWS / "main.yaml").write_text(FLOW.replace("KEY_TWO", "billing_menu"))
+QUEUE = {"ring_timeout_s": 10, "wrap_up_s": 0, "announce_every_s": 0}
+STACK_CONFIG = {
+    "agents": [{"id": "1001", "name": "Alice Wang"}],
+    "queues": [{"name": n, **QUEUE} for n in ("general", "billing", "tech")],
+    "ivr": {"flows": str(FLOWS), "connecting": []},
+    "recording": {"enabled": True, "ivr": True, "default": {"mode": "all", "consent": False}},
+}
+
+
+def replay(stack: Stack, interaction: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "replay",
+            "--config",
+            str(stack.config_path),
+            "--interaction",
+            str(interaction),
+        ],
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": stack.db_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def replays_of(stack: Stack, interaction: object) -> list[Any]:
+    return [
+        r[0]
+        for r in stack.query(
+            "SELECT interaction_id FROM interaction_events WHERE kind = 'replay' AND data->>'of' = %s"
+            " ORDER BY id",
+            str(interaction).replace("-", ""),
+        )
+    ]
+
+
+def test_a_recorded_call_replays_to_a_match_and_a_changed_flow_shows_the_difference(
+    stack: Stack, lab: PhoneLab, tmp_path: Path
+) -> None:
+    alice = register_agent(lab, stack, "1001")
+    eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "Alice ready")
+    voice = write_tone(tmp_path / "caller.wav", 1000, 60)
+    caller, it = call_in(lab, stack, "13700000091", voice, tmp_path / "caller-heard.wav")
+    stack.wait_event(it["id"], "recording_started", timeout=10)
+    # Into the main menu's prompt, then into the billing menu's: a caller who knows the way.
+    caller.wait_rx_audio(caller.rx_audio_seconds() + 1.5, timeout=15)
+    caller.send_dtmf("2")
+    stack.wait_event(it["id"], "menu_choice", timeout=10)
+    caller.wait_rx_audio(caller.rx_audio_seconds() + 1.0, timeout=15)
+    caller.send_dtmf("2")
+    alice_leg = alice.wait_incoming(timeout=30)
+    alice_leg.answer(play=write_tone(tmp_path / "alice.wav", 440, 60), loop=True)
+    stack.wait_event(it["id"], "connected", timeout=10)
+    caller.wait_rx_audio(caller.rx_audio_seconds() + 1.0, timeout=15)
+    caller.hangup()
+    ended(stack, it["id"])
+    eventually(
+        lambda: stack.query("SELECT 1 FROM recordings WHERE interaction_id = %s AND part = 'ivr'", it["id"]),
+        20,
+        "the IVR part's recording",
+    )
+    alice_calls = len(alice.calls)
+
+    same = replay(stack, it["id"])
+    assert same.returncode == 0, same.stdout + same.stderr
+    lines = same.stdout.splitlines()
+    # The path as the caller took it (under load, the second key may come after the billing
+    # menu's wait ran out: "no input" first, and the replay does the same).
+    found = re.fullmatch(
+        rf"{it['id']}  match  (entry > main_menu\[key 2\] > billing_menu\[(no input, )?key 2\] > billing"
+        r" => queue billing)",
+        lines[0],
+    )
+    assert found, lines
+    path = found.group(1)
+    assert lines[-1] == "1 calls replayed: 1 match, 0 differ, 0 errors"
+    (first,) = replays_of(stack, it["id"])
+    replayed = ended(stack, first)
+    assert replayed["outcome"] == "replayed"
+    assert len(alice.calls) == alice_calls, "a replay rang the agent"
+    assert not stack.query("SELECT 1 FROM recordings WHERE interaction_id = %s", first), (
+        "a replay was recorded"
+    )
+    assert (
+        stack.query("SELECT 1 FROM interaction_events WHERE interaction_id = %s AND kind = 'queued'", first)
+        == []
+    )
+
+    # Key 2 now leads to technical support, reloaded without a restart.
+    (FLOWS / "main.yaml").write_text(FLOW.replace("KEY_TWO", "tech"))
+    status, body = stack.api("POST", "/api/ivr/reload")
+    assert status == 200, body
+    changed = replay(stack, it["id"])
+    assert changed.returncode == 1, changed.stdout + changed.stderr
+    out = changed.stdout
+    billing_step = path.split(" > ")[2]
+    assert f"{it['id']}  DIFFERS at step 3: recorded {billing_step}, replayed tech" in out, out
+    assert f"    recorded: {path}" in out, out
+    assert "    replayed: entry > main_menu[key 2] > tech => queue tech" in out, out
+    assert out.splitlines()[-1] == "1 calls replayed: 0 match, 1 differ, 0 errors"
+    assert len(alice.calls) == alice_calls, "a replay rang the agent"
