@@ -118,9 +118,7 @@ def plan_of(events: Sequence[Event], recording_started: datetime | None = None) 
     for i, node in enumerate(nodes):
         until = nodes[i + 1].at if i + 1 < len(nodes) else None
         keys = tuple(
-            Key(k, round(max(0.0, (at - node.at).total_seconds()), 3))
-            for at, k in presses
-            if at >= node.at and (until is None or at < until)
+            Key(k, round(max(0.0, (at - node.at).total_seconds()), 3)) for n, at, k in presses if n == i
         )
         audio = None
         if recording_started is not None:
@@ -128,7 +126,7 @@ def plan_of(events: Sequence[Event], recording_started: datetime | None = None) 
             end = (until - recording_started).total_seconds() if until is not None else float("inf")
             audio = (round(start, 3), round(end, 3) if end != float("inf") else end)
         visits.append(Visit(str(node.data.get("name", "")), str(node.data.get("type", "")), keys, audio))
-    early = [k for at, k in presses if at < nodes[0].at]
+    early = [k for n, _, k in presses if n < 0]
     if early:
         problems.append(f"keys before the first node ({''.join(early)}) are not replayed")
     ended = next((e for e in events if e.kind == "ended"), None)
@@ -138,14 +136,19 @@ def plan_of(events: Sequence[Event], recording_started: datetime | None = None) 
     return Plan(tuple(visits), hangup, tuple(problems))
 
 
-def _presses(events: Sequence[Event], problems: list[str]) -> list[tuple[datetime, str]]:
-    """Every key the caller pressed in the IVR, with when."""
-    out: list[tuple[datetime, str]] = []
+def _presses(events: Sequence[Event], problems: list[str]) -> list[tuple[int, datetime, str]]:
+    """Every key the caller pressed in the IVR: in which node (the index of the `node` event
+    before the event that tells of it: order, not time, decides, as a key and the node it
+    leads to may carry the same instant), when, and which."""
+    out: list[tuple[int, datetime, str]] = []
+    node = -1
     for e in events:
-        if e.kind == "dtmf":
-            out.append((e.at, str(e.data.get("digit", ""))))
+        if e.kind == "node":
+            node += 1
+        elif e.kind == "dtmf":
+            out.append((node, e.at, str(e.data.get("digit", ""))))
         elif e.kind == "language" and e.data.get("key"):
-            out.append((e.at, str(e.data["key"])))
+            out.append((node, e.at, str(e.data["key"])))
         elif e.kind in ("collected", "invalid_entry"):
             before = [float(s) for s in e.data.get("keys_before_s") or []]
             keys = str(e.data.get("keys") or "")
@@ -155,8 +158,8 @@ def _presses(events: Sequence[Event], problems: list[str]) -> list[tuple[datetim
             if not keys or len(keys) != len(before):
                 problems.append(f"the keys of a `{e.kind}` ({e.data.get('field')}) were not kept")
                 continue
-            out += [(_minus(e.at, s), k) for k, s in zip(keys, before, strict=True)]
-    out.sort(key=lambda p: p[0])
+            out += [(node, _minus(e.at, s), k) for k, s in zip(keys, before, strict=True)]
+    out.sort(key=lambda p: (p[0], p[1]))
     return out
 
 
