@@ -288,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         help="hang up when nothing new happened for this long (s, default 8)",
     )
     rerun.add_argument("--sip-log", action="store_true", help="write pjsua's log to var_dir/replay-pjsua.log")
+    rerun.add_argument("--verbose", action="store_true", help="say what the replay does in each node")
     args = parser.parse_args(argv)
 
     try:
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "restart":
         return restart(settings, args.timeout)
     if args.command == "replay":
-        logging.basicConfig(level=logging.WARNING)
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
         return asyncio.run(replay(settings, args))
 
     handler = logging.StreamHandler(sys.stderr)

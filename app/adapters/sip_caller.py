@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 from app.errors import AppError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class CallerError(AppError):
@@ -211,6 +213,7 @@ class CallerLeg:
         def play() -> None:
             self._player = None  # its destructor removes it from the conference bridge
             if self._pj is None or self._audio_index < 0 or not self._pj.isActive():
+                log.warning("no audio to play %s into (the call has no media)", path.name)
                 return
             media = self._pj.getAudioMedia(self._audio_index)
             player = pj.AudioMediaPlayer()

@@ -91,9 +91,9 @@ class IvrWalker:
                 await self.choose_language(call, flow)
             # Each node entered is an event: the path a replay compares, and the moment its keys
             # are timed from (app/domain/replay.py).
-            it.record(
-                call.now(), "node", name=name, type=node.type, **({"queue": node.queue} if node.queue else {})
-            )
+            where = {"queue": node.queue} if node.queue else {}
+            it.record(call.now(), "node", name=name, type=node.type, **where)
+            call.save_soon()  # written behind, at once: a replay waits for it to time its keys
             await call.recorder.ivr(it, call.caller, "sensitive" if node.sensitive else "plain")
             if node.type == "menu":
                 name = await self.menu(call, flow, name, node)

@@ -190,6 +190,14 @@ class Replayer:
                 notes.append(f"the path differs from node {node.data.get('name')}: no more input sent")
                 break
             segment = audio[i]
+            log.info(
+                "replay %s: in %s %.2f s after it began; playing %s; keys %s",
+                new_id,
+                visit.node,
+                self.clock() - entered,
+                segment.name if segment else "nothing",
+                " ".join(f"{k.key}@{k.after_s}" for k in visit.keys) or "none",
+            )
             if segment is not None:
                 await leg.play(segment)
             for when, key in due(entered, visit.keys, self.clock()):

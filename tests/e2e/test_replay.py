@@ -2,7 +2,9 @@
 demo-like flow (keys 2 then 2: billing, the billing team) and an agent answers; the call is
 recorded. Replayed against the same flow it matches, and nobody's phone rings; after key 2 is
 changed to lead to technical support and the flows are reloaded, the replay reports the
-difference. Replayed calls are not recorded and end `replayed` where the flow hands them on."""
+difference. Replayed calls are not recorded and end `replayed` where the flow hands them on.
+A caller who *said* "billing" is replayed from the IVR recording's caller channel, and the
+center hears the word again."""
 
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from tests.support.audio import write_tone
+from tests.e2e.test_ivr_flows import spoken
+from tests.support.audio import write_tone, write_wav
 from tests.support.calls import call_in, ended, register_agent
 from tests.support.sip_phone import PhoneLab
 from tests.support.stack import REPO, Stack, eventually
@@ -40,6 +44,7 @@ nodes:
     type: menu
     prompt: {text: "Welcome to Lianluo. For general questions, press 1. For billing, press 2."}
     options: {"1": general, "2": KEY_TWO}
+    words: {billing: billing_menu}
     timeout_s: 6
   billing_menu:
     type: menu
@@ -60,6 +65,7 @@ STACK_CONFIG = {
     "queues": [{"name": n, **QUEUE} for n in ("general", "billing", "tech")],
     "ivr": {"flows": str(FLOWS), "connecting": []},
     "recording": {"enabled": True, "ivr": True, "default": {"mode": "all", "consent": False}},
+    "speech": {"engine": "pocketsphinx"},
 }
 
 
@@ -74,6 +80,8 @@ def replay(stack: Stack, interaction: object) -> subprocess.CompletedProcess[str
             str(stack.config_path),
             "--interaction",
             str(interaction),
+            "--verbose",
+            "--sip-log",
         ],
         cwd=REPO,
         env={**os.environ, "DATABASE_URL": stack.db_url},
@@ -159,3 +167,41 @@ def test_a_recorded_call_replays_to_a_match_and_a_changed_flow_shows_the_differe
     assert "    replayed: entry > main_menu[key 2] > tech => queue tech" in out, out
     assert out.splitlines()[-1] == "1 calls replayed: 0 match, 1 differ, 0 errors"
     assert len(alice.calls) == alice_calls, "a replay rang the agent"
+
+
+def test_a_spoken_answer_is_played_back_from_the_recording_and_heard_again(
+    stack: Stack, lab: PhoneLab, tmp_path: Path
+) -> None:
+    (FLOWS / "main.yaml").write_text(FLOW.replace("KEY_TWO", "billing_menu"))
+    status, body = stack.api("POST", "/api/ivr/reload")
+    assert status == 200, body
+    quiet = write_wav(tmp_path / "quiet.wav", np.zeros(8000 * 30))
+    caller, it = call_in(lab, stack, "13700000092", quiet, tmp_path / "caller-heard.wav")
+    eventually(
+        lambda: any(
+            k == "prompt_played" and d.get("prompt") == "main_menu" for k, d in stack.events(it["id"])
+        ),
+        20,
+        "the main menu's prompt to end",
+    )
+    caller.play(spoken("billing", tmp_path / "billing.wav"))
+    heard = stack.wait_event(it["id"], "speech", timeout=20)
+    assert heard["phrase"] == "billing", heard
+    stack.wait_event(it["id"], "menu_choice", timeout=10)
+    caller.wait_rx_audio(caller.rx_audio_seconds() + 1.0, timeout=15)
+    caller.send_dtmf("2")
+    stack.wait_event(it["id"], "queued", timeout=15)
+    caller.hangup()
+    ended(stack, it["id"])
+    eventually(
+        lambda: stack.query("SELECT 1 FROM recordings WHERE interaction_id = %s AND part = 'ivr'", it["id"]),
+        20,
+        "the IVR part's recording",
+    )
+
+    again = replay(stack, it["id"])
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"{it['id']}  match  entry > main_menu[said billing] > billing_menu[" in again.stdout, again.stdout
+    (first,) = replays_of(stack, it["id"])
+    said = [d for k, d in stack.events(first) if k == "speech"]
+    assert [d["phrase"] for d in said] == ["billing"], said
