@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from app.domain.replay import Event, Plan, plan_of
 from tests.e2e.test_ivr_flows import spoken
 from tests.support.audio import write_tone, write_wav
 from tests.support.calls import call_in, ended, register_agent
@@ -91,6 +92,19 @@ def replay(stack: Stack, interaction: object) -> subprocess.CompletedProcess[str
     )
 
 
+def plan(stack: Stack, interaction: object) -> Plan:
+    rows = stack.query(
+        "SELECT at, kind, data FROM interaction_events WHERE interaction_id = %s ORDER BY id", interaction
+    )
+    return plan_of([Event(at, kind, data or {}) for at, kind, data in rows])
+
+
+def keep(artifacts: Path, name: str, run: subprocess.CompletedProcess[str], *more: str) -> None:
+    """The command's output (and its --verbose log) beside the other test artifacts."""
+    (artifacts / "replay").mkdir(exist_ok=True)
+    (artifacts / "replay" / name).write_text("\n".join([run.stdout, run.stderr, *more]))
+
+
 def replays_of(stack: Stack, interaction: object) -> list[Any]:
     return [
         r[0]
@@ -103,7 +117,7 @@ def replays_of(stack: Stack, interaction: object) -> list[Any]:
 
 
 def test_a_recorded_call_replays_to_a_match_and_a_changed_flow_shows_the_difference(
-    stack: Stack, lab: PhoneLab, tmp_path: Path
+    stack: Stack, lab: PhoneLab, tmp_path: Path, artifacts: Path
 ) -> None:
     alice = register_agent(lab, stack, "1001")
     eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "Alice ready")
@@ -146,6 +160,17 @@ def test_a_recorded_call_replays_to_a_match_and_a_changed_flow_shows_the_differe
     replayed = ended(stack, first)
     assert replayed["outcome"] == "replayed"
     assert len(alice.calls) == alice_calls, "a replay rang the agent"
+    # The same keys, as long after their node began as in the recorded call.
+    was, now = plan(stack, it["id"]), plan(stack, first)
+    offsets = [
+        (a.key, a.after_s, b.after_s)
+        for v, w in zip(was.visits, now.visits, strict=True)
+        for a, b in zip(v.keys, w.keys, strict=True)
+    ]
+    assert [k for k, _, _ in offsets] == ["2", "2"], offsets
+    late = [round(b - a, 3) for _, a, b in offsets]
+    keep(artifacts, "match.txt", same, f"keys after their node began, recorded vs replayed: {offsets}")
+    assert all(-0.2 < d < 0.6 for d in late), offsets
     assert not stack.query("SELECT 1 FROM recordings WHERE interaction_id = %s", first), (
         "a replay was recorded"
     )
@@ -159,6 +184,7 @@ def test_a_recorded_call_replays_to_a_match_and_a_changed_flow_shows_the_differe
     status, body = stack.api("POST", "/api/ivr/reload")
     assert status == 200, body
     changed = replay(stack, it["id"])
+    keep(artifacts, "difference.txt", changed)
     assert changed.returncode == 1, changed.stdout + changed.stderr
     out = changed.stdout
     billing_step = path.split(" > ")[2]
@@ -170,7 +196,7 @@ def test_a_recorded_call_replays_to_a_match_and_a_changed_flow_shows_the_differe
 
 
 def test_a_spoken_answer_is_played_back_from_the_recording_and_heard_again(
-    stack: Stack, lab: PhoneLab, tmp_path: Path
+    stack: Stack, lab: PhoneLab, tmp_path: Path, artifacts: Path
 ) -> None:
     (FLOWS / "main.yaml").write_text(FLOW.replace("KEY_TWO", "billing_menu"))
     status, body = stack.api("POST", "/api/ivr/reload")
@@ -200,6 +226,7 @@ def test_a_spoken_answer_is_played_back_from_the_recording_and_heard_again(
     )
 
     again = replay(stack, it["id"])
+    keep(artifacts, "spoken.txt", again)
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"{it['id']}  match  entry > main_menu[said billing] > billing_menu[" in again.stdout, again.stdout
     (first,) = replays_of(stack, it["id"])
