@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from app.bus import Bus, InteractionSaved
+from app.domain.interaction import InteractionEvent
 from app.domain.replay import (
     Event,
     Journey,
@@ -24,6 +26,7 @@ from app.domain.replay import (
     verify,
 )
 from app.replay.service import caller_address, caller_audio
+from app.supervision.metrics import CenterMetrics, LiveSources
 
 T0 = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 
@@ -220,3 +223,21 @@ def test_the_callers_channel_is_cut_per_node_and_silent_parts_are_left_out(tmp_p
     with wave.open(str(parts[1])) as w:
         assert (w.getnchannels(), w.getframerate(), w.getnframes()) == (1, rate, rate)
         assert set(w.readframes(w.getnframes())[:200]) == set((3000).to_bytes(2, "little", signed=True))
+
+
+def test_a_replayed_call_is_not_counted_in_the_metrics() -> None:
+    bus = Bus()
+    metrics = CenterMetrics(bus, LiveSources(list, list, lambda: 0, lambda: 0, lambda: 0))
+
+    def ended(outcome: str) -> float:
+        text = metrics.text().decode()
+        line = next(
+            (x for x in text.splitlines() if x.startswith(f'lianluo_calls_ended_total{{outcome="{outcome}"')),
+            "",
+        )
+        return float(line.split()[-1]) if line else 0.0
+
+    bus.publish(InteractionSaved("r", (InteractionEvent(at(0), "replay", {"of": "x"}),)))
+    bus.publish(InteractionSaved("r", (InteractionEvent(at(9), "ended", {"outcome": "self_service"}),)))
+    bus.publish(InteractionSaved("c", (InteractionEvent(at(9), "ended", {"outcome": "self_service"}),)))
+    assert ended("self_service") == 1.0
