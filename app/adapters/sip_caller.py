@@ -23,6 +23,7 @@ from app.errors import AppError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+KEY_S = 0.16  # how long each key lasts: the center notes it at its end
 
 
 class CallerError(AppError):
@@ -233,7 +234,7 @@ class CallerLeg:
             prm = pj.CallSendDtmfParam()
             prm.digits = digits
             prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
-            prm.duration = 160
+            prm.duration = round(KEY_S * 1000)
             with contextlib.suppress(pj.Error):  # the call ended meanwhile
                 self._pj.sendDtmf(prm)
 

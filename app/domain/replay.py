@@ -167,11 +167,12 @@ def _minus(at: datetime, seconds: float) -> datetime:
     return at - timedelta(seconds=seconds)
 
 
-def due(entered: float, keys: Iterable[Key], now: float) -> list[tuple[float, str]]:
+def due(entered: float, keys: Iterable[Key], now: float, lead_s: float = 0.0) -> list[tuple[float, str]]:
     """When to send each key of a node entered at `entered` (any clock in seconds): at the same
     time after the node's start as in the recorded call, and never in the past (a late notice of
-    the node sends at once, in order)."""
-    return [(max(now, entered + k.after_s), k.key) for k in keys]
+    the node sends at once, in order). `lead_s`: how long before the center notes a key it is
+    sent (an RFC 4733 key counts when it ends: its duration)."""
+    return [(max(now, entered + k.after_s - lead_s), k.key) for k in keys]
 
 
 # -- what happened ----------------------------------------------------------------------------

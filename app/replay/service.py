@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.adapters.sip_caller import CallerLeg, SipCaller
+from app.adapters.sip_caller import KEY_S, CallerLeg, SipCaller
 from app.domain.replay import (
     HEADER,
     Event,
@@ -200,7 +200,7 @@ class Replayer:
             )
             if segment is not None:
                 await leg.play(segment)
-            for when, key in due(entered, visit.keys, self.clock()):
+            for when, key in due(entered, visit.keys, self.clock(), lead_s=KEY_S):
                 if await self._until(when, leg):
                     return notes
                 await leg.keys(key)

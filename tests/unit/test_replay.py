@@ -101,6 +101,8 @@ def test_a_longer_prompt_moves_the_keys_with_the_node() -> None:
     assert due(entered + 4, menu.keys, now=entered + 4) == [(1006.3, "1"), (1009.9, "2")]
     # Heard of late (the event was read 3 s after the node began): the late key goes at once.
     assert due(entered, menu.keys, now=entered + 3) == [(1003.0, "1"), (1005.9, "2")]
+    # A key is noted when it ends: sent its duration early, it is noted when it was.
+    assert due(entered, menu.keys, now=entered, lead_s=0.16) == [(1002.14, "1"), (1005.74, "2")]
 
 
 def test_a_caller_who_hung_up_in_the_ivr_hangs_up_as_long_after_the_node_began() -> None:
