@@ -135,9 +135,7 @@ class Replayer:
         uri = f"sip:{rec.dnis}@{self.target.host}:{self.target.port}"
         leg = await self.caller.call(uri, rec.ani, {HEADER: token})
         try:
-            try:
-                await asyncio.wait_for(leg.answered.wait(), ANSWER_S)
-            except TimeoutError:
+            if not await answered(leg, ANSWER_S):
                 return Verdict(
                     rec.id, recorded, None, f"the center did not answer (SIP {leg.status} {leg.reason})"
                 )
@@ -249,6 +247,17 @@ class Replayer:
                 return events
             await asyncio.sleep(self.poll_s * 4)
         return None
+
+
+async def answered(leg: CallerLeg, timeout: float) -> bool:
+    """Whether the center answered the call within `timeout` (False at once if it refused it)."""
+    waits = [asyncio.ensure_future(leg.answered.wait()), asyncio.ensure_future(leg.ended.wait())]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+    return leg.answered.is_set()
 
 
 def caller_audio(wav_path: Path, plan: Plan, out: Path) -> list[Path | None]:

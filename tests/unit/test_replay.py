@@ -4,11 +4,13 @@ comparison and its output, and the marker that makes a call a replay."""
 
 from __future__ import annotations
 
+import asyncio
 import wave
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from app.adapters.sip_caller import CallerLeg, SipCaller
 from app.bus import Bus, InteractionSaved
 from app.domain.interaction import InteractionEvent
 from app.domain.replay import (
@@ -25,7 +27,7 @@ from app.domain.replay import (
     summary,
     verify,
 )
-from app.replay.service import caller_address, caller_audio
+from app.replay.service import answered, caller_address, caller_audio
 from app.supervision.metrics import CenterMetrics, LiveSources
 
 T0 = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
@@ -243,3 +245,20 @@ def test_a_replayed_call_is_not_counted_in_the_metrics() -> None:
     bus.publish(InteractionSaved("r", (InteractionEvent(at(9), "ended", {"outcome": "self_service"}),)))
     bus.publish(InteractionSaved("c", (InteractionEvent(at(9), "ended", {"outcome": "self_service"}),)))
     assert ended("self_service") == 1.0
+
+
+async def test_a_refused_call_is_known_at_once_and_an_answered_one_too() -> None:
+    loop = asyncio.get_running_loop()
+    caller = SipCaller("127.0.0.1")
+    try:
+        refused = CallerLeg(caller, loop)
+        refused.ended.set()
+        started = loop.time()
+        assert await answered(refused, timeout=10) is False
+        assert loop.time() - started < 1
+        taken = CallerLeg(caller, loop)
+        loop.call_later(0.05, taken.answered.set)
+        assert await answered(taken, timeout=10) is True
+        assert await answered(CallerLeg(caller, loop), timeout=0.05) is False
+    finally:
+        await caller.close()
