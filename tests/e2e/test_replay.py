@@ -248,3 +248,28 @@ def test_a_spoken_answer_is_played_back_from_the_recording_and_heard_again(
     keep(artifacts, "since.txt", today)
     assert today.returncode == 0, today.stdout + today.stderr
     assert today.stdout.splitlines()[-1] == "2 calls replayed: 2 match, 0 differ, 0 errors", today.stdout
+
+
+def test_a_forged_replay_marker_makes_an_ordinary_call(stack: Stack, lab: PhoneLab, tmp_path: Path) -> None:
+    """Anyone on the carrier's side can send the header: without the center's signature the
+    call is an ordinary one (queued, counted), not a hidden replay."""
+    (FLOWS / "main.yaml").write_text(FLOW.replace("KEY_TWO", "billing_menu"))
+    assert stack.api("POST", "/api/ivr/reload")[0] == 200
+    phone = lab.phone("127.0.0.2", user="13700000093")
+    forged = f"{'0' * 32}.9999999999.ab12.{'f' * 32}"
+    call = phone.call(
+        f"sip:7000@127.0.0.1:{stack.sip_port}",
+        play=write_tone(tmp_path / "caller.wav", 1000, 30),
+        loop=True,
+        headers={"X-Lianluo-Replay": forged},
+    )
+    call.wait_confirmed(timeout=10)
+    it = eventually(lambda: stack.interaction("ani = %s", "13700000093"), 10, "the caller's interaction")
+    stack.wait_event(it["id"], "node", timeout=10)
+    call.send_dtmf("1")  # general questions
+    stack.wait_event(it["id"], "queued", timeout=20)
+    assert "replay" not in [k for k, _ in stack.events(it["id"])]
+    # The header reached the center, which refused it (said in its log).
+    assert f"call {it['id']}: a replay marker that is not valid here" in stack.log_path.read_text()
+    call.hangup()
+    assert ended(stack, it["id"])["outcome"] != "replayed"
