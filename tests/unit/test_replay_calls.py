@@ -9,7 +9,7 @@ import uuid
 
 from app.domain.interaction import Outcome
 from app.domain.replay import sign
-from tests.unit.test_call_scripts import center
+from tests.unit.test_call_scripts import Center, center
 
 SECRET = "the-centers-api-token"
 
@@ -40,13 +40,15 @@ async def test_a_forged_or_reused_marker_is_an_ordinary_call() -> None:
         first = c.pbx.caller_arrives("13800000002", replay=once)
         it = await c.until(lambda: c.interaction_of(first), "the first interaction")
         await c.until(lambda: "replay" in c.store.kinds(it.id), "the replay marked")
-        for ani, token in (
-            ("13800000003", marker("13800000003", secret="not-the-center")),
-            ("13800000002", once),
-        ):
-            caller = c.pbx.caller_arrives(ani, replay=token)
-            other = await c.until(lambda caller=caller: c.interaction_of(caller), "the interaction")
-            await c.until(lambda other=other: "prompt_played" in c.store.kinds(other.id), "the menu")
-            assert "replay" not in c.store.kinds(other.id)
-            c.pbx.press(caller, "1")
-            await c.until(lambda other=other: "queued" in c.store.kinds(other.id), "queued like any caller")
+        forged = marker("13800000003", secret="not-the-center")
+        for ani, token in (("13800000003", forged), ("13800000002", once)):
+            await ordinary_call(c, ani, token)
+
+
+async def ordinary_call(c: Center, ani: str, token: str) -> None:
+    caller = c.pbx.caller_arrives(ani, replay=token)
+    it = await c.until(lambda: c.interaction_of(caller), "the interaction")
+    await c.until(lambda: "prompt_played" in c.store.kinds(it.id), "the menu")
+    assert "replay" not in c.store.kinds(it.id)
+    c.pbx.press(caller, "1")
+    await c.until(lambda: "queued" in c.store.kinds(it.id), "queued like any caller")
