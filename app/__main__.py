@@ -227,6 +227,9 @@ async def replay(settings: Settings, args: argparse.Namespace) -> int:
         except ValueError:
             print(f"--interaction {args.interaction!r}: not an interaction id", file=sys.stderr)
             return 2
+    if args.limit < 1 or args.grace <= 0:
+        print("--limit must be at least 1 and --grace above 0", file=sys.stderr)
+        return 2
     url = resolve_url(settings.database.url)
     async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool:
         store = ReplayStore(pool)
