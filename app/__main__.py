@@ -1,5 +1,5 @@
-"""Command line: ``python -m app run``, ``restart``, ``check-config``, ``import-leads`` and
-``import-dnc``.
+"""Command line: ``python -m app run``, ``restart``, ``check-config``, ``import-leads``,
+``import-dnc`` and ``replay``.
 
 Stopping, three ways: Ctrl-C (SIGINT) ends every call and stops Asterisk, after saying how many
 calls it ends; SIGTERM (a service manager) and ``python -m app restart`` (SIGHUP to the running
@@ -21,6 +21,8 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+import uuid
+from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -163,6 +165,95 @@ async def import_list(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def replay(settings: Settings, args: argparse.Namespace) -> int:
+    """Replay recorded calls against the running center's flows (app/replay/): 0 when every call
+    matches, 1 when some differ, 2 when some could not be replayed."""
+    import yaml
+    from psycopg_pool import AsyncConnectionPool
+
+    from app.adapters.db import resolve_url
+    from app.adapters.sip_caller import SipCaller
+    from app.bootstrap import Paths
+    from app.domain.replay import summary
+    from app.replay.service import Target, caller_address, can_bind, run_replays
+    from app.replay.store import ReplayStore
+
+    var_dir = Paths.of(settings).var_dir
+    secrets_file = var_dir / "secrets.yaml"
+    try:
+        loaded = await asyncio.to_thread(lambda: yaml.safe_load(secrets_file.read_text()) or {})
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"cannot read {secrets_file} (the running center's): {exc}", file=sys.stderr)
+        return 2
+    secret = loaded.get("api_token") if isinstance(loaded, dict) else None
+    if not isinstance(secret, str) or not secret:
+        print(f"no api_token in {secrets_file}: has this center ever run?", file=sys.stderr)
+        return 2
+    bind = await asyncio.to_thread(caller_address, settings.carrier.match, can_bind)
+    if bind is None:
+        print(
+            "cannot call as the carrier: no address of carrier.match"
+            f" ({', '.join(settings.carrier.match)}) is on this machine",
+            file=sys.stderr,
+        )
+        return 2
+    recordings = Path(settings.recording.directory)
+    if not recordings.is_absolute():
+        recordings = var_dir / recordings
+    host = settings.asterisk.sip_bind
+    target = Target(
+        "127.0.0.1" if host in ("0.0.0.0", "::", "") else host,
+        settings.asterisk.sip_port,
+        tuple(settings.carrier.dids),
+        tuple(settings.carrier.match),
+        secret,
+        recordings,
+    )
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            print(
+                f"--since {args.since!r}: expected a date, e.g. 2026-12-01 or 2026-12-01T09:00",
+                file=sys.stderr,
+            )
+            return 2
+        if since.tzinfo is None:
+            since = since.astimezone()  # the machine's local time
+    if args.interaction:
+        try:
+            args.interaction = str(uuid.UUID(args.interaction))
+        except ValueError:
+            print(f"--interaction {args.interaction!r}: not an interaction id", file=sys.stderr)
+            return 2
+    if args.limit < 1 or args.grace <= 0:
+        print("--limit must be at least 1 and --grace above 0", file=sys.stderr)
+        return 2
+    url = resolve_url(settings.database.url)
+    async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool:
+        store = ReplayStore(pool)
+        calls = await store.calls(args.interaction, since, args.limit)
+        if not calls:
+            what = f"interaction {args.interaction}" if args.interaction else f"since {since}"
+            print(f"no recorded inbound call to replay ({what}) in {safe_url(url)}", file=sys.stderr)
+            return 2
+        caller = SipCaller(bind, var_dir / "replay-pjsua.log" if args.sip_log else None)
+        try:
+            await caller.start()
+            verdicts = await run_replays(
+                store, caller, target, calls, args.grace, lambda line: print(line, flush=True)
+            )
+        except AppError as exc:
+            print(f"replay failed: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            await caller.close()
+    line, code = summary(verdicts)
+    print(line)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description="Lianluo contact center")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -183,6 +274,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     again.add_argument("--config", default="config/demo.yaml")
     again.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for it (default 120)")
+    rerun = sub.add_parser(
+        "replay", help="replay recorded calls against the running center's flows and compare the paths"
+    )
+    rerun.add_argument("--config", default="config/demo.yaml")
+    which = rerun.add_mutually_exclusive_group(required=True)
+    which.add_argument("--interaction", help="the recorded call's interaction id")
+    which.add_argument(
+        "--since", help="every recorded inbound call since this date (local time unless given)"
+    )
+    rerun.add_argument("--limit", type=int, default=20, help="at most this many calls (default 20)")
+    rerun.add_argument(
+        "--grace",
+        type=float,
+        default=8.0,
+        help="hang up when nothing new happened for this long (s, default 8)",
+    )
+    rerun.add_argument("--sip-log", action="store_true", help="write pjsua's log to var_dir/replay-pjsua.log")
+    rerun.add_argument("--verbose", action="store_true", help="say what the replay does in each node")
     args = parser.parse_args(argv)
 
     try:
@@ -199,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(import_list(settings, args))
     if args.command == "restart":
         return restart(settings, args.timeout)
+    if args.command == "replay":
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+        return asyncio.run(replay(settings, args))
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(CallFormatter("%(asctime)s %(levelname)s %(name)s %(callprefix)s%(message)s"))

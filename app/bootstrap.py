@@ -544,6 +544,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             fax=on_demand.run,
             fax_tone=fax_receiver.after_tone if settings.fax.detect_on_voice else None,
             languages=settings.languages,
+            replay_secret=app[SECRETS].api_token,
         )
         dialer = DialerService(
             runtime=runtime,

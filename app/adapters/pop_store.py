@@ -147,6 +147,7 @@ class PopStore:
                 " a.name AS agent_name, i.disposition, i.notes"
                 " FROM interactions i LEFT JOIN agents a ON a.id = i.agent_id"
                 " WHERE i.id <> %s AND (i.customer_id = %s OR (i.customer_id IS NULL AND i.ani = %s))"
+                " AND NOT i.legs ? 'replay'"  # a replay of a recorded call (app/replay/) is no contact
                 " ORDER BY i.arrived_at DESC LIMIT %s",
                 (interaction_id, customer.id if customer else None, it["ani"], HISTORY_SIZE),
             )

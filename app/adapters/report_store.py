@@ -244,6 +244,9 @@ class ReportStore:
                 "SELECT e.interaction_id::text, e.kind, e.at, e.data FROM interaction_events e"
                 " WHERE e.interaction_id IN (SELECT interaction_id FROM interaction_events"
                 "  WHERE kind = 'flow' AND at >= %s AND at < %s)"
+                # a replay of a recorded call (app/replay/) is not a caller
+                " AND NOT EXISTS (SELECT 1 FROM interaction_events r"
+                "  WHERE r.interaction_id = e.interaction_id AND r.kind = 'replay')"
                 " AND e.kind = ANY(%s) ORDER BY e.interaction_id, e.at, e.id",
                 (since, until, list(IVR_EVENTS)),
             )

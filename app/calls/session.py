@@ -137,11 +137,14 @@ class Call:
         self.recorded = True
         self.writer.create(self.it)
 
-    def serve_in(self, choice: LanguageChoice) -> None:
+    def serve_in(self, choice: LanguageChoice, key: str | None = None) -> None:
         """Every prompt the caller (or customer) hears from here on is in this language alone
-        (`Voice.say` and `Voice.fixed_in` read `it.language`); the choice is an event."""
+        (`Voice.say` and `Voice.fixed_in` read `it.language`); the choice is an event (with the
+        key pressed, when the caller chose)."""
         self.it.language = choice.lang
-        self.it.record(self.now(), "language", lang=choice.lang, by=choice.by)
+        self.it.record(
+            self.now(), "language", lang=choice.lang, by=choice.by, **({"key": key} if key else {})
+        )
         self.save_soon()
         self.log.info("caller's language %s (by %s)", choice.lang, choice.by)
 

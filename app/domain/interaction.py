@@ -36,6 +36,7 @@ class Outcome(StrEnum):
     DROPPED = "dropped"  # the PBX lost the call (e.g. Asterisk restarted): nobody's choice
     REFUSED = "refused"  # turned away unanswered: its source or trunk was over its call limits
     FAX = "fax"  # a fax call: a document sent back on it, or a fax received (table faxes)
+    REPLAYED = "replayed"  # a replay of a recorded call (app/replay/) stopped where the flow handed it on
 
 
 class IllegalTransition(Exception):
@@ -100,10 +101,10 @@ class Interaction:
         self.digits += digit
         self.record(at, "dtmf", digit=digit)
 
-    def collect(self, at: datetime, name: str, value: str) -> None:
+    def collect(self, at: datetime, name: str, value: str, **data: Any) -> None:
         """The caller entered `value` for the flow's field `name` (it travels with the call)."""
         self.collected[name] = value
-        self.record(at, "collected", field=name, value=value)
+        self.record(at, "collected", field=name, value=value, **data)
 
     def enqueue(self, at: datetime, queue: str, tier: str, reason: str) -> None:
         self._require(Phase.IVR, Phase.OFFERED, Phase.QUEUED)

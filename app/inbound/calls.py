@@ -30,6 +30,7 @@ from app.domain.admission import Admission, Refusal, source_address, trunk_of
 from app.domain.caller_id import caller_number
 from app.domain.interaction import Interaction, Outcome, Phase
 from app.domain.ivr_flow import FlowSet
+from app.domain.replay import verify
 from app.domain.routing import customer_tier
 from app.inbound.ivr import IvrWalker, Lookup, ToFax
 from app.voicemail.service import VoicemailService
@@ -60,8 +61,12 @@ class InboundCalls:
         fax: ToFax | None = None,
         fax_tone: Callable[[Call], Awaitable[bool]] | None = None,
         languages: tuple[str, ...] = ("en",),
+        replay_secret: str = "",
     ) -> None:
         self.runtime = runtime
+        # Signs the marker of a replayed call (app/domain/replay.py); "": replays are not taken.
+        self.replay_secret = replay_secret
+        self._replay_nonces: dict[str, float] = {}  # used once each, until they expire
         self.admission = admission  # None: no call limits
         self.board = runtime.board
         self.desk = desk
@@ -90,6 +95,8 @@ class InboundCalls:
         it.legs["kind"] = KIND
         # The SIP peer's address (the dialplan passes it); the caller ID may be anything.
         it.legs["source"] = source = source_address(args[2] if len(args) > 2 else "")
+        if len(args) > 3 and args[3]:
+            self._mark_replay(it, args[3])
         call = self.runtime.call(it, KIND)
         if self.admission is not None:
             trunk = trunk_of(channel.name, self.admission.limits.trunks)
@@ -101,6 +108,19 @@ class InboundCalls:
                 return
             self._hold_place(call, source, trunk)
         self.board.launch(call, lambda: call.run(lambda: self.answer(call, channel)))
+
+    def _mark_replay(self, it: Interaction, token: str) -> None:
+        """A replay of a recorded call (app/replay/): marked, so it counts in no report, rings
+        no agent and is not recorded. Only a genuine, unexpired, unused marker for this caller and
+        number counts; anything else is an ordinary call (and said in the log)."""
+        now = time.time()
+        marker = verify(self.replay_secret, token, it.ani, it.dnis, now)
+        self._replay_nonces = {n: t for n, t in self._replay_nonces.items() if t > now}
+        if marker is None or marker.nonce in self._replay_nonces:
+            log.warning("call %s: a replay marker that is not valid here; an ordinary call", it.id)
+            return
+        self._replay_nonces[marker.nonce] = now + 24 * 3600
+        it.legs["replay"] = {"of": marker.of, "nonce": marker.nonce}
 
     def _hold_place(self, call: Call, source: str, trunk: str | None) -> None:
         admission = self.admission
@@ -136,11 +156,15 @@ class InboundCalls:
             customer_id=it.customer_id,
             customer_name=customer.name if customer else None,
         )
+        replay = it.legs.get("replay")
+        if replay:
+            it.record(it.arrived_at, "replay", **replay)
         call.create()
         call.log.info("ANI %s DNIS %s customer %s", it.ani, it.dnis, customer.name if customer else "unknown")
         await call.pbx.answer(call.caller)
         it.record(call.now(), "answered_by_ivr")
-        await call.recorder.ivr(it, call.caller, "start")  # the IVR part, where recording.ivr says so
+        if not replay:  # the IVR part, where recording.ivr says so (a replay is not recorded)
+            await call.recorder.ivr(it, call.caller, "start")
         # Written behind, in order: the caller hears the first prompt without waiting for the
         # database (benchmarks/answer_to_prompt.py measured the awaited write as half the delay).
         call.save_soon()

@@ -36,6 +36,8 @@ from app.errors import PbxError
 
 # A flow that loops without ever waiting for the caller would spin forever: stop it.
 MAX_STEPS = 200
+# Where a replayed call stops (app/domain/replay.py): the outcome is known there.
+REPLAY_STOPS = ("queue", "voicemail", "fax")
 _HANGUP_OUTCOMES = {
     "self_service": Outcome.SELF_SERVICE,
     "closed": Outcome.CLOSED,
@@ -87,6 +89,11 @@ class IvrWalker:
             if not language_asked and node.type not in ("branch", "hangup"):
                 language_asked = True
                 await self.choose_language(call, flow)
+            # Each node entered is an event: the path a replay compares, and the moment its keys
+            # are timed from (app/domain/replay.py).
+            where = {"queue": node.queue} if node.queue else {}
+            it.record(call.now(), "node", name=name, type=node.type, **where)
+            call.save_soon()  # written behind, at once: a replay waits for it to time its keys
             await call.recorder.ivr(it, call.caller, "sensitive" if node.sensitive else "plain")
             if node.type == "menu":
                 name = await self.menu(call, flow, name, node)
@@ -99,6 +106,9 @@ class IvrWalker:
             elif node.type == "play":
                 await self.say(call, node, node.prompt)
                 name = node.next
+            elif node.type in REPLAY_STOPS and it.legs.get("replay"):
+                await self.replay_stops(call, node)
+                return
             elif node.type == "queue":
                 call.drop_typed_ahead()
                 await self.to_queue(call, node.queue or "", dict(node.skills), f"flow:{flow.name}:{name}")
@@ -122,6 +132,16 @@ class IvrWalker:
         )
         await self.goodbye(call, Outcome.FAILED)
 
+    @staticmethod
+    async def replay_stops(call: Call, node: Node) -> None:
+        """A replayed call (app/replay/) ends where the flow hands the caller on: its outcome is
+        known, and no agent is rung, no message left, no fax sent."""
+        call.drop_typed_ahead()
+        await call.recorder.ivr(call.it, call.caller, "end")
+        call.it.end(call.now(), Outcome.REPLAYED, stopped_at=node.type, queue=node.queue)
+        call.save_soon()
+        await call.hang_up()
+
     async def choose_language(self, call: Call, flow: Flow) -> None:
         """Settle the caller's language before the first prompt (app/domain/prompt.py has the
         order): every prompt after this plays in it alone. A caller taken up again after a
@@ -138,6 +158,9 @@ class IvrWalker:
             if key is None:
                 key = await call.wait_digit(step.timeout_s)
             choice = language_for_key(key, step.keys, self.languages, self.languages[0])
+            if choice is not None and key is not None:
+                call.serve_in(choice, key=key)
+                return
         if choice is None:
             return  # no step: prompts play as written
         call.serve_in(choice)
@@ -267,7 +290,8 @@ class IvrWalker:
         typed_ahead = call.typed_ahead()
         for attempt in range(1, node.attempts + 1):
             silence.try_starts()
-            digits = await self.gather(call, uris, node, typed_ahead)
+            keyed: list[tuple[str, float]] = []
+            digits = await self.gather(call, uris, node, typed_ahead, keyed)
             typed_ahead = None
             if digits is None:  # not a key
                 again, typed_ahead = await silence.unanswered(attempt)
@@ -276,20 +300,31 @@ class IvrWalker:
                 continue
             silence.answered()
             problem = input_problem(node, digits)
+            # When each key came (and which, outside a sensitive node): a replay sends them again.
+            keys = _keys_before(keyed, node.sensitive)
             if problem is None:
-                it.collect(call.now(), field, digits)
+                it.collect(call.now(), field, digits, **keys)
                 call.save_soon()
                 return node.next
-            it.record(call.now(), "invalid_entry", field=field, reason=problem, attempt=attempt)
+            it.record(call.now(), "invalid_entry", field=field, reason=problem, attempt=attempt, **keys)
             call.save_soon()
             if attempt < node.attempts:
                 # A caller who knows the drill types again over "not valid": their first key counts.
                 typed_ahead = await call.play(invalid, interruptible=True)
         return after_attempts(flow, node)
 
-    async def gather(self, call: Call, uris: list[str], node: Node, first: str | None = None) -> str | None:
+    async def gather(
+        self,
+        call: Call,
+        uris: list[str],
+        node: Node,
+        first: str | None = None,
+        keyed: list[tuple[str, float]] | None = None,
+    ) -> str | None:
         """Keys until #, the longest length, or a pause of timeout_s (the prompt is skipped when
-        the caller already started typing); None when no key came at all."""
+        the caller already started typing); None when no key came at all. `keyed` receives each
+        key with when it came (time.monotonic())."""
+        keyed = [] if keyed is None else keyed
         digits = ""
         if first is None:
             first = await self.ask(call, node, uris)
@@ -297,11 +332,14 @@ class IvrWalker:
             first = await call.wait_digit(node.timeout_s)
             if first is None:
                 return None
+        keyed.append((first, time.monotonic()))
         if first == "#":
             return digits
         digits += first
         while len(digits) < node.max_digits:
             key = await call.wait_digit(node.timeout_s)
+            if key is not None:
+                keyed.append((key, time.monotonic()))
             if key is None or key == "#":
                 break
             digits += key
@@ -362,6 +400,16 @@ class Silence:
         now = time.monotonic()
         silent_s, last_try_s = now - (self.since or self.try_began), now - self.try_began
         return ask_again(self.node, attempt, silent_s, last_try_s, self.flow.no_input_limit_s), None
+
+
+def _keys_before(keyed: list[tuple[str, float]], sensitive: bool) -> dict[str, object]:
+    """An entry's keys for its event: how long before the event each came, and which ones
+    (not in a sensitive node: the collected value is all that is kept of those)."""
+    now = time.monotonic()
+    out: dict[str, object] = {"keys_before_s": [round(now - at, 3) for _, at in keyed]}
+    if not sensitive:
+        out["keys"] = "".join(k for k, _ in keyed)
+    return out
 
 
 def _pcm(wav_bytes: bytes) -> tuple[bytes, int]:

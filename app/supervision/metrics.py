@@ -113,10 +113,17 @@ class CenterMetrics:
             registry=self.registry,
         )
         self._queued_at: dict[str, datetime] = {}
+        self._replays: set[str] = set()  # replays of recorded calls (app/replay/) count nowhere
         self._unsubscribe = bus.subscribe(InteractionSaved, self.saved)
 
     def saved(self, notice: InteractionSaved) -> None:
         for e in notice.events:
+            if e.kind == "replay":
+                self._replays.add(notice.interaction_id)
+            if notice.interaction_id in self._replays:
+                if e.kind == "ended":
+                    self._replays.discard(notice.interaction_id)
+                continue
             if e.kind == "queued":
                 self._queued_at.setdefault(notice.interaction_id, e.at)
             elif e.kind == "offered":

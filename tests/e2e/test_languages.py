@@ -128,7 +128,7 @@ def test_a_caller_who_picks_mandarin_hears_only_mandarin_to_the_agent(
     heard_out(call)
     call.send_dtmf("2")
     chosen = stack.wait_event(it["id"], "language", timeout=15)
-    assert chosen == {"lang": "zh", "by": "key"}
+    assert chosen == {"lang": "zh", "by": "key", "key": "2"}
     eventually(lambda: any(k == "prompt_played" for k, _ in stack.events(it["id"])), 15, "the menu heard out")
     call.send_dtmf("9")  # not an option: told so, in Mandarin
     stack.wait_event(it["id"], "invalid_input", timeout=15)
@@ -165,7 +165,7 @@ def test_a_mandarin_callers_account_number_is_read_digit_by_digit_in_mandarin(
     call.wait_rx_audio(question - 0.5, timeout=15)
     heard_out(call)
     call.send_dtmf("2")
-    assert stack.wait_event(it["id"], "language", timeout=15) == {"lang": "zh", "by": "key"}
+    assert stack.wait_event(it["id"], "language", timeout=15) == {"lang": "zh", "by": "key", "key": "2"}
     call.wait_rx_audio(call.rx_audio_seconds() + duration(prompt_wav(MENU_ZH)) - 0.5, timeout=15)
     heard_out(call)
     call.send_dtmf("2")

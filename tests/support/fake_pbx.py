@@ -74,15 +74,16 @@ class FakePbx:
         return Channel(channel_id, f"PJSIP/{channel_id}", "Up", number, "", exten, "", "Stasis", app_data)
 
     def caller_arrives(
-        self, ani: str = "13800000001", dnis: str = "7000", source: str = "192.0.2.1:5060"
+        self, ani: str = "13800000001", dnis: str = "7000", source: str = "192.0.2.1:5060", replay: str = ""
     ) -> str:
-        """A caller from the carrier trunk at `source` (the SIP peer's address) dials `dnis`."""
+        """A caller from the carrier trunk at `source` (the SIP peer's address) dials `dnis`
+        (with `replay`: the X-Lianluo-Replay header's value)."""
         channel_id = f"caller-{next(self._ids)}"
-        # As the dialplan does: the DNIS and the peer's address as Stasis arguments.
-        channel = self._channel(channel_id, ani, dnis, f"{APP},inbound,{dnis},{source}")
+        # As the dialplan does: the DNIS, the peer's address and the replay marker as Stasis arguments.
+        channel = self._channel(channel_id, ani, dnis, f"{APP},inbound,{dnis},{source},{replay}")
         channel = dataclasses.replace(channel, name=f"PJSIP/carrier-{channel_id}")
         self.legs[channel_id] = Leg(channel, in_stasis=True)
-        self.queue.put_nowait(StasisStart(channel, ("inbound", dnis, source)))
+        self.queue.put_nowait(StasisStart(channel, ("inbound", dnis, source, replay)))
         return channel_id
 
     def pick_up(self, channel_id: str, *args: str) -> None:

@@ -23,13 +23,15 @@ def local(hms: str, day: str = DAY) -> datetime:
 async def write_day(db_url: str) -> None:
     """A morning of the center: three callers through the menu (one answered after 20 s and
     served 300 s, one giving up after 60 s, one hanging up in the menu), a voicemail, a
-    callback, Alice's day, and a campaign's dials."""
-    a, b, c, d = (str(uuid.uuid4()) for _ in range(4))
+    callback, Alice's day, and a campaign's dials; and a replay of a recorded call
+    (`python -m app replay`), which no report counts."""
+    a, b, c, d, r = (str(uuid.uuid4()) for _ in range(5))
     interactions = [
         (a, local("10:00:00"), local("10:05:30"), "completed", "general"),
         (b, local("10:00:40"), local("10:02:00"), "abandoned", "general"),
         (c, local("10:02:00"), local("10:03:00"), "hung_up_in_ivr", None),
         (d, local("10:19:00"), local("10:20:30"), "voicemail", "general"),
+        (r, local("10:30:00"), local("10:30:10"), "replayed", None),
     ]
     events: list[tuple[str, datetime, str, dict[str, Any]]] = [
         (a, local("10:00:00"), "flow", {"name": "main"}),
@@ -48,6 +50,10 @@ async def write_day(db_url: str) -> None:
         (d, local("10:19:10"), "menu_choice", {"menu": "welcome", "key": "9", "to": "messages"}),
         (d, local("10:19:20"), "voicemail_started", {"queue": "general"}),
         (d, local("10:20:30"), "ended", {"outcome": "voicemail"}),
+        (r, local("10:30:00"), "flow", {"name": "main"}),
+        (r, local("10:30:00"), "replay", {"of": a.replace("-", ""), "nonce": "ab12"}),
+        (r, local("10:30:08"), "menu_choice", {"menu": "welcome", "key": "9", "to": "messages"}),
+        (r, local("10:30:10"), "ended", {"outcome": "replayed", "stopped_at": "voicemail"}),
     ]
     states = [
         ("1001", local("09:00:00"), "logged_out", "ready", None),

@@ -101,6 +101,7 @@ async def center(
     flows: FlowSet | None = None,
     languages: tuple[str, ...] = ("en",),
     customers: Any = None,
+    replay_secret: str = "",
 ) -> AsyncIterator[Center]:
     settings = Settings(
         agents=tuple(AgentSettings(a, f"Agent {a}") for a in agents),
@@ -131,6 +132,7 @@ async def center(
         default_queue="general",
         admission=Admission(limits) if limits else None,
         languages=languages,
+        replay_secret=replay_secret,
     )
     recovery = Recovery(runtime=runtime, store=store, desk=desk, app_name="lianluo")
     recovery.register("inbound", inbound.resume)

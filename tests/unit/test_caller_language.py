@@ -225,7 +225,8 @@ async def test_a_caller_who_presses_2_hears_every_prompt_after_it_in_mandarin_al
         await c.until(lambda: c.store.rows[it.id].language == "zh", "the language stored")
         heard = [uris for ch, uris in c.pbx.played if ch == caller]
         assert ("said:Press 1.",) not in heard and not any("said:Press 1." in u for u in heard[1:])
-        await c.until(lambda: chosen(c, it.id) == [{"lang": "zh", "by": "key"}], "the choice recorded")
+        want = [{"lang": "zh", "by": "key", "key": "2"}]
+        await c.until(lambda: chosen(c, it.id) == want, "the choice recorded")
 
 
 async def test_the_number_dialled_or_the_customers_preference_skip_the_question() -> None:
