@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from app.panel.i18n import Lang
 from app.panel.pages import _layout, _script_json
-from app.panel.report_pages import cell
+from app.panel.report_pages import table
 
 QA_ASSET_VERSION = "4"
 FILTERS = (
@@ -508,16 +508,7 @@ def report_page(
 def _report_table(
     lang: Lang, table_id: str, rows: Sequence[Mapping[str, Any]], columns: tuple[str, ...]
 ) -> str:
-    """A cell reads as the CSV's cell does."""
-    if not rows:
-        return f'<p id="{table_id}-none">{escape(_t(lang, "report_none"))}</p>'
-    head = "".join(f'<th data-col="{c}">{escape(_t(lang, "c." + c))}</th>' for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(cell(r[c]))}</td>" for c in columns) + "</tr>" for r in rows
-    )
-    return (
-        f'<table id="{table_id}" class="report"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-    )
+    return table(table_id, rows, columns, {c: _t(lang, "c." + c) for c in columns}, _t(lang, "report_none"))
 
 
 def _behind(lang: Lang, behind: Mapping[str, Any] | None) -> str:

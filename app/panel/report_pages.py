@@ -5,7 +5,7 @@ A table cell reads as the CSV's cell does."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 from urllib.parse import urlencode
@@ -252,9 +252,21 @@ def cell(value: Any) -> str:
 
 
 def _table(lang: Lang, table_id: str, rows: list[Mapping[str, Any]], columns: tuple[str, ...]) -> str:
+    return table(table_id, rows, columns, {c: _t(lang, "c." + c) for c in columns}, _t(lang, "r.none"))
+
+
+def table(
+    table_id: str,
+    rows: Sequence[Mapping[str, Any]],
+    columns: tuple[str, ...],
+    headers: Mapping[str, str],
+    none: str,
+) -> str:
+    """A report's table (the reports' and the QA report's pages): each cell reads as the CSV's
+    cell does, so a test compares the page with the CSV."""
     if not rows:
-        return f'<p id="{table_id}-none">{escape(_t(lang, "r.none"))}</p>'
-    head = "".join(f'<th data-col="{c}">{escape(_t(lang, "c." + c))}</th>' for c in columns)
+        return f'<p id="{table_id}-none">{escape(none)}</p>'
+    head = "".join(f'<th data-col="{c}">{escape(headers[c])}</th>' for c in columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{escape(cell(r[c]))}</td>" for c in columns) + "</tr>" for r in rows
     )

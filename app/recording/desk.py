@@ -5,7 +5,6 @@ app/panel/qa_pages.py; the JSON API is app/recording/http.py and app/recording/s
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,7 +12,6 @@ from aiohttp import web
 
 from app.domain.access import Principal
 from app.domain.evaluation import QA_BY, calibration, qa_trend_columns
-from app.domain.recording import may_listen
 from app.errors import AppError
 from app.panel import qa_pages
 from app.panel.http import html, language, redirect_to_login, see_other, user_line
@@ -21,6 +19,7 @@ from app.panel.pages import client_texts
 from app.recording.http import (
     QA_ROLES,
     RECORDING_ROWS,
+    allowed,
     behind,
     may_search,
     search_of,
@@ -32,7 +31,7 @@ from app.recording.http import (
 from app.recording.scoring import SCORING, report_query
 from app.recording.scoring import view as evaluation_view
 from app.web.auth import Forbidden, NotSignedIn, SessionExpired, session_of, writing_session
-from app.web.http import SETTINGS, BadRequest, NotFound, form_body
+from app.web.http import BadRequest, form_body
 
 
 async def qa_page(request: web.Request) -> web.Response:
@@ -100,25 +99,11 @@ async def qa_page(request: web.Request) -> web.Response:
 
 async def _voicemail_to_play(request: web.Request, who: Principal) -> dict[str, Any] | None:
     """`?voicemail=<id>`: the message to put in the player, if `who` may hear it (the audio's
-    fetch is what the audit log records, as for a recording)."""
+    fetch is what the audit log records, as for a recording; a refusal is recorded here)."""
     voicemail_id = request.query.get("voicemail")
     if not voicemail_id:
         return None
-    try:
-        uuid.UUID(voicemail_id)
-    except ValueError:
-        raise NotFound(f"no voicemail {voicemail_id}") from None
-    row = await request.app[RECORDING_ROWS].voicemail(voicemail_id)
-    if row is None:
-        raise NotFound(f"no voicemail {voicemail_id}")
-    allowed = may_listen(
-        role=who.role.value,
-        agent_id=who.agent_id,
-        parties=row["agents"],
-        agents_hear_own=request.app[SETTINGS].recording.agents_hear_own,
-    )
-    if not allowed:
-        raise Forbidden("you may not hear this voicemail")
+    row = await allowed(request, who, None, "voicemail", voicemail_id)
     found = [await request.app[RECORDING_ROWS].get(r) for r in row["recordings"]]
     return {**voicemail_view(row), "call_recordings": [view(r) for r in found if r is not None]}
 

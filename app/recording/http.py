@@ -167,29 +167,7 @@ async def search_voicemails(request: web.Request) -> web.Response:
 async def allowed_voicemail(request: web.Request, who: Principal, action: str | None) -> dict[str, Any]:
     """The message if `who` may hear it, by the recordings' rule (the agents who talked on its
     call are its parties); audited like a recording, with kind "voicemail"."""
-    voicemail_id = request.match_info["voicemail_id"]
-    try:
-        uuid.UUID(voicemail_id)
-    except ValueError:
-        raise NotFound(f"no voicemail {voicemail_id}") from None
-    rows = request.app[RECORDING_ROWS]
-    row = await rows.voicemail(voicemail_id)
-    if row is None:
-        raise NotFound(f"no voicemail {voicemail_id}")
-    allowed = may_listen(
-        role=who.role.value,
-        agent_id=who.agent_id,
-        parties=row["agents"],
-        agents_hear_own=request.app[SETTINGS].recording.agents_hear_own,
-    )
-    if action is not None or not allowed:
-        await rows.audit(
-            voicemail_id, who.username, who.role.value, action or "listen", allowed, request.remote or "",
-            kind="voicemail",
-        )  # fmt: skip
-    if not allowed:
-        raise Forbidden("you may not hear this voicemail")
-    return row
+    return await allowed(request, who, action, "voicemail", request.match_info["voicemail_id"])
 
 
 async def voicemail_detail(request: web.Request) -> web.Response:
@@ -229,28 +207,34 @@ async def voicemail_audio(request: web.Request) -> web.StreamResponse:
 
 
 async def _allowed_row(request: web.Request, who: Principal, action: str | None) -> dict[str, Any]:
-    """The recording if `who` may hear it; refusals (and, for `action`, grants) are audited."""
-    recording_id = request.match_info["recording_id"]
+    return await allowed(request, who, action, "recording", request.match_info["recording_id"])
+
+
+async def allowed(
+    request: web.Request, who: Principal, action: str | None, kind: str, item_id: str
+) -> dict[str, Any]:
+    """The recording or message (`kind`) if `who` may hear it; refusals, and grants for an
+    `action` (listen, download), are in the audit log. One rule for both: `may_listen`."""
     try:
-        uuid.UUID(recording_id)
+        uuid.UUID(item_id)
     except ValueError:
-        raise NotFound(f"no recording {recording_id}") from None
+        raise NotFound(f"no {kind} {item_id}") from None
     rows = request.app[RECORDING_ROWS]
-    row = await rows.get(recording_id)
+    row = await (rows.voicemail(item_id) if kind == "voicemail" else rows.get(item_id))
     if row is None:
-        raise NotFound(f"no recording {recording_id}")
-    allowed = may_listen(
+        raise NotFound(f"no {kind} {item_id}")
+    may = may_listen(
         role=who.role.value,
         agent_id=who.agent_id,
         parties=row["agents"],
         agents_hear_own=request.app[SETTINGS].recording.agents_hear_own,
     )
-    if action is not None or not allowed:
+    if action is not None or not may:
         await rows.audit(
-            recording_id, who.username, who.role.value, action or "listen", allowed, request.remote or ""
+            item_id, who.username, who.role.value, action or "listen", may, request.remote or "", kind=kind
         )
-    if not allowed:
-        raise Forbidden("you may not hear this recording")
+    if not may:
+        raise Forbidden(f"you may not hear this {kind}")
     return row
 
 
