@@ -207,3 +207,21 @@ def test_speech_seconds() -> None:
     assert audio.speech_seconds((signal, RATE)) == pytest.approx(2.0, abs=0.05)
     assert audio.speech_seconds((np.zeros(RATE), RATE)) == 0.0
     assert audio.speech_seconds((signal, RATE), threshold=0.0005) == pytest.approx(3.0, abs=0.05)
+
+
+def test_heard_in_parts_hears_a_prompt_whole_across_a_late_packet() -> None:
+    rate = audio.ANALYSIS_RATE
+    prompt = _noise(3.0, seed=11, rate=rate)
+    pad = np.zeros(rate // 2)
+    gap = np.zeros(int(0.04 * rate))  # one late packet and a jitter buffer's catch-up: 40 ms later
+    at = int(2.5 * rate)  # inside the last third
+    late = np.concatenate([pad, prompt[:at], gap, prompt[at:], pad])
+    assert audio.heard_in_parts((late, rate), (prompt, rate), halves=2) > 0.9
+    assert audio.heard_in_parts((late, rate), (prompt, rate)) < 0.6  # one piece shifted inside
+
+    other = _noise(1.0, seed=12, rate=rate)
+    cut = np.concatenate([pad, prompt[: 2 * rate], other, pad])  # the last third never came
+    assert audio.heard_in_parts((cut, rate), (prompt, rate), halves=2) < 0.3
+
+    swapped = np.concatenate([pad, prompt[rate : 2 * rate], prompt[:rate], prompt[2 * rate :], pad])
+    assert audio.heard_in_parts((swapped, rate), (prompt, rate), halves=2) == 0.0
