@@ -105,6 +105,7 @@ from app.recording import scoring
 from app.recording.forms import load_forms
 from app.recording.service import RecordingService
 from app.recording.transcripts import TranscriptOptions, Transcripts
+from app.routing import devices
 from app.routing import http as routing_http
 from app.routing.desk import RoutingService, queue_config
 from app.security import http as security_http
@@ -561,18 +562,13 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
         recovery.register("dialer", dialer.resume)
 
         ami = app[health.AMI]
-        qualifying: set[asyncio.Task[None]] = set()
+        qualifying: set[asyncio.Task[list[str]]] = set()
 
-        async def qualify(agent_ids: list[str]) -> None:
-            # AMI may still be reconnecting to an Asterisk that has just restarted.
-            for _ in range(20):
-                if await ami.ping(timeout=1.0):
-                    break
-                await asyncio.sleep(0.5)
-            for agent_id in agent_ids:
-                await ami.qualify(agent_id)
+        def phone_out(agent_id: str) -> bool:
+            agent = desk.agents.get(agent_id)  # None: removed by a reload meanwhile
+            return agent is not None and not agent.device_registered
 
-        async def devices(reconnect: bool) -> None:
+        async def read_devices(reconnect: bool) -> None:
             """Events were lost while disconnected: read every agent's device state afresh."""
             await ari.subscribe("endpoint:PJSIP")
             offline = []
@@ -582,12 +578,10 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
                 desk.device_changed(agent_id, online)
                 if not online:
                     offline.append(agent_id)
-            # A (re)started Asterisk knows the phones registered with it before, but holds them
-            # unreachable until it has qualified them, which it spreads over qualify_frequency
-            # (30 s): ask now, so agents take calls again at once (their state follows as
-            # endpoint events).
+            # Held unreachable by a (re)started Asterisk until qualified: ask now (their state
+            # follows as endpoint events; app/routing/devices.py says why).
             if offline:
-                task = asyncio.create_task(qualify(offline), name="qualify-agents")
+                task = asyncio.create_task(devices.bring_back(ami, offline, phone_out), name="qualify-agents")
                 qualifying.add(task)
                 task.add_done_callback(qualifying.discard)
 
@@ -599,7 +593,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
 
         board.on_endpoint(desk.device_changed)
         board.on_connect(events_used)
-        board.on_connect(devices)
+        board.on_connect(read_devices)
         board.on_connect(recovery.reconcile)
         app[inbound_http.INBOUND] = inbound
         app[callbacks_http.CALLBACKS] = callbacks

@@ -66,6 +66,10 @@ class CallbackAttempt:
         self.greeting = filled(greeting, center=center_name)
         self.result: AttemptResult | None = None
         self.ticket: Ticket | None = None
+        # Cancelled before the customer was dialled. Kept as a flag, not only as the ticket's
+        # withdrawal: a cancel can come while the try is still getting ready (no ticket yet) or
+        # while the chosen agent's phone rings (the ticket already decided).
+        self.withdrawn = False
         call.agent_variables.update(self._call_data())
         call.caller_placed = False  # the customer's leg exists only once the agent has answered
 
@@ -78,7 +82,8 @@ class CallbackAttempt:
         return out
 
     def withdraw(self) -> None:
-        """Cancelled while waiting in line."""
+        """Cancelled before the customer is dialled: out of line, or never put in it."""
+        self.withdrawn = True
         if self.ticket is not None and not self.ticket.decided.done():
             self.desk.withdraw(self.call.it.id)
 
@@ -155,6 +160,9 @@ class CallbackAttempt:
                 self.desk.hung_up(agent_leg.agent_id or "", it.queue, talk_s)
 
         call.when_over(release_agent)
+        if self.withdrawn:  # cancelled while the agent's phone rang: the agent is let go
+            it.end(call.now(), Outcome.FAILED, ended_by="system", reason="callback cancelled")
+            return
         cb.start_attempt(leg.agent_id or "?")
         await self.save_callback(cb)
         await call.play(self.voice["callback_whisper"], interruptible=False, channel=leg.channel_id)
@@ -195,6 +203,9 @@ class CallbackAttempt:
             call.it.enqueue(call.now(), queue, waiting.tier.value, "overflow")
             call.save_soon()
 
+        if self.withdrawn:  # cancelled while this try got ready
+            call.it.end(call.now(), Outcome.FAILED, ended_by="system", reason="callback cancelled")
+            return None
         self.ticket = self.desk.enqueue(waiting, on_overflow=overflowed)
         await asyncio.wait([self.ticket.decided])
         if self.ticket.decided.cancelled():

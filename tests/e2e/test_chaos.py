@@ -835,7 +835,8 @@ def kill_asterisk(w: World, remembered: dict[str, Any]) -> dict[str, float]:
     del in_progress[str(waiting_cb["id"])]  # not a call: no channel in Asterisk yet
     names = {sc.iid: name for name, sc in w.scenes.items()}
     expected = {n for n in names.values() if n not in ("voicemail", "dialer")}
-    assert {names.get(i, i) for i in in_progress} == expected, in_progress
+    strangers = {i: (row(stack, i), kinds(stack, i)) for i in in_progress if i not in names}
+    assert {names.get(i, i) for i in in_progress} == expected, strangers or in_progress
     holding = {a: v["interaction_id"] for a, v in agents(stack).items() if v["interaction_id"] in in_progress}
     restarts = stack.health()[1]["asterisk"]["restarts"]
     pids = stack.asterisk_pids()
@@ -884,7 +885,11 @@ def kill_asterisk(w: World, remembered: dict[str, Any]) -> dict[str, float]:
     dialled = time.time()
     call, iid = w.caller(7, "after-asterisk", "13600000061")
     call.send_dtmf("1")
-    leg = w.incoming(SPARE, timeout=15)
+    try:
+        leg = w.incoming(SPARE, timeout=15)
+    except PhoneTimeout as exc:  # what the app made of it, for whoever reads the failure
+        seen = f"{agents(stack)[SPARE]}; the call: {kinds(stack, iid)}"
+        raise AssertionError(f"{SPARE} not rung: {seen}") from exc
     leg.answer(play=w.wav(AGENT_HZ), loop=True)
     stack.wait_event(iid, "connected", timeout=10)
     through = time.time() - dialled

@@ -71,5 +71,9 @@ class CenterLookups:
         return call.conversation
 
     async def outcome(self, iid: str) -> Outcome | None:
-        await self.until(lambda: self.store.rows[iid].phase is Phase.ENDED, f"interaction {iid} to end")
+        def ended() -> bool:  # its row may not be written yet
+            row = self.store.rows.get(iid)
+            return row is not None and row.phase is Phase.ENDED
+
+        await self.until(ended, f"interaction {iid} to end")
         return self.store.rows[iid].outcome
