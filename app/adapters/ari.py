@@ -18,10 +18,12 @@ import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 
+from app.domain.keypad import Keypad, KeyPress
 from app.errors import PbxError
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,8 @@ class StasisEnd:
 class ChannelDtmfReceived:
     channel: Channel
     digit: str
+    ended_at: float = 0.0  # Asterisk's clock, seconds since the epoch; 0 if not said
+    duration_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,14 @@ EVENTS_USED = (
 )
 
 
+def event_time(value: Any) -> float:
+    """An event's `timestamp` ("2026-12-04T14:07:40.805+0000") in seconds; 0 if unreadable."""
+    try:
+        return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+    except ValueError:
+        return 0.0
+
+
 def parse_event(raw: Mapping[str, Any]) -> AriEvent:
     kind = str(raw.get("type", ""))
     try:
@@ -230,7 +242,12 @@ def parse_event(raw: Mapping[str, Any]) -> AriEvent:
         if kind == "StasisEnd":
             return StasisEnd(Channel.parse(raw["channel"]))
         if kind == "ChannelDtmfReceived":
-            return ChannelDtmfReceived(Channel.parse(raw["channel"]), str(raw["digit"]))
+            return ChannelDtmfReceived(
+                Channel.parse(raw["channel"]),
+                str(raw["digit"]),
+                event_time(raw.get("timestamp")),
+                int(raw.get("duration_ms") or 0),
+            )
         if kind == "ChannelHangupRequest":
             return ChannelHangupRequest(Channel.parse(raw["channel"]), int(raw.get("cause", 0)))
         if kind == "ChannelDestroyed":
@@ -281,6 +298,7 @@ class AriClient:
         self._base = base_url.rstrip("/") + "/ari"
         self._auth = aiohttp.BasicAuth(user, password)
         self._recent: OrderedDict[str, None] = OrderedDict()
+        self._keypad = Keypad()
         self.app = app
         self.connected = False
 
@@ -570,6 +588,17 @@ class AriClient:
             self._recent.popitem(last=False)
         return False
 
+    def _heard_before(self, event: AriEvent) -> bool:
+        """A key press the line reported twice (app/domain/keypad.py) is one press."""
+        if isinstance(event, ChannelDtmfReceived):
+            press = KeyPress(event.digit, event.ended_at, event.duration_ms)
+            if not self._keypad.heard(event.channel.id, press):
+                log.info("channel %s: key %s reported twice, taken once", event.channel.id, event.digit)
+                return True
+        elif isinstance(event, ChannelDestroyed):
+            self._keypad.forget(event.channel.id)
+        return False
+
     async def events(self, max_backoff: float = 10.0) -> AsyncIterator[AriEvent]:
         """Yield events forever, reconnecting with jittered exponential backoff.
 
@@ -598,7 +627,10 @@ class AriClient:
                             except json.JSONDecodeError:
                                 log.warning("ARI sent non-JSON text: %.200s", msg.data)
                                 continue
-                            yield parse_event(raw)
+                            event = parse_event(raw)
+                            if self._heard_before(event):
+                                continue
+                            yield event
                         elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
                             break
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
