@@ -62,6 +62,9 @@ class Node:
     lookup: Lookup | None = None
     key: str | None = None  # the collected field looked up
     not_found: str | None = None
+    # A result field holding a code, read by its label in the caller's language:
+    # {status: {shipped: {en: shipped, zh: 已发货}}}. A code with no label is read as written.
+    value_labels: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
     # branch
     rules: tuple[Rule, ...] = ()
     otherwise: str | None = None
@@ -286,15 +289,23 @@ def _holds(flow: Flow, rule: Rule, facts: CallFacts) -> bool:
     return all(facts.collected.get(k) == v for k, v in rule.collected.items())
 
 
-def fill(prompt: tuple[PromptText, ...], values: Mapping[str, object]) -> tuple[PromptText, ...]:
+def fill(
+    prompt: tuple[PromptText, ...],
+    values: Mapping[str, object],
+    value_labels: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None,
+) -> tuple[PromptText, ...]:
     """A prompt with {placeholders} filled from a lookup's result or the collected fields, each
-    read as data is read to a caller (`Spoken`: identifiers digit by digit, `:money` as money)."""
-    return tuple(PromptText(p.text.format_map(_Values(values, p.lang)), p.lang) for p in prompt)
+    read as data is read to a caller (`Spoken`: identifiers digit by digit, `:money` as money,
+    `:date` and `:time` as such, a field in `value_labels` by its label in the prompt's language)."""
+    labels = value_labels or {}
+    return tuple(PromptText(p.text.format_map(_Values(values, p.lang, labels)), p.lang) for p in prompt)
 
 
 class _Values(dict[str, object]):
-    def __init__(self, values: Mapping[str, object], lang: str) -> None:
-        super().__init__({k: Spoken(v, lang) for k, v in values.items()})
+    def __init__(
+        self, values: Mapping[str, object], lang: str, labels: Mapping[str, Mapping[str, Mapping[str, str]]]
+    ) -> None:
+        super().__init__({k: Spoken(v, lang, labels.get(k)) for k, v in values.items()})
         self.lang = lang
 
     def __missing__(self, key: str) -> object:
@@ -343,6 +354,7 @@ def check_flow(flow: Flow, queues: set[str]) -> None:
         for lang, text in node.label.items():
             if lang not in LABEL_LANGS or not text.strip():
                 raise FlowError(f"nodes.{name}.label", f"give labels as {' and '.join(LABEL_LANGS)} text")
+        _check_value_labels(f"nodes.{name}", node)
     for path, target in _targets(flow):
         if target not in flow.nodes:
             raise FlowError(path, f"no node named {target!r}")
@@ -391,6 +403,24 @@ _NEEDS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _check_value_labels(at: str, node: Node) -> None:
+    if node.value_labels and node.type != "lookup":
+        raise FlowError(f"{at}.value_labels", "only a lookup node reads a result's codes by label")
+    for name, codes in node.value_labels.items():
+        if not codes:
+            raise FlowError(
+                f"{at}.value_labels.{name}",
+                "give each code's labels, e.g. shipped: {en: shipped, zh: 已发货}",
+            )
+        for code, labels in codes.items():
+            for lang, text in labels.items():
+                if lang not in LANGUAGES or not text.strip():
+                    raise FlowError(
+                        f"{at}.value_labels.{name}.{code}.{lang}",
+                        f"a label is text in a language: one of {', '.join(LANGUAGES)}",
+                    )
+
+
 def _check_language_step(step: LanguageStep) -> None:
     for number, lang in step.by_dnis.items():
         if lang not in LANGUAGES:
@@ -427,6 +457,16 @@ def check_flow_languages(flow: Flow, offered: Sequence[str]) -> None:
                 f"no text in {', '.join(missing)}; the center offers {', '.join(offered)} (`languages`),"
                 " so every prompt needs a segment in each, e.g. - {text: ..., lang: " + missing[0] + "}",
             )
+    for name, node in flow.nodes.items():
+        for field_name, codes in node.value_labels.items():
+            for code, labels in codes.items():
+                missing = [lang for lang in offered if lang not in labels]
+                if missing:
+                    raise FlowError(
+                        f"nodes.{name}.value_labels.{field_name}.{code}",
+                        f"no label in {', '.join(missing)}; the center offers {', '.join(offered)}"
+                        " (`languages`), and a caller in each hears this code by its label",
+                    )
 
 
 def _check_node(flow: Flow, at: str, node: Node, queues: set[str]) -> None:

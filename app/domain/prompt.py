@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, time
 from typing import Literal
 
 
@@ -143,18 +144,100 @@ def money_aloud(value: object, lang: str = "en") -> str:
     return ("minus " if negative else "") + out
 
 
+_EN_ORDINALS = (
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth"
+    " fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth twenty-first"
+    " twenty-second twenty-third twenty-fourth twenty-fifth twenty-sixth twenty-seventh"
+    " twenty-eighth twenty-ninth thirtieth thirty-first"
+).split()
+_EN_MONTHS = ("January February March April May June July August September October November December").split()
+
+
+def _iso(value: object) -> datetime | date | time | None:
+    if isinstance(value, datetime | date | time):
+        return value
+    text = str(value).strip()
+    for parse in (date.fromisoformat, time.fromisoformat, datetime.fromisoformat):
+        try:
+            return parse(text)
+        except ValueError:
+            continue
+    return None
+
+
+def date_aloud(value: object, lang: str = "en") -> str:
+    """A date (ISO, or the date of an ISO timestamp) as people say one: "2026-12-03" -> "the
+    third of December, 2026" / "2026年12月3日". A value that is not a date is read as written."""
+    parsed = _iso(value)
+    if isinstance(parsed, datetime):
+        parsed = parsed.date()
+    if not isinstance(parsed, date):
+        return str(value)
+    if lang == "zh":
+        return f"{parsed.year}年{parsed.month}月{parsed.day}日"
+    return f"the {_EN_ORDINALS[parsed.day - 1]} of {_EN_MONTHS[parsed.month - 1]}, {parsed.year}"
+
+
+def time_aloud(value: object, lang: str = "en") -> str:
+    """A time of day (ISO, or the time of an ISO timestamp) on the twelve-hour clock people
+    speak: "14:30" -> "2:30 pm" / "下午2点30分"; on the hour "2 pm" / "下午2点". Seconds are not
+    read. A value that is not a time is read as written."""
+    parsed = _iso(value)
+    if isinstance(parsed, datetime):
+        parsed = parsed.time()
+    if not isinstance(parsed, time):
+        return str(value)
+    hour, minute = parsed.hour, parsed.minute
+    twelve = hour % 12 or 12
+    if lang == "zh":
+        # The part of the day says morning or afternoon, as the hour alone does not.
+        part = (
+            "凌晨"
+            if hour < 6
+            else "上午"
+            if hour < 12
+            else "中午"
+            if hour < 13
+            else "下午"
+            if hour < 18
+            else "晚上"
+        )
+        clock = f"{part}{0 if hour == 0 else twelve}点"
+        return clock + ("" if minute == 0 else f"零{minute}分" if minute < 10 else f"{minute}分")
+    suffix = "am" if hour < 12 else "pm"
+    return f"{twelve} {suffix}" if minute == 0 else f"{twelve}:{minute:02d} {suffix}"
+
+
+def label_aloud(code: object, labels: Mapping[str, Mapping[str, str]], lang: str) -> str:
+    """A code (an order's status, `shipped`) read by its label in the caller's language
+    (`{shipped: {en: shipped, zh: 已发货}}`); a code without a label, or a label without this
+    language, is read as written: better the code than silence."""
+    text = str(code)
+    return labels.get(text, {}).get(lang, text)
+
+
 class Spoken:
     """A value to be read out in a prompt, with how to read it as the format spec:
-    `{account:digits}`, `{balance:money}`, `{count:number}`. Without a spec, a string of five or
-    more digits (or one starting with 0) is read digit by digit: that is an identifier, never a
-    quantity a caller needs to hear as one."""
+    `{account:digits}`, `{balance:money}`, `{count:number}`, `{due:date}`, `{slot:time}`. A value
+    with `labels` (a code: an order's status) is read by its label in the caller's language,
+    whatever the spec. Without a spec, a string of five or more digits (or one starting with 0)
+    is read digit by digit: that is an identifier, never a quantity a caller needs to hear as one."""
 
-    def __init__(self, value: object, lang: str) -> None:
+    def __init__(
+        self, value: object, lang: str, labels: Mapping[str, Mapping[str, str]] | None = None
+    ) -> None:
         self.value = value
         self.lang = lang
+        self.labels = labels
 
     def __format__(self, spec: str) -> str:
         text = str(self.value)
+        if self.labels is not None:
+            return label_aloud(text, self.labels, self.lang)
+        if spec == "date":
+            return date_aloud(self.value, self.lang)
+        if spec == "time":
+            return time_aloud(self.value, self.lang)
         if spec == "digits":
             return digits_aloud(text, self.lang)
         if spec == "money":

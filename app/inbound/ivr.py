@@ -352,7 +352,7 @@ class IvrWalker:
         call.save_soon()
         if found is None:
             return node.not_found or flow.operator
-        await self.say(call, node, fill(node.prompt, dict(found)))
+        await self.say(call, node, fill(node.prompt, dict(found), node.value_labels))
         return node.next
 
     @staticmethod

@@ -34,6 +34,9 @@ INVALID_ZH = PromptText("对不起，您的选择无效。", "zh")
 ASK_EN = PromptText("Please enter your account number, then press the pound key.", "en")
 ASK_ZH = PromptText("请输入您的账号，以井号键结束。", "zh")
 ACCOUNT = "79927398713"
+ASK_ORDER_EN = PromptText("Please enter your order number.", "en")
+ASK_ORDER_ZH = PromptText("请输入您的订单号。", "zh")
+ORDER = "4711"
 
 FLOWS = Path(tempfile.mkdtemp(prefix="lianluo-language-flows-"))
 (FLOWS / "main.yaml").write_text(
@@ -60,7 +63,7 @@ nodes:
     prompt:
       - {{text: "{MENU_EN.text}", lang: en}}
       - {{text: "{MENU_ZH.text}", lang: zh}}
-    options: {{"1": agent, "2": ask_account}}
+    options: {{"1": agent, "2": ask_account, "3": ask_order}}
     timeout_s: 4
     attempts: 3
   ask_account:
@@ -81,6 +84,30 @@ nodes:
       - {{text: "账户{{account_number}}的余额为{{balance:money}}。", lang: zh}}
     not_found: agent
     next: agent
+  ask_order:
+    type: collect
+    into: order
+    prompt:
+      - {{text: "{ASK_ORDER_EN.text}", lang: en}}
+      - {{text: "{ASK_ORDER_ZH.text}", lang: zh}}
+    min_digits: 4
+    max_digits: 12
+    next: say_order
+  say_order:
+    type: lookup
+    lookup: order_status
+    key: order
+    # The status in a segment of its own: its audio is what the caller's recording is searched for.
+    prompt:
+      - {{text: "Your order is", lang: en}}
+      - {{text: "{{status}}.", lang: en}}
+      - {{text: "您的订单", lang: zh}}
+      - {{text: "{{status}}。", lang: zh}}
+    value_labels:
+      status:
+        shipped: {{en: shipped, zh: 已发货}}
+    not_found: agent
+    next: agent
   agent: {{type: queue, queue: general}}
 """,
     encoding="utf-8",
@@ -95,7 +122,10 @@ STACK_CONFIG = {
     "agents": [{"id": "1001", "name": "Alice Wang"}],
     "queues": [{"name": "general", "ring_timeout_s": 10, "wrap_up_s": 0, "announce_every_s": 0}],
     "ivr": {**SILENT, "flows": str(FLOWS)},
-    "sample_data": {"accounts": [{"account_number": ACCOUNT, "balance": 1234.50}]},
+    "sample_data": {
+        "accounts": [{"account_number": ACCOUNT, "balance": 1234.50}],
+        "orders": [{"order_number": ORDER, "status": "shipped"}],
+    },
 }
 
 
@@ -195,3 +225,46 @@ def test_a_mandarin_callers_account_number_is_read_digit_by_digit_in_mandarin(
     assert read > 0.3, "the answer, digit by digit, in Mandarin"
     assert read > 2 * quantity, "read as a quantity"
     assert best_match(heard, prompt_wav(ASK_EN)) < HEARD, "the English entry prompt"
+
+
+def test_a_mandarin_caller_hears_their_orders_status_by_its_mandarin_label(
+    stack: Stack, lab: PhoneLab, tones: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The order's status is a code (`shipped`); a Mandarin caller hears its label, 已发货."""
+    agent = register_agent(lab, stack, "1001")
+    phone = lab.phone("127.0.0.2", user="13700000093")
+    call = phone.call(
+        f"sip:7000@127.0.0.1:{stack.sip_port}", play=tones[0], record=tmp_path / "caller.wav", loop=True
+    )
+    call.wait_confirmed(timeout=10)
+    it = eventually(lambda: stack.interaction("ani = %s", "13700000093"), 10, "the caller's interaction")
+    question = duration(prompt_wav(CHOOSE_EN)) + duration(prompt_wav(CHOOSE_ZH))
+    call.wait_rx_audio(question - 0.5, timeout=15)
+    heard_out(call)
+    call.send_dtmf("2")
+    assert stack.wait_event(it["id"], "language", timeout=15) == {"lang": "zh", "by": "key", "key": "2"}
+    call.wait_rx_audio(call.rx_audio_seconds() + duration(prompt_wav(MENU_ZH)) - 0.5, timeout=15)
+    heard_out(call)
+    call.send_dtmf("3")
+    stack.wait_event(it["id"], "menu_choice", timeout=15)
+    call.wait_rx_audio(call.rx_audio_seconds() + duration(prompt_wav(ASK_ORDER_ZH)) - 0.5, timeout=15)
+    heard_out(call)
+    call.send_dtmf(ORDER + "#")
+    assert stack.wait_event(it["id"], "self_service", timeout=15)["found"] is True
+    ringing = agent.wait_incoming(timeout=30)
+    ringing.answer(play=tones[1], loop=True)
+    stack.wait_event(it["id"], "connected", timeout=10)
+    call.hangup()
+    ended(stack, it["id"])
+
+    heard = call.recording()
+    label = best_match(heard, prompt_wav(PromptText("已发货。", "zh")))
+    code_zh = best_match(heard, reference(PromptText("shipped。", "zh")))
+    code_en = best_match(heard, reference(PromptText("shipped.", "en")))
+    print(
+        f"\nthe status heard as 已发货: {label:.2f};"
+        f" as 'shipped' (Mandarin voice {code_zh:.2f}, English {code_en:.2f})"
+    )
+    assert label > HEARD, "the status by its Mandarin label"
+    assert code_zh < HEARD and code_en < HEARD, "the status code read as written"
+    assert best_match(heard, prompt_wav(PromptText("您的订单", "zh"))) > HEARD, "the answer's opening"

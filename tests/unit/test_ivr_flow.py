@@ -19,6 +19,7 @@ from app.domain.ivr_flow import (
     ask_again,
     branch_target,
     check_flow,
+    check_flow_languages,
     describe_choices,
     fill,
     input_problem,
@@ -28,7 +29,7 @@ from app.domain.ivr_flow import (
     menu_target,
     panel_labels,
 )
-from app.domain.prompt import digits_aloud, money_aloud
+from app.domain.prompt import date_aloud, digits_aloud, label_aloud, money_aloud, time_aloud
 from app.errors import ConfigError
 from app.inbound.flow_files import classic_flow, load_flows
 
@@ -309,3 +310,113 @@ def test_labels_name_the_choices_and_fields_for_the_panel_and_bad_ones_are_refus
     )
     with pytest.raises(ConfigError, match=r"main.yaml:\d+: nodes.person.label: give labels as en and zh"):
         load_flows(load_settings(center(tmp_path)))
+
+
+def test_dates_and_times_are_read_as_people_say_them_in_both_languages() -> None:
+    said = fill(
+        (
+            PromptText("Your engineer comes on {visit:date} at {visit:time}.", "en"),
+            PromptText("工程师将于{visit:date}{visit:time}上门。", "zh"),
+        ),
+        {"visit": "2026-12-03T14:30:00+08:00"},
+    )
+    assert [p.text for p in said] == [
+        "Your engineer comes on the third of December, 2026 at 2:30 pm.",
+        "工程师将于2026年12月3日下午2点30分上门。",
+    ]
+    assert date_aloud("2027-01-31") == "the thirty-first of January, 2027"
+    assert date_aloud("2027-01-31", "zh") == "2027年1月31日"
+    # The twelve-hour clock: on the hour without minutes; in Mandarin the part of the day.
+    cases = {
+        "00:05": ("12:05 am", "凌晨0点零5分"),
+        "09:00": ("9 am", "上午9点"),
+        "12:00": ("12 pm", "中午12点"),
+        "14:30:59": ("2:30 pm", "下午2点30分"),
+        "19:45": ("7:45 pm", "晚上7点45分"),
+    }
+    for value, (en, zh) in cases.items():
+        assert (time_aloud(value), time_aloud(value, "zh")) == (en, zh), value
+    # Not a date or a time (a date is no time of day): read as written, never a wrong one.
+    assert date_aloud("soon") == "soon" and time_aloud("2026-12-03") == "2026-12-03"
+    assert date_aloud("14:30", "zh") == "14:30"
+
+
+STATUS = {
+    "shipped": {"en": "shipped", "zh": "已发货"},
+    "being repaired": {"en": "being repaired", "zh": "维修中"},
+}
+
+
+def test_a_status_code_is_read_by_its_label_in_the_callers_language() -> None:
+    prompt = (
+        PromptText("Order {order_number} is {status}.", "en"),
+        PromptText("订单{order_number}的状态：{status}。", "zh"),
+    )
+    said = fill(prompt, {"order_number": "4711", "status": "shipped"}, {"status": STATUS})
+    assert [p.text for p in said] == ["Order 4711 is shipped.", "订单4711的状态：已发货。"]
+    # A code nobody labelled is read as written rather than not at all.
+    said = fill(prompt, {"order_number": "4711", "status": "lost"}, {"status": STATUS})
+    assert said[1].text == "订单4711的状态：lost。"
+    assert label_aloud("being repaired", STATUS, "zh") == "维修中"
+
+
+def test_the_demo_reads_its_orders_status_by_label() -> None:
+    node = load_flows(load_settings(REPO / "config" / "demo.yaml")).flows["main"].nodes["say_order"]
+    said = fill(node.prompt, {"order_number": "20261203", "status": "shipped"}, node.value_labels)
+    assert [p.text for p in said] == [
+        "Order 2 0 2 6, 1 2 0 3 is shipped.",
+        "订单二零二六，幺二零三的状态：已发货。",
+    ]
+
+
+LOOKUP = GOOD.replace(
+    '    options: {"1": person}\n',
+    """    options: {"1": person, "2": order}
+  order: {type: collect, prompt: {text: "Order?"}, into: order, next: say}
+  say:
+    type: lookup
+    lookup: order_status
+    key: order
+    prompt: {text: "It is {status}."}
+    value_labels:
+      status:
+        shipped: {en: shipped, zh: 已发货}
+    next: person
+""",
+)
+
+
+def test_status_labels_missing_a_language_or_in_no_language_are_refused_with_file_line_and_field(
+    tmp_path: Path,
+) -> None:
+    write_flow(tmp_path / "flows", "main", LOOKUP)
+    assert load_flows(load_settings(center(tmp_path))).flows["main"].nodes["say"].value_labels == {
+        "status": {"shipped": {"en": "shipped", "zh": "已发货"}}
+    }
+    write_flow(tmp_path / "flows", "main", LOOKUP.replace("zh: 已发货", "fr: expédié"))
+    with pytest.raises(ConfigError, match=r"main.yaml:18: nodes.say.value_labels.status.shipped.fr: a label"):
+        load_flows(load_settings(center(tmp_path)))
+    # A bilingual center: every code needs a label in each language it offers (the loader
+    # names this path's line as above).
+    say = Node(
+        type="lookup",
+        prompt=(PromptText("It is {status}."), PromptText("{status}。", "zh")),
+        lookup="order_status",
+        key="order",
+        next="general",
+        value_labels={"status": {"shipped": {"en": "shipped"}}},
+    )
+    bilingual = Flow(
+        name="main",
+        start="say",
+        nodes={"say": say, "general": Node(type="queue", queue="general")},
+        invalid=(PromptText("Not valid."), PromptText("无效。", "zh")),
+        no_input=(PromptText("Not heard."), PromptText("没有听到。", "zh")),
+    )
+    check_flow_languages(bilingual, ["en"])
+    with pytest.raises(FlowError) as err:
+        check_flow_languages(bilingual, ["en", "zh"])
+    assert (err.value.path, err.value.message.split(";")[0]) == (
+        "nodes.say.value_labels.status.shipped",
+        "no label in zh",
+    )
