@@ -93,6 +93,14 @@ def test_ewt() -> None:
     assert all(re.fullmatch(NUMBER, cell) for row in scenarios for cell in row[2:]), scenarios
 
 
+def test_prompt_lengths() -> None:
+    out = run_quick("prompt_lengths.py", timeout=120)
+    for lang in ("en", "zh", "en+zh (as before)"):
+        for what in ("main menu", "place in line and wait", "the whole announcement"):
+            row = [r for r in table_rows(out, what) if r[1] == lang]
+            assert len(row) == 1 and all(re.fullmatch(NUMBER, c) for c in row[0][2:]), (what, lang, out)
+
+
 @pytest.mark.e2e
 def test_answer_to_prompt(tmp_path: Path, asterisk_prefix: Path) -> None:
     output = tmp_path / "answer_to_prompt.json"
