@@ -747,7 +747,7 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
         p.bus,
         p.store.queue_events_since,
         lambda: [desk.stats(q) for q in desk.queue_settings],
-        lambda: [(a.state, a.not_ready_reason) for a in desk.agents.values()],
+        lambda: list(desk.agents.values()),
         lambda message: app[LIVE].to_supervisors(message) if LIVE in app else None,
         utcnow,
         work_waiting=p.store.work_waiting,
