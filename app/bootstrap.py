@@ -400,6 +400,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             secrets.ari_user,
             secrets.ari_password,
             settings.ari_app,
+            event_lag=app[METRICS].ari_event_lag,
         )
         app[health.ARI] = ari
         board = Switchboard(ari)
