@@ -67,7 +67,7 @@ from app.calls.runtime import Runtime
 from app.calls.switchboard import Switchboard
 from app.calls.voice import Voice
 from app.calls.writer import InteractionWriter
-from app.config import Settings, ban_rules, call_limits, expert_directory, sip_accounts
+from app.config import Settings, ban_rules, call_limits, expert_directory, sip_accounts, tile_thresholds
 from app.dialer import http as dialer_http
 from app.dialer.service import DialerService
 from app.domain.admission import Admission
@@ -741,7 +741,10 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
 
     assert p.store is not None
     board = Wallboard(
-        target_s, day_start_in(ZoneInfo(settings.timezone)), settings.supervision.short_abandon_s
+        target_s,
+        day_start_in(ZoneInfo(settings.timezone)),
+        settings.supervision.short_abandon_s,
+        tile_thresholds(settings),
     )
     wall = WallboardService(
         board,

@@ -10,6 +10,9 @@ answered plus abandoned, short abandons excluded) and the ASA (mean wait of the 
 A call counts where it first joined a line (a transfer to another queue later does not count it
 twice). Pure: the caller feeds events and asks for figures at a time; no clock, no I/O.
 
+A queue's tile turns amber, then red (`TileThresholds.colour`): someone has waited too long or
+the day's service level has fallen too low, whichever is worse.
+
 Below the queues, the agents by state (`agents_by_state`): each logged-in agent with the state,
 since when (the page counts the time in state from it) and, when Not Ready, the reason's code.
 """
@@ -87,11 +90,33 @@ class _Line:
     settled: bool = False  # answered or abandoned: counted once
 
 
+@dataclass(frozen=True)
+class TileThresholds:
+    """When a queue's tile turns amber and red (`supervision.tiles`): a caller waiting at least
+    this long, or today's service level under this."""
+
+    amber_wait_s: float = 60.0
+    red_wait_s: float = 120.0
+    amber_below_percent: float = 80.0
+    red_below_percent: float = 60.0
+
+    def colour(self, longest_wait_s: float, service_level_percent: float | None) -> str:
+        """ "bad" (red), "warn" (amber) or "" (the page's classes). No service level yet (no call
+        counted today) colours nothing by itself."""
+        level = service_level_percent
+        if longest_wait_s >= self.red_wait_s or (level is not None and level < self.red_below_percent):
+            return "bad"
+        if longest_wait_s >= self.amber_wait_s or (level is not None and level < self.amber_below_percent):
+            return "warn"
+        return ""
+
+
 @dataclass
 class Wallboard:
     target_s: Callable[[str, str], float]  # the (queue, tier)'s service-level target
     day_start: Callable[[datetime], datetime]  # the center's midnight before a time
     short_abandon_s: float = 5.0
+    tiles: TileThresholds = TileThresholds()
     _lines: dict[str, _Line] = field(default_factory=dict)
     _today: dict[tuple[str, str], Figures] = field(default_factory=dict)
     _recent: dict[tuple[str, str], Figures] = field(default_factory=dict)

@@ -133,14 +133,18 @@ class WallboardService:
         queues = {}
         for st in self._queues():
             callbacks, voicemails = self._work.get(st.queue, (0, 0))
+            queue_figures = figures.get(st.queue, {"today": None, "last_30_min": None, "tiers": {}})
+            level = (queue_figures["today"] or {}).get("service_level_percent")
             queues[st.queue] = {
+                # The tile's colour, by the configured thresholds: "warn" (amber), "bad" (red) or "".
+                "tile": self.board.tiles.colour(st.oldest_wait_s, level),
                 "waiting": st.waiting,
                 "callbacks_pending": callbacks,
                 "voicemails_new": voicemails,
                 "longest_wait_s": round(st.oldest_wait_s, 1),
                 "agents_ready": st.agents_ready,
                 "agents_logged_in": st.agents_logged_in,
-                **figures.get(st.queue, {"today": None, "last_30_min": None, "tiers": {}}),
+                **queue_figures,
             }
         agents = list(self._agents())
         states: dict[str, int] = dict.fromkeys((s.value for s in AgentState), 0)

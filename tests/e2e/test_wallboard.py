@@ -98,6 +98,8 @@ def test_the_wallboard_follows_real_calls_live_and_agrees_with_the_event_log(
             expect(page.locator('#wallboard tr[data-queue="general"] [data-field="abandoned"]')).to_have_text(
                 "1", timeout=5000
             )
+            # No one answered in target today: the tile is red (under 60%, the default threshold).
+            expect(page.locator('#wallboard tr[data-queue="general"]')).to_have_class("bad")
 
             # The agent is back and answers the next caller.
             assert stack.api("POST", "/api/agents/1001/state", {"state": "ready"})[0] == 200

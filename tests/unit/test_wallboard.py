@@ -247,3 +247,56 @@ async def test_the_board_sent_to_pages_lists_agents_with_since_and_reason_beside
     await until(lambda: bool(pushed), "the board pushed to pages")
     await service.stop()
     assert pushed[0] == {"type": "wallboard", "board": view}
+
+
+def test_a_tile_turns_amber_then_red_on_a_long_wait_or_a_low_service_level() -> None:
+    from app.domain.wallboard import TileThresholds
+
+    default = TileThresholds()
+    assert [default.colour(wait, None) for wait in (0, 59.9, 60, 119.9, 120)] == [
+        "",
+        "",
+        "warn",
+        "warn",
+        "bad",
+    ]
+    assert [default.colour(0, level) for level in (100, 80, 79.9, 60, 59.9)] == [
+        "",
+        "",
+        "warn",
+        "warn",
+        "bad",
+    ]
+    assert default.colour(60, 50) == "bad"  # the worse of the two
+    strict = TileThresholds(amber_wait_s=10, red_wait_s=20, amber_below_percent=95, red_below_percent=90)
+    assert (strict.colour(15, None), strict.colour(0, 92), strict.colour(25, 99)) == ("warn", "warn", "bad")
+
+
+def test_the_board_says_each_tiles_colour_by_its_thresholds() -> None:
+    from app.bus import Bus
+    from app.domain.routing import QueueStats
+    from app.domain.wallboard import TileThresholds, Wallboard
+    from app.supervision.wallboard import WallboardService
+
+    async def no_events(since: datetime) -> list[tuple[str, str, datetime, dict[str, object]]]:
+        return []
+
+    def stats(queue: str, longest: float) -> QueueStats:
+        return QueueStats(queue, 1, 0, 1 if longest else 0, longest, None, None)
+
+    b = Wallboard(
+        lambda q, t: 30.0, lambda t: t.replace(hour=0, minute=0, second=0), 5.0, TileThresholds(10, 20)
+    )
+    call(b, "a", 0, queue="sales")
+    b.event("a", "connected", at(50), {})  # today's level in sales: 0%
+    service = WallboardService(
+        b,
+        Bus(),
+        no_events,
+        lambda: [stats("general", 0), stats("billing", 12), stats("support", 25), stats("sales", 0)],
+        lambda: [],
+        lambda m: None,
+        lambda: at(100),
+    )
+    tiles = {name: q["tile"] for name, q in service.view()["queues"].items()}
+    assert tiles == {"general": "", "billing": "warn", "support": "bad", "sales": "bad"}

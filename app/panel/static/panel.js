@@ -203,10 +203,8 @@
         td.textContent = cells[c];
         row.append(td);
       });
-      // A tile turns amber, then red: someone waits a minute, or the day's level falls.
-      const sl = today.service_level_percent;
-      row.className = (q.longest_wait_s >= 120 || (sl !== null && sl !== undefined && sl < 60)) ? "bad"
-        : (q.longest_wait_s >= 60 || (sl !== null && sl !== undefined && sl < 80)) ? "warn" : "";
+      // Amber ("warn") or red ("bad"): the server decides, by the configured thresholds.
+      row.className = q.tile || "";
       return row;
     }));
     const campaigns = document.getElementById("campaigns");
