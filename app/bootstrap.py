@@ -67,7 +67,7 @@ from app.calls.runtime import Runtime
 from app.calls.switchboard import Switchboard
 from app.calls.voice import Voice
 from app.calls.writer import InteractionWriter
-from app.config import Settings, ban_rules, call_limits, expert_directory, sip_accounts
+from app.config import Settings, ban_rules, call_limits, expert_directory, sip_accounts, tile_thresholds
 from app.dialer import http as dialer_http
 from app.dialer.service import DialerService
 from app.domain.admission import Admission
@@ -400,6 +400,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
             secrets.ari_user,
             secrets.ari_password,
             settings.ari_app,
+            event_lag=app[METRICS].ari_event_lag,
         )
         app[health.ARI] = ari
         board = Switchboard(ari)
@@ -740,14 +741,17 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
 
     assert p.store is not None
     board = Wallboard(
-        target_s, day_start_in(ZoneInfo(settings.timezone)), settings.supervision.short_abandon_s
+        target_s,
+        day_start_in(ZoneInfo(settings.timezone)),
+        settings.supervision.short_abandon_s,
+        tile_thresholds(settings),
     )
     wall = WallboardService(
         board,
         p.bus,
         p.store.queue_events_since,
         lambda: [desk.stats(q) for q in desk.queue_settings],
-        lambda: [(a.state, a.not_ready_reason) for a in desk.agents.values()],
+        lambda: list(desk.agents.values()),
         lambda message: app[LIVE].to_supervisors(message) if LIVE in app else None,
         utcnow,
         work_waiting=p.store.work_waiting,

@@ -34,6 +34,7 @@ from app.domain.recording import Mode as RecordingMode
 from app.domain.recording import RecordingPolicy
 from app.domain.recording import Rule as RecordingRule
 from app.domain.sip_bans import BanRules
+from app.domain.wallboard import TileThresholds
 from app.errors import ConfigError
 
 # ---------------------------------------------------------------------------
@@ -802,6 +803,12 @@ class ExpertsSettings:
     link_base_url: str | None = None
 
 
+def tile_thresholds(s: Settings) -> TileThresholds:
+    """When the wallboard colours a queue's tile (`supervision.tiles`)."""
+    t = s.supervision.tiles
+    return TileThresholds(t.amber_wait_s, t.red_wait_s, t.amber_below_percent, t.red_below_percent)
+
+
 def ban_rules(s: Settings) -> BanRules:
     """The SIP ban rule's settings: the allow-list with the carrier trunk's addresses added."""
     b = s.security.sip_bans
@@ -866,6 +873,17 @@ class SampleData:
 
 
 @dataclass(frozen=True)
+class TileSettings:
+    """When a queue's tile on the wallboard turns amber, then red: a caller has waited at least
+    `*_wait_s`, or today's service level is under `*_below_percent`."""
+
+    amber_wait_s: float = 60.0
+    red_wait_s: float = 120.0
+    amber_below_percent: float = 80.0
+    red_below_percent: float = 60.0
+
+
+@dataclass(frozen=True)
 class SupervisionSettings:
     # Callers who give up sooner than this are "short abandons": counted apart on the wallboard
     # and left out of the service level.
@@ -873,6 +891,7 @@ class SupervisionSettings:
     # The reports' summary of a day (its calls' facts, its agents' time) is written this long
     # after the center's midnight ends it, so that the day's last events are saved first.
     summary_after_min: float = 5.0
+    tiles: TileSettings = TileSettings()
 
 
 @dataclass(frozen=True)
@@ -1487,6 +1506,19 @@ def _check_semantics(s: Settings, file: str, lines: dict[str, int]) -> None:
         raise bad(
             "supervision.summary_after_min",
             f"must be from 0 to 720 minutes after midnight; got {s.supervision.summary_after_min}",
+        )
+    tiles = s.supervision.tiles
+    if not 0 < tiles.amber_wait_s <= tiles.red_wait_s:
+        raise bad(
+            "supervision.tiles.red_wait_s",
+            f"amber_wait_s must be more than 0 and red_wait_s at least amber_wait_s; "
+            f"got {tiles.amber_wait_s} and {tiles.red_wait_s}",
+        )
+    if not 0 <= tiles.red_below_percent <= tiles.amber_below_percent <= 100:
+        raise bad(
+            "supervision.tiles.red_below_percent",
+            f"red_below_percent must be from 0 to amber_below_percent, and that at most 100; "
+            f"got {tiles.red_below_percent} and {tiles.amber_below_percent}",
         )
     _check_experts(s, ids, groups, bad)
     _check_recording(s, queue_names, bad)

@@ -15,8 +15,9 @@ import json
 import logging
 import random
 import re
+import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -292,9 +293,18 @@ _CHANNEL_GONE = re.compile(r"Channel not found|not in Stasis application", re.IG
 
 class AriClient:
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, user: str, password: str, app: str
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        user: str,
+        password: str,
+        app: str,
+        event_lag: Callable[[float], None] | None = None,
     ) -> None:
         self._session = session
+        # Told, for each event taken off the websocket, how long after its own timestamp
+        # (Asterisk's clock) that was: the metrics' ARI event lag.
+        self._event_lag = event_lag
         self._base = base_url.rstrip("/") + "/ari"
         self._auth = aiohttp.BasicAuth(user, password)
         self._recent: OrderedDict[str, None] = OrderedDict()
@@ -627,6 +637,8 @@ class AriClient:
                             except json.JSONDecodeError:
                                 log.warning("ARI sent non-JSON text: %.200s", msg.data)
                                 continue
+                            if self._event_lag is not None and (stamped := event_time(raw.get("timestamp"))):
+                                self._event_lag(time.time() - stamped)
                             event = parse_event(raw)
                             if self._heard_before(event):
                                 continue

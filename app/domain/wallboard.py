@@ -9,6 +9,12 @@ answered plus abandoned, short abandons excluded) and the ASA (mean wait of the 
 
 A call counts where it first joined a line (a transfer to another queue later does not count it
 twice). Pure: the caller feeds events and asks for figures at a time; no clock, no I/O.
+
+A queue's tile turns amber, then red (`TileThresholds.colour`): someone has waited too long or
+the day's service level has fallen too low, whichever is worse.
+
+Below the queues, the agents by state (`agents_by_state`): each logged-in agent with the state,
+since when (the page counts the time in state from it) and, when Not Ready, the reason's code.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+from app.domain.agent_state import Agent, AgentState
 
 WINDOW = timedelta(minutes=30)
 
@@ -82,11 +90,33 @@ class _Line:
     settled: bool = False  # answered or abandoned: counted once
 
 
+@dataclass(frozen=True)
+class TileThresholds:
+    """When a queue's tile turns amber and red (`supervision.tiles`): a caller waiting at least
+    this long, or today's service level under this."""
+
+    amber_wait_s: float = 60.0
+    red_wait_s: float = 120.0
+    amber_below_percent: float = 80.0
+    red_below_percent: float = 60.0
+
+    def colour(self, longest_wait_s: float, service_level_percent: float | None) -> str:
+        """ "bad" (red), "warn" (amber) or "" (the page's classes). No service level yet (no call
+        counted today) colours nothing by itself."""
+        level = service_level_percent
+        if longest_wait_s >= self.red_wait_s or (level is not None and level < self.red_below_percent):
+            return "bad"
+        if longest_wait_s >= self.amber_wait_s or (level is not None and level < self.amber_below_percent):
+            return "warn"
+        return ""
+
+
 @dataclass
 class Wallboard:
     target_s: Callable[[str, str], float]  # the (queue, tier)'s service-level target
     day_start: Callable[[datetime], datetime]  # the center's midnight before a time
     short_abandon_s: float = 5.0
+    tiles: TileThresholds = TileThresholds()
     _lines: dict[str, _Line] = field(default_factory=dict)
     _today: dict[tuple[str, str], Figures] = field(default_factory=dict)
     _recent: dict[tuple[str, str], Figures] = field(default_factory=dict)
@@ -162,3 +192,68 @@ class Wallboard:
         while self._window and self._window[0].at <= now - WINDOW:
             old = self._window.popleft()
             self._recent[(old.queue, old.tier)].add(old, -1)
+
+
+# -- agents by state ------------------------------------------------------------------------------
+
+# The board lists agents in this order: those free for a call, those on one, those away.
+_STATE_ORDER = {
+    state: i
+    for i, state in enumerate(
+        (
+            AgentState.READY,
+            AgentState.RESERVED,
+            AgentState.RINGING,
+            AgentState.ON_CALL,
+            AgentState.WRAP_UP,
+            AgentState.NOT_READY,
+        )
+    )
+}
+
+
+@dataclass(frozen=True)
+class AgentLine:
+    """One agent on the board."""
+
+    id: str
+    name: str
+    state: AgentState
+    since: datetime | None  # when the agent entered the state (None: not known, e.g. never moved)
+    reason: str | None  # the Not Ready reason's code; None in any other state
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "state": self.state.value,
+            "since": self.since.isoformat() if self.since is not None else None,
+            "not_ready_reason": self.reason,
+        }
+
+
+def agents_by_state(agents: Iterable[Agent]) -> list[AgentLine]:
+    """The logged-in agents in the board's order of states and, within a state, the longest in
+    it first (the break that has gone on too long is the one a supervisor looks for). Logged-out
+    agents are left out: they only count in the totals by state."""
+    lines = [
+        AgentLine(
+            a.id,
+            a.name,
+            a.state,
+            a.state_since,
+            a.not_ready_reason if a.state is AgentState.NOT_READY else None,
+        )
+        for a in agents
+        if a.state is not AgentState.LOGGED_OUT
+    ]
+    # Unknown `since` sorts first within its state: in it since before anything we know of.
+    return sorted(
+        lines,
+        key=lambda line: (
+            _STATE_ORDER[line.state],
+            line.since is not None,
+            line.since.timestamp() if line.since is not None else 0.0,
+            line.name,
+        ),
+    )

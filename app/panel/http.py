@@ -348,7 +348,9 @@ def for_supervisors(
 async def wallboard_page(request: web.Request, session: PanelSession, lang: Lang) -> web.Response:
     board = request.app[WALLBOARD].view()
     big = request.query.get("big") == "1"
-    return html(request, pages.wallboard_page(lang, session.csrf_token, user_line(lang, session), board, big))
+    reasons = request.app[SETTINGS].web.not_ready_reasons
+    page = pages.wallboard_page(lang, session.csrf_token, user_line(lang, session), board, big, reasons)
+    return html(request, page)
 
 
 @for_supervisors("reports")

@@ -309,21 +309,36 @@ WALLBOARD_COLUMNS = (
 )  # fmt: skip
 
 
-def wallboard_page(lang: Lang, csrf: str, user_line: str, board: Mapping[str, Any], big: bool) -> str:
-    """Queue tiles and agents by state; panel.js fills them from `board` and then live."""
+def wallboard_page(
+    lang: Lang,
+    csrf: str,
+    user_line: str,
+    board: Mapping[str, Any],
+    big: bool,
+    reasons: Sequence[NotReadyReason] = (),
+) -> str:
+    """Queue tiles and agents by state (counts, then each agent with the time in state and the
+    Not Ready reason); panel.js fills them from `board` and then live."""
     head = f"<th>{escape(t(lang, 'wb.queue'))}</th>" + "".join(
         f'<th data-col="{c}">{escape(t(lang, "wb." + c))}</th>' for c in WALLBOARD_COLUMNS
     )
+    agent_head = "".join(
+        f'<th data-col="{c}">{escape(t(lang, k))}</th>'
+        for c, k in (("name", "name"), ("state", "state"), ("time", "wb.time_in_state"), ("reason", "reason"))
+    )
+    size = " big" if big else ""
     body = (
         f"<h1>{escape(t(lang, 'wallboard'))}</h1>"
         f'<p><a href="?big={0 if big else 1}" id="big">{escape(t(lang, "wb.big"))}</a></p>'
-        f'<table id="wallboard" class="wallboard{" big" if big else ""}"><thead><tr>{head}</tr></thead>'
+        f'<table id="wallboard" class="wallboard{size}"><thead><tr>{head}</tr></thead>'
         "<tbody></tbody></table>"
         f'<h2>{escape(t(lang, "wb.agents"))}</h2><ul id="agent-states" class="agent-states"></ul>'
+        f'<table id="wallboard-agents" class="wallboard-agents{size}"><thead><tr>{agent_head}</tr></thead>'
+        "<tbody></tbody></table>"
         f'<h2>{escape(t(lang, "wb.campaigns"))}</h2><ul id="campaigns" class="agent-states"></ul>'
         f'<p class="live" id="live" data-live="false">{escape(t(lang, "offline"))}</p>'
     )
-    client = {**client_texts(lang, ()), "board": board, "columns": WALLBOARD_COLUMNS}
+    client = {**client_texts(lang, reasons), "board": board, "columns": WALLBOARD_COLUMNS}
     return _layout(
         lang, t(lang, "wallboard"), body, csrf=csrf, user_line=user_line, client=client, page="wallboard"
     )

@@ -6,8 +6,11 @@ same events the reports use).
 Live, at each scrape: callers waiting and the longest wait per queue, the service level per
 queue (the desk's statistics window), agents per state, calls in progress, interaction writes
 waiting for the database, SIP sources banned.
-Counted: calls ended by outcome, and the wait from joining a queue to the first offer
-(a histogram). Behind the supervisor API's token, like every other supervisor endpoint.
+Counted: calls ended by outcome, the wait from joining a queue to the first offer
+(a histogram), and the ARI event lag (a histogram): from an event's own timestamp (Asterisk's
+clock) to the moment the app takes it off the websocket, which the ARI adapter reports through
+`ari_event_lag` (wired in the composition root). Behind the supervisor API's token, like every
+other supervisor endpoint.
 """
 
 from __future__ import annotations
@@ -112,6 +115,12 @@ class CenterMetrics:
             buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
             registry=self.registry,
         )
+        self._ari_lag = Histogram(
+            "lianluo_ari_event_lag_seconds",
+            "From an ARI event's timestamp (Asterisk's clock) to the app taking it up",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
         self._queued_at: dict[str, datetime] = {}
         self._replays: set[str] = set()  # replays of recorded calls (app/replay/) count nowhere
         self._unsubscribe = bus.subscribe(InteractionSaved, self.saved)
@@ -133,6 +142,11 @@ class CenterMetrics:
             elif e.kind == "ended":
                 self._queued_at.pop(notice.interaction_id, None)
                 self.calls_ended.labels(str(e.data.get("outcome", "unknown"))).inc()
+
+    def ari_event_lag(self, seconds: float) -> None:
+        """One ARI event taken up `seconds` after Asterisk stamped it (its clock is to the
+        millisecond, so a lag just under zero is read as none)."""
+        self._ari_lag.observe(max(0.0, seconds))
 
     def text(self) -> bytes:
         return generate_latest(self.registry)

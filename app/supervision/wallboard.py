@@ -1,6 +1,7 @@
 """The wallboard: queue figures folded from the interaction events as they are saved (the same
-events the reports read; app/domain/wallboard.py), callers waiting and agents by state from the
-routing desk, pushed to every supervisor's open page within a fraction of a second of a change.
+events the reports read; app/domain/wallboard.py), callers waiting and agents by state (counted,
+and each with their time in state and Not Ready reason) from the routing desk, pushed to every
+supervisor's open page within a fraction of a second of a change.
 
 At start, the day so far is read back from `interaction_events`, so a restart changes no figure.
 """
@@ -10,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.bus import AgentsChanged, Bus, InteractionSaved, QueueChanged
-from app.domain.agent_state import AgentState
+from app.domain.agent_state import Agent, AgentState
 from app.domain.routing import QueueStats
-from app.domain.wallboard import WINDOW, Wallboard
+from app.domain.wallboard import WINDOW, Wallboard, agents_by_state
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class WallboardService:
         bus: Bus,
         events_since: Callable[[datetime], Awaitable[Events]],
         queues: Callable[[], list[QueueStats]],
-        agents: Callable[[], list[tuple[AgentState, str | None]]],
+        agents: Callable[[], Iterable[Agent]],
         push: Callable[[dict[str, Any]], None],
         clock: Callable[[], datetime],
         work_waiting: Callable[[], Awaitable[dict[str, tuple[int, int]]]] | None = None,
@@ -132,21 +133,27 @@ class WallboardService:
         queues = {}
         for st in self._queues():
             callbacks, voicemails = self._work.get(st.queue, (0, 0))
+            queue_figures = figures.get(st.queue, {"today": None, "last_30_min": None, "tiers": {}})
+            level = (queue_figures["today"] or {}).get("service_level_percent")
             queues[st.queue] = {
+                # The tile's colour, by the configured thresholds: "warn" (amber), "bad" (red) or "".
+                "tile": self.board.tiles.colour(st.oldest_wait_s, level),
                 "waiting": st.waiting,
                 "callbacks_pending": callbacks,
                 "voicemails_new": voicemails,
                 "longest_wait_s": round(st.oldest_wait_s, 1),
                 "agents_ready": st.agents_ready,
                 "agents_logged_in": st.agents_logged_in,
-                **figures.get(st.queue, {"today": None, "last_30_min": None, "tiers": {}}),
+                **queue_figures,
             }
+        agents = list(self._agents())
         states: dict[str, int] = dict.fromkeys((s.value for s in AgentState), 0)
         reasons: dict[str, int] = {}
-        for state, reason in self._agents():
-            states[state.value] += 1
-            if state is AgentState.NOT_READY:
-                reasons[reason or ""] = reasons.get(reason or "", 0) + 1
+        for agent in agents:
+            states[agent.state.value] += 1
+            if agent.state is AgentState.NOT_READY:
+                reason = agent.not_ready_reason or ""
+                reasons[reason] = reasons.get(reason, 0) + 1
         campaigns = [
             {
                 k: c[k]
@@ -165,6 +172,8 @@ class WallboardService:
             "queues": queues,
             "agents": states,
             "not_ready_reasons": reasons,
+            # Each logged-in agent; the page counts the time in state from `since` (and `at`).
+            "agent_list": [line.view() for line in agents_by_state(agents)],
             "campaigns": campaigns,
         }
 

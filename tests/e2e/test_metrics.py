@@ -2,7 +2,8 @@
 
 The page is parsed with the client library's own parser; the figures must say what the test
 did: one caller waiting in `general` (the only agent is Not Ready), then none and one abandoned
-call; agents per state; and an agent's token-less or agent's request refused.
+call; agents per state; the ARI event lag observed for the caller's events; and a token-less or
+agent's request refused.
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ def test_metrics_show_a_waiting_caller_then_an_abandoned_call_and_agents_by_stat
     assert value(now, "lianluo_agents", state="not_ready") == 1
     assert value(now, "lianluo_agents", state="logged_out") == 1  # 1002 has no phone
     assert value(now, "lianluo_calls_in_progress") == 1
+    # The caller's channel came through ARI: its events were observed behind their timestamps.
+    lag_count = value(now, "lianluo_ari_event_lag_seconds_count")
+    assert lag_count > 0
+    assert value(now, "lianluo_ari_event_lag_seconds_bucket", le="+Inf") == lag_count
 
     call.hangup()
     assert ended(stack, it["id"])["outcome"] == "abandoned"

@@ -1,5 +1,6 @@
 """The wallboard in Chromium while real callers wait, give up and are answered; its figures
-equal the same figures computed by SQL from the event log.
+equal the same figures computed by SQL from the event log. Agents are listed by state with their
+Not Ready reason and a time in state that counts up in the page, in English and Mandarin.
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ STACK_CONFIG = {
     "web": {"users": [{"username": "lead", "name": "Lee Lead", "role": "supervisor"}]},
     "supervision": {"short_abandon_s": 1},
 }
+
+
+def seconds(clock: str | None) -> int:
+    """The page's time in state ("1:05", "1:02:03") in seconds."""
+    total = 0
+    for part in (clock or "").strip().split(":"):
+        total = total * 60 + int(part)
+    return total
 
 
 def board(stack: Stack) -> dict[str, Any]:
@@ -61,6 +70,17 @@ def test_the_wallboard_follows_real_calls_live_and_agrees_with_the_event_log(
             expect(page.locator("#live")).to_have_attribute("data-live", "true")
             waiting = page.locator('#wallboard tr[data-queue="general"] [data-field="waiting"]')
             expect(waiting).to_have_text("0")
+            # The agent on a break is listed with the reason, and the time on it counts up.
+            alice = page.locator('#wallboard-agents tr[data-agent-id="1001"]')
+            expect(alice.locator('[data-field="name"]')).to_have_text("Alice Wang")
+            expect(alice.locator('[data-field="state"]')).to_have_text("Not Ready")
+            expect(alice.locator('[data-field="reason"]')).to_have_text("Break")
+            time_cell = alice.locator('[data-field="time"]')
+            expect(time_cell).to_have_text(re.compile(r"^\d+:\d\d$"))
+            started = seconds(time_cell.text_content())
+            eventually(lambda: seconds(time_cell.text_content()) > started, 5, "the time on a break grows")
+            break_since = time_cell.get_attribute("data-since")
+            expect(page.locator('#wallboard-agents tr[data-agent-id="1002"]')).to_have_count(0)  # logged out
 
             # A caller waits (the only agent is on a break): the tile shows it without a reload.
             first, it1 = call_in(lab, stack, "13800000061", tones[0], tmp_path / "c1.wav")
@@ -78,6 +98,8 @@ def test_the_wallboard_follows_real_calls_live_and_agrees_with_the_event_log(
             expect(page.locator('#wallboard tr[data-queue="general"] [data-field="abandoned"]')).to_have_text(
                 "1", timeout=5000
             )
+            # No one answered in target today: the tile is red (under 60%, the default threshold).
+            expect(page.locator('#wallboard tr[data-queue="general"]')).to_have_class("bad")
 
             # The agent is back and answers the next caller.
             assert stack.api("POST", "/api/agents/1001/state", {"state": "ready"})[0] == 200
@@ -90,14 +112,34 @@ def test_the_wallboard_follows_real_calls_live_and_agrees_with_the_event_log(
             expect(page.locator('#wallboard tr[data-queue="general"] [data-field="answered"]')).to_have_text(
                 "1", timeout=5000
             )
+            expect(alice.locator('[data-field="state"]')).to_have_text("On a call", timeout=5000)
+            expect(alice.locator('[data-field="reason"]')).to_have_text("")
             second.hangup()
             ended(stack, it2["id"])
+            # Off for lunch after the call: the list follows live, the time starting again.
+            eventually(lambda: stack.agent_state("1001")["state"] == "ready", 10, "agent 1001 ready again")
+            assert (
+                stack.api("POST", "/api/agents/1001/state", {"state": "not_ready", "reason": "lunch"})[0]
+                == 200
+            )
+            expect(alice.locator('[data-field="reason"]')).to_have_text("Lunch", timeout=5000)
+            (listed,) = [a for a in board(stack)["agent_list"] if a["id"] == "1001"]
+            assert listed["since"] != break_since  # counted from the start of lunch, not of the break
+            expect(time_cell).to_have_attribute("data-since", listed["since"])
 
             zh = chromium.new_context(locale="zh-CN", viewport={"width": 1280, "height": 800})
             zh.add_cookies(page.context.cookies())  # type: ignore[arg-type]  # the same session
             big = zh.new_page()
             big.goto(stack.web_url + "/wallboard?lang=zh&big=1")
             expect(big.locator("h1")).to_have_text("实时看板")
+            big_alice = big.locator('#wallboard-agents tr[data-agent-id="1001"]')
+            expect(big_alice.locator('[data-field="state"]')).to_have_text("未就绪")
+            expect(big_alice.locator('[data-field="reason"]')).to_have_text("午餐")
+            big_time = big_alice.locator('[data-field="time"]')
+            started = seconds(big_time.text_content())
+            eventually(
+                lambda: seconds(big_time.text_content()) > started, 5, "the time grows on the big screen"
+            )
             big.screenshot(path=str(shots / "wallboard-zh-big.png"))
             page.screenshot(path=str(shots / "wallboard-en.png"))
 

@@ -42,6 +42,18 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
         ("ivr:\n  greeting:\n    text: hi\n    lang: fr\n", 4, "ivr.greeting.lang", "expected one of"),
         ("asterisk:\n  manage: yes please\n", 2, "asterisk.manage", "true or false"),
         ("supervision:\n  summary_after_min: 1440\n", 2, "supervision.summary_after_min", "0 to 720"),
+        (
+            "supervision:\n  tiles:\n    amber_wait_s: 90\n    red_wait_s: 60\n",
+            4,
+            "supervision.tiles.red_wait_s",
+            "at least amber_wait_s",
+        ),
+        (
+            "supervision:\n  tiles: {amber_below_percent: 70, red_below_percent: 75}\n",
+            2,
+            "supervision.tiles.red_below_percent",
+            "from 0 to amber_below_percent",
+        ),
         ("carrier:\n  match: [127.0.0.2, not-an-ip]\n", 2, "carrier.match[1]", "not an IP"),
         ("asterisk:\n  sip_port: 8080\n", 2, "asterisk.sip_port", "already used by web.port"),
         ("agents:\n  - {id: '1001', name: A}\n  - {id: '1001', name: B}\n", 3, "agents[1].id", "twice"),
@@ -288,3 +300,12 @@ def test_call_limits_default_to_what_the_rtp_range_carries(tmp_path: Path) -> No
     assert limits.per_trunk.concurrent == 2500 and limits.trunks == {"carrier"}
     off = load_settings(write(tmp_path, "security:\n  call_limits: {enabled: false}\n"))
     assert call_limits(off) is None
+
+
+def test_wallboard_tile_thresholds_read_from_yaml(tmp_path: Path) -> None:
+    from app.config import tile_thresholds
+    from app.domain.wallboard import TileThresholds
+
+    assert tile_thresholds(load_settings(write(tmp_path, ""))) == TileThresholds(60, 120, 80, 60)
+    text = "supervision:\n  tiles: {amber_wait_s: 20, red_wait_s: 45, amber_below_percent: 90}\n"
+    assert tile_thresholds(load_settings(write(tmp_path, text))) == TileThresholds(20, 45, 90, 60)

@@ -152,3 +152,151 @@ async def test_events_saved_while_the_day_is_read_back_count_once() -> None:
     await until(lambda: today().get("offered") == 2, "both calls folded in")
     await service.stop()
     assert (today()["offered"], today()["abandoned"]) == (2, 1)
+
+
+def test_agents_by_state_list_each_logged_in_agent_with_since_and_the_not_ready_reason() -> None:
+    from app.domain.agent_state import Agent, AgentState
+    from app.domain.wallboard import agents_by_state
+
+    def agent(
+        aid: str, name: str, state: AgentState, since: float | None, reason: str | None = None
+    ) -> Agent:
+        return Agent(
+            aid,
+            name,
+            state=state,
+            state_since=at(since) if since is not None else None,
+            not_ready_reason=reason,
+        )
+
+    lines = agents_by_state(
+        [
+            agent("1", "Ann", AgentState.NOT_READY, 50, "break"),
+            agent("2", "Bo", AgentState.READY, 10),
+            agent("3", "Cy", AgentState.LOGGED_OUT, 0),
+            agent("4", "Di", AgentState.ON_CALL, 30),
+            agent("5", "Ed", AgentState.NOT_READY, 20, "lunch"),
+            agent("6", "Fay", AgentState.WRAP_UP, 40, "stale"),  # a reason kept from before: not shown
+            agent("7", "Gus", AgentState.READY, None),  # restored with no time known: longest
+        ]
+    )
+    # Free, then on a call, then away; the longest in a state first; the logged out left out.
+    assert [(line.name, line.state.value, line.reason) for line in lines] == [
+        ("Gus", "ready", None),
+        ("Bo", "ready", None),
+        ("Di", "on_call", None),
+        ("Fay", "wrap_up", None),
+        ("Ed", "not_ready", "lunch"),
+        ("Ann", "not_ready", "break"),
+    ]
+    assert lines[4].view() == {
+        "id": "5",
+        "name": "Ed",
+        "state": "not_ready",
+        "since": "2026-12-03T09:00:20+00:00",
+        "not_ready_reason": "lunch",
+    }
+    assert lines[0].view()["since"] is None
+
+
+async def test_the_board_sent_to_pages_lists_agents_with_since_and_reason_beside_the_counts() -> None:
+    """What the websocket pushes and GET /api/wallboard answer: one view."""
+    from app.bus import Bus
+    from app.domain.agent_state import Agent
+    from app.supervision.wallboard import WallboardService
+
+    async def no_events(since: datetime) -> list[tuple[str, str, datetime, dict[str, object]]]:
+        return []
+
+    ann, bo = Agent("1001", "Ann"), Agent("1002", "Bo")
+    ann.login(at(0))
+    ann.not_ready(at(40), "break")
+    bo.login(at(0))
+    bo.ready(at(10))
+    pushed: list[dict[str, object]] = []
+    service = WallboardService(
+        board(),
+        Bus(),
+        no_events,
+        lambda: [],
+        lambda: [ann, bo, Agent("1003", "Cy")],
+        pushed.append,
+        lambda: at(100),
+    )
+    view = service.view()
+    assert view["at"] == at(100).isoformat()
+    assert (
+        view["agents"]["not_ready"] == 1
+        and view["agents"]["ready"] == 1
+        and view["agents"]["logged_out"] == 1
+    )
+    assert view["not_ready_reasons"] == {"break": 1}
+    assert view["agent_list"] == [
+        {"id": "1002", "name": "Bo", "state": "ready", "since": at(10).isoformat(), "not_ready_reason": None},
+        {
+            "id": "1001",
+            "name": "Ann",
+            "state": "not_ready",
+            "since": at(40).isoformat(),
+            "not_ready_reason": "break",
+        },
+    ]
+    await service.start()
+    from tests.support.fake_center import until
+
+    await until(lambda: bool(pushed), "the board pushed to pages")
+    await service.stop()
+    assert pushed[0] == {"type": "wallboard", "board": view}
+
+
+def test_a_tile_turns_amber_then_red_on_a_long_wait_or_a_low_service_level() -> None:
+    from app.domain.wallboard import TileThresholds
+
+    default = TileThresholds()
+    assert [default.colour(wait, None) for wait in (0, 59.9, 60, 119.9, 120)] == [
+        "",
+        "",
+        "warn",
+        "warn",
+        "bad",
+    ]
+    assert [default.colour(0, level) for level in (100, 80, 79.9, 60, 59.9)] == [
+        "",
+        "",
+        "warn",
+        "warn",
+        "bad",
+    ]
+    assert default.colour(60, 50) == "bad"  # the worse of the two
+    strict = TileThresholds(amber_wait_s=10, red_wait_s=20, amber_below_percent=95, red_below_percent=90)
+    assert (strict.colour(15, None), strict.colour(0, 92), strict.colour(25, 99)) == ("warn", "warn", "bad")
+
+
+def test_the_board_says_each_tiles_colour_by_its_thresholds() -> None:
+    from app.bus import Bus
+    from app.domain.routing import QueueStats
+    from app.domain.wallboard import TileThresholds, Wallboard
+    from app.supervision.wallboard import WallboardService
+
+    async def no_events(since: datetime) -> list[tuple[str, str, datetime, dict[str, object]]]:
+        return []
+
+    def stats(queue: str, longest: float) -> QueueStats:
+        return QueueStats(queue, 1, 0, 1 if longest else 0, longest, None, None)
+
+    b = Wallboard(
+        lambda q, t: 30.0, lambda t: t.replace(hour=0, minute=0, second=0), 5.0, TileThresholds(10, 20)
+    )
+    call(b, "a", 0, queue="sales")
+    b.event("a", "connected", at(50), {})  # today's level in sales: 0%
+    service = WallboardService(
+        b,
+        Bus(),
+        no_events,
+        lambda: [stats("general", 0), stats("billing", 12), stats("support", 25), stats("sales", 0)],
+        lambda: [],
+        lambda m: None,
+        lambda: at(100),
+    )
+    tiles = {name: q["tile"] for name, q in service.view()["queues"].items()}
+    assert tiles == {"general": "", "billing": "warn", "support": "bad", "sales": "bad"}

@@ -203,10 +203,8 @@
         td.textContent = cells[c];
         row.append(td);
       });
-      // A tile turns amber, then red: someone waits a minute, or the day's level falls.
-      const sl = today.service_level_percent;
-      row.className = (q.longest_wait_s >= 120 || (sl !== null && sl !== undefined && sl < 60)) ? "bad"
-        : (q.longest_wait_s >= 60 || (sl !== null && sl !== undefined && sl < 80)) ? "warn" : "";
+      // Amber ("warn") or red ("bad"): the server decides, by the configured thresholds.
+      row.className = q.tile || "";
       return row;
     }));
     const campaigns = document.getElementById("campaigns");
@@ -225,8 +223,42 @@
       li.textContent = stateLabel(state) + ": " + n;
       return li;
     }));
+    // Each agent, with the time in state counted here from `since`; the server's `at` says how far
+    // this browser's clock is from the server's, so a wrong clock does not show a wrong time.
+    boardSkew = Date.parse(board.at) ? Date.now() - Date.parse(board.at) : 0;
+    const agents = document.querySelector("#wallboard-agents tbody");
+    if (agents) {
+      agents.replaceChildren(...(board.agent_list || []).map((a) => {
+        const row = document.createElement("tr");
+        row.dataset.agentId = a.id;
+        row.dataset.state = a.state;
+        const cell = (field, text) => {
+          const td = document.createElement("td");
+          td.dataset.field = field;
+          td.textContent = text;
+          row.append(td);
+          return td;
+        };
+        cell("name", a.name);
+        cell("state", stateLabel(a.state)).className = "state state-" + a.state;
+        const time = cell("time", "");
+        if (a.since) time.dataset.since = a.since;
+        cell("reason", a.state === "not_ready" ? reasonLabel(a.not_ready_reason) : "");
+        return row;
+      }));
+    }
+    tickBoard();
   }
-  if (page === "wallboard") showBoard(data.board);
+  let boardSkew = 0;
+  function tickBoard() {
+    document.querySelectorAll("#wallboard-agents td[data-since]").forEach((td) => {
+      td.textContent = clock((Date.now() - boardSkew - Date.parse(td.dataset.since)) / 1000);
+    });
+  }
+  if (page === "wallboard") {
+    showBoard(data.board);
+    setInterval(tickBoard, 500);
+  }
 
   // -- the interval report's chart (Chart.js, loaded after this script: wait for it) ---------------
   function drawReport() {
