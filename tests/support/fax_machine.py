@@ -7,7 +7,9 @@ calls Lianluo at 127.0.0.1:<its SIP port>:
   a fax machine would (each group of keys after its pause), then "presses start": ReceiveFAX.
 - `send(number, tiff)`: dials the number and sends the TIFF with SendFAX.
 - Lianluo's calls to it (the carrier's outbound contact, `contact`) are answered with ReceiveFAX
-  into `<number>.tif`; `busy_once(number)` makes the next call to that number busy.
+  into `<number>.tif`; `busy_once(number)` makes the next call to that number busy, and
+  `cut_once(number)` tags it `<number>-cut` (its pages in `<number>-cut.tif`), for the test to
+  drop with `hang_up()` once it has seen enough pages.
 
 Each call ends with `<tag>.done` in the machine's directory: Asterisk's fax status, pages and
 error, as its `h` extension saw them. A received fax is `<tag>.tif`.
@@ -99,6 +101,13 @@ class FaxMachine(PeerAsterisk):
     def busy_once(self, number: str) -> None:
         self.cli(f"dialplan set global BUSY_{number} 1")
 
+    def cut_once(self, number: str) -> None:
+        self.cli(f"dialplan set global CUT_{number} 1")
+
+    def hang_up(self) -> None:
+        """Drop the machine's line (every call on it: a test has one at a time)."""
+        self.cli("channel request hangup all")
+
     def received(self, tag: str) -> Path:
         return self.faxes / f"{tag}.tif"
 
@@ -159,9 +168,11 @@ class FaxMachine(PeerAsterisk):
             " same => n,Hangup()\n"
             "exten => _X.,1,Set(TAG=${EXTEN})\n"
             ' same => n,GotoIf($["${GLOBAL(BUSY_${EXTEN})}" = "1"]?busy)\n'
+            ' same => n,ExecIf($["${GLOBAL(CUT_${EXTEN})}" = "1"]?Set(TAG=${EXTEN}-cut))\n'
+            " same => n,Set(GLOBAL(CUT_${EXTEN})=0)\n"
             f" same => n,Set(FAXOPT(localstationid)={station})\n"
             " same => n,Set(FAXOPT(ecm)=yes)\n"
-            f" same => n,ReceiveFAX({faxes}/${{EXTEN}}.tif)\n"
+            f" same => n,ReceiveFAX({faxes}/${{TAG}}.tif)\n"
             " same => n,Hangup()\n"
             " same => n(busy),Set(GLOBAL(BUSY_${EXTEN})=0)\n"
             " same => n,Busy(5)\n"
