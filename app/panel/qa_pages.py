@@ -411,7 +411,18 @@ def qa_page(
     kept = {k: v for k, v in filters.items() if v}
     head = "".join(
         f"<th>{escape(_t(lang, k))}</th>"
-        for k in ("started", "part", "ani", "queue", "agents", "duration", "disposition", "score", "play")
+        for k in (
+            "started",
+            "part",
+            "ani",
+            "queue",
+            "campaign",
+            "agents",
+            "duration",
+            "disposition",
+            "score",
+            "play",
+        )
     )
     body_rows = []
     for r in rows:
@@ -427,6 +438,7 @@ def qa_page(
             f"<td>{escape(r['started_at'][:19].replace('T', ' '))}</td>"
             f"<td>{escape(_t(lang, 'part.' + r['part']))}{tag}</td>"
             f"<td>{escape(r['ani'])}</td><td>{escape(r['queue'] or '')}</td>"
+            f'<td class="campaign">{escape(r.get("campaign") or "")}</td>'
             f"<td>{escape(', '.join(r['agents']))}</td><td>{_length(r['duration_s'])}</td>"
             f"<td>{escape(r['disposition'] or '')}</td>"
             f"<td>{'' if r['score'] is None else format(r['score'], 'g')}</td>"
@@ -467,7 +479,7 @@ def _voicemail_row(lang: Lang, kept: Mapping[str, str], v: Mapping[str, Any]) ->
         f'<tr data-voicemail-id="{escape(v["id"])}">'
         f"<td>{escape(v['recorded_at'][:19].replace('T', ' '))}</td>"
         f"<td>{escape(_t(lang, 'part.voicemail'))}</td>"
-        f"<td>{escape(v['ani'])}</td><td>{escape(v['queue'] or '')}</td>"
+        f"<td>{escape(v['ani'])}</td><td>{escape(v['queue'] or '')}</td><td></td>"
         f"<td>{escape(', '.join(v['agents']))}</td><td>{_length(float(v['duration_s'] or 0))}</td>"
         f"<td>{escape(v['disposition'] or '')}</td><td></td>"
         f'<td><a class="play" href="{escape(link)}">{escape(_t(lang, "play"))}</a></td></tr>'

@@ -110,10 +110,10 @@ PLAYING: dict[str, Any] = {
 
 
 def test_the_campaign_is_a_filter_of_the_search_form_and_kept_in_the_links() -> None:
-    row = {**PLAYING, "queue": None, "score": None, "voicemails": []}
+    row = {**PLAYING, "queue": None, "campaign": "renewals", "score": None, "voicemails": []}
     page = qa_pages.qa_page("en", "csrf", "", {"campaign": "renewals"}, [row], None)
     assert '<input name="campaign" id="f-campaign" value="renewals"' in page
-    assert "Campaign" in page
+    assert "<th>Campaign</th>" in page and '<td class="campaign">renewals</td>' in page
     assert f"/qa?campaign=renewals&amp;play={PLAYING['id']}" in page
     zh = qa_pages.qa_page("zh", "csrf", "", {}, [], None)
     assert "外呼活动" in zh and 'name="campaign"' in zh
