@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -330,6 +330,16 @@ async def routing_ctx(app: web.Application) -> AsyncIterator[None]:
         await desk.stop()
 
 
+def flows_now(app: web.Application) -> Callable[[], FlowSet | None]:
+    """The IVR flows in use, read each time: a reload replaces the inbound calls' flows."""
+
+    def flows() -> FlowSet | None:
+        inbound = app.get(inbound_http.INBOUND)
+        return inbound.flows if inbound is not None else parts(app).flows
+
+    return flows
+
+
 async def panel_ctx(app: web.Application) -> AsyncIterator[None]:
     """Panel users (from the configuration, passwords in var/secrets.yaml) and the live hub."""
     settings = app[SETTINGS]
@@ -349,11 +359,7 @@ async def panel_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = LiveHub(routing_http.agent_view)
     desk = app[routing_http.DESK]
 
-    def flows() -> FlowSet | None:  # read at each pop: a reload replaces the inbound calls' flows
-        inbound = app.get(inbound_http.INBOUND)
-        return inbound.flows if inbound is not None else p.flows
-
-    pops = PopService(PopStore(p.store.pool), desk, hub, utcnow, flows)
+    pops = PopService(PopStore(p.store.pool), desk, hub, utcnow, flows_now(app))
     calls = CallWatch(desk, hub)  # open panels follow their call's controls
     unsubscribe = [
         p.bus.subscribe(AgentsChanged, hub.agents_changed),
@@ -824,6 +830,7 @@ async def recording_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[recording_http.RECORDINGS] = service
     app[recording_http.RECORDING_ROWS] = rows
+    app[recording_http.CALL_FLOWS] = flows_now(app)
     app[recording_http.TRANSCRIPT_LINES] = TranscriptStore(p.store.pool)
     forms = await asyncio.to_thread(load_forms, settings)
     app[scoring.SCORING] = scoring.Scoring(

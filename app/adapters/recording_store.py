@@ -45,6 +45,7 @@ class Search:
     until: datetime | None = None
     agent: str | None = None
     queue: str | None = None
+    campaign: str | None = None  # the dialer's campaign that placed the call
     ani: str | None = None  # a part of the caller's number
     disposition: str | None = None
     min_s: float | None = None
@@ -139,6 +140,10 @@ class RecordingStore:
         if s.queue is not None:
             where.append("r.queue = %s")
             args.append(s.queue)
+        if s.campaign is not None:
+            # The row keeps the campaign the dialer's call carried (LIANLUO_CAMPAIGN, app/dialer).
+            where.append("r.campaign = %s")
+            args.append(s.campaign)
         if s.ani is not None:
             where.append("strpos(r.ani, %s) > 0")
             args.append(s.ani)
@@ -172,6 +177,16 @@ class RecordingStore:
                 args,
             )
             return list(await cur.fetchall())
+
+    async def events_of(self, interaction_id: str) -> list[tuple[datetime, str, dict[str, Any]]]:
+        """The call's journey (at, kind, data), in the order it happened: the player's transfer
+        marks and the IVR path beside it."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT at, kind, data FROM interaction_events WHERE interaction_id = %s ORDER BY id",
+                (interaction_id,),
+            )
+            return [(at, str(kind), dict(data or {})) for at, kind, data in await cur.fetchall()]
 
     async def get(self, recording_id: str) -> dict[str, Any] | None:
         async with self.pool.connection() as conn:
@@ -258,9 +273,10 @@ class RecordingStore:
 
     async def search_voicemails(self, s: Search) -> list[dict[str, Any]]:
         """Messages matching the desk's filters. A filter a message cannot meet (a score, an
-        agent: nobody talked on a call that only left a message) matches none; `only_agent`
-        (an agent hearing their own calls) sees a message only on a call they talked on."""
-        if s.min_score is not None or s.max_score is not None:
+        agent: nobody talked on a call that only left a message; a campaign: the dialer's calls
+        leave none) matches none; `only_agent` (an agent hearing their own calls) sees a
+        message only on a call they talked on."""
+        if s.min_score is not None or s.max_score is not None or s.campaign is not None:
             return []
         where = ["true"]
         args: list[Any] = []

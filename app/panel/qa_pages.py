@@ -14,12 +14,13 @@ from app.panel.i18n import Lang
 from app.panel.pages import _layout, _script_json
 from app.panel.report_pages import table
 
-QA_ASSET_VERSION = "4"
+QA_ASSET_VERSION = "5"
 FILTERS = (
     "since",
     "until",
     "agent",
     "queue",
+    "campaign",
     "ani",
     "disposition",
     "min_s",
@@ -37,6 +38,7 @@ TEXT: dict[str, dict[str, str]] = {
         "until": "To (date)",
         "agent": "Agent",
         "queue": "Queue",
+        "campaign": "Campaign",
         "ani": "Caller number",
         "disposition": "Disposition",
         "min_s": "Longer than (s)",
@@ -68,6 +70,20 @@ TEXT: dict[str, dict[str, str]] = {
         "mark.hold": "caller on hold",
         "mark.silence": "long silence",
         "mark.overtalk": "both talking",
+        "transfer.blind": "blind transfer to {to}",
+        "transfer.consult": "consultation with {to}",
+        "transfer.consult_completed": "handed over to {to}",
+        "transfer.conference": "conference with {to}",
+        "transfer.expert": "expert hand-over: {to}",
+        "to.agent": "agent {name}",
+        "to.queue": "queue {name}",
+        "to.number": "{name}",
+        "to.expert": "expert {name}",
+        "call_facts": "The call",
+        "ivr_path": "IVR path",
+        "ivr_none": "no IVR",
+        "reached_queue": "to the queue {queue}",
+        "no_disposition": "none given",
         "channels": "Left: caller · right: the center",
         "checksum": "SHA-256",
         "evaluations": "Evaluations",
@@ -134,6 +150,7 @@ TEXT: dict[str, dict[str, str]] = {
         "until": "截止日期",
         "agent": "坐席",
         "queue": "队列",
+        "campaign": "外呼活动",
         "ani": "主叫号码",
         "disposition": "处理结果",
         "min_s": "长于（秒）",
@@ -165,6 +182,20 @@ TEXT: dict[str, dict[str, str]] = {
         "mark.hold": "客户保持中",
         "mark.silence": "长时间静音",
         "mark.overtalk": "双方同时讲话",
+        "transfer.blind": "盲转给{to}",
+        "transfer.consult": "与{to}咨询",
+        "transfer.consult_completed": "已转交给{to}",
+        "transfer.conference": "与{to}三方通话",
+        "transfer.expert": "转交专家：{to}",
+        "to.agent": "坐席 {name}",
+        "to.queue": "队列 {name}",
+        "to.number": "{name}",
+        "to.expert": "专家 {name}",
+        "call_facts": "本通话",
+        "ivr_path": "语音导航路径",
+        "ivr_none": "未经过语音导航",
+        "reached_queue": "进入队列 {queue}",
+        "no_disposition": "未填写",
         "channels": "左声道：客户 · 右声道：坐席",
         "checksum": "SHA-256",
         "evaluations": "评分记录",
@@ -236,32 +267,89 @@ def _length(seconds: float) -> str:
     return f"{s // 60}:{s % 60:02d}"
 
 
+def _to(lang: Lang, to: str) -> str:
+    """'agent:1002' as the desk says it: 'agent 1002'."""
+    kind, _, name = to.partition(":")
+    if not name or "to." + kind not in TEXT["en"]:
+        return to or "?"
+    return _t(lang, "to." + kind).format(name=name)
+
+
+def _marks(lang: Lang, r: Mapping[str, Any]) -> str:
+    """The spans (pauses, holds, long silences, overtalk) and the transfers, in time order; a
+    transfer is a moment (its start is its end)."""
+    items: list[tuple[float, str]] = []
+    for s in r["spans"]:
+        items.append(
+            (
+                float(s["start_s"]),
+                f'<li data-kind="{escape(str(s["kind"]))}"'
+                f' data-start="{s["start_s"]}" data-end="{s["end_s"]}">'
+                f"{_length(float(s['start_s']))}–{_length(float(s['end_s']))} "
+                f"{escape(_t(lang, 'mark.' + str(s['kind'])))}</li>",
+            )
+        )
+    for m in r.get("transfers", ()):
+        what = _t(lang, "transfer." + str(m["how"])).format(to=_to(lang, str(m["to"])))
+        items.append(
+            (
+                float(m["at_s"]),
+                f'<li data-kind="transfer" data-how="{escape(str(m["how"]))}"'
+                f' data-to="{escape(str(m["to"]))}"'
+                f' data-start="{m["at_s"]}" data-end="{m["at_s"]}">'
+                f"{_length(float(m['at_s']))} {escape(what)}</li>",
+            )
+        )
+    return "".join(html for _, html in sorted(items, key=lambda item: item[0]))
+
+
+def _call_facts(lang: Lang, r: Mapping[str, Any]) -> str:
+    """Beside the player: the caller's way through the IVR (by the flow's labels) and the
+    agent's wrap-up code."""
+    path = r.get("ivr_path") or {"steps": (), "queue": None}
+    steps = "".join(
+        f'<li data-choice="{escape(str(st["choice"]))}">{escape(str(st["label"]))}</li>'
+        for st in path["steps"]
+    )
+    if path["queue"]:
+        queue = escape(_t(lang, "reached_queue").format(queue=path["queue"]))
+        steps += f'<li class="reached" data-queue="{escape(str(path["queue"]))}">{queue}</li>'
+    route = (
+        f'<ol id="ivr-path">{steps}</ol>' if steps else f'<p id="ivr-path">{escape(_t(lang, "ivr_none"))}</p>'
+    )
+    code = r.get("disposition")
+    label = r.get("disposition_label")
+    said = f"{label} ({code})" if code and label and label != code else code or _t(lang, "no_disposition")
+    return (
+        f'<aside class="call-facts" id="call-facts"><h3>{escape(_t(lang, "call_facts"))}</h3>'
+        f"<h4>{escape(_t(lang, 'ivr_path'))}</h4>{route}"
+        f"<h4>{escape(_t(lang, 'disposition'))}</h4>"
+        f'<p id="disposition" data-code="{escape(code or "")}">{escape(said)}</p></aside>'
+    )
+
+
 def _player(lang: Lang, r: Mapping[str, Any]) -> str:
     src = f"/panel/api/recordings/{escape(r['id'])}/audio"
     speeds = "".join(
         f'<button type="button" class="speed" data-rate="{v}">{label}</button>'
         for v, label in (("1", "1×"), ("1.5", "1.5×"), ("2", "2×"))
     )
-    marks = "".join(
-        f'<li data-kind="{escape(str(s["kind"]))}" data-start="{s["start_s"]}" data-end="{s["end_s"]}">'
-        f"{_length(float(s['start_s']))}–{_length(float(s['end_s']))} "
-        f"{escape(_t(lang, 'mark.' + str(s['kind'])))}</li>"
-        for s in r["spans"]
-    )
     return (
         f'<section class="qa-player" id="player" data-recording-id="{escape(r["id"])}"'
         f' data-duration="{r["duration_s"]}">'
         f"<h2>{escape(_t(lang, 'player'))}: {escape(r['ani'])} · {escape(', '.join(r['agents']))}"
         f" · {escape(r['started_at'][:19].replace('T', ' '))} UTC</h2>"
+        f'<div class="player-and-facts"><div class="player-main">'
         f'<audio id="audio" controls preload="metadata" src="{src}"></audio>'
         '<canvas class="waveform" id="waveform" width="900" height="80"></canvas>'
         f'<div class="timeline" id="timeline"></div>'
         f'<p>{escape(_t(lang, "speed"))}: <span id="speeds">{speeds}</span>'
         f' <span id="rate">1×</span></p>'
         f"<p>{escape(_t(lang, 'channels'))}</p>"
-        f'<h3>{escape(_t(lang, "marks"))}</h3><ul id="marks">{marks}</ul>'
+        f'<h3>{escape(_t(lang, "marks"))}</h3><ul id="marks">{_marks(lang, r)}</ul>'
         f'<p><a id="download" href="{src}?download=1">{escape(_t(lang, "download"))}</a>'
         f" · {escape(_t(lang, 'checksum'))} <code>{escape(r['sha256'])}</code></p>"
+        f"</div>{_call_facts(lang, r)}</div>"
         "</section>"
     )
 
@@ -323,7 +411,18 @@ def qa_page(
     kept = {k: v for k, v in filters.items() if v}
     head = "".join(
         f"<th>{escape(_t(lang, k))}</th>"
-        for k in ("started", "part", "ani", "queue", "agents", "duration", "disposition", "score", "play")
+        for k in (
+            "started",
+            "part",
+            "ani",
+            "queue",
+            "campaign",
+            "agents",
+            "duration",
+            "disposition",
+            "score",
+            "play",
+        )
     )
     body_rows = []
     for r in rows:
@@ -339,6 +438,7 @@ def qa_page(
             f"<td>{escape(r['started_at'][:19].replace('T', ' '))}</td>"
             f"<td>{escape(_t(lang, 'part.' + r['part']))}{tag}</td>"
             f"<td>{escape(r['ani'])}</td><td>{escape(r['queue'] or '')}</td>"
+            f'<td class="campaign">{escape(r.get("campaign") or "")}</td>'
             f"<td>{escape(', '.join(r['agents']))}</td><td>{_length(r['duration_s'])}</td>"
             f"<td>{escape(r['disposition'] or '')}</td>"
             f"<td>{'' if r['score'] is None else format(r['score'], 'g')}</td>"
@@ -379,7 +479,7 @@ def _voicemail_row(lang: Lang, kept: Mapping[str, str], v: Mapping[str, Any]) ->
         f'<tr data-voicemail-id="{escape(v["id"])}">'
         f"<td>{escape(v['recorded_at'][:19].replace('T', ' '))}</td>"
         f"<td>{escape(_t(lang, 'part.voicemail'))}</td>"
-        f"<td>{escape(v['ani'])}</td><td>{escape(v['queue'] or '')}</td>"
+        f"<td>{escape(v['ani'])}</td><td>{escape(v['queue'] or '')}</td><td></td>"
         f"<td>{escape(', '.join(v['agents']))}</td><td>{_length(float(v['duration_s'] or 0))}</td>"
         f"<td>{escape(v['disposition'] or '')}</td><td></td>"
         f'<td><a class="play" href="{escape(link)}">{escape(_t(lang, "play"))}</a></td></tr>'

@@ -5,18 +5,22 @@ app/panel/qa_pages.py; the JSON API is app/recording/http.py and app/recording/s
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from app.domain.access import Principal
+from app.domain.call_review import ivr_path, transfer_marks
 from app.domain.evaluation import QA_BY, calibration, qa_trend_columns
+from app.domain.screen_pop import EventRecord
 from app.errors import AppError
 from app.panel import qa_pages
 from app.panel.http import html, language, redirect_to_login, see_other, user_line
 from app.panel.pages import client_texts
 from app.recording.http import (
+    CALL_FLOWS,
     QA_ROLES,
     RECORDING_ROWS,
     allowed,
@@ -31,7 +35,7 @@ from app.recording.http import (
 from app.recording.scoring import SCORING, report_query
 from app.recording.scoring import view as evaluation_view
 from app.web.auth import Forbidden, NotSignedIn, SessionExpired, session_of, writing_session
-from app.web.http import BadRequest, form_body
+from app.web.http import SETTINGS, BadRequest, form_body
 
 
 async def qa_page(request: web.Request) -> web.Response:
@@ -81,6 +85,8 @@ async def qa_page(request: web.Request) -> web.Response:
     transcript = (
         await transcript_of(request.app, playing["id"], playing["part"]) if playing is not None else None
     )
+    if playing is not None:
+        playing = {**playing, **await _call_review(request, playing, lang)}
     page = qa_pages.qa_page(
         lang,
         session.csrf_token,
@@ -95,6 +101,23 @@ async def qa_page(request: web.Request) -> web.Response:
         behind=behind(request.app),
     )
     return html(request, page)
+
+
+async def _call_review(request: web.Request, playing: dict[str, Any], lang: str) -> dict[str, Any]:
+    """Beside the player: the call's transfers (marks on its time line), the caller's way
+    through the IVR by the flow's labels, and the agent's wrap-up code with its label."""
+    rows = await request.app[RECORDING_ROWS].events_of(playing["interaction_id"])
+    events = [EventRecord(at, kind, data) for at, kind, data in rows]
+    started = datetime.fromisoformat(playing["started_at"])
+    flows = request.app[CALL_FLOWS]() if CALL_FLOWS in request.app else None
+    path = ivr_path(events, flows, lang)
+    code = playing["disposition"]
+    named = next((c for c in request.app[SETTINGS].web.wrap_up_codes if c.code == code), None)
+    return {
+        "transfers": [dataclasses.asdict(m) for m in transfer_marks(events, started, playing["duration_s"])],
+        "ivr_path": dataclasses.asdict(path),
+        "disposition_label": ((named.zh if lang == "zh" else "") or named.en) if named else None,
+    }
 
 
 async def _voicemail_to_play(request: web.Request, who: Principal) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from aiohttp import web
 from app.adapters.recording_store import RecordingStore, Search
 from app.adapters.transcript_store import TranscriptStore
 from app.domain.access import SUPERVISING_ROLES, Principal
+from app.domain.ivr_flow import FlowSet
 from app.domain.recording import may_listen
 from app.domain.transcript import search_terms
 from app.errors import AppError
@@ -34,6 +36,8 @@ RECORDINGS = web.AppKey("recordings", RecordingService)
 RECORDING_ROWS = web.AppKey("recording_rows", RecordingStore)
 TRANSCRIPT_LINES = web.AppKey("transcript_lines", TranscriptStore)
 TRANSCRIPTS = web.AppKey("transcripts", Transcripts)  # only where recording.transcripts is on
+# The IVR flows in use now (a reload replaces them): their labels name the caller's choices.
+CALL_FLOWS: web.AppKey[Callable[[], FlowSet | None]] = web.AppKey("call_flows")
 
 QA_ROLES = frozenset({"qa", "supervisor", "admin"})
 
@@ -89,6 +93,7 @@ def search_of(request: web.Request, only_agent: str | None) -> Search:
         until=_date(q.get("until"), "until", end=True),
         agent=q.get("agent") or None,
         queue=q.get("queue") or None,
+        campaign=q.get("campaign") or None,
         ani=q.get("ani") or None,
         disposition=q.get("disposition") or None,
         min_s=_number(q.get("min_s"), "min_s"),

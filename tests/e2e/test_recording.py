@@ -5,12 +5,16 @@ recording, holds and resumes the caller, and the caller hangs up. The stereo fil
 caller's tone on the left channel only and the agent's on the right only, be silent where the
 row says it was paused or on hold, and match the row's SHA-256. Then who may fetch it: the QA
 user and the agent on the call may, another agent may not, and every attempt is audited.
+A consult transfer keeps one recording; the QA desk marks the consultation and the hand-over on
+its time line where the file has them, with the IVR path and the wrap-up code beside the player
+(screenshots: test-artifacts/panel/qa-desk-transfer-marks*.png).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import urllib.error
 import urllib.request
@@ -45,7 +49,12 @@ BOB_HZ = 620  # the second agent (not a note of the hold music either)
 STACK_CONFIG = {
     "agents": [{"id": "1001", "name": "Alice Wang"}, {"id": "1002", "name": "Bob Li"}],
     "queues": [{"name": "general", "ring_timeout_s": 10, "wrap_up_s": 0, "announce_every_s": 0}],
-    "ivr": {"connecting": [], "greeting": [{"text": "Press 1.", "lang": "en"}]},
+    "ivr": {
+        "connecting": [],
+        "greeting": [{"text": "Press 1.", "lang": "en"}],
+        # Its label names the caller's choice in the QA desk, as on the agent's screen pop.
+        "menu": [{"digit": "1", "queue": "general", "label": {"en": "General enquiries", "zh": "一般咨询"}}],
+    },
     "web": {"users": [{"username": "qa", "name": "Qiu Anna", "role": "qa"}]},
     "recording": {
         "enabled": True,
@@ -264,8 +273,12 @@ def test_stereo_recording_with_pause_and_hold_checksum_and_access(
 
 
 def test_a_consult_transfer_keeps_one_recording_with_both_agents(
-    stack: Stack, lab: PhoneLab, tmp_path: Path
+    stack: Stack, lab: PhoneLab, tmp_path: Path, artifacts: Path
 ) -> None:
+    """One recording across the consultation; in the QA desk (Chromium) its time line marks the
+    consultation and the hand-over where they happened in the file (the hold's edges, the first
+    agent's voice giving way to the second's), and beside the player the caller's IVR path by
+    the menu's label and the second agent's wrap-up code."""
     alice = register_agent(lab, stack, "1001")
     bob = register_agent(lab, stack, "1002")
     eventually(lambda: stack.agent_state("1002")["state"] == "ready", 10, "Bob ready")
@@ -285,6 +298,9 @@ def test_a_consult_transfer_keeps_one_recording_with_both_agents(
     bob_leg = bob.wait_incoming(timeout=15)
     bob_leg.answer(play=write_tone(tmp_path / "bob.wav", BOB_HZ, 90), loop=True)
     stack.wait_event(it["id"], "consult_answered", timeout=10)
+    # The agents talk while the caller holds (their music): a consultation of a few seconds,
+    # so that its start and its hand-over are apart on the time line.
+    caller.wait_rx_audio(caller.rx_audio_seconds() + 3.0, timeout=15)
     control(stack, it, "complete")
     alice_leg.wait_disconnected(timeout=10)
     caller.wait_rx_audio(caller.rx_audio_seconds() + 3.0, timeout=15)
@@ -313,6 +329,81 @@ def test_a_consult_transfer_keeps_one_recording_with_both_agents(
     assert tone_seconds(part(left, rate, *after), CALLER_HZ) > 0.7 * (after[1] - after[0])
     inside = (float(hold["start_s"]) + 0.3, float(hold["end_s"]) - 0.3)
     assert rms(part(left, rate, *inside)[0]) < 1e-3 and rms(part(right, rate, *inside)[0]) < 1e-3
+
+    # Bob, who has the caller at the end, gives the wrap-up code.
+    status, saved = Browserless(stack, "1002").post(
+        f"/panel/api/interactions/{it['id']}/disposition", {"code": "resolved"}
+    )
+    assert status == 200, saved
+    bob_from = tone_intervals(part(right, rate, 0, len(right) / rate), BOB_HZ)[0][0]
+    alice_until = tone_intervals(part(right, rate, 0, float(hold["start_s"]) + 0.5), AGENT_HZ)[-1][1]
+    _qa_desk_marks_the_transfer(stack, it, (alice_until, bob_from), hold, artifacts / "panel")
+
+
+def _qa_desk_marks_the_transfer(
+    stack: Stack, it: dict[str, Any], heard: tuple[float, float], hold: dict[str, Any], shots: Path
+) -> None:
+    """The desk's player for the consult-transferred call: `heard` is where, in the file, the
+    first agent's tone ends and the second's begins."""
+    pytest.importorskip("playwright.sync_api")
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
+
+    shots.mkdir(parents=True, exist_ok=True)
+    rec_id, duration_ms = stack.query(
+        "SELECT id::text, duration_ms FROM recordings WHERE interaction_id = %s", it["id"]
+    )[0]
+    duration = duration_ms / 1000
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            qa = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 900}).new_page()
+            sign_in_as(qa, stack, "qa", "/qa")
+            qa.goto(f"{stack.web_url}/qa?ani=13700000072&play={rec_id}")
+            expect(qa.locator("#player")).to_have_attribute("data-recording-id", rec_id)
+            expect(qa.locator("#timeline .mark-transfer")).to_have_count(2)
+            marks = qa.locator('#marks li[data-kind="transfer"]')
+            expect(marks).to_have_text(
+                [re.compile(r"consultation with agent 1002$"), re.compile(r"handed over to agent 1002$")]
+            )
+            consult_at = float(marks.nth(0).get_attribute("data-start") or "nan")
+            handed_at = float(marks.nth(1).get_attribute("data-start") or "nan")
+            print(f"marks: consult {consult_at:.2f} s, hand-over {handed_at:.2f} s; hold {hold};"
+                  f" Alice heard until {heard[0]:.2f} s, Bob from {heard[1]:.2f} s")  # fmt: skip
+            # The consultation began as the caller went on hold, the hand-over as they came back:
+            # Alice is heard up to the first mark, Bob from the second.
+            assert abs(consult_at - float(hold["start_s"])) < 1.0
+            assert abs(handed_at - float(hold["end_s"])) < 1.0
+            assert heard[0] <= consult_at + 0.5 and abs(heard[1] - handed_at) < 1.0
+            # On the time line, the hand-over's bar sits at its share of the recording's length.
+            share = qa.evaluate(
+                """() => {
+                  const line = document.getElementById("timeline").getBoundingClientRect();
+                  const bar = document.querySelector('#timeline [data-how="consult_completed"]');
+                  return (bar.getBoundingClientRect().left - line.left) / line.width;
+                }"""
+            )
+            assert abs(share - handed_at / duration) < 0.01, (share, handed_at, duration)
+            # Beside the player: the caller's way through the IVR and the wrap-up code.
+            expect(qa.locator('#ivr-path li[data-choice="1"]')).to_have_text("General enquiries")
+            expect(qa.locator("#ivr-path li.reached")).to_have_text("to the queue general")
+            expect(qa.locator("#disposition")).to_have_text("Resolved (resolved)")
+            # A click on the hand-over's mark plays from there.
+            qa.click('#timeline .mark-transfer[data-how="consult_completed"]')
+            qa.wait_for_function(
+                f"() => Math.abs(document.getElementById('audio').currentTime - {handed_at}) < 0.5",
+                timeout=10_000,
+            )
+            qa.screenshot(path=str(shots / "qa-desk-transfer-marks.png"), full_page=True)
+            zh = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900}).new_page()
+            sign_in_as(zh, stack, "qa", "/qa")
+            zh.goto(f"{stack.web_url}/qa?ani=13700000072&play={rec_id}&lang=zh")
+            expect(zh.locator('#ivr-path li[data-choice="1"]')).to_have_text("一般咨询")
+            expect(zh.locator("#disposition")).to_have_text("已解决 (resolved)")
+            zh.screenshot(path=str(shots / "qa-desk-transfer-marks-zh.png"), full_page=True)
+        finally:
+            browser.close()
 
 
 def test_the_agent_pauses_in_the_call_box_and_qa_replays_in_the_browser(

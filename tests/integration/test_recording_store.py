@@ -163,3 +163,59 @@ async def test_the_qa_report_per_agent_and_queue_with_its_weekly_trend(
     rows_by_queue = await qa_trend_rows(store.pool, "queue", "week", start, end, "UTC")
     by_queue = qa_trend([{**r, "period": r["period"].isoformat()} for r in rows_by_queue], "queue")
     assert {r["queue"]: r["mean_score"] for r in by_queue["totals"]} == {"billing": 35.0, "general": 90.0}
+
+
+async def test_search_by_the_campaign_that_placed_the_call(
+    rows: tuple[RecordingStore, list[RecordingRow]],
+) -> None:
+    """A dialer's call keeps its campaign on its recording's row; the desk finds the calls of one
+    campaign, with the other filters, and no message (a campaign's call leaves none)."""
+    store, _ = rows
+    pool = store.pool
+    later = T0 + timedelta(days=30)  # apart from the other tests' calls
+    made: dict[str, str] = {}
+    for name, campaign, agent, started in [
+        ("renewal-1", "renewals", "1001", later),
+        ("renewal-2", "renewals", "1002", later + timedelta(hours=1)),
+        ("survey", "survey", "1001", later + timedelta(hours=2)),
+        ("inbound", None, "1001", later + timedelta(hours=3)),
+    ]:
+        it = Interaction(str(uuid.uuid4()), "ch", "13700000055", "7000", started)
+        it.direction, it.agent_id = ("outbound" if campaign else "inbound"), agent
+        it.end(started + timedelta(seconds=30), Outcome.COMPLETED)
+        await Store(pool).write_interactions([(it, True, [])])
+        row = RecordingRow(
+            str(uuid.uuid4()), it.id, it.direction, None, campaign, it.ani, (agent,), started, 30_000,
+            2, 8000, 44 + 30 * 32000, "0" * 64, f"x/{it.id}.wav", [], "default", 30,
+        )  # fmt: skip
+        assert await store.add(row)
+        made[name] = row.id
+    assert await ids(store, since=later, campaign="renewals") == [made["renewal-2"], made["renewal-1"]]
+    assert await ids(store, since=later, campaign="renewals", agent="1001") == [made["renewal-1"]]
+    assert await ids(store, since=later, campaign="survey") == [made["survey"]]
+    assert await ids(store, since=later, campaign="nonesuch") == []
+    assert await ids(store, since=later) == [made[n] for n in ("inbound", "survey", "renewal-2", "renewal-1")]
+    found = (await store.search(Search(since=later, campaign="survey")))[0]
+    assert (found["campaign"], found["direction"]) == ("survey", "outbound")
+    assert await store.search_voicemails(Search(campaign="renewals")) == []
+
+
+async def test_a_calls_events_come_back_in_the_order_they_happened(
+    rows: tuple[RecordingStore, list[RecordingRow]],
+) -> None:
+    """The player's transfer marks and IVR path are read from the call's journey."""
+    store, (a, _, _) = rows
+    it = Interaction(a.interaction_id, "ch", a.ani, "7000", T0)
+    it.queue, it.agent_id = a.queue, a.agents[-1]
+    it.record(T0 + timedelta(seconds=5), "control_consult", by="1001", to="agent:1002")
+    it.record(T0 + timedelta(seconds=9), "transferred", to="agent:1002", from_agent="1001", how="consult")
+    it.end(T0 + timedelta(seconds=40), Outcome.COMPLETED)
+    await Store(store.pool).write_interactions([(it, False, it.drain())])
+    events = await store.events_of(a.interaction_id)
+    assert [(k, d.get("to")) for _, k, d in events if k in ("control_consult", "transferred")] == [
+        ("control_consult", "agent:1002"),
+        ("transferred", "agent:1002"),
+    ]
+    assert events[-1][1] == "ended"
+    assert [e[0] for e in events] == sorted(e[0] for e in events)
+    assert await store.events_of(str(uuid.uuid4())) == []

@@ -1,7 +1,7 @@
 // Lianluo QA desk: the player's speed buttons (1x, 1.5x, 2x), both channels' waveform, and the
-// marked spans (pauses, holds, long silences, overtalk) drawn on a bar under it; clicking a mark
-// or the waveform seeks there. A voicemail in the player has the speeds but no waveform. The page
-// works without this.
+// marked spans (pauses, holds, long silences, overtalk) and the transfers (moments) drawn on a bar
+// under it; clicking a mark or the waveform seeks there. A voicemail in the player has the speeds
+// but no waveform. The page works without this.
 "use strict";
 (function () {
   const audio = document.getElementById("audio");
@@ -24,6 +24,7 @@
       const bar = document.createElement("button");
       bar.type = "button";
       bar.className = "mark mark-" + mark.dataset.kind;
+      if (mark.dataset.how) bar.dataset.how = mark.dataset.how;
       bar.title = mark.textContent;
       bar.style.left = (100 * start / duration) + "%";
       bar.style.width = Math.max(0.5, 100 * (end - start) / duration) + "%";
