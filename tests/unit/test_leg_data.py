@@ -13,7 +13,7 @@ from pathlib import Path
 from app.calls.conversation import ControlError
 from app.domain.agent_state import AgentState
 from app.domain.interaction import Outcome
-from tests.unit.test_call_scripts import Center, center
+from tests.unit.test_call_scripts import Center, center, restart_app
 from tests.unit.test_outbound_consent import callback_attempt, customer_ringing, dialer_call, placing
 
 OUTSIDE = "PJSIP/13900000001@carrier"
@@ -145,3 +145,21 @@ async def test_a_number_not_allowed_is_never_consulted() -> None:
                 assert exc.http_status == status, (target, exc.message)
         assert c.pbx.originated("PJSIP/1390") == [] and c.pbx.originated("PJSIP/+882") == []
         assert c.pbx.bridge_of(caller) == c.pbx.bridge_of(first) is not None and caller not in c.pbx.moh
+
+
+async def test_a_restarted_app_takes_over_a_consulted_number_and_completes_it() -> None:
+    async with center(wrap_up_s=30) as c:
+        caller, iid, first = await talking_with_data(c)
+        await c.control(iid, "consult", "number:13900000001")
+        outside = await c.rings(OUTSIDE)
+        c.pbx.pick_up(outside)
+        await c.until(lambda: "consult_answered" in c.store.kinds(iid), "the number answering")
+        await restart_app(c)
+        conv = await c.until(lambda: getattr(c.board.call(iid), "conversation", None), "the call followed")
+        await c.until(lambda: conv.active, "the conversation running again")
+        assert conv.view()["consult"]["number"] == "13900000001"
+        await c.control(iid, "complete")
+        assert first not in c.pbx.legs
+        assert c.pbx.bridge_of(caller) == c.pbx.bridge_of(outside) is not None
+        c.pbx.hang_up(outside)
+        assert await c.outcome(iid) is Outcome.COMPLETED
