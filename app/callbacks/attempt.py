@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from app.adapters.ari import ChannelDestroyed, ChannelHangupRequest, PlaybackFinished, StasisEnd, StasisStart
 from app.adapters.db import Customer
 from app.calls.events import DialFailed, PbxLost
-from app.calls.legs import OutboundRefused, dial_out, ring_agents
+from app.calls.legs import OutboundRefused, call_data, dial_out, ring_agents
 from app.calls.line import Line, WaitingRoom
 from app.calls.ports import Desk, Ticket
 from app.calls.session import Call
@@ -234,7 +234,7 @@ class CallbackAttempt:
                     channel_id=call.caller,
                     caller_id=f'"{self.center_name}" <{call.it.dnis}>',
                     timeout_s=self.rules.customer_ring_s,
-                    variables={"LIANLUO_INTERACTION": call.it.id, "LIANLUO_CALLBACK": self.cb.id},
+                    variables={**call_data(call), "LIANLUO_CALLBACK": self.cb.id},
                 )
             except OutboundRefused as refused:
                 # A limit may pass by the next try; a number outside the dial plan never will.

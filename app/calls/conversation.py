@@ -32,7 +32,7 @@ from app.adapters.ari import (
     StasisStart,
 )
 from app.calls.events import CallEvent, ControlRequest, OfferReply, PbxLost, Reconnected
-from app.calls.legs import Leg, OutboundRefused, agent_call_data, dial_out, place, wait_answer
+from app.calls.legs import Leg, OutboundRefused, agent_call_data, call_data, dial_out, place, wait_answer
 from app.calls.ports import Desk
 from app.calls.session import HANGUP_EVENTS, Call
 from app.domain.callback import valid_phone
@@ -131,6 +131,7 @@ class Consult:
     agent_id: str
     channel_id: str
     answered: bool = False
+    number: str | None = None  # a number outside, consulted through the carrier (agent_id "")
     expert: ExpertOffer | None = None  # a consulted expert (agent_id "" when on an outside number)
     asking: Asking | None = None  # what to try next if the expert's phone is not answered
     # An outside expert who answered hears the summary and takes the call with 1 (or not).
@@ -390,8 +391,9 @@ class Conversation:
             if left is not None:
                 self.agent_done(left)
             channel, agent_id = self.conference.popitem()
-            self.agent = Leg(channel, agent_id=agent_id, answered_at=self.joined.get(agent_id))
-            call.it.hand_over(call.now(), agent_id)
+            self.agent = Leg(channel, agent_id=agent_id or None, answered_at=self.joined.get(agent_id))
+            if agent_id:  # a party outside left alone with the caller talks on, handed nothing
+                call.it.hand_over(call.now(), agent_id)
             self.remember()
             call.save_soon()
             return False
@@ -489,19 +491,22 @@ class Conversation:
                 raise ControlError("that is the agent on the call")
             return Transfer(queue=None, agent_id=name)
         if kind == "number":
-            if not valid_phone(name):
-                raise ControlError(f"not a phone number: {name!r}", 400)
-            if not any(name.startswith(prefix) for prefix in self.dialing.transfer_prefixes):
-                raise ControlError(
-                    f"transfers to {name} are not allowed here (routing.transfer_numbers)", 403
-                )
-            refusal = self.call.outbound.check(name, Purpose.TRANSFER, self.dialing.carrier, self.call.now())
-            if refusal is not None:
-                raise ControlError(refusal.detail, 403)
-            return Transfer(queue=None, agent_id=None, number=name)
+            return Transfer(queue=None, agent_id=None, number=self._outside(name))
         raise ControlError(
             f"transfer target must be 'agent:<id>', 'queue:<name>' or 'number:<digits>', got {target!r}", 400
         )
+
+    def _outside(self, number: str) -> str:
+        """A number outside an agent may send or consult the caller to: one of the allowed
+        prefixes, and admitted by the outbound policy (checked again as it is dialled)."""
+        if not valid_phone(number):
+            raise ControlError(f"not a phone number: {number!r}", 400)
+        if not any(number.startswith(prefix) for prefix in self.dialing.transfer_prefixes):
+            raise ControlError(f"transfers to {number} are not allowed here (routing.transfer_numbers)", 403)
+        refusal = self.call.outbound.check(number, Purpose.TRANSFER, self.dialing.carrier, self.call.now())
+        if refusal is not None:
+            raise ControlError(refusal.detail, 403)
+        return number
 
     # -- hold -------------------------------------------------------------------
 
@@ -540,6 +545,8 @@ class Conversation:
 
     def agent_done(self, agent_id: str) -> None:
         """An agent's part in this call is over: their handle time counts, wrap-up starts."""
+        if not agent_id:  # a party on a number outside (consulted, in a conference): not an agent
+            return
         call = self.call
         since = self.joined.pop(agent_id, None) or call.it.answered_at or call.now()
         self.desk.hung_up(agent_id, call.it.queue, (call.now() - since).total_seconds())
@@ -551,8 +558,13 @@ class Conversation:
         if self.consult is not None or self.asking is not None:
             raise ControlError("a consultation is already under way")
         kind, _, agent_id = (target or "").partition(":")
+        if kind == "number":
+            return await self._consult_number(self._outside(agent_id))
         if kind != "agent" or not self.desk.is_agent(agent_id) or agent_id == self.agent_id:
-            raise ControlError(f"consult target must be another agent as 'agent:<id>', got {target!r}", 400)
+            raise ControlError(
+                f"consult target must be another agent as 'agent:<id>' or 'number:<digits>', got {target!r}",
+                400,
+            )
         self.desk.reserve_direct(agent_id, call.it.id)  # refused (409) unless they are Ready
         if not self.held:
             await self._hold()
@@ -565,12 +577,7 @@ class Conversation:
             channel_id=f"consult-{uuid.uuid4()}",
             caller_id=f'"{first}" <{first}>',
             timeout_s=rules.ring_timeout_s if rules is not None else 15.0,
-            variables={
-                "LIANLUO_INTERACTION": call.it.id,
-                "LIANLUO_CONSULT_FROM": first,
-                "PJSIP_HEADER(add,X-Lianluo-Interaction)": call.it.id,
-                "PJSIP_HEADER(add,X-Lianluo-Consult)": first,
-            },
+            variables={**call_data(call, Consult=first), "LIANLUO_CONSULT_FROM": first},
         )
         if channel_id is None:
             self.desk.offer_failed(agent_id, self.queue, "originate failed", no_answer=False)
@@ -578,6 +585,34 @@ class Conversation:
         self.desk.ringing(agent_id)
         self.consult = Consult(agent_id, channel_id)
         return {"to": target, "state": "ringing"}
+
+    async def _consult_number(self, number: str) -> dict[str, Any]:
+        """Ring a number outside through the carrier while the caller holds; once it answers the
+        agent talks with them, then completes (the caller stays with them), conferences or
+        cancels, as with an agent."""
+        call = self.call
+        d = self.dialing
+        if not self.held:
+            await self._hold()
+        first = self.agent_id or ""
+        try:
+            channel_id = await dial_out(
+                call,
+                number=number,
+                trunk=d.carrier,
+                purpose=Purpose.TRANSFER,
+                kind="external",
+                channel_id=f"consult-{uuid.uuid4()}",
+                caller_id=f'"{d.center_name}" <{d.presented_number or call.it.dnis}>',
+                timeout_s=d.external_ring_s,
+                variables={**call_data(call, Consult=first), "LIANLUO_CONSULT_FROM": first},
+            )
+        except OutboundRefused as refused:
+            raise ControlError(refused.message, 403) from refused
+        if channel_id is None:
+            raise ControlError(f"could not dial {number}", 502)
+        self.consult = Consult("", channel_id, number=number)
+        return {"to": f"number:{number}", "state": "ringing"}
 
     async def _end_consult(self, how: str) -> dict[str, Any]:
         call = self.call
@@ -608,13 +643,13 @@ class Conversation:
         if c.agent_id:
             self.agent = Leg(c.channel_id, agent_id=c.agent_id, answered_at=self.joined.get(c.agent_id))
             call.it.hand_over(call.now(), c.agent_id)
-        else:  # an expert on an outside number: not an agent of the center
-            assert c.expert is not None
-            self.agent = Leg(c.channel_id, number=c.expert.number, answered_at=call.now())
+        else:  # a number outside, or an expert on one: not an agent of the center
+            number = c.number if c.expert is None else c.expert.number
+            self.agent = Leg(c.channel_id, number=number, answered_at=call.now())
             call.it.record(
                 call.now(),
                 "transferred",
-                to=f"expert:{c.expert.expert_id}",
+                to=f"number:{number}" if c.expert is None else f"expert:{c.expert.expert_id}",
                 from_agent=call.it.agent_id,
                 how="consult",
             )
@@ -624,7 +659,7 @@ class Conversation:
             if old.agent_id is not None:
                 self.agent_done(old.agent_id)
         return {
-            "to": c.agent_id or (c.expert.expert_id if c.expert else None),
+            "to": c.agent_id or (c.expert.expert_id if c.expert else f"number:{c.number}"),
             "from": old.agent_id if old else None,
         }
 
@@ -794,18 +829,19 @@ class Conversation:
         a.offer = None
         self.experts.closed(call, offer, "accept")
         first = self.agent_id or ""
-        variables = {  # the call's data travels on this hop too (IVR keys, collected data, queue)
-            **agent_call_data(call, self.queue, offer.reason),
-            "LIANLUO_CONSULT_FROM": first,
-            "LIANLUO_EXPERT": offer.expert_id,
-            "PJSIP_HEADER(add,X-Lianluo-Interaction)": call.it.id,
-            "PJSIP_HEADER(add,X-Lianluo-Consult)": first,
-            "PJSIP_HEADER(add,X-Lianluo-Expert)": offer.expert_id,
-        }
-        if a.note:
-            variables["LIANLUO_NOTE"] = a.note
+        # The call's data travels on this hop too: to an expert's phone of ours as to an agent's;
+        # to a number outside, as on any carrier leg (app/calls/legs.call_data).
+        hop = {"LIANLUO_CONSULT_FROM": first, "LIANLUO_EXPERT": offer.expert_id}
+        if a.note:  # a channel variable (in Asterisk), never a header: an outside expert hears it
+            hop["LIANLUO_NOTE"] = a.note
+        headers = {"Consult": first, "Expert": offer.expert_id}
         channel_id: str | None
         if offer.agent_id is not None:
+            variables = {
+                **agent_call_data(call, self.queue, offer.reason),
+                **call_data(call, **headers),
+                **hop,
+            }
             rules = self.desk.queue_rules(self.queue)
             channel_id = await place(
                 call,
@@ -833,7 +869,7 @@ class Conversation:
                     channel_id=f"consult-{uuid.uuid4()}",
                     caller_id=f'"{d.center_name}" <{d.presented_number or call.it.dnis}>',
                     timeout_s=self.experts.number_ring_s,
-                    variables=variables,
+                    variables={**call_data(call, **headers), **hop},
                 )
             except OutboundRefused:
                 channel_id = None
@@ -952,7 +988,7 @@ class Conversation:
                 kind="external",
                 caller_id=f'"{d.center_name}" <{d.presented_number or call.it.dnis}>',
                 timeout_s=d.external_ring_s,
-                variables={"LIANLUO_INTERACTION": call.it.id},
+                variables=call_data(call),
             )
         except OutboundRefused:
             channel_id = None
@@ -1035,7 +1071,7 @@ class Conversation:
             "ani": it.ani,
             "queue": it.queue,
             "agent_id": self.agent_id,
-            "conference": sorted(self.conference.values()),
+            "conference": sorted(a for a in self.conference.values() if a),
             "held": self.held,
             "muted": self.muted,
             "notice": self.notice_id is not None,  # the recording notice is playing; the mic opens after it
@@ -1044,6 +1080,7 @@ class Conversation:
             else {
                 "agent_id": self.consult.agent_id,
                 "answered": self.consult.answered,
+                "number": self.consult.number,
                 "expert": None if self.consult.expert is None else self.consult.expert.name,
             },
             "asking": None
@@ -1068,7 +1105,7 @@ class Conversation:
             "muted": self.muted or self.notice_agent is not None,
             "consult": None
             if self.consult is None
-            else [self.consult.agent_id, self.consult.channel_id, self.consult.answered],
+            else [self.consult.agent_id, self.consult.channel_id, self.consult.answered, self.consult.number],
             "external": None if self.external is None else [self.external.channel_id, self.external.number],
             # An expert previewing an offer: held for it, to be set free if the app restarts.
             "asking": None

@@ -60,7 +60,9 @@ async def _request(request: web.Request, by: str) -> ControlRequest:
     body = await json_body(request) if request.can_read_body else {}
     target, digits = body.get("target"), body.get("digits")
     if not isinstance(target, str | None) or not isinstance(digits, str | None):
-        raise BadRequest("expected {'target': 'agent:<id>' or 'queue:<name>', 'digits': keys}")
+        raise BadRequest(
+            "expected {'target': 'agent:<id>', 'queue:<name>' or 'number:<digits>', 'digits': keys}"
+        )
     return ControlRequest(action, by, target=target, digits=digits)
 
 

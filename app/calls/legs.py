@@ -167,22 +167,33 @@ def _channel(channel_id: str) -> Channel:
     return Channel(channel_id, "", "", "", "", "", "", "", "")
 
 
+def call_data(call: Call, **headers: str) -> dict[str, str]:
+    """What travels on every leg we place for a call, to a phone of ours or a number outside:
+    the interaction (a channel variable and the X-Lianluo-Interaction header) and what the IVR
+    collected (X-Lianluo-Data, form-encoded), plus `headers` as X-Lianluo-<name> headers
+    (e.g. Consult="1001"). Only the collected fields go out, never a note or a profile: a
+    carrier's leg carries what an agent's phone does, no more."""
+    it = call.it
+    out = {"LIANLUO_INTERACTION": it.id, "PJSIP_HEADER(add,X-Lianluo-Interaction)": it.id}
+    if it.collected:
+        out["PJSIP_HEADER(add,X-Lianluo-Data)"] = urlencode(it.collected)
+    out.update({f"PJSIP_HEADER(add,X-Lianluo-{name})": value for name, value in headers.items()})
+    return out
+
+
 def agent_call_data(call: Call, queue: str, reason: str) -> dict[str, str]:
-    """What travels to the agent's phone: channel variables and SIP headers."""
+    """What travels to the agent's phone: the call's data and, as channel variables, the caller,
+    the IVR's keys and fields, the queue and why this agent."""
     it = call.it
     out = {
-        "LIANLUO_INTERACTION": it.id,
+        **call_data(call, Queue=queue),
         "LIANLUO_ANI": it.ani,
         "LIANLUO_DNIS": it.dnis,
         "LIANLUO_IVR_DIGITS": it.digits,
         "LIANLUO_QUEUE": queue,
         "LIANLUO_ROUTE_REASON": reason,
-        "PJSIP_HEADER(add,X-Lianluo-Interaction)": it.id,
-        "PJSIP_HEADER(add,X-Lianluo-Queue)": queue,
     }
-    if it.collected:
-        out.update({f"LIANLUO_DATA_{k.upper()}": v for k, v in it.collected.items()})
-        out["PJSIP_HEADER(add,X-Lianluo-Data)"] = urlencode(it.collected)
+    out.update({f"LIANLUO_DATA_{k.upper()}": v for k, v in it.collected.items()})
     out.update(call.agent_variables)
     return out
 

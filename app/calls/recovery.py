@@ -120,10 +120,10 @@ def restore_conversation(call: Call, line: Line, found: Found) -> Conversation |
     def keep(channel_id: str, agent_id: str | None) -> bool:
         if found.live(channel_id):
             call.route(channel_id)
-            if agent_id is not None:
+            if agent_id:  # "" or None: a party on a number outside
                 desk.recover_on_call(agent_id, it.id)
             return True
-        if agent_id is not None:
+        if agent_id:
             conv.joined.setdefault(agent_id, it.answered_at or call.now())
             conv.agent_done(agent_id)
         return False
@@ -141,7 +141,8 @@ def restore_conversation(call: Call, line: Line, found: Found) -> Conversation |
             call.route(channel_id)
             if answered and agent_id:
                 desk.recover_on_call(agent_id, it.id)
-            conv.consult = Consult(agent_id, channel_id, answered)
+            number = str(consult[3]) if len(consult) > 3 and consult[3] else None
+            conv.consult = Consult(agent_id, channel_id, answered, number=number)
         elif not agent_id:
             pass  # an expert on an outside number: no agent state to put right
         elif answered:
@@ -159,8 +160,9 @@ def restore_conversation(call: Call, line: Line, found: Found) -> Conversation |
         conv.external = Leg(str(external[0]), number=external[1])
     if conv.agent is None and conv.conference:  # the conference goes on with the one left
         channel_id, agent_id = conv.conference.popitem()
-        conv.agent = Leg(channel_id, agent_id=agent_id, answered_at=conv.joined.get(agent_id))
-        it.hand_over(call.now(), agent_id)
+        conv.agent = Leg(channel_id, agent_id=agent_id or None, answered_at=conv.joined.get(agent_id))
+        if agent_id:
+            it.hand_over(call.now(), agent_id)
     conv.remember()
     if conv.agent is None and conv.external is None:
         return None

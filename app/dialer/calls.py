@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from app.adapters.ari import ChannelDestroyed, StasisStart
 from app.adapters.db import Store
 from app.calls.events import CallerGone, DialFailed, PbxLost
-from app.calls.legs import OutboundRefused, dial_out, ring_agents
+from app.calls.legs import OutboundRefused, call_data, dial_out, ring_agents
 from app.calls.line import Line, WaitingRoom, waiting_of
 from app.calls.session import Call
 from app.calls.voice import Voice
@@ -112,7 +112,11 @@ class DialerCall:
                 channel_id=self.call.caller,
                 caller_id=f'"{self.reach.center_name}" <{self.reach.caller_id}>',
                 timeout_s=self.campaign.ring_s,
-                variables={"LIANLUO_ATTEMPT": a.id, "LIANLUO_AMD": "yes" if amd else "no"},
+                variables={
+                    **call_data(self.call),
+                    "LIANLUO_ATTEMPT": a.id,
+                    "LIANLUO_AMD": "yes" if amd else "no",
+                },
                 dialplan_context=DIALPLAN_CONTEXT,
             )
         except OutboundRefused as refused:

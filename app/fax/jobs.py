@@ -24,7 +24,7 @@ from app.adapters.ari import ChannelDestroyed, StasisStart
 from app.adapters.fax_pages import FaxPages
 from app.adapters.fax_store import FaxStore
 from app.calls.events import DialFailed, PbxLost
-from app.calls.legs import OutboundRefused, dial_out
+from app.calls.legs import OutboundRefused, call_data, dial_out
 from app.calls.runtime import Runtime
 from app.calls.session import Call
 from app.domain.fax import (
@@ -358,7 +358,7 @@ class FaxJobs:
                 channel_id=call.caller,
                 caller_id=f'"{self.center_name}" <{self.presented_number}>',
                 timeout_s=self.ring_s,
-                variables={"LIANLUO_INTERACTION": call.it.id, "LIANLUO_FAX_JOB": job.id},
+                variables={**call_data(call), "LIANLUO_FAX_JOB": job.id},
             )
         except OutboundRefused as refused:
             lasting = refused.refusal.reason.lasting

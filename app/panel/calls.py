@@ -25,7 +25,7 @@ from app.routing.desk import RoutingService
 
 log = logging.getLogger(__name__)
 
-CALLS_ASSET_VERSION = "4"
+CALLS_ASSET_VERSION = "5"
 # Saved events after which a panel showing the call must look again.
 CHANGE_KINDS = frozenset(
     {

@@ -93,7 +93,9 @@
   }
 
   function drawConsultButton() {
-    $("call-consult").disabled = busy || target.value.startsWith("queue:");
+    // A queue takes a transfer only; a number typed in can be consulted whatever is picked.
+    const number = $("call-number").value.trim();
+    $("call-consult").disabled = busy || (!number && target.value.startsWith("queue:"));
   }
 
   // -- the call ----------------------------------------------------------------------------------
@@ -148,7 +150,8 @@
     $("call-rec-resume").hidden = !rec || !rec.paused;
     if (consult) {
       const key = consult.answered ? "call.consult_answered" : "call.consulting";
-      consultStatus.textContent = fill(text[key], { agent: agentLabel(consult.agent_id) });
+      const who = consult.agent_id ? agentLabel(consult.agent_id) : consult.expert || consult.number;
+      consultStatus.textContent = fill(text[key], { agent: who });
     }
     for (const button of box.querySelectorAll("button")) button.disabled = busy;
     if (!busy) {
@@ -211,7 +214,7 @@
       if (action === "transfer" || action === "consult") {
         const number = $("call-number").value.replace(/[\s-]/g, "");
         if (number) {
-          if (action === "consult") { say(text["call.number_transfer_only"], "error"); return; }
+          // A number outside: a blind transfer, or a consultation through the carrier.
           control(action, { target: "number:" + number });
           return;
         }
@@ -234,6 +237,7 @@
     keypadToggle.setAttribute("aria-expanded", String(!keypad.hidden));
   });
   target.addEventListener("change", drawConsultButton);
+  $("call-number").addEventListener("input", drawConsultButton);
   // Availability changes all the time: look again when the agent opens the list.
   target.addEventListener("focus", loadTargets);
 
