@@ -527,6 +527,9 @@ class OutboundSettings:
     purposes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     per_number: CallLimit = CallLimit(per_hour=4, per_day=10)
     per_trunk: CallLimit = CallLimit(per_hour=1000, per_day=10000)
+    # Send what the IVR collected (X-Lianluo-Data) on calls through the carrier too, as on our
+    # own phones' calls. Off: the carrier gets the interaction's id alone.
+    call_data: bool = False
 
     def dial_plan(self) -> DialPlan:
         return DialPlan(
@@ -541,6 +544,7 @@ class OutboundSettings:
             per_number_day=self.per_number.per_day,
             per_trunk_hour=self.per_trunk.per_hour,
             per_trunk_day=self.per_trunk.per_day,
+            call_data=self.call_data,
         )
 
 

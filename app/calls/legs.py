@@ -129,6 +129,8 @@ async def dial_out(
         call.save_soon()
         call.log.warning("outbound policy refused %r (%s): %s", number, purpose.value, refusal.detail)
         raise OutboundRefused(refusal)
+    if not call.outbound.plan.call_data:  # what the IVR collected stays inside (outbound.call_data)
+        variables = {k: v for k, v in variables.items() if k != DATA_HEADER}
     return await place(
         call,
         endpoint=f"PJSIP/{number}@{trunk}",
@@ -167,16 +169,20 @@ def _channel(channel_id: str) -> Channel:
     return Channel(channel_id, "", "", "", "", "", "", "", "")
 
 
+DATA_HEADER = "PJSIP_HEADER(add,X-Lianluo-Data)"
+
+
 def call_data(call: Call, **headers: str) -> dict[str, str]:
     """What travels on every leg we place for a call, to a phone of ours or a number outside:
     the interaction (a channel variable and the X-Lianluo-Interaction header) and what the IVR
     collected (X-Lianluo-Data, form-encoded), plus `headers` as X-Lianluo-<name> headers
     (e.g. Consult="1001"). Only the collected fields go out, never a note or a profile: a
-    carrier's leg carries what an agent's phone does, no more."""
+    carrier's leg carries what an agent's phone does, no more, and the collected fields only
+    where the outbound policy lets them leave (`dial_out`)."""
     it = call.it
     out = {"LIANLUO_INTERACTION": it.id, "PJSIP_HEADER(add,X-Lianluo-Interaction)": it.id}
     if it.collected:
-        out["PJSIP_HEADER(add,X-Lianluo-Data)"] = urlencode(it.collected)
+        out[DATA_HEADER] = urlencode(it.collected)
     out.update({f"PJSIP_HEADER(add,X-Lianluo-{name})": value for name, value in headers.items()})
     return out
 

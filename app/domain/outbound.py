@@ -87,6 +87,9 @@ class DialPlan:
     per_number_day: int = 10
     per_trunk_hour: int = 1000
     per_trunk_day: int = 10000
+    # What the IVR collected (account numbers, say) goes out with calls over the trunks only when
+    # the carrier is meant to carry it: it leaves our network there.
+    call_data: bool = False
 
 
 @dataclass(frozen=True)

@@ -72,8 +72,9 @@ STACK_CONFIG = {
     "carrier": {"outbound_contact": f"sip:127.0.0.2:{CARRIER_PORT}", "caller_id": "7000"},
     "routing": {"transfer_numbers": ["139"]},
     "agents": [{"id": "1001", "name": "Alice Wang"}, {"id": "1002", "name": "Bob Li"}],
-    # The timing test consults the same number TRIES times.
-    "outbound": {"per_number": {"per_hour": 500, "per_day": 5000}},
+    # The carrier here is meant to carry the call's data; the timing test consults the same
+    # number TRIES times.
+    "outbound": {"per_number": {"per_hour": 500, "per_day": 5000}, "call_data": True},
     "queues": [{"name": "general", "ring_timeout_s": 10, "wrap_up_s": 0, "announce_every_s": 0}],
     "ivr": {"flows": str(FLOWS), "connecting": []},
 }

@@ -2,22 +2,31 @@
 
 Every leg carries X-Lianluo-Interaction and X-Lianluo-Data (what the IVR collected, form-encoded)
 whoever it rings: an agent, a consulted agent, a number a caller is transferred or consulted to,
-a callback's or a campaign's customer. A number outside can be consulted like an agent: the caller
-holds, the agent talks with them, then completes, conferences or cancels.
+a callback's or a campaign's customer; through the carrier, the data only where the outbound
+policy lets it leave (`outbound.call_data`, off by default). A number outside can be consulted
+like an agent: the caller holds, the agent talks with them, then completes, conferences or
+cancels.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from app.calls.conversation import ControlError
 from app.domain.agent_state import AgentState
 from app.domain.interaction import Outcome
+from app.domain.outbound import OutboundPolicy
 from tests.unit.test_call_scripts import Center, center, restart_app
 from tests.unit.test_outbound_consent import callback_attempt, customer_ringing, dialer_call, placing
 
 OUTSIDE = "PJSIP/13900000001@carrier"
 INTERACTION, DATA = "PJSIP_HEADER(add,X-Lianluo-Interaction)", "PJSIP_HEADER(add,X-Lianluo-Data)"
+
+
+def data_leaves(outbound: OutboundPolicy) -> None:
+    """The carrier is meant to carry the call's data (outbound.call_data: true)."""
+    outbound.plan = dataclasses.replace(outbound.plan, call_data=True)
 
 
 def headers(c: Center, leg: str) -> dict[str, str]:
@@ -39,6 +48,7 @@ async def talking_with_data(c: Center) -> tuple[str, str, str]:
 async def test_every_leg_to_an_agent_or_a_number_carries_the_interaction_and_its_data() -> None:
     async with center(agents=("1001", "1002")) as c:
         _, iid, _ = await talking_with_data(c)
+        data_leaves(c.conversation(iid).call.outbound)
         data = "account=12345678&reason=lost+card"
         await c.control(iid, "consult", "agent:1002")
         consult_leg = await c.rings("1002")
@@ -59,6 +69,7 @@ async def test_a_callbacks_and_a_campaigns_customer_leg_carry_the_interaction_an
 ) -> None:
     async with placing(tmp_path) as (rec, runtime):
         c = rec.c
+        data_leaves(runtime.outbound)
         attempt = callback_attempt(rec, runtime)
         attempt.call.it.collected["account"] = "777"
         agent = await c.rings("PJSIP/1001")
@@ -77,6 +88,18 @@ async def test_a_callbacks_and_a_campaigns_customer_leg_carry_the_interaction_an
         lead = await c.until(lambda: customer_ringing(rec), "the campaign's customer")
         assert c.pbx.legs[lead].variables[INTERACTION] == dc.call.it.id
         assert DATA not in c.pbx.legs[lead].variables, "nothing collected: no data header"
+
+
+async def test_by_default_what_the_ivr_collected_stays_off_the_carrier() -> None:
+    async with center(agents=("1001", "1002")) as c:
+        _, iid, _ = await talking_with_data(c)
+        await c.control(iid, "consult", "number:13900000001")
+        outside = await c.rings(OUTSIDE)
+        assert headers(c, outside) == {"Interaction": iid, "Consult": "1001"}
+        await c.control(iid, "cancel")
+        await c.control(iid, "consult", "agent:1002")
+        ours = await c.rings("1002")
+        assert headers(c, ours)["Data"] == "account=12345678&reason=lost+card", "our own phones get it"
 
 
 async def test_consulting_a_number_outside_then_completing_leaves_the_caller_with_them() -> None:
