@@ -28,7 +28,9 @@ AGENT_SENTENCE = "Certainly, may I have your account number first"
 
 def phone_line(wav: Path, tmp: Path) -> np.ndarray:
     law, pcm = tmp / "law.wav", tmp / "pcm.wav"
-    subprocess.run(["sox", "-V1", str(wav), "-r", str(RATE), "-c", "1", "-e", "u-law", str(law)], check=True)
+    # No dither (-D): the engine hears the same audio every run (dithered, 62-100% of its words).
+    to_law = ["sox", "-V1", "-D", str(wav), "-r", str(RATE), "-c", "1", "-e", "u-law", str(law)]
+    subprocess.run(to_law, check=True)
     subprocess.run(["sox", "-V1", str(law), "-e", "signed", "-b", "16", str(pcm)], check=True)
     with wave.open(str(pcm)) as w:
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").copy()
