@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from app.config import PromptText
-from tests.support.audio import best_match
+from tests.support.audio import heard_whole
 from tests.support.calls import HEARD, call_in, ended, prompt_wav, register_agent
 from tests.support.sip_phone import Call, Phone, PhoneLab
 from tests.support.stack import Stack, eventually, free_sip_port
@@ -136,9 +136,9 @@ def test_callback_keeps_place_between_earlier_and_later_callers(
     assert cb["place_at"] == queued_at, "the callback keeps the caller's place in line"
     heard = second.recording()
     confirmed = PromptText(CONFIRMED.format(number=" ".join("13700000002")))
-    assert best_match(heard, prompt_wav(confirmed)) > HEARD, "caller 2 did not hear the confirmation"
+    assert heard_whole(heard, prompt_wav(confirmed)) > HEARD, "caller 2 did not hear the confirmation"
     offer = PromptText(OFFER.format(key="1"))
-    assert best_match(heard, prompt_wav(offer)) > HEARD, "caller 2 was not offered a callback"
+    assert heard_whole(heard, prompt_wav(offer)) > HEARD, "caller 2 was not offered a callback"
 
     # Caller 3 arrives later: the callback still holds place 2.
     third, third_it = queue_up(lab, stack, "13700000003", tones[0], tmp_path)

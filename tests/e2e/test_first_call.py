@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.config import load_settings
-from tests.support.audio import best_match, tone_seconds
+from tests.support.audio import heard_whole, tone_seconds
 from tests.support.calls import (
     AGENT_TONE_HZ,
     CALLER_TONE_HZ,
@@ -97,8 +97,8 @@ def test_caller_presses_1_and_talks_to_agent(
     row = ended(stack, it["id"])
     caller_wav, agent_wav = call.recording(), ringing.recording()
     english, mandarin = load_settings(stack.config_path).ivr.greeting
-    assert best_match(caller_wav, prompt_wav(english)) > HEARD, "caller did not hear the English greeting"
-    assert best_match(caller_wav, prompt_wav(mandarin)) > HEARD, "caller did not hear the Mandarin greeting"
+    assert heard_whole(caller_wav, prompt_wav(english)) > HEARD, "caller did not hear the English greeting"
+    assert heard_whole(caller_wav, prompt_wav(mandarin)) > HEARD, "caller did not hear the Mandarin greeting"
     assert tone_seconds(caller_wav, AGENT_TONE_HZ) >= 1.5, "caller did not hear the agent"
     assert tone_seconds(agent_wav, CALLER_TONE_HZ) >= 1.5, "agent did not hear the caller"
     assert tone_seconds(agent_wav, AGENT_TONE_HZ) < 0.5, "agent heard their own tone"
@@ -139,7 +139,7 @@ def test_no_agent_logged_in_caller_hears_so(
     assert row["outcome"] == "no_agent"
     assert row["agent_id"] is None
     no_agent = load_settings(stack.config_path).ivr.no_agent[0]
-    assert best_match(call.recording(), prompt_wav(no_agent)) > HEARD, (
+    assert heard_whole(call.recording(), prompt_wav(no_agent)) > HEARD, (
         "caller did not hear the no-agent message"
     )
     kinds = [k for k, _ in stack.events(it["id"])]

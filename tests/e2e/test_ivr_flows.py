@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from app.config import PromptText
-from tests.support.audio import best_match, heard_in_parts, write_tone
+from tests.support.audio import heard_in_parts, heard_whole, write_tone
 from tests.support.calls import HEARD, ended, prompt_wav, register_agent
 from tests.support.sip_phone import Call, PhoneLab
 from tests.support.stack import Stack, eventually
@@ -108,9 +108,9 @@ def test_menus_account_entry_balance_and_the_agent_gets_the_data(
 
     heard = call.recording()
     balance = PromptText("Your balance is 1234.50 yuan.")
-    assert best_match(heard, prompt_wav(balance)) > HEARD, "the caller did not hear their balance"
+    assert heard_whole(heard, prompt_wav(balance)) > HEARD, "the caller did not hear their balance"
     refused = PromptText("That account number is not valid.")
-    assert best_match(heard, prompt_wav(refused)) > HEARD, "the caller was not told the number was wrong"
+    assert heard_whole(heard, prompt_wav(refused)) > HEARD, "the caller was not told the number was wrong"
     kinds = [k for k, _ in stack.events(it["id"])]
     assert kinds.index("invalid_entry") < kinds.index("collected") < kinds.index("self_service")
 

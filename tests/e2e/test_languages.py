@@ -18,7 +18,7 @@ import pytest
 
 from app.config import IvrSettings, PromptText, Settings, caller_prompts
 from app.domain.prompt import digits_aloud, money_aloud
-from tests.support.audio import best_match, duration, heard_in_parts
+from tests.support.audio import best_match, duration, heard_in_parts, heard_whole
 from tests.support.calls import HEARD, ended, prompt_wav, reference, register_agent
 from tests.support.sip_phone import Call, PhoneLab
 from tests.support.stack import Stack, eventually
@@ -174,7 +174,7 @@ def test_a_caller_who_picks_mandarin_hears_only_mandarin_to_the_agent(
 
     heard = call.recording()
     for prompt in (CHOOSE_EN, CHOOSE_ZH, MENU_ZH, INVALID_ZH):  # the question is the bilingual one
-        assert best_match(heard, prompt_wav(prompt)) > HEARD, f"not heard: {prompt.text}"
+        assert heard_whole(heard, prompt_wav(prompt)) > HEARD, f"not heard: {prompt.text}"
     for prompt in (MENU_EN, INVALID_EN):
         assert best_match(heard, prompt_wav(prompt)) < HEARD, f"heard in English: {prompt.text}"
 
@@ -267,4 +267,4 @@ def test_a_mandarin_caller_hears_their_orders_status_by_its_mandarin_label(
     )
     assert label > HEARD, "the status by its Mandarin label"
     assert code_zh < HEARD and code_en < HEARD, "the status code read as written"
-    assert best_match(heard, prompt_wav(PromptText("您的订单", "zh"))) > HEARD, "the answer's opening"
+    assert heard_whole(heard, prompt_wav(PromptText("您的订单", "zh"))) > HEARD, "the answer's opening"

@@ -22,10 +22,10 @@ from tests.e2e.test_dialer import app_command, attempts
 from tests.e2e.test_recording import stereo
 from tests.support.audio import (
     AudioSource,
-    best_match,
     duration,
     find_reference,
     heard_in_parts,
+    heard_whole,
     tone_intervals,
     write_tone,
 )
@@ -178,7 +178,7 @@ def test_a_mandarin_customer_called_back_hears_the_notice_in_mandarin_before_the
     assert agent_heard > HEARD, "the agent heard the notice too"
 
     heard = customer_recording(MANDARIN_CUSTOMER)
-    assert best_match(heard, prompt_wav(GREETING_ZH)) > HEARD, "the greeting first"
+    assert heard_whole(heard, prompt_wav(GREETING_ZH)) > HEARD, "the greeting first"
     greeting_end = find_reference(heard, prompt_wav(GREETING_ZH)).offset + duration(prompt_wav(GREETING_ZH))
     gap = find_reference(heard, prompt_wav(NOTICE_ZH)).offset - greeting_end
     assert -0.1 < gap < 0.5, (gap, "the notice right after the greeting: no dead air")

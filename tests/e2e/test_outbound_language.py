@@ -18,7 +18,7 @@ import pytest
 
 from app.config import IvrSettings, PromptText, Settings, caller_prompts
 from tests.e2e.test_dialer import app_command, attempts
-from tests.support.audio import best_match
+from tests.support.audio import best_match, heard_whole
 from tests.support.calls import HEARD, reference, register_agent
 from tests.support.customers import CustomerNetwork
 from tests.support.sip_phone import PhoneLab
@@ -127,7 +127,7 @@ def test_a_mandarin_customer_called_back_hears_only_mandarin(
     leg.hangup()
 
     heard = customer_recording(MANDARIN_CUSTOMER)
-    assert best_match(heard, reference(GREETING_ZH)) > HEARD, "the Mandarin greeting not heard"
+    assert heard_whole(heard, reference(GREETING_ZH)) > HEARD, "the Mandarin greeting not heard"
     assert best_match(heard, reference(GREETING_EN)) < HEARD, "the English greeting heard"
 
 
@@ -156,5 +156,5 @@ def test_a_lead_whose_list_says_zh_hears_the_dialers_message_in_mandarin_only(
     assert stack.wait_event(it["id"], "language", timeout=5) == {"lang": "zh", "by": "lead"}
 
     heard = customer_recording(MANDARIN_LEAD)
-    assert best_match(heard, reference(MESSAGE_ZH)) > HEARD, "the Mandarin message not heard"
+    assert heard_whole(heard, reference(MESSAGE_ZH)) > HEARD, "the Mandarin message not heard"
     assert best_match(heard, reference(MESSAGE_EN)) < HEARD, "the English message heard"

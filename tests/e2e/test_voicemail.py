@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from app.config import PromptText
-from tests.support.audio import best_match, tone_seconds
+from tests.support.audio import best_match, heard_whole, tone_seconds
 from tests.support.calls import CALLER_TONE_HZ, HEARD, call_in, ended, prompt_wav, register_agent
 from tests.support.mailbox import Mailbox, serving
 from tests.support.sip_phone import PhoneLab
@@ -80,8 +80,8 @@ def test_no_agent_caller_leaves_a_message_that_becomes_work(
     call.wait_disconnected(timeout=20)
     assert ended(stack, it["id"])["outcome"] == "voicemail"
     heard = call.recording()
-    assert best_match(heard, prompt_wav(PromptText(INTRO))) > HEARD, "the caller was not asked for a message"
-    assert best_match(heard, prompt_wav(PromptText(SAVED))) > HEARD, "the caller was not told it was saved"
+    assert heard_whole(heard, prompt_wav(PromptText(INTRO))) > HEARD, "the caller was not asked for a message"
+    assert heard_whole(heard, prompt_wav(PromptText(SAVED))) > HEARD, "the caller was not told it was saved"
 
     vm = voicemail_of(stack, it["id"])
     assert vm is not None and vm["phone"] == "13700000031" and vm["queue"] == "general"
@@ -156,7 +156,7 @@ def test_waiting_caller_presses_2_and_hangs_up_mid_message(
     call.wait_rx_audio(call.rx_audio_seconds() + 8.0, timeout=20)
     call.hangup()  # no '#': what was said is kept all the same
     assert ended(stack, it["id"])["outcome"] == "voicemail"
-    assert best_match(call.recording(), prompt_wav(PromptText(OFFER.format(key="2")))) > HEARD
+    assert heard_whole(call.recording(), prompt_wav(PromptText(OFFER.format(key="2")))) > HEARD
     vm = eventually(lambda: voicemail_of(stack, it["id"]), 10, "the voicemail row")
     assert tone_seconds(Path(vm["file_path"]), CALLER_TONE_HZ) > 1.5
     eventually(lambda: mailbox.about("13700000033"), 20, "the second e-mail")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from app.config import PromptText
-from tests.support.audio import best_match
+from tests.support.audio import heard_whole
 from tests.support.calls import HEARD, call_in, ended, prompt_wav, register_agent
 from tests.support.sip_phone import Call, PhoneLab
 from tests.support.stack import Stack, eventually
@@ -87,4 +87,4 @@ def test_waiting_callers_hear_their_place_and_it_moves_up(
     heard = third.recording()
     for position in (2, 1):
         prompt = prompt_wav(PromptText(POSITION.format(position=position)))
-        assert best_match(heard, prompt) > HEARD, f"caller 3 did not hear 'number {position}'"
+        assert heard_whole(heard, prompt) > HEARD, f"caller 3 did not hear 'number {position}'"

@@ -225,3 +225,18 @@ def test_heard_in_parts_hears_a_prompt_whole_across_a_late_packet() -> None:
 
     swapped = np.concatenate([pad, prompt[rate : 2 * rate], prompt[:rate], prompt[2 * rate :], pad])
     assert audio.heard_in_parts((swapped, rate), (prompt, rate), halves=2) == 0.0
+
+
+def test_heard_whole_reads_a_prompt_with_a_late_packet_as_heard_and_never_below_one_match() -> None:
+    rate = 8000
+    prompt = _noise(3.0, seed=21, rate=rate)
+    pad = np.zeros(rate // 2)
+    late = np.concatenate(
+        [pad, prompt[: int(1.4 * rate)], np.zeros(int(0.04 * rate)), prompt[int(1.4 * rate) :], pad]
+    )
+    assert audio.best_match((late, rate), (prompt, rate)) < 0.6  # one match over the whole: half heard
+    assert audio.heard_whole((late, rate), (prompt, rate)) > 0.75  # heard (HEARD is 0.5)
+    twice = np.concatenate([pad, prompt, pad, prompt, pad])  # heard twice: pieces may pair across
+    assert audio.heard_whole((twice, rate), (prompt, rate)) >= audio.best_match((twice, rate), (prompt, rate))
+    other = _noise(3.0, seed=22, rate=rate)
+    assert audio.heard_whole((np.concatenate([pad, other, pad]), rate), (prompt, rate)) < 0.3
