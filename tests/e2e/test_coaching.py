@@ -561,7 +561,8 @@ def test_a_caller_waiting_in_line_is_listened_to_and_followed_to_the_agent_who_a
     }
     print("listening to a waiting caller:", {k: round(v, 4) for k, v in heard.items()})
     assert heard["waiting: caller at supervisor"] > 0.2, "the supervisor did not hear the waiting caller"
-    assert heard["waiting: music at supervisor"] > 0.5, "the supervisor did not hear the queue's music"
+    # Unrelated audio reads about 0.16; 0.64-0.79 alone, 0.45 seen on a loaded machine.
+    assert heard["waiting: music at supervisor"] > 0.35, "the supervisor did not hear the queue's music"
     assert heard["waiting: supervisor at caller"] < 0.05, "the waiting caller heard the supervisor"
     assert heard["talking: caller at supervisor"] > 0.2, "the supervisor lost the caller"
     assert heard["talking: agent at supervisor"] > 0.2, "the supervisor did not hear the agent"
