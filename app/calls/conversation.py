@@ -591,21 +591,14 @@ class Conversation:
         agent talks with them, then completes (the caller stays with them), conferences or
         cancels, as with an agent."""
         call = self.call
-        d = self.dialing
         if not self.held:
             await self._hold()
         first = self.agent_id or ""
         try:
-            channel_id = await dial_out(
-                call,
-                number=number,
-                trunk=d.carrier,
-                purpose=Purpose.TRANSFER,
-                kind="external",
+            channel_id = await self._dial_number(
+                number,
+                {**call_data(call, Consult=first), "LIANLUO_CONSULT_FROM": first},
                 channel_id=f"consult-{uuid.uuid4()}",
-                caller_id=f'"{d.center_name}" <{d.presented_number or call.it.dnis}>',
-                timeout_s=d.external_ring_s,
-                variables={**call_data(call, Consult=first), "LIANLUO_CONSULT_FROM": first},
             )
         except OutboundRefused as refused:
             raise ControlError(refused.message, 403) from refused
@@ -972,6 +965,24 @@ class Conversation:
 
     # -- an external party ------------------------------------------------------
 
+    async def _dial_number(
+        self, number: str, variables: dict[str, str], channel_id: str | None = None
+    ) -> str | None:
+        """A transfer's or consultation's leg to a number outside, through the carrier, shown
+        the center's name and number (raises OutboundRefused as dial_out does)."""
+        d = self.dialing
+        return await dial_out(
+            self.call,
+            number=number,
+            trunk=d.carrier,
+            purpose=Purpose.TRANSFER,
+            kind="external",
+            channel_id=channel_id,
+            caller_id=f'"{d.center_name}" <{d.presented_number or self.call.it.dnis}>',
+            timeout_s=d.external_ring_s,
+            variables=variables,
+        )
+
     async def to_number(self, number: str) -> bool:
         """Blind transfer to a number through the carrier: True once that call has ended; False
         if nobody answered (the caller goes back in line, in their place)."""
@@ -980,16 +991,7 @@ class Conversation:
         call.it.record(call.now(), "dialing_external", number=number)
         call.save_soon()
         try:
-            channel_id = await dial_out(
-                call,
-                number=number,
-                trunk=d.carrier,
-                purpose=Purpose.TRANSFER,
-                kind="external",
-                caller_id=f'"{d.center_name}" <{d.presented_number or call.it.dnis}>',
-                timeout_s=d.external_ring_s,
-                variables=call_data(call),
-            )
+            channel_id = await self._dial_number(number, call_data(call))
         except OutboundRefused:
             channel_id = None
         if channel_id is None:

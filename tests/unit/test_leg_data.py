@@ -45,6 +45,17 @@ async def talking_with_data(c: Center) -> tuple[str, str, str]:
     return caller, iid, leg
 
 
+async def consulting_a_number(c: Center) -> tuple[str, str, str, str]:
+    """Agent 1001 talking with a caller (data collected), consulting a number that has answered:
+    (caller, interaction, agent's leg, the number's leg)."""
+    caller, iid, first = await talking_with_data(c)
+    await c.control(iid, "consult", "number:13900000001")
+    outside = await c.rings(OUTSIDE)
+    c.pbx.pick_up(outside)
+    await c.until(lambda: "consult_answered" in c.store.kinds(iid), "the number answering")
+    return caller, iid, first, outside
+
+
 async def test_every_leg_to_an_agent_or_a_number_carries_the_interaction_and_its_data() -> None:
     async with center(agents=("1001", "1002")) as c:
         _, iid, _ = await talking_with_data(c)
@@ -128,11 +139,7 @@ async def test_consulting_a_number_outside_then_completing_leaves_the_caller_wit
 
 async def test_consulting_a_number_then_cancelling_brings_the_caller_back() -> None:
     async with center() as c:
-        caller, iid, first = await talking_with_data(c)
-        await c.control(iid, "consult", "number:13900000001")
-        outside = await c.rings(OUTSIDE)
-        c.pbx.pick_up(outside)
-        await c.until(lambda: "consult_answered" in c.store.kinds(iid), "the number answering")
+        caller, iid, first, outside = await consulting_a_number(c)
         await c.control(iid, "cancel")
         assert outside not in c.pbx.legs
         assert c.pbx.bridge_of(caller) == c.pbx.bridge_of(first) is not None and caller not in c.pbx.moh
@@ -141,11 +148,7 @@ async def test_consulting_a_number_then_cancelling_brings_the_caller_back() -> N
 
 async def test_a_conference_with_a_number_goes_on_when_the_agent_leaves() -> None:
     async with center(wrap_up_s=30) as c:
-        caller, iid, first = await talking_with_data(c)
-        await c.control(iid, "consult", "number:13900000001")
-        outside = await c.rings(OUTSIDE)
-        c.pbx.pick_up(outside)
-        await c.until(lambda: "consult_answered" in c.store.kinds(iid), "the number answering")
+        caller, iid, first, outside = await consulting_a_number(c)
         await c.control(iid, "conference")
         bridge = c.pbx.bridge_of(caller)
         assert bridge is not None and c.pbx.bridge_of(first) == c.pbx.bridge_of(outside) == bridge
@@ -172,11 +175,7 @@ async def test_a_number_not_allowed_is_never_consulted() -> None:
 
 async def test_a_restarted_app_takes_over_a_consulted_number_and_completes_it() -> None:
     async with center(wrap_up_s=30) as c:
-        caller, iid, first = await talking_with_data(c)
-        await c.control(iid, "consult", "number:13900000001")
-        outside = await c.rings(OUTSIDE)
-        c.pbx.pick_up(outside)
-        await c.until(lambda: "consult_answered" in c.store.kinds(iid), "the number answering")
+        caller, iid, first, outside = await consulting_a_number(c)
         await restart_app(c)
         conv = await c.until(lambda: getattr(c.board.call(iid), "conversation", None), "the call followed")
         await c.until(lambda: conv.active, "the conversation running again")
